@@ -1,0 +1,495 @@
+//! The event: one log line (or one multi-line record) with its identity and parsed fields.
+//!
+//! The binary encoding (version 1, see `docs/formats.md`) keeps the raw line once and
+//! stores parsed fields as byte spans into it, so a parsed event costs only a few bytes
+//! more than its line, on the wire, in the spool and through zlib.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde_json::{Map, Value};
+
+use crate::varint::{self, Reader};
+use crate::{CrawlId, DecodeError};
+
+/// Version of the event encoding written by this build.
+pub const EVENT_VERSION: u8 = 1;
+
+/// Identity of an event: where its first byte was read. The same line read twice gets
+/// the same id, so every store de-duplicates on it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub struct EventId {
+    /// The tailer's random id, kept in its state directory.
+    pub tailer: u64,
+    /// The file sequence number the tailer assigned to the file.
+    pub file_seq: u64,
+    /// Byte offset (in the uncompressed file) where the event starts.
+    pub offset: u64,
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}-{}-{}", self.tailer, self.file_seq, self.offset)
+    }
+}
+
+impl FromStr for EventId {
+    type Err = DecodeError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || DecodeError::invalid("event id", 0, format!("{s:?} is not TAILERHEX-SEQ-OFFSET"));
+        let mut it = s.split('-');
+        let (Some(t), Some(q), Some(o), None) = (it.next(), it.next(), it.next(), it.next()) else {
+            return Err(bad());
+        };
+        Ok(EventId {
+            tailer: u64::from_str_radix(t, 16).map_err(|_| bad())?,
+            file_seq: q.parse().map_err(|_| bad())?,
+            offset: o.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// The log format an event was parsed as.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[repr(u8)]
+pub enum Format {
+    /// A line that matched no parser, or a source configured as plain.
+    Plain = 1,
+    /// A Heritrix crawl.log line (Heritrix 1 or 3).
+    CrawlLog = 2,
+    /// A syslog line, RFC 3164 or RFC 5424.
+    Syslog = 3,
+}
+
+impl Format {
+    /// The name used in config, JSON and SQL.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Plain => "plain",
+            Format::CrawlLog => "crawl_log",
+            Format::Syslog => "syslog",
+        }
+    }
+
+    fn from_code(c: u8) -> Option<Format> {
+        Some(match c {
+            1 => Format::Plain,
+            2 => Format::CrawlLog,
+            3 => Format::Syslog,
+            _ => return None,
+        })
+    }
+
+    /// Parses a format name.
+    pub fn from_name(s: &str) -> Option<Format> {
+        Some(match s {
+            "plain" => Format::Plain,
+            "crawl_log" => Format::CrawlLog,
+            "syslog" => Format::Syslog,
+            _ => return None,
+        })
+    }
+}
+
+/// Per-event flags, a bit set.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug, Hash)]
+pub struct EventFlags(pub u8);
+
+impl EventFlags {
+    /// The time came from outside [read - 7 days, read + 1 hour] and was replaced by the read time.
+    pub const TIME_SUSPECT: u8 = 1;
+    /// The line was cut to fit one frame; `original_len` holds its length.
+    pub const TRUNCATED: u8 = 2;
+    /// The line failed its source's parser and is shipped as plain.
+    pub const PARSE_FAILED: u8 = 4;
+    /// The line had no time of its own; it took the previous line's (or the read time).
+    pub const TIME_INHERITED: u8 = 8;
+    /// Several physical lines (a stack trace) joined into one event.
+    pub const MULTILINE: u8 = 16;
+    /// The raw bytes are not valid UTF-8.
+    pub const INVALID_UTF8: u8 = 32;
+    const KNOWN: u8 = 63;
+
+    /// Whether `bit` is set.
+    pub fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    /// Sets `bit`.
+    pub fn set(&mut self, bit: u8) {
+        self.0 |= bit;
+    }
+
+    /// Names of the set flags, for JSON.
+    pub fn names(self) -> Vec<&'static str> {
+        let all = [
+            (Self::TIME_SUSPECT, "time_suspect"),
+            (Self::TRUNCATED, "truncated"),
+            (Self::PARSE_FAILED, "parse_failed"),
+            (Self::TIME_INHERITED, "time_inherited"),
+            (Self::MULTILINE, "multiline"),
+            (Self::INVALID_UTF8, "invalid_utf8"),
+        ];
+        all.iter().filter(|(b, _)| self.has(*b)).map(|(_, n)| *n).collect()
+    }
+}
+
+macro_rules! fields {
+    ($($variant:ident = $code:literal, $name:literal;)*) => {
+        /// A parsed field of a format, stored as a span of the raw line.
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum Field { $(#[doc = $name] $variant = $code,)* }
+
+        impl Field {
+            /// The field's name in JSON and SQL.
+            pub fn name(self) -> &'static str {
+                match self { $(Field::$variant => $name,)* }
+            }
+            fn from_code(c: u8) -> Option<Field> {
+                match c { $($code => Some(Field::$variant),)* _ => None }
+            }
+            /// Every field, in code order.
+            pub const ALL: &'static [Field] = &[$(Field::$variant,)*];
+        }
+    };
+}
+
+fields! {
+    LogTime = 1, "log_time";
+    Status = 2, "status";
+    Size = 3, "size";
+    Url = 4, "url";
+    HopPath = 5, "hop_path";
+    Via = 6, "via";
+    MimeType = 7, "mimetype";
+    Thread = 8, "thread";
+    FetchTime = 9, "fetch_time";
+    Digest = 10, "digest";
+    SourceTag = 11, "source_tag";
+    Annotations = 12, "annotations";
+    Extra = 13, "extra";
+    Priority = 20, "priority";
+    SyslogTime = 21, "syslog_time";
+    Hostname = 22, "hostname";
+    AppName = 23, "app_name";
+    ProcId = 24, "proc_id";
+    MsgId = 25, "msg_id";
+    StructuredData = 26, "structured_data";
+    Message = 27, "message";
+    Timestamp = 40, "timestamp";
+}
+
+/// A parsed field: which one, and where it is in the raw line.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub struct FieldSpan {
+    /// Which field.
+    pub field: Field,
+    /// Byte offset in `Event::raw`.
+    pub start: u32,
+    /// Length in bytes.
+    pub len: u32,
+}
+
+/// One log event.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Event {
+    /// Identity.
+    pub id: EventId,
+    /// Event time, microseconds since the Unix epoch, UTC.
+    pub time_us: i64,
+    /// Flags.
+    pub flags: EventFlags,
+    /// Length of the line as read; larger than `raw.len()` only when truncated.
+    pub original_len: u64,
+    /// How the line was parsed.
+    pub format: Format,
+    /// The crawl (the shard key).
+    pub crawl: CrawlId,
+    /// The host the line was read on.
+    pub host: String,
+    /// The application that wrote it (e.g. `heritrix`).
+    pub app: String,
+    /// Parsed fields as spans of `raw`.
+    pub fields: Vec<FieldSpan>,
+    /// The line as read, without its line terminator.
+    pub raw: Vec<u8>,
+}
+
+/// Largest host or app name encoded, in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+
+impl Event {
+    /// The raw bytes of `field`, if parsed.
+    pub fn field(&self, field: Field) -> Option<&[u8]> {
+        let s = self.fields.iter().find(|s| s.field == field)?;
+        self.raw.get(s.start as usize..(s.start as usize + s.len as usize))
+    }
+
+    /// `field` as text (lossy if not UTF-8).
+    pub fn field_str(&self, field: Field) -> Option<std::borrow::Cow<'_, str>> {
+        self.field(field).map(String::from_utf8_lossy)
+    }
+
+    /// The line as text, invalid UTF-8 replaced by U+FFFD.
+    pub fn line(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.raw)
+    }
+
+    /// The event time as a `DateTime`.
+    pub fn time(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.time_us).unwrap_or(DateTime::UNIX_EPOCH)
+    }
+
+    /// The UTC day of the event time: with the crawl, the segment it belongs to.
+    pub fn day(&self) -> NaiveDate {
+        self.time().date_naive()
+    }
+
+    /// Size of `encode`'s output.
+    pub fn encoded_len(&self) -> usize {
+        let mut n = 1 + 8 + varint::len_u64(self.id.file_seq) + varint::len_u64(self.id.offset);
+        n += varint::len_u64(((self.time_us << 1) ^ (self.time_us >> 63)) as u64);
+        n += 2 + varint::len_u64(self.original_len);
+        for s in [self.crawl.as_str(), &self.host, &self.app] {
+            n += varint::len_u64(s.len() as u64) + s.len();
+        }
+        n += varint::len_u64(self.fields.len() as u64);
+        for f in &self.fields {
+            n += 1 + varint::len_u64(f.start.into()) + varint::len_u64(f.len.into());
+        }
+        n + self.raw.len()
+    }
+
+    /// Appends the version-1 encoding of the event to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.push(EVENT_VERSION);
+        out.extend_from_slice(&self.id.tailer.to_be_bytes());
+        varint::put_u64(out, self.id.file_seq);
+        varint::put_u64(out, self.id.offset);
+        varint::put_i64(out, self.time_us);
+        out.push(self.flags.0);
+        out.push(self.format as u8);
+        varint::put_u64(out, self.original_len);
+        varint::put_blob(out, self.crawl.as_str().as_bytes());
+        varint::put_blob(out, self.host.as_bytes());
+        varint::put_blob(out, self.app.as_bytes());
+        varint::put_u64(out, self.fields.len() as u64);
+        for f in &self.fields {
+            out.push(f.field as u8);
+            varint::put_u64(out, f.start.into());
+            varint::put_u64(out, f.len.into());
+        }
+        // The raw line runs to the end of the frame: its length is implied.
+        out.extend_from_slice(&self.raw);
+    }
+
+    /// Decodes one event from exactly `buf` (a frame's payload).
+    pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
+        const WHAT: &str = "event";
+        let mut r = Reader::new(buf, WHAT);
+        let v = r.u8()?;
+        if v != EVENT_VERSION {
+            return Err(DecodeError::Version {
+                what: WHAT,
+                found: v.into(),
+                min: EVENT_VERSION.into(),
+                max: EVENT_VERSION.into(),
+            });
+        }
+        let tailer = r.u64_be()?;
+        let file_seq = r.varint()?;
+        let offset = r.varint()?;
+        let time_us = r.varint_i64()?;
+        let at = r.pos();
+        let flags = EventFlags(r.u8()?);
+        if flags.0 & !EventFlags::KNOWN != 0 {
+            return Err(DecodeError::invalid(WHAT, at, format!("unknown flag bits {:#x}", flags.0)));
+        }
+        let at = r.pos();
+        let code = r.u8()?;
+        let format = Format::from_code(code)
+            .ok_or_else(|| DecodeError::invalid(WHAT, at, format!("unknown format code {code}")))?;
+        let original_len = r.varint()?;
+        let at = r.pos();
+        let crawl = CrawlId::parse_bytes(r.blob(crate::crawl_id::MAX_CRAWL_ID_BYTES)?)
+            .map_err(|e| DecodeError::invalid(WHAT, at, e.to_string()))?;
+        let host = r.str(MAX_NAME_BYTES)?.to_owned();
+        let app = r.str(MAX_NAME_BYTES)?.to_owned();
+        let n = r.len(Field::ALL.len())?;
+        let mut spans = Vec::with_capacity(n);
+        for _ in 0..n {
+            let at = r.pos();
+            let code = r.u8()?;
+            let field = Field::from_code(code)
+                .ok_or_else(|| DecodeError::invalid(WHAT, at, format!("unknown field code {code}")))?;
+            let start = r.len(u32::MAX as usize)? as u32;
+            let len = r.len(u32::MAX as usize)? as u32;
+            spans.push((at, FieldSpan { field, start, len }));
+        }
+        let raw = r.remaining().to_vec();
+        for (at, s) in &spans {
+            if u64::from(s.start) + u64::from(s.len) > raw.len() as u64 {
+                return Err(DecodeError::invalid(
+                    WHAT,
+                    *at,
+                    format!("field {} span {}+{} lies outside the {}-byte line", s.field.name(), s.start, s.len, raw.len()),
+                ));
+            }
+        }
+        if original_len < raw.len() as u64 {
+            return Err(DecodeError::invalid(WHAT, 0, "original length is shorter than the line"));
+        }
+        Ok(Event {
+            id: EventId { tailer, file_seq, offset },
+            time_us,
+            flags,
+            original_len,
+            format,
+            crawl,
+            host,
+            app,
+            fields: spans.into_iter().map(|(_, s)| s).collect(),
+            raw,
+        })
+    }
+
+    /// Cuts the line so the encoded event fits in `max` bytes, marking it truncated and
+    /// dropping spans that no longer fit. Returns whether anything was cut.
+    pub fn truncate_to_fit(&mut self, max: usize) -> bool {
+        let len = self.encoded_len();
+        if len <= max {
+            return false;
+        }
+        let excess = len - max;
+        let keep = self.raw.len().saturating_sub(excess);
+        self.raw.truncate(keep);
+        self.fields.retain(|f| (f.start as usize + f.len as usize) <= keep);
+        self.flags.set(EventFlags::TRUNCATED);
+        // Fewer spans may mean a shorter header: loop until it fits (it converges at once
+        // in practice; each round only removes bytes).
+        while self.encoded_len() > max && !self.raw.is_empty() {
+            let over = self.encoded_len() - max;
+            let keep = self.raw.len().saturating_sub(over);
+            self.raw.truncate(keep);
+            self.fields.retain(|f| (f.start as usize + f.len as usize) <= keep);
+        }
+        while self.encoded_len() > max && self.fields.pop().is_some() {}
+        true
+    }
+
+    /// The event as a JSON object: what `tail --print`, the live stream and the APIs show.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("id".into(), Value::String(self.id.to_string()));
+        m.insert(
+            "time".into(),
+            Value::String(self.time().to_rfc3339_opts(SecondsFormat::Micros, true)),
+        );
+        m.insert("crawl".into(), Value::String(self.crawl.to_string()));
+        m.insert("host".into(), Value::String(self.host.clone()));
+        m.insert("app".into(), Value::String(self.app.clone()));
+        m.insert("format".into(), Value::String(self.format.name().into()));
+        m.insert("line".into(), Value::String(self.line().into_owned()));
+        if self.flags.has(EventFlags::TRUNCATED) {
+            m.insert("original_len".into(), Value::from(self.original_len));
+        }
+        let flags = self.flags.names();
+        if !flags.is_empty() {
+            m.insert("flags".into(), Value::from(flags));
+        }
+        let mut fields = Map::new();
+        for s in &self.fields {
+            if let Some(v) = self.field_str(s.field) {
+                fields.insert(s.field.name().into(), Value::String(v.into_owned()));
+            }
+        }
+        m.insert("fields".into(), Value::Object(fields));
+        Value::Object(m)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub(crate) fn arb_event() -> impl Strategy<Value = Event> {
+        (
+            any::<(u64, u64, u64)>(),
+            any::<i64>(),
+            0u8..64,
+            prop::sample::select(vec![Format::Plain, Format::CrawlLog, Format::Syslog]),
+            "[a-z0-9][a-z0-9._-]{0,20}",
+            "[ -~]{0,30}",
+            prop::collection::vec(any::<u8>(), 0..300),
+            prop::collection::vec((prop::sample::select(Field::ALL.to_vec()), any::<u16>(), any::<u16>()), 0..5),
+        )
+            .prop_map(|((tailer, file_seq, offset), time_us, flags, format, crawl, host, raw, spans)| {
+                let fields = spans
+                    .into_iter()
+                    .map(|(field, a, b)| {
+                        let start = if raw.is_empty() { 0 } else { a as usize % raw.len() };
+                        let len = (b as usize) % (raw.len() - start + 1);
+                        FieldSpan { field, start: start as u32, len: len as u32 }
+                    })
+                    .collect();
+                Event {
+                    id: EventId { tailer, file_seq, offset },
+                    time_us,
+                    flags: EventFlags(flags),
+                    original_len: raw.len() as u64,
+                    format,
+                    crawl: CrawlId::parse(&crawl).expect("strategy makes valid ids"),
+                    host,
+                    app: "heritrix".into(),
+                    fields,
+                    raw,
+                }
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(e in arb_event()) {
+            let mut out = Vec::new();
+            e.encode(&mut out);
+            prop_assert_eq!(out.len(), e.encoded_len());
+            prop_assert_eq!(Event::decode(&out)?, e);
+        }
+
+        #[test]
+        fn every_prefix_is_an_error_not_a_panic(e in arb_event()) {
+            let mut out = Vec::new();
+            e.encode(&mut out);
+            let header = out.len() - e.raw.len();
+            for cut in 0..header {
+                prop_assert!(Event::decode(&out[..cut]).is_err());
+            }
+        }
+
+        #[test]
+        fn garbage_never_panics(b in prop::collection::vec(any::<u8>(), 0..200)) {
+            let _ = Event::decode(&b);
+        }
+
+        #[test]
+        fn truncation_fits(mut e in arb_event(), max in 40usize..200) {
+            e.truncate_to_fit(max);
+            prop_assert!(e.encoded_len() <= max || e.raw.is_empty());
+            let mut out = Vec::new();
+            e.encode(&mut out);
+            prop_assert_eq!(Event::decode(&out)?, e);
+        }
+    }
+
+    #[test]
+    fn id_string_round_trips() {
+        let id = EventId { tailer: 0xdead_beef, file_seq: 3, offset: 1234 };
+        assert_eq!(id.to_string(), "00000000deadbeef-3-1234");
+        assert_eq!(id.to_string().parse::<EventId>().unwrap(), id);
+        assert!("x-1-2".parse::<EventId>().is_err());
+        assert!("1-2".parse::<EventId>().is_err());
+    }
+}
