@@ -1,0 +1,312 @@
+//! The tailer's TOML config, documented field by field (the operator's reference is
+//! `docs/config.md`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole tailer config.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TailerConfig {
+    /// The log sources to follow, one `[[source]]` table each.
+    #[serde(rename = "source", default)]
+    pub sources: Vec<SourceConfig>,
+    /// Directory of the time-bucket spool. Default `/var/lib/sluice/spool`.
+    #[serde(default = "default_spool_dir")]
+    pub spool_dir: PathBuf,
+    /// Directory of the tailer's state: its id, offsets (checkpoints). Default `/var/lib/sluice/tailer`.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Length of a spool bucket, in seconds. Default 60.
+    #[serde(default = "default_bucket_interval_secs")]
+    pub bucket_interval_secs: u64,
+    /// Largest total size of the spool, in bytes. When reached, reading pauses (nothing is
+    /// dropped) until delivered buckets can be pruned. Default 1 GiB.
+    #[serde(default = "default_spool_max_bytes")]
+    pub spool_max_bytes: u64,
+    /// Delivered buckets older than this are deleted, in seconds. Default 86,400 (one day).
+    #[serde(default = "default_spool_max_age_secs")]
+    pub spool_max_age_secs: u64,
+    /// When to fsync the current bucket file. Default `interval`.
+    #[serde(default)]
+    pub fsync: FsyncPolicy,
+    /// Longest wait between fsyncs under `fsync = "interval"`, in milliseconds. Default 1000.
+    #[serde(default = "default_fsync_interval_ms")]
+    pub fsync_interval_ms: u64,
+    /// The cluster file listing the bucks. Required unless only `--print` is used.
+    #[serde(default)]
+    pub cluster_file: Option<PathBuf>,
+    /// The tailer's secret key file, written by `sluice keygen`. Created if missing.
+    /// Default `<state_dir>/tailer.key`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Seal messages with crypto_box. Turning it off must be explicit. Default true.
+    #[serde(default = "default_true")]
+    pub encryption: bool,
+    /// zlib level of packets, 0-9. Default 1.
+    #[serde(default = "default_compression_level")]
+    pub compression_level: u32,
+    /// A live packet is sent when it reaches this many bytes of frames... Default 65,536.
+    #[serde(default = "default_packet_max_bytes")]
+    pub packet_max_bytes: usize,
+    /// ...or when its oldest frame has waited this long, in milliseconds. Default 100.
+    #[serde(default = "default_packet_max_delay_ms")]
+    pub packet_max_delay_ms: u64,
+    /// After a bucket is sealed, the repair send waits a random delay up to this, in
+    /// seconds, so a fleet of tailers does not send at once. Default 10.
+    #[serde(default = "default_repair_delay_max_secs")]
+    pub repair_delay_max_secs: u64,
+    /// How often files are re-scanned and polled when notify is unavailable, in
+    /// milliseconds. Default 250.
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// How often the globs are re-expanded to find new files, in milliseconds. Default 1000.
+    #[serde(default = "default_discovery_interval_ms")]
+    pub discovery_interval_ms: u64,
+    /// Most files held open at once; idle ones are closed and re-opened on change. Default 1024.
+    #[serde(default = "default_max_open_files")]
+    pub max_open_files: usize,
+    /// A file unchanged for this long is closed (it stays followed), in seconds. Default 300.
+    #[serde(default = "default_idle_close_secs")]
+    pub idle_close_secs: u64,
+    /// The host name put on every event. Default: the machine's host name.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Niceness the tailer sets on itself at start (0 to leave it). Default 10.
+    #[serde(default = "default_nice")]
+    pub nice: i32,
+    /// Longest line kept, in bytes; longer lines are cut (and marked truncated) to fit one
+    /// frame. At most 65,000. Default 65,000.
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+}
+
+/// One log source.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Files to follow: a glob (`/var/log/syslog`, `/heritrix/jobs/*/**/logs/crawl.log`),
+    /// or a crawl pattern with a `{crawl}` placeholder that captures the crawl id from the
+    /// path (`/heritrix/jobs/{crawl}/**/logs/crawl.log`).
+    pub path: String,
+    /// How lines are parsed. Default `auto`.
+    #[serde(default)]
+    pub format: SourceFormatName,
+    /// A fixed crawl id for every file of this source (when `path` has no `{crawl}`).
+    #[serde(default)]
+    pub crawl: Option<String>,
+    /// The application name put on events. Default: `heritrix` for crawl logs, else the
+    /// file's name without extension.
+    #[serde(default)]
+    pub app: Option<String>,
+    /// Globs of paths to leave out (e.g. `*.gz`, rotated copies are found by themselves).
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Join continuation lines (indented, `Caused by:`, `... N more`) of Java stack traces
+    /// into the event before them. Default true.
+    #[serde(default = "default_true")]
+    pub multiline: bool,
+    /// Where to start a file seen for the first time: `beginning` or `end`. Default `beginning`.
+    #[serde(default)]
+    pub start_at: StartAt,
+}
+
+/// The configured format of a source.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFormatName {
+    /// Heritrix crawl.log.
+    CrawlLog,
+    /// RFC 3164 or RFC 5424 syslog.
+    Syslog,
+    /// Any text; a timestamp is sniffed when there is one.
+    Plain,
+    /// Try crawl.log, then syslog, then plain, line by line.
+    #[default]
+    Auto,
+}
+
+/// Where a new file is first read from.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StartAt {
+    /// From byte 0.
+    #[default]
+    Beginning,
+    /// From its size when first seen.
+    End,
+}
+
+/// When the current bucket file is fsynced. Offsets are checkpointed only after.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncPolicy {
+    /// At seal, and at most once per `fsync_interval_ms`.
+    #[default]
+    Interval,
+    /// After every batch of appended frames (slow, safest).
+    Always,
+    /// Only at seal (fastest; a crash re-reads more).
+    Seal,
+}
+
+fn default_spool_dir() -> PathBuf {
+    "/var/lib/sluice/spool".into()
+}
+fn default_state_dir() -> PathBuf {
+    "/var/lib/sluice/tailer".into()
+}
+fn default_bucket_interval_secs() -> u64 {
+    60
+}
+fn default_spool_max_bytes() -> u64 {
+    1 << 30
+}
+fn default_spool_max_age_secs() -> u64 {
+    86_400
+}
+fn default_fsync_interval_ms() -> u64 {
+    1000
+}
+fn default_true() -> bool {
+    true
+}
+fn default_compression_level() -> u32 {
+    1
+}
+fn default_packet_max_bytes() -> usize {
+    64 * 1024
+}
+fn default_packet_max_delay_ms() -> u64 {
+    100
+}
+fn default_repair_delay_max_secs() -> u64 {
+    10
+}
+fn default_poll_interval_ms() -> u64 {
+    250
+}
+fn default_discovery_interval_ms() -> u64 {
+    1000
+}
+fn default_max_open_files() -> usize {
+    1024
+}
+fn default_idle_close_secs() -> u64 {
+    300
+}
+fn default_nice() -> i32 {
+    10
+}
+fn default_max_line_bytes() -> usize {
+    65_000
+}
+
+/// Why a config is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Unreadable file.
+    #[error("tailer config {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Bad TOML or a bad value.
+    #[error("tailer config {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl TailerConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<TailerConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
+        TailerConfig::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<TailerConfig, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { path: path.into(), message };
+        let c: TailerConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if c.sources.is_empty() {
+            return Err(invalid("no [[source]] tables: add one with a `path`".into()));
+        }
+        if c.bucket_interval_secs == 0 || (c.bucket_interval_secs >= 60 && c.bucket_interval_secs % 60 != 0) {
+            return Err(invalid(format!(
+                "bucket_interval_secs = {}: use a whole number of minutes (60, 120, ...) or, for tests, 1 to 59",
+                c.bucket_interval_secs
+            )));
+        }
+        if c.max_line_bytes == 0 || c.max_line_bytes > 65_000 {
+            return Err(invalid(format!("max_line_bytes = {}: use 1 to 65000", c.max_line_bytes)));
+        }
+        for s in &c.sources {
+            let has_pattern = s.path.contains("{crawl}");
+            if has_pattern == s.crawl.is_some() {
+                return Err(invalid(format!(
+                    "source {:?}: give the crawl either as `{{crawl}}` in the path or as `crawl = \"...\"`, exactly one",
+                    s.path
+                )));
+            }
+            if let Some(crawl) = &s.crawl {
+                contracts::CrawlId::parse(crawl).map_err(|e| invalid(format!("source {:?}: {e}", s.path)))?;
+            }
+        }
+        Ok(c)
+    }
+
+    /// The key file path, defaulted.
+    pub fn key_file(&self) -> PathBuf {
+        self.key_file.clone().unwrap_or_else(|| self.state_dir.join("tailer.key"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_config() {
+        let c = TailerConfig::parse(
+            r#"
+            spool_dir = "/tmp/sp"
+            cluster_file = "/etc/sluice/cluster.toml"
+            [[source]]
+            path = "/heritrix/jobs/{crawl}/**/logs/crawl.log"
+            format = "crawl_log"
+            [[source]]
+            path = "/var/log/syslog"
+            format = "syslog"
+            crawl = "host-logs"
+            "#,
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.bucket_interval_secs, 60);
+        assert_eq!(c.sources[0].format, SourceFormatName::CrawlLog);
+        assert_eq!(c.sources[1].crawl.as_deref(), Some("host-logs"));
+        assert!(c.encryption);
+        assert_eq!(c.key_file(), PathBuf::from("/var/lib/sluice/tailer/tailer.key"));
+    }
+
+    #[test]
+    fn rejects_mistakes_clearly() {
+        for (text, needle) in [
+            ("", "no [[source]]"),
+            ("[[source]]\npath=\"/x\"\n", "exactly one"),
+            ("[[source]]\npath=\"/x\"\ncrawl=\"../etc\"\n", "crawl id"),
+            ("bogus=1\n[[source]]\npath=\"/x\"\ncrawl=\"c\"\n", "unknown field"),
+            ("bucket_interval_secs=90\n[[source]]\npath=\"/x\"\ncrawl=\"c\"\n", "whole number of minutes"),
+        ] {
+            let e = TailerConfig::parse(text, Path::new("t.toml")).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text:?}: {e}");
+        }
+    }
+}

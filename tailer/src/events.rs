@@ -1,0 +1,54 @@
+//! The tailer's counters: the only place they change, and their Prometheus rendering.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($name:ident: $help:literal,)*) => {
+        /// Every counter and gauge the tailer exposes.
+        #[derive(Debug, Default)]
+        pub struct TailerEvents { $(#[doc = $help] pub $name: AtomicU64,)* }
+
+        impl TailerEvents {
+            /// Renders the values in Prometheus text format, names prefixed `sluice_tailer_`.
+            pub fn render_prometheus(&self, out: &mut String) {
+                $(
+                    let _ = writeln!(out, "# HELP sluice_tailer_{} {}", stringify!($name), $help);
+                    let _ = writeln!(out, "# TYPE sluice_tailer_{} {}", stringify!($name),
+                        if stringify!($name).ends_with("_total") { "counter" } else { "gauge" });
+                    let _ = writeln!(out, "sluice_tailer_{} {}", stringify!($name), self.$name.load(Ordering::Relaxed));
+                )*
+            }
+        }
+    };
+}
+
+counters! {
+    lines_read_total: "lines read from files",
+    events_total: "events made (multi-line records count once)",
+    bytes_read_total: "bytes read from files",
+    truncated_total: "lines cut to fit one frame",
+    parse_failed_total: "lines that failed their source's parser and were shipped as plain",
+    time_suspect_total: "events whose time was out of range and replaced by the read time",
+    invalid_utf8_total: "lines with invalid UTF-8",
+    files_followed: "files currently followed",
+    files_open: "files currently open",
+    rotations_total: "rotations detected (rename, copytruncate, compressed)",
+    copytruncate_window_bytes_total: "bytes that may have been lost in a copytruncate window (written between copy and truncate)",
+    spool_bytes: "bytes in the spool",
+    spool_buckets: "bucket files in the spool",
+    spool_full_pauses_total: "times reading paused because the spool was full",
+    spool_paused: "1 while reading is paused because the spool is full",
+    live_skipped_total: "frames not sent live because the shipper was behind (the repair send covers them)",
+    frames_sent_total: "frames sent in live packets",
+    frames_acked_total: "frames acknowledged by bucks",
+    frames_rejected_total: "frames a buck refused for good (invalid crawl id, undecodable)",
+    packets_sent_total: "live packets sent",
+    nacks_total: "packets a buck refused for now (retry later)",
+    repair_chunks_sent_total: "bucket chunks sent by the repair path",
+    buckets_delivered_total: "buckets acknowledged whole by every home",
+    buckets_pruned_total: "delivered buckets deleted",
+    connections_up: "connections to bucks currently up",
+    connect_failures_total: "failed connection attempts",
+    stand_in_packets_total: "live packets sent to a stand-in because every home was down",
+}
