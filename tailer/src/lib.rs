@@ -10,11 +10,13 @@
 //! - [`config`]: `TailerConfig`, the TOML config.
 //! - [`pipeline`]: the seam between reading and shipping (`ShipperInput`, `SpoolUsage`).
 //! - [`events`]: `TailerEvents`, every counter.
+//! - [`shipping`]: connections to bucks, live packets, the repair path, spool pruning.
 #![deny(missing_docs)]
 
 pub mod config;
 pub mod events;
 pub mod pipeline;
+pub mod shipping;
 
 pub use config::TailerConfig;
 pub use events::TailerEvents;
