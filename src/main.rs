@@ -1,1 +1,137 @@
-fn main() {}
+//! `sluice`: the embedded pipeline (`sluice up`) and the tools around it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "A log pipeline for fleets of web crawlers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run tailer, buck and web UI in one process on 127.0.0.1 (the embedded default).
+    Up {
+        /// Directory for everything: keys, spool, state, segments.
+        #[arg(long, default_value = "sluice-data")]
+        dir: PathBuf,
+        /// Address of the web UI and APIs.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: String,
+        /// Crawl id for paths without a {crawl} placeholder.
+        #[arg(long)]
+        crawl: Option<String>,
+        /// Spool bucket length in seconds.
+        #[arg(long, default_value_t = 60)]
+        bucket_interval_secs: u64,
+        /// Seconds after a UTC day ends before its segment closes.
+        #[arg(long, default_value_t = 3600)]
+        day_close_grace_secs: u64,
+        /// Files or globs to follow (a {crawl} placeholder captures the crawl id from the
+        /// path). Without any, the bundled sample Heritrix crawl logs are used.
+        paths: Vec<String>,
+    },
+    /// Run a tailer from a config file, or print what it would ship.
+    Tail {
+        /// The tailer's TOML config.
+        config: PathBuf,
+        /// Print parsed events as JSON lines instead of shipping (no buck needed).
+        #[arg(long)]
+        print: bool,
+        /// With --print, keep following the files.
+        #[arg(long, requires = "print")]
+        follow: bool,
+    },
+    /// Run a buck from a config file.
+    Buck {
+        /// The buck's TOML config.
+        config: PathBuf,
+        /// Ingest address for tailers.
+        #[arg(long, default_value = "127.0.0.1:7400")]
+        ingest: String,
+        /// HTTP address for the APIs.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        http: String,
+    },
+    /// Write a new key pair: NAME.key (secret, mode 0600) and NAME.pub.
+    Keygen {
+        /// Directory to write into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        /// File name stem.
+        #[arg(long, default_value = "sluice")]
+        name: String,
+    },
+    /// Run one SQL statement over a crawl's segments and print a table.
+    Sql {
+        /// Base URL of a buck (default: the one `sluice up --dir DIR` is running).
+        #[arg(long)]
+        url: Option<String>,
+        /// The `sluice up` directory to find the URL in.
+        #[arg(long, default_value = "sluice-data")]
+        dir: PathBuf,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The crawl.
+        crawl: String,
+        /// One SELECT statement.
+        sql: String,
+    },
+}
+
+fn main() -> ExitCode {
+    sluice_cli::logging::init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sluice: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up { dir, http, crawl, bucket_interval_secs, day_close_grace_secs, paths } => runtime()?.block_on(async {
+            let shutdown = CancellationToken::new();
+            sluice_cli::serve::cancel_on_signal(shutdown.clone());
+            sluice_cli::up::run(
+                sluice_cli::up::UpArgs { dir, http, crawl, paths, bucket_interval_secs, day_close_grace_secs },
+                shutdown,
+            )
+            .await
+        }),
+        Command::Tail { config, print, follow } => sluice_cli::agents::tail(&config, print, follow),
+        Command::Buck { config, ingest, http } => sluice_cli::agents::buck(&config, &ingest, &http),
+        Command::Keygen { out, name } => {
+            let kp = contracts::keys::KeyPair::generate();
+            let (key, public) = kp.save(&out, &name)?;
+            println!("secret key: {}\npublic key: {} ({})", key.display(), public.display(), kp.public_text());
+            Ok(())
+        }
+        Command::Sql { url, dir, json, crawl, sql } => {
+            let url = match url {
+                Some(u) => u,
+                None => match sluice_cli::up::read_state(&dir) {
+                    Ok(s) => format!("http://{}", s.http),
+                    Err(_) => "http://127.0.0.1:8080".to_owned(),
+                },
+            };
+            runtime()?.block_on(async {
+                let mut out = std::io::stdout().lock();
+                sluice_cli::sql_client::run(&url, &crawl, &sql, json, &mut out).await.map(|_| ())
+            })
+        }
+    }
+}

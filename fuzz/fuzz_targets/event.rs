@@ -1,0 +1,15 @@
+#![no_main]
+//! Event::decode on arbitrary bytes: never panics; what decodes re-encodes to the same bytes.
+use contracts::Event;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(e) = Event::decode(data) {
+        let mut out = Vec::new();
+        e.encode(&mut out);
+        let back = Event::decode(&out).expect("a re-encoded event decodes");
+        assert_eq!(back, e);
+        let _ = e.to_json();
+        let _ = contracts::crawled_url::CrawledUrl::from_event(&e);
+    }
+});

@@ -1,0 +1,22 @@
+#![no_main]
+//! Every transport decoder on arbitrary bytes: hellos, message bodies, and sealed
+//! messages opened by a plain and an encrypted session. Never panics.
+use contracts::keys::KeyPair;
+use contracts::transport::{ClientHello, Direction, Message, ServerHello, Session};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = ClientHello::decode(data);
+    let _ = ServerHello::decode(data);
+    if let Ok(m) = Message::decode(data) {
+        let mut out = Vec::new();
+        m.encode(&mut out);
+        assert_eq!(Message::decode(&out).expect("re-encoded message decodes"), m);
+    }
+    let mut plain = Session::new(None, [7; 16], Direction::BuckToTailer);
+    let _ = plain.open(data);
+    let a = KeyPair::generate();
+    let b = KeyPair::generate();
+    let mut sealed = Session::new(Some((a.secret(), b.public())), [7; 16], Direction::BuckToTailer);
+    let _ = sealed.open(data);
+});

@@ -1,0 +1,33 @@
+//! `buck`: the buck agent alone, as deployed on a server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Receives events from tailers, writes per-crawl SQLite segments, serves SQL.
+#[derive(Parser)]
+#[command(name = "buck", version)]
+struct Args {
+    /// The buck's TOML config (see docs/buck.md).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Ingest address for tailers.
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    ingest: String,
+    /// HTTP address for the APIs.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    http: String,
+}
+
+fn main() -> ExitCode {
+    sluice_cli::logging::init();
+    let a = Args::parse();
+    match sluice_cli::agents::buck(&a.config, &a.ingest, &a.http) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("buck: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! Running one agent from its config file: what `sluice tail`, `sluice buck` and the
+//! `tailer` and `buck` binaries do.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tailer::{TailerConfig, TailerEvents};
+use tokio_util::sync::CancellationToken;
+
+use crate::serve::{self, MetricsSource};
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+}
+
+/// Runs a tailer from `config`, or prints its events as JSON lines with `print`.
+pub fn tail(config: &Path, print: bool, follow: bool) -> anyhow::Result<()> {
+    let cfg = TailerConfig::load(config)?;
+    if print {
+        let mut out = std::io::stdout().lock();
+        let n = tailer::print::print_events(&cfg, follow, &mut out)?;
+        eprintln!("sluice tail --print: {n} events");
+        return Ok(());
+    }
+    runtime()?.block_on(async {
+        let shutdown = CancellationToken::new();
+        serve::cancel_on_signal(shutdown.clone());
+        let events = Arc::new(TailerEvents::default());
+        tailer::run(cfg, shutdown, events).await.context("tailer")
+    })
+}
+
+/// Runs a buck from `config`, taking tailers on `ingest` and serving its APIs on `http`.
+pub fn buck(config: &Path, ingest: &str, http: &str) -> anyhow::Result<()> {
+    let cfg = buck::BuckConfig::load(config)?;
+    runtime()?.block_on(async {
+        let shutdown = CancellationToken::new();
+        serve::cancel_on_signal(shutdown.clone());
+        let ingest_l = tokio::net::TcpListener::bind(ingest).await.with_context(|| format!("binding the ingest address {ingest}"))?;
+        let http_l = tokio::net::TcpListener::bind(http).await.with_context(|| format!("binding the http address {http}"))?;
+        tracing::info!(ingest = %ingest_l.local_addr()?, http = %http_l.local_addr()?, "buck listening");
+        let handle = buck::start(cfg, ingest_l, shutdown.clone()).await.context("starting the buck")?;
+        let events = handle.events();
+        let metrics: Vec<MetricsSource> = vec![Arc::new(move |out: &mut String| events.render_prometheus(out))];
+        let router = serve::with_health_and_metrics(handle.router().merge(web::router()), metrics);
+        let served = serve::serve(http_l, router, shutdown.clone()).await;
+        shutdown.cancel();
+        handle.join().await.context("buck")?;
+        served
+    })
+}

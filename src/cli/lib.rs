@@ -1,0 +1,19 @@
+//! The edge of Sluice: what the `sluice`, `tailer` and `buck` binaries share. Command
+//! implementations over the agent libraries, the HTTP serving that adds `/healthz` and
+//! `/metrics` once per process, and logging set-up. Errors here are `anyhow`: this is
+//! where they are shown to a person.
+//!
+//! # Layout
+//!
+//! - [`agents`]: one agent from its config file (`sluice tail`, `sluice buck`).
+//! - [`up`]: `sluice up`, every agent in one process on loopback.
+//! - [`serve`]: one HTTP listener with an agent's router, `/healthz` and `/metrics`.
+//! - [`sql_client`]: `sluice sql`, a table printer over the read API.
+//! - [`logging`]: tracing set-up.
+#![deny(missing_docs)]
+
+pub mod agents;
+pub mod logging;
+pub mod serve;
+pub mod sql_client;
+pub mod up;

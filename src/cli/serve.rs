@@ -1,0 +1,65 @@
+//! Serving an agent's router on one listener, with `/healthz` and `/metrics` added once.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio_util::sync::CancellationToken;
+
+/// Something that renders Prometheus text: each agent's counters.
+pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
+
+/// Adds `/healthz` and `/metrics` (rendered from every source) to `router`.
+pub fn with_health_and_metrics(router: Router, sources: Vec<MetricsSource>) -> Router {
+    let sources = Arc::new(sources);
+    router.route("/healthz", get(|| async { "ok\n" })).route(
+        "/metrics",
+        get(move || {
+            let sources = sources.clone();
+            async move {
+                let mut out = String::new();
+                for s in sources.iter() {
+                    s(&mut out);
+                }
+                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+            }
+        }),
+    )
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .map_err(|e| anyhow::anyhow!("http server stopped: {e}"))
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the process cleanly");
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+}

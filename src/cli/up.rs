@@ -1,0 +1,178 @@
+//! `sluice up`: the embedded default. One tailer, one buck and the web UI in one process,
+//! on 127.0.0.1, with every file under one directory: keys, cluster file, spool,
+//! tailer state and segments. The tailer talks to the buck over the real protocol on a
+//! loopback port, so this is the production pipeline, only smaller.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use contracts::keys::KeyPair;
+use tailer::config::{SourceConfig, SourceFormatName, StartAt};
+use tailer::{TailerConfig, TailerEvents};
+use tokio_util::sync::CancellationToken;
+
+use crate::serve::{self, MetricsSource};
+
+/// What `sluice up` was asked to run.
+#[derive(Debug, Clone)]
+pub struct UpArgs {
+    /// The directory holding everything.
+    pub dir: PathBuf,
+    /// Address of the HTTP port (web UI and APIs).
+    pub http: String,
+    /// The crawl id for paths without a `{crawl}` placeholder.
+    pub crawl: Option<String>,
+    /// Files or globs to follow; empty for the bundled sample crawl logs.
+    pub paths: Vec<String>,
+    /// Spool bucket interval, in seconds.
+    pub bucket_interval_secs: u64,
+    /// Grace after a day ends before its segment closes, in seconds.
+    pub day_close_grace_secs: u64,
+}
+
+/// What a running `sluice up` writes to `<dir>/up.json` once it is ready, so scripts and
+/// `sluice sql` can find it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct UpState {
+    /// The HTTP address (web UI and APIs).
+    pub http: SocketAddr,
+    /// The buck's ingest address.
+    pub ingest: SocketAddr,
+    /// The process id.
+    pub pid: u32,
+}
+
+const SAMPLE_CRAWL: &str = "sample";
+const SAMPLE_LOGS: &[(&str, &str)] = &[
+    ("crawl.log", include_str!("../../samples/heritrix/crawl.log")),
+    ("crawl-h3.3.0.log", include_str!("../../samples/heritrix/crawl-h3.3.0.log")),
+];
+
+/// Reads `<dir>/up.json`.
+pub fn read_state(dir: &Path) -> anyhow::Result<UpState> {
+    let p = dir.join("up.json");
+    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}: is `sluice up --dir {}` running?", p.display(), dir.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a sluice up state file", p.display()))
+}
+
+fn write_sample(dir: &Path) -> anyhow::Result<String> {
+    let logs = dir.join("sample").join("jobs").join(SAMPLE_CRAWL).join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    for (name, text) in SAMPLE_LOGS {
+        let p = logs.join(name);
+        if !p.exists() {
+            std::fs::write(&p, text).with_context(|| format!("writing sample log {}", p.display()))?;
+        }
+    }
+    Ok(logs.join("*.log").display().to_string())
+}
+
+fn sources(args: &UpArgs) -> anyhow::Result<Vec<SourceConfig>> {
+    let mut out = Vec::new();
+    let mut paths = args.paths.clone();
+    let mut crawl = args.crawl.clone();
+    if paths.is_empty() {
+        paths.push(write_sample(&args.dir)?);
+        crawl.get_or_insert_with(|| SAMPLE_CRAWL.to_owned());
+    }
+    for p in paths {
+        let abs = if Path::new(&p).is_absolute() {
+            p.clone()
+        } else {
+            std::env::current_dir().context("reading the current directory")?.join(&p).display().to_string()
+        };
+        let has_pattern = abs.contains("{crawl}");
+        if !has_pattern && crawl.is_none() {
+            bail!("{p}: give the crawl with --crawl NAME, or put {{crawl}} in the path where the crawl id is (e.g. /heritrix/jobs/{{crawl}}/**/crawl.log)");
+        }
+        out.push(SourceConfig {
+            path: abs,
+            format: SourceFormatName::Auto,
+            crawl: if has_pattern { None } else { crawl.clone() },
+            app: None,
+            exclude: Vec::new(),
+            multiline: true,
+            start_at: StartAt::Beginning,
+        });
+    }
+    Ok(out)
+}
+
+/// Runs the embedded pipeline until `shutdown` is cancelled.
+pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let dir = &args.dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))?;
+    let keys = dir.join("keys");
+    let tailer_key = KeyPair::load_or_create(&keys.join("tailer.key")).context("tailer key")?;
+    let buck_key_path = keys.join("buck.key");
+    let buck_key = KeyPair::load_or_create(&buck_key_path).context("buck key")?;
+
+    let ingest = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the buck's ingest port on 127.0.0.1")?;
+    let ingest_addr = ingest.local_addr()?;
+    let http = tokio::net::TcpListener::bind(&args.http)
+        .await
+        .with_context(|| format!("binding the web port {}: is another sluice up running? pick another with --http", args.http))?;
+    let http_addr = http.local_addr()?;
+
+    // The cluster file is rewritten at each start: the ingest port is new each time, and
+    // routing depends only on the buck's id, which stays "local".
+    let cluster_path = dir.join("cluster.toml");
+    let cluster = format!(
+        "# written by `sluice up` at each start\nreplicas = 1\n\n[[buck]]\nid = \"local\"\ningest = \"{ingest_addr}\"\nhttp_url = \"http://{http_addr}\"\npublic_key = \"{}\"\nsince = \"1970-01-01\"\n",
+        buck_key.public_text()
+    );
+    std::fs::write(&cluster_path, cluster).with_context(|| format!("writing {}", cluster_path.display()))?;
+
+    let buck_config_text = format!(
+        "id = \"local\"\ndata_dir = {:?}\ncluster_file = {:?}\nkey_file = {:?}\nallowed_tailers = [{:?}]\nday_close_grace_secs = {}\n",
+        dir.join("buck").display().to_string(),
+        cluster_path.display().to_string(),
+        buck_key_path.display().to_string(),
+        tailer_key.public_text(),
+        args.day_close_grace_secs,
+    );
+    let buck_config = buck::BuckConfig::parse(&buck_config_text, &dir.join("buck.toml")).context("buck config")?;
+    let buck = buck::start(buck_config, ingest, shutdown.clone()).await.context("starting the buck")?;
+
+    let tailer_config = TailerConfig {
+        sources: sources(&args)?,
+        spool_dir: dir.join("spool"),
+        state_dir: dir.join("tailer"),
+        bucket_interval_secs: args.bucket_interval_secs,
+        cluster_file: Some(cluster_path.clone()),
+        key_file: Some(keys.join("tailer.key")),
+        nice: 0,
+        ..TailerConfig::parse("[[source]]\npath = \"/x\"\ncrawl = \"x\"\n", Path::new("defaults"))?
+    };
+    let tailer_events = Arc::new(TailerEvents::default());
+    let tailer_task = tokio::spawn(tailer::run(tailer_config, shutdown.clone(), tailer_events.clone()));
+
+    let buck_events = buck.events();
+    let metrics: Vec<MetricsSource> = vec![
+        Arc::new(move |out: &mut String| tailer_events.render_prometheus(out)),
+        Arc::new(move |out: &mut String| buck_events.render_prometheus(out)),
+    ];
+    let router = serve::with_health_and_metrics(buck.router().merge(web::router()), metrics);
+
+    let state = UpState { http: http_addr, ingest: ingest_addr, pid: std::process::id() };
+    let state_path = dir.join("up.json");
+    std::fs::write(&state_path, serde_json::to_string_pretty(&state)?).with_context(|| format!("writing {}", state_path.display()))?;
+    eprintln!("sluice up: web UI and APIs at http://{http_addr}/ (data in {})", dir.display());
+    eprintln!("sluice up: try  sluice sql --dir {} {} 'SELECT status_code, count(*) FROM crawled_url GROUP BY status_code'", dir.display(), args.crawl.as_deref().unwrap_or(SAMPLE_CRAWL));
+
+    let served = serve::serve(http, router, shutdown.clone()).await;
+    shutdown.cancel();
+    let tailer_result = tailer_task.await;
+    let buck_result = buck.join().await;
+    let _ = std::fs::remove_file(&state_path);
+    served?;
+    match tailer_result {
+        Ok(r) => r.context("tailer")?,
+        Err(e) => bail!("tailer task failed: {e}"),
+    }
+    buck_result.context("buck")?;
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! Helpers for the cross-process tests: a fresh directory per test, agents spawned from
+//! this package's binaries and killed when dropped, and polling with a deadline (never a
+//! guessed sleep).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+/// A fresh temporary directory, removed on drop (kept if the test panics, for a look).
+pub struct Dir {
+    tmp: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl Dir {
+    pub fn new(name: &str) -> Dir {
+        let tmp = tempfile::Builder::new().prefix(&format!("sluice-{name}-")).tempdir().expect("creating a temp dir");
+        let path = tmp.path().to_path_buf();
+        Dir { tmp: Some(tmp), path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.path.join(rel)
+    }
+
+    /// Appends `text` to `rel` (creating it and its parents).
+    pub fn append(&self, rel: &str, text: &[u8]) {
+        let p = self.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("creating parent dirs");
+        }
+        let mut f = OpenOptions::new().create(true).append(true).open(&p).expect("opening for append");
+        f.write_all(text).expect("appending");
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(t) = self.tmp.take() {
+                eprintln!("test dir kept for inspection: {}", t.keep().display());
+            }
+        }
+    }
+}
+
+/// A spawned agent process; SIGKILLed and reaped on drop. Its output goes to a log file
+/// printed when a test fails.
+pub struct Agent {
+    pub name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Agent {
+    /// Spawns this package's binary `bin` with `args`, logging to `<dir>/<name>.log`.
+    pub fn spawn(dir: &Dir, name: &str, bin: &str, args: &[&str]) -> Agent {
+        let exe = match bin {
+            "sluice" => env!("CARGO_BIN_EXE_sluice"),
+            "tailer" => env!("CARGO_BIN_EXE_tailer"),
+            "buck" => env!("CARGO_BIN_EXE_buck"),
+            other => panic!("unknown binary {other}"),
+        };
+        let log = dir.join(&format!("{name}.log"));
+        let out = OpenOptions::new().create(true).append(true).open(&log).expect("opening agent log");
+        let err = out.try_clone().expect("cloning log handle");
+        let child = Command::new(exe)
+            .args(args)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {exe}: {e}"));
+        Agent { name: name.into(), child: Some(child), log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Fails the test if the agent has exited.
+    pub fn assert_running(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            if let Ok(Some(status)) = c.try_wait() {
+                panic!("agent {} exited with {status}; log:\n{}", self.name, self.log());
+            }
+        }
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit (up to `timeout`), returning whether it exited 0.
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        let Some(mut c) = self.child.take() else { return false };
+        // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+        unsafe {
+            libc::kill(c.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = c.try_wait() {
+                return s.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- log of agent {} ----\n{}", self.name, self.log());
+        }
+        self.kill();
+    }
+}
+
+/// Polls `f` every 20 ms until it returns `Some`, or panics naming `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Generous deadline for conditions that are normally met in well under a second: CI
+/// machines are shared and noisy.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A running `sluice up`.
+pub struct Up {
+    pub agent: Agent,
+    pub url: String,
+}
+
+impl Up {
+    /// Starts `sluice up --dir <dir>/up --http 127.0.0.1:0` with `extra` args and waits for readiness.
+    pub fn start(dir: &Dir, extra: &[&str]) -> Up {
+        let data = dir.join("up");
+        let _ = std::fs::remove_file(data.join("up.json"));
+        let data_s = data.display().to_string();
+        let mut args = vec!["up", "--dir", &data_s, "--http", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut agent = Agent::spawn(dir, "up", "sluice", &args);
+        let state = data.join("up.json");
+        let url = wait_for("sluice up to write up.json", PATIENCE, || {
+            agent.assert_running();
+            let text = std::fs::read_to_string(&state).ok()?;
+            let v: Value = serde_json::from_str(&text).ok()?;
+            Some(format!("http://{}", v["http"].as_str()?))
+        });
+        wait_for("sluice up's /healthz", PATIENCE, || {
+            let r = reqwest::blocking::get(format!("{url}/healthz")).ok()?;
+            r.status().is_success().then_some(())
+        });
+        Up { agent, url }
+    }
+}
+
+/// Runs `sql` over `crawl` through the trough-compatible read API.
+pub fn sql(url: &str, crawl: &str, sql: &str) -> Result<Vec<Map<String, Value>>, String> {
+    let client = reqwest::blocking::Client::new();
+    let r = client
+        .post(format!("{url}/"))
+        .query(&[("segment", crawl)])
+        .header("content-type", "application/sql;charset=utf-8")
+        .body(sql.to_owned())
+        .send()
+        .map_err(|e| e.to_string())?;
+    let status = r.status();
+    let text = r.text().map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(format!("{status}: {text}"));
+    }
+    serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))
+}
+
+/// A single integer from the first row's first column.
+pub fn sql_count(url: &str, crawl: &str, q: &str) -> Option<i64> {
+    let rows = sql(url, crawl, q).ok()?;
+    rows.first()?.values().next()?.as_i64()
+}
+
+/// Real crawl logs shipped beside the repository.
+pub fn real_logs() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/real/heritrix");
+    let mut v = vec![
+        root.join("ukwa-manage/h3-2018-crawl.log"),
+        root.join("ukwa-manage/h3-2017-fragment-of-a-crawl.log"),
+        root.join("ukwa-manage/h3-2017-fragment-of-a-crawl-with-dead-seeds.log"),
+        root.join("netarchivesuite/h3-3.3.0-2015/crawl.log"),
+        root.join("netarchivesuite/h1-2005-2006-crawldir/crawl.log"),
+        root.join("netarchivesuite/h1-stop-reason-crawl.log"),
+    ];
+    v.retain(|p| p.exists());
+    v
+}
+
+/// Opens a file for writing lines (append).
+pub fn appender(path: &Path) -> File {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("creating parent dirs");
+    }
+    OpenOptions::new().create(true).append(true).open(path).expect("opening for append")
+}
