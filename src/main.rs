@@ -58,6 +58,9 @@ enum Command {
         /// HTTP address for the APIs.
         #[arg(long, default_value = "127.0.0.1:8080")]
         http: String,
+        /// Write the bound addresses as JSON here once listening.
+        #[arg(long)]
+        ready_file: Option<PathBuf>,
     },
     /// Write a new key pair: NAME.key (secret, mode 0600) and NAME.pub.
     Keygen {
@@ -113,7 +116,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }),
         Command::Tail { config, print, follow } => sluice_cli::agents::tail(&config, print, follow),
-        Command::Buck { config, ingest, http } => sluice_cli::agents::buck(&config, &ingest, &http),
+        Command::Buck { config, ingest, http, ready_file } => sluice_cli::agents::buck(&config, &ingest, &http, ready_file.as_deref()),
         Command::Keygen { out, name } => {
             let kp = contracts::keys::KeyPair::generate();
             let (key, public) = kp.save(&out, &name)?;

@@ -1,7 +1,11 @@
 //! Cross-process tests: the real binaries, real files, real TCP on loopback.
 //!
 //! - `up`: `sluice up` end to end: a line written to a file is answered by SQL.
+//! - `cluster`: 3 bucks and 2 tailers; homes only; a killed home catches up.
+//! - `tailer_faults`: SIGKILL the tailer mid-stream, again and again; nothing lost or doubled.
 
 mod util;
 
+mod cluster;
+mod tailer_faults;
 mod up;

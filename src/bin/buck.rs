@@ -18,12 +18,15 @@ struct Args {
     /// HTTP address for the APIs.
     #[arg(long, default_value = "127.0.0.1:8080")]
     http: String,
+    /// Write the bound addresses as JSON here once listening (for scripts and tests).
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     sluice_cli::logging::init();
     let a = Args::parse();
-    match sluice_cli::agents::buck(&a.config, &a.ingest, &a.http) {
+    match sluice_cli::agents::buck(&a.config, &a.ingest, &a.http, a.ready_file.as_deref()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("buck: {e:#}");
