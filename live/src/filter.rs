@@ -1,0 +1,354 @@
+//! `Filter`: what one client asked to see, compiled once and matched against every event
+//! the buck publishes, so only matching events cross the network.
+
+use contracts::event::{Field, Format};
+use contracts::{Event, tokenizer};
+use regex::{Regex, RegexBuilder};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::FilterError;
+
+/// Compiled-program bound for client regexes: enough for any hand-written pattern, small
+/// enough that a hostile one cannot take the buck's memory.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// The `subscribe` payload as the client sends it. Every field is optional; an empty
+/// object subscribes to everything.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterRequest {
+    /// Exact crawl id.
+    pub crawl: Option<String>,
+    /// Exact host name, case-insensitive.
+    pub host: Option<String>,
+    /// Exact app name, case-insensitive.
+    pub app: Option<String>,
+    /// `plain`, `crawl_log` or `syslog`.
+    pub format: Option<String>,
+    /// Comma-separated codes (`200`, `-5002`), classes (`4xx`) or ranges (`400-499`).
+    pub status: Option<String>,
+    /// Text to find in the line, case-insensitive.
+    pub text: Option<String>,
+    /// `substring` (default) or `token` (whole tokens, as `contracts::tokenizer` cuts them).
+    pub text_mode: Option<String>,
+    /// A regex over the line.
+    pub regex: Option<String>,
+    /// How many recent matching events to send first.
+    pub backfill: Option<usize>,
+    /// How far back backfill may reach, in seconds.
+    pub backfill_secs: Option<u64>,
+}
+
+/// One `status` alternative.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct StatusRange {
+    lo: i64,
+    hi: i64,
+}
+
+#[derive(Debug)]
+enum Text {
+    Substring(Regex),
+    Token(String),
+}
+
+/// A compiled filter.
+#[derive(Debug, Default)]
+pub struct Filter {
+    crawl: Option<String>,
+    host: Option<String>,
+    app: Option<String>,
+    format: Option<Format>,
+    status: Vec<StatusRange>,
+    text: Option<Text>,
+    regex: Option<Regex>,
+    /// Backfill asked for, already capped by the config.
+    pub backfill: usize,
+    /// Backfill age asked for, in seconds, already capped by the config.
+    pub backfill_secs: u64,
+    echo: Value,
+}
+
+impl Filter {
+    /// Compiles a `subscribe` payload, within the config's limits.
+    pub fn compile(payload: &Value, cfg: &crate::LiveConfig) -> Result<Filter, FilterError> {
+        let req: FilterRequest = match payload {
+            // socket.io-client's `emit("subscribe")` with no argument.
+            Value::Null => FilterRequest::default(),
+            v => FilterRequest::deserialize(v).map_err(|e| FilterError::Payload(e.to_string()))?,
+        };
+        let nonempty = |s: Option<String>| {
+            s.filter(|s| !s.trim().is_empty())
+                .map(|s| s.trim().to_owned())
+        };
+        let format = match nonempty(req.format) {
+            None => None,
+            Some(f) => Some(Format::from_name(&f).ok_or(FilterError::Format(f))?),
+        };
+        let status_text = nonempty(req.status);
+        let status = match &status_text {
+            None => Vec::new(),
+            Some(s) => parse_status(s)?,
+        };
+        let text_text = req.text.filter(|t| !t.is_empty());
+        let text = match (text_text.clone(), req.text_mode.as_deref()) {
+            (None, _) => None,
+            (Some(t), None | Some("substring")) => Some(Text::Substring(
+                RegexBuilder::new(&regex::escape(&t))
+                    .case_insensitive(true)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                    .map_err(|e| FilterError::Regex(e.to_string()))?,
+            )),
+            (Some(t), Some("token")) => Some(Text::Token(t)),
+            (Some(_), Some(m)) => return Err(FilterError::TextMode(m.to_owned())),
+        };
+        let regex_text = req.regex.filter(|r| !r.is_empty());
+        let regex = match &regex_text {
+            None => None,
+            Some(r) if r.len() > cfg.max_regex_bytes => {
+                return Err(FilterError::RegexTooLong {
+                    len: r.len(),
+                    max: cfg.max_regex_bytes,
+                });
+            }
+            Some(r) => Some(
+                RegexBuilder::new(r)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .dfa_size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                    .map_err(|e| FilterError::Regex(e.to_string()))?,
+            ),
+        };
+        let crawl = nonempty(req.crawl);
+        let host = nonempty(req.host);
+        let app = nonempty(req.app);
+        let backfill = req.backfill.unwrap_or(0).min(cfg.backfill_events);
+        let backfill_secs = req
+            .backfill_secs
+            .unwrap_or(cfg.backfill_secs)
+            .min(cfg.backfill_secs);
+        let echo = json!({
+            "crawl": crawl, "host": host, "app": app, "format": format.map(|f| f.name()),
+            "status": status_text, "text": text_text,
+            "text_mode": match text { Some(Text::Token(_)) => "token", _ => "substring" },
+            "regex": regex_text, "backfill": backfill, "backfill_secs": backfill_secs,
+        });
+        Ok(Filter {
+            crawl,
+            host,
+            app,
+            format,
+            status,
+            text,
+            regex,
+            backfill,
+            backfill_secs,
+            echo,
+        })
+    }
+
+    /// The filter as understood, for the `subscribed` reply.
+    pub fn echo(&self) -> &Value {
+        &self.echo
+    }
+
+    /// Whether `e` passes. Cheap tests first; the line is only decoded when a text or
+    /// regex test needs it.
+    pub fn matches(&self, e: &Event) -> bool {
+        if self.crawl.as_deref().is_some_and(|c| c != e.crawl.as_str())
+            || self
+                .host
+                .as_deref()
+                .is_some_and(|h| !h.eq_ignore_ascii_case(&e.host))
+            || self
+                .app
+                .as_deref()
+                .is_some_and(|a| !a.eq_ignore_ascii_case(&e.app))
+            || self.format.is_some_and(|f| f != e.format)
+        {
+            return false;
+        }
+        if !self.status.is_empty() {
+            let code = e
+                .field_str(Field::Status)
+                .and_then(|s| s.trim().parse::<i64>().ok());
+            match code {
+                Some(c) if self.status.iter().any(|r| r.lo <= c && c <= r.hi) => {}
+                _ => return false,
+            }
+        }
+        if self.text.is_none() && self.regex.is_none() {
+            return true;
+        }
+        let line = e.line();
+        let text_ok = match &self.text {
+            None => true,
+            Some(Text::Substring(re)) => re.is_match(&line),
+            Some(Text::Token(t)) => tokenizer::has_token(&line, t),
+        };
+        text_ok && self.regex.as_ref().is_none_or(|re| re.is_match(&line))
+    }
+}
+
+/// Parses `200`, `-5002`, `4xx`, `400-499` and comma-separated lists of them.
+fn parse_status(s: &str) -> Result<Vec<StatusRange>, FilterError> {
+    let bad = || FilterError::Status(s.to_owned());
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let lower = part.to_ascii_lowercase();
+        let r = if let Some(d) = lower.strip_suffix("xx") {
+            let d: i64 = d.parse().map_err(|_| bad())?;
+            if !(1..=9).contains(&d) {
+                return Err(bad());
+            }
+            StatusRange {
+                lo: d * 100,
+                hi: d * 100 + 99,
+            }
+        } else if let Ok(c) = lower.parse::<i64>() {
+            StatusRange { lo: c, hi: c }
+        } else {
+            // A range: the separating dash is the first one after the first character,
+            // so negative Heritrix codes (`-5002`) stay codes.
+            let at = lower
+                .char_indices()
+                .skip(1)
+                .find(|&(_, c)| c == '-')
+                .map(|(i, _)| i)
+                .ok_or_else(bad)?;
+            let lo: i64 = lower[..at].trim().parse().map_err(|_| bad())?;
+            let hi: i64 = lower[at + 1..].trim().parse().map_err(|_| bad())?;
+            if lo > hi {
+                return Err(bad());
+            }
+            StatusRange { lo, hi }
+        };
+        out.push(r);
+    }
+    if out.is_empty() {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LiveConfig;
+    use contracts::CrawlId;
+    use contracts::event::{EventFlags, EventId, FieldSpan};
+
+    fn ev(crawl: &str, host: &str, status: &str, rest: &str) -> Event {
+        let line = format!("2026-11-21T10:00:00.000Z {status} 10 {rest}");
+        let start = line.find(' ').unwrap() as u32 + 1;
+        Event {
+            id: EventId {
+                tailer: 1,
+                file_seq: 1,
+                offset: 0,
+            },
+            time_us: 0,
+            flags: EventFlags::default(),
+            original_len: line.len() as u64,
+            format: Format::CrawlLog,
+            crawl: CrawlId::parse(crawl).unwrap(),
+            host: host.into(),
+            app: "heritrix".into(),
+            fields: vec![FieldSpan {
+                field: Field::Status,
+                start,
+                len: status.len() as u32,
+            }],
+            raw: line.into_bytes(),
+        }
+    }
+
+    fn f(v: Value) -> Result<Filter, FilterError> {
+        Filter::compile(&v, &LiveConfig::default())
+    }
+
+    #[test]
+    fn status_forms() {
+        let e404 = ev("c1", "h", "404", "http://a/");
+        let neg = ev("c1", "h", "-5002", "http://a/");
+        assert!(f(json!({"status": "4xx"})).unwrap().matches(&e404));
+        assert!(f(json!({"status": "400-499"})).unwrap().matches(&e404));
+        assert!(!f(json!({"status": "200"})).unwrap().matches(&e404));
+        assert!(f(json!({"status": "200, 404"})).unwrap().matches(&e404));
+        assert!(f(json!({"status": "-5002"})).unwrap().matches(&neg));
+        assert!(!f(json!({"status": "-5002"})).unwrap().matches(&e404));
+        assert!(f(json!({"status": "-9999--1"})).unwrap().matches(&neg));
+        for bad in ["x", "4x", "499-400", "0xx", ","] {
+            assert_eq!(
+                f(json!({"status": bad})).unwrap_err().code(),
+                "bad_status",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn fields_text_and_regex() {
+        let e = ev("c1", "Crawler-07", "200", "http://www.Example.com/a.html");
+        assert!(f(json!({})).unwrap().matches(&e));
+        assert!(f(Value::Null).unwrap().matches(&e));
+        assert!(
+            f(json!({"crawl": "c1", "host": "crawler-07", "format": "crawl_log"}))
+                .unwrap()
+                .matches(&e)
+        );
+        assert!(!f(json!({"crawl": "c2"})).unwrap().matches(&e));
+        assert!(!f(json!({"format": "syslog"})).unwrap().matches(&e));
+        assert!(f(json!({"text": "EXAMPLE.COM/A"})).unwrap().matches(&e));
+        assert!(!f(json!({"text": "example.org"})).unwrap().matches(&e));
+        assert!(
+            f(json!({"text": "www.example.com", "text_mode": "token"}))
+                .unwrap()
+                .matches(&e)
+        );
+        assert!(
+            !f(json!({"text": "example", "text_mode": "token"}))
+                .unwrap()
+                .matches(&e)
+        );
+        assert!(f(json!({"regex": r"a\.html$"})).unwrap().matches(&e));
+        assert!(!f(json!({"regex": r"^http"})).unwrap().matches(&e));
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(f(json!({"regex": "("})).unwrap_err().code(), "bad_regex");
+        assert_eq!(
+            f(json!({"regex": "a".repeat(1025)})).unwrap_err().code(),
+            "regex_too_long"
+        );
+        // Short to type, huge to compile: the size limit refuses it.
+        assert_eq!(
+            f(json!({"regex": r"\w{1000}\w{1000}"})).unwrap_err().code(),
+            "bad_regex"
+        );
+        assert_eq!(
+            f(json!({"format": "xml"})).unwrap_err().code(),
+            "bad_format"
+        );
+        assert_eq!(
+            f(json!({"colour": "red"})).unwrap_err().code(),
+            "bad_payload"
+        );
+        assert_eq!(f(json!("crawl")).unwrap_err().code(), "bad_payload");
+        assert_eq!(
+            f(json!({"text": "a", "text_mode": "fuzzy"}))
+                .unwrap_err()
+                .code(),
+            "bad_text_mode"
+        );
+    }
+
+    #[test]
+    fn backfill_is_capped_by_config() {
+        let fl = f(json!({"backfill": 1_000_000, "backfill_secs": 1_000_000})).unwrap();
+        assert_eq!((fl.backfill, fl.backfill_secs), (200, 300));
+    }
+}
