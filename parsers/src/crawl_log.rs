@@ -45,7 +45,8 @@ pub(crate) fn first_line_end(b: &[u8]) -> usize {
 
 /// Parses a crawl.log line: its fields and the log time, or `None` if it is not one (fewer
 /// than eleven fields, a log time that is not ISO 8601, a status that is not an integer, a
-/// size that is neither an integer nor `-`). Only the first physical line is read: a joined
+/// size that is neither an integer nor `-`, a URL without a `:`, a hop path that is neither
+/// `-` nor letters). Only the first physical line is read: a joined
 /// stack trace after it belongs to no field.
 pub(crate) fn parse(b: &[u8]) -> Option<(Vec<FieldSpan>, i64)> {
     // Cheap rejection for the common case in `auto`: a crawl.log line starts with a year.
@@ -69,9 +70,14 @@ pub(crate) fn parse(b: &[u8]) -> Option<(Vec<FieldSpan>, i64)> {
     }
     let token = |i: usize| &line[bounds[i].0..bounds[i].1];
     let (used, time_us, _) = timestamp::iso8601(token(0))?;
+    // Beyond the time and status, the URL's scheme and the hop path's letters are checked:
+    // progress-statistics.log lines also start with a time and two integers.
+    let hop_path = token(4);
     if used != token(0).len()
         || !is_integer(token(1))
         || !(token(2) == b"-" || is_integer(token(2)))
+        || !token(3).contains(&b':')
+        || !(hop_path == b"-" || hop_path.iter().all(u8::is_ascii_alphabetic))
     {
         return None;
     }
@@ -238,6 +244,9 @@ mod tests {
             "2026-11-21T10:00:00Zjunk 200 1 http://x/ L - text/html #1 - - -",
             "2026-11-31T10:00:00Z 200 1 http://x/ L - text/html #1 - - -",
             " 2026-11-21T10:00:00Z 200 1 http://x/ L - text/html #1 - - -",
+            "2026-11-21T10:00:00Z 200 1 no-scheme L - text/html #1 - - -",
+            "2026-11-21T10:00:00Z 200 1 http://x/ L2 - text/html #1 - - -",
+            "2015-05-22T15:01:07Z           0           0            0           0(NaN)       0(0)             0             0        47719        104960            0          -1           0",
             "",
         ] {
             assert!(parse(bad.as_bytes()).is_none(), "{bad}");
