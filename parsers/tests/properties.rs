@@ -1,0 +1,236 @@
+//! Properties that hold for any input: no panic, spans inside the line, events that fit
+//! one frame and decode back equal, and flags that tell the truth.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use contracts::frame::{self, MAX_FRAME_PAYLOAD};
+use contracts::{CrawlId, Event, EventFlags};
+use parsers::{
+    EventBuilder, MultilineJoiner, RawRecord, SourceFormat, parse_line, time_is_plausible,
+};
+use proptest::prelude::*;
+
+/// Real lines from the sample logs, as seeds for mutation.
+fn real_lines() -> &'static Vec<Vec<u8>> {
+    static LINES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    LINES.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real/heritrix");
+        let mut lines = Vec::new();
+        for rel in [
+            "ukwa-manage/h3-2018-crawl.log",
+            "netarchivesuite/h1-2005-2006-crawldir/crawl.log",
+            "netarchivesuite/h1-2005-2006-crawldir/progress-statistics.log",
+            "netarchivesuite/h1-2005-2006-crawldir/uri-errors.log",
+        ] {
+            let text =
+                std::fs::read(dir.join(rel)).unwrap_or_else(|e| panic!("cannot read {rel}: {e}"));
+            lines.extend(
+                text.split(|&b| b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(<[u8]>::to_vec),
+            );
+        }
+        lines.extend(
+            [
+                "<165>1 2026-11-21T10:00:00.123456+01:00 h app 42 ID [a b=\"c\\]\"] msg",
+                "<13>Nov 21 10:00:00 crawler-07 sshd[812]: Accepted",
+                "2026-11-21T10:00:00.1+01:00 crawler-07 systemd[1]: Started",
+                "192.0.2.1 - - [21/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200",
+            ]
+            .map(|s| s.as_bytes().to_vec()),
+        );
+        lines
+    })
+}
+
+/// A real line with a few bytes replaced, inserted or cut: close enough to each format to
+/// drive the parsers deep into their branches.
+fn mutated_line() -> impl Strategy<Value = Vec<u8>> {
+    (
+        any::<prop::sample::Index>(),
+        prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 0..6),
+        any::<Option<prop::sample::Index>>(),
+    )
+        .prop_map(|(pick, edits, cut)| {
+            let lines = real_lines();
+            let mut line = lines[pick.index(lines.len())].clone();
+            for (at, byte, kind) in edits {
+                let i = at.index(line.len() + 1);
+                match kind {
+                    0 if i < line.len() => line[i] = byte,
+                    1 => line.insert(i, byte),
+                    _ if i < line.len() => {
+                        line.remove(i);
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(cut) = cut {
+                line.truncate(cut.index(line.len() + 1));
+            }
+            line
+        })
+}
+
+/// Arbitrary bytes, with NULs, newlines and invalid UTF-8 as likely as anything else.
+fn any_line() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..600),
+        prop::collection::vec(
+            prop::sample::select(b" \t\n\r\0<>[]{}\":-+.,0123456789TZNovDec#\xFF\xC3".to_vec()),
+            0..200
+        ),
+        mutated_line(),
+    ]
+}
+
+/// A huge line: a seed repeated up to about 200 KB.
+fn huge_line() -> impl Strategy<Value = Vec<u8>> {
+    (mutated_line(), 100_000usize..200_000).prop_map(|(seed, len)| {
+        let seed = if seed.is_empty() {
+            b"x\xC3\xA9\0".to_vec()
+        } else {
+            seed
+        };
+        seed.iter().copied().cycle().take(len).collect()
+    })
+}
+
+fn any_format() -> impl Strategy<Value = SourceFormat> {
+    prop::sample::select(SourceFormat::ALL.to_vec())
+}
+
+/// Read times from the epoch to the year 2200, and now and then an extreme one.
+fn read_time() -> impl Strategy<Value = i64> {
+    prop_oneof![9 => 0i64..7_258_118_400_000_000, 1 => any::<i64>()]
+}
+
+fn check_event(e: &Event, read: i64) -> Result<(), TestCaseError> {
+    prop_assert!(e.encoded_len() <= MAX_FRAME_PAYLOAD);
+    let mut buf = Vec::new();
+    prop_assert!(frame::put_event_frame(&mut buf, e));
+    let (events, torn) = frame::decode_frames(&buf);
+    prop_assert!(torn.is_none());
+    prop_assert_eq!(events.len(), 1);
+    prop_assert_eq!(
+        events[0]
+            .as_ref()
+            .map_err(|err| TestCaseError::fail(err.to_string()))?,
+        e
+    );
+    for s in &e.fields {
+        prop_assert!(
+            s.start as usize + s.len as usize <= e.raw.len(),
+            "{:?} outside {} bytes",
+            s,
+            e.raw.len()
+        );
+    }
+    prop_assert_eq!(
+        e.flags.has(EventFlags::TRUNCATED),
+        e.original_len > e.raw.len() as u64
+    );
+    if !e.flags.has(EventFlags::INVALID_UTF8) {
+        prop_assert!(std::str::from_utf8(&e.raw).is_ok());
+    }
+    if e.flags.has(EventFlags::TIME_SUSPECT) {
+        prop_assert_eq!(e.time_us, read);
+    }
+    prop_assert!(time_is_plausible(e.time_us, read) || e.time_us == read);
+    Ok(())
+}
+
+fn builder(format: SourceFormat, max_line_bytes: usize) -> EventBuilder {
+    let crawl = CrawlId::parse("crawl-1").expect("valid crawl id");
+    EventBuilder::new(
+        format,
+        u64::MAX,
+        9,
+        crawl,
+        "crawler-07".into(),
+        "heritrix".into(),
+        max_line_bytes,
+    )
+}
+
+proptest! {
+    #[test]
+    fn parse_line_never_panics_and_spans_lie_in_the_line(format in any_format(), line in any_line(), read in read_time()) {
+        let p = parse_line(format, &line, read);
+        for s in &p.fields {
+            prop_assert!(s.start as usize + s.len as usize <= line.len(), "{:?} outside {} bytes", s, line.len());
+        }
+        if format == SourceFormat::Auto || format == SourceFormat::Plain {
+            prop_assert!(!p.failed);
+        }
+        if p.failed {
+            prop_assert_eq!(p.format, contracts::Format::Plain);
+        }
+    }
+
+    #[test]
+    fn built_events_fit_a_frame_and_decode_back_equal(
+        format in any_format(),
+        lines in prop::collection::vec((any_line(), 0u64..100, 1u32..4), 1..6),
+        max_line_bytes in prop_oneof![1usize..100, 100usize..70_000, Just(usize::MAX)],
+        read in read_time(),
+    ) {
+        let mut b = builder(format, max_line_bytes);
+        let mut offset = 0;
+        for (bytes, extra, n) in lines {
+            let len = bytes.len() as u64;
+            let e = b.build(RawRecord { offset, bytes, original_len: len + extra, lines: n }, read);
+            prop_assert_eq!(e.id.offset, offset);
+            prop_assert_eq!(e.original_len, len + extra);
+            prop_assert_eq!(e.flags.has(EventFlags::MULTILINE), n > 1);
+            check_event(&e, read)?;
+            offset += len + extra + 1;
+        }
+    }
+
+    #[test]
+    fn joined_records_of_any_lines_build_valid_events(
+        lines in prop::collection::vec(any_line(), 1..12),
+        max_bytes in 1usize..2_000,
+        read in read_time(),
+    ) {
+        let mut j = MultilineJoiner::new(max_bytes);
+        let mut b = builder(SourceFormat::Auto, 65_000);
+        let mut offset = 0u64;
+        let mut total_lines = 0;
+        let mut records = Vec::new();
+        for line in lines {
+            let len = line.len() as u64;
+            records.extend(j.push(RawRecord::line(offset, line)));
+            prop_assert!(j.pending_offset().is_some_and(|p| p <= offset));
+            offset += len + 1;
+            total_lines += 1;
+        }
+        records.extend(j.flush());
+        prop_assert_eq!(records.iter().map(|r| r.lines).sum::<u32>(), total_lines);
+        let file_len: u64 = records.iter().map(|r| r.original_len).sum::<u64>() + records.len() as u64;
+        prop_assert_eq!(file_len, offset, "every byte of the file is in some record");
+        for r in records {
+            prop_assert!(r.bytes.len() <= max_bytes);
+            check_event(&b.build(r, read), read)?;
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn huge_lines_are_cut_to_one_frame(format in any_format(), line in huge_line(), read in read_time()) {
+        let len = line.len() as u64;
+        let p = parse_line(format, &line, read);
+        for s in &p.fields {
+            prop_assert!(s.start as usize + s.len as usize <= line.len());
+        }
+        let e = builder(format, usize::MAX).build(RawRecord::line(0, line), read);
+        prop_assert!(e.flags.has(EventFlags::TRUNCATED));
+        prop_assert_eq!(e.original_len, len);
+        check_event(&e, read)?;
+    }
+}
