@@ -57,6 +57,34 @@ pub struct TailerConfig {
     /// seconds, so a fleet of tailers does not send at once. Default 10.
     #[serde(default = "default_repair_delay_max_secs")]
     pub repair_delay_max_secs: u64,
+    /// First wait before re-connecting to a buck after a failure, in milliseconds; it
+    /// doubles per failure (with random jitter) up to `connect_backoff_max_ms`. Default 200.
+    #[serde(default = "default_connect_backoff_min_ms")]
+    pub connect_backoff_min_ms: u64,
+    /// Longest wait between connection attempts to a buck, in milliseconds. Default 30,000.
+    #[serde(default = "default_connect_backoff_max_ms")]
+    pub connect_backoff_max_ms: u64,
+    /// Longest a TCP connect plus the hello exchange may take, in milliseconds. Default 5,000.
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// How often a connection sends a keep-alive ping, in milliseconds. Default 5,000.
+    #[serde(default = "default_ping_interval_ms")]
+    pub ping_interval_ms: u64,
+    /// A connection that receives nothing (not even a pong) for this long is closed and
+    /// re-opened, in milliseconds. Default 20,000.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Most bytes of unacknowledged live packets kept per buck, in bytes (also while it is
+    /// down, for re-sending on reconnect). Past it the live copy is dropped (counted) and
+    /// the sealed bucket's repair send delivers those frames. Default 4 MiB.
+    #[serde(default = "default_inflight_max_bytes")]
+    pub inflight_max_bytes: usize,
+    /// How often the cluster file's modification time is checked, in milliseconds. Default 2,000.
+    #[serde(default = "default_cluster_poll_ms")]
+    pub cluster_poll_ms: u64,
+    /// How often the spool is re-scanned for its size and pruned, in milliseconds. Default 5,000.
+    #[serde(default = "default_janitor_interval_ms")]
+    pub janitor_interval_ms: u64,
     /// How often files are re-scanned and polled when notify is unavailable, in
     /// milliseconds. Default 250.
     #[serde(default = "default_poll_interval_ms")]
@@ -183,6 +211,30 @@ fn default_packet_max_delay_ms() -> u64 {
 }
 fn default_repair_delay_max_secs() -> u64 {
     10
+}
+fn default_connect_backoff_min_ms() -> u64 {
+    200
+}
+fn default_connect_backoff_max_ms() -> u64 {
+    30_000
+}
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+fn default_ping_interval_ms() -> u64 {
+    5_000
+}
+fn default_idle_timeout_ms() -> u64 {
+    20_000
+}
+fn default_inflight_max_bytes() -> usize {
+    4 << 20
+}
+fn default_cluster_poll_ms() -> u64 {
+    2_000
+}
+fn default_janitor_interval_ms() -> u64 {
+    5_000
 }
 fn default_poll_interval_ms() -> u64 {
     250

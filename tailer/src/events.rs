@@ -51,4 +51,9 @@ counters! {
     connections_up: "connections to bucks currently up",
     connect_failures_total: "failed connection attempts",
     stand_in_packets_total: "live packets sent to a stand-in because every home was down",
+    live_dropped_total: "frames whose live copy was dropped because a buck's in-flight buffer was full (the repair send covers them)",
+    hello_rejected_total: "connections a buck refused at the hello (key not on its allow-list, version)",
+    connections_lost_total: "established connections to bucks that closed or failed",
+    repair_buckets_total: "(bucket, home) pairs whose bucket was sent whole by the repair path",
+    buckets_pending: "sealed buckets not yet acknowledged whole by every home",
 }

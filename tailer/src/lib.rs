@@ -17,6 +17,7 @@ pub mod config;
 pub mod events;
 pub mod pipeline;
 pub mod shipping;
+pub mod tailer_id;
 
 pub use config::TailerConfig;
 pub use events::TailerEvents;

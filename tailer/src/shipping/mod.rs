@@ -1,1 +1,27 @@
 //! The shipping side: connections to bucks, live packets, the repair path, spool pruning.
+//!
+//! The reading side appends frames to spool buckets and hands the shipper a copy of each
+//! batch ([`ShipperInput::Live`](crate::pipeline::ShipperInput)) and word of each sealed
+//! bucket. From there:
+//!
+//! - [`Shipper`] (`shipper.rs`) owns the state: packets, in-flight tables, delivery per
+//!   (bucket, home), repair jobs. `docs/protocol.md` describes what it does on the wire.
+//! - `buck_connection.rs`: one task per buck keeps a TCP connection open (hello, sealed
+//!   session, pings), re-opened with [`Backoff`].
+//! - [`delivery`]: the `.delivered` record beside each bucket, and the walks of a bucket
+//!   file that count frames per home and cut the repair chunks.
+//! - [`spool_janitor`]: keeps the spool's size true and prunes delivered buckets.
+//! - `test_receiver`: a minimal buck speaking the real protocol, for tests only.
+
+mod backoff;
+mod buck_connection;
+pub mod delivery;
+mod error;
+mod shipper;
+pub mod spool_janitor;
+#[doc(hidden)]
+pub mod test_receiver;
+
+pub use backoff::Backoff;
+pub use error::ShippingError;
+pub use shipper::Shipper;

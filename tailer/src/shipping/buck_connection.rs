@@ -1,0 +1,415 @@
+//! `BuckConnection`: the one TCP connection from this tailer to one buck, kept open.
+//!
+//! A connection task owns the socket and the sealed [`Session`]; it knows nothing of
+//! packets, buckets or delivery. It connects, says hello, reports `Up` with an outbox to
+//! the shipper, then seals whatever the shipper puts in the outbox and forwards every ack
+//! and nack back. Pings keep the connection alive and prove the buck is still there; a
+//! connection that hears nothing for `idle_timeout_ms` is dropped. Whenever a connection
+//! ends the task reports `Down` and tries again after an exponential, jittered backoff.
+//!
+//! The shipper keeps every unacknowledged message itself and re-sends it on the next
+//! `Up`, so nothing is lost when this task drops a connection mid-stream.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use contracts::BuckEntry;
+use contracts::keys::KeyPair;
+use contracts::transport::{
+    ClientHello, Direction, MAX_MESSAGE_BYTES, Message, PROTOCOL_MAX, PROTOCOL_MIN, ServerHello,
+    Session, TransportError,
+};
+use crypto_box::PublicKey;
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::Backoff;
+use crate::events::TailerEvents;
+
+/// Messages whose frames exceed this are sealed on the blocking pool: compressing and
+/// encrypting a 1 MiB bucket chunk takes milliseconds, too long to hold a runtime thread.
+const SEAL_INLINE_MAX_BYTES: usize = 128 * 1024;
+
+/// Numbers every connection, so the shipper can tell a stale report from a current one.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// What every connection of this tailer shares.
+#[derive(Clone)]
+pub(crate) struct LinkParams {
+    /// This tailer's id, sent in the hello.
+    pub tailer_id: u64,
+    /// This host's name, sent in the hello for the buck's logs.
+    pub host: String,
+    /// This tailer's key pair.
+    pub keys: KeyPair,
+    /// Whether messages are sealed.
+    pub encryption: bool,
+    /// zlib level of what the tailer sends.
+    pub compression_level: u32,
+    /// TCP connect plus hello exchange.
+    pub connect_timeout: Duration,
+    /// Keep-alive interval.
+    pub ping_interval: Duration,
+    /// Silence after which the connection is dropped.
+    pub idle_timeout: Duration,
+    /// Backoff bounds, in milliseconds.
+    pub backoff_min_ms: u64,
+    /// Backoff bounds, in milliseconds.
+    pub backoff_max_ms: u64,
+}
+
+/// What a connection task tells the shipper.
+#[derive(Debug)]
+pub(crate) enum LinkEvent {
+    /// A connection is established: messages put in `outbox` are sealed and sent.
+    Up {
+        /// The buck's id.
+        buck: String,
+        /// This connection's number.
+        generation: u64,
+        /// Where the shipper puts messages for this connection.
+        outbox: mpsc::UnboundedSender<Message>,
+    },
+    /// A connection attempt failed or an established connection ended.
+    Down {
+        /// The buck's id.
+        buck: String,
+        /// The connection's number (0 for a failed attempt).
+        generation: u64,
+    },
+    /// The buck answered a message: an ack or a nack.
+    Reply {
+        /// The buck's id.
+        buck: String,
+        /// The answer.
+        message: Message,
+    },
+}
+
+/// Why a connection attempt or an established connection ended.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LinkError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("no answer within {0:?} (connect and hello)")]
+    Timeout(Duration),
+    #[error("the buck refused the connection: {0}")]
+    Rejected(String),
+    #[error(
+        "the buck closed the connection during the hello (is this tailer's public key on its allow-list?)"
+    )]
+    ClosedInHello,
+    #[error("bad hello from the buck: {0}")]
+    BadHello(contracts::DecodeError),
+    #[error("the buck at this address says it is {got:?}: fix the cluster file's ingest address")]
+    WrongBuck { got: String },
+    #[error(
+        "the buck answered encrypted = {got} while this tailer has encryption = {want}: both sides must agree"
+    )]
+    EncryptionMismatch { want: bool, got: bool },
+    #[error("the buck chose protocol version {0}, which this tailer does not speak")]
+    Version(u8),
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Transport(#[from] TransportError),
+    #[error("the buck sent {0}, which only a tailer sends")]
+    Unexpected(&'static str),
+    #[error("the buck closed the connection")]
+    Closed,
+    #[error("nothing heard from the buck for {0:?}")]
+    Idle(Duration),
+    #[error("sealing a message failed: {0}")]
+    SealTask(String),
+}
+
+type Wire = Framed<TcpStream, LengthDelimitedCodec>;
+
+/// The task that keeps one buck's connection open.
+pub(crate) struct BuckConnection {
+    entry: BuckEntry,
+    buck_key: Option<PublicKey>,
+    params: Arc<LinkParams>,
+    events: Arc<TailerEvents>,
+    to_shipper: mpsc::Sender<LinkEvent>,
+    cancel: CancellationToken,
+}
+
+impl BuckConnection {
+    /// Starts the task for `entry`; it runs until `cancel` fires.
+    pub(crate) fn spawn(
+        entry: BuckEntry,
+        params: Arc<LinkParams>,
+        events: Arc<TailerEvents>,
+        to_shipper: mpsc::Sender<LinkEvent>,
+        cancel: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        // Checked when the cluster file is loaded, so a missing key here means encryption is off.
+        let buck_key = entry.public_key();
+        let conn = BuckConnection {
+            entry,
+            buck_key,
+            params,
+            events,
+            to_shipper,
+            cancel,
+        };
+        tokio::spawn(conn.run())
+    }
+
+    async fn run(self) {
+        let mut backoff = Backoff::new(self.params.backoff_min_ms, self.params.backoff_max_ms);
+        let buck = self.entry.id.clone();
+        loop {
+            let attempt = tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                r = tokio::time::timeout(self.params.connect_timeout, self.connect()) => r,
+            };
+            match attempt {
+                Ok(Ok((wire, session))) => {
+                    backoff.reset();
+                    let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+                    let (outbox, inbox) = mpsc::unbounded_channel();
+                    tracing::info!(buck = %buck, addr = %self.entry.ingest, "connected to buck");
+                    self.events.connections_up.fetch_add(1, Ordering::Relaxed);
+                    let up = LinkEvent::Up {
+                        buck: buck.clone(),
+                        generation,
+                        outbox,
+                    };
+                    let ended = if self.to_shipper.send(up).await.is_err() {
+                        None
+                    } else {
+                        self.serve(wire, session, inbox).await
+                    };
+                    self.events.connections_up.fetch_sub(1, Ordering::Relaxed);
+                    let _ = self
+                        .to_shipper
+                        .send(LinkEvent::Down {
+                            buck: buck.clone(),
+                            generation,
+                        })
+                        .await;
+                    match ended {
+                        // Shutdown, or the shipper is gone.
+                        None => return,
+                        Some(e) => {
+                            self.events
+                                .connections_lost_total
+                                .fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(buck = %buck, addr = %self.entry.ingest, "connection to buck lost: {e}; reconnecting");
+                        }
+                    }
+                }
+                Ok(Err(e)) => self.failed(&buck, e).await,
+                Err(_) => {
+                    self.failed(&buck, LinkError::Timeout(self.params.connect_timeout))
+                        .await
+                }
+            }
+            let wait = backoff.next_delay();
+            tokio::select! {
+                _ = self.cancel.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn failed(&self, buck: &str, e: LinkError) {
+        self.events
+            .connect_failures_total
+            .fetch_add(1, Ordering::Relaxed);
+        if matches!(e, LinkError::Rejected(_) | LinkError::ClosedInHello) {
+            self.events
+                .hello_rejected_total
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        tracing::warn!(buck = %buck, addr = %self.entry.ingest, "cannot open a connection to buck: {e}; retrying with backoff");
+        let _ = self
+            .to_shipper
+            .send(LinkEvent::Down {
+                buck: buck.to_owned(),
+                generation: 0,
+            })
+            .await;
+    }
+
+    /// Connects and exchanges hellos.
+    async fn connect(&self) -> Result<(Wire, Session), LinkError> {
+        let addr = &self.entry.ingest;
+        let stream =
+            TcpStream::connect(addr.as_str())
+                .await
+                .map_err(|source| LinkError::Connect {
+                    addr: addr.clone(),
+                    source,
+                })?;
+        stream.set_nodelay(true)?;
+        let mut wire = Framed::new(stream, codec());
+        let hello = ClientHello {
+            min_version: PROTOCOL_MIN,
+            max_version: PROTOCOL_MAX,
+            tailer_id: self.params.tailer_id,
+            public_key: *self.params.keys.public().as_bytes(),
+            encrypted: self.params.encryption,
+            host: self.params.host.clone(),
+        };
+        wire.send(Bytes::from(hello.encode())).await?;
+        let answer = match wire.next().await {
+            Some(Ok(buf)) => buf,
+            Some(Err(e)) if is_reset(&e) => return Err(LinkError::ClosedInHello),
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err(LinkError::ClosedInHello),
+        };
+        match ServerHello::decode(&answer).map_err(LinkError::BadHello)? {
+            ServerHello::Reject { reason } => Err(LinkError::Rejected(reason)),
+            ServerHello::Accept {
+                version,
+                buck_id,
+                salt,
+                encrypted,
+            } => {
+                if buck_id != self.entry.id {
+                    return Err(LinkError::WrongBuck { got: buck_id });
+                }
+                if !(PROTOCOL_MIN..=PROTOCOL_MAX).contains(&version) {
+                    return Err(LinkError::Version(version));
+                }
+                if encrypted != self.params.encryption {
+                    return Err(LinkError::EncryptionMismatch {
+                        want: self.params.encryption,
+                        got: encrypted,
+                    });
+                }
+                let keys = match (&self.buck_key, self.params.encryption) {
+                    (Some(k), true) => Some((self.params.keys.secret(), k)),
+                    _ => None,
+                };
+                let session = Session::new(keys, salt, Direction::TailerToBuck)
+                    .with_compression(self.params.compression_level);
+                Ok((wire, session))
+            }
+        }
+    }
+
+    /// Runs an established connection. Returns `None` on shutdown, else why it ended.
+    async fn serve(
+        &self,
+        mut wire: Wire,
+        mut session: Session,
+        mut inbox: mpsc::UnboundedReceiver<Message>,
+    ) -> Option<LinkError> {
+        let buck = &self.entry.id;
+        let mut ping = tokio::time::interval(self.params.ping_interval);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heard = Instant::now();
+        let mut token = 0u64;
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => return None,
+                out = inbox.recv() => {
+                    let msg = out?;
+                    let sealed = match seal(session, msg).await {
+                        Ok((s, w)) => { session = s; w }
+                        Err(e) => return Some(e),
+                    };
+                    if let Err(e) = wire.send(Bytes::from(sealed)).await {
+                        return Some(e.into());
+                    }
+                }
+                got = wire.next() => {
+                    let buf = match got {
+                        Some(Ok(buf)) => buf,
+                        Some(Err(e)) => return Some(e.into()),
+                        None => return Some(LinkError::Closed),
+                    };
+                    last_heard = Instant::now();
+                    let message = match session.open(&buf) {
+                        Ok(m) => m,
+                        Err(e) => return Some(e.into()),
+                    };
+                    match message {
+                        Message::Ping { token } => {
+                            let pong = match session.seal(&Message::Pong { token }) {
+                                Ok(w) => w,
+                                Err(e) => return Some(e.into()),
+                            };
+                            if let Err(e) = wire.send(Bytes::from(pong)).await {
+                                return Some(e.into());
+                            }
+                        }
+                        Message::Pong { .. } => {}
+                        m @ (Message::Ack { .. } | Message::Nack { .. }) => {
+                            let reply = LinkEvent::Reply { buck: buck.clone(), message: m };
+                            if self.to_shipper.send(reply).await.is_err() {
+                                return None;
+                            }
+                        }
+                        Message::Live { .. } => return Some(LinkError::Unexpected("a live packet")),
+                        Message::BucketChunk { .. } => return Some(LinkError::Unexpected("a bucket chunk")),
+                    }
+                }
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > self.params.idle_timeout {
+                        return Some(LinkError::Idle(self.params.idle_timeout));
+                    }
+                    token += 1;
+                    let sealed = match session.seal(&Message::Ping { token }) {
+                        Ok(w) => w,
+                        Err(e) => return Some(e.into()),
+                    };
+                    if let Err(e) = wire.send(Bytes::from(sealed)).await {
+                        return Some(e.into());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The length-delimited codec both sides use, with the contract's explicit limit.
+pub(crate) fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_MESSAGE_BYTES)
+        .new_codec()
+}
+
+fn is_reset(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::BrokenPipe
+    )
+}
+
+/// Seals `msg`, on the blocking pool when it is large. The session moves there and back
+/// because its counter must advance exactly once per message, in order.
+async fn seal(mut session: Session, msg: Message) -> Result<(Session, Vec<u8>), LinkError> {
+    let large = match &msg {
+        Message::Live { frames, .. } | Message::BucketChunk { frames, .. } => {
+            frames.len() > SEAL_INLINE_MAX_BYTES
+        }
+        _ => false,
+    };
+    if !large {
+        let w = session.seal(&msg)?;
+        return Ok((session, w));
+    }
+    let (session, r) = tokio::task::spawn_blocking(move || {
+        let r = session.seal(&msg);
+        (session, r)
+    })
+    .await
+    .map_err(|e| LinkError::SealTask(e.to_string()))?;
+    Ok((session, r?))
+}

@@ -1,0 +1,1038 @@
+//! `Shipper`: the one task that owns every piece of shipping state.
+//!
+//! It gathers live frames into packets per (crawl, day), routes each packet to the
+//! crawl's homes (or, while every home is down, to the first stand-in that is up), keeps
+//! each sent message in its buck's in-flight table until acked, and re-sends them when a
+//! connection comes back. It counts, per (bucket, home), the frames acked live; when a
+//! bucket is sealed it waits a random moment and sends the bucket whole to every home
+//! that has not acked all of its frames (the repair path), chunk by chunk, each acked.
+//! A bucket whose every home has it is recorded as delivered beside it, and the
+//! [`SpoolJanitor`](super::spool_janitor::SpoolJanitor) may then prune it.
+//!
+//! Why one task: the in-flight tables, the live counts and the repair jobs all change
+//! together on every ack; owning them in one place needs no locks and makes each step an
+//! ordinary function. Connection tasks do the I/O and never block on this task's
+//! channel for long, because this task never waits on theirs (their outboxes are
+//! unbounded; what bounds them is the in-flight limit enforced here).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use chrono::{NaiveDate, Utc};
+use contracts::frame::{FrameError, FrameReader};
+use contracts::keys::KeyPair;
+use contracts::transport::Message;
+use contracts::{BuckEntry, ClusterFile, CrawlId};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::ShippingError;
+use super::buck_connection::{BuckConnection, LinkEvent, LinkParams};
+use super::delivery::{
+    BucketScan, Chunk, DELIVERY_RECORD_VERSION, DeliveryRecord, read_chunk, scan_bucket,
+};
+use super::spool_janitor::{SpoolJanitor, scan_spool};
+use crate::config::TailerConfig;
+use crate::events::TailerEvents;
+use crate::pipeline::{BucketKey, ShipperInput, SpoolUsage};
+
+/// Capacity of the connections-to-shipper channel, in reports. Connection tasks wait
+/// when it is full, which only slows their reading of acks.
+const LINK_EVENTS_QUEUE: usize = 1024;
+
+/// Longest nack delay honoured, whatever a buck asks: a buck that wants more can nack again.
+const MAX_RETRY_AFTER_MS: u64 = 60_000;
+
+/// Ships the spool to the bucks. See the module documentation.
+pub struct Shipper;
+
+impl Shipper {
+    /// Starts shipping. The task runs until `shutdown` fires; it fails only when it
+    /// cannot start (no usable cluster file, key or tailer id).
+    pub fn spawn(
+        config: TailerConfig,
+        input: mpsc::Receiver<ShipperInput>,
+        usage: Arc<SpoolUsage>,
+        events: Arc<TailerEvents>,
+        shutdown: CancellationToken,
+    ) -> tokio::task::JoinHandle<Result<(), ShippingError>> {
+        tokio::spawn(async move {
+            let task = ShipperTask::start(config, usage, events, shutdown).await?;
+            task.run(input).await;
+            Ok(())
+        })
+    }
+}
+
+/// Whether a buck can be sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    /// Not tried yet: treated as reachable, so start-up does not route to stand-ins.
+    Connecting,
+    Up,
+    Down,
+}
+
+/// A message sent and not yet acked.
+struct InFlight {
+    message: Message,
+    frames: u32,
+    what: Sent,
+}
+
+enum Sent {
+    /// A live packet. `buckets` says how many of its frames belong to each bucket;
+    /// `home` is false on a stand-in, whose acks do not count as delivery.
+    Live {
+        buckets: Vec<(BucketKey, u32)>,
+        home: bool,
+        bytes: usize,
+    },
+    /// A chunk of a repair job.
+    Chunk {
+        job: u64,
+        next_offset: u64,
+        last: bool,
+    },
+}
+
+struct BuckState {
+    entry: BuckEntry,
+    cancel: CancellationToken,
+    status: Status,
+    outbox: Option<mpsc::UnboundedSender<Message>>,
+    generation: u64,
+    next_seq: u64,
+    inflight: BTreeMap<u64, InFlight>,
+    /// Bytes of live packets in `inflight`, held under `inflight_max_bytes`.
+    live_bytes: usize,
+    /// Repair jobs waiting for this buck, and the one being sent (one at a time, so a
+    /// buck coming back is not flooded and at most one chunk per buck is in memory).
+    repair_queue: VecDeque<u64>,
+    active_repair: Option<u64>,
+}
+
+impl BuckState {
+    fn send(&self, message: &Message) {
+        if let Some(outbox) = &self.outbox {
+            // A closed outbox means the connection just ended; its Down report follows and
+            // the message is re-sent on the next Up.
+            let _ = outbox.send(message.clone());
+        }
+    }
+}
+
+/// Frames gathered for one (crawl, day) route.
+struct PacketBuilder {
+    frames: BytesMut,
+    count: u32,
+    buckets: Vec<(BucketKey, u32)>,
+    deadline: Instant,
+}
+
+/// A sealed bucket not yet delivered to every home.
+struct SealedBucket {
+    path: PathBuf,
+    /// Frames per home, once scanned.
+    scan: Option<BucketScan>,
+    delivered: BTreeSet<String>,
+    /// The random repair delay has passed.
+    due: bool,
+    /// Repair jobs by home.
+    jobs: BTreeMap<String, u64>,
+}
+
+struct RepairJob {
+    bucket: BucketKey,
+    path: PathBuf,
+    home: String,
+    offset: u64,
+    chunk: u32,
+}
+
+/// What helper tasks report back.
+enum Internal {
+    Scanned {
+        bucket: BucketKey,
+        result: std::io::Result<(BucketScan, Option<DeliveryRecord>)>,
+    },
+    RepairDue {
+        bucket: BucketKey,
+    },
+    ChunkRead {
+        job: u64,
+        result: std::io::Result<Chunk>,
+    },
+    Retry {
+        buck: String,
+        seq: u64,
+        generation: u64,
+    },
+}
+
+struct ShipperTask {
+    config: TailerConfig,
+    events: Arc<TailerEvents>,
+    shutdown: CancellationToken,
+    cluster_path: PathBuf,
+    cluster: Arc<ClusterFile>,
+    cluster_stamp: Option<(SystemTime, u64)>,
+    params: Arc<LinkParams>,
+    bucks: BTreeMap<String, BuckState>,
+    link_tx: mpsc::Sender<LinkEvent>,
+    link_rx: mpsc::Receiver<LinkEvent>,
+    internal_tx: mpsc::UnboundedSender<Internal>,
+    internal_rx: mpsc::UnboundedReceiver<Internal>,
+    packets: HashMap<(CrawlId, NaiveDate), PacketBuilder>,
+    live_acked: HashMap<BucketKey, HashMap<String, u64>>,
+    sealed: HashMap<BucketKey, SealedBucket>,
+    jobs: HashMap<u64, RepairJob>,
+    next_job: u64,
+    janitor_kick: Arc<Notify>,
+}
+
+impl ShipperTask {
+    async fn start(
+        config: TailerConfig,
+        usage: Arc<SpoolUsage>,
+        events: Arc<TailerEvents>,
+        shutdown: CancellationToken,
+    ) -> Result<ShipperTask, ShippingError> {
+        let cluster_path = config
+            .cluster_file
+            .clone()
+            .ok_or(ShippingError::NoClusterFile)?;
+        let cluster = load_cluster(&cluster_path, config.encryption)?;
+        let keys = KeyPair::load_or_create(&config.key_file())?;
+        let tailer_id = crate::tailer_id::load_or_create(&config.state_dir)?;
+        let host = config.host.clone().unwrap_or_else(host_name);
+        let params = Arc::new(LinkParams {
+            tailer_id,
+            host,
+            keys,
+            encryption: config.encryption,
+            compression_level: config.compression_level,
+            connect_timeout: Duration::from_millis(config.connect_timeout_ms.max(1)),
+            ping_interval: Duration::from_millis(config.ping_interval_ms.max(1)),
+            idle_timeout: Duration::from_millis(config.idle_timeout_ms.max(1)),
+            backoff_min_ms: config.connect_backoff_min_ms,
+            backoff_max_ms: config.connect_backoff_max_ms,
+        });
+        if !config.encryption {
+            tracing::warn!("encryption = false: messages to bucks travel unencrypted");
+        }
+        let (link_tx, link_rx) = mpsc::channel(LINK_EVENTS_QUEUE);
+        let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+        let janitor_kick = Arc::new(Notify::new());
+        let janitor = SpoolJanitor {
+            spool: config.spool_dir.clone(),
+            max_bytes: config.spool_max_bytes,
+            max_age_secs: config.spool_max_age_secs,
+            interval_secs: config.bucket_interval_secs,
+        };
+        tokio::spawn(janitor.run(
+            Duration::from_millis(config.janitor_interval_ms.max(1)),
+            janitor_kick.clone(),
+            usage,
+            events.clone(),
+            shutdown.clone(),
+        ));
+        let mut task = ShipperTask {
+            cluster_stamp: stamp(&cluster_path),
+            cluster_path,
+            cluster: Arc::new(cluster),
+            config,
+            events,
+            shutdown,
+            params,
+            bucks: BTreeMap::new(),
+            link_tx,
+            link_rx,
+            internal_tx,
+            internal_rx,
+            packets: HashMap::new(),
+            live_acked: HashMap::new(),
+            sealed: HashMap::new(),
+            jobs: HashMap::new(),
+            next_job: 0,
+            janitor_kick,
+        };
+        task.connect_bucks();
+        task.adopt_leftover_buckets().await;
+        Ok(task)
+    }
+
+    async fn run(mut self, mut input: mpsc::Receiver<ShipperInput>) {
+        let mut input_open = true;
+        let mut cluster_poll =
+            tokio::time::interval(Duration::from_millis(self.config.cluster_poll_ms.max(1)));
+        cluster_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next_flush = self.packets.values().map(|p| p.deadline).min();
+            tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                got = input.recv(), if input_open => match got {
+                    Some(i) => self.on_input(i),
+                    None => {
+                        tracing::info!("the reader closed its channel; shipping what is spooled until shutdown");
+                        input_open = false;
+                    }
+                },
+                Some(ev) = self.link_rx.recv() => self.on_link(ev),
+                Some(i) = self.internal_rx.recv() => self.on_internal(i),
+                _ = sleep_until(next_flush) => self.flush_due(),
+                _ = cluster_poll.tick() => self.poll_cluster(),
+            }
+        }
+        for b in self.bucks.values() {
+            b.cancel.cancel();
+        }
+    }
+
+    // ---- connections -------------------------------------------------------------
+
+    fn connect_bucks(&mut self) {
+        let cluster = self.cluster.clone();
+        let wanted: BTreeMap<&str, &BuckEntry> =
+            cluster.bucks.iter().map(|b| (b.id.as_str(), b)).collect();
+        let gone: Vec<String> = self
+            .bucks
+            .keys()
+            .filter(|id| !wanted.contains_key(id.as_str()))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(b) = self.bucks.remove(&id) {
+                tracing::info!(buck = %id, "buck left the cluster file; closing its connection");
+                b.cancel.cancel();
+                for job in b.repair_queue.iter().chain(b.active_repair.iter()) {
+                    self.jobs.remove(job);
+                }
+            }
+        }
+        for (id, entry) in wanted {
+            match self.bucks.get_mut(id) {
+                Some(b) if b.entry == *entry => continue,
+                Some(b) => {
+                    tracing::info!(buck = %id, "buck changed in the cluster file; reconnecting");
+                    b.cancel.cancel();
+                    b.cancel = self.shutdown.child_token();
+                    b.entry = entry.clone();
+                    b.status = Status::Connecting;
+                    b.outbox = None;
+                    BuckConnection::spawn(
+                        entry.clone(),
+                        self.params.clone(),
+                        self.events.clone(),
+                        self.link_tx.clone(),
+                        b.cancel.clone(),
+                    );
+                }
+                None => {
+                    let cancel = self.shutdown.child_token();
+                    BuckConnection::spawn(
+                        entry.clone(),
+                        self.params.clone(),
+                        self.events.clone(),
+                        self.link_tx.clone(),
+                        cancel.clone(),
+                    );
+                    self.bucks.insert(
+                        id.to_owned(),
+                        BuckState {
+                            entry: entry.clone(),
+                            cancel,
+                            status: Status::Connecting,
+                            outbox: None,
+                            generation: 0,
+                            next_seq: 0,
+                            inflight: BTreeMap::new(),
+                            live_bytes: 0,
+                            repair_queue: VecDeque::new(),
+                            active_repair: None,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn poll_cluster(&mut self) {
+        let now = stamp(&self.cluster_path);
+        if now == self.cluster_stamp {
+            return;
+        }
+        self.cluster_stamp = now;
+        match load_cluster(&self.cluster_path, self.config.encryption) {
+            Ok(c) if c == *self.cluster => {}
+            Ok(c) => {
+                tracing::info!(path = %self.cluster_path.display(), bucks = c.bucks.len(), "cluster file changed; applying it");
+                self.cluster = Arc::new(c);
+                self.connect_bucks();
+                // Homes may have changed: count each pending bucket's frames again.
+                let pending: Vec<BucketKey> = self.sealed.keys().cloned().collect();
+                for key in pending {
+                    self.scan(key);
+                }
+            }
+            Err(e) => tracing::error!("{e}; keeping the previous cluster file"),
+        }
+    }
+
+    fn on_link(&mut self, ev: LinkEvent) {
+        match ev {
+            LinkEvent::Up {
+                buck,
+                generation,
+                outbox,
+            } => {
+                let Some(b) = self.bucks.get_mut(&buck) else {
+                    return;
+                };
+                b.status = Status::Up;
+                b.generation = generation;
+                b.outbox = Some(outbox);
+                // Re-send, in order, everything the buck has not acked.
+                for f in b.inflight.values() {
+                    b.send(&f.message);
+                }
+                self.start_repair(&buck);
+            }
+            LinkEvent::Down { buck, generation } => {
+                let Some(b) = self.bucks.get_mut(&buck) else {
+                    return;
+                };
+                if generation == 0 || generation == b.generation {
+                    b.status = Status::Down;
+                    b.outbox = None;
+                }
+            }
+            LinkEvent::Reply { buck, message } => match message {
+                Message::Ack { seq, rejected } => self.on_ack(&buck, seq, rejected),
+                Message::Nack {
+                    seq,
+                    retry_after_ms,
+                    reason,
+                } => {
+                    let Some(b) = self.bucks.get(&buck) else {
+                        return;
+                    };
+                    if !b.inflight.contains_key(&seq) {
+                        return;
+                    }
+                    self.events.nacks_total.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(buck = %buck, seq, retry_after_ms, "buck refused a message for now: {reason}; retrying");
+                    let wait = Duration::from_millis(
+                        u64::from(retry_after_ms).clamp(1, MAX_RETRY_AFTER_MS),
+                    );
+                    let tx = self.internal_tx.clone();
+                    let generation = b.generation;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(wait).await;
+                        let _ = tx.send(Internal::Retry {
+                            buck,
+                            seq,
+                            generation,
+                        });
+                    });
+                }
+                _ => {}
+            },
+        }
+    }
+
+    fn on_ack(&mut self, buck: &str, seq: u64, rejected: Vec<contracts::transport::RejectedFrame>) {
+        let Some(b) = self.bucks.get_mut(buck) else {
+            return;
+        };
+        // An ack for a message already acked (a re-send that crossed its first ack) is
+        // ignored, so nothing is counted twice.
+        let Some(f) = b.inflight.remove(&seq) else {
+            return;
+        };
+        let refused = (rejected.len() as u64).min(f.frames.into());
+        self.events
+            .frames_acked_total
+            .fetch_add(u64::from(f.frames) - refused, Ordering::Relaxed);
+        if refused > 0 {
+            self.events
+                .frames_rejected_total
+                .fetch_add(refused, Ordering::Relaxed);
+            for r in rejected.iter().take(5) {
+                tracing::warn!(buck = %buck, seq, frame = r.index, "buck rejected a frame for good: {}", r.reason);
+            }
+        }
+        match f.what {
+            Sent::Live {
+                buckets,
+                home,
+                bytes,
+            } => {
+                b.live_bytes -= bytes;
+                if !home {
+                    return;
+                }
+                // A frame rejected for good is settled too: it is never sent again.
+                for (key, n) in buckets {
+                    *self
+                        .live_acked
+                        .entry(key.clone())
+                        .or_default()
+                        .entry(buck.to_owned())
+                        .or_default() += u64::from(n);
+                    if self.sealed.contains_key(&key) {
+                        self.evaluate(&key);
+                    }
+                }
+            }
+            Sent::Chunk {
+                job,
+                next_offset,
+                last,
+            } => {
+                if last {
+                    b.active_repair = None;
+                    if let Some(j) = self.jobs.remove(&job) {
+                        self.events
+                            .repair_buckets_total
+                            .fetch_add(1, Ordering::Relaxed);
+                        if let Some(s) = self.sealed.get_mut(&j.bucket) {
+                            s.jobs.remove(&j.home);
+                            s.delivered.insert(j.home.clone());
+                            self.evaluate(&j.bucket);
+                        }
+                    }
+                    self.start_repair(buck);
+                } else if let Some(j) = self.jobs.get_mut(&job) {
+                    j.offset = next_offset;
+                    j.chunk += 1;
+                    self.read_next_chunk(job);
+                }
+            }
+        }
+    }
+
+    // ---- live packets ------------------------------------------------------------
+
+    fn on_input(&mut self, input: ShipperInput) {
+        match input {
+            ShipperInput::Live {
+                bucket,
+                day,
+                frames,
+                count: _,
+            } => {
+                let max = self.config.packet_max_bytes.max(1);
+                let route = (bucket.crawl.clone(), day);
+                for item in FrameReader::new(&frames) {
+                    let frame = match item {
+                        Ok((at, payload)) => &frames[at..at + 2 + payload.len()],
+                        Err(e @ (FrameError::Incomplete { .. } | FrameError::Empty { .. })) => {
+                            tracing::error!(bucket = ?bucket, "live frames from the reader are malformed ({e}); the rest are left to the repair send");
+                            break;
+                        }
+                    };
+                    let full = self
+                        .packets
+                        .get(&route)
+                        .is_some_and(|p| p.count > 0 && p.frames.len() + frame.len() > max);
+                    if full {
+                        self.flush(&route);
+                    }
+                    let delay = Duration::from_millis(self.config.packet_max_delay_ms);
+                    let p = self
+                        .packets
+                        .entry(route.clone())
+                        .or_insert_with(|| PacketBuilder {
+                            frames: BytesMut::new(),
+                            count: 0,
+                            buckets: Vec::new(),
+                            deadline: Instant::now() + delay,
+                        });
+                    p.frames.extend_from_slice(frame);
+                    p.count += 1;
+                    match p.buckets.last_mut() {
+                        Some((k, n)) if *k == bucket => *n += 1,
+                        _ => p.buckets.push((bucket.clone(), 1)),
+                    }
+                    if p.frames.len() >= max {
+                        self.flush(&route);
+                    }
+                }
+            }
+            ShipperInput::Sealed { bucket, path } => {
+                // Every frame of the bucket is on its way before deciding what to repair.
+                let routes: Vec<_> = self
+                    .packets
+                    .keys()
+                    .filter(|(c, _)| *c == bucket.crawl)
+                    .cloned()
+                    .collect();
+                for r in routes {
+                    self.flush(&r);
+                }
+                self.track_sealed(bucket, path);
+            }
+        }
+    }
+
+    fn flush_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<_> = self
+            .packets
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for r in due {
+            self.flush(&r);
+        }
+    }
+
+    /// Sends the packet of `route` to the homes of (crawl, day), or to a stand-in.
+    fn flush(&mut self, route: &(CrawlId, NaiveDate)) {
+        let Some(p) = self.packets.remove(route) else {
+            return;
+        };
+        if p.count == 0 {
+            return;
+        }
+        let frames = p.frames.freeze();
+        let order = self.cluster.home_bucks(&route.0, route.1);
+        let homes = order.homes();
+        if homes.is_empty() {
+            tracing::warn!(crawl = %route.0.as_str(), day = %route.1, "no buck takes this crawl on this day (see `since` in the cluster file); the live copy is dropped, the spool keeps it");
+            self.events
+                .live_dropped_total
+                .fetch_add(p.count.into(), Ordering::Relaxed);
+            return;
+        }
+        let all_down = homes
+            .iter()
+            .all(|h| self.bucks.get(h).is_none_or(|b| b.status == Status::Down));
+        if all_down
+            && let Some(stand_in) = order
+                .stand_ins()
+                .iter()
+                .find(|s| self.bucks.get(*s).is_some_and(|b| b.status == Status::Up))
+        {
+            let stand_in = stand_in.clone();
+            if self.enqueue_live(&stand_in, frames, p.count, p.buckets, false) {
+                self.events
+                    .stand_in_packets_total
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        for h in homes {
+            self.enqueue_live(h, frames.clone(), p.count, p.buckets.clone(), true);
+        }
+    }
+
+    /// Puts a live packet in `buck`'s in-flight table and sends it if the buck is up.
+    /// Past the in-flight limit the live copy is dropped: the repair send covers it.
+    fn enqueue_live(
+        &mut self,
+        buck: &str,
+        frames: Bytes,
+        count: u32,
+        buckets: Vec<(BucketKey, u32)>,
+        home: bool,
+    ) -> bool {
+        let Some(b) = self.bucks.get_mut(buck) else {
+            return false;
+        };
+        let bytes = frames.len();
+        if b.live_bytes + bytes > self.config.inflight_max_bytes {
+            self.events
+                .live_dropped_total
+                .fetch_add(count.into(), Ordering::Relaxed);
+            tracing::debug!(buck = %buck, "in-flight limit reached; live copy dropped, the repair send covers it");
+            return false;
+        }
+        let seq = b.next_seq;
+        b.next_seq += 1;
+        let message = Message::Live { seq, frames };
+        b.send(&message);
+        b.inflight.insert(
+            seq,
+            InFlight {
+                message,
+                frames: count,
+                what: Sent::Live {
+                    buckets,
+                    home,
+                    bytes,
+                },
+            },
+        );
+        b.live_bytes += bytes;
+        self.events
+            .packets_sent_total
+            .fetch_add(1, Ordering::Relaxed);
+        self.events
+            .frames_sent_total
+            .fetch_add(count.into(), Ordering::Relaxed);
+        true
+    }
+
+    // ---- delivery tracking and the repair path ------------------------------------
+
+    /// Starts tracking a sealed bucket (once; a repeated Sealed is ignored).
+    fn track_sealed(&mut self, bucket: BucketKey, path: PathBuf) {
+        if self.sealed.contains_key(&bucket) {
+            return;
+        }
+        self.sealed.insert(
+            bucket.clone(),
+            SealedBucket {
+                path,
+                scan: None,
+                delivered: BTreeSet::new(),
+                due: false,
+                jobs: BTreeMap::new(),
+            },
+        );
+        self.events
+            .buckets_pending
+            .store(self.sealed.len() as u64, Ordering::Relaxed);
+        self.scan(bucket);
+    }
+
+    /// Counts the bucket's frames per home, off the runtime.
+    fn scan(&self, bucket: BucketKey) {
+        let Some(s) = self.sealed.get(&bucket) else {
+            return;
+        };
+        let path = s.path.clone();
+        let cluster = self.cluster.clone();
+        let tx = self.internal_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = scan_bucket(&path, &cluster, &bucket.crawl)
+                .and_then(|scan| Ok((scan, DeliveryRecord::load(&path)?)));
+            let _ = tx.send(Internal::Scanned { bucket, result });
+        });
+    }
+
+    fn on_internal(&mut self, i: Internal) {
+        match i {
+            Internal::Scanned { bucket, result } => self.on_scanned(bucket, result),
+            Internal::RepairDue { bucket } => {
+                if let Some(s) = self.sealed.get_mut(&bucket) {
+                    s.due = true;
+                    self.evaluate(&bucket);
+                }
+            }
+            Internal::ChunkRead { job, result } => self.on_chunk_read(job, result),
+            Internal::Retry {
+                buck,
+                seq,
+                generation,
+            } => {
+                if let Some(b) = self.bucks.get(&buck)
+                    && b.generation == generation
+                    && b.status == Status::Up
+                    && let Some(f) = b.inflight.get(&seq)
+                {
+                    b.send(&f.message);
+                }
+            }
+        }
+    }
+
+    fn on_scanned(
+        &mut self,
+        bucket: BucketKey,
+        result: std::io::Result<(BucketScan, Option<DeliveryRecord>)>,
+    ) {
+        let Some(s) = self.sealed.get_mut(&bucket) else {
+            return;
+        };
+        let (scan, record) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(path = %s.path.display(), "cannot read sealed spool bucket, it is not shipped: {e}; move it out of the spool if it is damaged");
+                self.forget(&bucket);
+                return;
+            }
+        };
+        if scan.unrouted > 0 {
+            tracing::warn!(path = %s.path.display(), frames = scan.unrouted, "no buck takes some frames of this bucket yet (see `since` in the cluster file); it stays in the spool");
+        }
+        if let Some(r) = record {
+            s.delivered.extend(r.delivered);
+        }
+        let first = s.scan.is_none();
+        // Jobs for homes that are no longer homes (the cluster changed) are dropped.
+        let stale: Vec<(String, u64)> = s
+            .jobs
+            .iter()
+            .filter(|(h, _)| !scan.expected.contains_key(*h))
+            .map(|(h, j)| (h.clone(), *j))
+            .collect();
+        for (h, j) in stale {
+            s.jobs.remove(&h);
+            self.jobs.remove(&j);
+        }
+        s.scan = Some(scan);
+        if first {
+            let max_ms = self.config.repair_delay_max_secs.saturating_mul(1000);
+            let wait = Duration::from_millis(rand::random_range(0..=max_ms));
+            let tx = self.internal_tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                let _ = tx.send(Internal::RepairDue { bucket });
+            });
+        } else {
+            self.evaluate(&bucket);
+        }
+    }
+
+    /// Settles what can be settled for a sealed bucket: homes that acked every frame live
+    /// are delivered; once the repair delay has passed, the others get a repair job; when
+    /// every home has it, the bucket is recorded as delivered.
+    fn evaluate(&mut self, bucket: &BucketKey) {
+        let Some(s) = self.sealed.get_mut(bucket) else {
+            return;
+        };
+        let Some(scan) = &s.scan else { return };
+        let live = self.live_acked.get(bucket);
+        let mut changed = false;
+        let mut new_jobs = Vec::new();
+        for (home, &want) in &scan.expected {
+            if s.delivered.contains(home) {
+                continue;
+            }
+            if live.and_then(|l| l.get(home)).copied().unwrap_or(0) >= want {
+                s.delivered.insert(home.clone());
+                changed = true;
+            } else if s.due && !s.jobs.contains_key(home) && self.bucks.contains_key(home) {
+                new_jobs.push(home.clone());
+            }
+        }
+        let started = new_jobs.clone();
+        for home in new_jobs {
+            let id = self.next_job;
+            self.next_job += 1;
+            s.jobs.insert(home.clone(), id);
+            self.jobs.insert(
+                id,
+                RepairJob {
+                    bucket: bucket.clone(),
+                    path: s.path.clone(),
+                    home: home.clone(),
+                    offset: 0,
+                    chunk: 0,
+                },
+            );
+            if let Some(b) = self.bucks.get_mut(&home) {
+                b.repair_queue.push_back(id);
+            }
+        }
+        for home in started {
+            self.start_repair(&home);
+        }
+        let Some(s) = self.sealed.get(bucket) else {
+            return;
+        };
+        let Some(scan) = &s.scan else { return };
+        let homes: BTreeSet<String> = scan.expected.keys().cloned().collect();
+        let complete = scan.unrouted == 0 && homes.is_subset(&s.delivered);
+        if changed || complete {
+            let record = DeliveryRecord {
+                version: DELIVERY_RECORD_VERSION,
+                homes,
+                delivered: s.delivered.clone(),
+            };
+            let path = s.path.clone();
+            let kick = complete.then(|| self.janitor_kick.clone());
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = record.save(&path) {
+                    tracing::error!(path = %DeliveryRecord::path_of(&path).display(), "cannot write delivery record (the bucket will be sent again after a restart): {e}");
+                }
+                if let Some(k) = kick {
+                    k.notify_one();
+                }
+            });
+        }
+        if complete {
+            self.events
+                .buckets_delivered_total
+                .fetch_add(1, Ordering::Relaxed);
+            self.forget(bucket);
+        }
+    }
+
+    fn forget(&mut self, bucket: &BucketKey) {
+        if let Some(s) = self.sealed.remove(bucket) {
+            for j in s.jobs.values() {
+                self.jobs.remove(j);
+            }
+        }
+        self.live_acked.remove(bucket);
+        self.events
+            .buckets_pending
+            .store(self.sealed.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Starts the next repair job of `buck` if it is up and not already sending one.
+    fn start_repair(&mut self, buck: &str) {
+        loop {
+            let Some(b) = self.bucks.get_mut(buck) else {
+                return;
+            };
+            if b.status != Status::Up || b.active_repair.is_some() {
+                return;
+            }
+            let Some(job) = b.repair_queue.pop_front() else {
+                return;
+            };
+            // A job whose bucket was settled meanwhile (live acks caught up) is skipped.
+            let Some(j) = self.jobs.get(&job) else {
+                continue;
+            };
+            let still_needed = self
+                .sealed
+                .get(&j.bucket)
+                .is_some_and(|s| !s.delivered.contains(&j.home));
+            if !still_needed {
+                self.jobs.remove(&job);
+                continue;
+            }
+            b.active_repair = Some(job);
+            self.read_next_chunk(job);
+            return;
+        }
+    }
+
+    fn read_next_chunk(&self, job: u64) {
+        let Some(j) = self.jobs.get(&job) else { return };
+        let (path, offset, home, crawl) = (
+            j.path.clone(),
+            j.offset,
+            j.home.clone(),
+            j.bucket.crawl.clone(),
+        );
+        let cluster = self.cluster.clone();
+        let tx = self.internal_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let result = read_chunk(&path, offset, &home, &cluster, &crawl);
+            let _ = tx.send(Internal::ChunkRead { job, result });
+        });
+    }
+
+    fn on_chunk_read(&mut self, job: u64, result: std::io::Result<Chunk>) {
+        let Some(j) = self.jobs.get(&job) else { return };
+        let home = j.home.clone();
+        let chunk = match result {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(path = %j.path.display(), home = %home, "cannot read spool bucket for its repair send: {e}");
+                let bucket = j.bucket.clone();
+                self.jobs.remove(&job);
+                if let Some(b) = self.bucks.get_mut(&home) {
+                    b.active_repair = None;
+                }
+                self.forget(&bucket);
+                self.start_repair(&home);
+                return;
+            }
+        };
+        let (crawl, bucket_start, n) =
+            (j.bucket.crawl.clone(), j.bucket.start.timestamp(), j.chunk);
+        let Some(b) = self.bucks.get_mut(&home) else {
+            return;
+        };
+        let seq = b.next_seq;
+        b.next_seq += 1;
+        let message = Message::BucketChunk {
+            seq,
+            crawl,
+            bucket_start,
+            chunk: n,
+            last: chunk.last,
+            frames: chunk.frames,
+        };
+        b.send(&message);
+        b.inflight.insert(
+            seq,
+            InFlight {
+                message,
+                frames: chunk.count,
+                what: Sent::Chunk {
+                    job,
+                    next_offset: chunk.next_offset,
+                    last: chunk.last,
+                },
+            },
+        );
+        self.events
+            .repair_chunks_sent_total
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// At start-up, takes up every sealed bucket of an earlier run that is not delivered
+    /// yet (the reader also reports them; a second report is ignored).
+    async fn adopt_leftover_buckets(&mut self) {
+        let spool = self.config.spool_dir.clone();
+        let entries = match tokio::task::spawn_blocking(move || scan_spool(&spool)).await {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!("cannot scan the spool at start-up: {e}");
+                return;
+            }
+        };
+        let interval = chrono::Duration::seconds(self.config.bucket_interval_secs as i64);
+        let now = Utc::now();
+        for e in entries {
+            // The current interval's bucket may still be written to: the reader seals it.
+            if e.delivered || e.start + interval > now {
+                continue;
+            }
+            self.track_sealed(
+                BucketKey {
+                    crawl: e.crawl,
+                    start: e.start,
+                },
+                e.path,
+            );
+        }
+    }
+}
+
+fn load_cluster(path: &Path, encryption: bool) -> Result<ClusterFile, ShippingError> {
+    let c = ClusterFile::load(path)?;
+    if encryption && let Some(b) = c.bucks.iter().find(|b| b.public_key.is_none()) {
+        return Err(ShippingError::MissingBuckKey {
+            path: path.into(),
+            buck: b.id.clone(),
+        });
+    }
+    Ok(c)
+}
+
+/// The cluster file's modification time and size: a change in either means re-read it.
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
