@@ -108,6 +108,19 @@ pub struct TailerConfig {
     /// frame. At most 65,000. Default 65,000.
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: usize,
+    /// A rotated or deleted file is read to its end, then kept open until it has been
+    /// unchanged for this long (a writer may not have reopened its log yet), then closed,
+    /// in milliseconds. Default 5000.
+    #[serde(default = "default_rotated_linger_ms")]
+    pub rotated_linger_ms: u64,
+    /// Most bytes read from one file before the reader moves on to the next, so one busy
+    /// file does not starve the others, in bytes. Default 1 MiB.
+    #[serde(default = "default_read_chunk_bytes")]
+    pub read_chunk_bytes: usize,
+    /// A multi-line record (stack trace) still open when its file has been quiet for this
+    /// long is emitted as it is, in milliseconds. Default 1000.
+    #[serde(default = "default_multiline_flush_ms")]
+    pub multiline_flush_ms: u64,
 }
 
 /// One log source.
@@ -254,6 +267,15 @@ fn default_nice() -> i32 {
 fn default_max_line_bytes() -> usize {
     65_000
 }
+fn default_rotated_linger_ms() -> u64 {
+    5000
+}
+fn default_read_chunk_bytes() -> usize {
+    1 << 20
+}
+fn default_multiline_flush_ms() -> u64 {
+    1000
+}
 
 /// Why a config is unusable.
 #[derive(Debug, thiserror::Error)]
@@ -279,25 +301,38 @@ pub enum ConfigError {
 impl TailerConfig {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<TailerConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.into(),
+            source,
+        })?;
         TailerConfig::parse(&text, path)
     }
 
     /// Parses and validates config text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<TailerConfig, ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid { path: path.into(), message };
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        };
         let c: TailerConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
         if c.sources.is_empty() {
-            return Err(invalid("no [[source]] tables: add one with a `path`".into()));
+            return Err(invalid(
+                "no [[source]] tables: add one with a `path`".into(),
+            ));
         }
-        if c.bucket_interval_secs == 0 || (c.bucket_interval_secs >= 60 && c.bucket_interval_secs % 60 != 0) {
+        if c.bucket_interval_secs == 0
+            || (c.bucket_interval_secs >= 60 && !c.bucket_interval_secs.is_multiple_of(60))
+        {
             return Err(invalid(format!(
                 "bucket_interval_secs = {}: use a whole number of minutes (60, 120, ...) or, for tests, 1 to 59",
                 c.bucket_interval_secs
             )));
         }
         if c.max_line_bytes == 0 || c.max_line_bytes > 65_000 {
-            return Err(invalid(format!("max_line_bytes = {}: use 1 to 65000", c.max_line_bytes)));
+            return Err(invalid(format!(
+                "max_line_bytes = {}: use 1 to 65000",
+                c.max_line_bytes
+            )));
         }
         for s in &c.sources {
             let has_pattern = s.path.contains("{crawl}");
@@ -308,7 +343,8 @@ impl TailerConfig {
                 )));
             }
             if let Some(crawl) = &s.crawl {
-                contracts::CrawlId::parse(crawl).map_err(|e| invalid(format!("source {:?}: {e}", s.path)))?;
+                contracts::CrawlId::parse(crawl)
+                    .map_err(|e| invalid(format!("source {:?}: {e}", s.path)))?;
             }
         }
         Ok(c)
@@ -316,7 +352,9 @@ impl TailerConfig {
 
     /// The key file path, defaulted.
     pub fn key_file(&self) -> PathBuf {
-        self.key_file.clone().unwrap_or_else(|| self.state_dir.join("tailer.key"))
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("tailer.key"))
     }
 }
 
@@ -345,7 +383,10 @@ mod tests {
         assert_eq!(c.sources[0].format, SourceFormatName::CrawlLog);
         assert_eq!(c.sources[1].crawl.as_deref(), Some("host-logs"));
         assert!(c.encryption);
-        assert_eq!(c.key_file(), PathBuf::from("/var/lib/sluice/tailer/tailer.key"));
+        assert_eq!(
+            c.key_file(),
+            PathBuf::from("/var/lib/sluice/tailer/tailer.key")
+        );
     }
 
     #[test]
@@ -354,10 +395,18 @@ mod tests {
             ("", "no [[source]]"),
             ("[[source]]\npath=\"/x\"\n", "exactly one"),
             ("[[source]]\npath=\"/x\"\ncrawl=\"../etc\"\n", "crawl id"),
-            ("bogus=1\n[[source]]\npath=\"/x\"\ncrawl=\"c\"\n", "unknown field"),
-            ("bucket_interval_secs=90\n[[source]]\npath=\"/x\"\ncrawl=\"c\"\n", "whole number of minutes"),
+            (
+                "bogus=1\n[[source]]\npath=\"/x\"\ncrawl=\"c\"\n",
+                "unknown field",
+            ),
+            (
+                "bucket_interval_secs=90\n[[source]]\npath=\"/x\"\ncrawl=\"c\"\n",
+                "whole number of minutes",
+            ),
         ] {
-            let e = TailerConfig::parse(text, Path::new("t.toml")).unwrap_err().to_string();
+            let e = TailerConfig::parse(text, Path::new("t.toml"))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(needle), "{text:?}: {e}");
         }
     }

@@ -51,9 +51,77 @@ counters! {
     connections_up: "connections to bucks currently up",
     connect_failures_total: "failed connection attempts",
     stand_in_packets_total: "live packets sent to a stand-in because every home was down",
+    crawl_rejected_total: "files skipped because the crawl in their path is not a valid crawl id",
+    files_lost_total: "files rotated away or deleted before being read to their end, with no rotated copy found",
     live_dropped_total: "frames whose live copy was dropped because a buck's in-flight buffer was full (the repair send covers them)",
     hello_rejected_total: "connections a buck refused at the hello (key not on its allow-list, version)",
     connections_lost_total: "established connections to bucks that closed or failed",
     repair_buckets_total: "(bucket, home) pairs whose bucket was sent whole by the repair path",
     buckets_pending: "sealed buckets not yet acknowledged whole by every home",
+}
+
+/// The reading side's events: each observable happening is one method.
+impl TailerEvents {
+    /// `n` bytes were read from a file.
+    pub fn read_bytes(&self, n: u64) {
+        self.bytes_read_total.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// One physical line was read.
+    pub fn line_read(&self) {
+        self.lines_read_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An event was made; its flags say what happened to it on the way.
+    pub fn event_made(&self, event: &contracts::Event) {
+        use contracts::EventFlags as F;
+        self.events_total.fetch_add(1, Ordering::Relaxed);
+        for (bit, counter) in [
+            (F::TRUNCATED, &self.truncated_total),
+            (F::PARSE_FAILED, &self.parse_failed_total),
+            (F::TIME_SUSPECT, &self.time_suspect_total),
+            (F::INVALID_UTF8, &self.invalid_utf8_total),
+        ] {
+            if event.flags.has(bit) {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A rotation (rename, copytruncate, compression) was detected.
+    pub fn rotation(&self) {
+        self.rotations_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `bytes` were lost between a copy and a truncate (copytruncate).
+    pub fn copytruncate_window(&self, bytes: u64) {
+        self.copytruncate_window_bytes_total
+            .fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// A file's crawl component was not a valid crawl id.
+    pub fn crawl_rejected(&self) {
+        self.crawl_rejected_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A file went away before it was read to its end.
+    pub fn file_lost(&self) {
+        self.files_lost_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The files followed and open now.
+    pub fn files(&self, followed: usize, open: usize) {
+        self.files_followed
+            .store(followed as u64, Ordering::Relaxed);
+        self.files_open.store(open as u64, Ordering::Relaxed);
+    }
+
+    /// Reading paused (`true`) or resumed because of the spool size.
+    pub fn spool_pause(&self, paused: bool) {
+        if paused {
+            self.spool_full_pauses_total.fetch_add(1, Ordering::Relaxed);
+        }
+        self.spool_paused
+            .store(u64::from(paused), Ordering::Relaxed);
+    }
 }

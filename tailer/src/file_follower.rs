@@ -1,0 +1,340 @@
+//! `FileFollower`: reading one file (one seq) from an offset: its open input, its line
+//! state, its multi-line joiner and event builder, and the offsets that become its
+//! checkpoint.
+//!
+//! The input is the live file, or a rotated copy of it (plain or gzip) when the lines after
+//! the checkpoint are only there any more. Either way offsets are those of the uncompressed
+//! original, so an event read from `crawl.log.1.gz` gets the id it would have had if read
+//! from `crawl.log`.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use contracts::frame::MAX_FRAME_PAYLOAD;
+use contracts::{CrawlId, Event};
+use flate2::read::GzDecoder;
+use parsers::{EventBuilder, MultilineJoiner, RawRecord};
+
+use crate::checkpointer::FileCheckpoint;
+use crate::events::TailerEvents;
+use crate::fingerprint::{self, FINGERPRINT_BYTES, Fingerprint};
+use crate::line_reader::LineReader;
+
+/// Where a follower's bytes come from.
+#[derive(Debug)]
+pub enum Input {
+    /// A plain file (the live file, or a renamed copy), read sequentially.
+    Plain(File),
+    /// A gzip-compressed rotated copy, decompressed as it is read.
+    Gzip(Box<GzDecoder<File>>),
+}
+
+impl Input {
+    fn reader(&mut self) -> &mut dyn Read {
+        match self {
+            Input::Plain(f) => f,
+            Input::Gzip(g) => g.as_mut(),
+        }
+    }
+
+    /// The plain file, if this is one.
+    pub fn plain(&self) -> Option<&File> {
+        match self {
+            Input::Plain(f) => Some(f),
+            Input::Gzip(_) => None,
+        }
+    }
+}
+
+/// What is fixed for every event of a file: built once per source.
+#[derive(Debug, Clone)]
+pub struct FileContext {
+    /// Index of the source in the config.
+    pub source: usize,
+    /// The source's `path` pattern (stored in checkpoints).
+    pub source_pattern: String,
+    /// The file's crawl.
+    pub crawl: CrawlId,
+    /// Parser for the source.
+    pub format: parsers::SourceFormat,
+    /// Join stack traces.
+    pub multiline: bool,
+    /// The `app` on events.
+    pub app: String,
+    /// The `host` on events.
+    pub host: String,
+    /// The tailer id.
+    pub tailer_id: u64,
+    /// Longest line kept.
+    pub max_line_bytes: usize,
+}
+
+/// One file being read.
+#[derive(Debug)]
+pub struct FileFollower {
+    /// The path the file was found at; for a rotated file, the path it had.
+    pub path: PathBuf,
+    /// Device of the input file.
+    pub dev: u64,
+    /// Inode of the input file.
+    pub inode: u64,
+    /// The seq its events carry.
+    pub seq: u64,
+    /// Hash of its first bytes (grows with the file up to 256 bytes).
+    pub fingerprint: Fingerprint,
+    /// Rotated away (renamed, copied and truncated, deleted): read to the end, then done.
+    pub rotated: bool,
+    /// Read to its end and emitted; dropped once its last events are fsynced.
+    pub done: bool,
+    /// Events of every byte before this offset are in the spool (not yet fsynced).
+    pub spooled: u64,
+    /// Hash of the bytes before `spooled`.
+    pub spooled_tail: Fingerprint,
+    /// Events of every byte before this offset are fsynced: the checkpoint.
+    pub durable: u64,
+    /// Hash of the bytes before `durable`.
+    pub durable_tail: Fingerprint,
+    /// Size of the input file when last looked at.
+    pub last_size: u64,
+    /// When bytes last arrived (or the follower was opened).
+    pub last_growth: Instant,
+    /// Static facts about the file.
+    pub ctx: FileContext,
+    input: Input,
+    lines: LineReader,
+    joiner: Option<MultilineJoiner>,
+    builder: EventBuilder,
+}
+
+impl FileFollower {
+    /// A follower of `input`, whose next byte is at `offset`, carrying `seq`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        path: PathBuf,
+        dev: u64,
+        inode: u64,
+        seq: u64,
+        fingerprint: Fingerprint,
+        offset: u64,
+        tail: Fingerprint,
+        input: Input,
+        ctx: FileContext,
+    ) -> FileFollower {
+        let builder = EventBuilder::new(
+            ctx.format,
+            ctx.tailer_id,
+            seq,
+            ctx.crawl.clone(),
+            ctx.host.clone(),
+            ctx.app.clone(),
+            ctx.max_line_bytes,
+        );
+        FileFollower {
+            path,
+            dev,
+            inode,
+            seq,
+            fingerprint,
+            rotated: false,
+            done: false,
+            spooled: offset,
+            spooled_tail: tail,
+            durable: offset,
+            durable_tail: tail,
+            last_size: 0,
+            last_growth: Instant::now(),
+            joiner: ctx
+                .multiline
+                .then(|| MultilineJoiner::new(ctx.max_line_bytes)),
+            lines: LineReader::new(offset, ctx.max_line_bytes),
+            builder,
+            input,
+            ctx,
+        }
+    }
+
+    /// Opens `file` (already positioned nowhere in particular) for reading from `offset`.
+    pub fn seek_plain(file: &mut File, offset: u64) -> std::io::Result<()> {
+        file.seek(SeekFrom::Start(offset)).map(|_| ())
+    }
+
+    /// The input.
+    pub fn input(&self) -> &Input {
+        &self.input
+    }
+
+    /// Offset of the next byte read from the input.
+    pub fn position(&self) -> u64 {
+        self.lines.position()
+    }
+
+    /// Whether a multi-line record is waiting for more lines.
+    pub fn has_pending_record(&self) -> bool {
+        self.joiner
+            .as_ref()
+            .is_some_and(|j| j.pending_offset().is_some())
+    }
+
+    /// Starts the file over under a new seq (it was truncated or rewritten in place).
+    pub fn restart_as(&mut self, seq: u64) -> std::io::Result<()> {
+        if let Input::Plain(f) = &mut self.input {
+            f.seek(SeekFrom::Start(0))?;
+            self.fingerprint = fingerprint::head_of(f)?;
+        }
+        self.seq = seq;
+        self.spooled = 0;
+        self.durable = 0;
+        self.spooled_tail = Fingerprint::of(b"");
+        self.durable_tail = self.spooled_tail;
+        self.lines = LineReader::new(0, self.ctx.max_line_bytes);
+        self.joiner = self
+            .ctx
+            .multiline
+            .then(|| MultilineJoiner::new(self.ctx.max_line_bytes));
+        self.builder = EventBuilder::new(
+            self.ctx.format,
+            self.ctx.tailer_id,
+            seq,
+            self.ctx.crawl.clone(),
+            self.ctx.host.clone(),
+            self.ctx.app.clone(),
+            self.ctx.max_line_bytes,
+        );
+        Ok(())
+    }
+
+    /// Reads up to about `budget` bytes, appending the events of complete records to
+    /// `out`. Returns the bytes read (0: at the end of the input for now).
+    pub fn read(
+        &mut self,
+        scratch: &mut [u8],
+        budget: usize,
+        read_time_us: i64,
+        out: &mut Vec<Event>,
+        counters: &TailerEvents,
+    ) -> std::io::Result<u64> {
+        let mut total = 0u64;
+        let mut records = Vec::new();
+        while (total as usize) < budget {
+            let want = (budget - total as usize).min(scratch.len());
+            let n =
+                self.lines
+                    .read_once(self.input.reader(), &mut scratch[..want], &mut records)?;
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            for r in records.drain(..) {
+                self.emit(r, read_time_us, out, counters);
+            }
+        }
+        if total > 0 {
+            self.last_growth = Instant::now();
+            counters.read_bytes(total);
+        }
+        self.after_emit()?;
+        Ok(total)
+    }
+
+    /// Emits what is held back because more could follow: the pending multi-line record
+    /// and, when `last_line` (the file can no longer grow), a last line without `\n`.
+    pub fn flush(
+        &mut self,
+        last_line: bool,
+        read_time_us: i64,
+        out: &mut Vec<Event>,
+        counters: &TailerEvents,
+    ) -> std::io::Result<()> {
+        if last_line && let Some(r) = self.lines.take_partial() {
+            self.emit(r, read_time_us, out, counters);
+        }
+        if let Some(r) = self.joiner.as_mut().and_then(MultilineJoiner::flush) {
+            self.build(r, read_time_us, out, counters);
+        }
+        self.after_emit()
+    }
+
+    fn emit(
+        &mut self,
+        record: RawRecord,
+        read_time_us: i64,
+        out: &mut Vec<Event>,
+        counters: &TailerEvents,
+    ) {
+        counters.line_read();
+        let record = match self.joiner.as_mut() {
+            Some(j) => j.push(record),
+            None => Some(record),
+        };
+        if let Some(r) = record {
+            self.build(r, read_time_us, out, counters);
+        }
+    }
+
+    fn build(
+        &mut self,
+        record: RawRecord,
+        read_time_us: i64,
+        out: &mut Vec<Event>,
+        counters: &TailerEvents,
+    ) {
+        let mut event = self.builder.build(record, read_time_us);
+        // The builder already fits the event to one frame; this only guards that promise,
+        // since a frame that does not fit could not be spooled at all.
+        event.truncate_to_fit(MAX_FRAME_PAYLOAD);
+        counters.event_made(&event);
+        out.push(event);
+    }
+
+    /// Moves `spooled` to what has been emitted (never past a pending multi-line record).
+    fn after_emit(&mut self) -> std::io::Result<()> {
+        let mut at = self.lines.line_start();
+        if let Some(p) = self
+            .joiner
+            .as_ref()
+            .and_then(MultilineJoiner::pending_offset)
+        {
+            at = at.min(p);
+        }
+        if at != self.spooled {
+            self.spooled = at;
+            if let Input::Plain(f) = &self.input {
+                if let Some(t) = fingerprint::tail_of(f, at)? {
+                    self.spooled_tail = t;
+                }
+                if usize::from(self.fingerprint.len) < FINGERPRINT_BYTES {
+                    self.fingerprint = fingerprint::head_of(f)?;
+                }
+            } else {
+                // A compressed copy cannot be read backwards; its checkpoint relies on the
+                // head fingerprint alone (a zero-length tail means "not checked").
+                self.spooled_tail = Fingerprint::default();
+            }
+        }
+        Ok(())
+    }
+
+    /// The fsync of the spool made everything spooled durable.
+    pub fn mark_durable(&mut self) {
+        self.durable = self.spooled;
+        self.durable_tail = self.spooled_tail;
+    }
+
+    /// The checkpoint entry for this file.
+    pub fn checkpoint(&self) -> FileCheckpoint {
+        FileCheckpoint {
+            path: self.path.clone(),
+            dev: self.dev,
+            inode: self.inode,
+            fingerprint: self.fingerprint,
+            tail: self.durable_tail,
+            seq: self.seq,
+            offset: self.durable,
+            crawl: self.ctx.crawl.clone(),
+            source: self.ctx.source_pattern.clone(),
+            rotated: self.rotated,
+        }
+    }
+}

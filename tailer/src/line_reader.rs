@@ -1,0 +1,173 @@
+//! `LineReader`: splits a byte stream into lines with memory bounded by the longest line
+//! kept, whatever the input.
+//!
+//! A line ends at `\n`. The record holds the line's bytes without the `\n`; a `\r` before
+//! it is kept (the raw line is shipped as written, and parsers ignore trailing
+//! whitespace). Invalid UTF-8 and NUL bytes pass through untouched. A line longer than
+//! `max_line_bytes` keeps its first `max_line_bytes` bytes; the rest is counted into
+//! `original_len` and discarded as it streams by, so a 10 MiB line costs `max_line_bytes`
+//! of memory and the next line's offset is still exact. A last line without its `\n` is
+//! held back ([`LineReader::take_partial`] releases it once the file is known to be
+//! finished: rotated away or deleted).
+
+use std::io::Read;
+
+use parsers::RawRecord;
+
+/// Line splitting state of one file. The read buffer is not part of it: callers pass one
+/// shared scratch buffer, so a thousand followed files do not each hold one.
+#[derive(Debug)]
+pub struct LineReader {
+    max_line_bytes: usize,
+    /// Kept bytes of the line in progress (at most `max_line_bytes`).
+    line: Vec<u8>,
+    /// Full length of the line in progress so far.
+    line_len: u64,
+    /// Offset where the line in progress starts: everything before it has been emitted.
+    line_start: u64,
+    /// Offset of the next byte the source will give.
+    pos: u64,
+}
+
+impl LineReader {
+    /// A reader whose source is positioned at byte `start`.
+    pub fn new(start: u64, max_line_bytes: usize) -> LineReader {
+        LineReader {
+            max_line_bytes,
+            line: Vec::new(),
+            line_len: 0,
+            line_start: start,
+            pos: start,
+        }
+    }
+
+    /// Offset of the first byte not yet emitted as part of a record.
+    pub fn line_start(&self) -> u64 {
+        self.line_start
+    }
+
+    /// Offset of the next byte to read from the source.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Whether a line without its `\n` is held.
+    pub fn has_partial(&self) -> bool {
+        self.line_len > 0
+    }
+
+    /// Does one `read` into `scratch` and appends every line it completes to `out`.
+    /// Returns the bytes read: 0 means the source is at its end for now.
+    pub fn read_once(
+        &mut self,
+        src: &mut dyn Read,
+        scratch: &mut [u8],
+        out: &mut Vec<RawRecord>,
+    ) -> std::io::Result<usize> {
+        let n = loop {
+            match src.read(scratch) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        };
+        self.push_bytes(&scratch[..n], out);
+        Ok(n)
+    }
+
+    /// Splits `bytes` (the next bytes of the source) into lines.
+    pub fn push_bytes(&mut self, mut bytes: &[u8], out: &mut Vec<RawRecord>) {
+        self.pos += bytes.len() as u64;
+        while !bytes.is_empty() {
+            match memchr::memchr(b'\n', bytes) {
+                Some(i) => {
+                    self.keep(&bytes[..i]);
+                    let end = self.line_start + self.line_len + 1;
+                    out.push(self.finish_line());
+                    self.line_start = end;
+                    bytes = &bytes[i + 1..];
+                }
+                None => {
+                    self.keep(bytes);
+                    bytes = &[];
+                }
+            }
+        }
+    }
+
+    fn keep(&mut self, part: &[u8]) {
+        let room = self.max_line_bytes.saturating_sub(self.line.len());
+        self.line.extend_from_slice(&part[..part.len().min(room)]);
+        self.line_len += part.len() as u64;
+    }
+
+    fn finish_line(&mut self) -> RawRecord {
+        let record = RawRecord {
+            offset: self.line_start,
+            bytes: std::mem::take(&mut self.line),
+            original_len: self.line_len,
+            lines: 1,
+        };
+        self.line_len = 0;
+        record
+    }
+
+    /// Releases the held last line (one without its `\n`), once no more bytes can come.
+    pub fn take_partial(&mut self) -> Option<RawRecord> {
+        if self.line_len == 0 {
+            return None;
+        }
+        let end = self.line_start + self.line_len;
+        let record = self.finish_line();
+        self.line_start = end;
+        Some(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(input: &[u8], max: usize, chunk: usize) -> (Vec<RawRecord>, LineReader) {
+        let mut r = LineReader::new(0, max);
+        let mut out = Vec::new();
+        let mut src = input;
+        let mut scratch = vec![0u8; chunk];
+        while r.read_once(&mut src, &mut scratch, &mut out).unwrap() > 0 {}
+        (out, r)
+    }
+
+    #[test]
+    fn lines_offsets_and_held_partial() {
+        let (out, mut r) = split(b"a\r\nbb\n\nccc", 100, 2);
+        let got: Vec<(u64, &[u8])> = out.iter().map(|r| (r.offset, r.bytes.as_slice())).collect();
+        assert_eq!(got, vec![(0, &b"a\r"[..]), (3, b"bb"), (6, b"")]);
+        assert_eq!(r.line_start(), 7);
+        assert!(r.has_partial());
+        let last = r.take_partial().unwrap();
+        assert_eq!(
+            (last.offset, last.bytes.as_slice(), last.original_len),
+            (7, &b"ccc"[..], 3)
+        );
+        assert_eq!(r.line_start(), 10);
+    }
+
+    #[test]
+    fn long_line_is_cut_with_exact_next_offset() {
+        let mut input = vec![b'x'; 10_000];
+        input.push(b'\n');
+        input.extend_from_slice(b"next\n");
+        let (out, _) = split(&input, 64, 333);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].bytes.len(), 64);
+        assert_eq!(out[0].original_len, 10_000);
+        assert_eq!(out[1].offset, 10_001);
+        assert_eq!(out[1].bytes, b"next");
+    }
+
+    #[test]
+    fn nul_and_invalid_utf8_pass_through() {
+        let (out, _) = split(b"\0\xff\xfe x\n", 100, 4096);
+        assert_eq!(out[0].bytes, b"\0\xff\xfe x");
+    }
+}

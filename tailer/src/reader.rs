@@ -1,0 +1,716 @@
+//! `Reader`: the scheduler over every followed file. One thread runs it: it discovers
+//! files, notices rotations, reads lines into events, appends them to the spool, and
+//! checkpoints offsets once the spool has them on disk.
+//!
+//! One cycle (`Reader::step`):
+//!
+//! 1. If the spool is full, reading pauses (nothing else is read until delivered buckets
+//!    are pruned); sealing and fsync continue.
+//! 2. Dormant files (closed because idle, or known only from the state file) that changed,
+//!    moved or must be drained are located again and reopened.
+//! 3. Every `discovery_interval_ms`, the patterns are expanded; a file not seen before gets
+//!    a new seq, which is saved before any of its events exist.
+//! 4. Each open file is checked (renamed or deleted: read it to its end; shorter than the
+//!    read position: copytruncate) and read, at most `read_chunk_bytes` at a time.
+//! 5. Buckets whose interval ended are sealed; the spool is fsynced by policy; once it is,
+//!    offsets advance to what was spooled and the state file is saved.
+//!
+//! Between cycles the thread waits for a notify (inotify) event or `poll_interval_ms`,
+//! whichever comes first: notify makes following prompt, polling makes it certain
+//! (directories notify cannot watch, a watch limit, network file systems).
+
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::Utc;
+use contracts::Event;
+use tokio::sync::mpsc::Sender;
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpointer::{Checkpointer, FileCheckpoint, STATE_VERSION, State};
+use crate::config::{SourceConfig, SourceFormatName, StartAt, TailerConfig};
+use crate::discovery::{Discovery, Found};
+use crate::error::TailerError;
+use crate::events::TailerEvents;
+use crate::file_follower::{FileContext, FileFollower, Input};
+use crate::fingerprint;
+use crate::pipeline::{ShipperInput, SpoolUsage};
+use crate::rotated_copy::{Located, locate};
+use crate::spool_writer::SpoolWriter;
+
+/// Size of the one read buffer shared by every file.
+const SCRATCH_BYTES: usize = 64 * 1024;
+
+/// A file known by its checkpoint only, with no open descriptor.
+#[derive(Debug, Clone)]
+struct Dormant {
+    cp: FileCheckpoint,
+    /// Size and modification time when it was closed; `None`: never looked at this run.
+    seen: Option<(u64, SystemTime)>,
+}
+
+/// The reading side of the tailer.
+pub struct Reader {
+    config: TailerConfig,
+    tailer_id: u64,
+    host: String,
+    discovery: Discovery,
+    spool: SpoolWriter,
+    checkpointer: Checkpointer,
+    next_seq: u64,
+    followers: Vec<FileFollower>,
+    dormant: Vec<Dormant>,
+    events: Arc<TailerEvents>,
+    usage: Arc<SpoolUsage>,
+    scratch: Vec<u8>,
+    batch: Vec<Event>,
+    /// No state file existed at start: `start_at` applies to the files found first.
+    first_run: bool,
+    last_discovery: Option<Instant>,
+    last_saved: Option<State>,
+    paused: bool,
+    wake: Wake,
+    wake_watched_roots: bool,
+}
+
+impl Reader {
+    /// Opens the state (tailer id, checkpoints) and the spool (recovering it).
+    pub fn new(
+        config: TailerConfig,
+        tx: Sender<ShipperInput>,
+        usage: Arc<SpoolUsage>,
+        events: Arc<TailerEvents>,
+    ) -> Result<Reader, TailerError> {
+        let tailer_id = crate::tailer_id::load_or_create(&config.state_dir)?;
+        let checkpointer = Checkpointer::new(&config.state_dir)?;
+        let state = checkpointer.load()?;
+        let discovery = Discovery::new(&config.sources)?;
+        let spool = SpoolWriter::open(&config, tx, usage.clone(), events.clone())?;
+        let (next_seq, dormant, first_run) = match state {
+            Some(s) => {
+                if s.tailer_id != tailer_id {
+                    return Err(TailerError::State {
+                        path: checkpointer.path().into(),
+                        message: format!(
+                            "it belongs to tailer {:016x}, but tailer.id says {tailer_id:016x}",
+                            s.tailer_id
+                        ),
+                    });
+                }
+                let dormant = s
+                    .files
+                    .into_iter()
+                    .map(|cp| Dormant { cp, seen: None })
+                    .collect();
+                (s.next_seq, dormant, false)
+            }
+            None => (0, Vec::new(), true),
+        };
+        Ok(Reader {
+            host: host_name(&config),
+            wake: Wake::new(),
+            config,
+            tailer_id,
+            discovery,
+            spool,
+            checkpointer,
+            next_seq,
+            followers: Vec::new(),
+            dormant,
+            events,
+            usage,
+            scratch: vec![0u8; SCRATCH_BYTES],
+            batch: Vec::new(),
+            first_run,
+            last_discovery: None,
+            last_saved: None,
+            paused: false,
+            wake_watched_roots: false,
+        })
+    }
+
+    /// Runs cycles until `shutdown` is cancelled, then stops in order: no more reading,
+    /// fsync the spool, save the checkpoints.
+    pub fn run(mut self, shutdown: &CancellationToken) -> Result<(), TailerError> {
+        let poll = Duration::from_millis(self.config.poll_interval_ms.max(1));
+        while !shutdown.is_cancelled() {
+            let busy = self.step()?;
+            if !busy {
+                self.wake.wait(poll);
+            }
+        }
+        self.finish()
+    }
+
+    /// Fsyncs the spool and saves the checkpoints (the end of a clean stop).
+    pub fn finish(mut self) -> Result<(), TailerError> {
+        self.spool.sync_all()?;
+        for f in &mut self.followers {
+            f.mark_durable();
+        }
+        self.followers.retain(|f| !f.done);
+        self.save()?;
+        tracing::info!(
+            files = self.followers.len() + self.dormant.len(),
+            "reader stopped; spool fsynced and offsets saved"
+        );
+        Ok(())
+    }
+
+    /// One cycle. Returns true when a file still had bytes to read (run again at once).
+    pub fn step(&mut self) -> Result<bool, TailerError> {
+        let full = self.spool.is_full();
+        if full != self.paused {
+            self.paused = full;
+            self.usage.paused.store(full, Ordering::Relaxed);
+            self.events.spool_pause(full);
+            if full {
+                tracing::warn!(
+                    "spool full at {} bytes: reading paused until delivered buckets are pruned",
+                    self.usage.bytes()
+                );
+            } else {
+                tracing::info!(
+                    bytes = self.usage.bytes(),
+                    "spool below its limit: reading resumed"
+                );
+            }
+        }
+        let mut busy = false;
+        if !full {
+            self.wake_roots();
+            self.resume_dormant()?;
+            self.discover()?;
+            busy = self.read_all()?;
+        }
+        if self.spool.tick(Utc::now())? {
+            for f in &mut self.followers {
+                f.mark_durable();
+            }
+            self.followers.retain(|f| !f.done);
+            self.idle_close();
+            self.save_if_changed()?;
+        }
+        self.events.files(
+            self.followers.len() + self.dormant.len(),
+            self.followers.len(),
+        );
+        Ok(busy)
+    }
+
+    fn wake_roots(&mut self) {
+        if !self.wake_watched_roots {
+            self.wake_watched_roots = true;
+            let roots: Vec<PathBuf> = self
+                .discovery
+                .matchers()
+                .iter()
+                .map(|m| m.root().to_path_buf())
+                .collect();
+            for r in roots {
+                self.wake.watch(&r);
+            }
+        }
+    }
+
+    fn context(&self, source: usize, crawl: contracts::CrawlId, path: &Path) -> FileContext {
+        let s: &SourceConfig = &self.config.sources[source];
+        FileContext {
+            source,
+            source_pattern: s.path.clone(),
+            crawl,
+            format: source_format(s.format),
+            multiline: s.multiline,
+            app: app_name(s, path),
+            host: self.host.clone(),
+            tailer_id: self.tailer_id,
+            max_line_bytes: self.config.max_line_bytes,
+        }
+    }
+
+    fn open_slots(&self) -> usize {
+        self.config
+            .max_open_files
+            .max(1)
+            .saturating_sub(self.followers.len())
+    }
+
+    /// Frees one descriptor by closing the longest-idle file that is fully checkpointed.
+    fn evict_one(&mut self) -> bool {
+        let victim = self
+            .followers
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                !f.rotated && !f.done && f.durable == f.spooled && f.position() >= f.last_size
+            })
+            .min_by_key(|(_, f)| f.last_growth)
+            .map(|(i, _)| i);
+        match victim {
+            Some(i) => {
+                let f = self.followers.swap_remove(i);
+                self.make_dormant(f);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn make_dormant(&mut self, f: FileFollower) {
+        let seen = f
+            .input()
+            .plain()
+            .and_then(|file| file.metadata().ok())
+            .map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
+        self.dormant.push(Dormant {
+            cp: f.checkpoint(),
+            seen,
+        });
+    }
+
+    fn idle_close(&mut self) {
+        let idle = Duration::from_secs(self.config.idle_close_secs);
+        let mut i = 0;
+        while i < self.followers.len() {
+            let f = &self.followers[i];
+            if !f.rotated
+                && !f.has_pending_record()
+                && f.durable == f.spooled
+                && f.last_growth.elapsed() >= idle
+            {
+                let f = self.followers.swap_remove(i);
+                tracing::debug!(path = %f.path.display(), "closing idle file");
+                self.make_dormant(f);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn resume_dormant(&mut self) -> Result<(), TailerError> {
+        let mut i = 0;
+        while i < self.dormant.len() {
+            if !needs_resume(&self.dormant[i]) {
+                i += 1;
+                continue;
+            }
+            if self.open_slots() == 0 && !self.evict_one() {
+                break;
+            }
+            let d = self.dormant.swap_remove(i);
+            self.resume(d)?;
+        }
+        Ok(())
+    }
+
+    fn resume(&mut self, d: Dormant) -> Result<(), TailerError> {
+        let cp = d.cp;
+        let Some(source) = self.config.sources.iter().position(|s| s.path == cp.source) else {
+            tracing::warn!(path = %cp.path.display(), source = %cp.source, "dropping the checkpoint of a file whose source is no longer configured");
+            return Ok(());
+        };
+        match locate(&cp, None) {
+            Some(loc) => {
+                let moved = loc.path != cp.path;
+                if moved {
+                    self.events.rotation();
+                    tracing::info!(path = %cp.path.display(), copy = %loc.path.display(), seq = cp.seq, offset = cp.offset, "reading the rest of a rotated file from its copy");
+                }
+                let mut f = self.follower_from(&cp, source, loc);
+                f.rotated = cp.rotated || moved;
+                self.wake.watch_parent(&f.path);
+                self.followers.push(f);
+            }
+            None => {
+                let lost = d
+                    .seen
+                    .map(|(size, _)| size.saturating_sub(cp.offset))
+                    .unwrap_or(0);
+                if lost > 0 || cp.rotated {
+                    self.events.file_lost();
+                    tracing::warn!(path = %cp.path.display(), seq = cp.seq, offset = cp.offset, "a file went away before it was read to its end and no rotated copy matches it: the lines after the offset are lost");
+                } else {
+                    tracing::info!(path = %cp.path.display(), seq = cp.seq, "file no longer exists; forgetting it");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn follower_from(&self, cp: &FileCheckpoint, source: usize, loc: Located) -> FileFollower {
+        let ctx = self.context(source, cp.crawl.clone(), &cp.path);
+        let mut f = FileFollower::new(
+            cp.path.clone(),
+            loc.dev,
+            loc.inode,
+            cp.seq,
+            cp.fingerprint,
+            cp.offset,
+            cp.tail,
+            loc.input,
+            ctx,
+        );
+        f.last_size = loc.size;
+        f
+    }
+
+    fn known(&self, dev: u64, inode: u64) -> bool {
+        self.followers
+            .iter()
+            .any(|f| (f.dev, f.inode) == (dev, inode))
+            || self
+                .dormant
+                .iter()
+                .any(|d| (d.cp.dev, d.cp.inode) == (dev, inode))
+    }
+
+    fn discover(&mut self) -> Result<(), TailerError> {
+        let every = Duration::from_millis(self.config.discovery_interval_ms);
+        if self.last_discovery.is_some_and(|t| t.elapsed() < every) {
+            return Ok(());
+        }
+        self.last_discovery = Some(Instant::now());
+        let found = self.discovery.scan(&self.events);
+        let mut assigned = false;
+        for Found {
+            path,
+            source,
+            crawl,
+        } in found
+        {
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if self.known(meta.dev(), meta.ino()) {
+                continue;
+            }
+            if self.open_slots() == 0 && !self.evict_one() {
+                break;
+            }
+            let mut file = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot open a matching file; will retry");
+                    continue;
+                }
+            };
+            let meta = file
+                .metadata()
+                .map_err(|e| TailerError::io("reading file metadata", &path, e))?;
+            let start = if self.first_run && self.config.sources[source].start_at == StartAt::End {
+                meta.len()
+            } else {
+                0
+            };
+            let head = fingerprint::head_of(&file)
+                .map_err(|e| TailerError::io("reading file head", &path, e))?;
+            let tail = fingerprint::tail_of(&file, start)
+                .map_err(|e| TailerError::io("reading file", &path, e))?
+                .unwrap_or_default();
+            FileFollower::seek_plain(&mut file, start)
+                .map_err(|e| TailerError::io("seeking in file", &path, e))?;
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            assigned = true;
+            tracing::info!(path = %path.display(), seq, crawl = %crawl, "following a new file");
+            let ctx = self.context(source, crawl, &path);
+            let mut f = FileFollower::new(
+                path,
+                meta.dev(),
+                meta.ino(),
+                seq,
+                head,
+                start,
+                tail,
+                Input::Plain(file),
+                ctx,
+            );
+            f.last_size = meta.len();
+            self.wake.watch_parent(&f.path);
+            self.followers.push(f);
+        }
+        self.first_run = false;
+        if assigned {
+            // A seq is saved before its first event exists, so it is never handed out twice.
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    fn read_all(&mut self) -> Result<bool, TailerError> {
+        let mut busy = false;
+        let mut i = 0;
+        while i < self.followers.len() {
+            self.check_file(i)?;
+            let budget = self.config.read_chunk_bytes.max(1);
+            let now_us = Utc::now().timestamp_micros();
+            let f = &mut self.followers[i];
+            let before = f.position();
+            let read = f.read(
+                &mut self.scratch,
+                budget,
+                now_us,
+                &mut self.batch,
+                &self.events,
+            );
+            let read = read.map_err(|e| TailerError::io("reading", f.path.clone(), e))?;
+            if read as usize >= budget {
+                busy = true;
+            }
+            f.last_size = f.last_size.max(before + read);
+            if read == 0 {
+                let quiet = f.last_growth.elapsed();
+                let linger = Duration::from_millis(self.config.rotated_linger_ms);
+                if f.rotated && !f.done && quiet >= linger {
+                    // Rotated away and quiet: nothing more can come, so the last line
+                    // without `\n` is complete.
+                    f.flush(true, now_us, &mut self.batch, &self.events)
+                        .map_err(|e| TailerError::io("reading", f.path.clone(), e))?;
+                    f.done = true;
+                    tracing::debug!(path = %f.path.display(), seq = f.seq, "finished a rotated file");
+                } else if f.has_pending_record()
+                    && quiet >= Duration::from_millis(self.config.multiline_flush_ms)
+                {
+                    f.flush(false, now_us, &mut self.batch, &self.events)
+                        .map_err(|e| TailerError::io("reading", f.path.clone(), e))?;
+                }
+            }
+            if !self.batch.is_empty() {
+                let crawl = self.followers[i].ctx.crawl.clone();
+                self.spool.append(&crawl, &self.batch, Utc::now())?;
+                self.batch.clear();
+            }
+            i += 1;
+        }
+        Ok(busy)
+    }
+
+    /// Notices what happened to an open file since the last cycle.
+    fn check_file(&mut self, i: usize) -> Result<(), TailerError> {
+        let f = &self.followers[i];
+        if f.rotated || f.done {
+            return Ok(());
+        }
+        let Some(file) = f.input().plain() else {
+            return Ok(());
+        };
+        let fmeta = file
+            .metadata()
+            .map_err(|e| TailerError::io("reading file metadata", f.path.clone(), e))?;
+        if fmeta.len() < f.position() {
+            return self.truncated(i, fmeta.len());
+        }
+        // Truncated and written past the old position between two looks: the size alone
+        // cannot tell, the bytes before the spooled offset can (one small pread, only
+        // when the size changed).
+        if fmeta.len() != f.last_size && f.spooled_tail.len > 0 {
+            let tail = fingerprint::tail_of(file, f.spooled)
+                .map_err(|e| TailerError::io("reading", f.path.clone(), e))?;
+            if tail != Some(f.spooled_tail) {
+                return self.truncated(i, fmeta.len());
+            }
+        }
+        let gone = match std::fs::metadata(&f.path) {
+            Ok(m) => (m.dev(), m.ino()) != (f.dev, f.inode),
+            Err(_) => true,
+        };
+        if gone || fmeta.nlink() == 0 {
+            let f = &mut self.followers[i];
+            f.rotated = true;
+            self.events.rotation();
+            tracing::info!(path = %f.path.display(), seq = f.seq, "file rotated away or deleted: reading it to its end");
+        }
+        Ok(())
+    }
+
+    /// The open file is shorter than the read position: copytruncate (or a rewrite).
+    /// The lines after the position are looked for in a rotated copy under the same seq;
+    /// the file itself starts over under a new seq.
+    fn truncated(&mut self, i: usize, size: u64) -> Result<(), TailerError> {
+        self.events.rotation();
+        let f = &self.followers[i];
+        let mut cp = f.checkpoint();
+        cp.offset = f.spooled;
+        cp.tail = f.spooled_tail;
+        cp.rotated = true;
+        let (durable, durable_tail, last_size, source) =
+            (f.durable, f.durable_tail, f.last_size, f.ctx.source);
+        match locate(&cp, Some((f.dev, f.inode))) {
+            Some(loc) => {
+                tracing::info!(path = %cp.path.display(), copy = %loc.path.display(), seq = cp.seq, offset = cp.offset, "file truncated (copytruncate): reading the rest from its copy");
+                let mut old = self.follower_from(&cp, source, loc);
+                old.rotated = true;
+                old.durable = durable;
+                old.durable_tail = durable_tail;
+                self.followers.push(old);
+            }
+            None => {
+                let window = last_size.saturating_sub(cp.offset);
+                self.events.copytruncate_window(window);
+                tracing::warn!(path = %cp.path.display(), seq = cp.seq, offset = cp.offset, lost_bytes = window, "file truncated and no copy holds the lines after the offset: they are lost");
+            }
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let f = &mut self.followers[i];
+        f.restart_as(seq)
+            .map_err(|e| TailerError::io("re-reading truncated file", f.path.clone(), e))?;
+        f.last_size = size;
+        tracing::info!(path = %f.path.display(), seq, "following the truncated file from its start under a new seq");
+        self.save()
+    }
+
+    fn state(&self) -> State {
+        let mut files: Vec<FileCheckpoint> = self
+            .followers
+            .iter()
+            .filter(|f| !(f.done && f.durable == f.spooled))
+            .map(FileFollower::checkpoint)
+            .chain(self.dormant.iter().map(|d| d.cp.clone()))
+            .collect();
+        files.sort_by(|a, b| (a.seq, &a.path).cmp(&(b.seq, &b.path)));
+        State {
+            version: STATE_VERSION,
+            tailer_id: self.tailer_id,
+            next_seq: self.next_seq,
+            files,
+        }
+    }
+
+    fn save(&mut self) -> Result<(), TailerError> {
+        let state = self.state();
+        self.checkpointer.save(&state)?;
+        self.last_saved = Some(state);
+        Ok(())
+    }
+
+    fn save_if_changed(&mut self) -> Result<(), TailerError> {
+        let state = self.state();
+        if self.last_saved.as_ref() != Some(&state) {
+            self.checkpointer.save(&state)?;
+            self.last_saved = Some(state);
+        }
+        Ok(())
+    }
+}
+
+fn needs_resume(d: &Dormant) -> bool {
+    let Some((size, mtime)) = d.seen else {
+        return true;
+    };
+    if d.cp.rotated {
+        return true;
+    }
+    match std::fs::metadata(&d.cp.path) {
+        Ok(m) => {
+            (m.dev(), m.ino()) != (d.cp.dev, d.cp.inode)
+                || m.len() != size
+                || m.modified().ok() != Some(mtime)
+        }
+        Err(_) => true,
+    }
+}
+
+/// The parser of a configured format.
+pub fn source_format(f: SourceFormatName) -> parsers::SourceFormat {
+    match f {
+        SourceFormatName::CrawlLog => parsers::SourceFormat::CrawlLog,
+        SourceFormatName::Syslog => parsers::SourceFormat::Syslog,
+        SourceFormatName::Plain => parsers::SourceFormat::Plain,
+        SourceFormatName::Auto => parsers::SourceFormat::Auto,
+    }
+}
+
+/// The `app` of a file's events: configured, else `heritrix` for crawl logs, else the
+/// file's name without its extension.
+pub fn app_name(source: &SourceConfig, path: &Path) -> String {
+    if let Some(app) = &source.app {
+        return app.clone();
+    }
+    if source.format == SourceFormatName::CrawlLog {
+        return "heritrix".into();
+    }
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "log".into())
+}
+
+/// The `host` of events: configured, else the machine's host name.
+pub fn host_name(config: &TailerConfig) -> String {
+    if let Some(h) = &config.host {
+        return h.clone();
+    }
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length; gethostname writes at most that.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Wakes the reader when a watched directory changes. If notify cannot start, or cannot
+/// watch a directory (the inotify watch limit), that is logged once and polling alone
+/// covers it.
+struct Wake {
+    rx: mpsc::Receiver<()>,
+    watcher: Option<notify::RecommendedWatcher>,
+    watched: HashSet<PathBuf>,
+    warned: bool,
+}
+
+impl Wake {
+    fn new() -> Wake {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+            // One pending wake-up is enough; the cycle looks at everything.
+            let _ = tx.try_send(());
+        });
+        let watcher = match watcher {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "notify is unavailable: following files by polling only");
+                None
+            }
+        };
+        Wake {
+            rx,
+            watcher,
+            watched: HashSet::new(),
+            warned: false,
+        }
+    }
+
+    fn watch_parent(&mut self, path: &Path) {
+        if let Some(dir) = path.parent() {
+            self.watch(dir);
+        }
+    }
+
+    fn watch(&mut self, dir: &Path) {
+        use notify::Watcher;
+        let Some(w) = self.watcher.as_mut() else {
+            return;
+        };
+        if self.watched.contains(dir) {
+            return;
+        }
+        self.watched.insert(dir.to_path_buf());
+        if let Err(e) = w.watch(dir, notify::RecursiveMode::NonRecursive)
+            && !self.warned
+        {
+            self.warned = true;
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch a directory (inotify watch limit?): it and any others that fail are followed by polling");
+        }
+    }
+
+    fn wait(&self, timeout: Duration) {
+        let _ = self.rx.recv_timeout(timeout);
+    }
+}

@@ -1,0 +1,480 @@
+//! `SpoolWriter`: appends events as frames to their crawl's current time-bucket file
+//! (`<spool>/<crawl>/YYYY/MM/DD/HH/MM.b`), seals buckets when their interval ends, and
+//! hands both to the shipper.
+//!
+//! Buckets go by read time, not event time, so a bucket is sealed once its interval has
+//! passed no matter how old the lines in it are. The spool is the durable path: the live
+//! copy is offered with `try_send` and, when the shipper is behind, skipped and counted
+//! (the sealed bucket's repair send covers it), so reading never waits on the network.
+//! A `Sealed` notice is never skipped: it waits in a small queue until the channel has
+//! room (there is at most one per crawl and interval).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, Utc};
+use contracts::spool_file::{
+    SPOOL_HEADER_LEN, bucket_start, parse_spool_bucket_path, recover, spool_bucket_path,
+    spool_header,
+};
+use contracts::{CrawlId, Event, frame};
+use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::error::TrySendError;
+
+use crate::config::{FsyncPolicy, TailerConfig};
+use crate::error::TailerError;
+use crate::events::TailerEvents;
+use crate::pipeline::{BucketKey, ShipperInput, SpoolUsage};
+
+/// The open (current-interval) bucket of one crawl.
+#[derive(Debug)]
+struct OpenBucket {
+    key: BucketKey,
+    path: PathBuf,
+    file: File,
+    /// Appended since the last fsync.
+    dirty: bool,
+}
+
+/// Writes the spool. One per tailer; used from the reader thread only.
+#[derive(Debug)]
+pub struct SpoolWriter {
+    dir: PathBuf,
+    interval_secs: u64,
+    fsync: FsyncPolicy,
+    fsync_interval: Duration,
+    max_bytes: u64,
+    open: BTreeMap<CrawlId, OpenBucket>,
+    pending_sealed: VecDeque<ShipperInput>,
+    tx: Sender<ShipperInput>,
+    usage: Arc<SpoolUsage>,
+    events: Arc<TailerEvents>,
+    last_fsync: Instant,
+    /// Frames of one append, reused.
+    buf: Vec<u8>,
+}
+
+impl SpoolWriter {
+    /// Opens the spool: recovers every bucket file left by an earlier run (cutting a torn
+    /// last frame), counts their bytes into `usage`, announces every bucket older than the
+    /// current interval as sealed, and reopens current ones for appending.
+    pub fn open(
+        config: &TailerConfig,
+        tx: Sender<ShipperInput>,
+        usage: Arc<SpoolUsage>,
+        events: Arc<TailerEvents>,
+    ) -> Result<SpoolWriter, TailerError> {
+        let dir = config.spool_dir.clone();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| TailerError::io("creating spool directory", &dir, e))?;
+        let mut w = SpoolWriter {
+            dir,
+            interval_secs: config.bucket_interval_secs,
+            fsync: config.fsync,
+            fsync_interval: Duration::from_millis(config.fsync_interval_ms),
+            max_bytes: config.spool_max_bytes,
+            open: BTreeMap::new(),
+            pending_sealed: VecDeque::new(),
+            tx,
+            usage,
+            events,
+            last_fsync: Instant::now(),
+            buf: Vec::new(),
+        };
+        w.recover_all(Utc::now())?;
+        Ok(w)
+    }
+
+    fn recover_all(&mut self, now: DateTime<Utc>) -> Result<(), TailerError> {
+        let current = bucket_start(now, self.interval_secs);
+        let mut files = Vec::new();
+        collect_files(&self.dir, 0, &mut files);
+        files.sort();
+        let mut total = 0u64;
+        for path in files {
+            let Some((crawl, start)) = parse_spool_bucket_path(&self.dir, &path) else {
+                tracing::warn!(path = %path.display(), "ignoring a file in the spool that is not a bucket file");
+                continue;
+            };
+            let len = recover_file(&path)?;
+            if len == 0 {
+                continue;
+            }
+            total += len;
+            let key = BucketKey {
+                crawl: crawl.clone(),
+                start,
+            };
+            if start < current {
+                self.pending_sealed
+                    .push_back(ShipperInput::Sealed { bucket: key, path });
+            } else {
+                let file = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .map_err(|e| TailerError::io("opening spool bucket", &path, e))?;
+                self.open.insert(
+                    crawl,
+                    OpenBucket {
+                        key,
+                        path,
+                        file,
+                        dirty: false,
+                    },
+                );
+            }
+        }
+        self.usage.bytes.fetch_add(total, Ordering::Relaxed);
+        self.events
+            .spool_bytes
+            .store(self.usage.bytes(), Ordering::Relaxed);
+        self.send_sealed();
+        Ok(())
+    }
+
+    /// Whether the spool has reached `spool_max_bytes`: reading must pause.
+    pub fn is_full(&self) -> bool {
+        self.usage.bytes() >= self.max_bytes
+    }
+
+    /// Appends `batch` (events of one crawl, read at `now`) to the crawl's current bucket
+    /// and offers them live to the shipper, grouped by event day.
+    pub fn append(
+        &mut self,
+        crawl: &CrawlId,
+        batch: &[Event],
+        now: DateTime<Utc>,
+    ) -> Result<(), TailerError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let start = bucket_start(now, self.interval_secs);
+        if self.open.get(crawl).is_some_and(|b| b.key.start != start) {
+            self.seal(crawl)?;
+        }
+        if !self.open.contains_key(crawl) {
+            let bucket = self.create(crawl, start)?;
+            self.open.insert(crawl.clone(), bucket);
+        }
+        // Encode once, in arrival order, remembering each frame's day for the live copy.
+        self.buf.clear();
+        let mut days: Vec<(NaiveDate, usize, usize)> = Vec::with_capacity(batch.len());
+        for event in batch {
+            let at = self.buf.len();
+            if !frame::put_event_frame(&mut self.buf, event) {
+                // Cannot happen for events built by the reader (they are cut to fit); a
+                // frame that does not fit would be unreadable, so it is never written.
+                tracing::error!(id = %event.id, "event does not fit one frame; not spooled");
+                continue;
+            }
+            days.push((event.day(), at, self.buf.len()));
+        }
+        let bucket = self
+            .open
+            .get_mut(crawl)
+            .ok_or_else(|| TailerError::Task("spool bucket vanished".into()))?;
+        bucket
+            .file
+            .write_all(&self.buf)
+            .map_err(|e| TailerError::io("appending to spool bucket", &bucket.path, e))?;
+        bucket.dirty = true;
+        let added = self.buf.len() as u64;
+        self.usage.bytes.fetch_add(added, Ordering::Relaxed);
+        self.events
+            .spool_bytes
+            .store(self.usage.bytes(), Ordering::Relaxed);
+        let key = bucket.key.clone();
+        self.offer_live(&key, &days);
+        if self.fsync == FsyncPolicy::Always {
+            self.sync_all()?;
+        }
+        Ok(())
+    }
+
+    fn offer_live(&mut self, key: &BucketKey, days: &[(NaiveDate, usize, usize)]) {
+        let mut groups: BTreeMap<NaiveDate, (Vec<u8>, u32)> = BTreeMap::new();
+        for &(day, a, b) in days {
+            let g = groups.entry(day).or_default();
+            g.0.extend_from_slice(&self.buf[a..b]);
+            g.1 += 1;
+        }
+        for (day, (frames, count)) in groups {
+            let msg = ShipperInput::Live {
+                bucket: key.clone(),
+                day,
+                frames: Bytes::from(frames),
+                count,
+            };
+            if let Err(TrySendError::Full(_) | TrySendError::Closed(_)) = self.tx.try_send(msg) {
+                self.events
+                    .live_skipped_total
+                    .fetch_add(u64::from(count), Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn create(&self, crawl: &CrawlId, start: DateTime<Utc>) -> Result<OpenBucket, TailerError> {
+        let path = spool_bucket_path(&self.dir, crawl, start, self.interval_secs);
+        let parent = path.parent().unwrap_or(&self.dir);
+        std::fs::create_dir_all(parent)
+            .map_err(|e| TailerError::io("creating spool directory", parent, e))?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| TailerError::io("creating spool bucket", &path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| TailerError::io("reading spool bucket size", &path, e))?
+            .len();
+        if len == 0 {
+            file.write_all(&spool_header())
+                .map_err(|e| TailerError::io("writing spool bucket header", &path, e))?;
+            self.usage
+                .bytes
+                .fetch_add(SPOOL_HEADER_LEN as u64, Ordering::Relaxed);
+            // The new file's name must survive a crash as well as its bytes.
+            crate::checkpointer::sync_dir(parent)
+                .map_err(|e| TailerError::io("syncing spool directory", parent, e))?;
+        }
+        Ok(OpenBucket {
+            key: BucketKey {
+                crawl: crawl.clone(),
+                start,
+            },
+            path,
+            file,
+            dirty: true,
+        })
+    }
+
+    /// Seals the open bucket of `crawl`: fsync, close, announce.
+    fn seal(&mut self, crawl: &CrawlId) -> Result<(), TailerError> {
+        if let Some(b) = self.open.remove(crawl) {
+            b.file
+                .sync_data()
+                .map_err(|e| TailerError::io("syncing spool bucket", &b.path, e))?;
+            self.pending_sealed.push_back(ShipperInput::Sealed {
+                bucket: b.key,
+                path: b.path,
+            });
+        }
+        self.send_sealed();
+        Ok(())
+    }
+
+    fn send_sealed(&mut self) {
+        while let Some(msg) = self.pending_sealed.pop_front() {
+            match self.tx.try_send(msg) {
+                Ok(()) => {}
+                Err(TrySendError::Full(msg)) => {
+                    self.pending_sealed.push_front(msg);
+                    break;
+                }
+                // The shipper is gone (shutting down); the next start announces it again.
+                Err(TrySendError::Closed(_)) => {}
+            }
+        }
+    }
+
+    /// Periodic work: seals buckets whose interval has ended, retries queued seal
+    /// notices, and fsyncs under the configured policy. Returns true when every appended
+    /// frame is now fsynced, i.e. offsets read so far may be checkpointed.
+    pub fn tick(&mut self, now: DateTime<Utc>) -> Result<bool, TailerError> {
+        let current = bucket_start(now, self.interval_secs);
+        let expired: Vec<CrawlId> = self
+            .open
+            .iter()
+            .filter(|(_, b)| b.key.start < current)
+            .map(|(c, _)| c.clone())
+            .collect();
+        for crawl in expired {
+            self.seal(&crawl)?;
+        }
+        self.send_sealed();
+        let dirty = self.open.values().any(|b| b.dirty);
+        if dirty
+            && self.fsync == FsyncPolicy::Interval
+            && self.last_fsync.elapsed() >= self.fsync_interval
+        {
+            self.sync_all()?;
+        }
+        Ok(!self.open.values().any(|b| b.dirty))
+    }
+
+    /// Fsyncs every bucket with unsynced frames.
+    pub fn sync_all(&mut self) -> Result<(), TailerError> {
+        for b in self.open.values_mut().filter(|b| b.dirty) {
+            b.file
+                .sync_data()
+                .map_err(|e| TailerError::io("syncing spool bucket", &b.path, e))?;
+            b.dirty = false;
+        }
+        self.last_fsync = Instant::now();
+        Ok(())
+    }
+
+    /// Seal notices still waiting for room in the channel.
+    pub fn pending_sealed(&self) -> usize {
+        self.pending_sealed.len()
+    }
+}
+
+/// Recovers one bucket file: cuts a torn tail, removes a file too short to hold its
+/// header. Returns its length afterwards (0 if removed).
+fn recover_file(path: &Path) -> Result<u64, TailerError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| TailerError::io("reading spool bucket", path, e))?;
+    if bytes.len() < SPOOL_HEADER_LEN {
+        // Created but never written: a crash between create and header write.
+        tracing::warn!(path = %path.display(), len = bytes.len(), "removing a spool bucket cut before its header was written");
+        std::fs::remove_file(path)
+            .map_err(|e| TailerError::io("removing empty spool bucket", path, e))?;
+        return Ok(0);
+    }
+    let r = recover(&bytes).map_err(|e| TailerError::Spool {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    if let Some(reason) = &r.cut_reason {
+        tracing::warn!(
+            path = %path.display(),
+            kept_frames = r.frames,
+            cut_bytes = bytes.len() - r.good_len,
+            reason = %reason,
+            "cutting the torn tail of a spool bucket (its lines are read again from the checkpoint)"
+        );
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| TailerError::io("opening spool bucket", path, e))?;
+        f.set_len(r.good_len as u64)
+            .map_err(|e| TailerError::io("truncating spool bucket", path, e))?;
+        f.sync_all()
+            .map_err(|e| TailerError::io("syncing spool bucket", path, e))?;
+    }
+    Ok(r.good_len as u64)
+}
+
+/// Every `*.b` file under the spool (crawl/YYYY/MM/DD/HH/name: depth 6 at most).
+fn collect_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let Ok(ft) = e.file_type() else { continue };
+        let path = e.path();
+        if ft.is_dir() && depth < 5 {
+            collect_files(&path, depth + 1, out);
+        } else if ft.is_file() && path.extension().is_some_and(|x| x == "b") {
+            out.push(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contracts::{EventFlags, EventId, Format};
+
+    fn config(dir: &Path) -> TailerConfig {
+        let mut c =
+            TailerConfig::parse("[[source]]\npath=\"/x\"\ncrawl=\"c\"\n", Path::new("t")).unwrap();
+        c.spool_dir = dir.to_path_buf();
+        c.bucket_interval_secs = 1;
+        c
+    }
+
+    fn event(offset: u64, time_us: i64) -> Event {
+        Event {
+            id: EventId {
+                tailer: 1,
+                file_seq: 0,
+                offset,
+            },
+            time_us,
+            flags: EventFlags::default(),
+            original_len: 4,
+            format: Format::Plain,
+            crawl: CrawlId::parse("c1").unwrap(),
+            host: "h".into(),
+            app: "a".into(),
+            fields: vec![],
+            raw: b"line".to_vec(),
+        }
+    }
+
+    #[test]
+    fn appends_seals_and_splits_live_by_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let usage = SpoolUsage::new();
+        let events = Arc::new(TailerEvents::default());
+        let mut w = SpoolWriter::open(&config(dir.path()), tx, usage.clone(), events).unwrap();
+        let crawl = CrawlId::parse("c1").unwrap();
+        let now = Utc::now();
+        let day = 86_400_000_000i64;
+        w.append(
+            &crawl,
+            &[
+                event(0, now.timestamp_micros()),
+                event(5, now.timestamp_micros() - day),
+                event(10, now.timestamp_micros()),
+            ],
+            now,
+        )
+        .unwrap();
+        let mut live = Vec::new();
+        while let Ok(ShipperInput::Live { count, day, .. }) = rx.try_recv() {
+            live.push((day, count));
+        }
+        live.sort();
+        assert_eq!(live.len(), 2);
+        assert_eq!(live.iter().map(|l| l.1).sum::<u32>(), 3);
+        assert!(!w.tick(now).unwrap() || w.fsync == FsyncPolicy::Interval);
+        w.tick(now + chrono::Duration::seconds(2)).unwrap();
+        let Ok(ShipperInput::Sealed { path, .. }) = rx.try_recv() else {
+            panic!("no seal")
+        };
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len() as u64, usage.bytes());
+        assert_eq!(recover(&bytes).unwrap().frames, 3);
+    }
+
+    #[test]
+    fn torn_tail_is_cut_and_old_bucket_announced_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let crawl = CrawlId::parse("c1").unwrap();
+        let start = bucket_start(Utc::now() - chrono::Duration::seconds(30), 1);
+        let path = spool_bucket_path(dir.path(), &crawl, start, 1);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut bytes = spool_header().to_vec();
+        frame::put_event_frame(&mut bytes, &event(0, 0));
+        let good = bytes.len();
+        frame::put_event_frame(&mut bytes, &event(5, 0));
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let usage = SpoolUsage::new();
+        let _w = SpoolWriter::open(
+            &config(dir.path()),
+            tx,
+            usage.clone(),
+            Arc::new(TailerEvents::default()),
+        )
+        .unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len() as usize, good);
+        assert_eq!(usage.bytes() as usize, good);
+        match rx.try_recv() {
+            Ok(ShipperInput::Sealed { bucket, path: p }) => {
+                assert_eq!((bucket.crawl, bucket.start, p), (crawl, start, path));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
