@@ -13,6 +13,7 @@
 //! - `item`: a published event shared by the ring and every queue, its JSON made once.
 //! - [`events`]: `LiveEvents`, the counters, rendered as `sluice_live_*`.
 //! - [`error`]: `FilterError`, why a subscription was refused.
+//! - [`synthetic`]: deterministic crawl-log events for the demo, tests and benchmark.
 //!
 //! # Example
 //!
@@ -46,6 +47,7 @@ pub mod error;
 pub mod events;
 pub mod filter;
 mod item;
+pub mod synthetic;
 
 pub use broker::LiveBroker;
 pub use config::LiveConfig;
