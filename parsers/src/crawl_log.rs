@@ -56,8 +56,9 @@ pub(crate) fn parse(b: &[u8]) -> Option<(Vec<FieldSpan>, i64)> {
     let end = first_line_end(b);
     let line = &b[..end];
     let mut bounds = [(0usize, 0usize); 11];
+    let mut time_us = 0;
     let mut pos = 0;
-    for bound in &mut bounds {
+    for (i, bound) in bounds.iter_mut().enumerate() {
         while pos < end && line[pos] == b' ' {
             pos += 1;
         }
@@ -65,21 +66,30 @@ pub(crate) fn parse(b: &[u8]) -> Option<(Vec<FieldSpan>, i64)> {
             return None;
         }
         let start = pos;
-        pos = memchr::memchr(b' ', &line[pos..]).map_or(end, |i| pos + i);
+        pos = memchr::memchr(b' ', &line[pos..]).map_or(end, |n| pos + n);
         *bound = (start, pos);
-    }
-    let token = |i: usize| &line[bounds[i].0..bounds[i].1];
-    let (used, time_us, _) = timestamp::iso8601(token(0))?;
-    // Beyond the time and status, the URL's scheme and the hop path's letters are checked:
-    // progress-statistics.log lines also start with a time and two integers.
-    let hop_path = token(4);
-    if used != token(0).len()
-        || !is_integer(token(1))
-        || !(token(2) == b"-" || is_integer(token(2)))
-        || !token(3).contains(&b':')
-        || !(hop_path == b"-" || hop_path.iter().all(u8::is_ascii_alphabetic))
-    {
-        return None;
+        // Each token is checked as soon as it is cut, so that a line of another format is
+        // given up early. Beyond the time and status, the URL's scheme and the hop path's
+        // letters are checked: progress-statistics.log lines also start with a time and two
+        // integers.
+        let t = &line[start..pos];
+        let ok = match i {
+            0 => match timestamp::iso8601(t) {
+                Some((used, us, _)) if used == t.len() => {
+                    time_us = us;
+                    true
+                }
+                _ => false,
+            },
+            1 => is_integer(t),
+            2 => t == b"-" || is_integer(t),
+            3 => t.contains(&b':'),
+            4 => t == b"-" || t.iter().all(u8::is_ascii_alphabetic),
+            _ => true,
+        };
+        if !ok {
+            return None;
+        }
     }
 
     let mut fields = Vec::with_capacity(13);
@@ -136,21 +146,23 @@ fn extra_start(line: &[u8], from: usize) -> Option<usize> {
 /// themselves are not validated (Heritrix writes the JSON; this only finds its start).
 fn object_ends_at_end(b: &[u8]) -> bool {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (i, &c) in b.iter().enumerate() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if c == b'\\' {
-                escaped = true;
-            } else if c == b'"' {
-                in_string = false;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                // Jump through the string: most of a JSON object's bytes are in strings.
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', &b[i.min(b.len())..]) {
+                        None => return false,
+                        Some(n) if b[i + n] == b'\\' => i += n + 2,
+                        Some(n) => {
+                            i += n;
+                            break;
+                        }
+                    }
+                }
             }
-            continue;
-        }
-        match c {
-            b'"' => in_string = true,
             b'{' | b'[' => depth += 1,
             b'}' | b']' => {
                 depth = match depth.checked_sub(1) {
@@ -163,6 +175,7 @@ fn object_ends_at_end(b: &[u8]) -> bool {
             }
             _ => {}
         }
+        i += 1;
     }
     false
 }
@@ -218,6 +231,21 @@ mod tests {
             "2018-11-26T14:28:07.890Z 200 68 http://x/ L http://y/ text/html #1 - - - a {b}c";
         assert_eq!(get(&fields_of(line), Field::Annotations), Some("a {b}c"));
         assert_eq!(get(&fields_of(line), Field::Extra), None);
+    }
+
+    #[test]
+    fn balanced_objects() {
+        for (text, want) in [
+            (r#"{"a":"\\"}"#, true),
+            (r#"{"a":"\"}"#, false),
+            (r#"{"a":[1,{"b":"}"}]}"#, true),
+            (r#"{"a":1}}"#, false),
+            (r#"{"a":1} {"b":2}"#, false),
+            (r#"{"a":"x\"#, false),
+            ("{", false),
+        ] {
+            assert_eq!(object_ends_at_end(text.as_bytes()), want, "{text}");
+        }
     }
 
     #[test]
