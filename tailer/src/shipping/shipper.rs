@@ -190,6 +190,9 @@ struct ShipperTask {
     internal_rx: mpsc::UnboundedReceiver<Internal>,
     packets: HashMap<(CrawlId, NaiveDate), PacketBuilder>,
     live_acked: HashMap<BucketKey, HashMap<String, u64>>,
+    /// Frames per (bucket, home) sent live and not acked yet: while they may still be
+    /// acked, the repair decision waits for them instead of sending the bucket twice.
+    live_pending: HashMap<BucketKey, HashMap<String, u64>>,
     sealed: HashMap<BucketKey, SealedBucket>,
     jobs: HashMap<u64, RepairJob>,
     next_job: u64,
@@ -257,6 +260,7 @@ impl ShipperTask {
             internal_rx,
             packets: HashMap::new(),
             live_acked: HashMap::new(),
+            live_pending: HashMap::new(),
             sealed: HashMap::new(),
             jobs: HashMap::new(),
             next_job: 0,
@@ -312,6 +316,9 @@ impl ShipperTask {
                 b.cancel.cancel();
                 for job in b.repair_queue.iter().chain(b.active_repair.iter()) {
                     self.jobs.remove(job);
+                }
+                for per_home in self.live_pending.values_mut() {
+                    per_home.remove(&id);
                 }
             }
         }
@@ -479,6 +486,13 @@ impl ShipperTask {
                 }
                 // A frame rejected for good is settled too: it is never sent again.
                 for (key, n) in buckets {
+                    if let Some(p) = self
+                        .live_pending
+                        .get_mut(&key)
+                        .and_then(|h| h.get_mut(buck))
+                    {
+                        *p = p.saturating_sub(n.into());
+                    }
                     *self
                         .live_acked
                         .entry(key.clone())
@@ -657,6 +671,16 @@ impl ShipperTask {
         }
         let seq = b.next_seq;
         b.next_seq += 1;
+        if home {
+            for (key, n) in &buckets {
+                *self
+                    .live_pending
+                    .entry(key.clone())
+                    .or_default()
+                    .entry(buck.to_owned())
+                    .or_default() += u64::from(*n);
+            }
+        }
         let message = Message::Live { seq, frames };
         b.send(&message);
         b.inflight.insert(
@@ -802,15 +826,21 @@ impl ShipperTask {
         };
         let Some(scan) = &s.scan else { return };
         let live = self.live_acked.get(bucket);
+        let pending = self.live_pending.get(bucket);
         let mut changed = false;
         let mut new_jobs = Vec::new();
         for (home, &want) in &scan.expected {
             if s.delivered.contains(home) {
                 continue;
             }
-            if live.and_then(|l| l.get(home)).copied().unwrap_or(0) >= want {
+            let acked = live.and_then(|l| l.get(home)).copied().unwrap_or(0);
+            let in_flight = pending.and_then(|l| l.get(home)).copied().unwrap_or(0);
+            if acked >= want {
                 s.delivered.insert(home.clone());
                 changed = true;
+            } else if acked + in_flight >= want {
+                // Every missing frame is in flight to this home (and re-sent on
+                // reconnect): its acks decide, and each one re-evaluates the bucket.
             } else if s.due && !s.jobs.contains_key(home) && self.bucks.contains_key(home) {
                 new_jobs.push(home.clone());
             }
@@ -875,6 +905,7 @@ impl ShipperTask {
             }
         }
         self.live_acked.remove(bucket);
+        self.live_pending.remove(bucket);
         self.events
             .buckets_pending
             .store(self.sealed.len() as u64, Ordering::Relaxed);

@@ -48,6 +48,8 @@ pub struct ReceiverStats {
     pub chunk_frames: u64,
     /// Nacks sent.
     pub nacks: u64,
+    /// Data messages swallowed (neither stored nor acked) while the black hole was on.
+    pub swallowed: u64,
     /// Frames rejected in acks.
     pub rejected_frames: u64,
     /// Frames received that were rejected earlier (they should never be re-sent).
@@ -302,6 +304,7 @@ async fn serve(stream: TcpStream, inner: &Inner, cancel: CancellationToken) -> R
 /// Stores a data message's frames and says what to answer.
 fn receive(inner: &Inner, seq: u64, frames: &[u8], chunk: bool) -> Option<Message> {
     if inner.black_hole.load(Ordering::SeqCst) {
+        lock(&inner.stats).swallowed += 1;
         return None;
     }
     if inner

@@ -1,0 +1,459 @@
+//! The shipper against test receivers speaking the real protocol: live packets, the
+//! repair path, stand-ins, acks, nacks, rejects, reconnects and spool pruning.
+
+mod shipping_support;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use contracts::EventId;
+use shipping_support::*;
+use tailer::shipping::delivery::DeliveryRecord;
+
+#[tokio::test]
+async fn live_packets_reach_both_homes_and_only_the_homes() {
+    let w = World::new(3, true).await;
+    let (homes, stand_ins) = w.routing();
+    assert_eq!((homes.len(), stand_ins.len()), (2, 1));
+    let run = w.start();
+    let bucket = w.write_bucket(w.bucket_start(0), &[]).0;
+    let first = w.events(0, 30);
+    let second = w.events(30, 20);
+    run.live(&w, &bucket, &first).await;
+    run.live(&w, &bucket, &second).await;
+    let want: BTreeSet<EventId> = ids(&first).union(&ids(&second)).copied().collect();
+    for h in &homes {
+        let r = w.receiver(h);
+        wait_for(10, &format!("home {h} has every event"), || {
+            r.event_ids().len() == want.len()
+        })
+        .await;
+        assert_eq!(r.event_ids().into_iter().collect::<BTreeSet<_>>(), want);
+    }
+    // Sealing a bucket every home acked live needs no repair send and frees it.
+    let path = w.write_bucket(bucket.start, &[]).1;
+    run.seal(&bucket, &path).await;
+    wait_for(10, "bucket delivered", || {
+        run.get(|e| &e.buckets_delivered_total) == 1
+    })
+    .await;
+    wait_for(10, "delivery record written", || {
+        DeliveryRecord::load(&path)
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.complete())
+    })
+    .await;
+    let record = DeliveryRecord::load(&path)
+        .expect("record")
+        .expect("record exists");
+    assert_eq!(record.homes, homes.iter().cloned().collect());
+    for h in &homes {
+        let s = w.receiver(h).stats();
+        assert_eq!(s.chunk_messages, 0, "home {h} got a needless repair send");
+        assert!(w.receiver(h).copies().values().all(|&n| n == 1));
+    }
+    let outsider = w.receiver(&stand_ins[0]);
+    assert!(
+        outsider.event_ids().is_empty(),
+        "a non-home received events"
+    );
+    assert_eq!(outsider.stats().live_messages, 0);
+    assert_eq!(run.get(|e| &e.frames_acked_total), 2 * want.len() as u64);
+    assert_eq!(run.get(|e| &e.stand_in_packets_total), 0);
+    assert_clean(&w);
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn a_home_down_for_long_gets_the_sealed_bucket_when_back() {
+    let mut w = World::new(3, true).await;
+    // A tiny in-flight buffer: most live copies for the down home are dropped, so the
+    // bucket must travel by the repair path.
+    w.extra_config = "inflight_max_bytes = 2000".into();
+    let (homes, _) = w.routing();
+    let (up, down) = (w.receiver(&homes[0]), w.receiver(&homes[1]));
+    down.set_down(true);
+    let run = w.start();
+    wait_for(10, "the down home's connection failed", || {
+        run.get(|e| &e.connect_failures_total) >= 1
+    })
+    .await;
+    let bucket = w.write_bucket(w.bucket_start(1), &[]).0;
+    let mut all = Vec::new();
+    for batch in 0..10 {
+        let evs = w.events(batch * 20, 20);
+        run.live(&w, &bucket, &evs).await;
+        all.extend(evs);
+        // One batch at a time, so the up home's own in-flight buffer never fills.
+        wait_for(10, "the up home has the batch", || {
+            up.event_ids().len() == all.len()
+        })
+        .await;
+    }
+    let want = ids(&all);
+    let path = w.write_bucket(bucket.start, &[]).1;
+    run.seal(&bucket, &path).await;
+    wait_for(10, "the up home is recorded", || {
+        DeliveryRecord::load(&path)
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.delivered.contains(&homes[0]) && !r.complete())
+    })
+    .await;
+    assert!(
+        run.get(|e| &e.live_dropped_total) > 0,
+        "the in-flight limit did not drop anything"
+    );
+    assert!(down.event_ids().is_empty());
+    assert_eq!(run.get(|e| &e.buckets_delivered_total), 0);
+    assert!(path.exists());
+
+    down.set_down(false);
+    wait_for(15, "the returning home has every event", || {
+        down.event_ids().len() == want.len()
+    })
+    .await;
+    assert_eq!(down.event_ids().into_iter().collect::<BTreeSet<_>>(), want);
+    assert!(down.stats().chunk_frames >= want.len() as u64 - down.stats().live_frames);
+    assert!(down.stats().chunk_messages >= 1);
+    wait_for(10, "bucket delivered", || {
+        run.get(|e| &e.buckets_delivered_total) == 1
+    })
+    .await;
+    wait_for(10, "record complete", || {
+        DeliveryRecord::load(&path)
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.complete())
+    })
+    .await;
+    // The up home took it all live: no repair send to it.
+    assert_eq!(up.stats().chunk_messages, 0);
+    assert!(up.copies().values().all(|&n| n == 1));
+    assert_clean(&w);
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn while_every_home_is_down_a_stand_in_takes_live_packets() {
+    let w = World::new(3, true).await;
+    let (homes, stand_ins) = w.routing();
+    for h in &homes {
+        w.receiver(h).set_down(true);
+    }
+    let stand_in = w.receiver(&stand_ins[0]);
+    let run = w.start();
+    wait_for(10, "both homes failed and the stand-in is up", || {
+        run.get(|e| &e.connect_failures_total) >= 2 && run.get(|e| &e.connections_up) == 1
+    })
+    .await;
+    let bucket = w.write_bucket(w.bucket_start(2), &[]).0;
+    let evs = w.events(0, 40);
+    run.live(&w, &bucket, &evs).await;
+    wait_for(10, "the stand-in has every event", || {
+        stand_in.event_ids().len() == evs.len()
+    })
+    .await;
+    assert!(run.get(|e| &e.stand_in_packets_total) >= 1);
+    // The homes still get the bucket, by the repair path, once back.
+    let path = w.write_bucket(bucket.start, &[]).1;
+    run.seal(&bucket, &path).await;
+    for h in &homes {
+        w.receiver(h).set_down(false);
+    }
+    for h in &homes {
+        let r = w.receiver(h);
+        wait_for(15, &format!("home {h} has the bucket"), || {
+            r.event_ids().len() == evs.len()
+        })
+        .await;
+        assert_eq!(
+            r.event_ids().into_iter().collect::<BTreeSet<_>>(),
+            ids(&evs)
+        );
+    }
+    wait_for(10, "bucket delivered", || {
+        run.get(|e| &e.buckets_delivered_total) == 1
+    })
+    .await;
+    // A stand-in's acks never count as delivery.
+    wait_for(10, "record complete", || {
+        DeliveryRecord::load(&path)
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.complete())
+    })
+    .await;
+    let record = DeliveryRecord::load(&path)
+        .expect("record")
+        .expect("exists");
+    assert!(!record.homes.contains(&stand_ins[0]));
+    assert_clean(&w);
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_not_on_the_allow_list_is_refused_counted_and_backed_off() {
+    let mut w = World::new(2, false).await;
+    let (min_ms, max_ms) = (40u64, 320u64);
+    w.extra_config =
+        format!("connect_backoff_min_ms = {min_ms}\nconnect_backoff_max_ms = {max_ms}");
+    let started = Instant::now();
+    let run = w.start();
+    wait_for(10, "refusals counted", || {
+        run.get(|e| &e.hello_rejected_total) >= 4
+    })
+    .await;
+    let window = Duration::from_millis(1500);
+    tokio::time::sleep(window.saturating_sub(started.elapsed())).await;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    let refused = w.receivers[0].stats().refused;
+    assert_eq!(w.receivers[0].stats().connections, 0);
+    assert_eq!(run.get(|e| &e.connections_up), 0);
+    assert!(run.get(|e| &e.connect_failures_total) >= run.get(|e| &e.hello_rejected_total));
+    // Waits are at least half of a ceiling that doubles from min to max: the attempts
+    // that fit in the elapsed time, plus one, bound what a backing-off tailer makes.
+    let (mut ceiling, mut spent, mut bound) = (min_ms, 0u64, 1u64);
+    while spent <= elapsed_ms {
+        spent += ceiling / 2;
+        ceiling = (ceiling * 2).min(max_ms);
+        bound += 1;
+    }
+    assert!(
+        refused >= 2 && refused <= bound,
+        "{refused} attempts in {elapsed_ms} ms (at most {bound} with backoff)"
+    );
+    assert_clean(&w);
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn a_nacked_packet_is_sent_again_after_the_delay() {
+    let w = World::new(2, true).await;
+    for r in &w.receivers {
+        r.nack_next(2, 30);
+    }
+    let run = w.start();
+    let bucket = w.write_bucket(w.bucket_start(3), &[]).0;
+    let evs = w.events(0, 25);
+    run.live(&w, &bucket, &evs).await;
+    for r in &w.receivers {
+        wait_for(10, "every event stored despite the nacks", || {
+            r.event_ids().len() == evs.len()
+        })
+        .await;
+        assert_eq!(r.stats().nacks, 2);
+        assert!(r.copies().values().all(|&n| n == 1));
+    }
+    wait_for(10, "every frame acked", || {
+        run.get(|e| &e.frames_acked_total) == 2 * evs.len() as u64
+    })
+    .await;
+    assert_eq!(run.get(|e| &e.nacks_total), 4);
+    assert_clean(&w);
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn a_rejected_frame_is_counted_and_never_sent_again() {
+    let w = World::new(2, true).await;
+    let evs = w.events(0, 12);
+    let bad = evs[5].id;
+    for r in &w.receivers {
+        r.reject_event(bad);
+    }
+    let run = w.start();
+    let bucket = w.write_bucket(w.bucket_start(4), &[]).0;
+    run.live(&w, &bucket, &evs).await;
+    let path = w.write_bucket(bucket.start, &[]).1;
+    run.seal(&bucket, &path).await;
+    wait_for(10, "bucket delivered", || {
+        run.get(|e| &e.buckets_delivered_total) == 1
+    })
+    .await;
+    let mut want = ids(&evs);
+    want.remove(&bad);
+    for r in &w.receivers {
+        assert_eq!(r.event_ids().into_iter().collect::<BTreeSet<_>>(), want);
+        let s = r.stats();
+        assert_eq!(s.rejected_frames, 1);
+        assert_eq!(s.rejected_resent, 0);
+        assert_eq!(
+            s.chunk_messages, 0,
+            "a rejected frame must not trigger a repair send"
+        );
+    }
+    assert_eq!(run.get(|e| &e.frames_rejected_total), 2);
+    assert_eq!(run.get(|e| &e.frames_acked_total), 2 * want.len() as u64);
+    assert_clean(&w);
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn a_killed_connection_is_reopened_and_unacked_packets_sent_again() {
+    let w = World::new(2, true).await;
+    for r in &w.receivers {
+        // The buck "crashes" before committing: it neither stores nor acks.
+        r.set_black_hole(true);
+    }
+    let run = w.start();
+    let bucket = w.write_bucket(w.bucket_start(5), &[]).0;
+    let evs = w.events(0, 60);
+    run.live(&w, &bucket, &evs).await;
+    for r in &w.receivers {
+        wait_for(10, "packets swallowed", || r.stats().swallowed >= 1).await;
+        assert!(r.event_ids().is_empty());
+    }
+    for r in &w.receivers {
+        r.set_black_hole(false);
+        r.drop_connections();
+    }
+    for r in &w.receivers {
+        wait_for(10, "every event stored after the reconnect", || {
+            r.event_ids().len() == evs.len()
+        })
+        .await;
+        assert_eq!(
+            r.event_ids().into_iter().collect::<BTreeSet<_>>(),
+            ids(&evs)
+        );
+        assert!(r.stats().connections >= 2, "no reconnect happened");
+    }
+    assert!(run.get(|e| &e.connections_lost_total) >= 2);
+    wait_for(10, "every frame acked", || {
+        run.get(|e| &e.frames_acked_total) == 2 * evs.len() as u64
+    })
+    .await;
+    assert_clean(&w);
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn a_delivered_bucket_is_pruned_by_age() {
+    let mut w = World::new(2, true).await;
+    w.extra_config = "spool_max_age_secs = 60".into();
+    // A leftover from an earlier run, months old: taken up at start, delivered, then old
+    // enough to go. A bucket that is not delivered yet stays, old or not.
+    let evs = w.events(0, 10);
+    let (_, old_path) = w.write_bucket(w.old_bucket_start(0), &evs);
+    let run = w.start();
+    let open = w.write_bucket(w.bucket_start(0), &[]).0;
+    run.live(&w, &open, &w.events(100, 5)).await;
+    wait_for(10, "the delivered bucket is pruned", || {
+        !old_path.exists() && run.get(|e| &e.buckets_pruned_total) == 1
+    })
+    .await;
+    assert!(!DeliveryRecord::path_of(&old_path).exists());
+    for r in &w.receivers {
+        assert!(ids(&evs).is_subset(&r.event_ids().into_iter().collect()));
+    }
+    assert_eq!(run.get(|e| &e.buckets_pruned_total), 1);
+    assert_eq!(run.get(|e| &e.buckets_delivered_total), 1);
+    // Its emptied directories went with it; the open bucket's stayed.
+    assert!(!old_path.parent().expect("hour dir").exists());
+    assert!(w.spool.join(w.crawl.as_str()).exists());
+    let open_path =
+        contracts::spool_file::spool_bucket_path(&w.spool, &w.crawl, open.start, INTERVAL_SECS);
+    assert!(open_path.exists());
+    assert_clean(&w);
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_spool_prunes_delivered_buckets_never_undelivered_ones() {
+    let mut w = World::new(3, true).await;
+    // The spool is always "full".
+    w.extra_config = "spool_max_bytes = 1".into();
+    let (homes, _) = w.routing();
+    let run = w.start();
+    let done = w.write_bucket(w.bucket_start(0), &[]).0;
+    run.live(&w, &done, &w.events(0, 10)).await;
+    let done_path = w.write_bucket(done.start, &[]).1;
+    run.seal(&done, &done_path).await;
+    wait_for(10, "the delivered bucket is pruned by size", || {
+        !done_path.exists() && run.get(|e| &e.buckets_pruned_total) == 1
+    })
+    .await;
+
+    // A home goes down: the next bucket cannot be delivered and must stay, however full.
+    w.receiver(&homes[1]).set_down(true);
+    let kept = w.write_bucket(w.bucket_start(1), &[]).0;
+    run.live(&w, &kept, &w.events(100, 10)).await;
+    let kept_path = w.write_bucket(kept.start, &[]).1;
+    run.seal(&kept, &kept_path).await;
+    let size = std::fs::metadata(&kept_path).expect("kept bucket").len();
+    wait_for(10, "usage counts the kept bucket", || {
+        run.usage.bytes() == size && run.get(|e| &e.spool_buckets) == 1
+    })
+    .await;
+    wait_for(10, "partial delivery recorded", || {
+        DeliveryRecord::load(&kept_path).ok().flatten().is_some()
+    })
+    .await;
+    // Several janitor passes (50 ms apart) later, it is still there.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(kept_path.exists(), "an undelivered bucket was pruned");
+    assert_eq!(run.get(|e| &e.buckets_pruned_total), 1);
+    assert_eq!(
+        run.usage.bytes(),
+        size,
+        "a full spool must show as full so the reader pauses"
+    );
+    assert_eq!(run.get(|e| &e.spool_bytes), size);
+    assert_clean(&w);
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_resends_undelivered_leftovers_and_not_delivered_ones() {
+    let mut w = World::new(2, true).await;
+    // Keep delivered buckets: the test checks they are not sent again.
+    w.extra_config = "spool_max_age_secs = 1000000000".into();
+    let first_evs = w.events(0, 15);
+    let (_, first_path) = w.write_bucket(w.old_bucket_start(0), &first_evs);
+    // A leftover bucket from an earlier run, never announced: found by the start-up scan.
+    let run = w.start();
+    for r in &w.receivers {
+        wait_for(10, "leftover bucket repaired", || {
+            r.event_ids().len() == first_evs.len()
+        })
+        .await;
+    }
+    wait_for(10, "leftover delivered", || {
+        DeliveryRecord::load(&first_path)
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.complete())
+    })
+    .await;
+    run.stop().await;
+    let chunks_before: Vec<u64> = w
+        .receivers
+        .iter()
+        .map(|r| r.stats().chunk_messages)
+        .collect();
+
+    // Restart with a second leftover: only it travels.
+    let second_evs = w.events(100, 15);
+    w.write_bucket(w.old_bucket_start(1), &second_evs);
+    let run = w.start();
+    let all = ids(&first_evs)
+        .union(&ids(&second_evs))
+        .copied()
+        .collect::<BTreeSet<_>>();
+    for (r, before) in w.receivers.iter().zip(chunks_before) {
+        wait_for(10, "second leftover repaired", || {
+            r.event_ids().len() == all.len()
+        })
+        .await;
+        assert_eq!(
+            r.stats().chunk_messages,
+            before + 1,
+            "a delivered bucket was sent again"
+        );
+        assert!(r.copies().values().all(|&n| n == 1));
+    }
+    assert_clean(&w);
+    run.stop().await;
+}
