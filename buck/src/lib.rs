@@ -1,1 +1,203 @@
-//! placeholder
+//! The buck receives events from tailers, stores them once each in per-crawl, per-day
+//! SQLite segments, publishes what it newly stored on an in-process [`Bus`], and serves
+//! the segments over a trough-compatible, read-only SQL API and a segment API for porter.
+//!
+//! [`start`] takes a [`BuckConfig`], a bound ingest listener and a shutdown token, and
+//! returns a [`BuckHandle`]: its [`router`](BuckHandle::router) is the HTTP API (the
+//! binary adds `/healthz` and `/metrics`), its [`events`](BuckHandle::events) the
+//! counters, its [`bus`](BuckHandle::bus) the live events, and
+//! [`join`](BuckHandle::join) waits for a clean stop after shutdown: the receiver stops
+//! reading, sends the acks of what is being committed, then the writer commits what was
+//! queued and closes its files.
+//!
+//! # Layout
+//!
+//! - [`config`]: `BuckConfig`, the TOML config.
+//! - [`receiver`](crate::receiver) (private): tailer connections, hello, sealed messages, acks.
+//! - [`segment_writer`]: `SegmentWriter`, the writer thread: group commit, part files, closing.
+//! - [`segment_schema`]: the segment file's schema, `meta`, durability settings.
+//! - [`segment_files`]: finding segment files on disk.
+//! - [`pub_sub`]: `Bus`, the lossy live bus with explicit `Missed(n)`.
+//! - [`sql_api`]: the read API (`POST /?segment=`, `POST /sql`).
+//! - [`segment_api`]: `GET /segments`, segment copies, `archived` receipts.
+//! - [`allow_list`], [`cluster_view`]: files re-read when they change.
+//! - [`events`]: `BuckEvents`, every counter.
+//! - [`error`]: `BuckError`, `SegmentError`, `ConfigError`.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = buck::BuckConfig::load(std::path::Path::new("buck.toml"))?;
+//! let ingest = tokio::net::TcpListener::bind("127.0.0.1:7100").await?;
+//! let http = tokio::net::TcpListener::bind("127.0.0.1:8100").await?;
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! let buck = buck::start(config, ingest, shutdown.clone()).await?;
+//! let server = axum::serve(http, buck.router()).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+//! tokio::spawn(async move { server.await });
+//! shutdown.cancel();
+//! buck.join().await?;
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+pub mod allow_list;
+mod api_state;
+pub mod cluster_view;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod pub_sub;
+mod receiver;
+pub mod segment_api;
+pub mod segment_files;
+pub mod segment_schema;
+pub mod segment_writer;
+pub mod sql_api;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use contracts::keys::KeyPair;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::BuckConfig;
+pub use error::{BuckError, ConfigError, SegmentError};
+pub use events::{BuckCounters, BuckEvents, ConnectionRejection};
+pub use pub_sub::{Bus, BusItem, Published, Subscriber};
+pub use segment_writer::{Origin, SegmentWriter, WriteOutcome, WriterOptions};
+
+use crate::allow_list::AllowList;
+use crate::api_state::ApiState;
+use crate::cluster_view::ClusterView;
+use crate::receiver::ReceiverContext;
+use crate::segment_writer::WriterThread;
+
+/// A running buck.
+pub struct BuckHandle {
+    api: Arc<ApiState>,
+    bus: Bus,
+    public_key: String,
+    writer: SegmentWriter,
+    writer_thread: WriterThread,
+    tracker: TaskTracker,
+}
+
+/// Starts a buck: reads (or creates) its key, reads its allow-list and cluster file,
+/// starts the segment writer, and accepts tailers on `ingest` until `shutdown`.
+pub async fn start(
+    config: BuckConfig,
+    ingest: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<BuckHandle, BuckError> {
+    config.validate(std::path::Path::new("buck config"))?;
+    let config = Arc::new(config);
+    for dir in [
+        config.data_dir.clone(),
+        config.segments_dir(),
+        config.data_dir.join("tmp"),
+    ] {
+        std::fs::create_dir_all(&dir).map_err(|source| BuckError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let key = KeyPair::load_or_create(&config.key_path())?;
+    let events = Arc::new(BuckEvents::default());
+    let bus = Bus::new(config.bus_capacity, events.clone());
+    let allow = AllowList::new(&config)?;
+    let cluster = Arc::new(ClusterView::new(config.cluster_file.clone())?);
+    if let Some(c) = cluster.get()
+        && c.buck(&config.id).is_none()
+    {
+        tracing::warn!(id = %config.id, "this buck's id is not in the cluster file: it is nobody's home");
+    }
+    let (writer, writer_thread) = SegmentWriter::spawn(
+        WriterOptions::from_config(&config),
+        bus.clone(),
+        events.clone(),
+    )?;
+    let public_key = key.public_text();
+    let ctx = Arc::new(ReceiverContext {
+        config: config.clone(),
+        key,
+        allow,
+        writer: writer.clone(),
+        events: events.clone(),
+    });
+    let tracker = TaskTracker::new();
+    tracker.spawn(receiver::run(ingest, ctx, shutdown, tracker.clone()));
+    tracing::info!(id = %config.id, public_key = %public_key, "buck started");
+    let api = Arc::new(ApiState {
+        config,
+        events,
+        cluster,
+    });
+    Ok(BuckHandle {
+        api,
+        bus,
+        public_key,
+        writer,
+        writer_thread,
+        tracker,
+    })
+}
+
+impl BuckHandle {
+    /// The HTTP API: `POST /?segment=`, `POST /sql`, `GET /segments`,
+    /// `GET /segments/{crawl}/{name}`, `POST /segments/{crawl}/{name}/archived`.
+    /// No `/healthz` or `/metrics`: the binary adds those once.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/", post(sql_api::trough_query))
+            .route("/sql", post(sql_api::range_query))
+            .route("/segments", get(segment_api::list))
+            .route("/segments/{crawl}/{name}", get(segment_api::download))
+            .route(
+                "/segments/{crawl}/{name}/archived",
+                post(segment_api::archived),
+            )
+            .with_state(self.api.clone())
+    }
+
+    /// The counters.
+    pub fn events(&self) -> Arc<BuckEvents> {
+        self.api.events.clone()
+    }
+
+    /// The live bus: subscribe to events as they are stored.
+    pub fn bus(&self) -> Bus {
+        self.bus.clone()
+    }
+
+    /// The buck's public key (base64), for the cluster file and tailers.
+    pub fn public_key(&self) -> &str {
+        &self.public_key
+    }
+
+    /// A handle to the segment writer, for in-process producers (and benchmarks).
+    pub fn writer(&self) -> SegmentWriter {
+        self.writer.clone()
+    }
+
+    /// Waits, after shutdown was signalled, for the receiver to stop (acks of in-flight
+    /// messages sent) and then for the writer to commit what was queued and stop.
+    pub async fn join(self) -> Result<(), BuckError> {
+        let BuckHandle {
+            writer,
+            writer_thread,
+            tracker,
+            ..
+        } = self;
+        tracker.close();
+        tracker.wait().await;
+        drop(writer);
+        tokio::task::spawn_blocking(move || writer_thread.join())
+            .await
+            .map_err(|_| BuckError::WriterPanicked)?
+    }
+}

@@ -1,0 +1,14 @@
+//! `ApiState`: what the HTTP handlers share.
+
+use std::sync::Arc;
+
+use crate::cluster_view::ClusterView;
+use crate::config::BuckConfig;
+use crate::events::BuckEvents;
+
+/// Shared by every HTTP handler.
+pub(crate) struct ApiState {
+    pub config: Arc<BuckConfig>,
+    pub events: Arc<BuckEvents>,
+    pub cluster: Arc<ClusterView>,
+}

@@ -1,0 +1,75 @@
+//! `ClusterView`: the cluster file as last read, re-read when it changes.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use chrono::NaiveDate;
+use contracts::{ClusterFile, CrawlId};
+
+use crate::error::ConfigError;
+
+/// The cluster file, if configured.
+pub struct ClusterView {
+    path: Option<PathBuf>,
+    // A std Mutex: held to compare a stamp and swap an Arc, never across an await.
+    current: Mutex<(Stamp, Option<Arc<ClusterFile>>)>,
+}
+
+/// A file's modification time and size: a change in either means "re-read it".
+type Stamp = Option<(SystemTime, u64)>;
+
+impl ClusterView {
+    /// Reads the cluster file now (it must be valid at start), or holds nothing.
+    pub fn new(path: Option<PathBuf>) -> Result<ClusterView, ConfigError> {
+        let current = match &path {
+            Some(p) => (stamp(p), Some(Arc::new(ClusterFile::load(p)?))),
+            None => (None, None),
+        };
+        Ok(ClusterView {
+            path,
+            current: Mutex::new(current),
+        })
+    }
+
+    /// The cluster file as of now; a changed file is re-read, an invalid one is logged
+    /// and the previous version kept.
+    pub fn get(&self) -> Option<Arc<ClusterFile>> {
+        let path = self.path.as_ref()?;
+        let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let now = stamp(path);
+        if now != cur.0 {
+            match ClusterFile::load(path) {
+                Ok(c) => {
+                    tracing::info!(path = %path.display(), bucks = c.bucks.len(), "cluster file re-read");
+                    *cur = (now, Some(Arc::new(c)));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cluster file changed but is unusable; keeping the previous version");
+                    cur.0 = now;
+                }
+            }
+        }
+        cur.1.clone()
+    }
+
+    /// Where to send a query for `crawl` if this buck (`me`) is not one of its homes on
+    /// `day`: the first home's `http_url`. `None` without a cluster file, or when `me` is
+    /// a home.
+    pub fn redirect_for(&self, me: &str, crawl: &CrawlId, day: NaiveDate) -> Option<String> {
+        let cluster = self.get()?;
+        let homes = cluster.home_bucks(crawl, day);
+        if homes.is_home(me) {
+            return None;
+        }
+        let first = homes.homes().first()?;
+        cluster
+            .buck(first)
+            .map(|b| b.http_url.trim_end_matches('/').to_owned())
+    }
+}
+
+fn stamp(path: &Path) -> Stamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}

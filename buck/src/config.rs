@@ -1,0 +1,298 @@
+//! `BuckConfig`: the buck's TOML config, documented field by field (unit and default).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::ConfigError;
+
+/// The buck's configuration, read from TOML.
+///
+/// ```toml
+/// id = "buck-1"
+/// data_dir = "/var/lib/sluice/buck"
+/// cluster_file = "/etc/sluice/cluster.toml"
+/// allowed_tailers_file = "/etc/sluice/tailers.pub"
+/// ```
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BuckConfig {
+    /// This buck's id in the cluster file. Required.
+    pub id: String,
+    /// Where segments live: `<data_dir>/segments/<crawl>/<YYYY-MM-DD>[.pN].sqlite`.
+    /// Temporary copies for `GET /segments/..` go to `<data_dir>/tmp`. Required.
+    pub data_dir: PathBuf,
+    /// The cluster file (DESIGN.md contract 5). Optional: without it the buck redirects no
+    /// query. Re-read when its modification time or size changes.
+    #[serde(default)]
+    pub cluster_file: Option<PathBuf>,
+    /// The buck's secret key (base64), created with its `.pub` beside it if missing.
+    /// Default `<data_dir>/buck.key`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Public keys (base64) of the tailers allowed to connect. Default empty.
+    #[serde(default)]
+    pub allowed_tailers: Vec<String>,
+    /// A file of allowed tailer public keys, one per line, `#` starts a comment. Re-read
+    /// when it changes; a bad line is logged and skipped. Default none.
+    #[serde(default)]
+    pub allowed_tailers_file: Option<PathBuf>,
+    /// Whether tailers must seal their messages. A tailer asking for plain messages is
+    /// refused unless this is false. Default true.
+    #[serde(default = "default_true")]
+    pub encryption: bool,
+    /// Seconds after the end of a UTC day at which that day's segment closes (and a part
+    /// file this long after its creation). Default 3600.
+    #[serde(default = "default_day_close_grace_secs")]
+    pub day_close_grace_secs: u64,
+    /// How often the writer looks for segments to close, in milliseconds. Default 1000.
+    #[serde(default = "default_close_check_interval_ms")]
+    pub close_check_interval_ms: u64,
+    /// Time limit of one SQL query, in milliseconds. Default 10000.
+    #[serde(default = "default_sql_timeout_ms")]
+    pub sql_timeout_ms: u64,
+    /// Most rows one SQL reply carries; more end the reply with a truncation marker.
+    /// Default 100000.
+    #[serde(default = "default_sql_max_rows")]
+    pub sql_max_rows: u64,
+    /// Most bytes of JSON one SQL reply carries; more end it with a truncation marker.
+    /// Default 67108864 (64 MiB).
+    #[serde(default = "default_sql_max_bytes")]
+    pub sql_max_bytes: u64,
+    /// Events the live bus holds for its slowest subscriber before that subscriber is told
+    /// it missed some. Default 4096.
+    #[serde(default = "default_bus_capacity")]
+    pub bus_capacity: usize,
+    /// Write requests (one per received message) queued for the segment writer; a full
+    /// queue makes connections wait (backpressure). Default 64.
+    #[serde(default = "default_writer_queue")]
+    pub writer_queue: usize,
+    /// Most events committed in one transaction (group commit). Default 20000.
+    #[serde(default = "default_writer_max_batch_events")]
+    pub writer_max_batch_events: usize,
+    /// How long the writer waits for more requests before committing a batch, in
+    /// milliseconds. 0 commits whatever is queued at once. Default 2.
+    #[serde(default = "default_writer_max_delay_ms")]
+    pub writer_max_delay_ms: u64,
+    /// Segment files kept open by the writer at once (least recently used are closed).
+    /// Default 64.
+    #[serde(default = "default_max_open_segments")]
+    pub max_open_segments: usize,
+    /// Tailer connections served at once; more wait in the listen backlog. Default 1024.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Messages of one connection being committed at once (pipelining). Default 8.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Time a new connection has to send its hello, in milliseconds. Default 10000.
+    #[serde(default = "default_hello_timeout_ms")]
+    pub hello_timeout_ms: u64,
+    /// Delay a nacked tailer waits before re-sending, in milliseconds. Default 5000.
+    #[serde(default = "default_nack_retry_after_ms")]
+    pub nack_retry_after_ms: u32,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_day_close_grace_secs() -> u64 {
+    3600
+}
+fn default_close_check_interval_ms() -> u64 {
+    1000
+}
+fn default_sql_timeout_ms() -> u64 {
+    10_000
+}
+fn default_sql_max_rows() -> u64 {
+    100_000
+}
+fn default_sql_max_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_bus_capacity() -> usize {
+    4096
+}
+fn default_writer_queue() -> usize {
+    64
+}
+fn default_writer_max_batch_events() -> usize {
+    20_000
+}
+fn default_writer_max_delay_ms() -> u64 {
+    2
+}
+fn default_max_open_segments() -> usize {
+    64
+}
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_max_in_flight() -> usize {
+    8
+}
+fn default_hello_timeout_ms() -> u64 {
+    10_000
+}
+fn default_nack_retry_after_ms() -> u32 {
+    5000
+}
+
+impl BuckConfig {
+    /// A config with every default, for `id` and `data_dir` (what `sluice up` and tests use).
+    pub fn new(id: impl Into<String>, data_dir: impl Into<PathBuf>) -> BuckConfig {
+        BuckConfig {
+            id: id.into(),
+            data_dir: data_dir.into(),
+            cluster_file: None,
+            key_file: None,
+            allowed_tailers: Vec::new(),
+            allowed_tailers_file: None,
+            encryption: true,
+            day_close_grace_secs: default_day_close_grace_secs(),
+            close_check_interval_ms: default_close_check_interval_ms(),
+            sql_timeout_ms: default_sql_timeout_ms(),
+            sql_max_rows: default_sql_max_rows(),
+            sql_max_bytes: default_sql_max_bytes(),
+            bus_capacity: default_bus_capacity(),
+            writer_queue: default_writer_queue(),
+            writer_max_batch_events: default_writer_max_batch_events(),
+            writer_max_delay_ms: default_writer_max_delay_ms(),
+            max_open_segments: default_max_open_segments(),
+            max_connections: default_max_connections(),
+            max_in_flight: default_max_in_flight(),
+            hello_timeout_ms: default_hello_timeout_ms(),
+            nack_retry_after_ms: default_nack_retry_after_ms(),
+        }
+    }
+
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<BuckConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.into(),
+            source,
+        })?;
+        BuckConfig::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<BuckConfig, ConfigError> {
+        let c: BuckConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        c.validate(path)?;
+        Ok(c)
+    }
+
+    /// Checks ranges and keys; `path` names the config in errors.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.into(),
+            message,
+        };
+        if self.id.trim().is_empty() {
+            return Err(invalid(
+                "id is empty: set it to this buck's id in the cluster file".into(),
+            ));
+        }
+        for (name, v) in [
+            ("bus_capacity", self.bus_capacity),
+            ("writer_queue", self.writer_queue),
+            ("writer_max_batch_events", self.writer_max_batch_events),
+            ("max_open_segments", self.max_open_segments),
+            ("max_connections", self.max_connections),
+            ("max_in_flight", self.max_in_flight),
+        ] {
+            if v == 0 {
+                return Err(invalid(format!("{name} must be at least 1")));
+            }
+        }
+        if self.sql_max_rows == 0 || self.sql_max_bytes == 0 || self.sql_timeout_ms == 0 {
+            return Err(invalid(
+                "sql_max_rows, sql_max_bytes and sql_timeout_ms must be at least 1".into(),
+            ));
+        }
+        if self.close_check_interval_ms == 0 {
+            return Err(invalid("close_check_interval_ms must be at least 1".into()));
+        }
+        for (i, k) in self.allowed_tailers.iter().enumerate() {
+            contracts::keys::parse_public_key(k, &format!("allowed_tailers[{i}]"))
+                .map_err(|e| invalid(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// `<data_dir>/segments`.
+    pub fn segments_dir(&self) -> PathBuf {
+        self.data_dir.join("segments")
+    }
+
+    /// The key file, defaulting to `<data_dir>/buck.key`.
+    pub fn key_path(&self) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("buck.key"))
+    }
+
+    pub(crate) fn sql_timeout(&self) -> Duration {
+        Duration::from_millis(self.sql_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_config() {
+        let key = contracts::keys::KeyPair::generate().public_text();
+        let text = format!(
+            "id = \"b1\"\ndata_dir = \"/tmp/x\"\nallowed_tailers = [\"{key}\"]\nencryption = false\nday_close_grace_secs = 5\nsql_max_rows = 10\n"
+        );
+        let c = BuckConfig::parse(&text, Path::new("buck.toml")).unwrap();
+        assert_eq!(c.id, "b1");
+        assert!(!c.encryption);
+        assert_eq!(c.day_close_grace_secs, 5);
+        assert_eq!(c.sql_max_rows, 10);
+        assert_eq!(c.sql_timeout_ms, 10_000);
+        assert_eq!(c.sql_max_bytes, 64 * 1024 * 1024);
+        assert_eq!(c.key_path(), Path::new("/tmp/x/buck.key"));
+        let mut expected = BuckConfig::new("b1", "/tmp/x");
+        expected.allowed_tailers = vec![key];
+        expected.encryption = false;
+        expected.day_close_grace_secs = 5;
+        expected.sql_max_rows = 10;
+        assert_eq!(c, expected);
+
+        let e = BuckConfig::parse(
+            "id=\"b\"\ndata_dir=\"d\"\nbogus=1\n",
+            Path::new("buck.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("buck.toml") && e.contains("unknown field"),
+            "{e}"
+        );
+        let e = BuckConfig::parse("data_dir=\"d\"\n", Path::new("buck.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing field `id`"), "{e}");
+        let e = BuckConfig::parse(
+            "id=\"b\"\ndata_dir=\"d\"\nallowed_tailers=[\"nope\"]\n",
+            Path::new("buck.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("allowed_tailers[0]"), "{e}");
+        let e = BuckConfig::parse(
+            "id=\"b\"\ndata_dir=\"d\"\nbus_capacity=0\n",
+            Path::new("buck.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("bus_capacity"), "{e}");
+    }
+}

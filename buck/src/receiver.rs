@@ -1,0 +1,367 @@
+//! The receiver: accepts tailer connections, authenticates them, and turns their
+//! messages into write requests, acking each only after the writer committed it.
+//!
+//! One task per connection, at most `max_connections` at once (a semaphore permit is
+//! taken before `accept`, so excess connections wait in the listen backlog). A connection
+//! reads up to `max_in_flight` messages ahead while earlier ones are being committed; the
+//! replies go out in message order. Anything that breaks the protocol — garbage bytes, a
+//! message that fails authentication (wrong key, forged), a replayed or reordered counter
+//! — closes that connection only, with a logged and counted reason; nothing of that
+//! message is stored.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use contracts::frame::decode_frames;
+use contracts::keys::KeyPair;
+use contracts::transport::{
+    ClientHello, Direction, MAX_MESSAGE_BYTES, Message, PROTOCOL_MAX, PROTOCOL_MIN, RejectedFrame,
+    ServerHello, Session, TransportError, random_salt,
+};
+use contracts::{CrawlId, Event};
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
+use futures::{FutureExt, SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::allow_list::AllowList;
+use crate::config::BuckConfig;
+use crate::events::{BuckEvents, ConnectionRejection};
+use crate::segment_writer::{Origin, SegmentWriter};
+
+/// What every connection task shares.
+pub(crate) struct ReceiverContext {
+    pub config: Arc<BuckConfig>,
+    pub key: KeyPair,
+    pub allow: AllowList,
+    pub writer: SegmentWriter,
+    pub events: Arc<BuckEvents>,
+}
+
+/// Accepts connections until `shutdown`; each connection runs on `tracker`.
+pub(crate) async fn run(
+    listener: TcpListener,
+    ctx: Arc<ReceiverContext>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    let limit = Arc::new(Semaphore::new(ctx.config.max_connections));
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Typically EMFILE: back off instead of spinning on the error.
+                    tracing::warn!(error = %e, "accept failed; retrying in 100 ms");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let _permit = permit;
+            serve(stream, peer, &ctx, &shutdown).await;
+        });
+    }
+    tracing::info!("receiver stopped accepting connections");
+}
+
+struct Closed {
+    why: ConnectionRejection,
+    detail: String,
+}
+
+fn closed(why: ConnectionRejection, detail: impl Into<String>) -> Closed {
+    Closed {
+        why,
+        detail: detail.into(),
+    }
+}
+
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: &ReceiverContext,
+    shutdown: &CancellationToken,
+) {
+    ctx.events.connection_accepted();
+    let _ = stream.set_nodelay(true);
+    if let Err(c) = connection(stream, peer, ctx, shutdown).await {
+        ctx.events.connection_rejected(c.why);
+        tracing::warn!(%peer, reason = c.why.name(), detail = %c.detail, "tailer connection closed");
+    }
+    ctx.events.connection_closed();
+}
+
+type Wire = Framed<TcpStream, LengthDelimitedCodec>;
+
+async fn refuse(framed: &mut Wire, why: ConnectionRejection, reason: String) -> Result<(), Closed> {
+    let _ = framed
+        .send(Bytes::from(
+            ServerHello::Reject {
+                reason: reason.clone(),
+            }
+            .encode(),
+        ))
+        .await;
+    Err(closed(why, reason))
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    ctx: &ReceiverContext,
+    shutdown: &CancellationToken,
+) -> Result<(), Closed> {
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_MESSAGE_BYTES)
+        .new_codec();
+    let mut framed = Framed::new(stream, codec);
+    let timeout = Duration::from_millis(ctx.config.hello_timeout_ms);
+    let first = tokio::select! {
+        _ = shutdown.cancelled() => return Ok(()),
+        r = tokio::time::timeout(timeout, framed.next()) => r,
+    };
+    let bytes = match first {
+        Err(_) => {
+            return Err(closed(
+                ConnectionRejection::HelloTimeout,
+                format!("no hello within {} ms", ctx.config.hello_timeout_ms),
+            ));
+        }
+        Ok(None) => return Ok(()),
+        Ok(Some(Err(e))) => {
+            return Err(closed(
+                ConnectionRejection::Garbage,
+                format!("reading the hello: {e}"),
+            ));
+        }
+        Ok(Some(Ok(b))) => b,
+    };
+    let hello = ClientHello::decode(&bytes)
+        .map_err(|e| closed(ConnectionRejection::Garbage, e.to_string()))?;
+    let Some(version) = hello.negotiate(PROTOCOL_MIN, PROTOCOL_MAX) else {
+        let reason = format!(
+            "tailer speaks protocol versions {}..={}, this buck speaks {PROTOCOL_MIN}..={PROTOCOL_MAX}: upgrade the older side",
+            hello.min_version, hello.max_version
+        );
+        return refuse(&mut framed, ConnectionRejection::Version, reason).await;
+    };
+    if !ctx.allow.allows(&hello.public_key) {
+        let key = contracts::keys::public_key_text(&crypto_box::PublicKey::from(hello.public_key));
+        let reason = format!(
+            "tailer key {key} is not on the allow-list of buck {}: add it to allowed_tailers or allowed_tailers_file",
+            ctx.config.id
+        );
+        return refuse(&mut framed, ConnectionRejection::Auth, reason).await;
+    }
+    if !hello.encrypted && ctx.config.encryption {
+        let reason = format!(
+            "buck {} requires encrypted messages: turn encryption on in the tailer (or set encryption = false on the buck)",
+            ctx.config.id
+        );
+        return refuse(&mut framed, ConnectionRejection::Encryption, reason).await;
+    }
+    // A tailer that asks for sealing gets it even from a buck that would accept plain.
+    let encrypted = hello.encrypted;
+    let salt = random_salt();
+    let accept = ServerHello::Accept {
+        version,
+        buck_id: ctx.config.id.clone(),
+        salt,
+        encrypted,
+    };
+    if framed.send(Bytes::from(accept.encode())).await.is_err() {
+        return Ok(());
+    }
+    tracing::info!(%peer, tailer = format!("{:016x}", hello.tailer_id), host = %hello.host, encrypted, "tailer connected");
+    let tailer_key = crypto_box::PublicKey::from(hello.public_key);
+    let mut session = Session::new(
+        encrypted.then(|| (ctx.key.secret(), &tailer_key)),
+        salt,
+        Direction::BuckToTailer,
+    );
+    let mut pending: FuturesOrdered<BoxFuture<'static, Message>> = FuturesOrdered::new();
+    let mut reading = true;
+    loop {
+        if !reading && pending.is_empty() {
+            return Ok(());
+        }
+        tokio::select! {
+            biased;
+            Some(reply) = pending.next(), if !pending.is_empty() => {
+                let wire = session.seal(&reply).map_err(|e| closed(ConnectionRejection::Garbage, format!("sealing a reply: {e}")))?;
+                if framed.send(Bytes::from(wire)).await.is_err() {
+                    // The tailer went away; it re-sends whatever was not acked.
+                    return Ok(());
+                }
+            }
+            // Two-phase stop: read no more, but send the acks of what is being committed.
+            _ = shutdown.cancelled(), if reading => reading = false,
+            frame = framed.next(), if reading && pending.len() < ctx.config.max_in_flight => match frame {
+                None => reading = false,
+                Some(Err(e)) => return Err(closed(ConnectionRejection::Garbage, format!("reading a message: {e}"))),
+                Some(Ok(wire)) => {
+                    let msg = session.open(&wire).map_err(|e| {
+                        let why = match e {
+                            TransportError::Replay { .. } => ConnectionRejection::Replay,
+                            TransportError::Authentication { .. } => ConnectionRejection::Auth,
+                            _ => ConnectionRejection::Garbage,
+                        };
+                        closed(why, e.to_string())
+                    })?;
+                    if let Some(reply) = handle(msg, ctx)? {
+                        pending.push_back(reply);
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Turns one message into the future of its reply.
+fn handle(
+    msg: Message,
+    ctx: &ReceiverContext,
+) -> Result<Option<BoxFuture<'static, Message>>, Closed> {
+    let (seq, frames, crawl, origin) = match msg {
+        Message::Live { seq, frames } => (seq, frames, None, Origin::Live),
+        Message::BucketChunk {
+            seq, crawl, frames, ..
+        } => (seq, frames, Some(crawl), Origin::Repair),
+        Message::Ping { token } => {
+            return Ok(Some(
+                futures::future::ready(Message::Pong { token }).boxed(),
+            ));
+        }
+        // A pong needs no answer.
+        Message::Pong { .. } => return Ok(None),
+        Message::Ack { .. } | Message::Nack { .. } => {
+            return Err(closed(
+                ConnectionRejection::Garbage,
+                "a tailer sent an ack or nack: only bucks send those",
+            ));
+        }
+    };
+    let (events, rejected) = decode_events(&frames, crawl.as_ref());
+    ctx.events.message_received(events.len(), rejected.len());
+    if events.is_empty() {
+        return Ok(Some(
+            futures::future::ready(Message::Ack { seq, rejected }).boxed(),
+        ));
+    }
+    let writer = ctx.writer.clone();
+    let stats = ctx.events.clone();
+    let retry_after_ms = ctx.config.nack_retry_after_ms;
+    Ok(Some(
+        async move {
+            match writer.write(events, origin).await {
+                Ok(_) => Message::Ack { seq, rejected },
+                Err(e) => {
+                    stats.nacked();
+                    Message::Nack {
+                        seq,
+                        retry_after_ms,
+                        reason: e.to_string(),
+                    }
+                }
+            }
+        }
+        .boxed(),
+    ))
+}
+
+/// Decodes a message's frames. An undecodable event (including an invalid crawl id) or,
+/// in a bucket chunk, an event of another crawl is rejected for good; a framing error
+/// rejects the unreadable rest as one entry at the index where it starts.
+fn decode_events(
+    frames: &[u8],
+    bucket_crawl: Option<&CrawlId>,
+) -> (Vec<Event>, Vec<RejectedFrame>) {
+    let (items, framing) = decode_frames(frames);
+    let mut events = Vec::with_capacity(items.len());
+    let mut rejected = Vec::new();
+    let n = items.len();
+    for (i, item) in items.into_iter().enumerate() {
+        let index = i as u32;
+        match item {
+            Ok(ev) => match bucket_crawl {
+                Some(c) if *c != ev.crawl => rejected.push(RejectedFrame {
+                    index,
+                    reason: format!("event of crawl {} in a bucket of crawl {c}", ev.crawl),
+                }),
+                _ => events.push(ev),
+            },
+            Err(e) => rejected.push(RejectedFrame {
+                index,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    if let Some(e) = framing {
+        rejected.push(RejectedFrame {
+            index: n as u32,
+            reason: format!("{e}; the rest of the message is unreadable"),
+        });
+    }
+    (events, rejected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contracts::{EventFlags, EventId, Format};
+
+    fn event(crawl: &str, offset: u64) -> Event {
+        Event {
+            id: EventId {
+                tailer: 1,
+                file_seq: 0,
+                offset,
+            },
+            time_us: 0,
+            flags: EventFlags::default(),
+            original_len: 1,
+            format: Format::Plain,
+            crawl: CrawlId::parse(crawl).unwrap(),
+            host: "h".into(),
+            app: "a".into(),
+            fields: vec![],
+            raw: b"x".to_vec(),
+        }
+    }
+
+    #[test]
+    fn rejects_bad_frames_for_good_and_keeps_the_rest() {
+        let mut buf = Vec::new();
+        contracts::frame::put_event_frame(&mut buf, &event("a", 0));
+        buf.extend_from_slice(&[0, 3, 9, 9, 9]); // a frame that does not decode
+        contracts::frame::put_event_frame(&mut buf, &event("b", 1));
+        buf.extend_from_slice(&[0, 50, 1]); // torn
+        let (ev, rej) = decode_events(&buf, Some(&CrawlId::parse("a").unwrap()));
+        assert_eq!(ev.len(), 1);
+        assert_eq!(
+            rej.iter().map(|r| r.index).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert!(rej[1].reason.contains("crawl b"), "{}", rej[1].reason);
+        let (ev, rej) = decode_events(&buf[..buf.len() - 3], None);
+        assert_eq!((ev.len(), rej.len()), (2, 1));
+    }
+}

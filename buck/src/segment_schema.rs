@@ -1,0 +1,254 @@
+//! The segment file: its schema (version [`SCHEMA_VERSION`]), its `meta` table, and how
+//! a segment is opened for writing or reading.
+//!
+//! `events` holds every event once (UNIQUE on `id`). `crawled_url` has exactly the
+//! columns of Heritrix's trough feed; each row's rowid is the rowid of its event, which is
+//! how the `crawled_urls` view adds the event `id`. Segments are never VACUUMed (that
+//! could renumber rowids); copies are made with the backup API, which keeps pages as
+//! they are.
+
+use std::path::Path;
+
+use chrono::NaiveDate;
+use contracts::CrawlId;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+
+use crate::error::SegmentError;
+
+/// Version of the segment schema written by this build (`meta.schema_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT NOT NULL UNIQUE,
+    time TEXT NOT NULL,
+    time_us INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    app TEXT NOT NULL,
+    format TEXT NOT NULL,
+    flags INTEGER NOT NULL,
+    original_len INTEGER NOT NULL,
+    line TEXT NOT NULL,
+    raw BLOB,
+    fields TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_time_us ON events(time_us);
+CREATE INDEX IF NOT EXISTS events_host ON events(host, time_us);
+CREATE TABLE IF NOT EXISTS crawled_url (
+    timestamp TEXT,
+    status_code INTEGER,
+    size INTEGER,
+    payload_size INTEGER,
+    url TEXT,
+    hop_path TEXT,
+    is_seed_redirect INTEGER,
+    via TEXT,
+    mimetype TEXT,
+    content_digest TEXT,
+    seed TEXT,
+    is_duplicate INTEGER,
+    warc_filename TEXT,
+    warc_offset INTEGER,
+    warc_content_bytes INTEGER,
+    host TEXT
+);
+CREATE INDEX IF NOT EXISTS crawled_url_host ON crawled_url(host);
+CREATE INDEX IF NOT EXISTS crawled_url_timestamp ON crawled_url(timestamp);
+CREATE VIEW IF NOT EXISTS crawled_urls AS
+    SELECT events.id AS id, crawled_url.* FROM crawled_url JOIN events ON events.rowid = crawled_url.rowid;
+";
+
+/// Meta keys. `state` is `open` or `closed`; the `archived_*` keys are written by
+/// `POST /segments/../archived`. Pruning after retention will add its own keys.
+pub(crate) mod meta {
+    pub const SCHEMA_VERSION: &str = "schema_version";
+    pub const CRAWL: &str = "crawl";
+    pub const DAY: &str = "day";
+    pub const PART: &str = "part";
+    pub const STATE: &str = "state";
+    pub const CREATED_US: &str = "created_us";
+    pub const CLOSED_US: &str = "closed_us";
+    pub const ARCHIVED_IDS_SHA256: &str = "archived_ids_sha256";
+    pub const ARCHIVED_ROWS: &str = "archived_rows";
+    pub const ARCHIVED_US: &str = "archived_us";
+    pub const ARCHIVED_UNCHANGED: &str = "archived_unchanged";
+}
+
+/// Whether a segment still takes events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentState {
+    /// Takes events.
+    Open,
+    /// Immutable: its day (or, for a part, its grace) is over.
+    Closed,
+}
+
+/// Opens (creating if needed) a segment for writing: WAL, `synchronous=NORMAL`.
+///
+/// Durability: in WAL mode with `synchronous=NORMAL` a commit is atomic and survives a
+/// crash of the process (the WAL is written before the commit returns); only a power loss
+/// or kernel crash can lose the last commits, since the WAL is fsynced at checkpoints,
+/// not at every commit. Acks are sent after commit, so a killed buck never loses acked
+/// events. `FULL` would fsync each commit and cut the group-commit rate several-fold for
+/// power-loss safety the tailer's spool already gives (a buck that loses acked rows is
+/// repaired by the re-sent buckets only while they are still spooled).
+pub fn open_for_write(
+    path: &Path,
+    crawl: &CrawlId,
+    day: NaiveDate,
+    part: u32,
+    now_us: i64,
+) -> Result<Connection, SegmentError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| SegmentError::Io {
+            path: dir.into(),
+            source,
+        })?;
+    }
+    let err = SegmentError::sqlite;
+    let conn = Connection::open(path).map_err(err(path))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(err(path))?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(err(path))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(err(path))?;
+    conn.execute_batch(SCHEMA).map_err(err(path))?;
+    check_version(&conn, path)?;
+    let day_text = day.format("%Y-%m-%d").to_string();
+    let initial = [
+        (meta::SCHEMA_VERSION, SCHEMA_VERSION.to_string()),
+        (meta::CRAWL, crawl.to_string()),
+        (meta::DAY, day_text),
+        (meta::PART, part.to_string()),
+        (meta::STATE, "open".to_owned()),
+        (meta::CREATED_US, now_us.to_string()),
+    ];
+    for (k, v) in initial {
+        conn.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES (?1, ?2)",
+            (k, v),
+        )
+        .map_err(err(path))?;
+    }
+    Ok(conn)
+}
+
+/// Opens an existing segment read-only.
+pub fn open_read_only(path: &Path) -> Result<Connection, SegmentError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(SegmentError::sqlite(path))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(SegmentError::sqlite(path))?;
+    Ok(conn)
+}
+
+fn check_version(conn: &Connection, path: &Path) -> Result<(), SegmentError> {
+    let v = get_meta(conn, path, meta::SCHEMA_VERSION)?;
+    match v {
+        Some(v) if v != SCHEMA_VERSION.to_string() => Err(SegmentError::SchemaVersion {
+            path: path.into(),
+            found: v,
+            supported: SCHEMA_VERSION,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// A meta value.
+pub fn get_meta(conn: &Connection, path: &Path, key: &str) -> Result<Option<String>, SegmentError> {
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+        .map_err(SegmentError::sqlite(path))
+}
+
+/// Sets a meta value.
+pub fn set_meta(
+    conn: &Connection,
+    path: &Path,
+    key: &str,
+    value: &str,
+) -> Result<(), SegmentError> {
+    conn.execute("INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+        .map(|_| ())
+        .map_err(SegmentError::sqlite(path))
+}
+
+/// The segment's state from its meta (a file without one counts as open).
+pub fn read_state(conn: &Connection, path: &Path) -> Result<SegmentState, SegmentError> {
+    Ok(match get_meta(conn, path, meta::STATE)?.as_deref() {
+        Some("closed") => SegmentState::Closed,
+        _ => SegmentState::Open,
+    })
+}
+
+/// sha256 over the sorted event ids, each followed by `\n` (ids in `EventId` text form,
+/// sorted bytewise as SQLite's BINARY collation does), and the row count: what an
+/// archive manifest records, so a buck can tell whether a segment changed since.
+pub fn ids_digest(conn: &Connection, path: &Path) -> Result<(String, u64), SegmentError> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut n = 0u64;
+    let mut stmt = conn
+        .prepare("SELECT id FROM events ORDER BY id")
+        .map_err(SegmentError::sqlite(path))?;
+    let mut rows = stmt.query([]).map_err(SegmentError::sqlite(path))?;
+    while let Some(r) = rows.next().map_err(SegmentError::sqlite(path))? {
+        let id: String = r.get(0).map_err(SegmentError::sqlite(path))?;
+        h.update(id.as_bytes());
+        h.update(b"\n");
+        n += 1;
+    }
+    Ok((hex::encode(h.finalize()), n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trough_query_runs_as_written_with_double_quoted_literal() {
+        // SQLITE_DQS is on in the bundled build, so "www.example.com" is a string here.
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("s.sqlite");
+        let day = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+        let conn = open_for_write(&path, &CrawlId::parse("c").unwrap(), day, 0, 0).unwrap();
+        for (i, (host, status)) in [
+            ("www.example.com", 200),
+            ("www.example.com", 200),
+            ("www.example.com", 404),
+            ("other.org", 200),
+        ]
+        .iter()
+        .enumerate()
+        {
+            conn.execute(
+                "INSERT INTO events(id, time, time_us, host, app, format, flags, original_len, line, fields) VALUES (?1, '', 0, 'h', 'a', 'crawl_log', 0, 0, '', '{}')",
+                [format!("1-0-{i}")],
+            )
+            .unwrap();
+            conn.execute("INSERT INTO crawled_url(rowid, status_code, host) VALUES (last_insert_rowid(), ?1, ?2)", (status, host)).unwrap();
+        }
+        let mut stmt = conn.prepare(r#"SELECT count(id) FROM crawled_urls WHERE host = "www.example.com" GROUP BY status_code;"#).unwrap();
+        let counts: Vec<i64> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(counts, vec![2, 1]);
+        assert_eq!(read_state(&conn, &path).unwrap(), SegmentState::Open);
+        assert_eq!(
+            get_meta(&conn, &path, meta::SCHEMA_VERSION)
+                .unwrap()
+                .as_deref(),
+            Some("1")
+        );
+        let (digest, rows) = ids_digest(&conn, &path).unwrap();
+        assert_eq!(rows, 4);
+        assert_eq!(digest.len(), 64);
+    }
+}

@@ -1,0 +1,635 @@
+//! `SegmentWriter`: the one thread that writes segments.
+//!
+//! rusqlite is synchronous, so the writer runs on its own thread, fed by a bounded mpsc
+//! ([`WriterOptions::queue`] requests): when it falls behind, connections wait to enqueue
+//! and stop reading their sockets, which is the backpressure a tailer sees as slower
+//! acks. It commits many requests in one transaction per touched segment (group commit,
+//! up to `max_batch_events` events or `max_delay` of waiting), answers each request only
+//! after the commit, then publishes what was newly inserted on the [`Bus`].
+//!
+//! It also closes segments: a day's segment `day_close_grace` after the day ends, a part
+//! file `day_close_grace` after it was created (or after its day ended, if later). The
+//! state lives in the file's `meta`, so it survives restarts; at start the writer reads
+//! the state of every segment on disk.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDate, SecondsFormat, Utc};
+use contracts::crawled_url::CrawledUrl;
+use contracts::segment_path::{parse_segment_file_name, segment_path};
+use contracts::{CrawlId, Event};
+use rusqlite::{Connection, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::BuckConfig;
+use crate::error::{BuckError, SegmentError};
+use crate::events::BuckEvents;
+use crate::pub_sub::{Bus, Published};
+use crate::segment_schema::{self, SegmentState, meta};
+
+/// How the writer batches, caches and closes.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// `<data_dir>/segments`.
+    pub segments_dir: PathBuf,
+    /// Requests queued before senders wait.
+    pub queue: usize,
+    /// Most events per transaction.
+    pub max_batch_events: usize,
+    /// Longest wait for more requests before committing.
+    pub max_delay: Duration,
+    /// Segment connections kept open.
+    pub max_open_segments: usize,
+    /// Grace after a day's end (or a part's creation) before its segment closes.
+    pub day_close_grace: Duration,
+    /// How often to look for segments to close.
+    pub close_check_interval: Duration,
+}
+
+impl WriterOptions {
+    /// The writer's options from the buck's config.
+    pub fn from_config(c: &BuckConfig) -> WriterOptions {
+        WriterOptions {
+            segments_dir: c.segments_dir(),
+            queue: c.writer_queue,
+            max_batch_events: c.writer_max_batch_events,
+            max_delay: Duration::from_millis(c.writer_max_delay_ms),
+            max_open_segments: c.max_open_segments,
+            day_close_grace: Duration::from_secs(c.day_close_grace_secs),
+            close_check_interval: Duration::from_millis(c.close_check_interval_ms),
+        }
+    }
+}
+
+/// Where a batch of events came from: decides how new rows are published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A live packet: new rows are published as they are.
+    Live,
+    /// A re-sent bucket chunk (the repair path): new rows are published marked `late`.
+    Repair,
+}
+
+/// What a committed request did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Events newly inserted.
+    pub inserted: usize,
+    /// Events already stored (ignored).
+    pub duplicates: usize,
+}
+
+struct WriteRequest {
+    events: Vec<Event>,
+    origin: Origin,
+    reply: oneshot::Sender<Result<WriteOutcome, SegmentError>>,
+}
+
+/// The sending side of the writer; clone it freely. The writer thread stops once every
+/// clone is dropped, after committing what was queued.
+#[derive(Clone)]
+pub struct SegmentWriter {
+    tx: mpsc::Sender<WriteRequest>,
+}
+
+/// The writer thread, to join at shutdown.
+pub struct WriterThread {
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl WriterThread {
+    /// Waits (blocking) for the thread to finish its last batch.
+    pub fn join(self) -> Result<(), BuckError> {
+        self.handle.join().map_err(|_| BuckError::WriterPanicked)
+    }
+}
+
+impl SegmentWriter {
+    /// Reads the state of the segments on disk and starts the writer thread. Must be
+    /// called inside a tokio runtime (the thread waits on the channel through it).
+    pub fn spawn(
+        opts: WriterOptions,
+        bus: Bus,
+        events: Arc<BuckEvents>,
+    ) -> Result<(SegmentWriter, WriterThread), SegmentError> {
+        let rt = tokio::runtime::Handle::current();
+        let mut state = WriterState {
+            opts: opts.clone(),
+            bus,
+            events,
+            days: HashMap::new(),
+            conns: HashMap::new(),
+            tick: 0,
+        };
+        state.scan()?;
+        let (tx, rx) = mpsc::channel(opts.queue);
+        let handle = std::thread::Builder::new()
+            .name("segment-writer".into())
+            .spawn(move || state.run(rx, rt))
+            .map_err(|source| SegmentError::Io {
+                path: opts.segments_dir.clone(),
+                source,
+            })?;
+        Ok((SegmentWriter { tx }, WriterThread { handle }))
+    }
+
+    /// Stores `events` and returns once they are committed (or the batch failed).
+    pub async fn write(
+        &self,
+        events: Vec<Event>,
+        origin: Origin,
+    ) -> Result<WriteOutcome, SegmentError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(WriteRequest {
+                events,
+                origin,
+                reply,
+            })
+            .await
+            .map_err(|_| SegmentError::WriterStopped)?;
+        rx.await.map_err(|_| SegmentError::WriterStopped)?
+    }
+}
+
+type DayKey = (CrawlId, NaiveDate);
+type SegKey = (CrawlId, NaiveDate, u32);
+
+#[derive(Debug, Clone, Copy)]
+struct PartInfo {
+    state: SegmentState,
+    created_us: i64,
+}
+
+struct OpenSegment {
+    conn: Connection,
+    path: PathBuf,
+    last_used: u64,
+}
+
+struct WriterState {
+    opts: WriterOptions,
+    bus: Bus,
+    events: Arc<BuckEvents>,
+    days: HashMap<DayKey, BTreeMap<u32, PartInfo>>,
+    conns: HashMap<SegKey, OpenSegment>,
+    tick: u64,
+}
+
+fn now_us() -> i64 {
+    Utc::now().timestamp_micros()
+}
+
+fn day_end_us(day: NaiveDate) -> i64 {
+    day.succ_opt()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_micros())
+        .unwrap_or(i64::MAX)
+}
+
+impl WriterState {
+    /// Reads every segment's state from disk, so that segments left open by a previous
+    /// run are closed on time and closed ones are never written again.
+    fn scan(&mut self) -> Result<(), SegmentError> {
+        let dir = &self.opts.segments_dir;
+        std::fs::create_dir_all(dir).map_err(|source| SegmentError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let crawls = std::fs::read_dir(dir).map_err(|source| SegmentError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        for c in crawls.flatten() {
+            let Some(crawl) = c.file_name().to_str().and_then(|s| CrawlId::parse(s).ok()) else {
+                continue;
+            };
+            let Ok(files) = std::fs::read_dir(c.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let Some((day, part)) = f.file_name().to_str().and_then(parse_segment_file_name)
+                else {
+                    continue;
+                };
+                let path = f.path();
+                let info = segment_schema::open_read_only(&path).and_then(|conn| {
+                    let state = segment_schema::read_state(&conn, &path)?;
+                    let created_us = segment_schema::get_meta(&conn, &path, meta::CREATED_US)?
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    Ok(PartInfo { state, created_us })
+                });
+                match info {
+                    Ok(info) => {
+                        self.days
+                            .entry((crawl.clone(), day))
+                            .or_default()
+                            .insert(part, info);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read a segment's state; it will not be written or closed until fixed")
+                    }
+                }
+            }
+        }
+        self.report_open();
+        Ok(())
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<WriteRequest>, rt: tokio::runtime::Handle) {
+        // Timers are created on this thread, so it must be inside the runtime's context.
+        let _guard = rt.enter();
+        let mut last_close_check = Instant::now() - self.opts.close_check_interval;
+        let mut open = true;
+        while open {
+            if last_close_check.elapsed() >= self.opts.close_check_interval {
+                self.close_due(now_us());
+                last_close_check = Instant::now();
+            }
+            let wait = self
+                .opts
+                .close_check_interval
+                .saturating_sub(last_close_check.elapsed());
+            let first = match rt.block_on(tokio::time::timeout(wait, rx.recv())) {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(_) => continue,
+            };
+            let mut n = first.events.len();
+            let mut batch = vec![first];
+            let deadline = Instant::now() + self.opts.max_delay;
+            while n < self.opts.max_batch_events {
+                match rx.try_recv() {
+                    Ok(r) => {
+                        n += r.events.len();
+                        batch.push(r);
+                    }
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        match rt.block_on(tokio::time::timeout(left, rx.recv())) {
+                            Ok(Some(r)) => {
+                                n += r.events.len();
+                                batch.push(r);
+                            }
+                            Ok(None) => {
+                                open = false;
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            self.commit_batch(batch);
+        }
+        tracing::info!("segment writer stopped");
+    }
+
+    fn commit_batch(&mut self, mut batch: Vec<WriteRequest>) {
+        let started = Instant::now();
+        let mut in_tx: Vec<SegKey> = Vec::new();
+        let mut outcomes = vec![WriteOutcome::default(); batch.len()];
+        let mut live = Vec::new();
+        let mut late = Vec::new();
+        let mut bytes = 0u64;
+        let result = self
+            .apply(
+                &mut batch,
+                &mut in_tx,
+                &mut outcomes,
+                &mut live,
+                &mut late,
+                &mut bytes,
+            )
+            .and_then(|()| {
+                for key in &in_tx {
+                    if let Some(s) = self.conns.get(key) {
+                        s.conn
+                            .execute_batch("COMMIT")
+                            .map_err(SegmentError::sqlite(&s.path))?;
+                    }
+                }
+                Ok(())
+            });
+        match result {
+            Ok(()) => {
+                let inserted: usize = outcomes.iter().map(|o| o.inserted).sum();
+                let dups: usize = outcomes.iter().map(|o| o.duplicates).sum();
+                self.events
+                    .committed(inserted, dups, bytes, started.elapsed());
+                for (req, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = req.reply.send(Ok(outcome));
+                }
+                // Publish after the acks are on their way: the live view never shows an
+                // event that is not stored.
+                self.bus.publish(live);
+                self.bus.publish(late);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "batch not committed; its messages will be nacked");
+                self.events.commit_failed();
+                for key in &in_tx {
+                    // A connection that failed mid-transaction is dropped, so the next
+                    // batch starts from a clean handle.
+                    if let Some(s) = self.conns.remove(key) {
+                        let _ = s.conn.execute_batch("ROLLBACK");
+                    }
+                }
+                let transient = e.is_transient();
+                let reason = e.to_string();
+                for req in batch {
+                    let _ = req.reply.send(Err(SegmentError::BatchFailed {
+                        reason: reason.clone(),
+                        transient,
+                    }));
+                }
+            }
+        }
+        self.evict();
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &mut self,
+        batch: &mut [WriteRequest],
+        in_tx: &mut Vec<SegKey>,
+        outcomes: &mut [WriteOutcome],
+        live: &mut Vec<Arc<Published>>,
+        late: &mut Vec<Arc<Published>>,
+        bytes: &mut u64,
+    ) -> Result<(), SegmentError> {
+        let now = now_us();
+        for (i, req) in batch.iter_mut().enumerate() {
+            for ev in std::mem::take(&mut req.events) {
+                let day = ev.day();
+                let part = self.target_part(&ev.crawl, day);
+                if part > 0 && self.in_closed_parts(&ev, day)? {
+                    outcomes[i].duplicates += 1;
+                    continue;
+                }
+                let key = (ev.crawl.clone(), day, part);
+                let seg = self.segment(&key, now)?;
+                if !in_tx.contains(&key) {
+                    seg.conn
+                        .execute_batch("BEGIN IMMEDIATE")
+                        .map_err(SegmentError::sqlite(&seg.path))?;
+                    in_tx.push(key);
+                }
+                if insert_event(&seg.conn, &ev).map_err(SegmentError::sqlite(&seg.path))? {
+                    outcomes[i].inserted += 1;
+                    *bytes += ev.raw.len() as u64;
+                    let late_flag = req.origin == Origin::Repair;
+                    let p = Arc::new(Published {
+                        event: ev,
+                        late: late_flag,
+                    });
+                    if late_flag {
+                        late.push(p)
+                    } else {
+                        live.push(p)
+                    }
+                } else {
+                    outcomes[i].duplicates += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The part an event of (crawl, day) goes to: the day's segment while it is open,
+    /// else the open part, else a new part.
+    fn target_part(&self, crawl: &CrawlId, day: NaiveDate) -> u32 {
+        let Some(parts) = self.days.get(&(crawl.clone(), day)) else {
+            return 0;
+        };
+        match parts.get(&0) {
+            None => return 0,
+            Some(p) if p.state == SegmentState::Open => return 0,
+            Some(_) => {}
+        }
+        if let Some((n, _)) = parts
+            .iter()
+            .rev()
+            .find(|(_, p)| p.state == SegmentState::Open)
+        {
+            return *n;
+        }
+        parts.keys().next_back().map_or(0, |n| n + 1)
+    }
+
+    /// Whether the event is already in one of its day's closed files: a late re-send of
+    /// an event stored before the close must stay a duplicate, not become a new row.
+    fn in_closed_parts(&mut self, ev: &Event, day: NaiveDate) -> Result<bool, SegmentError> {
+        let closed: Vec<u32> = match self.days.get(&(ev.crawl.clone(), day)) {
+            Some(parts) => parts
+                .iter()
+                .filter(|(_, p)| p.state == SegmentState::Closed)
+                .map(|(n, _)| *n)
+                .collect(),
+            None => return Ok(false),
+        };
+        let id = ev.id.to_string();
+        let now = now_us();
+        for part in closed {
+            let seg = self.segment(&(ev.crawl.clone(), day, part), now)?;
+            let found = seg
+                .conn
+                .prepare_cached("SELECT 1 FROM events WHERE id = ?1")
+                .and_then(|mut s| s.query_row([&id], |_| Ok(())).optional())
+                .map_err(SegmentError::sqlite(&seg.path))?;
+            if found.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn segment(&mut self, key: &SegKey, now: i64) -> Result<&mut OpenSegment, SegmentError> {
+        self.tick += 1;
+        if !self.conns.contains_key(key) {
+            let (crawl, day, part) = key;
+            let path = segment_path(&self.opts.segments_dir, crawl, *day, *part);
+            let conn = segment_schema::open_for_write(&path, crawl, *day, *part, now)?;
+            let parts = self.days.entry((crawl.clone(), *day)).or_default();
+            if !parts.contains_key(part) {
+                let created_us = segment_schema::get_meta(&conn, &path, meta::CREATED_US)?
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(now);
+                parts.insert(
+                    *part,
+                    PartInfo {
+                        state: SegmentState::Open,
+                        created_us,
+                    },
+                );
+                self.report_open();
+            }
+            self.conns.insert(
+                key.clone(),
+                OpenSegment {
+                    conn,
+                    path,
+                    last_used: 0,
+                },
+            );
+        }
+        let tick = self.tick;
+        let seg = self.conns.get_mut(key).ok_or(SegmentError::WriterStopped)?;
+        seg.last_used = tick;
+        Ok(seg)
+    }
+
+    fn evict(&mut self) {
+        while self.conns.len() > self.opts.max_open_segments {
+            let Some(oldest) = self
+                .conns
+                .iter()
+                .min_by_key(|(_, s)| s.last_used)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            self.conns.remove(&oldest);
+        }
+    }
+
+    fn close_due(&mut self, now: i64) {
+        let grace = self.opts.day_close_grace.as_micros() as i64;
+        let mut due = Vec::new();
+        for ((crawl, day), parts) in &self.days {
+            for (part, info) in parts {
+                if info.state != SegmentState::Open {
+                    continue;
+                }
+                let end = day_end_us(*day);
+                let base = if *part == 0 {
+                    end
+                } else {
+                    end.max(info.created_us)
+                };
+                if now >= base.saturating_add(grace) {
+                    due.push((crawl.clone(), *day, *part));
+                }
+            }
+        }
+        for key in due {
+            match self.close(&key, now) {
+                Ok(()) => {
+                    tracing::info!(crawl = %key.0, day = %key.1, part = key.2, "segment closed");
+                    self.events.segment_closed();
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot close segment; will retry"),
+            }
+        }
+        self.report_open();
+    }
+
+    fn close(&mut self, key: &SegKey, now: i64) -> Result<(), SegmentError> {
+        let seg = self.segment(key, now)?;
+        let path = seg.path.clone();
+        segment_schema::set_meta(&seg.conn, &path, meta::STATE, "closed")?;
+        segment_schema::set_meta(&seg.conn, &path, meta::CLOSED_US, &now.to_string())?;
+        // Fold the WAL into the file so the closed segment is one self-contained file.
+        seg.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(SegmentError::sqlite(&path))?;
+        self.conns.remove(key);
+        if let Some(info) = self
+            .days
+            .get_mut(&(key.0.clone(), key.1))
+            .and_then(|p| p.get_mut(&key.2))
+        {
+            info.state = SegmentState::Closed;
+        }
+        Ok(())
+    }
+
+    fn report_open(&self) {
+        let n = self
+            .days
+            .values()
+            .flat_map(|p| p.values())
+            .filter(|p| p.state == SegmentState::Open)
+            .count();
+        self.events.segments_open_now(n);
+    }
+}
+
+/// Inserts one event (and its `crawled_url` row); returns whether it was new.
+fn insert_event(conn: &Connection, ev: &Event) -> rusqlite::Result<bool> {
+    let id = ev.id.to_string();
+    let time = ev.time().to_rfc3339_opts(SecondsFormat::Micros, true);
+    let (line, raw) = match std::str::from_utf8(&ev.raw) {
+        Ok(s) => (std::borrow::Cow::Borrowed(s), None),
+        Err(_) => (String::from_utf8_lossy(&ev.raw), Some(ev.raw.as_slice())),
+    };
+    let mut fields = serde_json::Map::new();
+    for s in &ev.fields {
+        if let Some(v) = ev.field_str(s.field) {
+            fields.insert(
+                s.field.name().into(),
+                serde_json::Value::String(v.into_owned()),
+            );
+        }
+    }
+    let fields = serde_json::Value::Object(fields).to_string();
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR IGNORE INTO events(id, time, time_us, host, app, format, flags, original_len, line, raw, fields)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    let n = stmt.execute(rusqlite::params![
+        id,
+        time,
+        ev.time_us,
+        ev.host,
+        ev.app,
+        ev.format.name(),
+        ev.flags.0,
+        ev.original_len as i64,
+        line,
+        raw,
+        fields
+    ])?;
+    if n == 0 {
+        return Ok(false);
+    }
+    if let Some(c) = CrawledUrl::from_event(ev) {
+        let rowid = conn.last_insert_rowid();
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO crawled_url(rowid, timestamp, status_code, size, payload_size, url, hop_path, is_seed_redirect, via,
+                mimetype, content_digest, seed, is_duplicate, warc_filename, warc_offset, warc_content_bytes, host)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        )?;
+        stmt.execute(rusqlite::params![
+            rowid,
+            c.timestamp,
+            c.status_code,
+            c.size,
+            c.payload_size,
+            c.url,
+            c.hop_path,
+            c.is_seed_redirect,
+            c.via,
+            c.mimetype,
+            c.content_digest,
+            c.seed,
+            c.is_duplicate,
+            c.warc_filename,
+            c.warc_offset,
+            c.warc_content_bytes,
+            c.host
+        ])?;
+    }
+    Ok(true)
+}

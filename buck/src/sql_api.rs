@@ -1,0 +1,616 @@
+//! The read API, trough-compatible: `POST /?segment=<crawl>` and
+//! `POST /sql?crawl=..&from=..&to=..`, one SQL statement in the body, a streamed JSON
+//! array of row objects in the reply.
+//!
+//! Each query gets a fresh connection whose main database is an empty in-memory one. The
+//! crawl's segment files are ATTACHed read-only (`file:..?mode=ro`), TEMP views `events`,
+//! `crawled_url` and `crawled_urls` are made as UNION ALL over them, and only *then* is
+//! the authorizer installed: from that point on the statement can read, and call harmless
+//! functions, and nothing else (no ATTACH, no write, no PRAGMA with a value, no
+//! transaction, no `load_extension`). So the query sees exactly one crawl, and "read
+//! only" is enforced by SQLite itself, not by looking at the SQL text. rusqlite refuses a
+//! second statement in the body. A progress handler stops the query at `sql_timeout_ms`.
+//!
+//! The reply is streamed in chunks of [`CHUNK_BYTES`]. An error or a timeout before the
+//! first chunk is sent is a 4xx with a JSON `{"error": ..}` body. After that the status is
+//! already 200, so the array is closed with a last element `{"_sluice_error": ..}`.
+//! Reaching `sql_max_rows` or `sql_max_bytes` is not an error: the array ends with a last
+//! element `{"_sluice_truncated": ..}` (a truncation marker) after the rows that fit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{OriginalUri, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, Utc};
+use contracts::CrawlId;
+use futures::StreamExt;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::api_state::ApiState;
+use crate::segment_files::{SegmentFile, list_crawl};
+
+/// Size of the reply chunks, and how much is held back before the status is sent.
+pub const CHUNK_BYTES: usize = 64 * 1024;
+
+/// Most segment files one query can attach (the build's `SQLITE_MAX_ATTACHED`).
+pub const MAX_ATTACHED: usize = 125;
+
+/// Functions a query may not call, even though they read nothing: they touch files,
+/// load code, or poke at internals.
+const DENIED_FUNCTIONS: &[&str] = &[
+    "load_extension",
+    "readfile",
+    "writefile",
+    "edit",
+    "fts3_tokenizer",
+    "sqlite_offset",
+];
+
+/// PRAGMAs a query may run (without a value): they only describe the schema.
+const ALLOWED_PRAGMAS: &[&str] = &[
+    "table_info",
+    "table_xinfo",
+    "table_list",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+    "collation_list",
+];
+
+/// `POST /?segment=<crawl>`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct TroughParams {
+    segment: Option<String>,
+}
+
+/// `POST /sql?crawl=..&from=..&to=..`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RangeParams {
+    crawl: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    ApiError(status, message.into()).into_response()
+}
+
+/// An error reply: a status and a message, sent as `{"error": message}`.
+#[derive(Debug)]
+pub(crate) struct ApiError(pub StatusCode, pub String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.1 });
+        (
+            self.0,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
+
+pub(crate) async fn trough_query(
+    State(state): State<Arc<ApiState>>,
+    OriginalUri(uri): OriginalUri,
+    params: Result<Query<TroughParams>, QueryRejection>,
+    body: String,
+) -> Response {
+    let Some(crawl) = params.ok().and_then(|p| p.0.segment) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "missing ?segment=<crawl>: say which crawl to query",
+        );
+    };
+    query(state, uri, crawl, None, body).await
+}
+
+pub(crate) async fn range_query(
+    State(state): State<Arc<ApiState>>,
+    OriginalUri(uri): OriginalUri,
+    params: Result<Query<RangeParams>, QueryRejection>,
+    body: String,
+) -> Response {
+    let p = match params {
+        Ok(Query(p)) => p,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("bad query string ({e}): expected crawl, from and to"),
+            );
+        }
+    };
+    let Some(crawl) = p.crawl else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "missing ?crawl=<crawl>: say which crawl to query",
+        );
+    };
+    let parse = |name: &str, v: Option<String>| -> Result<DateTime<Utc>, ApiError> {
+        let v = v.ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("missing ?{name}=<RFC 3339 time>"),
+            )
+        })?;
+        DateTime::parse_from_rfc3339(&v)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "{name}={v:?} is not an RFC 3339 time ({e}); e.g. 2026-11-21T00:00:00Z"
+                    ),
+                )
+            })
+    };
+    let from = match parse("from", p.from) {
+        Ok(t) => t,
+        Err(r) => return r.into_response(),
+    };
+    let to = match parse("to", p.to) {
+        Ok(t) => t,
+        Err(r) => return r.into_response(),
+    };
+    if to <= from {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("empty range: to ({to}) must be after from ({from})"),
+        );
+    }
+    query(state, uri, crawl, Some((from, to)), body).await
+}
+
+/// The days a half-open range touches.
+fn range_days(from: DateTime<Utc>, to: DateTime<Utc>) -> (NaiveDate, NaiveDate) {
+    let last = (to - chrono::Duration::microseconds(1)).date_naive();
+    (from.date_naive(), last)
+}
+
+async fn query(
+    state: Arc<ApiState>,
+    uri: axum::http::Uri,
+    crawl: String,
+    range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    sql: String,
+) -> Response {
+    state.events.sql_query();
+    let response = query_inner(&state, uri, crawl, range, sql).await;
+    if response.status().is_client_error() || response.status().is_server_error() {
+        state.events.sql_error();
+    }
+    response
+}
+
+async fn query_inner(
+    state: &Arc<ApiState>,
+    uri: axum::http::Uri,
+    crawl: String,
+    range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    sql: String,
+) -> Response {
+    let crawl = match CrawlId::parse(&crawl) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid crawl id: {e}")),
+    };
+    let dir = state.config.segments_dir();
+    let listed = {
+        let crawl = crawl.clone();
+        tokio::task::spawn_blocking(move || list_crawl(&dir, &crawl)).await
+    };
+    let mut files = match listed {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot list the segments of crawl {crawl}: {e}"),
+            );
+        }
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("listing task failed: {e}"),
+            );
+        }
+    };
+    let had_any = !files.is_empty();
+    if let Some((from, to)) = range {
+        let (first, last) = range_days(from, to);
+        files.retain(|f| f.day >= first && f.day <= last);
+    }
+    if !had_any {
+        if let Some(home) =
+            state
+                .cluster
+                .redirect_for(&state.config.id, &crawl, Utc::now().date_naive())
+        {
+            let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            let location = format!("{home}{pq}");
+            return match HeaderValue::from_str(&location) {
+                Ok(v) => (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, v)]).into_response(),
+                Err(_) => error(
+                    StatusCode::BAD_GATEWAY,
+                    format!("home buck url {home:?} is not a valid URL; fix the cluster file"),
+                ),
+            };
+        }
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "crawl {crawl} has no segment on buck {}: check the crawl id",
+                state.config.id
+            ),
+        );
+    }
+    if files.is_empty() {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "crawl {crawl} has no segment in the requested range on buck {}",
+                state.config.id
+            ),
+        );
+    }
+    if files.len() > MAX_ATTACHED {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the query covers {} segment files, at most {MAX_ATTACHED} can be read at once: narrow it with POST /sql?crawl=..&from=..&to=..",
+                files.len()
+            ),
+        );
+    }
+    let mut days: Vec<String> = files
+        .iter()
+        .map(|f| f.day.format("%Y-%m-%d").to_string())
+        .collect();
+    days.dedup();
+    let names: Vec<String> = files.iter().map(SegmentFile::name).collect();
+    let limits = Limits {
+        timeout: state.config.sql_timeout(),
+        timeout_ms: state.config.sql_timeout_ms,
+        max_rows: state.config.sql_max_rows,
+        max_bytes: state.config.sql_max_bytes,
+    };
+    let (tx, mut rx) = mpsc::channel::<Chunk>(4);
+    let events = state.events.clone();
+    tokio::task::spawn_blocking(move || {
+        let outcome = execute(&files, &sql, &limits, &tx);
+        match &outcome {
+            Outcome::TimedOut => events.sql_timeout(),
+            Outcome::Truncated => events.sql_truncated(),
+            _ => {}
+        }
+    });
+    let first = match rx.recv().await {
+        Some(Chunk::Data(b)) => b,
+        Some(Chunk::Fail(status, message)) => return error(status, message),
+        None => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the query task stopped without a reply",
+            );
+        }
+    };
+    let rest = ReceiverStream::new(rx).filter_map(|c| async move {
+        match c {
+            Chunk::Data(b) => Some(Ok::<Bytes, std::convert::Infallible>(b)),
+            Chunk::Fail(..) => None,
+        }
+    });
+    let stream = futures::stream::once(async move { Ok(first) }).chain(rest);
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&days.join(",")) {
+        headers.insert("x-sluice-days", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&names.join(",")) {
+        headers.insert("x-sluice-segments", v);
+    }
+    response
+}
+
+struct Limits {
+    timeout: std::time::Duration,
+    timeout_ms: u64,
+    max_rows: u64,
+    max_bytes: u64,
+}
+
+enum Chunk {
+    Data(Bytes),
+    Fail(StatusCode, String),
+}
+
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Done,
+    Truncated,
+    TimedOut,
+    Failed,
+    ClientGone,
+}
+
+/// A SQLite URI for a file path: reserved characters percent-encoded.
+fn file_uri(path: &std::path::Path) -> String {
+    let mut out = String::from("file:");
+    for b in path.to_string_lossy().bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.push_str("?mode=ro");
+    out
+}
+
+/// Opens the query connection: segments attached, TEMP views made, authorizer installed.
+fn prepare_connection(files: &[SegmentFile]) -> Result<Connection, String> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(":memory:", flags)
+        .map_err(|e| format!("cannot open a query connection: {e}"))?;
+    for (i, f) in files.iter().enumerate() {
+        conn.execute(&format!("ATTACH DATABASE ?1 AS s{i}"), [file_uri(&f.path)])
+            .map_err(|e| format!("cannot attach segment {}/{}: {e}", f.crawl, f.name()))?;
+    }
+    for view in ["events", "crawled_url", "crawled_urls"] {
+        let union: Vec<String> = (0..files.len())
+            .map(|i| format!("SELECT * FROM s{i}.{view}"))
+            .collect();
+        conn.execute_batch(&format!(
+            "CREATE TEMP VIEW {view} AS {}",
+            union.join(" UNION ALL ")
+        ))
+        .map_err(|e| format!("cannot build the {view} view: {e}"))?;
+    }
+    conn.authorizer(Some(authorize))
+        .map_err(|e| format!("cannot install the authorizer: {e}"))?;
+    Ok(conn)
+}
+
+/// What a query may do once the views exist: read, recurse, call harmless functions,
+/// run schema-describing pragmas. Everything else is denied, which SQLite reports as
+/// "not authorized".
+fn authorize(ctx: AuthContext<'_>) -> Authorization {
+    match ctx.action {
+        AuthAction::Select | AuthAction::Read { .. } | AuthAction::Recursive => {
+            Authorization::Allow
+        }
+        AuthAction::Function { function_name } => {
+            if DENIED_FUNCTIONS
+                .iter()
+                .any(|f| f.eq_ignore_ascii_case(function_name))
+            {
+                Authorization::Deny
+            } else {
+                Authorization::Allow
+            }
+        }
+        AuthAction::Pragma {
+            pragma_name,
+            pragma_value: None,
+        } if ALLOWED_PRAGMAS
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(pragma_name)) =>
+        {
+            Authorization::Allow
+        }
+        _ => Authorization::Deny,
+    }
+}
+
+/// Runs the query and streams its rows into `tx`.
+fn execute(files: &[SegmentFile], sql: &str, limits: &Limits, tx: &mpsc::Sender<Chunk>) -> Outcome {
+    let fail = |status: StatusCode, message: String| {
+        let _ = tx.blocking_send(Chunk::Fail(status, message));
+        Outcome::Failed
+    };
+    let mut conn = match prepare_connection(files) {
+        Ok(c) => c,
+        Err(m) => return fail(StatusCode::INTERNAL_SERVER_ERROR, m),
+    };
+    let deadline = Instant::now() + limits.timeout;
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let flag = timed_out.clone();
+    let handler = move || {
+        if Instant::now() >= deadline {
+            flag.store(true, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
+    };
+    if let Err(e) = conn.progress_handler(1000, Some(handler)) {
+        return fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot install the time limit: {e}"),
+        );
+    }
+    let timeout_message = || {
+        format!(
+            "query stopped after {} ms (sql_timeout_ms): narrow it with WHERE or LIMIT",
+            limits.timeout_ms
+        )
+    };
+    let mut stmt = match conn.prepare(sql) {
+        Ok(s) => s,
+        Err(rusqlite::Error::MultipleStatement) => {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                "only one SQL statement per request: remove what follows the first ';'".into(),
+            );
+        }
+        Err(e) => return fail(StatusCode::BAD_REQUEST, sqlite_message(&e)),
+    };
+    if !stmt.readonly() {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "only read-only statements (SELECT) are allowed".into(),
+        );
+    }
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    for name in stmt.column_names() {
+        let mut k = serde_json::to_vec(name).unwrap_or_else(|_| b"\"?\"".to_vec());
+        k.push(b':');
+        keys.push(k);
+    }
+    let mut rows = match stmt.query([]) {
+        Ok(r) => r,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, sqlite_message(&e)),
+    };
+    let mut out = Vec::with_capacity(CHUNK_BYTES * 2);
+    out.push(b'[');
+    let mut started = false;
+    let mut sent_bytes = 0u64;
+    let mut n = 0u64;
+    let mut row_buf = Vec::with_capacity(1024);
+    let send = |out: &mut Vec<u8>, started: &mut bool, sent: &mut u64| -> bool {
+        *sent += out.len() as u64;
+        *started = true;
+        tx.blocking_send(Chunk::Data(Bytes::from(std::mem::take(out))))
+            .is_ok()
+    };
+    let outcome = loop {
+        match rows.next() {
+            Ok(Some(row)) => {
+                if n >= limits.max_rows {
+                    push_marker(
+                        &mut out,
+                        n,
+                        "_sluice_truncated",
+                        &format!("reply cut at {} rows (sql_max_rows)", limits.max_rows),
+                    );
+                    break Outcome::Truncated;
+                }
+                row_buf.clear();
+                row_buf.extend_from_slice(if n == 0 { b"{" } else { b",{" });
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        row_buf.push(b',');
+                    }
+                    row_buf.extend_from_slice(k);
+                    write_value(&mut row_buf, row.get_ref(i).unwrap_or(ValueRef::Null));
+                }
+                row_buf.push(b'}');
+                if sent_bytes + (out.len() + row_buf.len()) as u64 > limits.max_bytes {
+                    push_marker(
+                        &mut out,
+                        n,
+                        "_sluice_truncated",
+                        &format!("reply cut at {} bytes (sql_max_bytes)", limits.max_bytes),
+                    );
+                    break Outcome::Truncated;
+                }
+                out.extend_from_slice(&row_buf);
+                n += 1;
+                if out.len() >= CHUNK_BYTES && !send(&mut out, &mut started, &mut sent_bytes) {
+                    break Outcome::ClientGone;
+                }
+            }
+            Ok(None) => break Outcome::Done,
+            Err(e) => {
+                let (status, message, outcome) = if timed_out.load(Ordering::Relaxed) {
+                    (
+                        StatusCode::REQUEST_TIMEOUT,
+                        timeout_message(),
+                        Outcome::TimedOut,
+                    )
+                } else {
+                    (StatusCode::BAD_REQUEST, sqlite_message(&e), Outcome::Failed)
+                };
+                if !started {
+                    let _ = tx.blocking_send(Chunk::Fail(status, message));
+                    return outcome;
+                }
+                push_marker(&mut out, n, "_sluice_error", &message);
+                break outcome;
+            }
+        }
+    };
+    if outcome != Outcome::ClientGone {
+        out.push(b']');
+        send(&mut out, &mut started, &mut sent_bytes);
+    }
+    outcome
+}
+
+fn push_marker(out: &mut Vec<u8>, rows_before: u64, key: &str, message: &str) {
+    if rows_before > 0 {
+        out.push(b',');
+    }
+    let marker = serde_json::json!({ key: message });
+    out.extend_from_slice(marker.to_string().as_bytes());
+}
+
+fn write_value(out: &mut Vec<u8>, v: ValueRef<'_>) {
+    match v {
+        ValueRef::Null => out.extend_from_slice(b"null"),
+        ValueRef::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        ValueRef::Real(f) => match serde_json::Number::from_f64(f) {
+            Some(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        },
+        ValueRef::Text(t) => {
+            let s = String::from_utf8_lossy(t);
+            let _ = serde_json::to_writer(&mut *out, &*s);
+        }
+        // Blobs travel as base64 strings: JSON has no bytes.
+        ValueRef::Blob(b) => {
+            let s = base64::engine::general_purpose::STANDARD.encode(b);
+            let _ = serde_json::to_writer(&mut *out, &s);
+        }
+    }
+}
+
+/// SQLite's own message for an error, without rusqlite's wrapping.
+fn sqlite_message(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqliteFailure(_, Some(m)) => m.clone(),
+        rusqlite::Error::SqlInputError { msg, offset, .. } => format!("{msg} (at byte {offset})"),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_escape_reserved_characters() {
+        assert_eq!(
+            file_uri(std::path::Path::new("/a b/c?#%.sqlite")),
+            "file:/a%20b/c%3F%23%25.sqlite?mode=ro"
+        );
+    }
+
+    #[test]
+    fn range_days_are_half_open() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let (a, b) = range_days(t("2026-11-20T10:00:00Z"), t("2026-11-22T00:00:00Z"));
+        assert_eq!(
+            (a.to_string(), b.to_string()),
+            ("2026-11-20".into(), "2026-11-21".into())
+        );
+    }
+}

@@ -1,0 +1,381 @@
+//! Test helpers: a buck on port 0 with its HTTP API served, a tailer client speaking the
+//! real protocol, event builders, and a poll-with-deadline helper.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use buck::{BuckConfig, BuckHandle};
+use bytes::Bytes;
+use contracts::keys::KeyPair;
+use contracts::transport::{
+    ClientHello, Direction, MAX_MESSAGE_BYTES, Message, PROTOCOL_MAX, PROTOCOL_MIN, ServerHello,
+    Session,
+};
+use contracts::{CrawlId, Event, EventFlags, EventId, Field, FieldSpan, Format};
+use futures::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
+
+pub struct TestBuck {
+    pub handle: Option<BuckHandle>,
+    pub shutdown: CancellationToken,
+    pub ingest: SocketAddr,
+    pub http: String,
+    pub dir: tempfile::TempDir,
+    pub tailer: KeyPair,
+    pub buck_key: crypto_box::PublicKey,
+    pub config: BuckConfig,
+}
+
+impl TestBuck {
+    pub async fn start(tweak: impl FnOnce(&mut BuckConfig)) -> TestBuck {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestBuck::start_in(dir, tweak).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut BuckConfig)) -> TestBuck {
+        let tailer_path = dir.path().join("tailer.key");
+        let tailer = KeyPair::load_or_create(&tailer_path).expect("tailer key");
+        let mut config = BuckConfig::new("b1", dir.path().join("data"));
+        config.allowed_tailers = vec![tailer.public_text()];
+        config.close_check_interval_ms = 20;
+        tweak(&mut config);
+        let ingest_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind ingest");
+        let ingest = ingest_listener.local_addr().expect("addr");
+        let http_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind http");
+        let http = format!("http://{}", http_listener.local_addr().expect("addr"));
+        let shutdown = CancellationToken::new();
+        let handle = buck::start(config.clone(), ingest_listener, shutdown.clone())
+            .await
+            .expect("buck starts");
+        let buck_key =
+            contracts::keys::parse_public_key(handle.public_key(), "buck key").expect("key");
+        let router = handle.router();
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(http_listener, router)
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await;
+        });
+        TestBuck {
+            handle: Some(handle),
+            shutdown,
+            ingest,
+            http,
+            dir,
+            tailer,
+            buck_key,
+            config,
+        }
+    }
+
+    pub fn handle(&self) -> &BuckHandle {
+        self.handle.as_ref().expect("running")
+    }
+
+    pub fn counters(&self) -> buck::BuckCounters {
+        self.handle().events().snapshot()
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::connect(self.ingest, &self.tailer, &self.buck_key, true)
+            .await
+            .expect("client connects")
+    }
+
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.shutdown.cancel();
+        if let Some(h) = self.handle.take() {
+            h.join().await.expect("clean stop");
+        }
+        self.dir
+    }
+
+    /// POSTs `sql` to `path` (e.g. `/?segment=c`); returns the status, headers and body.
+    pub async fn post(
+        &self,
+        path: &str,
+        sql: &str,
+    ) -> (reqwest::StatusCode, reqwest::header::HeaderMap, String) {
+        let r = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+            .post(format!("{}{path}", self.http))
+            .header("content-type", "application/sql;charset=utf-8")
+            .body(sql.to_owned())
+            .send()
+            .await
+            .expect("http request");
+        let status = r.status();
+        let headers = r.headers().clone();
+        (status, headers, r.text().await.expect("body"))
+    }
+
+    /// Runs a trough query and parses the JSON array it returns.
+    pub async fn query(&self, crawl: &str, sql: &str) -> Vec<serde_json::Value> {
+        let (status, _, body) = self.post(&format!("/?segment={crawl}"), sql).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        reqwest::get(format!("{}{path}", self.http))
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json")
+    }
+}
+
+/// A tailer connection speaking the real protocol.
+pub struct Client {
+    pub framed: Framed<TcpStream, LengthDelimitedCodec>,
+    pub session: Session,
+    pub seq: u64,
+}
+
+pub fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_MESSAGE_BYTES)
+        .new_codec()
+}
+
+pub fn hello(tailer: &KeyPair, encrypted: bool) -> ClientHello {
+    ClientHello {
+        min_version: PROTOCOL_MIN,
+        max_version: PROTOCOL_MAX,
+        tailer_id: 7,
+        public_key: *tailer.public().as_bytes(),
+        encrypted,
+        host: "test-host".into(),
+    }
+}
+
+/// Sends `hello` on a fresh connection; returns the framed stream and the buck's answer.
+pub async fn say_hello(
+    addr: SocketAddr,
+    hello: &ClientHello,
+) -> (Framed<TcpStream, LengthDelimitedCodec>, Option<ServerHello>) {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let mut framed = Framed::new(stream, codec());
+    framed
+        .send(Bytes::from(hello.encode()))
+        .await
+        .expect("send hello");
+    let answer = match framed.next().await {
+        Some(Ok(b)) => Some(ServerHello::decode(&b).expect("server hello decodes")),
+        _ => None,
+    };
+    (framed, answer)
+}
+
+impl Client {
+    pub async fn connect(
+        addr: SocketAddr,
+        tailer: &KeyPair,
+        buck_key: &crypto_box::PublicKey,
+        encrypted: bool,
+    ) -> Result<Client, String> {
+        let (framed, answer) = say_hello(addr, &hello(tailer, encrypted)).await;
+        match answer {
+            Some(ServerHello::Accept {
+                salt, encrypted, ..
+            }) => {
+                let session = Session::new(
+                    encrypted.then(|| (tailer.secret(), buck_key)),
+                    salt,
+                    Direction::TailerToBuck,
+                );
+                Ok(Client {
+                    framed,
+                    session,
+                    seq: 0,
+                })
+            }
+            Some(ServerHello::Reject { reason }) => Err(reason),
+            None => Err("connection closed".into()),
+        }
+    }
+
+    pub async fn send(&mut self, msg: &Message) -> Vec<u8> {
+        let wire = self.session.seal(msg).expect("seal");
+        self.framed
+            .send(Bytes::from(wire.clone()))
+            .await
+            .expect("send");
+        wire
+    }
+
+    pub async fn recv(&mut self) -> Option<Message> {
+        let b = tokio::time::timeout(Duration::from_secs(30), self.framed.next())
+            .await
+            .expect("reply within 30 s")?
+            .ok()?;
+        Some(self.session.open(&b).expect("reply opens"))
+    }
+
+    /// Sends events as one live packet and returns the reply.
+    pub async fn live(&mut self, events: &[Event]) -> Message {
+        self.seq += 1;
+        let msg = Message::Live {
+            seq: self.seq,
+            frames: frames(events),
+        };
+        self.send(&msg).await;
+        self.recv().await.expect("a reply")
+    }
+
+    /// Sends events as one bucket chunk (the repair path) and returns the reply.
+    pub async fn chunk(&mut self, crawl: &str, events: &[Event]) -> Message {
+        self.seq += 1;
+        let msg = Message::BucketChunk {
+            seq: self.seq,
+            crawl: CrawlId::parse(crawl).expect("crawl"),
+            bucket_start: 0,
+            chunk: 0,
+            last: true,
+            frames: frames(events),
+        };
+        self.send(&msg).await;
+        self.recv().await.expect("a reply")
+    }
+
+    /// Waits for the buck to close the connection; true if it did within 10 s.
+    pub async fn closed_by_buck(&mut self) -> bool {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), self.framed.next()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+}
+
+pub fn frames(events: &[Event]) -> Bytes {
+    let mut buf = Vec::new();
+    for e in events {
+        assert!(
+            contracts::frame::put_event_frame(&mut buf, e),
+            "event fits a frame"
+        );
+    }
+    Bytes::from(buf)
+}
+
+pub fn plain_event(crawl: &str, offset: u64, time_us: i64, line: &str) -> Event {
+    Event {
+        id: EventId {
+            tailer: 7,
+            file_seq: 1,
+            offset,
+        },
+        time_us,
+        flags: EventFlags::default(),
+        original_len: line.len() as u64,
+        format: Format::Plain,
+        crawl: CrawlId::parse(crawl).expect("crawl"),
+        host: "crawler-1".into(),
+        app: "test".into(),
+        fields: vec![],
+        raw: line.as_bytes().to_vec(),
+    }
+}
+
+pub fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Splits a Heritrix crawl.log line into field spans (a local stand-in for the parsers
+/// crate): 12 space-separated fields, then the rest as `extra`.
+pub fn crawl_log_event(crawl: &str, offset: u64, line: &str) -> Option<Event> {
+    const ORDER: [Field; 12] = [
+        Field::LogTime,
+        Field::Status,
+        Field::Size,
+        Field::Url,
+        Field::HopPath,
+        Field::Via,
+        Field::MimeType,
+        Field::Thread,
+        Field::FetchTime,
+        Field::Digest,
+        Field::SourceTag,
+        Field::Annotations,
+    ];
+    let bytes = line.as_bytes();
+    let mut spans = Vec::new();
+    let mut i = 0;
+    for field in ORDER {
+        while i < bytes.len() && bytes[i] == b' ' {
+            i += 1;
+        }
+        if i >= bytes.len() {
+            break;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i] != b' ' {
+            i += 1;
+        }
+        spans.push(FieldSpan {
+            field,
+            start: start as u32,
+            len: (i - start) as u32,
+        });
+    }
+    while i < bytes.len() && bytes[i] == b' ' {
+        i += 1;
+    }
+    if i < bytes.len() {
+        spans.push(FieldSpan {
+            field: Field::Extra,
+            start: i as u32,
+            len: (bytes.len() - i) as u32,
+        });
+    }
+    let time = chrono::DateTime::parse_from_rfc3339(line.split(' ').next()?).ok()?;
+    Some(Event {
+        id: EventId {
+            tailer: 9,
+            file_seq: 1,
+            offset,
+        },
+        time_us: time.timestamp_micros(),
+        flags: EventFlags::default(),
+        original_len: line.len() as u64,
+        format: Format::CrawlLog,
+        crawl: CrawlId::parse(crawl).expect("crawl"),
+        host: "crawler-1".into(),
+        app: "heritrix".into(),
+        fields: spans,
+        raw: bytes.to_vec(),
+    })
+}
+
+/// Polls `check` until it returns true or `deadline` passes.
+pub async fn eventually<F, Fut>(deadline: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let end = tokio::time::Instant::now() + deadline;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

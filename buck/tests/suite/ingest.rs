@@ -1,0 +1,173 @@
+use contracts::transport::Message;
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_land_exactly_once_and_acks_follow_commit() {
+    let b = TestBuck::start(|_| {}).await;
+    let mut c = b.client().await;
+    let t = now_us();
+    let events: Vec<_> = (0..50)
+        .map(|i| plain_event("crawl-a", i * 100, t, &format!("line {i}")))
+        .collect();
+    let reply = c.live(&events).await;
+    assert_eq!(
+        reply,
+        Message::Ack {
+            seq: 1,
+            rejected: vec![]
+        }
+    );
+
+    // Kill-safety: the ack came after the commit, so another connection to the file sees
+    // every row right now.
+    let day = chrono::DateTime::from_timestamp_micros(t)
+        .unwrap()
+        .date_naive();
+    let path =
+        contracts::segment_path::segment_path(&b.config.segments_dir(), &events[0].crawl, day, 0);
+    let direct =
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let n: i64 = direct
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 50);
+    drop(direct);
+
+    // The same events again (a re-send after a lost ack): acked, stored once.
+    let reply = c.live(&events).await;
+    assert_eq!(
+        reply,
+        Message::Ack {
+            seq: 2,
+            rejected: vec![]
+        }
+    );
+    let rows = b
+        .query(
+            "crawl-a",
+            "SELECT count(*) AS n, count(DISTINCT id) AS d FROM events",
+        )
+        .await;
+    assert_eq!(rows[0]["n"], 50);
+    assert_eq!(rows[0]["d"], 50);
+    let k = b.counters();
+    assert_eq!((k.inserted, k.duplicates, k.events_in), (50, 50, 100));
+
+    // Stored columns: the line, the id in its text form, the RFC 3339 time.
+    let rows = b
+        .query(
+            "crawl-a",
+            "SELECT id, line, time, time_us, raw FROM events ORDER BY time_us, id LIMIT 1",
+        )
+        .await;
+    assert_eq!(rows[0]["id"], events[0].id.to_string());
+    assert_eq!(rows[0]["line"], "line 0");
+    assert_eq!(rows[0]["time_us"], t);
+    assert!(rows[0]["raw"].is_null());
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_frames_are_named_in_the_ack_and_invalid_utf8_keeps_raw_bytes() {
+    let b = TestBuck::start(|_| {}).await;
+    let mut c = b.client().await;
+    let good = plain_event("crawl-b", 0, now_us(), "ok");
+    let mut bad_utf8 = plain_event("crawl-b", 10, now_us(), "");
+    bad_utf8.raw = b"caf\xe9".to_vec();
+    bad_utf8.original_len = 4;
+    let mut buf = frames(std::slice::from_ref(&good)).to_vec();
+    // A frame whose event has an invalid crawl id: encode a valid event, then corrupt
+    // the crawl id's first byte into '.'.
+    let mut enc = Vec::new();
+    plain_event("xcrawl", 20, now_us(), "bad crawl").encode(&mut enc);
+    let pos = enc.windows(6).position(|w| w == b"xcrawl").unwrap();
+    enc[pos] = b'.';
+    buf.extend_from_slice(&(enc.len() as u16).to_be_bytes());
+    buf.extend_from_slice(&enc);
+    buf.extend_from_slice(&frames(std::slice::from_ref(&bad_utf8)));
+    c.seq += 1;
+    c.send(&Message::Live {
+        seq: c.seq,
+        frames: buf.into(),
+    })
+    .await;
+    let Message::Ack { seq, rejected } = c.recv().await.unwrap() else {
+        panic!("expected an ack")
+    };
+    assert_eq!(seq, 1);
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].index, 1);
+    assert!(
+        rejected[0].reason.contains("crawl id"),
+        "{}",
+        rejected[0].reason
+    );
+    let rows = b
+        .query("crawl-b", "SELECT line, raw FROM events ORDER BY id")
+        .await;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1]["line"], "caf\u{fffd}");
+    assert_eq!(
+        rows[1]["raw"], "Y2Fm6Q==",
+        "raw bytes kept as a blob (base64 in JSON)"
+    );
+    assert_eq!(b.counters().frames_rejected, 1);
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_messages_are_acked_in_order_and_ping_gets_pong() {
+    let b = TestBuck::start(|_| {}).await;
+    let mut c = b.client().await;
+    let t = now_us();
+    for i in 0..20u64 {
+        let msg = Message::Live {
+            seq: i,
+            frames: frames(&[plain_event("crawl-c", i, t, "x")]),
+        };
+        c.send(&msg).await;
+    }
+    c.send(&Message::Ping { token: 99 }).await;
+    for i in 0..20u64 {
+        assert_eq!(
+            c.recv().await.unwrap(),
+            Message::Ack {
+                seq: i,
+                rejected: vec![]
+            }
+        );
+    }
+    assert_eq!(c.recv().await.unwrap(), Message::Pong { token: 99 });
+    assert_eq!(
+        b.query("crawl-c", "SELECT count(*) AS n FROM events").await[0]["n"],
+        20
+    );
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_is_refused_unless_configured_and_restart_keeps_rows() {
+    let b = TestBuck::start(|_| {}).await;
+    let Err(reason) = Client::connect(b.ingest, &b.tailer, &b.buck_key, false).await else {
+        panic!("plain accepted")
+    };
+    assert!(reason.contains("requires encrypted"), "{reason}");
+    assert_eq!(b.counters().rejected_encryption, 1);
+    let dir = b.stop().await;
+
+    // Same data dir and key file, encryption off: plain works, and the rows of before
+    // are there.
+    let b = TestBuck::start_in(dir, |c| c.encryption = false).await;
+    let mut c = Client::connect(b.ingest, &b.tailer, &b.buck_key, false)
+        .await
+        .expect("plain accepted");
+    let ev = plain_event("crawl-d", 1, now_us(), "plain");
+    assert!(matches!(c.live(&[ev]).await, Message::Ack { .. }));
+    assert_eq!(
+        b.query("crawl-d", "SELECT count(*) AS n FROM events").await[0]["n"],
+        1
+    );
+    b.stop().await;
+}

@@ -1,0 +1,16 @@
+//! One module per topic.
+
+/// The live bus: lagging subscribers, late events.
+mod bus;
+/// Hostile connections: garbage, forged, replayed, wrong key, bad version.
+mod hostile;
+/// Ingest: exactly once, acks after commit, pipelining, shutdown.
+mod ingest;
+/// Segment lifecycle: closing and part files.
+mod parts;
+/// Real Heritrix crawl logs: counts by status and host.
+mod real_logs;
+/// The segment API for porter.
+mod segments;
+/// The SQL read API: the trough query, attacks, limits, redirects.
+mod sql;

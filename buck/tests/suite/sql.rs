@@ -1,0 +1,247 @@
+use std::path::Path;
+
+use contracts::transport::Message;
+use contracts::{ClusterFile, CrawlId};
+
+use crate::common::*;
+
+const TROUGH_QUERY: &str =
+    r#"SELECT count(id) FROM crawled_urls WHERE host = "www.example.com" GROUP BY status_code;"#;
+
+fn crawl_line(status: u32, url: &str) -> String {
+    format!(
+        "2026-11-21T10:00:00.000Z {status:>5} 1234 {url} L http://www.example.com/ text/html #001 20261121095959999+10 sha1:AAAA - -"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trough_query_runs_as_written() {
+    let b = TestBuck::start(|_| {}).await;
+    let mut c = b.client().await;
+    let lines = [
+        crawl_line(200, "http://www.example.com/a"),
+        crawl_line(200, "http://www.example.com/b"),
+        crawl_line(404, "http://www.example.com/c"),
+        crawl_line(200, "http://other.example.org/"),
+    ];
+    let events: Vec<_> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| crawl_log_event("trough", i as u64 * 200, l).unwrap())
+        .collect();
+    assert!(matches!(c.live(&events).await, Message::Ack { .. }));
+    let rows = b.query("trough", TROUGH_QUERY).await;
+    let mut counts: Vec<i64> = rows
+        .iter()
+        .map(|r| r["count(id)"].as_i64().unwrap())
+        .collect();
+    counts.sort();
+    assert_eq!(counts, vec![1, 2]);
+    // The view's id is the event id.
+    let rows = b.query("trough", "SELECT id, url, status_code, size, payload_size, mimetype, via FROM crawled_urls ORDER BY url LIMIT 1").await;
+    assert_eq!(rows[0]["id"], events[3].id.to_string());
+    assert_eq!(rows[0]["url"], "http://other.example.org/");
+    assert_eq!(rows[0]["payload_size"], 1234);
+    assert_eq!(rows[0]["mimetype"], "text/html");
+    // A text/plain body works as well (trough's client sends application/sql).
+    let r = reqwest::Client::new()
+        .post(format!("{}/?segment=trough", b.http))
+        .header("content-type", "text/plain")
+        .body("SELECT 1 AS one")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!([{"one": 1}])
+    );
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacks_get_a_clear_4xx_and_the_buck_keeps_serving() {
+    let b = TestBuck::start(|c| {
+        c.sql_timeout_ms = 300;
+        c.sql_max_rows = 1000;
+    })
+    .await;
+    let mut c = b.client().await;
+    assert!(matches!(
+        c.live(&[plain_event("victim", 0, now_us(), "x")]).await,
+        Message::Ack { .. }
+    ));
+    assert!(matches!(
+        c.live(&[plain_event("other", 0, now_us(), "secret")]).await,
+        Message::Ack { .. }
+    ));
+    let other_path = b.config.segments_dir().join("other");
+    let attacks: Vec<(String, u16, &str)> = vec![
+        (format!("ATTACH DATABASE '{}' AS x", other_path.display()), 400, "not authorized"),
+        ("PRAGMA writable_schema=1".into(), 400, "not authorized"),
+        ("INSERT INTO events(id) VALUES ('x')".into(), 400, ""),
+        ("DELETE FROM events".into(), 400, ""),
+        ("DROP TABLE events".into(), 400, ""),
+        ("DROP VIEW events".into(), 400, "not authorized"),
+        ("CREATE TABLE t(x)".into(), 400, "not authorized"),
+        ("CREATE TEMP TABLE t(x)".into(), 400, "not authorized"),
+        ("SELECT load_extension('x')".into(), 400, "not authorized"),
+        ("SELECT 1; DELETE FROM events".into(), 400, ""),
+        ("BEGIN".into(), 400, "not authorized"),
+        ("SELECT * FROM s0.meta; SELECT 2".into(), 400, ""),
+        ("SELECT * FROM WHERE".into(), 400, "syntax error"),
+        ("SELECT nonsense FROM".into(), 400, "incomplete input"),
+        ("WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r".into(), 408, "sql_timeout_ms"),
+    ];
+    for (sql, status, needle) in &attacks {
+        let (got, _, body) = b.post("/?segment=victim", sql).await;
+        assert_eq!(got.as_u16(), *status, "{sql}: {body}");
+        let v: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|_| panic!("{sql}: not JSON: {body}"));
+        let msg = v["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{sql}: no error message: {body}"));
+        assert!(!msg.is_empty() && msg.contains(needle), "{sql}: {msg}");
+        // Still serving, and still intact.
+        assert_eq!(
+            b.query("victim", "SELECT count(*) AS n FROM events").await[0]["n"],
+            1,
+            "after {sql}"
+        );
+    }
+    // Another crawl is invisible: only the victim's segments are attached.
+    let (status, _, body) = b.post("/?segment=victim", "PRAGMA database_list").await;
+    assert_eq!(status, 400, "file paths stay private: {body}");
+    let rows = b
+        .query(
+            "victim",
+            "SELECT count(*) AS n FROM events WHERE line = 'secret'",
+        )
+        .await;
+    assert_eq!(rows[0]["n"], 0);
+
+    // A cross join of a million rows: cut at sql_max_rows with a truncation marker.
+    let (status, _, body) = b
+        .post("/?segment=victim", "WITH d(x) AS (VALUES (0),(1),(2),(3),(4),(5),(6),(7),(8),(9)) SELECT a.x, b.x, c.x, d.x, e.x, f.x FROM d a, d b, d c, d d, d e, d f")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let v: Vec<serde_json::Value> =
+        serde_json::from_str(&body).expect("a well-formed array even when cut");
+    assert_eq!(v.len(), 1001);
+    assert!(
+        v[1000]["_sluice_truncated"]
+            .as_str()
+            .unwrap()
+            .contains("sql_max_rows")
+    );
+    assert!(b.counters().sql_truncated >= 1);
+
+    // Unknown and hostile crawls.
+    let (status, _, body) = b.post("/?segment=nope", "SELECT 1").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("crawl nope has no segment"), "{body}");
+    let (status, _, body) = b.post("/?segment=../x", "SELECT 1").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid crawl id"), "{body}");
+    let (status, _, body) = b.post("/", "SELECT 1").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(b.counters().sql_timeouts >= 1);
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byte_limit_truncates_a_streamed_reply() {
+    let b = TestBuck::start(|c| c.sql_max_bytes = 300_000).await;
+    let mut c = b.client().await;
+    assert!(matches!(
+        c.live(&[plain_event("big", 0, now_us(), "x")]).await,
+        Message::Ack { .. }
+    ));
+    let (status, _, body) = b
+        .post("/?segment=big", "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 100000) SELECT i, printf('%050d', i) AS pad FROM r")
+        .await;
+    assert_eq!(status, 200);
+    assert!(body.len() < 300_200, "{}", body.len());
+    let v: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    assert!(
+        v.last().unwrap()["_sluice_truncated"]
+            .as_str()
+            .unwrap()
+            .contains("sql_max_bytes")
+    );
+    assert_eq!(v[0]["i"], 1);
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_queries_pick_the_overlapping_days() {
+    let b = TestBuck::start(|_| {}).await;
+    let mut c = b.client().await;
+    let day_us = 86_400_000_000i64;
+    let base = chrono::NaiveDate::from_ymd_opt(2026, 11, 10)
+        .unwrap()
+        .and_hms_opt(12, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp_micros();
+    let events: Vec<_> = (0..3)
+        .map(|d| plain_event("ranged", d as u64, base + d * day_us, "e"))
+        .collect();
+    assert!(matches!(c.live(&events).await, Message::Ack { .. }));
+    let (status, headers, body) = b
+        .post(
+            "/sql?crawl=ranged&from=2026-11-11T00:00:00Z&to=2026-11-13T00:00:00Z",
+            "SELECT count(*) AS n FROM events",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["x-sluice-days"], "2026-11-11,2026-11-12");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()[0]["n"],
+        2
+    );
+    let (status, _, body) = b
+        .post(
+            "/sql?crawl=ranged&from=2026-11-20T00:00:00Z&to=2026-11-21T00:00:00Z",
+            "SELECT 1",
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _, body) = b
+        .post(
+            "/sql?crawl=ranged&from=yesterday&to=2026-11-21T00:00:00Z",
+            "SELECT 1",
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("RFC 3339"), "{body}");
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buck_that_is_not_home_redirects() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster_path = dir.path().join("cluster.toml");
+    let text = "replicas = 1\n[[buck]]\nid = \"b1\"\ningest = \"127.0.0.1:1\"\nhttp_url = \"http://b1.example:8100\"\nsince = \"2020-01-01\"\n\
+                [[buck]]\nid = \"b2\"\ningest = \"127.0.0.1:2\"\nhttp_url = \"http://b2.example:8100/\"\nsince = \"2020-01-01\"\n";
+    std::fs::write(&cluster_path, text).unwrap();
+    let cluster = ClusterFile::parse(text, Path::new("cluster.toml")).unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let not_mine = (0..100)
+        .map(|i| CrawlId::parse(&format!("c{i}")).unwrap())
+        .find(|c| !cluster.home_bucks(c, today).is_home("b1"))
+        .expect("some crawl is homed on b2");
+    let mine = (0..100)
+        .map(|i| CrawlId::parse(&format!("c{i}")).unwrap())
+        .find(|c| cluster.home_bucks(c, today).is_home("b1"))
+        .expect("some crawl is homed on b1");
+    let b = TestBuck::start_in(dir, |c| c.cluster_file = Some(cluster_path.clone())).await;
+    let (status, headers, _) = b.post(&format!("/?segment={not_mine}"), "SELECT 1").await;
+    assert_eq!(status, 307);
+    assert_eq!(
+        headers["location"],
+        format!("http://b2.example:8100/?segment={not_mine}").as_str()
+    );
+    let (status, _, _) = b.post(&format!("/?segment={mine}"), "SELECT 1").await;
+    assert_eq!(status, 404);
+    b.stop().await;
+}
