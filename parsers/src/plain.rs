@@ -42,10 +42,11 @@ fn word_time(b: &[u8], at: usize, read_time_us: i64) -> Option<(usize, i64)> {
     ends_cleanly(rest, used).then_some((used, t))
 }
 
-/// Finds a timestamp near the start of `b` (the first physical line is enough: see the
-/// module doc). Returns its span and time.
+/// Finds a timestamp near the start of the first line of `b`. Returns its span and time.
 pub(crate) fn sniff(b: &[u8], read_time_us: i64) -> Option<(FieldSpan, i64)> {
+    // Only the first physical line: a joined stack trace's times are not the record's.
     let window = b.len().min(SNIFF_WINDOW);
+    let window = memchr::memchr(b'\n', &b[..window]).unwrap_or(window);
     let found = |start: usize, (used, t): (usize, i64)| {
         Some((span(Field::Timestamp, start, start + used), t))
     };
@@ -180,6 +181,11 @@ mod tests {
         ] {
             assert_eq!(sniffed(line), None, "{line}");
         }
+        assert_eq!(
+            sniffed("untimed\n\tat 2026-11-21T10:00:00Z"),
+            None,
+            "a joined line's time"
+        );
         let far = format!("{} 2026-11-21T10:00:00Z", "x".repeat(SNIFF_WINDOW));
         assert_eq!(sniffed(&far), None, "beyond the window");
     }
