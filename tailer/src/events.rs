@@ -125,3 +125,84 @@ impl TailerEvents {
             .store(u64::from(paused), Ordering::Relaxed);
     }
 }
+
+/// The shipping side's events: each observable happening is one method.
+impl TailerEvents {
+    /// A connection to a buck was established.
+    pub fn connected(&self) {
+        self.connections_up.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An established connection ended; `lost` unless it was closed for shutdown.
+    pub fn disconnected(&self, lost: bool) {
+        self.connections_up.fetch_sub(1, Ordering::Relaxed);
+        if lost {
+            self.connections_lost_total.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A connection attempt failed; `refused` when the buck turned the hello down.
+    pub fn connect_failed(&self, refused: bool) {
+        self.connect_failures_total.fetch_add(1, Ordering::Relaxed);
+        if refused {
+            self.hello_rejected_total.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A live packet of `frames` frames was sent (to a stand-in if `stand_in`).
+    pub fn live_packet_sent(&self, frames: u32, stand_in: bool) {
+        self.packets_sent_total.fetch_add(1, Ordering::Relaxed);
+        self.frames_sent_total.fetch_add(frames.into(), Ordering::Relaxed);
+        if stand_in {
+            self.stand_in_packets_total.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The live copy of `frames` frames was dropped (the repair send covers them).
+    pub fn live_dropped(&self, frames: u64) {
+        self.live_dropped_total.fetch_add(frames, Ordering::Relaxed);
+    }
+
+    /// A buck acked a message: `acked` frames stored, `rejected` refused for good.
+    pub fn acked(&self, acked: u64, rejected: u64) {
+        self.frames_acked_total.fetch_add(acked, Ordering::Relaxed);
+        self.frames_rejected_total.fetch_add(rejected, Ordering::Relaxed);
+    }
+
+    /// A buck nacked a message (it is sent again later).
+    pub fn nacked(&self) {
+        self.nacks_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A repair chunk was sent.
+    pub fn repair_chunk_sent(&self) {
+        self.repair_chunks_sent_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A home acked the last chunk of a bucket's repair send.
+    pub fn repair_done(&self) {
+        self.repair_buckets_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A bucket was acked whole by every home; `pending` sealed buckets are left.
+    pub fn bucket_delivered(&self, pending: usize) {
+        self.buckets_delivered_total.fetch_add(1, Ordering::Relaxed);
+        self.buckets_pending(pending);
+    }
+
+    /// `pending` sealed buckets are not yet delivered to every home.
+    pub fn buckets_pending(&self, pending: usize) {
+        self.buckets_pending.store(pending as u64, Ordering::Relaxed);
+    }
+
+    /// A delivered bucket was deleted from the spool.
+    pub fn bucket_pruned(&self) {
+        self.buckets_pruned_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The spool now holds `bytes` bytes in `buckets` bucket files.
+    pub fn spool_size(&self, bytes: u64, buckets: u64) {
+        self.spool_bytes.store(bytes, Ordering::Relaxed);
+        self.spool_buckets.store(buckets, Ordering::Relaxed);
+    }
+}

@@ -100,6 +100,8 @@ pub struct FileFollower {
     pub last_size: u64,
     /// When bytes last arrived (or the follower was opened).
     pub last_growth: Instant,
+    /// The last read failed (logged once until a read succeeds).
+    pub failing: bool,
     /// Static facts about the file.
     pub ctx: FileContext,
     input: Input,
@@ -145,6 +147,7 @@ impl FileFollower {
             durable_tail: tail,
             last_size: 0,
             last_growth: Instant::now(),
+            failing: false,
             joiner: ctx
                 .multiline
                 .then(|| MultilineJoiner::new(ctx.max_line_bytes)),

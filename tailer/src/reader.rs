@@ -38,7 +38,7 @@ use crate::discovery::{Discovery, Found};
 use crate::error::TailerError;
 use crate::events::TailerEvents;
 use crate::file_follower::{FileContext, FileFollower, Input};
-use crate::fingerprint;
+use crate::fingerprint::{self, Fingerprint};
 use crate::pipeline::{ShipperInput, SpoolUsage};
 use crate::rotated_copy::{Located, locate};
 use crate::spool_writer::SpoolWriter;
@@ -76,6 +76,8 @@ pub struct Reader {
     paused: bool,
     wake: Wake,
     wake_watched_roots: bool,
+    /// A batch the spool refused (disk full), appended before anything else is read.
+    retry: Option<(contracts::CrawlId, Vec<Event>)>,
 }
 
 impl Reader {
@@ -131,6 +133,7 @@ impl Reader {
             last_saved: None,
             paused: false,
             wake_watched_roots: false,
+            retry: None,
         })
     }
 
@@ -149,9 +152,12 @@ impl Reader {
 
     /// Fsyncs the spool and saves the checkpoints (the end of a clean stop).
     pub fn finish(mut self) -> Result<(), TailerError> {
+        let appended = self.retry_append();
         self.spool.sync_all()?;
-        for f in &mut self.followers {
-            f.mark_durable();
+        if appended {
+            for f in &mut self.followers {
+                f.mark_durable();
+            }
         }
         self.followers.retain(|f| !f.done);
         self.save()?;
@@ -182,13 +188,13 @@ impl Reader {
             }
         }
         let mut busy = false;
-        if !full {
+        if !full && self.retry_append() {
             self.wake_roots();
             self.resume_dormant()?;
             self.discover()?;
             busy = self.read_all()?;
         }
-        if self.spool.tick(Utc::now())? {
+        if self.spool.tick(Utc::now())? && self.retry.is_none() {
             for f in &mut self.followers {
                 f.mark_durable();
             }
@@ -392,28 +398,14 @@ impl Reader {
             if self.open_slots() == 0 && !self.evict_one() {
                 break;
             }
-            let mut file = match std::fs::File::open(&path) {
-                Ok(f) => f,
+            let at_end = self.first_run && self.config.sources[source].start_at == StartAt::End;
+            let (file, meta, head, start, tail) = match open_new(&path, at_end) {
+                Ok(opened) => opened,
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "cannot open a matching file; will retry");
                     continue;
                 }
             };
-            let meta = file
-                .metadata()
-                .map_err(|e| TailerError::io("reading file metadata", &path, e))?;
-            let start = if self.first_run && self.config.sources[source].start_at == StartAt::End {
-                meta.len()
-            } else {
-                0
-            };
-            let head = fingerprint::head_of(&file)
-                .map_err(|e| TailerError::io("reading file head", &path, e))?;
-            let tail = fingerprint::tail_of(&file, start)
-                .map_err(|e| TailerError::io("reading file", &path, e))?
-                .unwrap_or_default();
-            FileFollower::seek_plain(&mut file, start)
-                .map_err(|e| TailerError::io("seeking in file", &path, e))?;
             let seq = self.next_seq;
             self.next_seq += 1;
             assigned = true;
@@ -458,7 +450,24 @@ impl Reader {
                 &mut self.batch,
                 &self.events,
             );
-            let read = read.map_err(|e| TailerError::io("reading", f.path.clone(), e))?;
+            let read = match read {
+                Ok(n) => {
+                    f.failing = false;
+                    n
+                }
+                Err(e) => {
+                    if matches!(f.input(), Input::Gzip(_)) {
+                        // A corrupt archive will not get better: give up on the rest.
+                        tracing::warn!(path = %f.path.display(), seq = f.seq, error = %e, "cannot decompress the rest of a rotated copy; its remaining lines are lost");
+                        self.events.file_lost();
+                        f.done = true;
+                    } else if !f.failing {
+                        tracing::warn!(path = %f.path.display(), error = %e, "cannot read file; retrying every cycle");
+                    }
+                    f.failing = true;
+                    0
+                }
+            };
             if read as usize >= budget {
                 busy = true;
             }
@@ -482,12 +491,34 @@ impl Reader {
             }
             if !self.batch.is_empty() {
                 let crawl = self.followers[i].ctx.crawl.clone();
-                self.spool.append(&crawl, &self.batch, Utc::now())?;
+                if let Err(e) = self.spool.append(&crawl, &self.batch, Utc::now()) {
+                    tracing::warn!(error = %e, "cannot append to the spool: reading paused, retrying every poll interval");
+                    self.retry = Some((crawl, std::mem::take(&mut self.batch)));
+                    return Ok(false);
+                }
                 self.batch.clear();
             }
             i += 1;
         }
         Ok(busy)
+    }
+
+    /// Appends the batch an earlier append failed on (disk full). Until it succeeds
+    /// nothing else is read and no offset moves, so nothing is checkpointed past it.
+    fn retry_append(&mut self) -> bool {
+        let Some((crawl, batch)) = self.retry.take() else {
+            return true;
+        };
+        match self.spool.append(&crawl, &batch, Utc::now()) {
+            Ok(()) => {
+                tracing::info!("spool writable again: reading resumed");
+                true
+            }
+            Err(_) => {
+                self.retry = Some((crawl, batch));
+                false
+            }
+        }
     }
 
     /// Notices what happened to an open file since the last cycle.
@@ -597,6 +628,27 @@ impl Reader {
         }
         Ok(())
     }
+}
+
+/// Opens a newly found file positioned at its start (or its end, `at_end`), with its head
+/// and the tail before that position.
+fn open_new(
+    path: &Path,
+    at_end: bool,
+) -> std::io::Result<(
+    std::fs::File,
+    std::fs::Metadata,
+    Fingerprint,
+    u64,
+    Fingerprint,
+)> {
+    let mut file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    let start = if at_end { meta.len() } else { 0 };
+    let head = fingerprint::head_of(&file)?;
+    let tail = fingerprint::tail_of(&file, start)?.unwrap_or_default();
+    FileFollower::seek_plain(&mut file, start)?;
+    Ok((file, meta, head, start, tail))
 }
 
 fn needs_resume(d: &Dormant) -> bool {

@@ -38,6 +38,8 @@ struct OpenBucket {
     key: BucketKey,
     path: PathBuf,
     file: File,
+    /// Bytes in the file: where a failed append is cut back to.
+    len: u64,
     /// Appended since the last fsync.
     dirty: bool,
 }
@@ -125,12 +127,15 @@ impl SpoolWriter {
                         key,
                         path,
                         file,
+                        len,
                         dirty: false,
                     },
                 );
             }
         }
-        self.usage.bytes.fetch_add(total, Ordering::Relaxed);
+        // The shipper's janitor also measures the spool on disk and may have done so
+        // already: take the larger figure rather than count the same files twice.
+        self.usage.bytes.fetch_max(total, Ordering::Relaxed);
         self.events
             .spool_bytes
             .store(self.usage.bytes(), Ordering::Relaxed);
@@ -179,12 +184,19 @@ impl SpoolWriter {
             .open
             .get_mut(crawl)
             .ok_or_else(|| TailerError::Task("spool bucket vanished".into()))?;
-        bucket
-            .file
-            .write_all(&self.buf)
-            .map_err(|e| TailerError::io("appending to spool bucket", &bucket.path, e))?;
+        if let Err(e) = bucket.file.write_all(&self.buf) {
+            // A partial append (disk full) would leave a torn frame in the middle of the
+            // bucket once later appends succeed: cut the file back to its last whole frame.
+            let _ = bucket.file.set_len(bucket.len);
+            return Err(TailerError::io(
+                "appending to spool bucket",
+                &bucket.path,
+                e,
+            ));
+        }
         bucket.dirty = true;
         let added = self.buf.len() as u64;
+        bucket.len += added;
         self.usage.bytes.fetch_add(added, Ordering::Relaxed);
         self.events
             .spool_bytes
@@ -229,13 +241,16 @@ impl SpoolWriter {
             .append(true)
             .open(&path)
             .map_err(|e| TailerError::io("creating spool bucket", &path, e))?;
-        let len = file
+        let mut len = file
             .metadata()
             .map_err(|e| TailerError::io("reading spool bucket size", &path, e))?
             .len();
         if len == 0 {
-            file.write_all(&spool_header())
-                .map_err(|e| TailerError::io("writing spool bucket header", &path, e))?;
+            if let Err(e) = file.write_all(&spool_header()) {
+                let _ = file.set_len(0);
+                return Err(TailerError::io("writing spool bucket header", &path, e));
+            }
+            len = SPOOL_HEADER_LEN as u64;
             self.usage
                 .bytes
                 .fetch_add(SPOOL_HEADER_LEN as u64, Ordering::Relaxed);
@@ -250,6 +265,7 @@ impl SpoolWriter {
             },
             path,
             file,
+            len,
             dirty: true,
         })
     }
@@ -445,6 +461,31 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len() as u64, usage.bytes());
         assert_eq!(recover(&bytes).unwrap().frames, 3);
+    }
+
+    #[test]
+    fn a_full_channel_skips_the_live_copy_and_counts_it_but_keeps_seal_notices() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let usage = SpoolUsage::new();
+        let events = Arc::new(TailerEvents::default());
+        let mut w = SpoolWriter::open(&config(dir.path()), tx, usage, events.clone()).unwrap();
+        let crawl = CrawlId::parse("c1").unwrap();
+        let now = Utc::now();
+        let t = now.timestamp_micros();
+        w.append(&crawl, &[event(0, t)], now).unwrap();
+        w.append(&crawl, &[event(5, t), event(10, t)], now).unwrap();
+        assert_eq!(events.live_skipped_total.load(Ordering::Relaxed), 2);
+        // The channel is still full: the seal notice waits instead of being dropped.
+        w.tick(now + chrono::Duration::seconds(2)).unwrap();
+        assert_eq!(w.pending_sealed(), 1);
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(ShipperInput::Live { count: 1, .. })
+        ));
+        w.tick(now + chrono::Duration::seconds(2)).unwrap();
+        assert_eq!(w.pending_sealed(), 0);
+        assert!(matches!(rx.try_recv(), Ok(ShipperInput::Sealed { .. })));
     }
 
     #[test]
