@@ -13,7 +13,7 @@ use contracts::transport::{
     ClientHello, Direction, MAX_MESSAGE_BYTES, Message, PROTOCOL_MAX, PROTOCOL_MIN, ServerHello,
     Session,
 };
-use contracts::{CrawlId, Event, EventFlags, EventId, Field, FieldSpan, Format};
+use contracts::{CrawlId, Event, EventFlags, EventId, Format};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -295,70 +295,24 @@ pub fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-/// Splits a Heritrix crawl.log line into field spans (a local stand-in for the parsers
-/// crate): 12 space-separated fields, then the rest as `extra`.
+/// A crawl.log line as the tailer makes it, with the real parser (`parsers`). The read
+/// time is the line's own time, as if the tailer read it as it was written.
 pub fn crawl_log_event(crawl: &str, offset: u64, line: &str) -> Option<Event> {
-    const ORDER: [Field; 12] = [
-        Field::LogTime,
-        Field::Status,
-        Field::Size,
-        Field::Url,
-        Field::HopPath,
-        Field::Via,
-        Field::MimeType,
-        Field::Thread,
-        Field::FetchTime,
-        Field::Digest,
-        Field::SourceTag,
-        Field::Annotations,
-    ];
-    let bytes = line.as_bytes();
-    let mut spans = Vec::new();
-    let mut i = 0;
-    for field in ORDER {
-        while i < bytes.len() && bytes[i] == b' ' {
-            i += 1;
-        }
-        if i >= bytes.len() {
-            break;
-        }
-        let start = i;
-        while i < bytes.len() && bytes[i] != b' ' {
-            i += 1;
-        }
-        spans.push(FieldSpan {
-            field,
-            start: start as u32,
-            len: (i - start) as u32,
-        });
-    }
-    while i < bytes.len() && bytes[i] == b' ' {
-        i += 1;
-    }
-    if i < bytes.len() {
-        spans.push(FieldSpan {
-            field: Field::Extra,
-            start: i as u32,
-            len: (bytes.len() - i) as u32,
-        });
-    }
     let time = chrono::DateTime::parse_from_rfc3339(line.split(' ').next()?).ok()?;
-    Some(Event {
-        id: EventId {
-            tailer: 9,
-            file_seq: 1,
-            offset,
-        },
-        time_us: time.timestamp_micros(),
-        flags: EventFlags::default(),
-        original_len: line.len() as u64,
-        format: Format::CrawlLog,
-        crawl: CrawlId::parse(crawl).expect("crawl"),
-        host: "crawler-1".into(),
-        app: "heritrix".into(),
-        fields: spans,
-        raw: bytes.to_vec(),
-    })
+    let mut builder = parsers::EventBuilder::new(
+        parsers::SourceFormat::CrawlLog,
+        9,
+        1,
+        CrawlId::parse(crawl).ok()?,
+        "crawler-1".into(),
+        "heritrix".into(),
+        60_000,
+    );
+    let ev = builder.build(
+        parsers::RawRecord::line(offset, line.as_bytes().to_vec()),
+        time.timestamp_micros(),
+    );
+    (ev.format == Format::CrawlLog).then_some(ev)
 }
 
 /// Polls `check` until it returns true or `deadline` passes.

@@ -1,4 +1,5 @@
 use contracts::transport::Message;
+use futures::StreamExt;
 
 use crate::common::*;
 
@@ -169,5 +170,123 @@ async fn plain_is_refused_unless_configured_and_restart_keeps_rows() {
         b.query("crawl-d", "SELECT count(*) AS n FROM events").await[0]["n"],
         1
     );
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_failure_is_a_nack_and_the_resend_lands() {
+    let b = TestBuck::start(|c| c.nack_retry_after_ms = 1234).await;
+    // The crawl's directory cannot be made: a file sits where it should go.
+    let blocker = b.config.segments_dir().join("blocked");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let mut c = b.client().await;
+    let events: Vec<_> = (0..3)
+        .map(|i| plain_event("blocked", i, now_us(), "x"))
+        .collect();
+    let Message::Nack {
+        seq,
+        retry_after_ms,
+        reason,
+    } = c.live(&events).await
+    else {
+        panic!("expected a nack")
+    };
+    assert_eq!((seq, retry_after_ms), (1, 1234));
+    assert!(reason.contains("blocked"), "{reason}");
+    assert_eq!(b.counters().nacks, 1);
+    // The connection stays open; once the cause is gone the re-send is stored.
+    std::fs::remove_file(&blocker).unwrap();
+    assert_eq!(
+        c.live(&events).await,
+        Message::Ack {
+            seq: 2,
+            rejected: vec![]
+        }
+    );
+    assert_eq!(
+        b.query("blocked", "SELECT count(*) AS n FROM events").await[0]["n"],
+        3
+    );
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_acks_only_what_it_committed() {
+    let b = TestBuck::start(|_| {}).await;
+    let mut c = b.client().await;
+    let t = now_us();
+    for seq in 0..40u64 {
+        let events: Vec<_> = (0..50)
+            .map(|i| plain_event("stop", seq * 1000 + i, t, "x"))
+            .collect();
+        c.send(&Message::Live {
+            seq,
+            frames: frames(&events),
+        })
+        .await;
+    }
+    // Stop while most messages are still queued or being committed.
+    let mut acked = Vec::new();
+    if let Some(Message::Ack { seq, .. }) = c.recv().await {
+        acked.push(seq);
+    }
+    b.shutdown.cancel();
+    while let Some(Ok(wire)) = c.framed.next().await {
+        match c.session.open(&wire).unwrap() {
+            Message::Ack { seq, .. } => acked.push(seq),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let config = b.config.clone();
+    let _dir = b.stop().await;
+    // Every acked message is in the file after the stop.
+    let day = chrono::DateTime::from_timestamp_micros(t)
+        .unwrap()
+        .date_naive();
+    let crawl = contracts::CrawlId::parse("stop").unwrap();
+    let path = contracts::segment_path::segment_path(&config.segments_dir(), &crawl, day, 0);
+    assert!(!acked.is_empty());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for seq in &acked {
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM events WHERE id LIKE ?1",
+                [format!("%-1-{}%", seq * 1000)],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(n >= 1, "acked message {seq} is stored");
+    }
+    let total: i64 = conn
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert!(total >= acked.len() as i64 * 50);
+    assert_eq!(
+        acked,
+        (0..acked.len() as u64).collect::<Vec<_>>(),
+        "acks in order, none skipped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_times_out() {
+    let b = TestBuck::start(|c| c.hello_timeout_ms = 100).await;
+    let s = tokio::net::TcpStream::connect(b.ingest).await.unwrap();
+    let mut silent = Client {
+        framed: tokio_util::codec::Framed::new(s, codec()),
+        session: contracts::transport::Session::new(
+            None,
+            [0; 16],
+            contracts::transport::Direction::TailerToBuck,
+        ),
+        seq: 0,
+    };
+    assert!(silent.closed_by_buck().await);
+    eventually(
+        std::time::Duration::from_secs(10),
+        "timeout counted",
+        || async { b.counters().rejected_hello_timeout == 1 },
+    )
+    .await;
     b.stop().await;
 }
