@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use contracts::frame::{self, MAX_FRAME_PAYLOAD};
-use contracts::{CrawlId, Event, EventFlags};
+use contracts::{CrawlId, Event, EventFlags, Field, Format};
 use parsers::{
     EventBuilder, MultilineJoiner, RawRecord, SourceFormat, parse_line, time_is_plausible,
 };
@@ -232,5 +232,234 @@ proptest! {
         prop_assert!(e.flags.has(EventFlags::TRUNCATED));
         prop_assert_eq!(e.original_len, len);
         check_event(&e, read)?;
+    }
+}
+
+/// A crawl.log line built from known field values, with the values it was built from.
+fn generated_crawl_line() -> impl Strategy<Value = (String, Vec<(Field, String)>, i64)> {
+    let time = 946_684_800_000i64..4_102_444_800_000; // 2000 to 2100, in ms
+    let url =
+        "(https?://[a-z]{1,10}\\.[a-z]{2,3}/[a-zA-Z0-9/._?=&%-]{0,30}|dns:[a-z]{1,10}\\.[a-z]{2})";
+    let leading = (
+        time,
+        -9999i32..1000,
+        prop::option::of(0u32..10_000_000),
+        url,
+        "(-|[LEXRPI]{1,6})",
+        prop_oneof!["-".prop_map(String::from), url.prop_map(String::from)],
+        "(no-type|[a-z]{1,8}/[a-z-]{1,8})",
+        "#[0-9]{3}",
+        "(-|[0-9]{17}\\+[0-9]{1,4})",
+        "(-|sha1:[A-Z2-7]{32}|[A-Z2-7]{32})",
+        "(-|[a-z]{1,8})",
+    );
+    // Annotations may hold spaces but no braces (a brace-balanced tail would be read as the
+    // JSON extra: that ambiguity is the format's own).
+    let annotations = prop::option::of("[!-z|~]([ !-z|~]{0,38}[!-z|~])?");
+    let extra = prop::option::of(prop::collection::btree_map(
+        "[a-zA-Z]{1,12}",
+        "[ -~]{0,20}",
+        0..4,
+    ));
+    (leading, annotations, extra, 1usize..4).prop_map(|(l, annotations, extra, gap)| {
+        let (ms, status, size, url, hop, via, mime, thread, fetch, digest, source) = l;
+        let time = chrono::DateTime::from_timestamp_millis(ms).expect("in range");
+        let mut want = vec![
+            (
+                Field::LogTime,
+                time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            ),
+            (Field::Status, status.to_string()),
+            (Field::Size, size.map_or("-".to_owned(), |s| s.to_string())),
+            (Field::Url, url),
+            (Field::HopPath, hop),
+            (Field::Via, via),
+            (Field::MimeType, mime),
+            (Field::Thread, thread),
+            (Field::FetchTime, fetch),
+            (Field::Digest, digest),
+            (Field::SourceTag, source),
+        ];
+        want.extend(annotations.map(|a| (Field::Annotations, a)));
+        want.extend(extra.map(|m| {
+            (
+                Field::Extra,
+                serde_json::to_string(&m).expect("a map of strings serializes"),
+            )
+        }));
+        let sep = " ".repeat(gap);
+        let line = format!(
+            "{} {:>5} {:>10} {}",
+            want[0].1,
+            want[1].1,
+            want[2].1,
+            want[3..]
+                .iter()
+                .map(|(_, v)| v.as_str())
+                .collect::<Vec<_>>()
+                .join(&sep)
+        );
+        (line, want, ms * 1000)
+    })
+}
+
+proptest! {
+    #[test]
+    fn generated_crawl_lines_give_back_their_fields((line, want, time_us) in generated_crawl_line()) {
+        let p = parse_line(SourceFormat::CrawlLog, line.as_bytes(), time_us);
+        prop_assert!(!p.failed, "{}", line);
+        prop_assert_eq!(p.format, Format::CrawlLog);
+        prop_assert_eq!(p.time_us, Some(time_us));
+        let got: Vec<(Field, String)> = p
+            .fields
+            .iter()
+            .map(|s| (s.field, line[s.start as usize..(s.start + s.len) as usize].to_owned()))
+            .collect();
+        prop_assert_eq!(got, want, "{}", line);
+    }
+}
+
+/// `token` or the NILVALUE (`None`).
+fn nil_or(token: &'static str) -> impl Strategy<Value = Option<String>> {
+    prop::option::of(token)
+}
+
+/// An RFC 5424 line built from known values, with the spans it should give and its time.
+fn generated_5424_line() -> impl Strategy<Value = (String, Vec<(Field, String)>, Option<i64>)> {
+    (
+        0u32..=191,
+        prop::option::of((
+            946_684_800_000_000i64..4_102_444_800_000_000,
+            -14i32 * 60..=14 * 60,
+        )),
+        (
+            nil_or("[!-~]{1,20}"),
+            nil_or("[!-~]{1,12}"),
+            nil_or("[0-9]{1,6}"),
+            nil_or("[A-Za-z0-9]{1,8}"),
+        ),
+        prop::collection::vec(("[a-z]{1,6}@[0-9]{1,5}", "[ -~]{0,12}"), 0..3),
+        prop::option::of("[ -~]{1,40}"),
+    )
+        .prop_map(|(pri, time, (host, app, proc_id, msg_id), sd, msg)| {
+            let mut want = vec![(Field::Priority, pri.to_string())];
+            let (time_text, time_us) = match time {
+                Some((us, offset_min)) => {
+                    let zone =
+                        chrono::FixedOffset::east_opt(offset_min * 60).expect("within a day");
+                    let t = chrono::DateTime::from_timestamp_micros(us)
+                        .expect("in range")
+                        .with_timezone(&zone);
+                    let text = t.format("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string();
+                    want.push((Field::SyslogTime, text.clone()));
+                    (text, Some(us))
+                }
+                None => ("-".to_owned(), None),
+            };
+            let mut header = Vec::new();
+            for (field, value) in [
+                (Field::Hostname, host),
+                (Field::AppName, app),
+                (Field::ProcId, proc_id),
+                (Field::MsgId, msg_id),
+            ] {
+                // A lone "-" is the NILVALUE whichever way it was generated.
+                match value.filter(|v| v != "-") {
+                    Some(v) => {
+                        want.push((field, v.clone()));
+                        header.push(v);
+                    }
+                    None => header.push("-".to_owned()),
+                }
+            }
+            let sd_text: String = sd
+                .iter()
+                .map(|(id, v)| {
+                    let escaped = v
+                        .replace('\\', "\\\\")
+                        .replace('"', "\\\"")
+                        .replace(']', "\\]");
+                    format!("[{id} k=\"{escaped}\"]")
+                })
+                .collect();
+            if sd_text.is_empty() {
+                header.push("-".to_owned());
+            } else {
+                want.push((Field::StructuredData, sd_text.clone()));
+                header.push(sd_text);
+            }
+            let mut line = format!("<{pri}>1 {time_text} {}", header.join(" "));
+            if let Some(m) = msg.filter(|m| !m.ends_with(' ')) {
+                line.push(' ');
+                line.push_str(&m);
+                want.push((Field::Message, m));
+            }
+            (line, want, time_us)
+        })
+}
+
+/// An RFC 3164 line (no `<PRI>`, as rsyslog writes files) for a time near the read time.
+fn generated_3164_line() -> impl Strategy<Value = (String, Vec<(Field, String)>, i64, i64)> {
+    (
+        946_684_800i64..4_102_444_800,
+        -3_600i64..3_600,
+        "[a-z][a-z0-9-]{0,15}",
+        "[a-z][a-z0-9_./-]{0,15}",
+        prop::option::of(1u32..99_999),
+        "[!-~][ -~]{0,40}",
+    )
+        .prop_map(|(secs, skew, host, app, pid, msg)| {
+            let t = chrono::DateTime::from_timestamp(secs, 0).expect("in range");
+            let stamp = t.format("%b %e %H:%M:%S").to_string();
+            let tag = match pid {
+                Some(p) => format!("{app}[{p}]:"),
+                None => format!("{app}:"),
+            };
+            let line = format!("{stamp} {host} {tag} {msg}");
+            let mut want = vec![
+                (Field::SyslogTime, stamp),
+                (Field::Hostname, host),
+                (Field::AppName, app),
+            ];
+            want.extend(pid.map(|p| (Field::ProcId, p.to_string())));
+            want.push((
+                Field::Message,
+                msg.trim_end_matches(['\r', '\n']).to_owned(),
+            ));
+            (line, want, secs * 1_000_000, (secs + skew) * 1_000_000)
+        })
+}
+
+fn spans_text(line: &str, p: &parsers::Parsed) -> Vec<(Field, String)> {
+    p.fields
+        .iter()
+        .map(|s| {
+            (
+                s.field,
+                line[s.start as usize..(s.start + s.len) as usize].to_owned(),
+            )
+        })
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn generated_rfc5424_lines_give_back_their_fields((line, want, time_us) in generated_5424_line()) {
+        let p = parse_line(SourceFormat::Syslog, line.as_bytes(), 0);
+        prop_assert!(!p.failed, "{}", line);
+        prop_assert_eq!(p.format, Format::Syslog);
+        prop_assert_eq!(p.time_us, time_us);
+        prop_assert_eq!(spans_text(&line, &p), want, "{}", line);
+    }
+
+    #[test]
+    fn generated_rfc3164_lines_give_back_their_fields_and_year((line, want, time_us, read) in generated_3164_line()) {
+        for format in [SourceFormat::Syslog, SourceFormat::Auto] {
+            let p = parse_line(format, line.as_bytes(), read);
+            prop_assert!(!p.failed, "{}", line);
+            prop_assert_eq!(p.format, Format::Syslog);
+            prop_assert_eq!(p.time_us, Some(time_us), "{}", line);
+            prop_assert_eq!(spans_text(&line, &p), want.clone(), "{}", line);
+        }
     }
 }
