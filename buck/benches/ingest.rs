@@ -1,0 +1,329 @@
+//! Ingest and query figures for the buck, printed (not asserted):
+//!
+//! 1. the segment writer (group commit, dedup, crawled_url rows), fed directly;
+//! 2. the whole path: sealed, compressed live packets over TCP on 127.0.0.1, acked after
+//!    commit, pipelined;
+//! 3. the ceiling: a bare rusqlite loop inserting the same rows into the same schema in
+//!    one transaction;
+//! 4. the trough query on a 1M-row segment, through the HTTP API.
+//!
+//! `cargo bench -p sluice-buck --bench ingest -- [events] [query_rows]`
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use buck::segment_schema;
+use buck::{BuckConfig, BuckEvents, Bus, Origin, SegmentWriter, WriterOptions};
+use bytes::Bytes;
+use contracts::keys::KeyPair;
+use contracts::transport::{
+    ClientHello, Direction, MAX_MESSAGE_BYTES, Message, PROTOCOL_MAX, PROTOCOL_MIN, ServerHello,
+    Session,
+};
+use contracts::{CrawlId, Event};
+use futures::{SinkExt, StreamExt};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+const HOSTS: usize = 1000;
+
+fn make_events(crawl: &CrawlId, n: usize, tailer: u64, time_us: i64) -> Vec<Event> {
+    let mut b = parsers::EventBuilder::new(
+        parsers::SourceFormat::CrawlLog,
+        tailer,
+        1,
+        crawl.clone(),
+        "crawler-1".into(),
+        "heritrix".into(),
+        60_000,
+    );
+    let mut offset = 0u64;
+    (0..n)
+        .map(|i| {
+            let h = if i % 10 == 0 { "www.example.com".to_owned() } else { format!("host{}.example.org", i % HOSTS) };
+            let status = [200, 200, 200, 301, 404, -1][i % 6];
+            let line = format!(
+                "2026-11-21T10:00:00.000Z {status:>5} {:>6} http://{h}/path/{i}.html L http://{h}/ text/html #0{:02} 20261121095959999+{} sha1:ABCDEFGHIJKLMNOPQRSTUVWXYZ234567 - {{\"warcFilename\":\"crawl-00001.warc.gz\",\"warcFileOffset\":{},\"contentSize\":{}}}",
+                i % 100_000,
+                i % 50,
+                i % 900,
+                i * 1000,
+                i % 100_000 + 300
+            );
+            let ev = b.build(parsers::RawRecord::line(offset, line.clone().into_bytes()), time_us);
+            offset += line.len() as u64 + 1;
+            ev
+        })
+        .collect()
+}
+
+fn rate(n: usize, secs: f64) -> String {
+    format!("{:>9.0} events/s ({n} in {secs:.2} s)", n as f64 / secs)
+}
+
+async fn writer_direct(dir: &std::path::Path, events: &[Event]) {
+    let mut cfg = BuckConfig::new("bench", dir);
+    cfg.writer_max_delay_ms = 2;
+    let stats = Arc::new(BuckEvents::default());
+    let bus = Bus::new(4096, stats.clone());
+    let (writer, thread) =
+        SegmentWriter::spawn(WriterOptions::from_config(&cfg), bus, stats.clone()).expect("writer");
+    for (label, pass) in [("new rows", 0), ("all duplicates", 1)] {
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        // Eight concurrent producers of 1000-event requests, as eight tailer connections.
+        for part in events.chunks(events.len().div_ceil(8)) {
+            let w = writer.clone();
+            let part = part.to_vec();
+            tasks.push(tokio::spawn(async move {
+                for chunk in part.chunks(1000) {
+                    w.write(chunk.to_vec(), Origin::Live).await.expect("write");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task");
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!("segment writer, {label:<15} {}", rate(events.len(), secs));
+        let _ = pass;
+    }
+    let c = stats.snapshot();
+    println!(
+        "  inserted {} duplicates {} commits {}",
+        c.inserted, c.duplicates, c.commits
+    );
+    drop(writer);
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .expect("join")
+        .expect("writer stops");
+}
+
+fn bare_rusqlite(dir: &std::path::Path, crawl: &CrawlId, events: &[Event]) {
+    let path = dir.join("bare.sqlite");
+    let day = chrono::Utc::now().date_naive();
+    let conn = segment_schema::open_for_write(&path, crawl, day, 0, 0).expect("open");
+    // The row values are computed before the clock starts: this is SQLite alone.
+    let rows: Vec<_> = events
+        .iter()
+        .map(|e| {
+            let fields: serde_json::Map<String, serde_json::Value> = e
+                .fields
+                .iter()
+                .filter_map(|s| {
+                    e.field_str(s.field)
+                        .map(|v| (s.field.name().to_owned(), v.into_owned().into()))
+                })
+                .collect();
+            (
+                e.id.to_string(),
+                e.time().to_rfc3339(),
+                e.line().into_owned(),
+                serde_json::Value::Object(fields).to_string(),
+                contracts::crawled_url::CrawledUrl::from_event(e),
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    conn.execute_batch("BEGIN").expect("begin");
+    {
+        let mut ins = conn
+            .prepare("INSERT OR IGNORE INTO events(id, time, time_us, host, app, format, flags, original_len, line, raw, fields) VALUES (?1, ?2, ?3, 'crawler-1', 'heritrix', 'crawl_log', 0, ?4, ?5, NULL, ?6)")
+            .expect("prepare");
+        let mut cu = conn
+            .prepare("INSERT INTO crawled_url(rowid, timestamp, status_code, size, payload_size, url, hop_path, is_seed_redirect, via, mimetype, content_digest, seed, is_duplicate, warc_filename, warc_offset, warc_content_bytes, host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)")
+            .expect("prepare");
+        for ((id, time, line, fields, c), e) in rows.iter().zip(events) {
+            ins.execute(rusqlite::params![
+                id,
+                time,
+                e.time_us,
+                line.len() as i64,
+                line,
+                fields
+            ])
+            .expect("insert");
+            if let Some(c) = c {
+                cu.execute(rusqlite::params![
+                    conn.last_insert_rowid(),
+                    c.timestamp,
+                    c.status_code,
+                    c.size,
+                    c.payload_size,
+                    c.url,
+                    c.hop_path,
+                    c.is_seed_redirect,
+                    c.via,
+                    c.mimetype,
+                    c.content_digest,
+                    c.seed,
+                    c.is_duplicate,
+                    c.warc_filename,
+                    c.warc_offset,
+                    c.warc_content_bytes,
+                    c.host
+                ])
+                .expect("insert");
+            }
+        }
+    }
+    conn.execute_batch("COMMIT").expect("commit");
+    println!(
+        "bare rusqlite, one transaction {}",
+        rate(events.len(), started.elapsed().as_secs_f64())
+    );
+}
+
+async fn over_tcp(
+    dir: &std::path::Path,
+    events: &[Event],
+) -> (
+    tokio_util::sync::CancellationToken,
+    buck::BuckHandle,
+    String,
+) {
+    let tailer = KeyPair::generate();
+    let mut cfg = BuckConfig::new("bench", dir);
+    cfg.allowed_tailers = vec![tailer.public_text()];
+    cfg.sql_max_rows = 10_000_000;
+    let ingest = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = ingest.local_addr().expect("addr");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let handle = buck::start(cfg, ingest, shutdown.clone())
+        .await
+        .expect("buck");
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let http_url = format!("http://{}", http.local_addr().expect("addr"));
+    let router = handle.router();
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        axum::serve(http, router)
+            .with_graceful_shutdown(token.cancelled_owned())
+            .await
+    });
+    let buck_key = contracts::keys::parse_public_key(handle.public_key(), "buck").expect("key");
+
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut framed = Framed::new(
+        stream,
+        LengthDelimitedCodec::builder()
+            .max_frame_length(MAX_MESSAGE_BYTES)
+            .new_codec(),
+    );
+    let hello = ClientHello {
+        min_version: PROTOCOL_MIN,
+        max_version: PROTOCOL_MAX,
+        tailer_id: 1,
+        public_key: *tailer.public().as_bytes(),
+        encrypted: true,
+        host: "bench".into(),
+    };
+    framed
+        .send(Bytes::from(hello.encode()))
+        .await
+        .expect("hello");
+    let Some(Ok(answer)) = framed.next().await else {
+        panic!("no server hello")
+    };
+    let ServerHello::Accept { salt, .. } = ServerHello::decode(&answer).expect("hello") else {
+        panic!("refused")
+    };
+    let mut session = Session::new(
+        Some((tailer.secret(), &buck_key)),
+        salt,
+        Direction::TailerToBuck,
+    );
+
+    let started = Instant::now();
+    let packets: Vec<Bytes> = events
+        .chunks(1000)
+        .map(|c| {
+            let mut buf = Vec::new();
+            for e in c {
+                contracts::frame::put_event_frame(&mut buf, e);
+            }
+            Bytes::from(buf)
+        })
+        .collect();
+    let (mut sink, mut stream) = framed.split();
+    let mut sent = 0usize;
+    let mut acked = 0usize;
+    // Up to 8 packets in flight, as the buck's default max_in_flight.
+    while acked < packets.len() {
+        while sent < packets.len() && sent - acked < 8 {
+            let wire = session
+                .seal(&Message::Live {
+                    seq: sent as u64,
+                    frames: packets[sent].clone(),
+                })
+                .expect("seal");
+            sink.send(Bytes::from(wire)).await.expect("send");
+            sent += 1;
+        }
+        let wire = stream.next().await.expect("reply").expect("reply");
+        match session.open(&wire).expect("open") {
+            Message::Ack { .. } => acked += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    println!(
+        "tailer -> buck over TCP (sealed) {}",
+        rate(events.len(), started.elapsed().as_secs_f64())
+    );
+    (shutdown, handle, http_url)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1).filter(|a| !a.starts_with('-'));
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
+    let query_rows: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let crawl = CrawlId::parse("bench").expect("crawl");
+        let now = chrono::Utc::now().timestamp_micros();
+        let events = make_events(&crawl, n, 1, now);
+        let avg = events.iter().map(|e| e.raw.len()).sum::<usize>() / n.max(1);
+        println!("{n} crawl.log events of {avg} bytes on average");
+        let d1 = tempfile::tempdir().expect("dir");
+        writer_direct(d1.path(), &events).await;
+        let d2 = tempfile::tempdir().expect("dir");
+        bare_rusqlite(d2.path(), &crawl, &events);
+        let d3 = tempfile::tempdir().expect("dir");
+        let (shutdown, handle, _) = over_tcp(d3.path(), &events).await;
+        shutdown.cancel();
+        handle.join().await.expect("stop");
+        drop(events);
+
+        // The trough query on a segment of `query_rows` rows.
+        let d4 = tempfile::tempdir().expect("dir");
+        let big = make_events(&crawl, query_rows, 2, now);
+        let started = Instant::now();
+        let (shutdown, handle, http) = over_tcp(d4.path(), &big).await;
+        println!("  (filled a {query_rows}-row segment in {:.1} s)", started.elapsed().as_secs_f64());
+        let client = reqwest::Client::new();
+        let q = r#"SELECT count(id) FROM crawled_urls WHERE host = "www.example.com" GROUP BY status_code;"#;
+        for label in ["trough query, first", "trough query, again"] {
+            let started = Instant::now();
+            let body = client.post(format!("{http}/?segment=bench")).body(q).send().await.expect("query").text().await.expect("body");
+            println!("{label:<27} {:>7.1} ms  {body}", started.elapsed().as_secs_f64() * 1000.0);
+        }
+        let started = Instant::now();
+        let body = client.post(format!("{http}/?segment=bench")).body("SELECT status_code, count(*) AS n FROM crawled_urls GROUP BY status_code").send().await.expect("query").text().await.expect("body");
+        println!("full scan group by status     {:>7.1} ms  {body}", started.elapsed().as_secs_f64() * 1000.0);
+        let started = Instant::now();
+        let body = client.post(format!("{http}/?segment=bench")).body("SELECT * FROM events LIMIT 100000").send().await.expect("query").bytes().await.expect("body");
+        println!("stream 100000 rows as JSON    {:>7.1} ms  ({} MB)", started.elapsed().as_secs_f64() * 1000.0, body.len() / 1_000_000);
+        shutdown.cancel();
+        handle.join().await.expect("stop");
+    });
+}
