@@ -58,16 +58,22 @@ pub struct Node {
 impl Node {
     pub fn spawn(name: &str, script: &str, args: &[&str]) -> Node {
         require_node_modules();
-        let mut child = Command::new("node")
-            .arg(web_dir().join(script))
+        let mut cmd = Command::new("node");
+        cmd.arg(web_dir().join(script))
             .args(args)
-            .current_dir(web_dir())
+            .current_dir(web_dir());
+        Node::spawn_cmd(name, cmd)
+    }
+
+    /// Any process that reports JSON lines on stdout (the live-demo buck, too).
+    pub fn spawn_cmd(name: &str, mut cmd: Command) -> Node {
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("cannot run node ({e}): install Node.js 20 and run scripts/install-web-deps")
+                panic!("cannot run {cmd:?} ({e}): for node, install Node.js 20 and run scripts/install-web-deps")
             });
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, lines) = mpsc::channel();

@@ -1,0 +1,109 @@
+// Connections: one socket.io client per buck of the cluster, each retried on its own,
+// each with a badge: green (subscribed), amber (connecting, or capped), red (down).
+
+import { io } from "socket.io-client";
+
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 5000;
+
+export class Bucks {
+  /**
+   * handlers: onEvents(buckId, batch), onNotice(buckId, kind, payload), onState(buckId, state, detail)
+   */
+  constructor(handlers, { token, backfill = 200 } = {}) {
+    this.handlers = handlers;
+    this.token = token;
+    this.backfill = backfill;
+    this.filter = {};
+    this.conns = new Map();
+  }
+
+  /** Connects to every buck listed, and leaves any that is no longer listed. */
+  setList(list) {
+    const keep = new Set(list.map((b) => b.id));
+    for (const [id, c] of this.conns) {
+      if (!keep.has(id)) {
+        c.close();
+        this.conns.delete(id);
+      }
+    }
+    for (const b of list) if (!this.conns.has(b.id)) this.conns.set(b.id, new Conn(this, b));
+  }
+
+  /** Sends the filter to every buck (and to any that connects later). */
+  subscribe(filter) {
+    this.filter = filter;
+    for (const c of this.conns.values()) c.subscribe();
+  }
+
+  states() {
+    return [...this.conns.values()].map((c) => ({ id: c.id, state: c.state, detail: c.detail }));
+  }
+}
+
+class Conn {
+  constructor(owner, { id, http_url }) {
+    this.owner = owner;
+    this.id = id;
+    this.retries = 0;
+    this.timer = null;
+    // A buck behind a path prefix serves socket.io under that prefix.
+    const url = new URL(http_url, location.href);
+    const path = url.pathname.replace(/\/+$/, "") + "/socket.io/";
+    this.socket = io(url.origin, {
+      path,
+      transports: ["websocket", "polling"],
+      reconnectionDelay: RETRY_MIN_MS,
+      reconnectionDelayMax: RETRY_MAX_MS,
+      auth: owner.token ? { token: owner.token } : {},
+    });
+    this.setState("amber", "connecting");
+    const s = this.socket;
+    s.on("connect", () => {
+      this.retries = 0;
+      this.setState("amber", "connected, subscribing");
+      this.subscribe();
+    });
+    s.on("hello", (h) => (this.hello = h));
+    s.on("subscribed", () => this.setState("green", "live"));
+    s.on("events", (batch) => owner.handlers.onEvents(this.id, batch));
+    s.on("dropped", (d) => owner.handlers.onNotice(this.id, "dropped", d));
+    s.on("capped", (c) => {
+      owner.handlers.onNotice(this.id, "capped", c);
+      this.setState("amber", c.message || c.cap);
+    });
+    s.on("error", (e) => owner.handlers.onNotice(this.id, "error", e));
+    s.on("connect_error", (e) => {
+      this.setState("red", `down: ${e.message}`);
+      // Refused by the buck itself (token): socket.io-client gives up, so retry here.
+      if (!s.active) this.retryLater();
+    });
+    s.on("disconnect", (reason) => {
+      this.setState("red", `down: ${reason}`);
+      if (!s.active) this.retryLater();
+    });
+  }
+
+  retryLater() {
+    clearTimeout(this.timer);
+    const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** this.retries++);
+    this.timer = setTimeout(() => this.socket.connect(), delay);
+  }
+
+  subscribe() {
+    if (!this.socket.connected) return;
+    this.setState("amber", "subscribing");
+    this.socket.emit("subscribe", { ...this.owner.filter, backfill: this.owner.backfill });
+  }
+
+  setState(state, detail) {
+    this.state = state;
+    this.detail = detail;
+    this.owner.handlers.onState(this.id, state, detail);
+  }
+
+  close() {
+    clearTimeout(this.timer);
+    this.socket.close();
+  }
+}
