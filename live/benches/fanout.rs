@@ -25,7 +25,10 @@ fn cpu_secs() -> f64 {
 }
 
 fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 struct Clients {
@@ -36,7 +39,10 @@ struct Clients {
 impl Clients {
     fn spawn(url: &str, n: usize, filter: &str) -> Clients {
         let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
-        assert!(web.join("node_modules/socket.io-client").is_dir(), "run scripts/install-web-deps first");
+        assert!(
+            web.join("node_modules/socket.io-client").is_dir(),
+            "run scripts/install-web-deps first"
+        );
         let mut child = Command::new("node")
             .arg(web.join("tests/bench_clients.mjs"))
             .args([url, &n.to_string(), filter])
@@ -61,7 +67,10 @@ impl Clients {
         let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let v = self.lines.recv_timeout(left).unwrap_or_else(|_| panic!("no {key} from the clients within {within:?}"));
+            let v = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {key} from the clients within {within:?}"));
             if v.get(key).is_some() {
                 return v;
             }
@@ -84,14 +93,20 @@ impl Drop for Clients {
 
 async fn server(cfg: LiveConfig) -> (LiveBroker, String) {
     let (broker, layer) = LiveBroker::new(cfg, "bench".into());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, axum::Router::new().layer(layer)).await });
     (broker, url)
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         // Generous limits: this measures the pipe, not the caps.
         let cfg = LiveConfig { max_events_per_sec: u64::MAX, client_queue: 1 << 20, max_clients: 1000, ..LiveConfig::default() };

@@ -232,9 +232,22 @@ async fn caps_on_clients_rate_and_session_length() {
     );
     third.wait_for(T, "subscribed", |v| v.get("ready").is_some());
     let started = std::time::Instant::now();
+    // The buck's bus lagged: every client hears of it. A repair's row arrives marked late.
+    broker.missed(7);
+    broker.publish(Arc::new(synthetic::event(500, now_us(), 100)), true);
+    let notice = third.wait_for(T, "bus dropped notice", |v| {
+        v.get("dropped_notice").is_some()
+    });
+    assert_eq!(
+        notice["dropped_notice"],
+        json!({ "count": 7, "reason": "bus" })
+    );
     let capped = third.wait_for(T, "session capped", |v| v.get("capped").is_some());
     assert_eq!(capped["capped"]["cap"], "max_session_secs");
     third.wait_for(T, "disconnect", |v| v.get("disconnect").is_some());
+    let done = third.wait_for(T, "done", |v| v.get("done").is_some());
+    assert_eq!(ids(&done["late"]), vec![synthetic::id_of(500)]);
+    assert_eq!(ids(&done["live"]), vec![synthetic::id_of(500)]);
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "capped after {:?}",
