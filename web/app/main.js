@@ -40,10 +40,10 @@ const list = new VirtualList($("rows"), {
 function setPaused(p, byScroll = false) {
   paused = p;
   pausedByScroll = p && byScroll;
+  list.follow = !p;
   if (!p) {
     newWhilePaused = 0;
     list.render(merger.rows);
-    list.scrollToBottom();
   }
   showPause();
 }
@@ -79,16 +79,16 @@ function flush(render) {
     list.scrollBy(-trimmed * ROW_H);
     showPause();
   }
-  if (render) {
-    list.render(merger.rows);
-    if (!paused) list.scrollToBottom();
-    list.render(merger.rows);
-  }
+  if (render) list.render(merger.rows);
   showStats();
 }
 
-function showStats() {
+let statsAt = 0;
+function showStats(force = false) {
   const now = performance.now();
+  // A few times a second is enough for the eye, and keeps text layout off most frames.
+  if (!force && now - statsAt < 250) return;
+  statsAt = now;
   if (now - rate.since >= 1000) {
     rate.value = Math.round((rate.count * 1000) / (now - rate.since));
     rate.count = 0;
@@ -182,13 +182,16 @@ $("filter").addEventListener("submit", (ev) => {
 });
 $("pause").addEventListener("click", () => setPaused(!paused));
 $("live").addEventListener("click", () => setPaused(false));
-window.addEventListener("resize", () => list.render(merger.rows));
+window.addEventListener("resize", () => {
+  list.measure();
+  list.render(merger.rows);
+});
 list.setHighlight(highlighter(filter));
 bucks.subscribe(filter);
 showPause();
 loadBucks().then((l) => bucks.setList(l));
 setInterval(() => loadBucks().then((l) => bucks.setList(l)), 60_000);
-setInterval(showStats, 1000);
+setInterval(() => showStats(true), 1000);
 
 // For tests and the curious: what the page holds, without scraping the DOM.
 window.sluiceLive = {

@@ -13,20 +13,26 @@ export class VirtualList {
     this.pool = [];
     this.rows = [];
     this.highlight = null;
-    this.programmatic = 0;
+    this.follow = true;
+    // Where this code last put the scroll position: a scroll event that lands there is
+    // ours, any other is the user's.
+    this.setTop = -1;
+    this.viewHeight = scroller.clientHeight;
     scroller.addEventListener("scroll", () => {
-      if (this.programmatic > 0) {
-        this.programmatic--;
-        return;
-      }
+      if (Math.abs(scroller.scrollTop - this.setTop) < 1) return;
       onUserScroll(this.atBottom());
       this.render();
     });
   }
 
+  /** Call when the window resizes: the one layout read render() cannot avoid. */
+  measure() {
+    this.viewHeight = this.scroller.clientHeight;
+  }
+
   atBottom() {
     const s = this.scroller;
-    return s.scrollTop + s.clientHeight >= s.scrollHeight - ROW_H;
+    return s.scrollTop + this.viewHeight >= this.rows.length * ROW_H - ROW_H;
   }
 
   setHighlight(re) {
@@ -37,18 +43,14 @@ export class VirtualList {
   /** Moves the view by `dy` pixels without counting it as the user's scroll. */
   scrollBy(dy) {
     if (!dy) return;
-    this.programmatic++;
-    this.scroller.scrollTop += dy;
+    this.setTop = Math.max(0, this.scroller.scrollTop + dy);
+    this.scroller.scrollTop = this.setTop;
   }
 
-  scrollToBottom() {
-    const s = this.scroller;
-    const target = Math.max(0, this.rows.length * ROW_H - s.clientHeight);
-    if (Math.abs(s.scrollTop - target) < 1) return;
-    this.programmatic++;
-    s.scrollTop = target;
-  }
-
+  /**
+   * Shows `rows`; when following, at the tail. Writes only (sizes, scroll position,
+   * rows) from values it already knows, so a frame costs one layout, not several.
+   */
   render(rows = this.rows) {
     this.rows = rows;
     const height = rows.length * ROW_H;
@@ -56,9 +58,18 @@ export class VirtualList {
       this.sizer.style.height = `${height}px`;
       this.sizer._h = height;
     }
-    const s = this.scroller;
-    const first = Math.max(0, Math.floor(s.scrollTop / ROW_H) - OVERSCAN);
-    const count = Math.ceil(s.clientHeight / ROW_H) + 2 * OVERSCAN;
+    let top;
+    if (this.follow) {
+      top = Math.max(0, height - this.viewHeight);
+      if (top !== this.setTop) {
+        this.setTop = top;
+        this.scroller.scrollTop = top;
+      }
+    } else {
+      top = this.scroller.scrollTop;
+    }
+    const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
+    const count = Math.ceil(this.viewHeight / ROW_H) + 2 * OVERSCAN;
     while (this.pool.length < count) {
       const el = makeRow();
       this.scroller.appendChild(el);
@@ -80,9 +91,9 @@ export class VirtualList {
         el._idx = idx;
       }
       if (el._ev !== ev) {
+        if (el._ev === undefined) el.style.display = "";
         fill(el, ev, this.highlight);
         el._ev = ev;
-        el.style.display = "";
       }
     }
   }
@@ -97,6 +108,7 @@ function makeRow() {
     el.appendChild(cell);
   }
   el._idx = -1;
+  el._ev = null;
   return el;
 }
 
