@@ -1,1 +1,109 @@
-//! placeholder
+//! The porter archives closed (crawl, day) SQLite segments from the bucks to S3, HDFS
+//! (WebHDFS) or a local directory, and fetches them back for history.
+//!
+//! An archive run lists the segments of every buck in the cluster file, picks those that
+//! are closed and whose day ended more than `archive_age_secs` ago, downloads every
+//! replica, merges them with de-duplication by event id, compacts and compresses the
+//! result, uploads it with a [`Manifest`] through an [`ArchiveStore`], reads it back, and
+//! only then tells each buck it may prune. [`fetch`] brings a time range back as plain
+//! SQLite files. Every step is idempotent, so any number of porters may run (DESIGN.md,
+//! contract 8; docs/porter.md).
+//!
+//! # Layout
+//!
+//! - [`archive_store`]: the [`ArchiveStore`] trait, its contracts, and [`open_store`].
+//! - [`memory_store`], [`local_dir_store`], [`s3_store`], [`webhdfs_store`]: backends.
+//! - [`retry_store`]: retries and timeouts, as a wrapper around any backend.
+//! - [`manifest`]: the archive layout (keys) and the [`Manifest`].
+//! - [`segment_merge`]: merging replicas into one compacted SQLite file.
+//! - [`object_codec`]: zlib with checksums of both sides.
+//! - [`buck_client`]: the buck's segment endpoints.
+//! - [`archiver`]: the archive run ([`archive_once`]).
+//! - [`fetcher`]: [`fetch`] for history.
+//! - [`config`]: [`PorterConfig`]. [`events`]: [`PorterEvents`] counters. [`error`].
+//!
+//! # Example
+//!
+//! ```
+//! use porter::{ArchiveStore, MemoryStore};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! store.put_bytes("crawl-1/a", "x".into()).await.unwrap();
+//! // Puts are create-only: a second put of the same key fails and changes nothing.
+//! assert!(store.put_bytes("crawl-1/a", "y".into()).await.is_err());
+//! assert_eq!(store.get_bytes("crawl-1/a").await.unwrap(), "x");
+//! # });
+//! ```
+#![deny(missing_docs)]
+
+pub mod archive_store;
+pub mod archiver;
+pub mod buck_client;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod fetcher;
+pub mod local_dir_store;
+pub mod manifest;
+pub mod memory_store;
+pub mod object_codec;
+pub mod retry_store;
+pub mod s3_store;
+pub mod segment_merge;
+pub mod webhdfs_store;
+
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use archive_store::{ArchiveStore, ObjectMeta, open_store};
+pub use archiver::{ArchiveReport, archive_once, archive_with_store};
+pub use config::{PorterConfig, S3Settings, WebHdfsSettings};
+pub use error::{PorterError, StoreError, StoreErrorKind};
+pub use events::PorterEvents;
+pub use fetcher::{
+    FetchProgress, FetchReport, FetchSource, FetchedSegment, fetch, fetch_with_store,
+};
+pub use local_dir_store::LocalDirStore;
+pub use manifest::Manifest;
+pub use memory_store::MemoryStore;
+pub use retry_store::RetryStore;
+pub use s3_store::S3Store;
+pub use webhdfs_store::WebHdfsStore;
+
+/// Runs the porter as a daemon: an archive run every `interval_secs` until `shutdown` is
+/// cancelled. A failed run is logged and counted, and the next one tries again; stopping
+/// mid-run is safe (every step is idempotent). Fails only if the archive store cannot be
+/// opened.
+pub async fn run(
+    config: PorterConfig,
+    shutdown: CancellationToken,
+    events: Arc<PorterEvents>,
+) -> Result<(), PorterError> {
+    let store = open_store(&config.archive, &config).await?;
+    tracing::info!(archive = %store.describe(), interval_secs = config.interval_secs, "porter started");
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = archive_with_store(&config, store.clone(), false, events.clone()) => {
+                if let Err(e) = r {
+                    events.run_finished(false);
+                    tracing::error!(error = %e, "archive run failed; trying again next interval");
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_secs(config.interval_secs)) => {}
+        }
+    }
+    tracing::info!("porter stopped");
+    Ok(())
+}

@@ -1,0 +1,313 @@
+//! Merging the replicas of one segment into a single compacted SQLite file, and the
+//! [`SegmentSummary`] (count, time range, ids hash, tailers) that goes into its manifest.
+//!
+//! The merge does not hard-code the buck's schema: it copies the first replica's schema,
+//! then the union of every replica's rows with `INSERT OR IGNORE` (the unique event id
+//! drops duplicates). Tables that point at `events` (`crawled_url`, by a foreign key or
+//! an `event_id`/`event_rowid` column) are relinked: a row's event has a different rowid
+//! in each replica and in the merge, so the link is followed through the event id. Views
+//! and triggers are created after the data so that no trigger fires during the copy.
+//! The result is written with `VACUUM INTO`, which also compacts it.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+use sha2::{Digest, Sha256};
+
+use crate::error::PorterError;
+
+/// What the manifest records about a segment's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentSummary {
+    /// Number of events.
+    pub events: u64,
+    /// Earliest `time_us`.
+    pub first_time_us: Option<i64>,
+    /// Latest `time_us`.
+    pub last_time_us: Option<i64>,
+    /// sha256 (hex) of the ids sorted bytewise, each followed by `\n`.
+    pub ids_sha256: String,
+    /// Tailer ids (the part of each id before the first `-`), sorted.
+    pub tailers: Vec<String>,
+}
+
+/// Most replicas one merge attaches at once: SQLite's default attach limit is 10, and the
+/// merge file itself takes no slot.
+pub const MAX_REPLICAS: usize = 10;
+
+fn q(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+struct Column {
+    name: String,
+    decl: String,
+    pk: i64,
+}
+
+fn columns(conn: &Connection, schema: &str, table: &str) -> rusqlite::Result<Vec<Column>> {
+    let mut stmt = conn.prepare("SELECT name, type, pk FROM pragma_table_info(?1, ?2)")?;
+    let rows = stmt.query_map([table, schema], |r| {
+        Ok(Column {
+            name: r.get(0)?,
+            decl: r.get::<_, String>(1)?.to_ascii_uppercase(),
+            pk: r.get(2)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// The INTEGER PRIMARY KEY column (a rowid alias) of a table, if it has one.
+fn rowid_alias(cols: &[Column]) -> Option<&str> {
+    let pks: Vec<&Column> = cols.iter().filter(|c| c.pk > 0).collect();
+    match pks.as_slice() {
+        [c] if c.decl == "INTEGER" => Some(&c.name),
+        _ => None,
+    }
+}
+
+/// How a table points at its events.
+enum Link {
+    /// The column holds the event's text id: copy as is.
+    ById(String),
+    /// The column holds the event's rowid (or rowid alias): remap through the id.
+    ByRowid(String),
+}
+
+fn link_of(conn: &Connection, table: &str, cols: &[Column]) -> rusqlite::Result<Option<Link>> {
+    let mut stmt =
+        conn.prepare("SELECT \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1, 'r0')")?;
+    let fks: Vec<(String, String, Option<String>)> = stmt
+        .query_map([table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if let Some((_, from, to)) = fks.into_iter().find(|(t, _, _)| t == "events") {
+        return Ok(Some(match to.as_deref() {
+            Some("id") => Link::ById(from),
+            _ => Link::ByRowid(from),
+        }));
+    }
+    for name in ["event_rowid", "event_id", "event"] {
+        if let Some(c) = cols.iter().find(|c| c.name == name) {
+            return Ok(Some(if c.decl.contains("INT") {
+                Link::ByRowid(c.name.clone())
+            } else {
+                Link::ById(c.name.clone())
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Merges `replicas` (SQLite files of one segment) into `out` (which must not exist).
+pub fn merge_replicas(
+    segment: &str,
+    replicas: &[PathBuf],
+    out: &Path,
+) -> Result<SegmentSummary, PorterError> {
+    let err = |e: rusqlite::Error| {
+        PorterError::segment(segment, format!("merge into {}: {e}", out.display()))
+    };
+    if replicas.is_empty() || replicas.len() > MAX_REPLICAS {
+        return Err(PorterError::segment(
+            segment,
+            format!(
+                "cannot merge {} replicas (1 to {MAX_REPLICAS})",
+                replicas.len()
+            ),
+        ));
+    }
+    let scratch = out.with_extension("merging");
+    let _ = std::fs::remove_file(&scratch);
+    let _ = std::fs::remove_file(out);
+    let conn = Connection::open_with_flags(
+        &scratch,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+    )
+    .map_err(err)?;
+    // The scratch file is thrown away on any failure, so it needs no journal.
+    conn.execute_batch("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
+        .map_err(err)?;
+    for (i, r) in replicas.iter().enumerate() {
+        conn.execute(
+            &format!("ATTACH DATABASE ?1 AS r{i}"),
+            [r.to_string_lossy().as_ref()],
+        )
+        .map_err(|e| {
+            PorterError::segment(
+                segment,
+                format!("replica {} is not a readable sqlite file: {e}", r.display()),
+            )
+        })?;
+    }
+    let summary = merge_attached(&conn, replicas.len()).map_err(err)?;
+    for i in 0..replicas.len() {
+        conn.execute_batch(&format!("DETACH DATABASE r{i}"))
+            .map_err(err)?;
+    }
+    conn.execute("VACUUM INTO ?1", [out.to_string_lossy().as_ref()])
+        .map_err(err)?;
+    drop(conn);
+    let _ = std::fs::remove_file(&scratch);
+    Ok(summary)
+}
+
+fn merge_attached(conn: &Connection, n: usize) -> rusqlite::Result<SegmentSummary> {
+    let schema: Vec<(String, String, String)> = conn
+        .prepare("SELECT type, name, sql FROM r0.sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY rowid")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut tables = Vec::new();
+    for (kind, name, sql) in &schema {
+        if kind == "table" || kind == "index" {
+            conn.execute_batch(sql)?;
+            if kind == "table" {
+                tables.push(name.clone());
+            }
+        }
+    }
+    let ev_cols = columns(conn, "r0", "events")?;
+    if !ev_cols.iter().any(|c| c.name == "id") {
+        return Err(rusqlite::Error::InvalidColumnName("events.id".into()));
+    }
+    let ev_key = rowid_alias(&ev_cols)
+        .map(q)
+        .unwrap_or_else(|| "rowid".to_string());
+    // Events first, in time order across all replicas, so the merged file reads in order
+    // and two porters merging the same replicas build the same rows.
+    let copy: Vec<String> = ev_cols
+        .iter()
+        .filter(|c| Some(c.name.as_str()) != rowid_alias(&ev_cols))
+        .map(|c| q(&c.name))
+        .collect();
+    let copy = copy.join(", ");
+    let union: Vec<String> = (0..n)
+        .map(|i| format!("SELECT {copy} FROM r{i}.events"))
+        .collect();
+    let order = if ev_cols.iter().any(|c| c.name == "time_us") {
+        "time_us, id"
+    } else {
+        "id"
+    };
+    conn.execute_batch(&format!(
+        "INSERT OR IGNORE INTO main.events ({copy}) SELECT {copy} FROM ({}) ORDER BY {order}",
+        union.join(" UNION ALL ")
+    ))?;
+    for table in tables.iter().filter(|t| t.as_str() != "events") {
+        let cols = columns(conn, "r0", table)?;
+        let own_key = rowid_alias(&cols).map(str::to_string);
+        match link_of(conn, table, &cols)? {
+            Some(link) => {
+                let link_col = match &link {
+                    Link::ById(c) | Link::ByRowid(c) => c.clone(),
+                };
+                let others: Vec<&Column> = cols
+                    .iter()
+                    .filter(|c| c.name != link_col && Some(&c.name) != own_key.as_ref())
+                    .collect();
+                let other_names: String =
+                    others.iter().map(|c| format!(", {}", q(&c.name))).collect();
+                let other_src: String = others
+                    .iter()
+                    .map(|c| format!(", c.{}", q(&c.name)))
+                    .collect();
+                let idx = q(&format!("porter_merge_{table}"));
+                conn.execute_batch(&format!(
+                    "CREATE INDEX {idx} ON {}({})",
+                    q(table),
+                    q(&link_col)
+                ))?;
+                for i in 0..n {
+                    // Rows of an event come whole from the first replica that has any:
+                    // copying them from a second replica too would double them.
+                    let sql = match &link {
+                        Link::ById(_) => format!(
+                            "INSERT OR IGNORE INTO main.{t} ({l}{other_names}) SELECT c.{l}{other_src} FROM r{i}.{t} c \
+                             WHERE NOT EXISTS (SELECT 1 FROM main.{t} x WHERE x.{l} = c.{l})",
+                            t = q(table),
+                            l = q(&link_col)
+                        ),
+                        Link::ByRowid(_) => format!(
+                            "INSERT OR IGNORE INTO main.{t} ({l}{other_names}) SELECT m.{ek}{other_src} FROM r{i}.{t} c \
+                             JOIN r{i}.events e ON e.{ek} = c.{l} JOIN main.events m ON m.id = e.id \
+                             WHERE NOT EXISTS (SELECT 1 FROM main.{t} x WHERE x.{l} = m.{ek})",
+                            t = q(table),
+                            l = q(&link_col),
+                            ek = ev_key
+                        ),
+                    };
+                    conn.execute_batch(&sql)?;
+                }
+                conn.execute_batch(&format!("DROP INDEX {idx}"))?;
+            }
+            None => {
+                let names: Vec<String> = cols
+                    .iter()
+                    .filter(|c| Some(&c.name) != own_key.as_ref())
+                    .map(|c| q(&c.name))
+                    .collect();
+                let names = names.join(", ");
+                for i in 0..n {
+                    conn.execute_batch(&format!(
+                        "INSERT OR IGNORE INTO main.{t} ({names}) SELECT {names} FROM r{i}.{t}",
+                        t = q(table)
+                    ))?;
+                }
+            }
+        }
+    }
+    for (kind, _, sql) in &schema {
+        if kind == "view" || kind == "trigger" {
+            conn.execute_batch(sql)?;
+        }
+    }
+    summarize_conn(conn, "main")
+}
+
+/// Summarizes a segment file (used on files from the archive or a single buck).
+pub fn summarize(segment: &str, path: &Path) -> Result<SegmentSummary, PorterError> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| PorterError::segment(segment, format!("{}: {e}", path.display())))?;
+    summarize_conn(&conn, "main")
+        .map_err(|e| PorterError::segment(segment, format!("{}: {e}", path.display())))
+}
+
+fn summarize_conn(conn: &Connection, schema: &str) -> rusqlite::Result<SegmentSummary> {
+    let mut hash = Sha256::new();
+    let mut tailers = BTreeSet::new();
+    let mut events = 0u64;
+    // BINARY collation: bytewise order, the same on every machine.
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id FROM {schema}.events ORDER BY id COLLATE BINARY"
+    ))?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let id: String = row.get(0)?;
+        hash.update(id.as_bytes());
+        hash.update(b"\n");
+        events += 1;
+        let tailer = id.split('-').next().unwrap_or_default();
+        if !tailers.contains(tailer) {
+            tailers.insert(tailer.to_string());
+        }
+    }
+    let has_time = columns(conn, schema, "events")?
+        .iter()
+        .any(|c| c.name == "time_us");
+    let (first_time_us, last_time_us) = if has_time {
+        conn.query_row(
+            &format!("SELECT min(time_us), max(time_us) FROM {schema}.events"),
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
+    } else {
+        (None, None)
+    };
+    Ok(SegmentSummary {
+        events,
+        first_time_us,
+        last_time_us,
+        ids_sha256: hex::encode(hash.finalize()),
+        tailers: tailers.into_iter().collect(),
+    })
+}
