@@ -87,7 +87,7 @@ pub fn recover(buf: &[u8]) -> Result<Recovered, DecodeError> {
 /// Where a bucket starting at `start` lives: `<spool>/<crawl>/YYYY/MM/DD/HH/MM.b`, or
 /// `MM.SS.b` when the interval is not a whole number of minutes (tests use 1 s buckets).
 pub fn spool_bucket_path(spool: &Path, crawl: &CrawlId, start: DateTime<Utc>, interval_secs: u64) -> PathBuf {
-    let name = if interval_secs % 60 == 0 {
+    let name = if interval_secs.is_multiple_of(60) {
         format!("{:02}.b", start.minute())
     } else {
         format!("{:02}.{:02}.b", start.minute(), start.second())
