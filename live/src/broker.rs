@@ -78,9 +78,15 @@ impl LiveBroker {
         };
         let on_connect = {
             let b = broker.clone();
+            // socketioxide sends the CONNECT ack, then calls this closure, and only
+            // spawns the future it returns. Registering the `subscribe` handler in that
+            // future raced the client's first `subscribe` (seen: a lost subscription
+            // under load); in the closure it runs right after the ack, microseconds
+            // before a client could answer it. The web app also re-sends an
+            // unanswered `subscribe`.
             move |s: SocketRef| {
-                let b = b.clone();
-                async move { b.connect(s) }
+                b.connect(s);
+                std::future::ready(())
             }
         };
         let check_token = {

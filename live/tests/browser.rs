@@ -54,11 +54,13 @@ fn live_view_in_chromium_two_bucks_dedup_filter_pause_smoothness_and_a_killed_bu
     let end = page.wait_for(Duration::from_secs(180), "done or fail", |v| {
         v.get("done").is_some() || v.get("fail").is_some()
     });
+    let steps: Vec<String> = page.seen.iter().map(|v| v.to_string()).collect();
     assert!(
         end.get("fail").is_none(),
-        "browser test failed: {}; screenshot in {}",
+        "browser test failed: {}; screenshot in {}; it said:\n  {}",
         end["fail"],
-        shot.display()
+        shot.display(),
+        steps.join("\n  ")
     );
     // The figures, for the record (and the report).
     eprintln!("live view figures: {end}");

@@ -5,6 +5,7 @@ import { io } from "socket.io-client";
 
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 5000;
+const SUBSCRIBE_RETRY_MS = 3000;
 
 export class Bucks {
   /**
@@ -65,14 +66,21 @@ class Conn {
       this.subscribe();
     });
     s.on("hello", (h) => (this.hello = h));
-    s.on("subscribed", () => this.setState("green", "live"));
+    s.on("subscribed", () => {
+      clearTimeout(this.subTimer);
+      this.setState("green", "live");
+    });
     s.on("events", (batch) => owner.handlers.onEvents(this.id, batch));
     s.on("dropped", (d) => owner.handlers.onNotice(this.id, "dropped", d));
     s.on("capped", (c) => {
       owner.handlers.onNotice(this.id, "capped", c);
       this.setState("amber", c.message || c.cap);
     });
-    s.on("error", (e) => owner.handlers.onNotice(this.id, "error", e));
+    s.on("error", (e) => {
+      // The buck answered (it refused the filter): nothing to re-send.
+      clearTimeout(this.subTimer);
+      owner.handlers.onNotice(this.id, "error", e);
+    });
     s.on("connect_error", (e) => {
       this.setState("red", `down: ${e.message}`);
       // Refused by the buck itself (token): socket.io-client gives up, so retry here.
@@ -91,9 +99,12 @@ class Conn {
   }
 
   subscribe() {
+    clearTimeout(this.subTimer);
     if (!this.socket.connected) return;
     this.setState("amber", "subscribing");
     this.socket.emit("subscribe", { ...this.owner.filter, backfill: this.owner.backfill });
+    // A subscribe that crossed the buck's connect handling can go unanswered: ask again.
+    this.subTimer = setTimeout(() => this.state !== "green" && this.subscribe(), SUBSCRIBE_RETRY_MS);
   }
 
   setState(state, detail) {
@@ -104,6 +115,7 @@ class Conn {
 
   close() {
     clearTimeout(this.timer);
+    clearTimeout(this.subTimer);
     this.socket.close();
   }
 }

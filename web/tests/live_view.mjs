@@ -199,6 +199,27 @@ try {
   }, Array.from({ length: 20 }, (_, i) => id(base5 + i)), { timeout: 2000 });
   const badges = await page.$$eval(".badge", (bs) => bs.map((b) => [b.textContent, b.dataset.state]));
   out({ step: "one buck killed", badges });
+
+  // 7. A burst larger than the page's queue on the buck: the page says how many it lost,
+  // and what it shows plus what it was told it lost is the whole burst.
+  const base6 = 6000;
+  const burst = 5000;
+  await publish(urlA, base6, burst);
+  await page.waitForFunction(
+    ([from, n]) => {
+      const ids = sluiceLive.ids().filter((x) => {
+        const o = Number(x.split("-")[2]);
+        return o >= from && o < from + n;
+      });
+      return ids.length + (sluiceLive.stats().dropped["buck-a"] || 0) === n;
+    },
+    [base6, burst],
+    { timeout: 5000 },
+  );
+  const notice = await page.textContent("#dropped");
+  check(/buck-a: [\d,]+ dropped \(this browser fell behind\)/.test(notice), `dropped notice: ${notice}`);
+  figures.burst_dropped = (await page.evaluate(() => sluiceLive.stats().dropped["buck-a"])) || 0;
+  out({ step: "dropped notice", notice });
   await page.screenshot({ path: screenshot });
   out({ done: true, ...figures, badges });
   await browser.close();
