@@ -13,7 +13,7 @@
 //! # Layout
 //!
 //! - [`config`]: `BuckConfig`, the TOML config.
-//! - [`receiver`](crate::receiver) (private): tailer connections, hello, sealed messages, acks.
+//! - `receiver` (private): tailer connections, hello, sealed messages, acks.
 //! - [`segment_writer`]: `SegmentWriter`, the writer thread: group commit, part files, closing.
 //! - [`segment_schema`]: the segment file's schema, `meta`, durability settings.
 //! - [`segment_files`]: finding segment files on disk.

@@ -364,7 +364,7 @@ fn file_uri(path: &std::path::Path) -> String {
 }
 
 /// Opens the query connection: segments attached, TEMP views made, authorizer installed.
-fn prepare_connection(files: &[SegmentFile]) -> Result<Connection, String> {
+fn prepare_connection(files: &[SegmentFile], max_value_bytes: u64) -> Result<Connection, String> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -384,6 +384,13 @@ fn prepare_connection(files: &[SegmentFile]) -> Result<Connection, String> {
         ))
         .map_err(|e| format!("cannot build the {view} view: {e}"))?;
     }
+    // No single value may be larger than a whole reply: this stops `zeroblob(1e9)`,
+    // `printf('%.*c', ..)` and friends from allocating gigabytes before any row limit.
+    let max_value = i32::try_from(max_value_bytes)
+        .unwrap_or(i32::MAX)
+        .max(1 << 20);
+    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, max_value)
+        .map_err(|e| format!("cannot set the value size limit: {e}"))?;
     conn.authorizer(Some(authorize))
         .map_err(|e| format!("cannot install the authorizer: {e}"))?;
     Ok(conn)
@@ -426,7 +433,7 @@ fn execute(files: &[SegmentFile], sql: &str, limits: &Limits, tx: &mpsc::Sender<
         let _ = tx.blocking_send(Chunk::Fail(status, message));
         Outcome::Failed
     };
-    let mut conn = match prepare_connection(files) {
+    let mut conn = match prepare_connection(files, limits.max_bytes) {
         Ok(c) => c,
         Err(m) => return fail(StatusCode::INTERNAL_SERVER_ERROR, m),
     };

@@ -141,6 +141,8 @@ pub struct Client {
     pub framed: Framed<TcpStream, LengthDelimitedCodec>,
     pub session: Session,
     pub seq: u64,
+    /// The connection's salt, from the buck's hello.
+    pub salt: [u8; 16],
 }
 
 pub fn codec() -> LengthDelimitedCodec {
@@ -199,6 +201,7 @@ impl Client {
                     framed,
                     session,
                     seq: 0,
+                    salt,
                 })
             }
             Some(ServerHello::Reject { reason }) => Err(reason),

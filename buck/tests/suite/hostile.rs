@@ -48,6 +48,7 @@ async fn hostile_connections_are_closed_and_counted_while_others_keep_working() 
         framed,
         session: Session::new(None, [0; 16], Direction::TailerToBuck),
         seq: 0,
+        salt: [0; 16],
     };
     assert!(garbage.closed_by_buck().await);
     eventually(
@@ -61,9 +62,10 @@ async fn hostile_connections_are_closed_and_counted_while_others_keep_working() 
     // 2. A forged message: a valid hello, then a message sealed with another secret key.
     let mut forged = b.client().await;
     let mallory = KeyPair::generate();
+    // The connection's salt and direction, the wrong secret key.
     forged.session = Session::new(
         Some((mallory.secret(), &b.buck_key)),
-        [0; 16],
+        forged.salt,
         Direction::TailerToBuck,
     );
     forged
@@ -146,6 +148,7 @@ async fn hostile_connections_are_closed_and_counted_while_others_keep_working() 
         framed: tokio_util::codec::Framed::new(s, codec()),
         session: Session::new(None, [0; 16], Direction::TailerToBuck),
         seq: 0,
+        salt: [0; 16],
     };
     assert!(big.closed_by_buck().await);
     eventually(

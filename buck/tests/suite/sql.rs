@@ -89,6 +89,7 @@ async fn attacks_get_a_clear_4xx_and_the_buck_keeps_serving() {
         ("BEGIN".into(), 400, "not authorized"),
         ("SELECT * FROM s0.meta; SELECT 2".into(), 400, ""),
         ("SELECT * FROM WHERE".into(), 400, "syntax error"),
+        ("SELECT length(hex(zeroblob(2000000000)))".into(), 400, "too big"),
         ("SELECT nonsense FROM".into(), 400, "incomplete input"),
         ("WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r".into(), 408, "sql_timeout_ms"),
     ];
