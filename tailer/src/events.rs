@@ -152,7 +152,8 @@ impl TailerEvents {
     /// A live packet of `frames` frames was sent (to a stand-in if `stand_in`).
     pub fn live_packet_sent(&self, frames: u32, stand_in: bool) {
         self.packets_sent_total.fetch_add(1, Ordering::Relaxed);
-        self.frames_sent_total.fetch_add(frames.into(), Ordering::Relaxed);
+        self.frames_sent_total
+            .fetch_add(frames.into(), Ordering::Relaxed);
         if stand_in {
             self.stand_in_packets_total.fetch_add(1, Ordering::Relaxed);
         }
@@ -166,7 +167,8 @@ impl TailerEvents {
     /// A buck acked a message: `acked` frames stored, `rejected` refused for good.
     pub fn acked(&self, acked: u64, rejected: u64) {
         self.frames_acked_total.fetch_add(acked, Ordering::Relaxed);
-        self.frames_rejected_total.fetch_add(rejected, Ordering::Relaxed);
+        self.frames_rejected_total
+            .fetch_add(rejected, Ordering::Relaxed);
     }
 
     /// A buck nacked a message (it is sent again later).
@@ -176,7 +178,8 @@ impl TailerEvents {
 
     /// A repair chunk was sent.
     pub fn repair_chunk_sent(&self) {
-        self.repair_chunks_sent_total.fetch_add(1, Ordering::Relaxed);
+        self.repair_chunks_sent_total
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// A home acked the last chunk of a bucket's repair send.
@@ -192,7 +195,8 @@ impl TailerEvents {
 
     /// `pending` sealed buckets are not yet delivered to every home.
     pub fn buckets_pending(&self, pending: usize) {
-        self.buckets_pending.store(pending as u64, Ordering::Relaxed);
+        self.buckets_pending
+            .store(pending as u64, Ordering::Relaxed);
     }
 
     /// A delivered bucket was deleted from the spool.

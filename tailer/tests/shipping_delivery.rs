@@ -85,9 +85,11 @@ async fn a_home_down_for_long_gets_the_sealed_bucket_when_back() {
         let evs = w.events(batch * 20, 20);
         run.live(&w, &bucket, &evs).await;
         all.extend(evs);
-        // One batch at a time, so the up home's own in-flight buffer never fills.
-        wait_for(10, "the up home has the batch", || {
+        // One batch at a time, acked before the next, so the up home's own in-flight
+        // buffer never fills (only the up home acks anything).
+        wait_for(10, "the up home acked the batch", || {
             up.event_ids().len() == all.len()
+                && run.get(|e| &e.frames_acked_total) == all.len() as u64
         })
         .await;
     }
@@ -454,6 +456,81 @@ async fn a_restart_resends_undelivered_leftovers_and_not_delivered_ones() {
         );
         assert!(r.copies().values().all(|&n| n == 1));
     }
+    assert_clean(&w);
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn a_silent_buck_is_dropped_after_the_idle_timeout_and_pings_keep_others_open() {
+    let mut w = World::new(2, true).await;
+    w.extra_config = "ping_interval_ms = 40\nidle_timeout_ms = 300".into();
+    let run = w.start();
+    wait_for(10, "both connections up", || {
+        run.get(|e| &e.connections_up) == 2
+    })
+    .await;
+    w.receivers[0].set_mute(true);
+    wait_for(10, "the silent buck's connection dropped", || {
+        run.get(|e| &e.connections_lost_total) >= 1
+    })
+    .await;
+    w.receivers[0].set_mute(false);
+    wait_for(10, "reconnected to the buck", || {
+        w.receivers[0].stats().connections >= 2 && run.get(|e| &e.connections_up) == 2
+    })
+    .await;
+    // The other buck answered every ping: its connection, idle all along, stayed open.
+    assert_eq!(w.receivers[1].stats().connections, 1);
+    assert_eq!(run.get(|e| &e.connections_lost_total), 1);
+    assert_clean(&w);
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn a_changed_cluster_file_is_applied_and_the_bucket_re_offered() {
+    let w = World::new(2, true).await;
+    let (homes, _) = w.routing();
+    // The second home is listed at an address where nothing listens.
+    let nowhere = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").to_string()
+    };
+    let mut addrs: Vec<String> = w.receivers.iter().map(|r| r.addr().to_string()).collect();
+    let wrong: usize = homes[1].trim_start_matches('b').parse().expect("bN");
+    addrs[wrong] = nowhere;
+    w.write_cluster_with(&addrs);
+    let run = w.start();
+    let bucket = w.write_bucket(w.bucket_start(0), &[]).0;
+    let evs = w.events(0, 20);
+    run.live(&w, &bucket, &evs).await;
+    let path = w.write_bucket(bucket.start, &[]).1;
+    run.seal(&bucket, &path).await;
+    let first = w.receiver(&homes[0]);
+    wait_for(10, "the reachable home has every event", || {
+        first.event_ids().len() == evs.len()
+    })
+    .await;
+    wait_for(10, "the unreachable home failed", || {
+        run.get(|e| &e.connect_failures_total) >= 1
+    })
+    .await;
+    assert_eq!(run.get(|e| &e.buckets_delivered_total), 0);
+
+    // The operator fixes the cluster file: the tailer re-reads it and delivers.
+    w.write_cluster();
+    let second = w.receiver(&homes[1]);
+    wait_for(10, "the fixed home has every event", || {
+        second.event_ids().len() == evs.len()
+    })
+    .await;
+    assert_eq!(
+        second.event_ids().into_iter().collect::<BTreeSet<_>>(),
+        ids(&evs)
+    );
+    wait_for(10, "bucket delivered", || {
+        run.get(|e| &e.buckets_delivered_total) == 1
+    })
+    .await;
     assert_clean(&w);
     run.stop().await;
 }

@@ -180,7 +180,7 @@ impl BuckConnection {
                     let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
                     let (outbox, inbox) = mpsc::unbounded_channel();
                     tracing::info!(buck = %buck, addr = %self.entry.ingest, "connected to buck");
-                    self.events.connections_up.fetch_add(1, Ordering::Relaxed);
+                    self.events.connected();
                     let up = LinkEvent::Up {
                         buck: buck.clone(),
                         generation,
@@ -191,7 +191,7 @@ impl BuckConnection {
                     } else {
                         self.serve(wire, session, inbox).await
                     };
-                    self.events.connections_up.fetch_sub(1, Ordering::Relaxed);
+                    self.events.disconnected(ended.is_some());
                     let _ = self
                         .to_shipper
                         .send(LinkEvent::Down {
@@ -203,9 +203,6 @@ impl BuckConnection {
                         // Shutdown, or the shipper is gone.
                         None => return,
                         Some(e) => {
-                            self.events
-                                .connections_lost_total
-                                .fetch_add(1, Ordering::Relaxed);
                             tracing::warn!(buck = %buck, addr = %self.entry.ingest, "connection to buck lost: {e}; reconnecting");
                         }
                     }
@@ -225,14 +222,10 @@ impl BuckConnection {
     }
 
     async fn failed(&self, buck: &str, e: LinkError) {
-        self.events
-            .connect_failures_total
-            .fetch_add(1, Ordering::Relaxed);
-        if matches!(e, LinkError::Rejected(_) | LinkError::ClosedInHello) {
-            self.events
-                .hello_rejected_total
-                .fetch_add(1, Ordering::Relaxed);
-        }
+        self.events.connect_failed(matches!(
+            e,
+            LinkError::Rejected(_) | LinkError::ClosedInHello
+        ));
         tracing::warn!(buck = %buck, addr = %self.entry.ingest, "cannot open a connection to buck: {e}; retrying with backoff");
         let _ = self
             .to_shipper

@@ -18,7 +18,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
@@ -196,7 +195,39 @@ struct ShipperTask {
     sealed: HashMap<BucketKey, SealedBucket>,
     jobs: HashMap<u64, RepairJob>,
     next_job: u64,
-    janitor_kick: Arc<Notify>,
+    /// Delivery records to write, in order (see `write_records`).
+    records: mpsc::UnboundedSender<RecordWrite>,
+}
+
+/// A delivery record to write beside its bucket; `complete` wakes the janitor after.
+struct RecordWrite {
+    path: PathBuf,
+    record: DeliveryRecord,
+    complete: bool,
+}
+
+/// Writes delivery records one at a time, in the order they were decided: two writes of
+/// one bucket's record racing on the blocking pool could leave the older one on disk,
+/// and a delivered bucket would then look undelivered.
+async fn write_records(mut rx: mpsc::UnboundedReceiver<RecordWrite>, janitor_kick: Arc<Notify>) {
+    while let Some(RecordWrite {
+        path,
+        record,
+        complete,
+    }) = rx.recv().await
+    {
+        let saved =
+            tokio::task::spawn_blocking(move || record.save(&path).map_err(|e| (path, e))).await;
+        match saved {
+            Ok(Ok(())) if complete => janitor_kick.notify_one(),
+            Ok(Ok(())) => {}
+            Ok(Err((path, e))) => tracing::error!(
+                path = %DeliveryRecord::path_of(&path).display(),
+                "cannot write delivery record (the bucket will be sent again after a restart): {e}"
+            ),
+            Err(e) => tracing::error!("delivery record writer failed: {e}"),
+        }
+    }
 }
 
 impl ShipperTask {
@@ -232,6 +263,8 @@ impl ShipperTask {
         let (link_tx, link_rx) = mpsc::channel(LINK_EVENTS_QUEUE);
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         let janitor_kick = Arc::new(Notify::new());
+        let (records, records_rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_records(records_rx, janitor_kick.clone()));
         let janitor = SpoolJanitor {
             spool: config.spool_dir.clone(),
             max_bytes: config.spool_max_bytes,
@@ -264,7 +297,7 @@ impl ShipperTask {
             sealed: HashMap::new(),
             jobs: HashMap::new(),
             next_job: 0,
-            janitor_kick,
+            records,
         };
         task.connect_bucks();
         task.adopt_leftover_buckets().await;
@@ -432,7 +465,7 @@ impl ShipperTask {
                     if !b.inflight.contains_key(&seq) {
                         return;
                     }
-                    self.events.nacks_total.fetch_add(1, Ordering::Relaxed);
+                    self.events.nacked();
                     tracing::warn!(buck = %buck, seq, retry_after_ms, "buck refused a message for now: {reason}; retrying");
                     let wait = Duration::from_millis(
                         u64::from(retry_after_ms).clamp(1, MAX_RETRY_AFTER_MS),
@@ -463,13 +496,8 @@ impl ShipperTask {
             return;
         };
         let refused = (rejected.len() as u64).min(f.frames.into());
-        self.events
-            .frames_acked_total
-            .fetch_add(u64::from(f.frames) - refused, Ordering::Relaxed);
+        self.events.acked(u64::from(f.frames) - refused, refused);
         if refused > 0 {
-            self.events
-                .frames_rejected_total
-                .fetch_add(refused, Ordering::Relaxed);
             for r in rejected.iter().take(5) {
                 tracing::warn!(buck = %buck, seq, frame = r.index, "buck rejected a frame for good: {}", r.reason);
             }
@@ -512,9 +540,7 @@ impl ShipperTask {
                 if last {
                     b.active_repair = None;
                     if let Some(j) = self.jobs.remove(&job) {
-                        self.events
-                            .repair_buckets_total
-                            .fetch_add(1, Ordering::Relaxed);
+                        self.events.repair_done();
                         if let Some(s) = self.sealed.get_mut(&j.bucket) {
                             s.jobs.remove(&j.home);
                             s.delivered.insert(j.home.clone());
@@ -621,9 +647,7 @@ impl ShipperTask {
         let homes = order.homes();
         if homes.is_empty() {
             tracing::warn!(crawl = %route.0.as_str(), day = %route.1, "no buck takes this crawl on this day (see `since` in the cluster file); the live copy is dropped, the spool keeps it");
-            self.events
-                .live_dropped_total
-                .fetch_add(p.count.into(), Ordering::Relaxed);
+            self.events.live_dropped(p.count.into());
             return;
         }
         let all_down = homes
@@ -636,11 +660,7 @@ impl ShipperTask {
                 .find(|s| self.bucks.get(*s).is_some_and(|b| b.status == Status::Up))
         {
             let stand_in = stand_in.clone();
-            if self.enqueue_live(&stand_in, frames, p.count, p.buckets, false) {
-                self.events
-                    .stand_in_packets_total
-                    .fetch_add(1, Ordering::Relaxed);
-            }
+            self.enqueue_live(&stand_in, frames, p.count, p.buckets, false);
             return;
         }
         for h in homes {
@@ -657,17 +677,15 @@ impl ShipperTask {
         count: u32,
         buckets: Vec<(BucketKey, u32)>,
         home: bool,
-    ) -> bool {
+    ) {
         let Some(b) = self.bucks.get_mut(buck) else {
-            return false;
+            return;
         };
         let bytes = frames.len();
         if b.live_bytes + bytes > self.config.inflight_max_bytes {
-            self.events
-                .live_dropped_total
-                .fetch_add(count.into(), Ordering::Relaxed);
+            self.events.live_dropped(count.into());
             tracing::debug!(buck = %buck, "in-flight limit reached; live copy dropped, the repair send covers it");
-            return false;
+            return;
         }
         let seq = b.next_seq;
         b.next_seq += 1;
@@ -696,13 +714,7 @@ impl ShipperTask {
             },
         );
         b.live_bytes += bytes;
-        self.events
-            .packets_sent_total
-            .fetch_add(1, Ordering::Relaxed);
-        self.events
-            .frames_sent_total
-            .fetch_add(count.into(), Ordering::Relaxed);
-        true
+        self.events.live_packet_sent(count, !home);
     }
 
     // ---- delivery tracking and the repair path ------------------------------------
@@ -722,9 +734,7 @@ impl ShipperTask {
                 jobs: BTreeMap::new(),
             },
         );
-        self.events
-            .buckets_pending
-            .store(self.sealed.len() as u64, Ordering::Relaxed);
+        self.events.buckets_pending(self.sealed.len());
         self.scan(bucket);
     }
 
@@ -880,20 +890,15 @@ impl ShipperTask {
                 delivered: s.delivered.clone(),
             };
             let path = s.path.clone();
-            let kick = complete.then(|| self.janitor_kick.clone());
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = record.save(&path) {
-                    tracing::error!(path = %DeliveryRecord::path_of(&path).display(), "cannot write delivery record (the bucket will be sent again after a restart): {e}");
-                }
-                if let Some(k) = kick {
-                    k.notify_one();
-                }
+            let _ = self.records.send(RecordWrite {
+                path,
+                record,
+                complete,
             });
         }
         if complete {
             self.events
-                .buckets_delivered_total
-                .fetch_add(1, Ordering::Relaxed);
+                .bucket_delivered(self.sealed.len().saturating_sub(1));
             self.forget(bucket);
         }
     }
@@ -906,9 +911,7 @@ impl ShipperTask {
         }
         self.live_acked.remove(bucket);
         self.live_pending.remove(bucket);
-        self.events
-            .buckets_pending
-            .store(self.sealed.len() as u64, Ordering::Relaxed);
+        self.events.buckets_pending(self.sealed.len());
     }
 
     /// Starts the next repair job of `buck` if it is up and not already sending one.
@@ -1002,9 +1005,7 @@ impl ShipperTask {
                 },
             },
         );
-        self.events
-            .repair_chunks_sent_total
-            .fetch_add(1, Ordering::Relaxed);
+        self.events.repair_chunk_sent();
     }
 
     /// At start-up, takes up every sealed bucket of an earlier run that is not delivered

@@ -148,7 +148,7 @@ impl SpoolJanitor {
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
                     Some(b.saturating_sub(e.bytes))
                 });
-            events.buckets_pruned_total.fetch_add(1, Ordering::Relaxed);
+            events.bucket_pruned();
             pruned += 1;
             if (now - e.start).num_seconds() >= DIR_REMOVAL_MIN_AGE_SECS {
                 self.remove_empty_dirs(&e.path);
@@ -172,8 +172,7 @@ impl SpoolJanitor {
             }
             delete(e, "size", &mut bytes, &mut buckets);
         }
-        events.spool_bytes.store(usage.bytes(), Ordering::Relaxed);
-        events.spool_buckets.store(buckets, Ordering::Relaxed);
+        events.spool_size(usage.bytes(), buckets);
         PruneReport {
             bytes,
             buckets,

@@ -72,6 +72,7 @@ struct Inner {
     nack_next: AtomicU32,
     nack_retry_ms: AtomicU32,
     black_hole: AtomicBool,
+    mute: AtomicBool,
     reject: Mutex<HashSet<EventId>>,
     rejected_seen: Mutex<HashSet<EventId>>,
 }
@@ -112,6 +113,7 @@ impl TestReceiver {
             nack_next: AtomicU32::new(0),
             nack_retry_ms: AtomicU32::new(0),
             black_hole: AtomicBool::new(false),
+            mute: AtomicBool::new(false),
             reject: Mutex::new(HashSet::new()),
             rejected_seen: Mutex::new(HashSet::new()),
         });
@@ -171,6 +173,12 @@ impl TestReceiver {
     /// dies before committing).
     pub fn set_black_hole(&self, on: bool) {
         self.inner.black_hole.store(on, Ordering::SeqCst);
+    }
+
+    /// While on, nothing at all is answered, not even pings (a buck that hangs); data
+    /// messages are swallowed as with the black hole.
+    pub fn set_mute(&self, on: bool) {
+        self.inner.mute.store(on, Ordering::SeqCst);
     }
 
     /// The ids stored, sorted.
@@ -277,6 +285,9 @@ async fn serve(stream: TcpStream, inner: &Inner, cancel: CancellationToken) -> R
             return Ok(());
         }
         let msg = session.open(&buf).map_err(|e| format!("open: {e}"))?;
+        if inner.mute.load(Ordering::SeqCst) {
+            continue;
+        }
         let reply = match msg {
             Message::Ping { token } => Some(Message::Pong { token }),
             Message::Pong { .. } => None,

@@ -89,7 +89,7 @@ impl World {
             Utc::now() + chrono::Duration::hours(2),
             INTERVAL_SECS,
         );
-        let mut w = World {
+        let w = World {
             spool,
             state,
             cluster_path,
@@ -105,12 +105,22 @@ impl World {
         w
     }
 
-    pub fn write_cluster(&mut self) {
+    /// Writes the cluster file listing every receiver at its address.
+    pub fn write_cluster(&self) {
+        let addrs: Vec<String> = self
+            .receivers
+            .iter()
+            .map(|r| r.addr().to_string())
+            .collect();
+        self.write_cluster_with(&addrs);
+    }
+
+    /// Writes the cluster file with `addrs[i]` as the ingest address of buck `bi`.
+    pub fn write_cluster_with(&self, addrs: &[String]) {
         let mut t = String::from("replicas = 2\n");
-        for (i, r) in self.receivers.iter().enumerate() {
+        for (i, (r, addr)) in self.receivers.iter().zip(addrs).enumerate() {
             t.push_str(&format!(
-                "[[buck]]\nid = \"b{i}\"\ningest = \"{}\"\nhttp_url = \"http://127.0.0.1:1\"\npublic_key = \"{}\"\nsince = \"2020-01-01\"\n",
-                r.addr(),
+                "[[buck]]\nid = \"b{i}\"\ningest = \"{addr}\"\nhttp_url = \"http://127.0.0.1:1\"\npublic_key = \"{}\"\nsince = \"2020-01-01\"\n",
                 r.public_key_text()
             ));
         }
