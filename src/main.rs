@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "A log pipeline for fleets of web crawlers")]
+#[command(
+    name = "sluice",
+    version,
+    about = "A log pipeline for fleets of web crawlers"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -101,29 +105,66 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Up { dir, http, crawl, bucket_interval_secs, day_close_grace_secs, paths } => runtime()?.block_on(async {
+        Command::Up {
+            dir,
+            http,
+            crawl,
+            bucket_interval_secs,
+            day_close_grace_secs,
+            paths,
+        } => runtime()?.block_on(async {
             let shutdown = CancellationToken::new();
             sluice_cli::serve::cancel_on_signal(shutdown.clone());
             sluice_cli::up::run(
-                sluice_cli::up::UpArgs { dir, http, crawl, paths, bucket_interval_secs, day_close_grace_secs },
+                sluice_cli::up::UpArgs {
+                    dir,
+                    http,
+                    crawl,
+                    paths,
+                    bucket_interval_secs,
+                    day_close_grace_secs,
+                },
                 shutdown,
             )
             .await
         }),
-        Command::Tail { config, print, follow } => sluice_cli::agents::tail(&config, print, follow),
-        Command::Buck { config, ingest, http, ready_file } => sluice_cli::agents::buck(&config, &ingest, &http, ready_file.as_deref()),
+        Command::Tail {
+            config,
+            print,
+            follow,
+        } => sluice_cli::agents::tail(&config, print, follow),
+        Command::Buck {
+            config,
+            ingest,
+            http,
+            ready_file,
+        } => sluice_cli::agents::buck(&config, &ingest, &http, ready_file.as_deref()),
         Command::Keygen { out, name } => {
             let kp = contracts::keys::KeyPair::generate();
             let (key, public) = kp.save(&out, &name)?;
-            println!("secret key: {}\npublic key: {} ({})", key.display(), public.display(), kp.public_text());
+            println!(
+                "secret key: {}\npublic key: {} ({})",
+                key.display(),
+                public.display(),
+                kp.public_text()
+            );
             Ok(())
         }
-        Command::Sql { url, dir, json, crawl, sql } => {
+        Command::Sql {
+            url,
+            dir,
+            json,
+            crawl,
+            sql,
+        } => {
             let url = match url {
                 Some(u) => u,
                 None => match sluice_cli::up::read_state(&dir) {
@@ -133,7 +174,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             runtime()?.block_on(async {
                 let mut out = std::io::stdout().lock();
-                sluice_cli::sql_client::run(&url, &crawl, &sql, json, &mut out).await.map(|_| ())
+                sluice_cli::sql_client::run(&url, &crawl, &sql, json, &mut out)
+                    .await
+                    .map(|_| ())
             })
         }
     }

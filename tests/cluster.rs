@@ -29,7 +29,16 @@ fn start_buck(dir: &Dir, id: &str, run: u32) -> BuckProc {
         dir,
         &format!("{id}-run{run}"),
         "buck",
-        &["--config", &config, "--ingest", "127.0.0.1:0", "--http", "127.0.0.1:0", "--ready-file", &ready_s],
+        &[
+            "--config",
+            &config,
+            "--ingest",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--ready-file",
+            &ready_s,
+        ],
     );
     let v: Value = wait_for(&format!("buck {id} to listen"), PATIENCE, || {
         agent.assert_running();
@@ -37,7 +46,12 @@ fn start_buck(dir: &Dir, id: &str, run: u32) -> BuckProc {
     });
     let ingest = v["ingest"].as_str().expect("ingest address").to_owned();
     let http = format!("http://{}", v["http"].as_str().expect("http address"));
-    BuckProc { id: id.into(), agent, ingest, http }
+    BuckProc {
+        id: id.into(),
+        agent,
+        ingest,
+        http,
+    }
 }
 
 fn write_cluster(path: &Path, bucks: &[BuckProc], keys: &BTreeMap<String, KeyPair>) {
@@ -69,16 +83,30 @@ fn crawl_line(crawl: &str, tailer: usize, i: usize) -> String {
 }
 
 fn count_on(http: &str, crawl: &str) -> Option<i64> {
-    let rows = sql(http, crawl, "SELECT count(*) AS n, count(DISTINCT id) AS d FROM events").ok()?;
+    let rows = sql(
+        http,
+        crawl,
+        "SELECT count(*) AS n, count(DISTINCT id) AS d FROM events",
+    )
+    .ok()?;
     let r = rows.first()?;
     let (n, d) = (r["n"].as_i64()?, r["d"].as_i64()?);
-    assert_eq!(n, d, "{crawl} on {http}: {n} rows but {d} distinct ids: a duplicate was stored");
+    assert_eq!(
+        n, d,
+        "{crawl} on {http}: {n} rows but {d} distinct ids: a duplicate was stored"
+    );
     Some(n)
 }
 
 fn segments_of(http: &str) -> BTreeSet<String> {
-    let v: Value = reqwest::blocking::get(format!("{http}/segments")).and_then(|r| r.json()).unwrap_or(Value::Null);
-    v.as_array().into_iter().flatten().filter_map(|s| s["crawl"].as_str().map(str::to_owned)).collect()
+    let v: Value = reqwest::blocking::get(format!("{http}/segments"))
+        .and_then(|r| r.json())
+        .unwrap_or(Value::Null);
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["crawl"].as_str().map(str::to_owned))
+        .collect()
 }
 
 #[test]
@@ -95,7 +123,10 @@ fn each_crawl_lives_on_its_two_homes_and_survives_a_killed_home() {
     for (i, k) in tailer_keys.iter().enumerate() {
         k.save(&dir.join("keys"), &format!("t{i}")).unwrap();
     }
-    let allowed: Vec<String> = tailer_keys.iter().map(|k| format!("{:?}", k.public_text())).collect();
+    let allowed: Vec<String> = tailer_keys
+        .iter()
+        .map(|k| format!("{:?}", k.public_text()))
+        .collect();
     // A placeholder cluster file; rewritten with the real ports once the bucks listen.
     std::fs::write(&cluster_path, "[[buck]]\nid = \"b0\"\ningest = \"127.0.0.1:1\"\nhttp_url = \"http://127.0.0.1:1\"\nsince = \"2000-01-01\"\n").unwrap();
     for id in ids {
@@ -120,17 +151,29 @@ fn each_crawl_lives_on_its_two_homes_and_survives_a_killed_home() {
             dir.join(&format!("t{t}/state")).display().to_string(),
             cluster_path.display().to_string(),
             dir.join(&format!("keys/t{t}.key")).display().to_string(),
-            dir.join(&format!("t{t}/jobs/{{crawl}}/crawl.log")).display().to_string(),
+            dir.join(&format!("t{t}/jobs/{{crawl}}/crawl.log"))
+                .display()
+                .to_string(),
         );
         let cfg_path = dir.join(&format!("t{t}.toml"));
         std::fs::write(&cfg_path, cfg).unwrap();
         let cfg_s = cfg_path.display().to_string();
-        tailers.push(Agent::spawn(&dir, &format!("tailer{t}"), "tailer", &["--config", &cfg_s]));
+        tailers.push(Agent::spawn(
+            &dir,
+            &format!("tailer{t}"),
+            "tailer",
+            &["--config", &cfg_s],
+        ));
     }
 
     let cluster = ClusterFile::load(&cluster_path).unwrap();
     let today = Utc::now().date_naive();
-    let homes = |crawl: &str| cluster.home_bucks(&CrawlId::parse(crawl).unwrap(), today).homes().to_vec();
+    let homes = |crawl: &str| {
+        cluster
+            .home_bucks(&CrawlId::parse(crawl).unwrap(), today)
+            .homes()
+            .to_vec()
+    };
     let victim = homes("c0")[0].clone();
     let victim_idx = ids.iter().position(|i| *i == victim).unwrap();
 
@@ -141,7 +184,8 @@ fn each_crawl_lives_on_its_two_homes_and_survives_a_killed_home() {
             for c in cs {
                 let mut f = appender(&dir.join(&format!("t{t}/jobs/{c}/crawl.log")));
                 for k in 0..20 {
-                    f.write_all(crawl_line(c, t, batch * 20 + k).as_bytes()).unwrap();
+                    f.write_all(crawl_line(c, t, batch * 20 + k).as_bytes())
+                        .unwrap();
                 }
                 *expected.entry((*c).to_owned()).or_default() += 20;
             }
@@ -160,19 +204,29 @@ fn each_crawl_lives_on_its_two_homes_and_survives_a_killed_home() {
     for (crawl, n) in &expected {
         for home in homes(crawl) {
             let b = bucks.iter().find(|b| b.id == home).unwrap();
-            wait_for(&format!("{crawl} complete on its home {home}"), PATIENCE * 2, || {
-                for t in tailers.iter_mut() {
-                    t.assert_running();
-                }
-                count_on(&b.http, crawl).filter(|got| got == n)
-            });
+            wait_for(
+                &format!("{crawl} complete on its home {home}"),
+                PATIENCE * 2,
+                || {
+                    for t in tailers.iter_mut() {
+                        t.assert_running();
+                    }
+                    count_on(&b.http, crawl).filter(|got| got == n)
+                },
+            );
         }
     }
     for b in &bucks {
         let held = segments_of(&b.http);
         for crawl in expected.keys() {
             let is_home = homes(crawl).contains(&b.id);
-            assert_eq!(held.contains(crawl), is_home, "{crawl} on {}: held={} but home={is_home}", b.id, held.contains(crawl));
+            assert_eq!(
+                held.contains(crawl),
+                is_home,
+                "{crawl} on {}: held={} but home={is_home}",
+                b.id,
+                held.contains(crawl)
+            );
         }
     }
     let q = "SELECT status_code, count(*) AS n FROM crawled_url GROUP BY status_code ORDER BY status_code";
@@ -181,6 +235,9 @@ fn each_crawl_lives_on_its_two_homes_and_survives_a_killed_home() {
             .iter()
             .map(|h| sql(&bucks.iter().find(|b| &b.id == h).unwrap().http, crawl, q).unwrap())
             .collect();
-        assert_eq!(answers[0], answers[1], "{crawl}: the two replicas answer differently");
+        assert_eq!(
+            answers[0], answers[1],
+            "{crawl}: the two replicas answer differently"
+        );
     }
 }

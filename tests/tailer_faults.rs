@@ -3,7 +3,6 @@
 //! no torn record).
 
 use std::io::Write;
-use std::time::Duration;
 
 use chrono::Utc;
 use contracts::keys::KeyPair;
@@ -34,8 +33,25 @@ pub fn single_buck_setup(dir: &Dir, tailer_extra: &str) -> (SingleBuck, String) 
     );
     std::fs::write(dir.join("b0.toml"), cfg).unwrap();
     let ready = dir.join("b0.ready");
-    let (cfg_s, ready_s) = (dir.join("b0.toml").display().to_string(), ready.display().to_string());
-    let mut agent = Agent::spawn(dir, "buck", "buck", &["--config", &cfg_s, "--ingest", "127.0.0.1:0", "--http", "127.0.0.1:0", "--ready-file", &ready_s]);
+    let (cfg_s, ready_s) = (
+        dir.join("b0.toml").display().to_string(),
+        ready.display().to_string(),
+    );
+    let mut agent = Agent::spawn(
+        dir,
+        "buck",
+        "buck",
+        &[
+            "--config",
+            &cfg_s,
+            "--ingest",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--ready-file",
+            &ready_s,
+        ],
+    );
     let v: Value = wait_for("buck to listen", PATIENCE, || {
         agent.assert_running();
         serde_json::from_str(&std::fs::read_to_string(&ready).ok()?).ok()
@@ -67,7 +83,10 @@ pub fn single_buck_setup(dir: &Dir, tailer_extra: &str) -> (SingleBuck, String) 
 
 fn line(i: usize) -> String {
     let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
-    format!("{now}   200 {:>10} http://www.example.com/page/{i} L http://www.example.com/ text/html #001 - sha1:X - -\n", 1000 + i)
+    format!(
+        "{now}   200 {:>10} http://www.example.com/page/{i} L http://www.example.com/ text/html #001 - sha1:X - -\n",
+        1000 + i
+    )
 }
 
 #[test]
@@ -89,20 +108,42 @@ fn sigkill_mid_stream_loses_nothing_and_stores_nothing_twice() {
         let before = written - 3000;
         wait_for("the tailer to ship part of the burst", PATIENCE, || {
             tailer.assert_running();
-            let n = sql(&buck.http, "k1", "SELECT count(*) AS n FROM events").ok()?.first()?["n"].as_i64()?;
+            let n = sql(&buck.http, "k1", "SELECT count(*) AS n FROM events")
+                .ok()?
+                .first()?["n"]
+                .as_i64()?;
             (n as usize > before).then_some(())
         });
         tailer.kill();
-        tailer = Agent::spawn(&dir, &format!("tailer-{}", round + 1), "tailer", &["--config", &tcfg]);
+        tailer = Agent::spawn(
+            &dir,
+            &format!("tailer-{}", round + 1),
+            "tailer",
+            &["--config", &tcfg],
+        );
     }
+    let mut buck = buck;
     let rows = wait_for("every line in the buck", PATIENCE * 2, || {
         tailer.assert_running();
-        let r = sql(&buck.http, "k1", "SELECT count(*) AS n, count(DISTINCT id) AS d, count(DISTINCT line) AS l FROM events").ok()?;
+        buck.agent.assert_running();
+        let r = sql(
+            &buck.http,
+            "k1",
+            "SELECT count(*) AS n, count(DISTINCT id) AS d, count(DISTINCT line) AS l FROM events",
+        )
+        .ok()?;
         let r = r.first()?.clone();
         (r["l"].as_i64()? as usize >= written).then_some(r)
     });
-    assert_eq!(rows["l"].as_i64().unwrap() as usize, written, "every distinct line, none extra");
+    assert_eq!(
+        rows["l"].as_i64().unwrap() as usize,
+        written,
+        "every distinct line, none extra"
+    );
     assert_eq!(rows["n"], rows["d"], "no event stored twice");
-    assert_eq!(rows["n"].as_i64().unwrap() as usize, written, "one event per line: no torn or split records");
-    drop(buck);
+    assert_eq!(
+        rows["n"].as_i64().unwrap() as usize,
+        written,
+        "one event per line: no torn or split records"
+    );
 }

@@ -8,7 +8,11 @@ use crate::util::{Dir, PATIENCE, Up, appender, sql, sql_count, wait_for};
 fn status_counts_from_file(text: &str) -> BTreeMap<String, i64> {
     let mut m = BTreeMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let status = line.split_whitespace().nth(1).expect("crawl.log line has a status").to_owned();
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .expect("crawl.log line has a status")
+            .to_owned();
         *m.entry(status).or_default() += 1;
     }
     m
@@ -22,7 +26,10 @@ fn a_line_written_to_a_file_is_answered_by_sql() {
     let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
     writeln!(f, "{now}   200       1234 http://www.example.com/ - - text/html #001 20261121100000000+5 sha1:AAAA - -").unwrap();
     drop(f);
-    let pattern = dir.join("jobs/{crawl}/logs/crawl.log").display().to_string();
+    let pattern = dir
+        .join("jobs/{crawl}/logs/crawl.log")
+        .display()
+        .to_string();
     let up = Up::start(&dir, &["--bucket-interval-secs", "1", &pattern]);
     let n = wait_for("the line to be queryable", PATIENCE, || {
         sql_count(&up.url, "c1", "SELECT count(*) FROM events").filter(|&n| n >= 1)
@@ -42,7 +49,10 @@ fn a_line_written_to_a_file_is_answered_by_sql() {
 #[test]
 fn real_crawl_log_counts_per_status_match_the_file() {
     let dir = Dir::new("up-real");
-    let src = crate::util::real_logs().into_iter().next().expect("real crawl logs beside the repo");
+    let src = crate::util::real_logs()
+        .into_iter()
+        .next()
+        .expect("real crawl logs beside the repo");
     let text = std::fs::read_to_string(&src).unwrap();
     let expected = status_counts_from_file(&text);
     let total: i64 = expected.values().sum();
@@ -53,9 +63,78 @@ fn real_crawl_log_counts_per_status_match_the_file() {
     wait_for("every line to arrive", PATIENCE, || {
         sql_count(&up.url, "real", "SELECT count(*) FROM crawled_url").filter(|&n| n == total)
     });
-    let rows = sql(&up.url, "real", "SELECT status_code, count(*) AS n FROM crawled_url GROUP BY status_code").unwrap();
-    let got: BTreeMap<String, i64> =
-        rows.iter().map(|r| (r["status_code"].to_string(), r["n"].as_i64().unwrap())).collect();
+    let rows = sql(
+        &up.url,
+        "real",
+        "SELECT status_code, count(*) AS n FROM crawled_url GROUP BY status_code",
+    )
+    .unwrap();
+    let got: BTreeMap<String, i64> = rows
+        .iter()
+        .map(|r| (r["status_code"].to_string(), r["n"].as_i64().unwrap()))
+        .collect();
     assert_eq!(got, expected);
-    assert_eq!(sql_count(&up.url, "real", "SELECT count(*) FROM events"), Some(total), "no duplicates");
+    assert_eq!(
+        sql_count(&up.url, "real", "SELECT count(*) FROM events"),
+        Some(total),
+        "no duplicates"
+    );
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_a_restart_stores_nothing_twice() {
+    let dir = Dir::new("up-restart");
+    let log = dir.join("crawl.log");
+    let mut f = appender(&log);
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+    for i in 0..500 {
+        writeln!(
+            f,
+            "{now}   200 {i:>10} http://www.example.com/{i} L - text/html #001 - - - -"
+        )
+        .unwrap();
+    }
+    drop(f);
+    let log_s = log.display().to_string();
+    let mut up = Up::start(&dir, &["--crawl", "r1", &log_s]);
+    wait_for("500 events", PATIENCE, || {
+        up.agent.assert_running();
+        sql_count(&up.url, "r1", "SELECT count(*) FROM events").filter(|&n| n == 500)
+    });
+    assert!(
+        up.agent.terminate(std::time::Duration::from_secs(30)),
+        "sluice up exits 0 on SIGTERM; log:\n{}",
+        up.agent.log()
+    );
+    assert!(
+        !dir.join("up/up.json").exists(),
+        "up.json is removed on a clean stop"
+    );
+    // Restart: the checkpoints hold, and anything re-read is de-duplicated.
+    let mut f = appender(&log);
+    for i in 500..600 {
+        writeln!(
+            f,
+            "{now}   404 {i:>10} http://www.example.com/{i} L - text/html #001 - - - -"
+        )
+        .unwrap();
+    }
+    drop(f);
+    let mut up = Up::start(&dir, &["--crawl", "r1", &log_s]);
+    wait_for("600 events", PATIENCE, || {
+        up.agent.assert_running();
+        sql_count(&up.url, "r1", "SELECT count(*) FROM events").filter(|&n| n >= 600)
+    });
+    assert_eq!(
+        sql_count(&up.url, "r1", "SELECT count(*) FROM events"),
+        Some(600)
+    );
+    assert_eq!(
+        sql_count(
+            &up.url,
+            "r1",
+            "SELECT count(*) FROM crawled_url WHERE status_code = 404"
+        ),
+        Some(100)
+    );
 }

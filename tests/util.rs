@@ -3,7 +3,6 @@
 //! guessed sleep).
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,36 +17,28 @@ pub struct Dir {
 
 impl Dir {
     pub fn new(name: &str) -> Dir {
-        let tmp = tempfile::Builder::new().prefix(&format!("sluice-{name}-")).tempdir().expect("creating a temp dir");
+        let tmp = tempfile::Builder::new()
+            .prefix(&format!("sluice-{name}-"))
+            .tempdir()
+            .expect("creating a temp dir");
         let path = tmp.path().to_path_buf();
-        Dir { tmp: Some(tmp), path }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Dir {
+            tmp: Some(tmp),
+            path,
+        }
     }
 
     pub fn join(&self, rel: &str) -> PathBuf {
         self.path.join(rel)
     }
-
-    /// Appends `text` to `rel` (creating it and its parents).
-    pub fn append(&self, rel: &str, text: &[u8]) {
-        let p = self.join(rel);
-        if let Some(parent) = p.parent() {
-            std::fs::create_dir_all(parent).expect("creating parent dirs");
-        }
-        let mut f = OpenOptions::new().create(true).append(true).open(&p).expect("opening for append");
-        f.write_all(text).expect("appending");
-    }
 }
 
 impl Drop for Dir {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            if let Some(t) = self.tmp.take() {
-                eprintln!("test dir kept for inspection: {}", t.keep().display());
-            }
+        if std::thread::panicking()
+            && let Some(t) = self.tmp.take()
+        {
+            eprintln!("test dir kept for inspection: {}", t.keep().display());
         }
     }
 }
@@ -70,21 +61,28 @@ impl Agent {
             other => panic!("unknown binary {other}"),
         };
         let log = dir.join(&format!("{name}.log"));
-        let out = OpenOptions::new().create(true).append(true).open(&log).expect("opening agent log");
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("opening agent log");
         let err = out.try_clone().expect("cloning log handle");
         let child = Command::new(exe)
             .args(args)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("spawning {exe}: {e}"));
-        Agent { name: name.into(), child: Some(child), log }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+        Agent {
+            name: name.into(),
+            child: Some(child),
+            log,
+        }
     }
 
     /// The agent's log so far.
@@ -94,10 +92,14 @@ impl Agent {
 
     /// Fails the test if the agent has exited.
     pub fn assert_running(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            if let Ok(Some(status)) = c.try_wait() {
-                panic!("agent {} exited with {status}; log:\n{}", self.name, self.log());
-            }
+        if let Some(c) = self.child.as_mut()
+            && let Ok(Some(status)) = c.try_wait()
+        {
+            panic!(
+                "agent {} exited with {status}; log:\n{}",
+                self.name,
+                self.log()
+            );
         }
     }
 
@@ -111,7 +113,9 @@ impl Agent {
 
     /// SIGTERM, then wait for a clean exit (up to `timeout`), returning whether it exited 0.
     pub fn terminate(&mut self, timeout: Duration) -> bool {
-        let Some(mut c) = self.child.take() else { return false };
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
         // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
         unsafe {
             libc::kill(c.id() as i32, libc::SIGTERM);
@@ -230,5 +234,9 @@ pub fn appender(path: &Path) -> File {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).expect("creating parent dirs");
     }
-    OpenOptions::new().create(true).append(true).open(path).expect("opening for append")
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("opening for append")
 }

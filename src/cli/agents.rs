@@ -11,7 +11,10 @@ use tokio_util::sync::CancellationToken;
 use crate::serve::{self, MetricsSource};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 /// Runs a tailer from `config`, or prints its events as JSON lines with `print`.
@@ -34,21 +37,37 @@ pub fn tail(config: &Path, print: bool, follow: bool) -> anyhow::Result<()> {
 /// Runs a buck from `config`, taking tailers on `ingest` and serving its APIs on `http`.
 /// Once both are bound, writes `{"ingest": ADDR, "http": ADDR}` to `ready_file` if given
 /// (how scripts and tests learn ports chosen with port 0).
-pub fn buck(config: &Path, ingest: &str, http: &str, ready_file: Option<&Path>) -> anyhow::Result<()> {
+pub fn buck(
+    config: &Path,
+    ingest: &str,
+    http: &str,
+    ready_file: Option<&Path>,
+) -> anyhow::Result<()> {
     let cfg = buck::BuckConfig::load(config)?;
     runtime()?.block_on(async {
         let shutdown = CancellationToken::new();
         serve::cancel_on_signal(shutdown.clone());
-        let ingest_l = tokio::net::TcpListener::bind(ingest).await.with_context(|| format!("binding the ingest address {ingest}"))?;
-        let http_l = tokio::net::TcpListener::bind(http).await.with_context(|| format!("binding the http address {http}"))?;
+        let ingest_l = tokio::net::TcpListener::bind(ingest)
+            .await
+            .with_context(|| format!("binding the ingest address {ingest}"))?;
+        let http_l = tokio::net::TcpListener::bind(http)
+            .await
+            .with_context(|| format!("binding the http address {http}"))?;
         let (ingest_addr, http_addr) = (ingest_l.local_addr()?, http_l.local_addr()?);
         tracing::info!(ingest = %ingest_addr, http = %http_addr, "buck listening");
-        let handle = buck::start(cfg, ingest_l, shutdown.clone()).await.context("starting the buck")?;
+        let handle = buck::start(cfg, ingest_l, shutdown.clone())
+            .await
+            .context("starting the buck")?;
         if let Some(p) = ready_file {
-            write_ready_file(p, &serde_json::json!({"ingest": ingest_addr, "http": http_addr}))?;
+            write_ready_file(
+                p,
+                &serde_json::json!({"ingest": ingest_addr, "http": http_addr}),
+            )?;
         }
         let events = handle.events();
-        let metrics: Vec<MetricsSource> = vec![Arc::new(move |out: &mut String| events.render_prometheus(out))];
+        let metrics: Vec<MetricsSource> = vec![Arc::new(move |out: &mut String| {
+            events.render_prometheus(out)
+        })];
         let router = serve::with_health_and_metrics(handle.router().merge(web::router()), metrics);
         let served = serve::serve(http_l, router, shutdown.clone()).await;
         shutdown.cancel();
@@ -60,6 +79,8 @@ pub fn buck(config: &Path, ingest: &str, http: &str, ready_file: Option<&Path>) 
 /// Writes a ready file atomically (tmp, then rename) so a reader never sees half of it.
 pub fn write_ready_file(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, value.to_string()).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    std::fs::write(&tmp, value.to_string())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }

@@ -30,7 +30,11 @@ pub fn with_health_and_metrics(router: Router, sources: Vec<MetricsSource>) -> R
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled.
-pub async fn serve(listener: tokio::net::TcpListener, router: Router, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
@@ -43,7 +47,9 @@ pub fn cancel_on_signal(token: CancellationToken) {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            let mut term = match tokio::signal::unix::signal(
+                tokio::signal::unix::SignalKind::terminate(),
+            ) {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the process cleanly");

@@ -46,24 +46,42 @@ pub struct UpState {
 
 const SAMPLE_CRAWL: &str = "sample";
 const SAMPLE_LOGS: &[(&str, &str)] = &[
-    ("crawl.log", include_str!("../../samples/heritrix/crawl.log")),
-    ("crawl-h3.3.0.log", include_str!("../../samples/heritrix/crawl-h3.3.0.log")),
+    (
+        "crawl.log",
+        include_str!("../../samples/heritrix/crawl.log"),
+    ),
+    (
+        "crawl-h3.3.0.log",
+        include_str!("../../samples/heritrix/crawl-h3.3.0.log"),
+    ),
 ];
 
 /// Reads `<dir>/up.json`.
 pub fn read_state(dir: &Path) -> anyhow::Result<UpState> {
     let p = dir.join("up.json");
-    let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}: is `sluice up --dir {}` running?", p.display(), dir.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not a sluice up state file", p.display()))
+    let text = std::fs::read_to_string(&p).with_context(|| {
+        format!(
+            "reading {}: is `sluice up --dir {}` running?",
+            p.display(),
+            dir.display()
+        )
+    })?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a sluice up state file", p.display()))
 }
 
 fn write_sample(dir: &Path) -> anyhow::Result<String> {
-    let logs = dir.join("sample").join("jobs").join(SAMPLE_CRAWL).join("logs");
+    let logs = dir
+        .join("sample")
+        .join("jobs")
+        .join(SAMPLE_CRAWL)
+        .join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     for (name, text) in SAMPLE_LOGS {
         let p = logs.join(name);
         if !p.exists() {
-            std::fs::write(&p, text).with_context(|| format!("writing sample log {}", p.display()))?;
+            std::fs::write(&p, text)
+                .with_context(|| format!("writing sample log {}", p.display()))?;
         }
     }
     Ok(logs.join("*.log").display().to_string())
@@ -81,11 +99,17 @@ fn sources(args: &UpArgs) -> anyhow::Result<Vec<SourceConfig>> {
         let abs = if Path::new(&p).is_absolute() {
             p.clone()
         } else {
-            std::env::current_dir().context("reading the current directory")?.join(&p).display().to_string()
+            std::env::current_dir()
+                .context("reading the current directory")?
+                .join(&p)
+                .display()
+                .to_string()
         };
         let has_pattern = abs.contains("{crawl}");
         if !has_pattern && crawl.is_none() {
-            bail!("{p}: give the crawl with --crawl NAME, or put {{crawl}} in the path where the crawl id is (e.g. /heritrix/jobs/{{crawl}}/**/crawl.log)");
+            bail!(
+                "{p}: give the crawl with --crawl NAME, or put {{crawl}} in the path where the crawl id is (e.g. /heritrix/jobs/{{crawl}}/**/crawl.log)"
+            );
         }
         out.push(SourceConfig {
             path: abs,
@@ -104,17 +128,26 @@ fn sources(args: &UpArgs) -> anyhow::Result<Vec<SourceConfig>> {
 pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let dir = &args.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let dir = dir.canonicalize().with_context(|| format!("resolving {}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("resolving {}", dir.display()))?;
     let keys = dir.join("keys");
     let tailer_key = KeyPair::load_or_create(&keys.join("tailer.key")).context("tailer key")?;
     let buck_key_path = keys.join("buck.key");
     let buck_key = KeyPair::load_or_create(&buck_key_path).context("buck key")?;
 
-    let ingest = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the buck's ingest port on 127.0.0.1")?;
+    let ingest = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the buck's ingest port on 127.0.0.1")?;
     let ingest_addr = ingest.local_addr()?;
     let http = tokio::net::TcpListener::bind(&args.http)
         .await
-        .with_context(|| format!("binding the web port {}: is another sluice up running? pick another with --http", args.http))?;
+        .with_context(|| {
+            format!(
+                "binding the web port {}: is another sluice up running? pick another with --http",
+                args.http
+            )
+        })?;
     let http_addr = http.local_addr()?;
 
     // The cluster file is rewritten at each start: the ingest port is new each time, and
@@ -124,7 +157,8 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         "# written by `sluice up` at each start\nreplicas = 1\n\n[[buck]]\nid = \"local\"\ningest = \"{ingest_addr}\"\nhttp_url = \"http://{http_addr}\"\npublic_key = \"{}\"\nsince = \"1970-01-01\"\n",
         buck_key.public_text()
     );
-    std::fs::write(&cluster_path, cluster).with_context(|| format!("writing {}", cluster_path.display()))?;
+    std::fs::write(&cluster_path, cluster)
+        .with_context(|| format!("writing {}", cluster_path.display()))?;
 
     let buck_config_text = format!(
         "id = \"local\"\ndata_dir = {:?}\ncluster_file = {:?}\nkey_file = {:?}\nallowed_tailers = [{:?}]\nday_close_grace_secs = {}\n",
@@ -134,8 +168,11 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         tailer_key.public_text(),
         args.day_close_grace_secs,
     );
-    let buck_config = buck::BuckConfig::parse(&buck_config_text, &dir.join("buck.toml")).context("buck config")?;
-    let buck = buck::start(buck_config, ingest, shutdown.clone()).await.context("starting the buck")?;
+    let buck_config = buck::BuckConfig::parse(&buck_config_text, &dir.join("buck.toml"))
+        .context("buck config")?;
+    let buck = buck::start(buck_config, ingest, shutdown.clone())
+        .await
+        .context("starting the buck")?;
 
     let tailer_config = TailerConfig {
         sources: sources(&args)?,
@@ -145,10 +182,17 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         cluster_file: Some(cluster_path.clone()),
         key_file: Some(keys.join("tailer.key")),
         nice: 0,
-        ..TailerConfig::parse("[[source]]\npath = \"/x\"\ncrawl = \"x\"\n", Path::new("defaults"))?
+        ..TailerConfig::parse(
+            "[[source]]\npath = \"/x\"\ncrawl = \"x\"\n",
+            Path::new("defaults"),
+        )?
     };
     let tailer_events = Arc::new(TailerEvents::default());
-    let tailer_task = tokio::spawn(tailer::run(tailer_config, shutdown.clone(), tailer_events.clone()));
+    let tailer_task = tokio::spawn(tailer::run(
+        tailer_config,
+        shutdown.clone(),
+        tailer_events.clone(),
+    ));
 
     let buck_events = buck.events();
     let metrics: Vec<MetricsSource> = vec![
@@ -157,11 +201,23 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     ];
     let router = serve::with_health_and_metrics(buck.router().merge(web::router()), metrics);
 
-    let state = UpState { http: http_addr, ingest: ingest_addr, pid: std::process::id() };
+    let state = UpState {
+        http: http_addr,
+        ingest: ingest_addr,
+        pid: std::process::id(),
+    };
     let state_path = dir.join("up.json");
-    std::fs::write(&state_path, serde_json::to_string_pretty(&state)?).with_context(|| format!("writing {}", state_path.display()))?;
-    eprintln!("sluice up: web UI and APIs at http://{http_addr}/ (data in {})", dir.display());
-    eprintln!("sluice up: try  sluice sql --dir {} {} 'SELECT status_code, count(*) FROM crawled_url GROUP BY status_code'", dir.display(), args.crawl.as_deref().unwrap_or(SAMPLE_CRAWL));
+    std::fs::write(&state_path, serde_json::to_string_pretty(&state)?)
+        .with_context(|| format!("writing {}", state_path.display()))?;
+    eprintln!(
+        "sluice up: web UI and APIs at http://{http_addr}/ (data in {})",
+        dir.display()
+    );
+    eprintln!(
+        "sluice up: try  sluice sql --dir {} {} 'SELECT status_code, count(*) FROM crawled_url GROUP BY status_code'",
+        dir.display(),
+        args.crawl.as_deref().unwrap_or(SAMPLE_CRAWL)
+    );
 
     let served = serve::serve(http, router, shutdown.clone()).await;
     shutdown.cancel();
