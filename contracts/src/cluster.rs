@@ -79,16 +79,27 @@ pub enum ClusterError {
 impl ClusterFile {
     /// Reads and validates a cluster file.
     pub fn load(path: &Path) -> Result<ClusterFile, ClusterError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ClusterError::Io { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ClusterError::Io {
+            path: path.into(),
+            source,
+        })?;
         ClusterFile::parse(&text, path)
     }
 
     /// Parses and validates cluster file text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<ClusterFile, ClusterError> {
-        let c: ClusterFile = toml::from_str(text).map_err(|e| ClusterError::Parse { path: path.into(), message: e.to_string() })?;
-        let invalid = |message: String| ClusterError::Invalid { path: path.into(), message };
+        let c: ClusterFile = toml::from_str(text).map_err(|e| ClusterError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        let invalid = |message: String| ClusterError::Invalid {
+            path: path.into(),
+            message,
+        };
         if c.bucks.is_empty() {
-            return Err(invalid("no [[buck]] entries: list at least one buck".into()));
+            return Err(invalid(
+                "no [[buck]] entries: list at least one buck".into(),
+            ));
         }
         if c.replicas == 0 {
             return Err(invalid("replicas must be at least 1".into()));
@@ -96,10 +107,14 @@ impl ClusterFile {
         let mut ids = std::collections::HashSet::new();
         for b in &c.bucks {
             if b.id.is_empty() || !ids.insert(b.id.as_str()) {
-                return Err(invalid(format!("buck id {:?} is empty or listed twice", b.id)));
+                return Err(invalid(format!(
+                    "buck id {:?} is empty or listed twice",
+                    b.id
+                )));
             }
             if let Some(k) = &b.public_key {
-                parse_public_key(k, &format!("public_key of buck {:?}", b.id)).map_err(|e| invalid(e.to_string()))?;
+                parse_public_key(k, &format!("public_key of buck {:?}", b.id))
+                    .map_err(|e| invalid(e.to_string()))?;
             }
         }
         Ok(c)
@@ -119,7 +134,9 @@ impl ClusterFile {
 impl BuckEntry {
     /// The buck's public key, if listed.
     pub fn public_key(&self) -> Option<PublicKey> {
-        self.public_key.as_deref().and_then(|k| parse_public_key(k, "public_key").ok())
+        self.public_key
+            .as_deref()
+            .and_then(|k| parse_public_key(k, "public_key").ok())
     }
 }
 
@@ -154,7 +171,10 @@ impl HomeBucks {
             .collect();
         // Ties (astronomically unlikely) break by id so every agent agrees.
         w.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
-        HomeBucks { order: w.into_iter().map(|(_, id)| id.to_owned()).collect(), replicas: cluster.replicas }
+        HomeBucks {
+            order: w.into_iter().map(|(_, id)| id.to_owned()).collect(),
+            replicas: cluster.replicas,
+        }
     }
 
     /// The home bucks' ids.
@@ -195,11 +215,16 @@ mod tests {
         let c = cluster(3);
         assert_eq!(c.replicas, 2);
         assert_eq!(c.bucks[1].ingest, "127.0.0.1:7001");
-        let e = ClusterFile::parse("[[buck]]\nid=\"a\"\n", Path::new("c.toml")).unwrap_err().to_string();
-        assert!(e.contains("c.toml") && e.contains("missing field"), "{e}");
-        let e = ClusterFile::parse("[[buck]]\nid=\"a\"\ningest=\"x\"\nhttp_url=\"y\"\nsince=\"2026-01-01\"\nbogus=1\n", Path::new("c.toml"))
+        let e = ClusterFile::parse("[[buck]]\nid=\"a\"\n", Path::new("c.toml"))
             .unwrap_err()
             .to_string();
+        assert!(e.contains("c.toml") && e.contains("missing field"), "{e}");
+        let e = ClusterFile::parse(
+            "[[buck]]\nid=\"a\"\ningest=\"x\"\nhttp_url=\"y\"\nsince=\"2026-01-01\"\nbogus=1\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("unknown field"), "{e}");
     }
 

@@ -136,8 +136,20 @@ mod tests {
     #[test]
     fn rejects_hostile_ids() {
         for s in [
-            "", "..", ".hidden", "-x", "_x", "a/b", "../etc", "a\\b", "a b", "a\0", "é",
-            "a;DROP", "a'b", &"a".repeat(129),
+            "",
+            "..",
+            ".hidden",
+            "-x",
+            "_x",
+            "a/b",
+            "../etc",
+            "a\\b",
+            "a b",
+            "a\0",
+            "é",
+            "a;DROP",
+            "a'b",
+            &"a".repeat(129),
         ] {
             assert!(CrawlId::parse(s).is_err(), "{s:?} should be rejected");
         }

@@ -43,7 +43,8 @@ pub struct CrawledUrl {
 }
 
 fn dash_none(s: Option<std::borrow::Cow<'_, str>>) -> Option<String> {
-    s.filter(|v| v != "-" && !v.is_empty()).map(|v| v.into_owned())
+    s.filter(|v| v != "-" && !v.is_empty())
+        .map(|v| v.into_owned())
 }
 
 /// The host part of a URL (lowercased), or the name of a `dns:` URL.
@@ -57,7 +58,11 @@ pub fn url_host(url: &str) -> String {
     let auth = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host_port = auth.rsplit('@').next().unwrap_or("");
     let host = if host_port.starts_with('[') {
-        host_port.split(']').next().map(|h| format!("{h}]")).unwrap_or_default()
+        host_port
+            .split(']')
+            .next()
+            .map(|h| format!("{h}]"))
+            .unwrap_or_default()
     } else {
         host_port.split(':').next().unwrap_or("").to_owned()
     };
@@ -74,14 +79,35 @@ impl CrawledUrl {
         let status_code = e.field_str(Field::Status)?.trim().parse().ok()?;
         let url = e.field_str(Field::Url)?.into_owned();
         let payload_size = e.field_str(Field::Size).and_then(|s| s.trim().parse().ok());
-        let extra: Option<Value> = e.field(Field::Extra).and_then(|b| serde_json::from_slice(b).ok());
-        let ex_i64 = |k: &str| extra.as_ref().and_then(|x| x.get(k)).and_then(Value::as_i64);
-        let ex_str = |k: &str| extra.as_ref().and_then(|x| x.get(k)).and_then(Value::as_str).map(str::to_owned);
-        let hop_path = e.field_str(Field::HopPath).map(|s| s.into_owned()).unwrap_or_default();
+        let extra: Option<Value> = e
+            .field(Field::Extra)
+            .and_then(|b| serde_json::from_slice(b).ok());
+        let ex_i64 = |k: &str| {
+            extra
+                .as_ref()
+                .and_then(|x| x.get(k))
+                .and_then(Value::as_i64)
+        };
+        let ex_str = |k: &str| {
+            extra
+                .as_ref()
+                .and_then(|x| x.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let hop_path = e
+            .field_str(Field::HopPath)
+            .map(|s| s.into_owned())
+            .unwrap_or_default();
         let annotations = e.field_str(Field::Annotations).unwrap_or_default();
-        let is_duplicate = annotations.split(',').any(|a| a.starts_with("duplicate:") || a == "warcRevisit");
+        let is_duplicate = annotations
+            .split(',')
+            .any(|a| a.starts_with("duplicate:") || a == "warcRevisit");
         Some(CrawledUrl {
-            timestamp: e.field_str(Field::LogTime).map(|s| s.into_owned()).unwrap_or_else(|| e.time().to_rfc3339()),
+            timestamp: e
+                .field_str(Field::LogTime)
+                .map(|s| s.into_owned())
+                .unwrap_or_else(|| e.time().to_rfc3339()),
             status_code,
             size: ex_i64("contentSize").or(payload_size),
             payload_size,
@@ -107,7 +133,10 @@ mod tests {
 
     #[test]
     fn hosts() {
-        assert_eq!(url_host("http://User@WWW.Example.com:8080/a?b"), "www.example.com");
+        assert_eq!(
+            url_host("http://User@WWW.Example.com:8080/a?b"),
+            "www.example.com"
+        );
         assert_eq!(url_host("dns:acid.matkelly.com"), "acid.matkelly.com");
         assert_eq!(url_host("https://[::1]:80/"), "[::1]");
         assert_eq!(url_host("whois:x"), "");

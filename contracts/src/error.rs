@@ -24,7 +24,9 @@ pub enum DecodeError {
         reason: String,
     },
     /// A version this build does not read.
-    #[error("version {found} is not supported for {what} (this build reads versions {min} to {max})")]
+    #[error(
+        "version {found} is not supported for {what} (this build reads versions {min} to {max})"
+    )]
     Version {
         /// What was being decoded.
         what: &'static str,

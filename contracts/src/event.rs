@@ -37,7 +37,8 @@ impl fmt::Display for EventId {
 impl FromStr for EventId {
     type Err = DecodeError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || DecodeError::invalid("event id", 0, format!("{s:?} is not TAILERHEX-SEQ-OFFSET"));
+        let bad =
+            || DecodeError::invalid("event id", 0, format!("{s:?} is not TAILERHEX-SEQ-OFFSET"));
         let mut it = s.split('-');
         let (Some(t), Some(q), Some(o), None) = (it.next(), it.next(), it.next(), it.next()) else {
             return Err(bad());
@@ -131,7 +132,10 @@ impl EventFlags {
             (Self::MULTILINE, "multiline"),
             (Self::INVALID_UTF8, "invalid_utf8"),
         ];
-        all.iter().filter(|(b, _)| self.has(*b)).map(|(_, n)| *n).collect()
+        all.iter()
+            .filter(|(b, _)| self.has(*b))
+            .map(|(_, n)| *n)
+            .collect()
     }
 }
 
@@ -224,7 +228,8 @@ impl Event {
     /// The raw bytes of `field`, if parsed.
     pub fn field(&self, field: Field) -> Option<&[u8]> {
         let s = self.fields.iter().find(|s| s.field == field)?;
-        self.raw.get(s.start as usize..(s.start as usize + s.len as usize))
+        self.raw
+            .get(s.start as usize..(s.start as usize + s.len as usize))
     }
 
     /// `field` as text (lossy if not UTF-8).
@@ -305,7 +310,11 @@ impl Event {
         let at = r.pos();
         let flags = EventFlags(r.u8()?);
         if flags.0 & !EventFlags::KNOWN != 0 {
-            return Err(DecodeError::invalid(WHAT, at, format!("unknown flag bits {:#x}", flags.0)));
+            return Err(DecodeError::invalid(
+                WHAT,
+                at,
+                format!("unknown flag bits {:#x}", flags.0),
+            ));
         }
         let at = r.pos();
         let code = r.u8()?;
@@ -322,8 +331,9 @@ impl Event {
         for _ in 0..n {
             let at = r.pos();
             let code = r.u8()?;
-            let field = Field::from_code(code)
-                .ok_or_else(|| DecodeError::invalid(WHAT, at, format!("unknown field code {code}")))?;
+            let field = Field::from_code(code).ok_or_else(|| {
+                DecodeError::invalid(WHAT, at, format!("unknown field code {code}"))
+            })?;
             let start = r.len(u32::MAX as usize)? as u32;
             let len = r.len(u32::MAX as usize)? as u32;
             spans.push((at, FieldSpan { field, start, len }));
@@ -334,15 +344,29 @@ impl Event {
                 return Err(DecodeError::invalid(
                     WHAT,
                     *at,
-                    format!("field {} span {}+{} lies outside the {}-byte line", s.field.name(), s.start, s.len, raw.len()),
+                    format!(
+                        "field {} span {}+{} lies outside the {}-byte line",
+                        s.field.name(),
+                        s.start,
+                        s.len,
+                        raw.len()
+                    ),
                 ));
             }
         }
         if original_len < raw.len() as u64 {
-            return Err(DecodeError::invalid(WHAT, 0, "original length is shorter than the line"));
+            return Err(DecodeError::invalid(
+                WHAT,
+                0,
+                "original length is shorter than the line",
+            ));
         }
         Ok(Event {
-            id: EventId { tailer, file_seq, offset },
+            id: EventId {
+                tailer,
+                file_seq,
+                offset,
+            },
             time_us,
             flags,
             original_len,
@@ -365,7 +389,8 @@ impl Event {
         let excess = len - max;
         let keep = self.raw.len().saturating_sub(excess);
         self.raw.truncate(keep);
-        self.fields.retain(|f| (f.start as usize + f.len as usize) <= keep);
+        self.fields
+            .retain(|f| (f.start as usize + f.len as usize) <= keep);
         self.flags.set(EventFlags::TRUNCATED);
         // Fewer spans may mean a shorter header: loop until it fits (it converges at once
         // in practice; each round only removes bytes).
@@ -373,7 +398,8 @@ impl Event {
             let over = self.encoded_len() - max;
             let keep = self.raw.len().saturating_sub(over);
             self.raw.truncate(keep);
-            self.fields.retain(|f| (f.start as usize + f.len as usize) <= keep);
+            self.fields
+                .retain(|f| (f.start as usize + f.len as usize) <= keep);
         }
         while self.encoded_len() > max && self.fields.pop().is_some() {}
         true
@@ -424,30 +450,51 @@ pub(crate) mod tests {
             "[a-z0-9][a-z0-9._-]{0,20}",
             "[ -~]{0,30}",
             prop::collection::vec(any::<u8>(), 0..300),
-            prop::collection::vec((prop::sample::select(Field::ALL.to_vec()), any::<u16>(), any::<u16>()), 0..5),
+            prop::collection::vec(
+                (
+                    prop::sample::select(Field::ALL.to_vec()),
+                    any::<u16>(),
+                    any::<u16>(),
+                ),
+                0..5,
+            ),
         )
-            .prop_map(|((tailer, file_seq, offset), time_us, flags, format, crawl, host, raw, spans)| {
-                let fields = spans
-                    .into_iter()
-                    .map(|(field, a, b)| {
-                        let start = if raw.is_empty() { 0 } else { a as usize % raw.len() };
-                        let len = (b as usize) % (raw.len() - start + 1);
-                        FieldSpan { field, start: start as u32, len: len as u32 }
-                    })
-                    .collect();
-                Event {
-                    id: EventId { tailer, file_seq, offset },
-                    time_us,
-                    flags: EventFlags(flags),
-                    original_len: raw.len() as u64,
-                    format,
-                    crawl: CrawlId::parse(&crawl).expect("strategy makes valid ids"),
-                    host,
-                    app: "heritrix".into(),
-                    fields,
-                    raw,
-                }
-            })
+            .prop_map(
+                |((tailer, file_seq, offset), time_us, flags, format, crawl, host, raw, spans)| {
+                    let fields = spans
+                        .into_iter()
+                        .map(|(field, a, b)| {
+                            let start = if raw.is_empty() {
+                                0
+                            } else {
+                                a as usize % raw.len()
+                            };
+                            let len = (b as usize) % (raw.len() - start + 1);
+                            FieldSpan {
+                                field,
+                                start: start as u32,
+                                len: len as u32,
+                            }
+                        })
+                        .collect();
+                    Event {
+                        id: EventId {
+                            tailer,
+                            file_seq,
+                            offset,
+                        },
+                        time_us,
+                        flags: EventFlags(flags),
+                        original_len: raw.len() as u64,
+                        format,
+                        crawl: CrawlId::parse(&crawl).expect("strategy makes valid ids"),
+                        host,
+                        app: "heritrix".into(),
+                        fields,
+                        raw,
+                    }
+                },
+            )
     }
 
     proptest! {
@@ -486,7 +533,11 @@ pub(crate) mod tests {
 
     #[test]
     fn id_string_round_trips() {
-        let id = EventId { tailer: 0xdead_beef, file_seq: 3, offset: 1234 };
+        let id = EventId {
+            tailer: 0xdead_beef,
+            file_seq: 3,
+            offset: 1234,
+        };
         assert_eq!(id.to_string(), "00000000deadbeef-3-1234");
         assert_eq!(id.to_string().parse::<EventId>().unwrap(), id);
         assert!("x-1-2".parse::<EventId>().is_err());

@@ -53,7 +53,11 @@ pub struct FrameReader<'a> {
 impl<'a> FrameReader<'a> {
     /// Reads frames from `buf`.
     pub fn new(buf: &'a [u8]) -> Self {
-        FrameReader { buf, pos: 0, failed: false }
+        FrameReader {
+            buf,
+            pos: 0,
+            failed: false,
+        }
     }
 
     /// Offset just past the last complete frame returned.
@@ -68,14 +72,22 @@ impl<'a> FrameReader<'a> {
             return Ok(None);
         }
         if rest.len() < 2 {
-            return Err(FrameError::Incomplete { at: self.pos, have: rest.len(), need: 2 });
+            return Err(FrameError::Incomplete {
+                at: self.pos,
+                have: rest.len(),
+                need: 2,
+            });
         }
         let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
         if len == 0 {
             return Err(FrameError::Empty { at: self.pos });
         }
         if rest.len() < 2 + len {
-            return Err(FrameError::Incomplete { at: self.pos, have: rest.len(), need: 2 + len });
+            return Err(FrameError::Incomplete {
+                at: self.pos,
+                have: rest.len(),
+                need: 2 + len,
+            });
         }
         Ok(Some(2 + len))
     }

@@ -57,8 +57,13 @@ impl KeyPair {
 
     /// Reads a secret key file written by [`KeyPair::save`].
     pub fn load(path: &Path) -> Result<KeyPair, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.into(), source })?;
-        let bytes = decode32(text.trim()).ok_or_else(|| KeyError::Malformed { what: path.display().to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+            path: path.into(),
+            source,
+        })?;
+        let bytes = decode32(text.trim()).ok_or_else(|| KeyError::Malformed {
+            what: path.display().to_string(),
+        })?;
         let secret = SecretKey::from(bytes);
         let public = secret.public_key();
         Ok(KeyPair { secret, public })
@@ -86,7 +91,10 @@ impl KeyPair {
         }
         let kp = KeyPair::generate();
         let dir = path.parent().unwrap_or(Path::new("."));
-        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("sluice");
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("sluice");
         kp.save(dir, name)?;
         Ok(kp)
     }
@@ -96,7 +104,12 @@ impl KeyPair {
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
@@ -112,7 +125,9 @@ fn decode32(s: &str) -> Option<[u8; 32]> {
 
 /// Parses a public key's text form; `what` names it in the error.
 pub fn parse_public_key(text: &str, what: &str) -> Result<PublicKey, KeyError> {
-    decode32(text.trim()).map(PublicKey::from).ok_or_else(|| KeyError::Malformed { what: what.into() })
+    decode32(text.trim())
+        .map(PublicKey::from)
+        .ok_or_else(|| KeyError::Malformed { what: what.into() })
 }
 
 /// A public key's text form.
@@ -132,7 +147,15 @@ mod tests {
         let back = KeyPair::load(&key).unwrap();
         assert_eq!(back.public().as_bytes(), kp.public().as_bytes());
         let text = std::fs::read_to_string(public).unwrap();
-        assert_eq!(parse_public_key(&text, "pub").unwrap().as_bytes(), kp.public().as_bytes());
-        assert!(parse_public_key("nope", "field public_key").unwrap_err().to_string().contains("public_key"));
+        assert_eq!(
+            parse_public_key(&text, "pub").unwrap().as_bytes(),
+            kp.public().as_bytes()
+        );
+        assert!(
+            parse_public_key("nope", "field public_key")
+                .unwrap_err()
+                .to_string()
+                .contains("public_key")
+        );
     }
 }

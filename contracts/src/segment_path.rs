@@ -9,7 +9,9 @@ use crate::CrawlId;
 /// `<segments>/<crawl>/<YYYY-MM-DD>.sqlite`, or `<YYYY-MM-DD>.pN.sqlite` for part `N`
 /// (events that arrived after the day's segment closed).
 pub fn segment_path(segments: &Path, crawl: &CrawlId, day: NaiveDate, part: u32) -> PathBuf {
-    segments.join(crawl.as_str()).join(segment_file_name(day, part))
+    segments
+        .join(crawl.as_str())
+        .join(segment_file_name(day, part))
 }
 
 /// The file name of a segment.
@@ -40,7 +42,10 @@ mod tests {
         let d = NaiveDate::from_ymd_opt(2026, 11, 2).unwrap();
         assert_eq!(segment_file_name(d, 0), "2026-11-02.sqlite");
         assert_eq!(segment_file_name(d, 3), "2026-11-02.p3.sqlite");
-        assert_eq!(parse_segment_file_name("2026-11-02.p3.sqlite"), Some((d, 3)));
+        assert_eq!(
+            parse_segment_file_name("2026-11-02.p3.sqlite"),
+            Some((d, 3))
+        );
         assert_eq!(parse_segment_file_name("2026-11-02.sqlite"), Some((d, 0)));
         assert_eq!(parse_segment_file_name("2026-11-02.p0.sqlite"), None);
         assert_eq!(parse_segment_file_name("x.sqlite"), None);

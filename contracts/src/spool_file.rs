@@ -31,10 +31,18 @@ pub fn spool_header() -> [u8; SPOOL_HEADER_LEN] {
 pub fn check_spool_header(buf: &[u8]) -> Result<(), DecodeError> {
     const WHAT: &str = "spool bucket";
     if buf.len() < SPOOL_HEADER_LEN {
-        return Err(DecodeError::Truncated { what: WHAT, at: buf.len(), need: SPOOL_HEADER_LEN - buf.len() });
+        return Err(DecodeError::Truncated {
+            what: WHAT,
+            at: buf.len(),
+            need: SPOOL_HEADER_LEN - buf.len(),
+        });
     }
     if &buf[..7] != SPOOL_MAGIC {
-        return Err(DecodeError::invalid(WHAT, 0, "not a spool bucket file (bad magic)"));
+        return Err(DecodeError::invalid(
+            WHAT,
+            0,
+            "not a spool bucket file (bad magic)",
+        ));
     }
     if buf[7] != SPOOL_VERSION {
         return Err(DecodeError::Version {
@@ -69,7 +77,10 @@ pub fn recover(buf: &[u8]) -> Result<Recovered, DecodeError> {
         match item {
             Ok((at, payload)) => {
                 if let Err(e) = Event::decode(payload) {
-                    cut_reason = Some(format!("frame at byte {} does not decode: {e}", at + SPOOL_HEADER_LEN));
+                    cut_reason = Some(format!(
+                        "frame at byte {} does not decode: {e}",
+                        at + SPOOL_HEADER_LEN
+                    ));
                     break;
                 }
                 frames += 1;
@@ -81,12 +92,21 @@ pub fn recover(buf: &[u8]) -> Result<Recovered, DecodeError> {
             }
         }
     }
-    Ok(Recovered { good_len: SPOOL_HEADER_LEN + good, frames, cut_reason })
+    Ok(Recovered {
+        good_len: SPOOL_HEADER_LEN + good,
+        frames,
+        cut_reason,
+    })
 }
 
 /// Where a bucket starting at `start` lives: `<spool>/<crawl>/YYYY/MM/DD/HH/MM.b`, or
 /// `MM.SS.b` when the interval is not a whole number of minutes (tests use 1 s buckets).
-pub fn spool_bucket_path(spool: &Path, crawl: &CrawlId, start: DateTime<Utc>, interval_secs: u64) -> PathBuf {
+pub fn spool_bucket_path(
+    spool: &Path,
+    crawl: &CrawlId,
+    start: DateTime<Utc>,
+    interval_secs: u64,
+) -> PathBuf {
     let name = if interval_secs.is_multiple_of(60) {
         format!("{:02}.b", start.minute())
     } else {
@@ -113,7 +133,9 @@ pub fn bucket_start(t: DateTime<Utc>, interval_secs: u64) -> DateTime<Utc> {
 pub fn parse_spool_bucket_path(spool: &Path, path: &Path) -> Option<(CrawlId, DateTime<Utc>)> {
     let rel = path.strip_prefix(spool).ok()?;
     let parts: Vec<&str> = rel.iter().map(|c| c.to_str()).collect::<Option<_>>()?;
-    let [crawl, y, mo, d, h, name] = parts.as_slice() else { return None };
+    let [crawl, y, mo, d, h, name] = parts.as_slice() else {
+        return None;
+    };
     let crawl = CrawlId::parse(crawl).ok()?;
     let stem = name.strip_suffix(".b")?;
     let (mi, se) = match stem.split_once('.') {
@@ -153,15 +175,23 @@ mod tests {
     #[test]
     fn path_round_trips() {
         let crawl = CrawlId::parse("c1").unwrap();
-        let t = DateTime::parse_from_rfc3339("2026-11-21T10:07:42Z").unwrap().with_timezone(&Utc);
+        let t = DateTime::parse_from_rfc3339("2026-11-21T10:07:42Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let s = bucket_start(t, 60);
         let p = spool_bucket_path(Path::new("/sp"), &crawl, s, 60);
         assert_eq!(p, Path::new("/sp/c1/2026/11/21/10/07.b"));
-        assert_eq!(parse_spool_bucket_path(Path::new("/sp"), &p), Some((crawl.clone(), s)));
+        assert_eq!(
+            parse_spool_bucket_path(Path::new("/sp"), &p),
+            Some((crawl.clone(), s))
+        );
         let s = bucket_start(t, 5);
         let p = spool_bucket_path(Path::new("/sp"), &crawl, s, 5);
         assert_eq!(p, Path::new("/sp/c1/2026/11/21/10/07.40.b"));
-        assert_eq!(parse_spool_bucket_path(Path::new("/sp"), &p), Some((crawl, s)));
+        assert_eq!(
+            parse_spool_bucket_path(Path::new("/sp"), &p),
+            Some((crawl, s))
+        );
     }
 
     #[test]
@@ -170,6 +200,9 @@ mod tests {
         let mut h = spool_header();
         h[7] = 9;
         let e = recover(&h).unwrap_err().to_string();
-        assert!(e.contains("version 9 is not supported for spool bucket"), "{e}");
+        assert!(
+            e.contains("version 9 is not supported for spool bucket"),
+            "{e}"
+        );
     }
 }

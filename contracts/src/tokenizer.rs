@@ -14,7 +14,10 @@ pub fn tokens(text: &str) -> impl Iterator<Item = &str> {
 
 /// Whether two tokens are equal, ignoring case.
 pub fn eq_token(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.chars().zip(b.chars()).all(|(x, y)| x.to_lowercase().eq(y.to_lowercase()))
+    a.len() == b.len()
+        && a.chars()
+            .zip(b.chars())
+            .all(|(x, y)| x.to_lowercase().eq(y.to_lowercase()))
 }
 
 /// Whether `text` has `term` among its tokens.
@@ -28,8 +31,23 @@ mod tests {
 
     #[test]
     fn splits_urls_and_crawl_lines() {
-        let t: Vec<&str> = tokens("2026-11-21T10:00:00Z 200 http://www.Example.com/a.html?q=1 -- \"x\"").collect();
-        assert_eq!(t, ["2026-11-21T10", "00", "00Z", "200", "http", "www.Example.com", "a.html", "q", "1", "x"]);
+        let t: Vec<&str> =
+            tokens("2026-11-21T10:00:00Z 200 http://www.Example.com/a.html?q=1 -- \"x\"").collect();
+        assert_eq!(
+            t,
+            [
+                "2026-11-21T10",
+                "00",
+                "00Z",
+                "200",
+                "http",
+                "www.Example.com",
+                "a.html",
+                "q",
+                "1",
+                "x"
+            ]
+        );
         assert!(has_token("GET http://WWW.example.com/", "www.example.com"));
         assert!(!has_token("wwwxexample", "www"));
     }

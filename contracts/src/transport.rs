@@ -101,7 +101,14 @@ impl ClientHello {
         let encrypted = decode_bool(&mut r)?;
         let host = r.str(255)?.to_owned();
         r.finish()?;
-        Ok(ClientHello { min_version, max_version, tailer_id, public_key, encrypted, host })
+        Ok(ClientHello {
+            min_version,
+            max_version,
+            tailer_id,
+            public_key,
+            encrypted,
+            host,
+        })
     }
 
     /// The version to speak with a peer that speaks `min..=max`, if any.
@@ -117,7 +124,12 @@ impl ServerHello {
         let mut out = HELLO_MAGIC.to_vec();
         out.push(1); // kind: server hello
         match self {
-            ServerHello::Accept { version, buck_id, salt, encrypted } => {
+            ServerHello::Accept {
+                version,
+                buck_id,
+                salt,
+                encrypted,
+            } => {
                 out.push(0);
                 out.push(*version);
                 varint::put_blob(&mut out, buck_id.as_bytes());
@@ -143,10 +155,23 @@ impl ServerHello {
                 let buck_id = r.str(255)?.to_owned();
                 let salt = r.array::<16>()?;
                 let encrypted = decode_bool(&mut r)?;
-                ServerHello::Accept { version, buck_id, salt, encrypted }
+                ServerHello::Accept {
+                    version,
+                    buck_id,
+                    salt,
+                    encrypted,
+                }
             }
-            1 => ServerHello::Reject { reason: r.str(4096)?.to_owned() },
-            k => return Err(DecodeError::invalid("server hello", at, format!("unknown status {k}"))),
+            1 => ServerHello::Reject {
+                reason: r.str(4096)?.to_owned(),
+            },
+            k => {
+                return Err(DecodeError::invalid(
+                    "server hello",
+                    at,
+                    format!("unknown status {k}"),
+                ));
+            }
         };
         r.finish()?;
         Ok(h)
@@ -156,12 +181,20 @@ impl ServerHello {
 fn check_magic(r: &mut Reader<'_>, kind: u8) -> Result<(), DecodeError> {
     let m = r.array::<4>()?;
     if &m != HELLO_MAGIC {
-        return Err(DecodeError::invalid("hello", 0, "not a sluice hello (bad magic): is this a sluice tailer/buck?"));
+        return Err(DecodeError::invalid(
+            "hello",
+            0,
+            "not a sluice hello (bad magic): is this a sluice tailer/buck?",
+        ));
     }
     let at = r.pos();
     let k = r.u8()?;
     if k != kind {
-        return Err(DecodeError::invalid("hello", at, format!("expected hello kind {kind}, got {k}")));
+        return Err(DecodeError::invalid(
+            "hello",
+            at,
+            format!("expected hello kind {kind}, got {k}"),
+        ));
     }
     Ok(())
 }
@@ -171,7 +204,11 @@ fn decode_bool(r: &mut Reader<'_>) -> Result<bool, DecodeError> {
     match r.u8()? {
         0 => Ok(false),
         1 => Ok(true),
-        b => Err(DecodeError::invalid("hello", at, format!("bad boolean {b}"))),
+        b => Err(DecodeError::invalid(
+            "hello",
+            at,
+            format!("bad boolean {b}"),
+        )),
     }
 }
 
@@ -246,7 +283,14 @@ impl Message {
                 varint::put_u64(out, *seq);
                 out.extend_from_slice(frames);
             }
-            Message::BucketChunk { seq, crawl, bucket_start, chunk, last, frames } => {
+            Message::BucketChunk {
+                seq,
+                crawl,
+                bucket_start,
+                chunk,
+                last,
+                frames,
+            } => {
                 out.push(2);
                 varint::put_u64(out, *seq);
                 varint::put_blob(out, crawl.as_str().as_bytes());
@@ -264,7 +308,11 @@ impl Message {
                     varint::put_blob(out, r.reason.as_bytes());
                 }
             }
-            Message::Nack { seq, retry_after_ms, reason } => {
+            Message::Nack {
+                seq,
+                retry_after_ms,
+                reason,
+            } => {
                 out.push(4);
                 varint::put_u64(out, *seq);
                 varint::put_u64(out, (*retry_after_ms).into());
@@ -289,7 +337,10 @@ impl Message {
         let msg = match r.u8()? {
             1 => {
                 let seq = r.varint()?;
-                Message::Live { seq, frames: Bytes::copy_from_slice(r.remaining()) }
+                Message::Live {
+                    seq,
+                    frames: Bytes::copy_from_slice(r.remaining()),
+                }
             }
             2 => {
                 let seq = r.varint()?;
@@ -306,9 +357,23 @@ impl Message {
                 };
                 let frames = r.remaining();
                 if frames.len() > MAX_CHUNK_BYTES {
-                    return Err(DecodeError::invalid(WHAT, r.pos(), format!("bucket chunk of {} bytes exceeds {MAX_CHUNK_BYTES}", frames.len())));
+                    return Err(DecodeError::invalid(
+                        WHAT,
+                        r.pos(),
+                        format!(
+                            "bucket chunk of {} bytes exceeds {MAX_CHUNK_BYTES}",
+                            frames.len()
+                        ),
+                    ));
                 }
-                Message::BucketChunk { seq, crawl, bucket_start, chunk, last, frames: Bytes::copy_from_slice(frames) }
+                Message::BucketChunk {
+                    seq,
+                    crawl,
+                    bucket_start,
+                    chunk,
+                    last,
+                    frames: Bytes::copy_from_slice(frames),
+                }
             }
             3 => {
                 let seq = r.varint()?;
@@ -327,7 +392,11 @@ impl Message {
                 let retry_after_ms = r.len(u32::MAX as usize)? as u32;
                 let reason = r.str(4096)?.to_owned();
                 r.finish()?;
-                Message::Nack { seq, retry_after_ms, reason }
+                Message::Nack {
+                    seq,
+                    retry_after_ms,
+                    reason,
+                }
             }
             5 => {
                 let token = r.varint()?;
@@ -339,7 +408,13 @@ impl Message {
                 r.finish()?;
                 Message::Pong { token }
             }
-            t => return Err(DecodeError::invalid(WHAT, at, format!("unknown message type {t}"))),
+            t => {
+                return Err(DecodeError::invalid(
+                    WHAT,
+                    at,
+                    format!("unknown message type {t}"),
+                ));
+            }
         };
         Ok(msg)
     }
@@ -353,7 +428,9 @@ pub enum TransportError {
     Decode(#[from] DecodeError),
     /// The message failed authentication: a wrong key, a forged or corrupted message, or
     /// a message replayed from another connection.
-    #[error("message {counter} failed authentication (wrong key, forged, or from another connection)")]
+    #[error(
+        "message {counter} failed authentication (wrong key, forged, or from another connection)"
+    )]
     Authentication {
         /// The message's counter.
         counter: u64,
@@ -400,7 +477,11 @@ pub struct Session {
 impl Session {
     /// A session sealing with the box made of `my_secret` and `their_public`, or plain
     /// (compressed, counted, not encrypted) when `keys` is `None`.
-    pub fn new(keys: Option<(&SecretKey, &PublicKey)>, salt: [u8; 16], send_dir: Direction) -> Session {
+    pub fn new(
+        keys: Option<(&SecretKey, &PublicKey)>,
+        salt: [u8; 16],
+        send_dir: Direction,
+    ) -> Session {
         Session {
             cipher: keys.map(|(s, p)| SalsaBox::new(p, s)),
             salt,
@@ -435,8 +516,11 @@ impl Session {
         let mut body = Vec::new();
         msg.encode(&mut body);
         let mut z = ZlibEncoder::new(Vec::with_capacity(body.len() / 4 + 64), self.level);
-        z.write_all(&body).map_err(|e| TransportError::Inflate(e.to_string()))?;
-        let packed = z.finish().map_err(|e| TransportError::Inflate(e.to_string()))?;
+        z.write_all(&body)
+            .map_err(|e| TransportError::Inflate(e.to_string()))?;
+        let packed = z
+            .finish()
+            .map_err(|e| TransportError::Inflate(e.to_string()))?;
         let mut out = counter.to_be_bytes()[1..].to_vec();
         match &self.cipher {
             Some(c) => {
@@ -464,7 +548,10 @@ impl Session {
         c[1..].copy_from_slice(r.bytes(COUNTER_BYTES)?);
         let counter = u64::from_be_bytes(c);
         if counter != self.next_recv {
-            return Err(TransportError::Replay { expected: self.next_recv, got: counter });
+            return Err(TransportError::Replay {
+                expected: self.next_recv,
+                got: counter,
+            });
         }
         let recv_dir = match self.send_dir {
             Direction::TailerToBuck => Direction::BuckToTailer,
@@ -483,7 +570,9 @@ impl Session {
             .read_to_end(&mut plain)
             .map_err(|e| TransportError::Inflate(e.to_string()))?;
         if plain.len() > MAX_INFLATED_BYTES {
-            return Err(TransportError::Inflate(format!("inflates past {MAX_INFLATED_BYTES} bytes")));
+            return Err(TransportError::Inflate(format!(
+                "inflates past {MAX_INFLATED_BYTES} bytes"
+            )));
         }
         // Only a message that opened cleanly moves the counter on.
         self.next_recv += 1;
@@ -506,29 +595,60 @@ mod tests {
         let t = KeyPair::generate();
         let b = KeyPair::generate();
         let salt = random_salt();
-        let ts = Session::new(encrypted.then(|| (t.secret(), b.public())), salt, Direction::TailerToBuck);
-        let bs = Session::new(encrypted.then(|| (b.secret(), t.public())), salt, Direction::BuckToTailer);
+        let ts = Session::new(
+            encrypted.then(|| (t.secret(), b.public())),
+            salt,
+            Direction::TailerToBuck,
+        );
+        let bs = Session::new(
+            encrypted.then(|| (b.secret(), t.public())),
+            salt,
+            Direction::BuckToTailer,
+        );
         (ts, bs, t, b)
     }
 
     fn arb_message() -> impl Strategy<Value = Message> {
         prop_oneof![
-            (any::<u64>(), prop::collection::vec(any::<u8>(), 0..500)).prop_map(|(seq, f)| Message::Live { seq, frames: f.into() }),
-            (any::<u64>(), any::<i64>(), any::<u32>(), any::<bool>(), prop::collection::vec(any::<u8>(), 0..500)).prop_map(
-                |(seq, bucket_start, chunk, last, f)| Message::BucketChunk {
+            (any::<u64>(), prop::collection::vec(any::<u8>(), 0..500)).prop_map(|(seq, f)| {
+                Message::Live {
+                    seq,
+                    frames: f.into(),
+                }
+            }),
+            (
+                any::<u64>(),
+                any::<i64>(),
+                any::<u32>(),
+                any::<bool>(),
+                prop::collection::vec(any::<u8>(), 0..500)
+            )
+                .prop_map(|(seq, bucket_start, chunk, last, f)| Message::BucketChunk {
                     seq,
                     crawl: CrawlId::parse("crawl-1").expect("valid"),
                     bucket_start,
                     chunk,
                     last,
                     frames: f.into()
+                }),
+            (
+                any::<u64>(),
+                prop::collection::vec((any::<u32>(), "[a-z ]{0,20}"), 0..4)
+            )
+                .prop_map(|(seq, r)| Message::Ack {
+                    seq,
+                    rejected: r
+                        .into_iter()
+                        .map(|(index, reason)| RejectedFrame { index, reason })
+                        .collect()
+                }),
+            (any::<u64>(), any::<u32>(), "[a-z ]{0,20}").prop_map(
+                |(seq, retry_after_ms, reason)| Message::Nack {
+                    seq,
+                    retry_after_ms,
+                    reason
                 }
             ),
-            (any::<u64>(), prop::collection::vec((any::<u32>(), "[a-z ]{0,20}"), 0..4)).prop_map(|(seq, r)| Message::Ack {
-                seq,
-                rejected: r.into_iter().map(|(index, reason)| RejectedFrame { index, reason }).collect()
-            }),
-            (any::<u64>(), any::<u32>(), "[a-z ]{0,20}").prop_map(|(seq, retry_after_ms, reason)| Message::Nack { seq, retry_after_ms, reason }),
             any::<u64>().prop_map(|token| Message::Ping { token }),
             any::<u64>().prop_map(|token| Message::Pong { token }),
         ]
@@ -563,7 +683,13 @@ mod tests {
         let (mut t, mut b, ..) = pair(true);
         let m0 = t.seal(&Message::Ping { token: 1 }).unwrap();
         let m1 = t.seal(&Message::Ping { token: 2 }).unwrap();
-        assert!(matches!(b.open(&m1), Err(TransportError::Replay { expected: 0, got: 1 })));
+        assert!(matches!(
+            b.open(&m1),
+            Err(TransportError::Replay {
+                expected: 0,
+                got: 1
+            })
+        ));
         b.open(&m0).unwrap();
         assert!(matches!(b.open(&m0), Err(TransportError::Replay { .. })));
         b.open(&m1).unwrap();
@@ -574,14 +700,28 @@ mod tests {
         let (mut t, ..) = pair(true);
         let (_, mut other, ..) = pair(true);
         let w = t.seal(&Message::Ping { token: 1 }).unwrap();
-        assert!(matches!(other.open(&w), Err(TransportError::Authentication { .. })));
+        assert!(matches!(
+            other.open(&w),
+            Err(TransportError::Authentication { .. })
+        ));
         // Same keys, different salt (another connection): the replay fails too.
         let tk = KeyPair::generate();
         let bk = KeyPair::generate();
-        let mut a = Session::new(Some((tk.secret(), bk.public())), random_salt(), Direction::TailerToBuck);
-        let mut b = Session::new(Some((bk.secret(), tk.public())), random_salt(), Direction::BuckToTailer);
+        let mut a = Session::new(
+            Some((tk.secret(), bk.public())),
+            random_salt(),
+            Direction::TailerToBuck,
+        );
+        let mut b = Session::new(
+            Some((bk.secret(), tk.public())),
+            random_salt(),
+            Direction::BuckToTailer,
+        );
         let w = a.seal(&Message::Ping { token: 1 }).unwrap();
-        assert!(matches!(b.open(&w), Err(TransportError::Authentication { .. })));
+        assert!(matches!(
+            b.open(&w),
+            Err(TransportError::Authentication { .. })
+        ));
     }
 
     #[test]
@@ -595,20 +735,37 @@ mod tests {
     #[test]
     fn zlib_bomb_is_refused() {
         let (mut t, mut b, ..) = pair(false);
-        let big = Message::Live { seq: 0, frames: vec![0u8; MAX_INFLATED_BYTES + 10].into() };
+        let big = Message::Live {
+            seq: 0,
+            frames: vec![0u8; MAX_INFLATED_BYTES + 10].into(),
+        };
         let w = t.seal(&big).unwrap();
         assert!(matches!(b.open(&w), Err(TransportError::Inflate(_))));
     }
 
     #[test]
     fn hellos_round_trip_and_negotiate() {
-        let h = ClientHello { min_version: 1, max_version: 3, tailer_id: 7, public_key: [9; 32], encrypted: true, host: "h".into() };
+        let h = ClientHello {
+            min_version: 1,
+            max_version: 3,
+            tailer_id: 7,
+            public_key: [9; 32],
+            encrypted: true,
+            host: "h".into(),
+        };
         assert_eq!(ClientHello::decode(&h.encode()).unwrap(), h);
         assert_eq!(h.negotiate(1, 1), Some(1));
         assert_eq!(h.negotiate(4, 5), None);
         for s in [
-            ServerHello::Accept { version: 1, buck_id: "b1".into(), salt: [3; 16], encrypted: false },
-            ServerHello::Reject { reason: "key not on the allow-list".into() },
+            ServerHello::Accept {
+                version: 1,
+                buck_id: "b1".into(),
+                salt: [3; 16],
+                encrypted: false,
+            },
+            ServerHello::Reject {
+                reason: "key not on the allow-list".into(),
+            },
         ] {
             assert_eq!(ServerHello::decode(&s.encode()).unwrap(), s);
         }
