@@ -44,6 +44,10 @@ use crate::pipeline::{BucketKey, ShipperInput, SpoolUsage};
 /// when it is full, which only slows their reading of acks.
 const LINK_EVENTS_QUEUE: usize = 1024;
 
+/// How long after its interval ends an untracked bucket's live counts are kept, in
+/// seconds: long enough for its Sealed report to arrive behind a busy channel.
+const STALE_COUNT_GRACE_SECS: u64 = 600;
+
 /// Longest nack delay honoured, whatever a buck asks: a buck that wants more can nack again.
 const MAX_RETRY_AFTER_MS: u64 = 60_000;
 
@@ -323,7 +327,10 @@ impl ShipperTask {
                 Some(ev) = self.link_rx.recv() => self.on_link(ev),
                 Some(i) = self.internal_rx.recv() => self.on_internal(i),
                 _ = sleep_until(next_flush) => self.flush_due(),
-                _ = cluster_poll.tick() => self.poll_cluster(),
+                _ = cluster_poll.tick() => {
+                    self.poll_cluster();
+                    self.drop_stale_counts();
+                }
             }
         }
         for b in self.bucks.values() {
@@ -400,6 +407,20 @@ impl ShipperTask {
                 }
             }
         }
+    }
+
+    /// Forgets live counts of buckets that are neither tracked as sealed nor recent: acks
+    /// that arrive after their bucket was delivered (a re-sent packet to a home that got
+    /// the bucket by repair) would otherwise leave entries behind for good.
+    fn drop_stale_counts(&mut self) {
+        let grace = chrono::Duration::seconds(
+            (self.config.bucket_interval_secs + STALE_COUNT_GRACE_SECS) as i64,
+        );
+        let now = Utc::now();
+        let sealed = &self.sealed;
+        let keep = |k: &BucketKey| sealed.contains_key(k) || k.start + grace > now;
+        self.live_acked.retain(|k, _| keep(k));
+        self.live_pending.retain(|k, _| keep(k));
     }
 
     fn poll_cluster(&mut self) {

@@ -378,3 +378,82 @@ fn frames_in(frames: &[u8]) -> u64 {
         .filter(|f| f.is_ok())
         .count() as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The receiver's replay check is what the shipping tests rely on to show that
+    /// counters only increase: check that it does catch a replayed message.
+    #[tokio::test]
+    async fn a_replayed_message_is_caught_and_the_connection_closed() {
+        let tailer = KeyPair::generate();
+        let buck = KeyPair::generate();
+        let r = TestReceiver::start("b0", buck.clone(), vec![*tailer.public().as_bytes()], true)
+            .await
+            .unwrap();
+        let mut wire = Framed::new(TcpStream::connect(r.addr()).await.unwrap(), codec());
+        let hello = ClientHello {
+            min_version: PROTOCOL_MIN,
+            max_version: PROTOCOL_MAX,
+            tailer_id: 1,
+            public_key: *tailer.public().as_bytes(),
+            encrypted: true,
+            host: "t".into(),
+        };
+        wire.send(Bytes::from(hello.encode())).await.unwrap();
+        let answer = ServerHello::decode(&wire.next().await.unwrap().unwrap()).unwrap();
+        let ServerHello::Accept { salt, .. } = answer else {
+            panic!("refused: {answer:?}")
+        };
+        let mut session = Session::new(
+            Some((tailer.secret(), buck.public())),
+            salt,
+            Direction::TailerToBuck,
+        );
+        let ping = session.seal(&Message::Ping { token: 1 }).unwrap();
+        wire.send(Bytes::from(ping.clone())).await.unwrap();
+        let pong = session.open(&wire.next().await.unwrap().unwrap()).unwrap();
+        assert_eq!(pong, Message::Pong { token: 1 });
+        assert!(r.stats().protocol_errors.is_empty());
+
+        wire.send(Bytes::from(ping)).await.unwrap();
+        assert!(
+            !matches!(wire.next().await, Some(Ok(_))),
+            "the connection stayed open after a replay"
+        );
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while r.stats().protocol_errors.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let errors = r.stats().protocol_errors;
+        assert!(
+            errors.len() == 1 && errors[0].contains("replayed"),
+            "{errors:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_not_allowed_gets_a_reject() {
+        let r = TestReceiver::start("b0", KeyPair::generate(), vec![], true)
+            .await
+            .unwrap();
+        let mut wire = Framed::new(TcpStream::connect(r.addr()).await.unwrap(), codec());
+        let hello = ClientHello {
+            min_version: PROTOCOL_MIN,
+            max_version: PROTOCOL_MAX,
+            tailer_id: 1,
+            public_key: *KeyPair::generate().public().as_bytes(),
+            encrypted: true,
+            host: "t".into(),
+        };
+        wire.send(Bytes::from(hello.encode())).await.unwrap();
+        let answer = ServerHello::decode(&wire.next().await.unwrap().unwrap()).unwrap();
+        assert!(
+            matches!(answer, ServerHello::Reject { ref reason } if reason.contains("allow-list")),
+            "{answer:?}"
+        );
+        assert!(wire.next().await.is_none());
+        assert_eq!(r.stats().refused, 1);
+    }
+}
