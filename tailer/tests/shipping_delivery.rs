@@ -534,3 +534,57 @@ async fn a_changed_cluster_file_is_applied_and_the_bucket_re_offered() {
     assert_clean(&w);
     run.stop().await;
 }
+
+#[tokio::test]
+async fn plain_messages_only_when_both_sides_turn_encryption_off() {
+    // A tailer with encryption off is refused by a buck that seals...
+    let mut sealed = World::with_encryption(2, true, true).await;
+    sealed.extra_config = "encryption = false".into();
+    let run = sealed.start();
+    wait_for(10, "the plain tailer is refused", || {
+        run.get(|e| &e.hello_rejected_total) >= 2
+    })
+    .await;
+    assert!(sealed.receivers.iter().all(|r| r.stats().connections == 0));
+    run.stop().await;
+
+    // ...and delivers to bucks that also run plain.
+    let mut plain = World::with_encryption(2, true, false).await;
+    plain.extra_config = "encryption = false".into();
+    let run = plain.start();
+    let bucket = plain.write_bucket(plain.bucket_start(0), &[]).0;
+    let evs = plain.events(0, 10);
+    run.live(&plain, &bucket, &evs).await;
+    for r in &plain.receivers {
+        wait_for(10, "every event stored", || {
+            r.event_ids().len() == evs.len()
+        })
+        .await;
+    }
+    assert_eq!(run.get(|e| &e.hello_rejected_total), 0);
+    assert_clean(&plain);
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn a_buck_without_a_public_key_is_a_clear_start_up_error() {
+    let w = World::new(1, true).await;
+    let text = std::fs::read_to_string(&w.cluster_path).expect("cluster file");
+    let without_key: String = text
+        .lines()
+        .filter(|l| !l.starts_with("public_key"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&w.cluster_path, without_key).expect("write cluster file");
+    let mut run = w.start();
+    let handle = run.handle.take().expect("handle");
+    let err = handle
+        .await
+        .expect("task")
+        .expect_err("must refuse to start");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("\"b0\"") && msg.contains("public_key") && msg.contains("encryption = false"),
+        "{msg}"
+    );
+}

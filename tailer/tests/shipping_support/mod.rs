@@ -66,6 +66,11 @@ pub struct World {
 impl World {
     /// `n` receivers; the tailer's key is on every allow-list unless `allow` is false.
     pub async fn new(n: usize, allow: bool) -> World {
+        World::with_encryption(n, allow, true).await
+    }
+
+    /// As `new`, with receivers that speak sealed (`encrypted`) or plain messages.
+    pub async fn with_encryption(n: usize, allow: bool, encrypted: bool) -> World {
         let dir = tempfile::tempdir().expect("temp dir");
         let state = dir.path().join("state");
         let tailer_keys = KeyPair::generate();
@@ -78,9 +83,14 @@ impl World {
         let mut receivers = Vec::new();
         for i in 0..n {
             receivers.push(
-                TestReceiver::start(&format!("b{i}"), KeyPair::generate(), allowed.clone(), true)
-                    .await
-                    .expect("receiver"),
+                TestReceiver::start(
+                    &format!("b{i}"),
+                    KeyPair::generate(),
+                    allowed.clone(),
+                    encrypted,
+                )
+                .await
+                .expect("receiver"),
             );
         }
         let cluster_path = dir.path().join("cluster.toml");
