@@ -50,6 +50,13 @@ impl DeliveryRecord {
         PathBuf::from(s)
     }
 
+    /// The temporary file a record at `record` is written through.
+    pub fn tmp_path_of(record: &Path) -> PathBuf {
+        let mut s = OsString::from(record.as_os_str());
+        s.push(".tmp");
+        PathBuf::from(s)
+    }
+
     /// Reads the sidecar of `bucket`; `Ok(None)` when there is none.
     pub fn load(bucket: &Path) -> std::io::Result<Option<DeliveryRecord>> {
         let path = DeliveryRecord::path_of(bucket);
@@ -74,9 +81,7 @@ impl DeliveryRecord {
     /// of the directory. A crash leaves the old record or the new one, never a torn one.
     pub fn save(&self, bucket: &Path) -> std::io::Result<()> {
         let path = DeliveryRecord::path_of(bucket);
-        let mut tmp = OsString::from(path.as_os_str());
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
+        let tmp = DeliveryRecord::tmp_path_of(&path);
         let json = serde_json::to_vec(self).map_err(|e| invalid(e.to_string()))?;
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&json)?;

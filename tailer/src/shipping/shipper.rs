@@ -24,7 +24,7 @@ use bytes::{Bytes, BytesMut};
 use chrono::{NaiveDate, Utc};
 use contracts::frame::{FrameError, FrameReader};
 use contracts::keys::KeyPair;
-use contracts::transport::Message;
+use contracts::transport::{MAX_CHUNK_BYTES, Message};
 use contracts::{BuckEntry, ClusterFile, CrawlId};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
@@ -588,7 +588,9 @@ impl ShipperTask {
                 frames,
                 count: _,
             } => {
-                let max = self.config.packet_max_bytes.max(1);
+                // A packet must fit one message whatever the config says: a message too
+                // large to seal would fail on every reconnect.
+                let max = self.config.packet_max_bytes.clamp(1, MAX_CHUNK_BYTES);
                 let route = (bucket.crawl.clone(), day);
                 for item in FrameReader::new(&frames) {
                     let frame = match item {

@@ -139,7 +139,10 @@ impl SpoolJanitor {
                 tracing::warn!(path = %e.path.display(), "cannot delete delivered spool bucket: {err}");
                 return;
             }
-            let _ = std::fs::remove_file(DeliveryRecord::path_of(&e.path));
+            let record = DeliveryRecord::path_of(&e.path);
+            let _ = std::fs::remove_file(&record);
+            // A record write cut short by a crash leaves its temporary file behind.
+            let _ = std::fs::remove_file(DeliveryRecord::tmp_path_of(&record));
             tracing::debug!(path = %e.path.display(), "pruned delivered spool bucket ({why})");
             *bytes = bytes.saturating_sub(e.bytes);
             *buckets = buckets.saturating_sub(1);
