@@ -588,3 +588,43 @@ async fn a_buck_without_a_public_key_is_a_clear_start_up_error() {
         "{msg}"
     );
 }
+
+#[tokio::test]
+async fn a_large_bucket_travels_in_ordered_chunks_of_at_most_one_mib() {
+    let w = World::new(2, true).await;
+    // About 3.6 MB of frames: several chunks per home.
+    let evs: Vec<_> = w
+        .events(0, 60)
+        .into_iter()
+        .map(|mut e| {
+            e.raw = vec![b'y'; 60_000];
+            e.original_len = e.raw.len() as u64;
+            e
+        })
+        .collect();
+    let bytes = frames(&evs).len();
+    let min_chunks = bytes.div_ceil(contracts::transport::MAX_CHUNK_BYTES) as u64;
+    w.write_bucket(w.old_bucket_start(0), &evs);
+    let run = w.start();
+    for r in &w.receivers {
+        wait_for(20, "the large bucket arrived", || {
+            r.event_ids().len() == evs.len()
+        })
+        .await;
+        let s = r.stats();
+        assert!(
+            s.chunk_messages >= min_chunks,
+            "{} chunks for {bytes} bytes",
+            s.chunk_messages
+        );
+        assert_eq!(s.chunk_frames, evs.len() as u64);
+        assert_eq!(s.buckets_completed, 1);
+    }
+    wait_for(10, "bucket delivered", || {
+        run.get(|e| &e.buckets_delivered_total) == 1
+    })
+    .await;
+    assert!(run.get(|e| &e.repair_chunks_sent_total) >= 2 * min_chunks);
+    assert_clean(&w);
+    run.stop().await;
+}

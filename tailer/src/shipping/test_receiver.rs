@@ -9,7 +9,7 @@
 //!
 //! Not for production: it keeps everything in memory.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,6 +54,8 @@ pub struct ReceiverStats {
     pub rejected_frames: u64,
     /// Frames received that were rejected earlier (they should never be re-sent).
     pub rejected_resent: u64,
+    /// Buckets whose last chunk arrived after all the chunks before it.
+    pub buckets_completed: u64,
     /// Messages that failed to open or made no sense (replays, forgeries).
     pub protocol_errors: Vec<String>,
 }
@@ -75,6 +77,8 @@ struct Inner {
     mute: AtomicBool,
     reject: Mutex<HashSet<EventId>>,
     rejected_seen: Mutex<HashSet<EventId>>,
+    /// Next chunk index expected per (crawl, bucket start).
+    next_chunk: Mutex<HashMap<(String, i64), u32>>,
 }
 
 /// A test buck listening on 127.0.0.1. Stops when dropped.
@@ -116,6 +120,7 @@ impl TestReceiver {
             mute: AtomicBool::new(false),
             reject: Mutex::new(HashSet::new()),
             rejected_seen: Mutex::new(HashSet::new()),
+            next_chunk: Mutex::new(HashMap::new()),
         });
         let cancel = CancellationToken::new();
         tokio::spawn(accept_loop(listener, inner.clone(), cancel.clone()));
@@ -292,7 +297,20 @@ async fn serve(stream: TcpStream, inner: &Inner, cancel: CancellationToken) -> R
             Message::Ping { token } => Some(Message::Pong { token }),
             Message::Pong { .. } => None,
             Message::Live { seq, frames } => receive(inner, seq, &frames, false),
-            Message::BucketChunk { seq, frames, .. } => receive(inner, seq, &frames, true),
+            Message::BucketChunk {
+                seq,
+                crawl,
+                bucket_start,
+                chunk,
+                last,
+                frames,
+            } => {
+                let reply = receive(inner, seq, &frames, true);
+                if matches!(reply, Some(Message::Ack { .. })) {
+                    check_chunk_order(inner, crawl.as_str(), bucket_start, chunk, last)?;
+                }
+                reply
+            }
             m @ (Message::Ack { .. } | Message::Nack { .. }) => {
                 return Err(format!("a tailer sent {m:?}"));
             }
@@ -310,6 +328,33 @@ async fn serve(stream: TcpStream, inner: &Inner, cancel: CancellationToken) -> R
             return Ok(());
         }
     }
+}
+
+/// Chunks of a bucket must arrive in order from 0; a repeat (a re-send after a lost ack)
+/// is fine, a gap is not.
+fn check_chunk_order(
+    inner: &Inner,
+    crawl: &str,
+    start: i64,
+    chunk: u32,
+    last: bool,
+) -> Result<(), String> {
+    let mut next = lock(&inner.next_chunk);
+    let expected = next.entry((crawl.to_owned(), start)).or_insert(0);
+    if chunk > *expected {
+        return Err(format!(
+            "bucket {crawl}@{start}: chunk {chunk} where {expected} was expected"
+        ));
+    }
+    if chunk == *expected {
+        *expected += 1;
+        if last {
+            // A later send of the same bucket (after a restart) starts again from 0.
+            next.remove(&(crawl.to_owned(), start));
+            lock(&inner.stats).buckets_completed += 1;
+        }
+    }
+    Ok(())
 }
 
 /// Stores a data message's frames and says what to answer.
