@@ -73,3 +73,42 @@ fn stamp(path: &Path) -> Stamp {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str) -> String {
+        format!(
+            "[[buck]]\nid = \"{id}\"\ningest = \"127.0.0.1:1\"\nhttp_url = \"http://{id}.example/\"\nsince = \"2020-01-01\"\n"
+        )
+    }
+
+    #[test]
+    fn redirects_follow_the_file_as_it_changes() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("cluster.toml");
+        let day = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+        let crawl = CrawlId::parse("c1").unwrap();
+        std::fs::write(&path, entry("only")).unwrap();
+        let view = ClusterView::new(Some(path.clone())).unwrap();
+        assert_eq!(
+            view.redirect_for("me", &crawl, day).as_deref(),
+            Some("http://only.example")
+        );
+        assert_eq!(view.redirect_for("only", &crawl, day), None);
+        // Now "me" is the only buck: it is home, no redirect.
+        std::fs::write(&path, entry("me") + "\n").unwrap();
+        assert_eq!(view.redirect_for("me", &crawl, day), None);
+        // An invalid new version keeps the previous one.
+        std::fs::write(&path, "not toml [").unwrap();
+        assert_eq!(view.redirect_for("me", &crawl, day), None);
+        assert!(view.get().is_some());
+        assert!(
+            ClusterView::new(None)
+                .unwrap()
+                .redirect_for("me", &crawl, day)
+                .is_none()
+        );
+    }
+}
