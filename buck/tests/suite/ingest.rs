@@ -291,3 +291,35 @@ async fn a_silent_connection_times_out() {
     .await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_max_connections_wait_their_turn() {
+    let b = TestBuck::start(|c| c.max_connections = 1).await;
+    let first = b.client().await;
+    let stream = tokio::net::TcpStream::connect(b.ingest).await.unwrap();
+    let mut second = tokio_util::codec::Framed::new(stream, codec());
+    futures::SinkExt::send(
+        &mut second,
+        bytes::Bytes::from(hello(&b.tailer, true).encode()),
+    )
+    .await
+    .unwrap();
+    // While the first holds the only permit, the second is not even accepted.
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(300), second.next()).await;
+    assert!(
+        waited.is_err(),
+        "second connection answered while the first is open"
+    );
+    assert_eq!(b.counters().connections_accepted, 1);
+    drop(first);
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(10), second.next())
+        .await
+        .expect("answered")
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        contracts::transport::ServerHello::decode(&answer).unwrap(),
+        contracts::transport::ServerHello::Accept { .. }
+    ));
+    b.stop().await;
+}
