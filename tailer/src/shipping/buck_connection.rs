@@ -169,6 +169,9 @@ impl BuckConnection {
     async fn run(self) {
         let mut backoff = Backoff::new(self.params.backoff_min_ms, self.params.backoff_max_ms);
         let buck = self.entry.id.clone();
+        // Failed attempts since the last success: a buck down for hours is logged at
+        // 1, 2, 4, 8... failures, not at every attempt.
+        let mut failures: u32 = 0;
         loop {
             let attempt = tokio::select! {
                 _ = self.cancel.cancelled() => return,
@@ -177,6 +180,7 @@ impl BuckConnection {
             match attempt {
                 Ok(Ok((wire, session))) => {
                     backoff.reset();
+                    failures = 0;
                     let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
                     let (outbox, inbox) = mpsc::unbounded_channel();
                     tracing::info!(buck = %buck, addr = %self.entry.ingest, "connected to buck");
@@ -207,10 +211,14 @@ impl BuckConnection {
                         }
                     }
                 }
-                Ok(Err(e)) => self.failed(&buck, e).await,
+                Ok(Err(e)) => {
+                    failures = failures.saturating_add(1);
+                    self.failed(&buck, e, failures).await
+                }
                 Err(_) => {
-                    self.failed(&buck, LinkError::Timeout(self.params.connect_timeout))
-                        .await
+                    failures = failures.saturating_add(1);
+                    let e = LinkError::Timeout(self.params.connect_timeout);
+                    self.failed(&buck, e, failures).await
                 }
             }
             let wait = backoff.next_delay();
@@ -221,12 +229,16 @@ impl BuckConnection {
         }
     }
 
-    async fn failed(&self, buck: &str, e: LinkError) {
+    async fn failed(&self, buck: &str, e: LinkError, failures: u32) {
         self.events.connect_failed(matches!(
             e,
             LinkError::Rejected(_) | LinkError::ClosedInHello
         ));
-        tracing::warn!(buck = %buck, addr = %self.entry.ingest, "cannot open a connection to buck: {e}; retrying with backoff");
+        if failures.is_power_of_two() {
+            tracing::warn!(buck = %buck, addr = %self.entry.ingest, failures, "cannot open a connection to buck: {e}; retrying with backoff");
+        } else {
+            tracing::debug!(buck = %buck, addr = %self.entry.ingest, failures, "cannot open a connection to buck: {e}");
+        }
         let _ = self
             .to_shipper
             .send(LinkEvent::Down {
