@@ -541,8 +541,11 @@ impl WriterState {
         segment_schema::set_meta(&seg.conn, &path, meta::STATE, "closed")?;
         segment_schema::set_meta(&seg.conn, &path, meta::CLOSED_US, &now.to_string())?;
         // Fold the WAL into the file so the closed segment is one self-contained file.
+        // PASSIVE never waits: a long SQL query reading the segment must not stall
+        // ingest. Whatever it could not copy is checkpointed when the last connection
+        // to the file closes.
         seg.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
             .map_err(SegmentError::sqlite(&path))?;
         self.conns.remove(key);
         if let Some(info) = self
