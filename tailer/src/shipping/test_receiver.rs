@@ -95,7 +95,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl TestReceiver {
     /// Starts a receiver named `id` (its id in the cluster file) on a free port, accepting
-    /// the tailer keys in `allowed`.
+    /// the tailer keys in `allowed`. Like the real buck, one with `encrypted` refuses
+    /// plain tailers, and any receiver seals for a tailer that asks for it.
     pub async fn start(
         id: &str,
         keys: KeyPair,
@@ -246,11 +247,8 @@ async fn serve(stream: TcpStream, inner: &Inner, cancel: CancellationToken) -> R
     };
     let refusal = if !inner.allowed.contains(&hello.public_key) {
         Some("key not on the allow-list".to_owned())
-    } else if hello.encrypted != inner.encrypted {
-        Some(format!(
-            "this buck runs with encrypted = {}",
-            inner.encrypted
-        ))
+    } else if !hello.encrypted && inner.encrypted {
+        Some("this buck requires encrypted messages".to_owned())
     } else {
         None
     };
@@ -268,14 +266,15 @@ async fn serve(stream: TcpStream, inner: &Inner, cancel: CancellationToken) -> R
         version,
         buck_id: inner.id.clone(),
         salt,
-        encrypted: inner.encrypted,
+        // As the real buck: a tailer that asks for sealing gets it.
+        encrypted: hello.encrypted,
     };
     if wire.send(Bytes::from(accept.encode())).await.is_err() {
         return Ok(());
     }
     lock(&inner.stats).connections += 1;
     let tailer_key = crypto_box::PublicKey::from(hello.public_key);
-    let keys = inner.encrypted.then(|| (inner.keys.secret(), &tailer_key));
+    let keys = hello.encrypted.then(|| (inner.keys.secret(), &tailer_key));
     let mut session = Session::new(keys, salt, Direction::BuckToTailer);
     loop {
         let buf = tokio::select! {
