@@ -410,4 +410,44 @@ mod tests {
             assert!(e.contains(needle), "{text:?}: {e}");
         }
     }
+
+    #[test]
+    fn parse_shipping_settings() {
+        let c = TailerConfig::parse(
+            "[[source]]\npath=\"/x\"\ncrawl=\"c\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.connect_backoff_min_ms,
+                c.connect_backoff_max_ms,
+                c.connect_timeout_ms
+            ),
+            (200, 30_000, 5_000)
+        );
+        assert_eq!((c.ping_interval_ms, c.idle_timeout_ms), (5_000, 20_000));
+        assert_eq!(c.inflight_max_bytes, 4 << 20);
+        assert_eq!((c.cluster_poll_ms, c.janitor_interval_ms), (2_000, 5_000));
+        let c = TailerConfig::parse(
+            "connect_backoff_min_ms = 5\nconnect_backoff_max_ms = 50\nconnect_timeout_ms = 7\n\
+             ping_interval_ms = 9\nidle_timeout_ms = 11\ninflight_max_bytes = 13\n\
+             cluster_poll_ms = 15\njanitor_interval_ms = 17\n[[source]]\npath=\"/x\"\ncrawl=\"c\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                c.connect_backoff_min_ms,
+                c.connect_backoff_max_ms,
+                c.connect_timeout_ms
+            ),
+            (5, 50, 7)
+        );
+        assert_eq!(
+            (c.ping_interval_ms, c.idle_timeout_ms, c.inflight_max_bytes),
+            (9, 11, 13)
+        );
+        assert_eq!((c.cluster_poll_ms, c.janitor_interval_ms), (15, 17));
+    }
 }
