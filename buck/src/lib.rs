@@ -185,7 +185,9 @@ impl BuckHandle {
     }
 
     /// Waits, after shutdown was signalled, for the receiver to stop (acks of in-flight
-    /// messages sent) and then for the writer to commit what was queued and stop.
+    /// messages sent) and then for the writer to commit what was queued and stop. Call it
+    /// after cancelling the shutdown token: until then it waits. Clones of the
+    /// [`SegmentWriter`] handed out by [`writer`](BuckHandle::writer) must be dropped too.
     pub async fn join(self) -> Result<(), BuckError> {
         let BuckHandle {
             writer,
