@@ -69,7 +69,7 @@ pub struct FetchProgress {
 }
 
 /// A progress callback; it must return quickly (it runs on the fetch's tasks).
-pub type ProgressFn = dyn Fn(&FetchProgress) + Send + Sync;
+pub type ProgressFn<'a> = dyn Fn(&FetchProgress) + Send + Sync + 'a;
 
 enum Job {
     Archived {
@@ -93,7 +93,7 @@ pub async fn fetch(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     dir: &Path,
-    progress: &ProgressFn,
+    progress: &ProgressFn<'_>,
 ) -> Result<FetchReport, PorterError> {
     let store = crate::open_store(&config.archive, config).await?;
     fetch_with_store(
@@ -119,7 +119,7 @@ pub async fn fetch_with_store(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     dir: &Path,
-    progress: &ProgressFn,
+    progress: &ProgressFn<'_>,
 ) -> Result<FetchReport, PorterError> {
     let mut report = FetchReport::default();
     if to <= from {
