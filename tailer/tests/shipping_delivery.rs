@@ -628,3 +628,49 @@ async fn a_large_bucket_travels_in_ordered_chunks_of_at_most_one_mib() {
     assert_clean(&w);
     run.stop().await;
 }
+
+#[tokio::test]
+async fn a_rejected_frame_is_left_out_of_a_later_repair_send() {
+    let mut w = World::new(2, true).await;
+    // Small enough that the second batch's live copy is dropped: the bucket must be repaired.
+    w.extra_config = "inflight_max_bytes = 1000".into();
+    let first = w.events(0, 5);
+    let bad = first[2].id;
+    for r in &w.receivers {
+        r.reject_event(bad);
+    }
+    let run = w.start();
+    let bucket = w.write_bucket(w.bucket_start(0), &[]).0;
+    run.live(&w, &bucket, &first).await;
+    wait_for(10, "both homes refused the bad frame", || {
+        run.get(|e| &e.frames_rejected_total) == 2
+    })
+    .await;
+    let away = &w.receivers[0];
+    away.set_down(true);
+    let second = w.events(100, 30);
+    run.live(&w, &bucket, &second).await;
+    let path = w.write_bucket(bucket.start, &[]).1;
+    run.seal(&bucket, &path).await;
+    wait_for(10, "live copies dropped", || {
+        run.get(|e| &e.live_dropped_total) > 0
+    })
+    .await;
+    away.set_down(false);
+    wait_for(15, "bucket delivered", || {
+        run.get(|e| &e.buckets_delivered_total) == 1
+    })
+    .await;
+    let mut want = ids(&first);
+    want.extend(ids(&second));
+    want.remove(&bad);
+    for r in &w.receivers {
+        assert_eq!(r.event_ids().into_iter().collect::<BTreeSet<_>>(), want);
+        let s = r.stats();
+        assert!(s.chunk_messages >= 1, "no repair send happened");
+        assert_eq!((s.rejected_frames, s.rejected_resent), (1, 0));
+    }
+    assert_eq!(run.get(|e| &e.frames_rejected_total), 2);
+    assert_clean(&w);
+    run.stop().await;
+}

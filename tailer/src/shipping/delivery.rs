@@ -6,7 +6,7 @@
 //! Both walks read the file in blocks through `contracts::frame::FrameReader`, so a
 //! bucket of any size costs at most one block plus one chunk of memory.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ffi::OsString;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::ops::ControlFlow;
@@ -17,7 +17,7 @@ use chrono::NaiveDate;
 use contracts::frame::{FrameError, FrameReader};
 use contracts::spool_file::{SPOOL_HEADER_LEN, check_spool_header};
 use contracts::transport::MAX_CHUNK_BYTES;
-use contracts::{ClusterFile, CrawlId, Event};
+use contracts::{ClusterFile, CrawlId, Event, EventId};
 use serde::{Deserialize, Serialize};
 
 /// Version of the delivery record's JSON.
@@ -119,12 +119,18 @@ impl<'a> Router<'a> {
     /// The homes of a frame's payload, or `None` when it does not decode (a buck would
     /// reject it for good, so the repair path leaves it out).
     fn homes(&mut self, payload: &[u8]) -> Option<&[String]> {
-        let day = Event::decode(payload).ok()?.day();
+        self.route(payload).map(|(_, homes)| homes)
+    }
+
+    /// The event id and the homes of a frame's payload.
+    fn route(&mut self, payload: &[u8]) -> Option<(EventId, &[String])> {
+        let event = Event::decode(payload).ok()?;
+        let day = event.day();
         let homes = self
             .by_day
             .entry(day)
             .or_insert_with(|| self.cluster.home_bucks(self.crawl, day).homes().to_vec());
-        Some(homes)
+        Some((event.id, homes))
     }
 }
 
@@ -176,22 +182,24 @@ pub struct Chunk {
 }
 
 /// Reads, from byte `offset` of the bucket at `path` (0 for the start), the next chunk of
-/// frames routed to `home`: as many whole frames as fit in `MAX_CHUNK_BYTES`.
+/// frames routed to `home`: as many whole frames as fit in `MAX_CHUNK_BYTES`. Frames of
+/// the events in `skip` (refused for good by a buck) are left out.
 pub fn read_chunk(
     path: &Path,
     offset: u64,
     home: &str,
     cluster: &ClusterFile,
     crawl: &CrawlId,
+    skip: &HashSet<EventId>,
 ) -> std::io::Result<Chunk> {
     let mut router = Router::new(cluster, crawl);
     let mut frames = Vec::new();
     let mut count = 0u32;
     let (next_offset, last) = walk_frames(path, offset, |_, frame, payload| {
-        let Some(homes) = router.homes(payload) else {
+        let Some((id, homes)) = router.route(payload) else {
             return ControlFlow::Continue(());
         };
-        if !homes.iter().any(|h| h == home) {
+        if !homes.iter().any(|h| h == home) || skip.contains(&id) {
             return ControlFlow::Continue(());
         }
         if frames.len() + frame.len() > MAX_CHUNK_BYTES {
@@ -331,12 +339,22 @@ mod tests {
                 .map(|(h, v)| (h.clone(), v.len() as u64))
                 .collect()
         );
+        // Frame 3 was refused for good: no chunk carries it.
+        let skip: HashSet<EventId> = [EventId {
+            tailer: 1,
+            file_seq: 1,
+            offset: 3,
+        }]
+        .into();
+        for ids in want.values_mut() {
+            ids.retain(|&i| i != 3);
+        }
         for (home, ids) in &want {
             let mut got = Vec::new();
             let mut offset = 0;
             let mut chunks = 0;
             loop {
-                let ch = read_chunk(&path, offset, home, &c, &crawl).unwrap();
+                let ch = read_chunk(&path, offset, home, &c, &crawl, &skip).unwrap();
                 assert!(ch.frames.len() <= MAX_CHUNK_BYTES);
                 let (events, torn) = contracts::frame::decode_frames(&ch.frames);
                 assert!(torn.is_none());

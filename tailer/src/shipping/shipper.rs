@@ -15,7 +15,7 @@
 //! channel for long, because this task never waits on theirs (their outboxes are
 //! unbounded; what bounds them is the in-flight limit enforced here).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -25,7 +25,7 @@ use chrono::{NaiveDate, Utc};
 use contracts::frame::{FrameError, FrameReader};
 use contracts::keys::KeyPair;
 use contracts::transport::{MAX_CHUNK_BYTES, Message};
-use contracts::{BuckEntry, ClusterFile, CrawlId};
+use contracts::{BuckEntry, ClusterFile, CrawlId, Event, EventId};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -196,6 +196,8 @@ struct ShipperTask {
     /// Frames per (bucket, home) sent live and not acked yet: while they may still be
     /// acked, the repair decision waits for them instead of sending the bucket twice.
     live_pending: HashMap<BucketKey, HashMap<String, u64>>,
+    /// Events a buck refused for good, per bucket: left out of repair chunks.
+    rejected: HashMap<BucketKey, HashSet<EventId>>,
     sealed: HashMap<BucketKey, SealedBucket>,
     jobs: HashMap<u64, RepairJob>,
     next_job: u64,
@@ -298,6 +300,7 @@ impl ShipperTask {
             packets: HashMap::new(),
             live_acked: HashMap::new(),
             live_pending: HashMap::new(),
+            rejected: HashMap::new(),
             sealed: HashMap::new(),
             jobs: HashMap::new(),
             next_job: 0,
@@ -421,6 +424,7 @@ impl ShipperTask {
         let keep = |k: &BucketKey| sealed.contains_key(k) || k.start + grace > now;
         self.live_acked.retain(|k, _| keep(k));
         self.live_pending.retain(|k, _| keep(k));
+        self.rejected.retain(|k, _| keep(k));
     }
 
     fn poll_cluster(&mut self) {
@@ -522,7 +526,11 @@ impl ShipperTask {
             for r in rejected.iter().take(5) {
                 tracing::warn!(buck = %buck, seq, frame = r.index, "buck rejected a frame for good: {}", r.reason);
             }
+            self.remember_rejected(&f, &rejected);
         }
+        let Some(b) = self.bucks.get_mut(buck) else {
+            return;
+        };
         match f.what {
             Sent::Live {
                 buckets,
@@ -934,6 +942,7 @@ impl ShipperTask {
         }
         self.live_acked.remove(bucket);
         self.live_pending.remove(bucket);
+        self.rejected.remove(bucket);
         self.events.buckets_pending(self.sealed.len());
     }
 
@@ -967,6 +976,42 @@ impl ShipperTask {
         }
     }
 
+    /// Notes the events of the frames a buck refused for good, so that no repair chunk
+    /// carries them again (to this buck or any other: the reasons are the frame's own).
+    fn remember_rejected(
+        &mut self,
+        f: &InFlight,
+        rejected: &[contracts::transport::RejectedFrame],
+    ) {
+        let (frames, owners): (&Bytes, Vec<&BucketKey>) = match (&f.message, &f.what) {
+            (Message::Live { frames, .. }, Sent::Live { buckets, .. }) => (
+                frames,
+                buckets
+                    .iter()
+                    .flat_map(|(k, n)| std::iter::repeat_n(k, *n as usize))
+                    .collect(),
+            ),
+            (Message::BucketChunk { frames, .. }, Sent::Chunk { job, .. }) => {
+                let Some(j) = self.jobs.get(job) else { return };
+                (frames, vec![&j.bucket; f.frames as usize])
+            }
+            _ => return,
+        };
+        let wanted: HashSet<u32> = rejected.iter().map(|r| r.index).collect();
+        for (index, item) in FrameReader::new(frames).enumerate() {
+            let Ok((_, payload)) = item else { break };
+            if !wanted.contains(&(index as u32)) {
+                continue;
+            }
+            if let (Some(key), Ok(event)) = (owners.get(index), Event::decode(payload)) {
+                self.rejected
+                    .entry((*key).clone())
+                    .or_default()
+                    .insert(event.id);
+            }
+        }
+    }
+
     fn read_next_chunk(&self, job: u64) {
         let Some(j) = self.jobs.get(&job) else { return };
         let (path, offset, home, crawl) = (
@@ -975,10 +1020,11 @@ impl ShipperTask {
             j.home.clone(),
             j.bucket.crawl.clone(),
         );
+        let skip = self.rejected.get(&j.bucket).cloned().unwrap_or_default();
         let cluster = self.cluster.clone();
         let tx = self.internal_tx.clone();
         tokio::task::spawn_blocking(move || {
-            let result = read_chunk(&path, offset, &home, &cluster, &crawl);
+            let result = read_chunk(&path, offset, &home, &cluster, &crawl, &skip);
             let _ = tx.send(Internal::ChunkRead { job, result });
         });
     }
