@@ -1,1 +1,266 @@
-fn main() {}
+//! Porter benchmark (not run by the tests): archive throughput to an S3 server, and
+//! archived bytes per event for a segment built from real Heritrix crawl logs.
+//!
+//! `cargo run -p sluice-porter --bin porter_bench -- [EVENTS]` (default 300000). The S3
+//! server is the one SLUICE_TEST_S3_ENDPOINT names, or one started with
+//! `scripts/s3-test-server start /tmp/sluice-s3-test-server`.
+//!
+//! The segment is built from every crawl.log under /work/shared/data/real/heritrix (or
+//! SLUICE_BENCH_LOGS), repeated to EVENTS lines, each line an event with its own id. The
+//! timed archive path is the porter's own: merge (copy and compact), zlib, upload
+//! (multipart above 16 MiB), read back and checksum. Fetching replicas from bucks over
+//! HTTP is not included (it depends on the network, not on the porter).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use porter::{ArchiveStore, S3Settings, S3Store, object_codec, segment_merge};
+use rusqlite::Connection;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let events: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(300_000);
+    let logs_root = std::env::var("SLUICE_BENCH_LOGS")
+        .unwrap_or_else(|_| "/work/shared/data/real/heritrix".into());
+    let mut lines = Vec::new();
+    collect_crawl_logs(Path::new(&logs_root), &mut lines)?;
+    if lines.is_empty() {
+        return Err(format!("no crawl.log lines under {logs_root}").into());
+    }
+    let work = tempfile::tempdir()?;
+    let raw_log = work.path().join("crawl.log");
+    let segment = work.path().join("segment.sqlite");
+    let (raw_bytes, n) = build(&lines, events, &raw_log, &segment)?;
+    let gz_bytes = gzip6(&raw_log)?;
+    let seg_bytes = std::fs::metadata(&segment)?.len();
+
+    let rt = tokio::runtime::Runtime::new()?;
+    let (endpoint, key, secret) = s3_endpoint()?;
+    let settings = S3Settings {
+        endpoint: Some(endpoint.clone()),
+        region: "us-east-1".into(),
+        path_style: true,
+        access_key_id: Some(key),
+        secret_access_key: Some(secret),
+    };
+    let bucket = format!("porter-bench-{:08x}", rand::random::<u32>());
+    let store = rt.block_on(S3Store::new(
+        &bucket,
+        "archive",
+        &settings,
+        16 << 20,
+        16 << 20,
+    ))?;
+    rt.block_on(store.ensure_bucket())?;
+
+    let t0 = Instant::now();
+    let merged = work.path().join("merged.sqlite");
+    let summary = segment_merge::merge_replicas("bench/segment", &[segment.clone()], &merged)?;
+    let t_merge = t0.elapsed();
+    let object = work.path().join("object.z");
+    let packed = object_codec::compress(&merged, &object)?;
+    let t_zlib = t0.elapsed() - t_merge;
+    rt.block_on(store.put_file("bench/2026-11-02.sqlite.z", &object))?;
+    let t_up = t0.elapsed() - t_merge - t_zlib;
+    let back = work.path().join("back.z");
+    rt.block_on(store.get_to_file("bench/2026-11-02.sqlite.z", &back))?;
+    let (sha, size) = object_codec::sha256_file(&back)?;
+    if sha != packed.object_sha256 || size != packed.object_bytes {
+        return Err("read-back checksum mismatch".into());
+    }
+    let total = t0.elapsed();
+    let t_verify = total - t_merge - t_zlib - t_up;
+
+    let mib = seg_bytes as f64 / (1 << 20) as f64;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "events                    {n} (summary {})",
+        summary.events
+    )?;
+    writeln!(
+        out,
+        "raw log                   {raw_bytes} bytes, {:.1} bytes/line",
+        raw_bytes as f64 / n as f64
+    )?;
+    writeln!(
+        out,
+        "raw log gzip -6           {gz_bytes} bytes, {:.1} bytes/line",
+        gz_bytes as f64 / n as f64
+    )?;
+    writeln!(
+        out,
+        "segment (sqlite)          {seg_bytes} bytes, {:.1} bytes/event",
+        seg_bytes as f64 / n as f64
+    )?;
+    writeln!(out, "compacted segment         {} bytes", packed.file_bytes)?;
+    writeln!(
+        out,
+        "archived object (zlib 6)  {} bytes, {:.1} bytes/event",
+        packed.object_bytes,
+        packed.object_bytes as f64 / n as f64
+    )?;
+    writeln!(
+        out,
+        "archive time              {:.2} s: merge {:.2}, zlib {:.2}, upload {:.2}, read back {:.2}",
+        total.as_secs_f64(),
+        t_merge.as_secs_f64(),
+        t_zlib.as_secs_f64(),
+        t_up.as_secs_f64(),
+        t_verify.as_secs_f64()
+    )?;
+    writeln!(
+        out,
+        "throughput                {:.1} MiB/s of segment, {:.0} events/s (S3 at {endpoint})",
+        mib / total.as_secs_f64(),
+        n as f64 / total.as_secs_f64()
+    )?;
+    Ok(())
+}
+
+fn collect_crawl_logs(dir: &Path, lines: &mut Vec<String>) -> std::io::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if p.is_dir() {
+            collect_crawl_logs(&p, lines)?;
+        } else if name.ends_with("crawl.log") || name.starts_with("h3-20") {
+            let text = String::from_utf8_lossy(&std::fs::read(&p)?).into_owned();
+            // A crawl.log line starts with a timestamp and has at least 10 fields.
+            lines.extend(
+                text.lines()
+                    .filter(|l| {
+                        l.split_whitespace().count() >= 10
+                            && l.as_bytes().first().is_some_and(u8::is_ascii_digit)
+                    })
+                    .map(str::to_string),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Writes the repeated raw log and a segment with the buck's tables; returns the raw
+/// log's size and the number of events.
+fn build(
+    lines: &[String],
+    n: usize,
+    raw_log: &Path,
+    segment: &Path,
+) -> Result<(u64, usize), Box<dyn std::error::Error>> {
+    let mut log = std::io::BufWriter::new(std::fs::File::create(raw_log)?);
+    let conn = Connection::open(segment)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;
+         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+         CREATE TABLE events (id TEXT NOT NULL UNIQUE, time TEXT, time_us INTEGER NOT NULL, host TEXT, app TEXT,
+             format TEXT, flags INTEGER, original_len INTEGER, line TEXT, raw BLOB, fields TEXT);
+         CREATE INDEX events_time ON events(time_us);
+         CREATE TABLE crawled_url (event_rowid INTEGER NOT NULL UNIQUE, timestamp TEXT, status_code INTEGER, size INTEGER,
+             payload_size INTEGER, url TEXT, hop_path TEXT, is_seed_redirect INTEGER, via TEXT, mimetype TEXT,
+             content_digest TEXT, seed TEXT, is_duplicate INTEGER, warc_filename TEXT, warc_offset INTEGER,
+             warc_content_bytes INTEGER, host TEXT);
+         CREATE VIEW crawled_urls AS SELECT e.id AS id, c.* FROM crawled_url c JOIN events e ON e.rowid = c.event_rowid;",
+    )?;
+    let tx = conn.unchecked_transaction()?;
+    let mut offset = 0u64;
+    let mut last_us = 0i64;
+    {
+        let mut ev = tx.prepare("INSERT INTO events (id, time, time_us, host, app, format, flags, original_len, line, fields) VALUES (?1, ?2, ?3, 'crawler-01', 'heritrix', 'crawl_log', 0, ?4, ?5, '[]')")?;
+        let mut cu = tx.prepare("INSERT INTO crawled_url (event_rowid, timestamp, status_code, size, url, hop_path, is_seed_redirect, via, mimetype, content_digest, seed, is_duplicate, host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, 0, ?11)")?;
+        for i in 0..n {
+            let line = &lines[i % lines.len()];
+            writeln!(log, "{line}")?;
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let time_us = chrono::DateTime::parse_from_rfc3339(f[0])
+                .map(|t| t.timestamp_micros())
+                .unwrap_or(last_us);
+            last_us = time_us;
+            let id = format!("{:016x}-{}-{offset}", 0x5eed_u64, 1);
+            ev.execute(rusqlite::params![
+                id,
+                f[0],
+                time_us,
+                line.len() as i64,
+                line
+            ])?;
+            let rowid = tx.last_insert_rowid();
+            let opt = |s: &str| if s == "-" { None } else { Some(s.to_string()) };
+            cu.execute(rusqlite::params![
+                rowid,
+                f[0],
+                f[1].parse::<i64>().unwrap_or(0),
+                f[2].parse::<i64>().ok(),
+                f[3],
+                f[4],
+                opt(f[5]),
+                opt(f[6]),
+                opt(f[9]),
+                f.get(10).and_then(|s| opt(s)),
+                contracts::crawled_url::url_host(f[3]),
+            ])?;
+            offset += line.len() as u64 + 1;
+        }
+    }
+    tx.commit()?;
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+    log.flush()?;
+    Ok((offset, n))
+}
+
+/// Size of `gzip -6` of a file (the gzip command, else flate2 at level 6).
+fn gzip6(path: &Path) -> Result<u64, Box<dyn std::error::Error>> {
+    if let Ok(out) = Command::new("gzip").arg("-6").arg("-c").arg(path).output()
+        && out.status.success()
+    {
+        return Ok(out.stdout.len() as u64);
+    }
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    enc.write_all(&std::fs::read(path)?)?;
+    Ok(enc.finish()?.len() as u64)
+}
+
+fn s3_endpoint() -> Result<(String, String, String), Box<dyn std::error::Error>> {
+    let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    if let Ok(e) = std::env::var("SLUICE_TEST_S3_ENDPOINT") {
+        return Ok((
+            e,
+            var("SLUICE_TEST_S3_ACCESS_KEY", "testkey"),
+            var("SLUICE_TEST_S3_SECRET_KEY", "testsecret"),
+        ));
+    }
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/s3-test-server");
+    let out = Command::new(script)
+        .arg("start")
+        .arg("/tmp/sluice-s3-test-server")
+        .output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let get = |k: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")).map(str::to_string))
+    };
+    match (
+        get("SLUICE_TEST_S3_ENDPOINT"),
+        get("SLUICE_TEST_S3_ACCESS_KEY"),
+        get("SLUICE_TEST_S3_SECRET_KEY"),
+    ) {
+        (Some(e), Some(k), Some(s)) => Ok((e, k, s)),
+        _ => Err(format!(
+            "scripts/s3-test-server start failed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into()),
+    }
+}
