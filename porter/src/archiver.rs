@@ -96,6 +96,9 @@ pub async fn archive_with_store(
     events: Arc<PorterEvents>,
 ) -> Result<ArchiveReport, PorterError> {
     let started = Instant::now();
+    let work_dir = config.work_dir.clone();
+    // Litter of killed runs; failures here only leave it for the next run.
+    let _ = tokio::task::spawn_blocking(move || remove_stale_work(&work_dir)).await;
     let cluster = ClusterFile::load(&config.cluster_file)?;
     let mut report = ArchiveReport::default();
     let (candidates, unreachable) = find_candidates(config, &cluster, Utc::now(), &events).await?;
@@ -251,6 +254,34 @@ async fn find_candidates(
         }
     }
     Ok((out, unreachable))
+}
+
+/// Attempt directories older than this are left from a killed run (an attempt takes
+/// minutes, and the timeouts bound it well below a day).
+const STALE_WORK: Duration = Duration::from_secs(86_400);
+
+/// Removes `work_dir/<crawl>/<attempt>` directories older than [`STALE_WORK`].
+fn remove_stale_work(work_dir: &Path) {
+    let Ok(crawls) = std::fs::read_dir(work_dir) else {
+        return;
+    };
+    for crawl in crawls.flatten() {
+        let Ok(attempts) = std::fs::read_dir(crawl.path()) else {
+            continue;
+        };
+        for a in attempts.flatten() {
+            let old = a
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_WORK);
+            if old {
+                tracing::info!(dir = %a.path().display(), "removing work files of a killed run");
+                let _ = std::fs::remove_dir_all(a.path());
+            }
+        }
+    }
 }
 
 /// A fresh work directory for one attempt, unique so that two porters (or a restarted

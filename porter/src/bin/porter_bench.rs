@@ -60,7 +60,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let t0 = Instant::now();
     let merged = work.path().join("merged.sqlite");
-    let summary = segment_merge::merge_replicas("bench/segment", std::slice::from_ref(&segment), &merged)?;
+    let summary =
+        segment_merge::merge_replicas("bench/segment", std::slice::from_ref(&segment), &merged)?;
     let t_merge = t0.elapsed();
     let object = work.path().join("object.z");
     let packed = object_codec::compress(&merged, &object)?;
