@@ -1,0 +1,209 @@
+//! [`ArchieConfig`]: archie's settings, as a TOML file or embedded by `sluice up`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::ArchieError;
+
+/// Archie's settings. Every field but `work_dir` has a default; times are in seconds and
+/// sizes in bytes, as their names say.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ArchieConfig {
+    /// Directory for the catalog (`catalog.json`) and one sub-directory per request
+    /// (fetched segments, then the index). Created if missing.
+    pub work_dir: PathBuf,
+    /// Longest time range one request may cover, in seconds. Default 2,678,400 (31 days).
+    #[serde(default = "default_max_range_secs")]
+    pub max_range_secs: u64,
+    /// Disk budget for all indexes together, in bytes: when the ready indexes pass it, the
+    /// oldest are evicted (their files deleted, state `expired`). Default 20 GiB.
+    #[serde(default = "default_disk_budget_bytes")]
+    pub disk_budget_bytes: u64,
+    /// How many requests fetch and build at once; the others wait in state `queued`.
+    /// Default 1 (a build already uses `index_threads` cores).
+    #[serde(default = "default_concurrent_builds")]
+    pub concurrent_builds: usize,
+    /// How long an index lives after it is ready (or a request after it failed), in
+    /// seconds. Default 86,400 (24 h).
+    #[serde(default = "default_expiry_secs")]
+    pub expiry_secs: u64,
+    /// How often the reaper looks for expired indexes and the disk budget, in seconds.
+    /// Default 60.
+    #[serde(default = "default_reap_interval_secs")]
+    pub reap_interval_secs: u64,
+    /// Threads that build the full-text indexes of one request; each builds its own
+    /// shard (every other batch of events). Default 2.
+    #[serde(default = "default_index_threads")]
+    pub index_threads: usize,
+    /// Events per batch: each batch is one transaction in the events table and in its
+    /// shard, and becomes searchable when it and every batch before it are committed.
+    /// Default 50,000.
+    #[serde(default = "default_index_batch_events")]
+    pub index_batch_events: usize,
+    /// Time limit of one `POST /history/{id}/sql` statement, in seconds. Default 10.
+    #[serde(default = "default_sql_time_limit_secs")]
+    pub sql_time_limit_secs: u64,
+    /// Most rows one SQL statement returns (the reply says when it was cut). Default 10,000.
+    #[serde(default = "default_sql_row_limit")]
+    pub sql_row_limit: usize,
+    /// Time limit of one search or histogram, in seconds: a search that hits it returns
+    /// what it found with a cursor to go on. Default 10.
+    #[serde(default = "default_search_time_limit_secs")]
+    pub search_time_limit_secs: u64,
+    /// Largest `limit` a search accepts. Default 1,000.
+    #[serde(default = "default_max_search_limit")]
+    pub max_search_limit: usize,
+}
+
+fn default_max_range_secs() -> u64 {
+    31 * 86_400
+}
+fn default_disk_budget_bytes() -> u64 {
+    20 << 30
+}
+fn default_concurrent_builds() -> usize {
+    1
+}
+fn default_expiry_secs() -> u64 {
+    86_400
+}
+fn default_reap_interval_secs() -> u64 {
+    60
+}
+fn default_index_threads() -> usize {
+    2
+}
+fn default_index_batch_events() -> usize {
+    50_000
+}
+fn default_sql_time_limit_secs() -> u64 {
+    10
+}
+fn default_sql_row_limit() -> usize {
+    10_000
+}
+fn default_search_time_limit_secs() -> u64 {
+    10
+}
+fn default_max_search_limit() -> usize {
+    1_000
+}
+
+impl ArchieConfig {
+    /// A config with every default, for embedding (`sluice up`).
+    pub fn new(work_dir: impl Into<PathBuf>) -> ArchieConfig {
+        ArchieConfig {
+            work_dir: work_dir.into(),
+            max_range_secs: default_max_range_secs(),
+            disk_budget_bytes: default_disk_budget_bytes(),
+            concurrent_builds: default_concurrent_builds(),
+            expiry_secs: default_expiry_secs(),
+            reap_interval_secs: default_reap_interval_secs(),
+            index_threads: default_index_threads(),
+            index_batch_events: default_index_batch_events(),
+            sql_time_limit_secs: default_sql_time_limit_secs(),
+            sql_row_limit: default_sql_row_limit(),
+            search_time_limit_secs: default_search_time_limit_secs(),
+            max_search_limit: default_max_search_limit(),
+        }
+    }
+
+    /// Reads and parses a TOML config file.
+    pub fn load(path: &Path) -> Result<ArchieConfig, ArchieError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ArchieError::ConfigRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        ArchieConfig::parse(&text, path)
+    }
+
+    /// Parses TOML text and checks it; `path` only names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<ArchieConfig, ArchieError> {
+        let config: ArchieConfig = toml::from_str(text).map_err(|e| ArchieError::ConfigParse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        config.check().map_err(|message| ArchieError::ConfigParse {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// The checks `parse` makes, for configs built in code.
+    pub fn check(&self) -> Result<(), String> {
+        let positive = [
+            ("max_range_secs", self.max_range_secs),
+            ("concurrent_builds", self.concurrent_builds as u64),
+            ("reap_interval_secs", self.reap_interval_secs),
+            ("index_threads", self.index_threads as u64),
+            ("index_batch_events", self.index_batch_events as u64),
+            ("sql_time_limit_secs", self.sql_time_limit_secs),
+            ("sql_row_limit", self.sql_row_limit as u64),
+            ("search_time_limit_secs", self.search_time_limit_secs),
+            ("max_search_limit", self.max_search_limit as u64),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        if self.index_threads > 16 {
+            return Err("index_threads must be at most 16 (one attached shard each)".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_config() {
+        let text = r#"
+            work_dir = "/var/lib/sluice/archie"
+            max_range_secs = 86400
+            disk_budget_bytes = 1000000
+            concurrent_builds = 2
+            expiry_secs = 3600
+            reap_interval_secs = 5
+            index_threads = 1
+            index_batch_events = 1000
+            sql_time_limit_secs = 3
+            sql_row_limit = 50
+            search_time_limit_secs = 4
+            max_search_limit = 200
+        "#;
+        let c = ArchieConfig::parse(text, Path::new("a.toml")).unwrap();
+        assert_eq!(c.work_dir, PathBuf::from("/var/lib/sluice/archie"));
+        assert_eq!(c.max_range_secs, 86400);
+        assert_eq!(c.disk_budget_bytes, 1_000_000);
+        assert_eq!(c.concurrent_builds, 2);
+        assert_eq!(c.expiry_secs, 3600);
+        assert_eq!(c.reap_interval_secs, 5);
+        assert_eq!(c.index_threads, 1);
+        assert_eq!(c.index_batch_events, 1000);
+        assert_eq!(c.sql_time_limit_secs, 3);
+        assert_eq!(c.sql_row_limit, 50);
+        assert_eq!(c.search_time_limit_secs, 4);
+        assert_eq!(c.max_search_limit, 200);
+
+        let d = ArchieConfig::parse("work_dir = \"/w\"", Path::new("b.toml")).unwrap();
+        assert_eq!(d, ArchieConfig::new("/w"));
+        assert_eq!(d.expiry_secs, 86_400);
+        assert_eq!(d.max_range_secs, 31 * 86_400);
+
+        let e = ArchieConfig::parse("work_dir = \"/w\"\nexpiry = 3", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.toml") && e.contains("expiry"), "{e}");
+        let e = ArchieConfig::parse("work_dir = \"/w\"\nindex_threads = 0", Path::new("d.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("index_threads must be at least 1"), "{e}");
+        assert!(ArchieConfig::parse("", Path::new("e.toml")).is_err());
+    }
+}
