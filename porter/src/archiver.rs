@@ -329,13 +329,18 @@ async fn archive_in(
     }
     let merged = dir.join("merged.sqlite");
     let object = dir.join("object.z");
-    let (summary, packed) = {
+    let (summary, packed, own) = {
         let (label2, merged, object) = (label.clone(), merged.clone(), object.clone());
         tokio::task::spawn_blocking(move || {
+            // Each buck's own copy, so that it can tell later whether it changed since.
+            let own = replica_files
+                .iter()
+                .map(|f| segment_merge::summarize(&label2, f))
+                .collect::<Result<Vec<_>, _>>()?;
             let summary = segment_merge::merge_replicas(&label2, &replica_files, &merged)?;
             let packed = object_codec::compress(&merged, &object)
                 .map_err(|e| PorterError::io(&object, e))?;
-            Ok::<_, PorterError>((summary, packed))
+            Ok::<_, PorterError>((summary, packed, own))
         })
         .await
         .map_err(|e| PorterError::segment(&label, format!("merge task failed: {e}")))??
@@ -368,7 +373,7 @@ async fn archive_in(
     if let Some(existing) = read_manifest(store, &mkey).await? {
         check_same(events, &mkey, &existing, &manifest)?;
         verify_object(store, events, &existing, dir).await?;
-        notify(events, c, &existing).await?;
+        notify(events, c, &own, &existing).await?;
         events.segment_already_archived();
         return Ok(Outcome::AlreadyArchived);
     }
@@ -411,13 +416,13 @@ async fn archive_in(
                         ),
                     })?;
             check_same(events, &mkey, &existing, &manifest)?;
-            notify(events, c, &existing).await?;
+            notify(events, c, &own, &existing).await?;
             events.segment_already_archived();
             return Ok(Outcome::AlreadyArchived);
         }
         Err(e) => return Err(e.into()),
     }
-    notify(events, c, &manifest).await?;
+    notify(events, c, &own, &manifest).await?;
     events.segment_archived(manifest.events, manifest.file_bytes, manifest.object_bytes);
     tracing::info!(segment = %label, events = manifest.events, object_bytes = manifest.object_bytes, "segment archived");
     Ok(Outcome::Archived(Box::new(manifest)))
@@ -537,19 +542,23 @@ async fn verify_object(
     Ok(())
 }
 
-/// Tells every replica's buck that the segment is archived.
+/// Tells every replica's buck that the segment is archived, with the hash of the archived
+/// union and of that buck's own copy as downloaded.
 async fn notify(
     events: &PorterEvents,
     c: &Candidate,
+    own: &[segment_merge::SegmentSummary],
     manifest: &Manifest,
 ) -> Result<(), PorterError> {
-    let notice = ArchivedNotice {
-        ids_sha256: manifest.ids_sha256.clone(),
-        rows: manifest.events,
-        archive_key: manifest.object_key.clone(),
-    };
     let mut first_err = None;
-    for buck in &c.replicas {
+    for (buck, own) in c.replicas.iter().zip(own) {
+        let notice = ArchivedNotice {
+            ids_sha256: manifest.ids_sha256.clone(),
+            rows: manifest.events,
+            archive_key: manifest.object_key.clone(),
+            replica_ids_sha256: own.ids_sha256.clone(),
+            replica_rows: own.events,
+        };
         match buck.mark_archived(c.crawl.as_str(), &c.name, &notice).await {
             Ok(()) => events.buck_notified(),
             Err(e) => {

@@ -57,14 +57,24 @@ pub struct SegmentListing {
 }
 
 /// The body of `POST /segments/{crawl}/{name}/archived`.
+///
+/// The archive holds the union of every replica, so its hash differs from a buck's own
+/// copy when the replicas had different gaps: `replica_*` describe the copy this buck
+/// served, and the buck prunes only if its segment still hashes to `replica_ids_sha256`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArchivedNotice {
-    /// The manifest's `ids_sha256`: the buck prunes only if its copy still hashes so.
+    /// The manifest's `ids_sha256` (the archived union).
     pub ids_sha256: String,
-    /// Events archived.
+    /// Events archived (the union).
     pub rows: u64,
     /// The object's key in the archive.
     pub archive_key: String,
+    /// sha256 of the sorted ids of this buck's copy as the porter downloaded it.
+    #[serde(default)]
+    pub replica_ids_sha256: String,
+    /// Events in this buck's copy as the porter downloaded it.
+    #[serde(default)]
+    pub replica_rows: u64,
 }
 
 /// A client for one buck.

@@ -266,7 +266,8 @@ fn merge_attached(conn: &Connection, n: usize) -> rusqlite::Result<SegmentSummar
 
 /// Summarizes a segment file (used on files from the archive or a single buck).
 pub fn summarize(segment: &str, path: &Path) -> Result<SegmentSummary, PorterError> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    // Read-write without create: a WAL-mode copy may need its -shm made to be read.
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
         .map_err(|e| PorterError::segment(segment, format!("{}: {e}", path.display())))?;
     summarize_conn(&conn, "main")
         .map_err(|e| PorterError::segment(segment, format!("{}: {e}", path.display())))

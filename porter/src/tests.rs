@@ -331,7 +331,28 @@ async fn a_segment_on_two_bucks_with_different_gaps_archives_as_their_exact_unio
             (m.ids_sha256.as_str(), 100)
         );
         assert_eq!(n[0].2.archive_key, "crawl-1/2026-11-02.sqlite.z");
+        // Each buck also gets the hash of its own copy: 90 events, a different gap each.
+        assert_eq!(n[0].2.replica_rows, 90);
     }
+    let own: Vec<String> = fx
+        .bucks
+        .iter()
+        .map(|b| b.notices()[0].2.replica_ids_sha256.clone())
+        .collect();
+    let ids_without = |r: std::ops::Range<usize>| -> Vec<String> {
+        all.iter()
+            .enumerate()
+            .filter(|(i, _)| !r.contains(i))
+            .map(|(_, e)| e.id.clone())
+            .collect()
+    };
+    assert_eq!(
+        own,
+        vec![
+            ids_hash(&ids_without(10..20)),
+            ids_hash(&ids_without(50..60))
+        ]
+    );
 
     // Fetched back: every event, and every crawled_url row linked to its own event.
     let fetched = fx.fetch(store.clone(), day(), 1).await.expect("fetch");
