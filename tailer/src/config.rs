@@ -121,6 +121,11 @@ pub struct TailerConfig {
     /// long is emitted as it is, in milliseconds. Default 1000.
     #[serde(default = "default_multiline_flush_ms")]
     pub multiline_flush_ms: u64,
+    /// Wake up on inotify events (via `notify`) as well as every `poll_interval_ms`. Turn
+    /// off where inotify does not see changes (NFS and other network file systems) to save
+    /// the watches. Default true.
+    #[serde(default = "default_true")]
+    pub use_notify: bool,
 }
 
 /// One log source.

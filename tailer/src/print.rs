@@ -34,6 +34,7 @@ pub fn print_events(
     let mut scratch = vec![0u8; 64 * 1024];
     let mut batch = Vec::new();
     let mut count = 0u64;
+    let multiline_flush = Duration::from_millis(config.multiline_flush_ms);
     loop {
         for found in discovery.scan(&events) {
             if !seen.insert(found.path.clone()) {
@@ -83,6 +84,10 @@ pub fn print_events(
             }
             if !follow {
                 f.flush(true, now, &mut batch, &events)
+                    .map_err(|e| TailerError::io("reading", f.path.clone(), e))?;
+            } else if f.has_pending_record() && f.last_growth.elapsed() >= multiline_flush {
+                // A stack trace at the end of a quiet file is complete enough to show.
+                f.flush(false, now, &mut batch, &events)
                     .map_err(|e| TailerError::io("reading", f.path.clone(), e))?;
             }
             count += write_all(&mut batch, out)?;
@@ -158,5 +163,72 @@ mod tests {
         ];
         assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
         assert!(!dir.path().join("state").exists());
+    }
+
+    /// Accepts writes until it has seen `stop_at`, then fails like a closed pipe.
+    struct UntilSeen {
+        seen: Vec<u8>,
+        stop_at: &'static str,
+        /// Set once anything was printed: following has begun.
+        started: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    impl Write for UntilSeen {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if String::from_utf8_lossy(&self.seen).contains(self.stop_at) {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            self.seen.extend_from_slice(buf);
+            self.started
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            if String::from_utf8_lossy(&self.seen).contains(self.stop_at) {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn follow_prints_appended_lines_until_the_output_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("c1")).unwrap();
+        let log = dir.path().join("c1/app.log");
+        std::fs::write(&log, "first\n").unwrap();
+        let text = format!(
+            "poll_interval_ms = 10\n[[source]]\npath = \"{}/{{crawl}}/app.log\"\nformat = \"plain\"\n",
+            dir.path().display()
+        );
+        let config = TailerConfig::parse(&text, Path::new("t.toml")).unwrap();
+        let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let printed = started.clone();
+        let writer = std::thread::spawn(move || {
+            // Appended only after print mode has printed the existing line.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while !printed.load(std::sync::atomic::Ordering::Relaxed) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "print mode printed nothing"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+            f.write_all(b"appended later\n").unwrap();
+        });
+        let mut out = UntilSeen {
+            seen: Vec::new(),
+            stop_at: "appended later",
+            started,
+        };
+        let e = print_events(&config, true, &mut out).unwrap_err();
+        writer.join().unwrap();
+        assert!(e.to_string().contains("writing"), "{e}");
+        let text = String::from_utf8(out.seen).unwrap();
+        assert!(
+            text.contains("\"first\"") && text.contains("appended later"),
+            "{text}"
+        );
     }
 }

@@ -115,7 +115,7 @@ impl Reader {
         };
         Ok(Reader {
             host: host_name(&config),
-            wake: Wake::new(),
+            wake: Wake::new(config.use_notify),
             config,
             tailer_id,
             discovery,
@@ -144,7 +144,7 @@ impl Reader {
         while !shutdown.is_cancelled() {
             let busy = self.step()?;
             if !busy {
-                self.wake.wait(poll);
+                self.wake.wait(poll, shutdown);
             }
         }
         self.finish()
@@ -718,8 +718,19 @@ struct Wake {
 }
 
 impl Wake {
-    fn new() -> Wake {
+    fn new(use_notify: bool) -> Wake {
         let (tx, rx) = mpsc::sync_channel(1);
+        if !use_notify {
+            tracing::info!(
+                "notify turned off (use_notify = false): following files by polling only"
+            );
+            return Wake {
+                rx,
+                watcher: None,
+                watched: HashSet::new(),
+                warned: true,
+            };
+        }
         let watcher = notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
             // One pending wake-up is enough; the cycle looks at everything.
             let _ = tx.try_send(());
@@ -762,7 +773,19 @@ impl Wake {
         }
     }
 
-    fn wait(&self, timeout: Duration) {
-        let _ = self.rx.recv_timeout(timeout);
+    /// Waits for a wake-up, `timeout`, or `shutdown`, whichever comes first. The wait is
+    /// cut in slices so a stop is seen within `STOP_CHECK` even under a long poll interval.
+    fn wait(&self, timeout: Duration, shutdown: &CancellationToken) {
+        const STOP_CHECK: Duration = Duration::from_millis(50);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || shutdown.is_cancelled() {
+                return;
+            }
+            if self.rx.recv_timeout(left.min(STOP_CHECK)).is_ok() {
+                return;
+            }
+        }
     }
 }

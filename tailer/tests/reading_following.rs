@@ -124,3 +124,41 @@ fn buckets_are_sealed_and_events_offered_live() {
     });
     h.stop();
 }
+
+#[test]
+fn notify_wakes_the_reader_long_before_the_poll_interval() {
+    // A 30 s poll: only an inotify wake-up can deliver the appended line within the deadline.
+    let mut h = Harness::new("poll_interval_ms = 30000");
+    let log = h.log("c1");
+    let a = lines("a", 0..5);
+    append(&log, &a);
+    h.start();
+    h.wait_lines(&a);
+    let b = lines("b", 0..5);
+    let t = std::time::Instant::now();
+    append(&log, &b);
+    h.wait_lines(&b);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        t.elapsed()
+    );
+    h.stop();
+}
+
+#[test]
+fn polling_alone_follows_files_when_notify_is_off() {
+    let mut h = Harness::new("use_notify = false");
+    let log = h.log("c1");
+    let a = lines("a", 0..5);
+    append(&log, &a);
+    h.start();
+    h.wait_lines(&a);
+    std::fs::rename(&log, log.with_file_name("app.log.1")).unwrap();
+    let b = lines("b", 0..5);
+    append(&log, &b);
+    let all = [a, b].concat();
+    h.wait_lines(&all);
+    h.stop();
+    assert_exactly_once(&h.spool_events(), &all);
+}

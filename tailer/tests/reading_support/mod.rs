@@ -53,10 +53,29 @@ impl Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let logs = dir.path().join("logs");
         std::fs::create_dir_all(&logs).expect("logs dir");
+        // Small thresholds, unless the test sets its own.
+        let defaults = [
+            "poll_interval_ms = 20",
+            "discovery_interval_ms = 50",
+            "bucket_interval_secs = 1",
+            "fsync_interval_ms = 50",
+            "rotated_linger_ms = 200",
+            "nice = 0",
+            "host = \"test-host\"",
+        ];
+        let mut top = String::new();
+        for d in defaults {
+            let key = d.split(' ').next().unwrap_or_default();
+            if !extra
+                .lines()
+                .any(|l| l.split('=').next().is_some_and(|k| k.trim() == key))
+            {
+                top.push_str(d);
+                top.push('\n');
+            }
+        }
         let text = format!(
-            "spool_dir = \"{spool}\"\nstate_dir = \"{state}\"\npoll_interval_ms = 20\ndiscovery_interval_ms = 50\n\
-             bucket_interval_secs = 1\nfsync_interval_ms = 50\nrotated_linger_ms = 200\nnice = 0\nhost = \"test-host\"\n{extra}\n\
-             [[source]]\npath = \"{logs}/{pattern}\"\n{source_extra}\n",
+            "spool_dir = \"{spool}\"\nstate_dir = \"{state}\"\n{top}{extra}\n[[source]]\npath = \"{logs}/{pattern}\"\n{source_extra}\n",
             spool = dir.path().join("spool").display(),
             state = dir.path().join("state").display(),
             logs = logs.display(),
