@@ -91,6 +91,10 @@ pub struct BuckConfig {
     /// Delay a nacked tailer waits before re-sending, in milliseconds. Default 5000.
     #[serde(default = "default_nack_retry_after_ms")]
     pub nack_retry_after_ms: u32,
+    /// The live stream to browsers (socket.io): caps, backfill, token. A `[live]` table;
+    /// see docs/live.md. Default: every default of `live::LiveConfig`.
+    #[serde(default)]
+    pub live: live::LiveConfig,
 }
 
 fn default_true() -> bool {
@@ -164,6 +168,7 @@ impl BuckConfig {
             max_in_flight: default_max_in_flight(),
             hello_timeout_ms: default_hello_timeout_ms(),
             nack_retry_after_ms: default_nack_retry_after_ms(),
+            live: live::LiveConfig::default(),
         }
     }
 

@@ -20,6 +20,7 @@
 //! - [`pub_sub`]: `Bus`, the lossy live bus with explicit `Missed(n)`.
 //! - [`sql_api`]: the read API (`POST /?segment=`, `POST /sql`).
 //! - [`segment_api`]: `GET /segments`, segment copies, `archived` receipts.
+//! - [`live_feed`]: the bus subscriber that feeds the socket.io live broker, and `GET /api/bucks`.
 //! - [`allow_list`], [`cluster_view`]: files re-read when they change.
 //! - [`events`]: `BuckEvents`, every counter.
 //! - [`error`]: `BuckError`, `SegmentError`, `ConfigError`.
@@ -48,6 +49,7 @@ pub mod cluster_view;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod live_feed;
 pub mod pub_sub;
 mod receiver;
 pub mod segment_api;
@@ -80,6 +82,8 @@ use crate::segment_writer::WriterThread;
 /// A running buck.
 pub struct BuckHandle {
     api: Arc<ApiState>,
+    broker: live::LiveBroker,
+    live_layer: socketioxide::layer::SocketIoLayer,
     bus: Bus,
     public_key: String,
     writer: SegmentWriter,
@@ -130,6 +134,8 @@ pub async fn start(
         events: events.clone(),
     });
     let tracker = TaskTracker::new();
+    let (broker, live_layer) = live::LiveBroker::new(config.live.clone(), config.id.clone());
+    tracker.spawn(live_feed::feed(bus.subscribe(), broker.clone(), shutdown.clone()));
     tracker.spawn(receiver::run(ingest, ctx, shutdown, tracker.clone()));
     tracing::info!(id = %config.id, public_key = %public_key, "buck started");
     let api = Arc::new(ApiState {
@@ -139,6 +145,8 @@ pub async fn start(
     });
     Ok(BuckHandle {
         api,
+        broker,
+        live_layer,
         bus,
         public_key,
         writer,
@@ -161,7 +169,21 @@ impl BuckHandle {
                 "/segments/{crawl}/{name}/archived",
                 post(segment_api::archived),
             )
+            .route("/api/bucks", get(live_feed::bucks))
             .with_state(self.api.clone())
+            .layer(self.live_layer.clone())
+            // The live view connects from one buck's page to every buck of the cluster.
+            .layer(
+                tower_http::cors::CorsLayer::new()
+                    .allow_origin(tower_http::cors::Any)
+                    .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+                    .allow_headers(tower_http::cors::Any),
+            )
+    }
+
+    /// The live broker: its counters render as `sluice_live_*`.
+    pub fn live(&self) -> &live::LiveBroker {
+        &self.broker
     }
 
     /// The counters.

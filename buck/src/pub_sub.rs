@@ -21,7 +21,7 @@ use crate::events::BuckEvents;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
     /// The event.
-    pub event: Event,
+    pub event: Arc<Event>,
     /// True when a re-sent bucket (not a live packet) inserted it: it may be old.
     pub late: bool,
 }

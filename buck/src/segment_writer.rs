@@ -391,7 +391,7 @@ impl WriterState {
                     *bytes += ev.raw.len() as u64;
                     let late_flag = req.origin == Origin::Repair;
                     let p = Arc::new(Published {
-                        event: ev,
+                        event: Arc::new(ev),
                         late: late_flag,
                     });
                     if late_flag {

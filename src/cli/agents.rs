@@ -65,9 +65,11 @@ pub fn buck(
             )?;
         }
         let events = handle.events();
-        let metrics: Vec<MetricsSource> = vec![Arc::new(move |out: &mut String| {
-            events.render_prometheus(out)
-        })];
+        let live_events = handle.live().events();
+        let metrics: Vec<MetricsSource> = vec![
+            Arc::new(move |out: &mut String| events.render_prometheus(out)),
+            Arc::new(move |out: &mut String| live_events.render_prometheus(out)),
+        ];
         let router = serve::with_health_and_metrics(handle.router().merge(web::router()), metrics);
         let served = serve::serve(http_l, router, shutdown.clone()).await;
         shutdown.cancel();

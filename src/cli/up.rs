@@ -195,9 +195,11 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     ));
 
     let buck_events = buck.events();
+    let live_events = buck.live().events();
     let metrics: Vec<MetricsSource> = vec![
         Arc::new(move |out: &mut String| tailer_events.render_prometheus(out)),
         Arc::new(move |out: &mut String| buck_events.render_prometheus(out)),
+        Arc::new(move |out: &mut String| live_events.render_prometheus(out)),
     ];
     let router = serve::with_health_and_metrics(buck.router().merge(web::router()), metrics);
 
