@@ -316,8 +316,23 @@ impl Reader {
 
     fn resume(&mut self, d: Dormant) -> Result<(), TailerError> {
         let cp = d.cp;
-        let Some(source) = self.config.sources.iter().position(|s| s.path == cp.source) else {
-            tracing::warn!(path = %cp.path.display(), source = %cp.source, "dropping the checkpoint of a file whose source is no longer configured");
+        // By pattern; else (the pattern was edited) by whichever source still matches the
+        // path, so editing a pattern does not make every file be read again.
+        let source = self
+            .config
+            .sources
+            .iter()
+            .position(|s| s.path == cp.source)
+            .or_else(|| {
+                self.discovery.matchers().iter().position(|m| {
+                    matches!(
+                        m.classify(&cp.path),
+                        crate::crawl_matcher::PathMatch::Crawl(_)
+                    )
+                })
+            });
+        let Some(source) = source else {
+            tracing::warn!(path = %cp.path.display(), source = %cp.source, "dropping the checkpoint of a file no configured source matches any more");
             return Ok(());
         };
         match locate(&cp, None) {
@@ -337,7 +352,12 @@ impl Reader {
                     .seen
                     .map(|(size, _)| size.saturating_sub(cp.offset))
                     .unwrap_or(0);
-                if lost > 0 || cp.rotated {
+                let truncated = std::fs::metadata(&cp.path)
+                    .is_ok_and(|m| (m.dev(), m.ino()) == (cp.dev, cp.inode));
+                if truncated {
+                    self.events.rotation();
+                    tracing::warn!(path = %cp.path.display(), seq = cp.seq, offset = cp.offset, "file was truncated or rewritten while not followed and no rotated copy holds the lines after the offset: they are lost; the file is read again from its start under a new seq");
+                } else if lost > 0 || cp.rotated {
                     self.events.file_lost();
                     tracing::warn!(path = %cp.path.display(), seq = cp.seq, offset = cp.offset, "a file went away before it was read to its end and no rotated copy matches it: the lines after the offset are lost");
                 } else {

@@ -98,13 +98,32 @@ impl SpoolWriter {
         let mut files = Vec::new();
         collect_files(&self.dir, 0, &mut files);
         files.sort();
-        let mut total = 0u64;
+        let mut buckets = Vec::with_capacity(files.len());
         for path in files {
-            let Some((crawl, start)) = parse_spool_bucket_path(&self.dir, &path) else {
-                tracing::warn!(path = %path.display(), "ignoring a file in the spool that is not a bucket file");
-                continue;
+            match parse_spool_bucket_path(&self.dir, &path) {
+                Some((crawl, start)) => buckets.push((crawl, start, path)),
+                None => {
+                    tracing::warn!(path = %path.display(), "ignoring a file in the spool that is not a bucket file")
+                }
+            }
+        }
+        // Only a crawl's newest bucket can have a torn tail: a bucket is fsynced when it is
+        // sealed, before the next one is created. So only those are read through; the rest
+        // are just measured, which keeps start-up fast and its memory small.
+        let mut newest: BTreeMap<CrawlId, DateTime<Utc>> = BTreeMap::new();
+        for (crawl, start, _) in &buckets {
+            let n = newest.entry(crawl.clone()).or_insert(*start);
+            *n = (*n).max(*start);
+        }
+        let mut total = 0u64;
+        for (crawl, start, path) in buckets {
+            let len = if newest.get(&crawl) == Some(&start) {
+                recover_file(&path)?
+            } else {
+                std::fs::metadata(&path)
+                    .map_err(|e| TailerError::io("reading spool bucket size", &path, e))?
+                    .len()
             };
-            let len = recover_file(&path)?;
             if len == 0 {
                 continue;
             }
