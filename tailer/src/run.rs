@@ -27,36 +27,55 @@ pub async fn run(
     }
     let (tx, rx) = tokio::sync::mpsc::channel(SHIPPER_QUEUE);
     let usage = SpoolUsage::new();
-    let shipper = Shipper::spawn(
+    let mut shipper = Shipper::spawn(
         config.clone(),
         rx,
         usage.clone(),
         events.clone(),
         shutdown.clone(),
     );
-    let stop_reading = shutdown.clone();
+    // The reader stops on shutdown, or when the shipper ends first (it could not start).
+    let stop_reading = shutdown.child_token();
+    let reader_stop = stop_reading.clone();
     let nice = config.nice;
-    let reader = tokio::task::spawn_blocking(move || {
+    let mut reader = tokio::task::spawn_blocking(move || {
         if nice != 0 {
             // On Linux niceness is per thread: set it on this one too.
             set_nice(0, nice);
         }
-        Reader::new(config, tx, usage, events)?.run(&stop_reading)
+        Reader::new(config, tx, usage, events)?.run(&reader_stop)
     });
-    let read = match reader.await {
-        Ok(r) => r,
-        Err(e) => Err(TailerError::Task(format!("reader thread failed: {e}"))),
+    let (read, shipped) = tokio::select! {
+        read = &mut reader => {
+            let read = joined(read, "reader thread");
+            if let Err(e) = &read {
+                tracing::error!(error = %e, "reader stopped; stopping the shipper");
+                shutdown.cancel();
+            }
+            // Phase two: the spool is fsynced and the offsets saved; now the shipper.
+            (read, shipper.await)
+        }
+        shipped = &mut shipper => {
+            if let Ok(Err(e)) = &shipped {
+                tracing::error!(error = %e, "shipper stopped; stopping the reader");
+            }
+            stop_reading.cancel();
+            (joined(reader.await, "reader thread"), shipped)
+        }
     };
-    if let Err(e) = &read {
-        tracing::error!(error = %e, "reader stopped; stopping the shipper");
-        shutdown.cancel();
-    }
-    let shipped = match shipper.await {
+    let shipped = match shipped {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(TailerError::Task(format!("shipper failed: {e}"))),
         Err(e) => Err(TailerError::Task(format!("shipper task failed: {e}"))),
     };
     read.and(shipped)
+}
+
+fn joined(
+    r: Result<Result<(), TailerError>, tokio::task::JoinError>,
+    what: &str,
+) -> Result<(), TailerError> {
+    r.unwrap_or_else(|e| Err(TailerError::Task(format!("{what} failed: {e}"))))
 }
 
 /// Sets the niceness of every thread of the process that exists now (Linux keeps it per

@@ -264,3 +264,25 @@ fn rename_gzip_while_lagging_and_stopped() {
     h.stop();
     assert_exactly_once(&h.spool_events(), &all);
 }
+
+#[test]
+fn rename_create_while_lagging() {
+    let mut h = Harness::new(LAGGING);
+    let log = h.log("c1");
+    let a = lines("a", 0..300);
+    append(&log, &a);
+    h.start();
+    wait_paused(&h);
+    rename(&log, &log.with_file_name("app.log.1"));
+    let late = lines("late", 0..20);
+    append(&log.with_file_name("app.log.1"), &late);
+    let b = lines("b", 0..100);
+    append(&log, &b);
+    h.pruning.store(true, Ordering::Relaxed);
+    let all = [a, late, b].concat();
+    h.wait_lines(&all);
+    h.stop();
+    let ids = assert_exactly_once(&h.spool_events(), &all);
+    assert_eq!(ids[&all[0]].file_seq, ids[&all[310]].file_seq);
+    assert_ne!(ids[&all[0]].file_seq, ids[&all[320]].file_seq);
+}
