@@ -553,11 +553,11 @@ async fn notify(
     let mut first_err = None;
     for (buck, own) in c.replicas.iter().zip(own) {
         let notice = ArchivedNotice {
-            ids_sha256: manifest.ids_sha256.clone(),
-            rows: manifest.events,
+            ids_sha256: own.ids_sha256.clone(),
+            rows: own.events,
             archive_key: manifest.object_key.clone(),
-            replica_ids_sha256: own.ids_sha256.clone(),
-            replica_rows: own.events,
+            archive_ids_sha256: manifest.ids_sha256.clone(),
+            archive_rows: manifest.events,
         };
         match buck.mark_archived(c.crawl.as_str(), &c.name, &notice).await {
             Ok(()) => events.buck_notified(),

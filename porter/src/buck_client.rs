@@ -47,10 +47,10 @@ pub struct SegmentListing {
     #[serde(default)]
     pub bytes: u64,
     /// Earliest event time (RFC 3339), if any.
-    #[serde(default)]
+    #[serde(default, alias = "first_event")]
     pub first_time: Option<String>,
     /// Latest event time (RFC 3339), if any.
-    #[serde(default)]
+    #[serde(default, alias = "last_event")]
     pub last_time: Option<String>,
     /// Open, closed or archived.
     pub state: SegmentState,
@@ -58,23 +58,31 @@ pub struct SegmentListing {
 
 /// The body of `POST /segments/{crawl}/{name}/archived`.
 ///
-/// The archive holds the union of every replica, so its hash differs from a buck's own
-/// copy when the replicas had different gaps: `replica_*` describe the copy this buck
-/// served, and the buck prunes only if its segment still hashes to `replica_ids_sha256`.
+/// The archive holds the union of every replica, which differs from a buck's own copy
+/// when the replicas had different gaps. So `ids_sha256` and `rows` describe the copy
+/// this buck served, as the porter downloaded it (the buck prunes only if its segment
+/// still hashes so: everything it holds is then in the archive), and `archive_*` the
+/// archived union.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArchivedNotice {
-    /// The manifest's `ids_sha256` (the archived union).
+    /// sha256 of the sorted ids (each followed by `\n`) of this buck's copy.
     pub ids_sha256: String,
-    /// Events archived (the union).
+    /// Events in this buck's copy.
     pub rows: u64,
     /// The object's key in the archive.
     pub archive_key: String,
-    /// sha256 of the sorted ids of this buck's copy as the porter downloaded it.
+    /// The manifest's `ids_sha256`: the archived union.
+    pub archive_ids_sha256: String,
+    /// Events archived (the union).
+    pub archive_rows: u64,
+}
+
+/// The buck's answer to an [`ArchivedNotice`].
+#[derive(Debug, Clone, Default, Deserialize)]
+struct ArchivedReply {
+    /// False when the buck's segment no longer matches the copy we archived.
     #[serde(default)]
-    pub replica_ids_sha256: String,
-    /// Events in this buck's copy as the porter downloaded it.
-    #[serde(default)]
-    pub replica_rows: u64,
+    unchanged: Option<bool>,
 }
 
 /// A client for one buck.
@@ -190,6 +198,13 @@ impl BuckClient {
             return Err(self.fail(format!(
                 "mark {crawl}/{name} archived: http {status}: {}",
                 body.chars().take(200).collect::<String>()
+            )));
+        }
+        let body = resp.bytes().await.unwrap_or_default();
+        let reply: ArchivedReply = serde_json::from_slice(&body).unwrap_or_default();
+        if reply.unchanged == Some(false) {
+            return Err(self.fail(format!(
+                "mark {crawl}/{name} archived: the buck's copy changed since it was downloaded; it keeps the segment and the next run archives it again"
             )));
         }
         Ok(())

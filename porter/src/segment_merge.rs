@@ -3,8 +3,10 @@
 //!
 //! The merge does not hard-code the buck's schema: it copies the first replica's schema,
 //! then the union of every replica's rows with `INSERT OR IGNORE` (the unique event id
-//! drops duplicates). Tables that point at `events` (`crawled_url`, by a foreign key or
-//! an `event_id`/`event_rowid` column) are relinked: a row's event has a different rowid
+//! drops duplicates). Tables that point at `events` (by a foreign key, an
+//! `event_id`/`event_rowid` column, or, as the buck's `crawled_url` does, by sharing the
+//! event's rowid, which a view joining `events.rowid = <table>.rowid` declares) are
+//! relinked: a row's event has a different rowid
 //! in each replica and in the merge, so the link is followed through the event id. Views
 //! and triggers are created after the data so that no trigger fires during the copy.
 //! The result is written with `VACUUM INTO`, which also compacts it.
@@ -73,9 +75,16 @@ enum Link {
     ById(String),
     /// The column holds the event's rowid (or rowid alias): remap through the id.
     ByRowid(String),
+    /// The row's own rowid is its event's rowid (the buck's `crawled_url`): remap it.
+    SameRowid,
 }
 
-fn link_of(conn: &Connection, table: &str, cols: &[Column]) -> rusqlite::Result<Option<Link>> {
+fn link_of(
+    conn: &Connection,
+    table: &str,
+    cols: &[Column],
+    views_sql: &str,
+) -> rusqlite::Result<Option<Link>> {
     let mut stmt =
         conn.prepare("SELECT \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1, 'r0')")?;
     let fks: Vec<(String, String, Option<String>)> = stmt
@@ -95,6 +104,14 @@ fn link_of(conn: &Connection, table: &str, cols: &[Column]) -> rusqlite::Result<
                 Link::ById(c.name.clone())
             }));
         }
+    }
+    // A view that joins on `events.rowid = <table>.rowid` declares that the two tables
+    // share rowids.
+    let t = table.to_ascii_lowercase();
+    if views_sql.contains(&format!("events.rowid={t}.rowid"))
+        || views_sql.contains(&format!("{t}.rowid=events.rowid"))
+    {
+        return Ok(Some(Link::SameRowid));
     }
     Ok(None)
 }
@@ -166,6 +183,15 @@ fn merge_attached(conn: &Connection, n: usize) -> rusqlite::Result<SegmentSummar
             }
         }
     }
+    let views_sql: String = schema
+        .iter()
+        .filter(|(kind, _, _)| kind == "view")
+        .map(|(_, _, sql)| {
+            sql.to_ascii_lowercase()
+                .split_whitespace()
+                .collect::<String>()
+        })
+        .collect();
     let ev_cols = columns(conn, "r0", "events")?;
     if !ev_cols.iter().any(|c| c.name == "id") {
         return Err(rusqlite::Error::InvalidColumnName("events.id".into()));
@@ -196,10 +222,11 @@ fn merge_attached(conn: &Connection, n: usize) -> rusqlite::Result<SegmentSummar
     for table in tables.iter().filter(|t| t.as_str() != "events") {
         let cols = columns(conn, "r0", table)?;
         let own_key = rowid_alias(&cols).map(str::to_string);
-        match link_of(conn, table, &cols)? {
+        match link_of(conn, table, &cols, &views_sql)? {
             Some(link) => {
                 let link_col = match &link {
                     Link::ById(c) | Link::ByRowid(c) => c.clone(),
+                    Link::SameRowid => "rowid".to_string(),
                 };
                 let others: Vec<&Column> = cols
                     .iter()
@@ -211,12 +238,15 @@ fn merge_attached(conn: &Connection, n: usize) -> rusqlite::Result<SegmentSummar
                     .iter()
                     .map(|c| format!(", c.{}", q(&c.name)))
                     .collect();
-                let idx = q(&format!("porter_merge_{table}"));
-                conn.execute_batch(&format!(
-                    "CREATE INDEX {idx} ON {}({})",
-                    q(table),
+                let l = if link_col == "rowid" {
+                    link_col.clone()
+                } else {
                     q(&link_col)
-                ))?;
+                };
+                let idx = q(&format!("porter_merge_{table}"));
+                if !matches!(link, Link::SameRowid) {
+                    conn.execute_batch(&format!("CREATE INDEX {idx} ON {}({l})", q(table)))?;
+                }
                 for i in 0..n {
                     // Rows of an event come whole from the first replica that has any:
                     // copying them from a second replica too would double them.
@@ -225,20 +255,20 @@ fn merge_attached(conn: &Connection, n: usize) -> rusqlite::Result<SegmentSummar
                             "INSERT OR IGNORE INTO main.{t} ({l}{other_names}) SELECT c.{l}{other_src} FROM r{i}.{t} c \
                              WHERE NOT EXISTS (SELECT 1 FROM main.{t} x WHERE x.{l} = c.{l})",
                             t = q(table),
-                            l = q(&link_col)
                         ),
-                        Link::ByRowid(_) => format!(
+                        Link::ByRowid(_) | Link::SameRowid => format!(
                             "INSERT OR IGNORE INTO main.{t} ({l}{other_names}) SELECT m.{ek}{other_src} FROM r{i}.{t} c \
                              JOIN r{i}.events e ON e.{ek} = c.{l} JOIN main.events m ON m.id = e.id \
                              WHERE NOT EXISTS (SELECT 1 FROM main.{t} x WHERE x.{l} = m.{ek})",
                             t = q(table),
-                            l = q(&link_col),
                             ek = ev_key
                         ),
                     };
                     conn.execute_batch(&sql)?;
                 }
-                conn.execute_batch(&format!("DROP INDEX {idx}"))?;
+                if !matches!(link, Link::SameRowid) {
+                    conn.execute_batch(&format!("DROP INDEX {idx}"))?;
+                }
             }
             None => {
                 let names: Vec<String> = cols

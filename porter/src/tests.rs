@@ -322,22 +322,22 @@ async fn a_segment_on_two_bucks_with_different_gaps_archives_as_their_exact_unio
     assert_eq!(m.first_time_us, Some(all[0].time_us));
     assert_eq!(m.last_time_us, Some(all[99].time_us));
 
-    // Both bucks were told, with the manifest's hash.
+    // Both bucks were told: the archived union, and the hash of each one's own copy
+    // (90 events, a different gap each), which is what it checks before pruning.
     for b in &fx.bucks {
         let n = b.notices();
         assert_eq!(n.len(), 1, "{}", b.id);
         assert_eq!(
-            (n[0].2.ids_sha256.as_str(), n[0].2.rows),
+            (n[0].2.archive_ids_sha256.as_str(), n[0].2.archive_rows),
             (m.ids_sha256.as_str(), 100)
         );
         assert_eq!(n[0].2.archive_key, "crawl-1/2026-11-02.sqlite.z");
-        // Each buck also gets the hash of its own copy: 90 events, a different gap each.
-        assert_eq!(n[0].2.replica_rows, 90);
+        assert_eq!(n[0].2.rows, 90);
     }
     let own: Vec<String> = fx
         .bucks
         .iter()
-        .map(|b| b.notices()[0].2.replica_ids_sha256.clone())
+        .map(|b| b.notices()[0].2.ids_sha256.clone())
         .collect();
     let ids_without = |r: std::ops::Range<usize>| -> Vec<String> {
         all.iter()

@@ -5,7 +5,7 @@
 //! server is the one SLUICE_TEST_S3_ENDPOINT names, or one started with
 //! `scripts/s3-test-server start /tmp/sluice-s3-test-server`.
 //!
-//! The segment is built from every crawl.log under /work/shared/data/real/heritrix (or
+//! The segment has the buck's schema (buck/src/segment_schema.rs) and is built from every crawl.log under /work/shared/data/real/heritrix (or
 //! SLUICE_BENCH_LOGS), repeated to EVENTS lines, each line an event with its own id. The
 //! timed archive path is the porter's own: merge (copy and compact), zlib, upload
 //! (multipart above 16 MiB), read back and checksum. Fetching replicas from bucks over
@@ -164,22 +164,27 @@ fn build(
     let conn = Connection::open(segment)?;
     conn.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;
-         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
-         CREATE TABLE events (id TEXT NOT NULL UNIQUE, time TEXT, time_us INTEGER NOT NULL, host TEXT, app TEXT,
-             format TEXT, flags INTEGER, original_len INTEGER, line TEXT, raw BLOB, fields TEXT);
-         CREATE INDEX events_time ON events(time_us);
-         CREATE TABLE crawled_url (event_rowid INTEGER NOT NULL UNIQUE, timestamp TEXT, status_code INTEGER, size INTEGER,
-             payload_size INTEGER, url TEXT, hop_path TEXT, is_seed_redirect INTEGER, via TEXT, mimetype TEXT,
-             content_digest TEXT, seed TEXT, is_duplicate INTEGER, warc_filename TEXT, warc_offset INTEGER,
+         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+         CREATE TABLE events (id TEXT NOT NULL UNIQUE, time TEXT NOT NULL, time_us INTEGER NOT NULL,
+             host TEXT NOT NULL, app TEXT NOT NULL, format TEXT NOT NULL, flags INTEGER NOT NULL,
+             original_len INTEGER NOT NULL, line TEXT NOT NULL, raw BLOB, fields TEXT NOT NULL);
+         CREATE INDEX events_time_us ON events(time_us);
+         CREATE INDEX events_host ON events(host, time_us);
+         CREATE TABLE crawled_url (timestamp TEXT, status_code INTEGER, size INTEGER, payload_size INTEGER,
+             url TEXT, hop_path TEXT, is_seed_redirect INTEGER, via TEXT, mimetype TEXT, content_digest TEXT,
+             seed TEXT, is_duplicate INTEGER, warc_filename TEXT, warc_offset INTEGER,
              warc_content_bytes INTEGER, host TEXT);
-         CREATE VIEW crawled_urls AS SELECT e.id AS id, c.* FROM crawled_url c JOIN events e ON e.rowid = c.event_rowid;",
+         CREATE INDEX crawled_url_host ON crawled_url(host);
+         CREATE INDEX crawled_url_timestamp ON crawled_url(timestamp);
+         CREATE VIEW crawled_urls AS
+             SELECT events.id AS id, crawled_url.* FROM crawled_url JOIN events ON events.rowid = crawled_url.rowid;",
     )?;
     let tx = conn.unchecked_transaction()?;
     let mut offset = 0u64;
     let mut last_us = 0i64;
     {
         let mut ev = tx.prepare("INSERT INTO events (id, time, time_us, host, app, format, flags, original_len, line, fields) VALUES (?1, ?2, ?3, 'crawler-01', 'heritrix', 'crawl_log', 0, ?4, ?5, '[]')")?;
-        let mut cu = tx.prepare("INSERT INTO crawled_url (event_rowid, timestamp, status_code, size, url, hop_path, is_seed_redirect, via, mimetype, content_digest, seed, is_duplicate, host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, 0, ?11)")?;
+        let mut cu = tx.prepare("INSERT INTO crawled_url (rowid, timestamp, status_code, size, url, hop_path, is_seed_redirect, via, mimetype, content_digest, seed, is_duplicate, host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, 0, ?11)")?;
         for i in 0..n {
             let line = &lines[i % lines.len()];
             writeln!(log, "{line}")?;
