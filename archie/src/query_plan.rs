@@ -15,8 +15,9 @@ use crate::error::ArchieError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SearchMode {
-    /// Whitespace-separated words, each of which must be one of the line's tokens
-    /// (`contracts::tokenizer`, case-insensitive). The default.
+    /// Words, each of which must be one of the line's tokens (`q` is split by the same
+    /// `contracts::tokenizer`, so `text/html` asks for `text` and `html`;
+    /// case-insensitive). The default.
     #[default]
     Term,
     /// A literal substring, case-sensitive, as `grep -F` finds it.
@@ -96,12 +97,12 @@ impl QueryPlan {
         }
         match mode {
             SearchMode::Term => {
-                let words: Vec<String> = q.split_whitespace().map(str::to_owned).collect();
+                let words: Vec<String> =
+                    contracts::tokenizer::tokens(q).map(str::to_owned).collect();
                 if words.is_empty() {
-                    return Ok(QueryPlan {
-                        fts: None,
-                        verifier: Verifier::All,
-                    });
+                    return Err(ArchieError::BadRequest(format!(
+                        "term query {q:?} has no words (letters, digits); use mode=substring for punctuation"
+                    )));
                 }
                 // unicode61 splits on `.`, `_` and `-` where the contracts tokenizer does
                 // not, so a token `www.example.com` is the adjacent unicode61 tokens

@@ -25,6 +25,8 @@ const READ_PRAGMAS: &[&str] = &[
     "index_xinfo",
     "database_list",
     "foreign_key_list",
+    // FTS5 reads it before each query of an FTS table.
+    "data_version",
 ];
 
 /// The answer to one statement.

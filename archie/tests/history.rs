@@ -1,0 +1,492 @@
+//! History requests end to end over HTTP: real segment files, a real port, answers
+//! compared with plain scans of the source lines.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+/// The scan a search is compared with: which source lines it keeps.
+type Keep = Box<dyn Fn(&archie::segment_fixture::FixtureEvent) -> bool>;
+
+const BUILD_DEADLINE: Duration = Duration::from_secs(120);
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn assert_time_order(lines: &[Value], asc: bool) {
+    for w in lines.windows(2) {
+        let (a, b) = (
+            w[0]["time_us"].as_i64().unwrap(),
+            w[1]["time_us"].as_i64().unwrap(),
+        );
+        let (sa, sb) = (w[0]["seq"].as_i64().unwrap(), w[1]["seq"].as_i64().unwrap());
+        if asc {
+            assert!(a <= b && sa < sb, "not ascending: {} then {}", w[0], w[1]);
+        } else {
+            assert!(a >= b && sa > sb, "not descending: {} then {}", w[0], w[1]);
+        }
+    }
+}
+
+/// Three days of one crawl (one day with a late part) and a day of another.
+fn three_days() -> Fixture {
+    let mut f = fixture();
+    f.add("crawl-a", "2026-11-01", 0, 3000, 1);
+    f.add("crawl-a", "2026-11-02", 0, 2500, 2);
+    f.add("crawl-a", "2026-11-02", 1, 300, 3);
+    f.add("crawl-a", "2026-11-03", 0, 2000, 4);
+    f.add("crawl-b", "2026-11-02", 0, 1500, 5);
+    f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_answer_what_a_scan_of_the_lines_finds() {
+    let f = three_days();
+    let srv = Server::start(config(&f.work()), &f.segments()).await;
+    let (start, end) = ("2026-11-01T12:00:00Z", "2026-11-03T06:00:00Z");
+    let r = srv.request("crawl-a", start, end).await;
+    let id = r["id"].as_str().unwrap().to_owned();
+    assert!(r["name"].as_str().unwrap().contains("crawl-a"), "{r}");
+    let done = srv.wait_done(&id, BUILD_DEADLINE).await;
+    assert_eq!(done["state"], "ready", "{done}");
+    let all = f.scan(&["crawl-a"], ts(start), ts(end), |_| true);
+    assert_eq!(done["events_indexed"].as_u64().unwrap(), all.len() as u64);
+    assert!(done["expires_at"].is_string(), "{done}");
+
+    let term = |w: &'static str| {
+        move |e: &archie::segment_fixture::FixtureEvent| contracts::tokenizer::has_token(&e.line, w)
+    };
+    let cases: Vec<(&str, &str, Keep)> = vec![
+        ("term", "robots.txt", Box::new(term("robots.txt"))),
+        ("term", "404", Box::new(term("404"))),
+        ("term", "www.raeder.dk", Box::new(term("www.raeder.dk"))),
+        (
+            "term",
+            "text/html",
+            Box::new(|e| {
+                contracts::tokenizer::has_token(&e.line, "text")
+                    && contracts::tokenizer::has_token(&e.line, "html")
+            }),
+        ),
+        (
+            "substring",
+            "robots.txt",
+            Box::new(|e| e.line.contains("robots.txt")),
+        ),
+        (
+            "substring",
+            "sha1:AB",
+            Box::new(|e| e.line.contains("sha1:AB")),
+        ),
+        ("substring", "Z7", Box::new(|e| e.line.contains("Z7"))),
+        ("substring", "kaRO", Box::new(|e| e.line.contains("kaRO"))),
+        (
+            "regex",
+            r"sha1:[A-Z]{2}7",
+            Box::new(|e| {
+                regex::Regex::new(r"sha1:[A-Z]{2}7")
+                    .unwrap()
+                    .is_match(&e.line)
+            }),
+        ),
+        (
+            "regex",
+            r"#0(12|34) ",
+            Box::new(|e| regex::Regex::new(r"#0(12|34) ").unwrap().is_match(&e.line)),
+        ),
+        (
+            "regex",
+            r"\s404\s+\d{3} ",
+            Box::new(|e| {
+                regex::Regex::new(r"\s404\s+\d{3} ")
+                    .unwrap()
+                    .is_match(&e.line)
+            }),
+        ),
+        (
+            "regex",
+            r"(?i)ROBOTS\.txt",
+            Box::new(|e| {
+                regex::Regex::new(r"(?i)ROBOTS\.txt")
+                    .unwrap()
+                    .is_match(&e.line)
+            }),
+        ),
+    ];
+    for (mode, q, keep) in &cases {
+        let want = f.scan(&["crawl-a"], ts(start), ts(end), keep);
+        let got = srv
+            .search_all(&id, &format!("q={}&mode={mode}", enc(q)), 1000)
+            .await;
+        assert_time_order(&got, true);
+        assert_eq!(sorted(ids(&got)), sorted(want.clone()), "{mode} {q:?}");
+        assert!(
+            !want.is_empty() || *q == "kaRO",
+            "{mode} {q:?} matches nothing: a weak case"
+        );
+    }
+
+    // A time range narrows the walk: no more rows are read than the range holds.
+    let (from, to) = ("2026-11-02T03:00:00Z", "2026-11-02T05:00:00Z");
+    let want = f.scan(&["crawl-a"], ts(from), ts(to), |_| true);
+    let (s, v) = srv
+        .get(&format!(
+            "/history/{id}/search?from={from}&to={to}&limit=1000"
+        ))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        sorted(ids(v["lines"].as_array().unwrap())),
+        sorted(want.clone())
+    );
+    assert!(
+        v["stats"]["rows_scanned"].as_u64().unwrap() <= want.len() as u64,
+        "{}",
+        v["stats"]
+    );
+    assert_eq!(v["stats"]["complete"], true);
+    let want = f.scan(&["crawl-a"], ts(from), ts(to), |e| {
+        e.line.contains("text/dns")
+    });
+    let got = srv
+        .search_all(
+            &id,
+            &format!("q=text%2Fdns&mode=substring&from={from}&to={to}"),
+            7,
+        )
+        .await;
+    assert_eq!(sorted(ids(&got)), sorted(want));
+
+    // Host filter.
+    let want = f.scan(&["crawl-a"], ts(start), ts(end), |e| {
+        e.host == "crawler-2" && e.line.contains("http://")
+    });
+    let got = srv
+        .search_all(&id, "q=http%3A%2F%2F&mode=substring&host=crawler-2", 500)
+        .await;
+    assert_eq!(sorted(ids(&got)), sorted(want));
+
+    // Histogram: the counts add up to the matches, each in its bucket.
+    let want = f.scan(&["crawl-a"], ts(start), ts(end), |e| {
+        e.line.contains("robots.txt")
+    });
+    let (s, h) = srv
+        .get(&format!(
+            "/history/{id}/histogram?q=robots.txt&mode=substring&buckets=10"
+        ))
+        .await;
+    assert_eq!(s, 200, "{h}");
+    assert_eq!(h["total"].as_u64().unwrap(), want.len() as u64);
+    assert_eq!(h["counts"].as_array().unwrap().len(), 10);
+    let (_, h) = srv.get(&format!("/history/{id}/histogram?buckets=7")).await;
+    assert_eq!(h["total"].as_u64().unwrap(), all.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_page_every_match_once_in_both_directions() {
+    let f = three_days();
+    let srv = Server::start(config(&f.work()), &f.segments()).await;
+    let (start, end) = ("2026-11-01T00:00:00Z", "2026-11-04T00:00:00Z");
+    let id = srv.request("crawl-*", start, end).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = srv.wait_done(&id, BUILD_DEADLINE).await;
+    assert_eq!(done["state"], "ready", "{done}");
+    assert_eq!(done["crawls"], json!(["crawl-a", "crawl-b"]));
+    let crawls = ["crawl-a", "crawl-b"];
+    let all = f.scan(&crawls, ts(start), ts(end), |_| true);
+    assert_eq!(done["events_indexed"].as_u64().unwrap(), all.len() as u64);
+
+    for (params, keep) in [
+        (
+            "q=",
+            Box::new(|_: &archie::segment_fixture::FixtureEvent| true) as Box<dyn Fn(&_) -> bool>,
+        ),
+        (
+            "q=200&mode=term",
+            Box::new(|e: &archie::segment_fixture::FixtureEvent| {
+                contracts::tokenizer::has_token(&e.line, "200")
+            }),
+        ),
+    ] {
+        let want = sorted(f.scan(&crawls, ts(start), ts(end), keep));
+        let asc = srv
+            .search_all(&id, &format!("{params}&order=asc"), 113)
+            .await;
+        let desc = srv
+            .search_all(&id, &format!("{params}&order=desc"), 97)
+            .await;
+        assert_time_order(&asc, true);
+        assert_time_order(&desc, false);
+        assert_eq!(
+            asc.len(),
+            want.len(),
+            "{params}: a line served twice or missed"
+        );
+        assert_eq!(sorted(ids(&asc)), want);
+        let mut rev = ids(&desc);
+        rev.reverse();
+        assert_eq!(rev, ids(&asc), "{params}: desc is not asc reversed");
+    }
+
+    // Context: the lines around one event, in order, the event in the middle.
+    let mid = &all[all.len() / 2];
+    let (s, c) = srv
+        .get(&format!(
+            "/history/{id}/context?event={}&before=3&after=2",
+            enc(mid)
+        ))
+        .await;
+    assert_eq!(s, 200, "{c}");
+    let lines = c["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 6);
+    assert_eq!(lines[3]["event"].as_str().unwrap(), mid);
+    assert_time_order(lines, true);
+    let (s, _) = srv.get(&format!("/history/{id}/context?event=nope")).await;
+    assert_eq!(s, 404);
+
+    // A narrower request for the same crawls reuses the index.
+    let again = srv
+        .request("crawl-*", "2026-11-02T00:00:00Z", "2026-11-02T12:00:00Z")
+        .await;
+    assert_eq!(again["id"].as_str().unwrap(), id);
+    assert_eq!(again["reused"], true);
+    let other = srv.request("crawl-a", start, end).await;
+    assert_ne!(other["id"].as_str().unwrap(), id);
+    let (s, list) = srv.get("/history").await;
+    assert_eq!(s, 200);
+    assert_eq!(list["requests"].as_array().unwrap().len(), 2, "{list}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_ranges_bad_segments_and_bad_requests_say_so() {
+    let mut f = fixture();
+    f.add("crawl-a", "2026-11-01", 0, 200, 1);
+    // Garbage where a segment should be.
+    let bad = f.segments().join("crawl-bad").join("2026-11-01.sqlite");
+    std::fs::create_dir_all(bad.parent().unwrap()).unwrap();
+    std::fs::write(
+        &bad,
+        b"this is not a database, just garbage bytes ".repeat(200),
+    )
+    .unwrap();
+    let srv = Server::start(config(&f.work()), &f.segments()).await;
+
+    let id = srv
+        .request("crawl-a", "2026-12-01T00:00:00Z", "2026-12-02T00:00:00Z")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = srv.wait_done(&id, BUILD_DEADLINE).await;
+    assert_eq!(done["state"], "ready", "{done}");
+    assert_eq!(done["events_indexed"], 0);
+    assert!(
+        done["message"]
+            .as_str()
+            .unwrap()
+            .contains("no segments cover crawl-a"),
+        "{done}"
+    );
+    let (s, v) = srv.get(&format!("/history/{id}/search?q=anything")).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["lines"].as_array().unwrap().is_empty());
+
+    let id = srv
+        .request("crawl-bad", "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = srv.wait_done(&id, BUILD_DEADLINE).await;
+    assert_eq!(done["state"], "failed", "{done}");
+    let reason = done["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("2026-11-01.sqlite") && reason.contains("not a database"),
+        "{reason}"
+    );
+    let (s, v) = srv.get(&format!("/history/{id}/search?q=x")).await;
+    assert_eq!(s, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("failed"), "{v}");
+
+    for body in [
+        json!({"crawl": "crawl-a", "start": "2026-11-01T00:00:00Z", "end": "2026-12-15T00:00:00Z"}),
+        json!({"crawl": "crawl-a", "start": "2026-11-02T00:00:00Z", "end": "2026-11-01T00:00:00Z"}),
+        json!({"crawl": "../etc", "start": "2026-11-01T00:00:00Z", "end": "2026-11-02T00:00:00Z"}),
+        json!({"crawl": "crawl-a", "start": "yesterday", "end": "2026-11-02T00:00:00Z"}),
+        json!({"crawl": "crawl-a", "start": "2026-11-01T00:00:00Z", "end": "2026-11-02T00:00:00Z", "x": 1}),
+    ] {
+        let (s, v) = srv.post("/history", body.clone()).await;
+        assert_eq!(s, 400, "{body}: {v}");
+        assert!(!v["error"].as_str().unwrap().is_empty());
+    }
+    let (s, _) = srv.get("/history/0000000000000000").await;
+    assert_eq!(s, 404);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_reads_and_refuses_everything_else() {
+    let mut f = fixture();
+    f.add("crawl-a", "2026-11-01", 0, 1500, 1);
+    let mut c = config(&f.work());
+    c.sql_time_limit_secs = 1;
+    c.sql_row_limit = 100;
+    let srv = Server::start(c, &f.segments()).await;
+    let id = srv
+        .request("crawl-a", "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(srv.wait_done(&id, BUILD_DEADLINE).await["state"], "ready");
+
+    let (s, v) = srv.sql(&id, "SELECT count(*) AS n FROM events").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v[0]["n"], 1500);
+    let want = f
+        .events
+        .iter()
+        .filter(|(_, e)| e.line.contains("robots.txt"))
+        .count();
+    let (s, v) = srv
+        .sql(&id, "SELECT count(*) AS n FROM events WHERE seq IN (SELECT rowid FROM shard0.trigrams WHERE trigrams MATCH '\"rob\" AND \"ots\" AND \".tx\"' UNION SELECT rowid FROM shard1.trigrams WHERE trigrams MATCH '\"rob\" AND \"ots\" AND \".tx\"') AND line LIKE '%robots.txt%'")
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v[0]["n"].as_u64().unwrap(), want as u64);
+    let (s, v) = srv.sql(&id, "SELECT seq FROM events").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v.as_array().unwrap().len(), 100);
+
+    for hostile in [
+        "DELETE FROM events",
+        "INSERT INTO events(seq, id, crawl, time_us, host, app, format, flags, line) VALUES (0,'x','c',0,'h','a','f',0,'l')",
+        "DROP TABLE events",
+        "CREATE TABLE t(x)",
+        "ATTACH DATABASE '/tmp/archie-evil.sqlite' AS evil",
+        "PRAGMA writable_schema = 1",
+        "PRAGMA journal_mode = DELETE",
+        "SELECT load_extension('/tmp/evil.so')",
+        "SELECT 1; DELETE FROM events",
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r",
+        "VACUUM INTO '/tmp/archie-copy.sqlite'",
+        "",
+    ] {
+        let (s, v) = srv.sql(&id, hostile).await;
+        assert_eq!(s, 400, "{hostile}: {v}");
+        assert!(v["error"].as_str().is_some(), "{hostile}: {v}");
+    }
+    assert!(!std::path::Path::new("/tmp/archie-evil.sqlite").exists());
+    let (_, v) = srv.sql(&id, "SELECT count(*) AS n FROM events").await;
+    assert_eq!(v[0]["n"], 1500);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_deletes_the_files_also_after_a_restart() {
+    let mut f = fixture();
+    f.add("crawl-a", "2026-11-01", 0, 500, 1);
+    let mut c = config(&f.work());
+    c.expiry_secs = 1;
+    c.reap_interval_secs = 1;
+    let srv = Server::start(c.clone(), &f.segments()).await;
+    let id = srv
+        .request("crawl-a", "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = f.work().join(&id);
+    let until = Instant::now() + BUILD_DEADLINE;
+    loop {
+        let (_, v) = srv.get(&format!("/history/{id}")).await;
+        if v["state"] == "expired" {
+            assert!(v["reason"].as_str().unwrap().contains("expired"), "{v}");
+            break;
+        }
+        assert!(Instant::now() < until, "never expired: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!dir.exists(), "{} still exists", dir.display());
+    let (s, v) = srv.get(&format!("/history/{id}/search?q=x")).await;
+    assert_eq!(s, 409, "{v}");
+    srv.stop().await;
+
+    // A long expiry, a restart, then a short one: the catalog keeps the time, and the
+    // reaper of the new process deletes it.
+    let mut long = c.clone();
+    long.expiry_secs = 5;
+    let srv = Server::start(long.clone(), &f.segments()).await;
+    let id = srv
+        .request("crawl-a", "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(srv.wait_done(&id, BUILD_DEADLINE).await["state"], "ready");
+    srv.stop().await;
+    let dir = f.work().join(&id);
+    assert!(dir.exists());
+    let srv = Server::start(long, &f.segments()).await;
+    let (s, v) = srv.get(&format!("/history/{id}/search?q=200")).await;
+    assert!(s == 200 || s == 409, "{v}");
+    let until = Instant::now() + Duration::from_secs(30);
+    while dir.exists() {
+        assert!(Instant::now() < until, "not reaped after restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, v) = srv.get(&format!("/history/{id}")).await;
+    assert_eq!(v["state"], "expired", "{v}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disk_budget_evicts_the_oldest_index() {
+    let mut f = fixture();
+    f.add("crawl-a", "2026-11-01", 0, 800, 1);
+    f.add("crawl-b", "2026-11-01", 0, 800, 2);
+    let mut c = config(&f.work());
+    c.reap_interval_secs = 1;
+    let srv = Server::start(c.clone(), &f.segments()).await;
+    let a = srv
+        .request("crawl-a", "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let one = srv.wait_done(&a, BUILD_DEADLINE).await;
+    let bytes = one["index_bytes"].as_u64().unwrap();
+    assert!(bytes > 0, "{one}");
+    srv.stop().await;
+    // Room for about one index: the older one goes when the second is ready.
+    c.disk_budget_bytes = bytes + bytes / 2;
+    let srv = Server::start(c, &f.segments()).await;
+    let b = srv
+        .request("crawl-b", "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(srv.wait_done(&b, BUILD_DEADLINE).await["state"], "ready");
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, v) = srv.get(&format!("/history/{a}")).await;
+        if v["state"] == "expired" {
+            assert!(v["reason"].as_str().unwrap().contains("disk budget"), "{v}");
+            break;
+        }
+        assert!(Instant::now() < until, "not evicted: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!f.work().join(&a).exists());
+    let (_, v) = srv.get(&format!("/history/{b}")).await;
+    assert_eq!(v["state"], "ready");
+    srv.stop().await;
+}
