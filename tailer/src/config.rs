@@ -395,6 +395,34 @@ mod tests {
     }
 
     #[test]
+    fn reading_settings_default_and_parse() {
+        let base = "[[source]]\npath = \"/x\"\ncrawl = \"c\"\n";
+        let c = TailerConfig::parse(base, Path::new("t.toml")).unwrap();
+        assert_eq!(
+            (
+                c.rotated_linger_ms,
+                c.read_chunk_bytes,
+                c.multiline_flush_ms,
+                c.use_notify
+            ),
+            (5000, 1 << 20, 1000, true)
+        );
+        let text = format!(
+            "rotated_linger_ms = 7\nread_chunk_bytes = 9\nmultiline_flush_ms = 11\nuse_notify = false\n{base}"
+        );
+        let c = TailerConfig::parse(&text, Path::new("t.toml")).unwrap();
+        assert_eq!(
+            (
+                c.rotated_linger_ms,
+                c.read_chunk_bytes,
+                c.multiline_flush_ms,
+                c.use_notify
+            ),
+            (7, 9, 11, false)
+        );
+    }
+
+    #[test]
     fn rejects_mistakes_clearly() {
         for (text, needle) in [
             ("", "no [[source]]"),
