@@ -342,3 +342,80 @@ fn summarize_conn(conn: &Connection, schema: &str) -> rusqlite::Result<SegmentSu
         tailers: tailers.into_iter().collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Replicas whose link tables point at events by an `event_rowid` column and by an
+    /// `event_id` text column; each holds some events the other lacks, in its own order.
+    fn replica(path: &Path, ids: &[u32]) {
+        let conn = Connection::open(path).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE events (id TEXT NOT NULL UNIQUE, time_us INTEGER NOT NULL);
+             CREATE TABLE crawled_url (event_rowid INTEGER NOT NULL, url TEXT);
+             CREATE TABLE notes (event_id TEXT NOT NULL, note TEXT);",
+        )
+        .expect("schema");
+        for i in ids {
+            let id = format!("00000000000000aa-1-{i}");
+            conn.execute(
+                "INSERT INTO events VALUES (?1, ?2)",
+                rusqlite::params![id, i],
+            )
+            .expect("event");
+            let rowid = conn.last_insert_rowid();
+            // Two rows for even events: a link table may hold several rows per event.
+            for k in 0..(1 + (i % 2 == 0) as u32) {
+                conn.execute(
+                    "INSERT INTO crawled_url VALUES (?1, ?2)",
+                    rusqlite::params![rowid, format!("u{i}.{k}")],
+                )
+                .expect("crawled_url");
+            }
+            conn.execute(
+                "INSERT INTO notes VALUES (?1, ?2)",
+                rusqlite::params![id, format!("n{i}")],
+            )
+            .expect("note");
+        }
+    }
+
+    #[test]
+    fn link_columns_by_rowid_and_by_id_are_relinked_without_doubling() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b, out) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("m"),
+        );
+        replica(&a, &[1, 2, 3, 4, 5, 6]);
+        replica(&b, &[8, 7, 6, 5, 4, 3, 0]);
+        let summary = merge_replicas("t/x", &[a, b], &out).expect("merge");
+        assert_eq!(summary.events, 9);
+        assert_eq!(
+            (summary.first_time_us, summary.last_time_us),
+            (Some(0), Some(8))
+        );
+        let conn = Connection::open(&out).expect("open merged");
+        let urls: Vec<(i64, String)> = conn
+            .prepare("SELECT e.time_us, c.url FROM crawled_url c JOIN events e ON e.rowid = c.event_rowid ORDER BY 1, 2")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query")
+            .map(|r| r.expect("row"))
+            .collect();
+        let want: Vec<(i64, String)> = (0..=8)
+            .flat_map(|i| (0..(1 + (i % 2 == 0) as i64)).map(move |k| (i, format!("u{i}.{k}"))))
+            .collect();
+        assert_eq!(urls, want);
+        let notes: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM notes n JOIN events e ON e.id = n.event_id",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(notes, 9);
+    }
+}
