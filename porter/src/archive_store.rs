@@ -73,10 +73,7 @@ pub trait ArchiveStore: Send + Sync + fmt::Debug {
 /// - `s3://bucket/prefix`: S3 or an S3-compatible server ([`S3Store`], settings in
 ///   `config.s3`);
 /// - `webhdfs://host:port/path`: HDFS through its WebHDFS REST API ([`WebHdfsStore`]).
-pub async fn open_store(
-    url: &str,
-    config: &PorterConfig,
-) -> Result<Arc<dyn ArchiveStore>, StoreError> {
+pub fn open_store(url: &str, config: &PorterConfig) -> Result<Arc<dyn ArchiveStore>, StoreError> {
     let inner: Arc<dyn ArchiveStore> = if let Some(path) = url.strip_prefix("file://") {
         if path.is_empty() || !path.starts_with('/') {
             return Err(StoreError::new(
@@ -95,16 +92,13 @@ pub async fn open_store(
                 format!("archive url {url:?}: no bucket (s3://bucket/prefix)"),
             ));
         }
-        Arc::new(
-            S3Store::new(
-                bucket,
-                prefix,
-                &config.s3,
-                config.multipart_threshold_bytes,
-                config.multipart_part_bytes,
-            )
-            .await?,
-        )
+        Arc::new(S3Store::new(
+            bucket,
+            prefix,
+            &config.s3,
+            config.multipart_threshold_bytes,
+            config.multipart_part_bytes,
+        )?)
     } else if let Some(rest) = url.strip_prefix("webhdfs://") {
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         if authority.is_empty() {

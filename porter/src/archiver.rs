@@ -84,7 +84,7 @@ pub async fn archive_once(
     progress: bool,
     events: Arc<PorterEvents>,
 ) -> Result<ArchiveReport, PorterError> {
-    let store = crate::open_store(&config.archive, config).await?;
+    let store = crate::open_store(&config.archive, config)?;
     archive_with_store(config, store, progress, events).await
 }
 

@@ -95,7 +95,7 @@ pub async fn fetch(
     dir: &Path,
     progress: &ProgressFn<'_>,
 ) -> Result<FetchReport, PorterError> {
-    let store = crate::open_store(&config.archive, config).await?;
+    let store = crate::open_store(&config.archive, config)?;
     fetch_with_store(
         config,
         store,

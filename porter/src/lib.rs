@@ -87,7 +87,7 @@ pub async fn run(
     shutdown: CancellationToken,
     events: Arc<PorterEvents>,
 ) -> Result<(), PorterError> {
-    let store = open_store(&config.archive, &config).await?;
+    let store = open_store(&config.archive, &config)?;
     tracing::info!(archive = %store.describe(), interval_secs = config.interval_secs, "porter started");
     loop {
         tokio::select! {

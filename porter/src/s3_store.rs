@@ -3,6 +3,9 @@
 //! puts and on the completion of multipart uploads alike.
 
 use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
@@ -23,7 +26,10 @@ const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
 /// An archive in one S3 bucket, under a key prefix.
 #[derive(Debug, Clone)]
 pub struct S3Store {
-    client: Client,
+    /// Built on first use: loading the AWS credential chain is async, and building the
+    /// store is not, so that [`crate::open_store`] stays a plain function.
+    client: Arc<OnceCell<Client>>,
+    settings: S3Settings,
     bucket: String,
     prefix: String,
     multipart_threshold_bytes: u64,
@@ -31,45 +37,26 @@ pub struct S3Store {
 }
 
 impl S3Store {
-    /// Builds a client from `settings`: explicit endpoint, region and path style when
-    /// given; the access key pair when given, else the usual AWS chain (environment,
-    /// profile, instance metadata). SDK retries are off: [`crate::RetryStore`] owns them.
-    pub async fn new(
+    /// A store on `bucket` under `prefix`. The client uses `settings`: explicit endpoint,
+    /// region and path style when given; the access key pair when given, else the usual
+    /// AWS chain (environment, profile, instance metadata). SDK retries are off:
+    /// [`crate::RetryStore`] owns them.
+    pub fn new(
         bucket: &str,
         prefix: &str,
         settings: &S3Settings,
         multipart_threshold_bytes: u64,
         part_bytes: u64,
     ) -> Result<S3Store, StoreError> {
-        // Set the HTTP client explicitly: with the SDK's default features off there is no
-        // implicit one, and this one (hyper 1, rustls with ring) is the tree we build once.
-        let http_client = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http_client)
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .region(Region::new(settings.region.clone()));
-        if let (Some(key), Some(secret)) = (&settings.access_key_id, &settings.secret_access_key) {
-            loader = loader.credentials_provider(Credentials::new(
-                key.clone(),
-                secret.clone(),
-                None,
-                None,
-                "porter-config",
+        if settings.access_key_id.is_some() != settings.secret_access_key.is_some() {
+            return Err(StoreError::new(
+                StoreErrorKind::Config,
+                "s3: set both access_key_id and secret_access_key, or neither (to use the AWS chain)",
             ));
         }
-        if let Some(endpoint) = &settings.endpoint {
-            loader = loader.endpoint_url(endpoint.clone());
-        }
-        let shared = loader.load().await;
-        let conf = aws_sdk_s3::config::Builder::from(&shared)
-            .force_path_style(settings.path_style)
-            .build();
         Ok(S3Store {
-            client: Client::from_conf(conf),
+            client: Arc::new(OnceCell::new()),
+            settings: settings.clone(),
             bucket: bucket.to_string(),
             prefix: prefix.trim_matches('/').to_string(),
             multipart_threshold_bytes,
@@ -77,10 +64,17 @@ impl S3Store {
         })
     }
 
+    async fn client(&self) -> &Client {
+        self.client
+            .get_or_init(|| build_client(&self.settings))
+            .await
+    }
+
     /// Creates the bucket if it does not exist (tests and first runs).
     pub async fn ensure_bucket(&self) -> Result<(), StoreError> {
         match self
-            .client
+            .client()
+            .await
             .create_bucket()
             .bucket(&self.bucket)
             .send()
@@ -110,7 +104,8 @@ impl S3Store {
         len: u64,
     ) -> Result<(), StoreError> {
         let upload = self
-            .client
+            .client()
+            .await
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(full)
@@ -128,7 +123,8 @@ impl S3Store {
             // Leave no orphan parts behind; if the abort fails too the bucket's lifecycle
             // rule for incomplete uploads (docs/porter.md) cleans up.
             let _ = self
-                .client
+                .client()
+                .await
                 .abort_multipart_upload()
                 .bucket(&self.bucket)
                 .key(full)
@@ -162,7 +158,8 @@ impl S3Store {
                     StoreError::new(StoreErrorKind::Io, format!("{}: {e}", source.display()))
                 })?;
             let out = self
-                .client
+                .client()
+                .await
                 .upload_part()
                 .bucket(&self.bucket)
                 .key(full)
@@ -181,7 +178,8 @@ impl S3Store {
             offset += n;
             number += 1;
         }
-        self.client
+        self.client()
+            .await
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(full)
@@ -197,6 +195,37 @@ impl S3Store {
             .map_err(|e| map_err("complete multipart upload", key, e))?;
         Ok(())
     }
+}
+
+async fn build_client(settings: &S3Settings) -> Client {
+    // Set the HTTP client explicitly: with the SDK's default features off there is no
+    // implicit one, and this one (hyper 1, rustls with ring) is the tree we build once.
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client)
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .region(Region::new(settings.region.clone()));
+    if let (Some(key), Some(secret)) = (&settings.access_key_id, &settings.secret_access_key) {
+        loader = loader.credentials_provider(Credentials::new(
+            key.clone(),
+            secret.clone(),
+            None,
+            None,
+            "porter-config",
+        ));
+    }
+    if let Some(endpoint) = &settings.endpoint {
+        loader = loader.endpoint_url(endpoint.clone());
+    }
+    let shared = loader.load().await;
+    let conf = aws_sdk_s3::config::Builder::from(&shared)
+        .force_path_style(settings.path_style)
+        .build();
+    Client::from_conf(conf)
 }
 
 /// Maps an SDK error to a kind, in one place.
@@ -253,7 +282,8 @@ impl ArchiveStore for S3Store {
         let body = ByteStream::from_path(source).await.map_err(|e| {
             StoreError::new(StoreErrorKind::Io, format!("{}: {e}", source.display()))
         })?;
-        self.client
+        self.client()
+            .await
             .put_object()
             .bucket(&self.bucket)
             .key(&full)
@@ -266,7 +296,8 @@ impl ArchiveStore for S3Store {
     }
 
     async fn put_bytes(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
-        self.client
+        self.client()
+            .await
             .put_object()
             .bucket(&self.bucket)
             .key(self.full_key(key))
@@ -280,7 +311,8 @@ impl ArchiveStore for S3Store {
 
     async fn get_bytes(&self, key: &str) -> Result<Bytes, StoreError> {
         let out = self
-            .client
+            .client()
+            .await
             .get_object()
             .bucket(&self.bucket)
             .key(self.full_key(key))
@@ -295,7 +327,8 @@ impl ArchiveStore for S3Store {
 
     async fn get_to_file(&self, key: &str, dest: &Path) -> Result<u64, StoreError> {
         let out = self
-            .client
+            .client()
+            .await
             .get_object()
             .bucket(&self.bucket)
             .key(self.full_key(key))
@@ -334,7 +367,8 @@ impl ArchiveStore for S3Store {
 
     async fn size(&self, key: &str) -> Result<u64, StoreError> {
         let out = self
-            .client
+            .client()
+            .await
             .head_object()
             .bucket(&self.bucket)
             .key(self.full_key(key))
@@ -355,7 +389,8 @@ impl ArchiveStore for S3Store {
         let mut token: Option<String> = None;
         loop {
             let page = self
-                .client
+                .client()
+                .await
                 .list_objects_v2()
                 .bucket(&self.bucket)
                 .prefix(&full_prefix)
@@ -384,7 +419,8 @@ impl ArchiveStore for S3Store {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         match self
-            .client
+            .client()
+            .await
             .delete_object()
             .bucket(&self.bucket)
             .key(self.full_key(key))

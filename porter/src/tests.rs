@@ -145,16 +145,12 @@ async fn open_store_picks_the_backend_by_url() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = PorterConfig::new("unused", "c", "w");
     let url = format!("file://{}", dir.path().display());
-    let store = crate::open_store(&url, &config).await.expect("file store");
+    let store = crate::open_store(&url, &config).expect("file store");
     assert_eq!(store.describe(), url);
-    let e = crate::open_store("ftp://x/y", &config)
-        .await
-        .expect_err("unknown scheme");
+    let e = crate::open_store("ftp://x/y", &config).expect_err("unknown scheme");
     assert_eq!(e.kind, StoreErrorKind::Config);
     assert!(e.message.contains("unknown scheme"), "{e}");
-    let e = crate::open_store("file://relative", &config)
-        .await
-        .expect_err("relative path");
+    let e = crate::open_store("file://relative", &config).expect_err("relative path");
     assert_eq!(e.kind, StoreErrorKind::Config);
 }
 
@@ -816,9 +812,7 @@ async fn archive_and_fetch_through_webhdfs() {
     two_gapped_replicas(&fx);
     let mut config = fx.config.clone();
     config.archive = format!("webhdfs://{}/sluice", server.authority);
-    let store = crate::open_store(&config.archive, &config)
-        .await
-        .expect("webhdfs store");
+    let store = crate::open_store(&config.archive, &config).expect("webhdfs store");
     let report = fx
         .archive(store.clone(), &Arc::new(PorterEvents::default()))
         .await;

@@ -49,13 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         secret_access_key: Some(secret),
     };
     let bucket = format!("porter-bench-{:08x}", rand::random::<u32>());
-    let store = rt.block_on(S3Store::new(
-        &bucket,
-        "archive",
-        &settings,
-        16 << 20,
-        16 << 20,
-    ))?;
+    let store = S3Store::new(&bucket, "archive", &settings, 16 << 20, 16 << 20)?;
     rt.block_on(store.ensure_bucket())?;
 
     let t0 = Instant::now();

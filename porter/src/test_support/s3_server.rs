@@ -87,7 +87,6 @@ pub async fn fresh_s3_store(multipart_threshold_bytes: u64) -> crate::S3Store {
         multipart_threshold_bytes,
         5 * 1024 * 1024,
     )
-    .await
     .expect("s3 store");
     store.ensure_bucket().await.expect("create bucket");
     store
