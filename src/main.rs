@@ -37,6 +37,10 @@ enum Command {
         /// Seconds after a UTC day ends before its segment closes.
         #[arg(long, default_value_t = 3600)]
         day_close_grace_secs: u64,
+        /// A TOML file of more [[buck]] tables (bucks running elsewhere) to add to the
+        /// embedded cluster, e.g. to try a two-buck cluster on one machine.
+        #[arg(long)]
+        cluster_extra: Option<PathBuf>,
         /// Files or globs to follow (a {crawl} placeholder captures the crawl id from the
         /// path). Without any, the bundled sample Heritrix crawl logs are used.
         paths: Vec<String>,
@@ -119,6 +123,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             crawl,
             bucket_interval_secs,
             day_close_grace_secs,
+            cluster_extra,
             paths,
         } => runtime()?.block_on(async {
             let shutdown = CancellationToken::new();
@@ -131,6 +136,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     paths,
                     bucket_interval_secs,
                     day_close_grace_secs,
+                    cluster_extra,
                 },
                 shutdown,
             )

@@ -171,6 +171,14 @@ impl BuckHandle {
             )
             .route("/api/bucks", get(live_feed::bucks))
             .with_state(self.api.clone())
+    }
+
+    /// Wraps the process's whole router (this buck's, merged with the web app's and any
+    /// other agent's) with the socket.io live stream and CORS. Call it last: socket.io
+    /// answers paths no route matches, and axum drops a layer on the fallback when
+    /// routers are merged after it.
+    pub fn serve_live(&self, router: Router) -> Router {
+        router
             .layer(self.live_layer.clone())
             // The live view connects from one buck's page to every buck of the cluster.
             .layer(

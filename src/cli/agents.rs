@@ -70,7 +70,10 @@ pub fn buck(
             Arc::new(move |out: &mut String| events.render_prometheus(out)),
             Arc::new(move |out: &mut String| live_events.render_prometheus(out)),
         ];
-        let router = serve::with_health_and_metrics(handle.router().merge(web::router()), metrics);
+        let router = handle.serve_live(serve::with_health_and_metrics(
+            handle.router().merge(web::router()),
+            metrics,
+        ));
         let served = serve::serve(http_l, router, shutdown.clone()).await;
         shutdown.cancel();
         handle.join().await.context("buck")?;

@@ -30,6 +30,9 @@ pub struct UpArgs {
     pub bucket_interval_secs: u64,
     /// Grace after a day ends before its segment closes, in seconds.
     pub day_close_grace_secs: u64,
+    /// A TOML file of more `[[buck]]` tables (bucks running elsewhere) to add to the
+    /// embedded cluster: with one, every crawl has two homes, this process's buck and it.
+    pub cluster_extra: Option<PathBuf>,
 }
 
 /// What a running `sluice up` writes to `<dir>/up.json` once it is ready, so scripts and
@@ -153,10 +156,18 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     // The cluster file is rewritten at each start: the ingest port is new each time, and
     // routing depends only on the buck's id, which stays "local".
     let cluster_path = dir.join("cluster.toml");
+    let extra = match &args.cluster_extra {
+        Some(p) => std::fs::read_to_string(p)
+            .with_context(|| format!("reading --cluster-extra {}", p.display()))?,
+        None => String::new(),
+    };
+    let replicas = if extra.contains("[[buck]]") { 2 } else { 1 };
     let cluster = format!(
-        "# written by `sluice up` at each start\nreplicas = 1\n\n[[buck]]\nid = \"local\"\ningest = \"{ingest_addr}\"\nhttp_url = \"http://{http_addr}\"\npublic_key = \"{}\"\nsince = \"1970-01-01\"\n",
+        "# written by `sluice up` at each start\nreplicas = {replicas}\n\n[[buck]]\nid = \"local\"\ningest = \"{ingest_addr}\"\nhttp_url = \"http://{http_addr}\"\npublic_key = \"{}\"\nsince = \"1970-01-01\"\n\n{extra}",
         buck_key.public_text()
     );
+    contracts::ClusterFile::parse(&cluster, &cluster_path)
+        .context("the embedded cluster file (with --cluster-extra)")?;
     std::fs::write(&cluster_path, cluster)
         .with_context(|| format!("writing {}", cluster_path.display()))?;
 
@@ -201,7 +212,10 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         Arc::new(move |out: &mut String| buck_events.render_prometheus(out)),
         Arc::new(move |out: &mut String| live_events.render_prometheus(out)),
     ];
-    let router = serve::with_health_and_metrics(buck.router().merge(web::router()), metrics);
+    let router = buck.serve_live(serve::with_health_and_metrics(
+        buck.router().merge(web::router()),
+        metrics,
+    ));
 
     let state = UpState {
         http: http_addr,

@@ -118,7 +118,9 @@ pub struct TailerConfig {
     #[serde(default = "default_read_chunk_bytes")]
     pub read_chunk_bytes: usize,
     /// A multi-line record (stack trace) still open when its file has been quiet for this
-    /// long is emitted as it is, in milliseconds. Default 1000.
+    /// long is emitted as it is, in milliseconds. Every line waits this long when it is the
+    /// last one written, so it bounds the live view's latency; loggers write a stack trace
+    /// in one go, so a short wait loses no continuation lines. Default 100.
     #[serde(default = "default_multiline_flush_ms")]
     pub multiline_flush_ms: u64,
     /// Wake up on inotify events (via `notify`) as well as every `poll_interval_ms`. Turn
@@ -279,7 +281,7 @@ fn default_read_chunk_bytes() -> usize {
     1 << 20
 }
 fn default_multiline_flush_ms() -> u64 {
-    1000
+    100
 }
 
 /// Why a config is unusable.

@@ -205,5 +205,6 @@ window.sluiceLive = {
     bucks: bucks.states(),
   }),
   ids: () => merger.rows.map((r) => r.id),
+  lines: () => merger.rows.map((r) => r.line),
   setPaused,
 };
