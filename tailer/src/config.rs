@@ -407,7 +407,7 @@ mod tests {
                 c.multiline_flush_ms,
                 c.use_notify
             ),
-            (5000, 1 << 20, 1000, true)
+            (5000, 1 << 20, 100, true)
         );
         let text = format!(
             "rotated_linger_ms = 7\nread_chunk_bytes = 9\nmultiline_flush_ms = 11\nuse_notify = false\n{base}"

@@ -105,6 +105,10 @@ pub struct FileFollower {
     /// Static facts about the file.
     pub ctx: FileContext,
     input: Input,
+    /// The first bytes read, while fewer than 256: the head fingerprint is taken from the
+    /// bytes actually read, never re-read from the file, so it always describes the content
+    /// that carries this seq (a pread could see a file rewritten in between).
+    head: Option<Vec<u8>>,
     lines: LineReader,
     joiner: Option<MultilineJoiner>,
     builder: EventBuilder,
@@ -151,6 +155,7 @@ impl FileFollower {
             joiner: ctx
                 .multiline
                 .then(|| MultilineJoiner::new(ctx.max_line_bytes)),
+            head: None,
             lines: LineReader::new(offset, ctx.max_line_bytes),
             builder,
             input,
@@ -180,12 +185,22 @@ impl FileFollower {
             .is_some_and(|j| j.pending_offset().is_some())
     }
 
+    /// Takes the head fingerprint from the bytes read from here on; `prefix` holds the
+    /// bytes before the current position (all of them: the position must be its length).
+    pub fn collect_head(&mut self, prefix: Vec<u8>) {
+        if prefix.len() as u64 == self.position() && prefix.len() < FINGERPRINT_BYTES {
+            self.fingerprint = Fingerprint::of(&prefix);
+            self.head = Some(prefix);
+        }
+    }
+
     /// Starts the file over under a new seq (it was truncated or rewritten in place).
     pub fn restart_as(&mut self, seq: u64) -> std::io::Result<()> {
         if let Input::Plain(f) = &mut self.input {
             f.seek(SeekFrom::Start(0))?;
-            self.fingerprint = fingerprint::head_of(f)?;
         }
+        self.head = Some(Vec::new());
+        self.fingerprint = Fingerprint::of(b"");
         self.seq = seq;
         self.spooled = 0;
         self.durable = 0;
@@ -227,6 +242,14 @@ impl FileFollower {
                     .read_once(self.input.reader(), &mut scratch[..want], &mut records)?;
             if n == 0 {
                 break;
+            }
+            if let Some(head) = &mut self.head {
+                let take = (FINGERPRINT_BYTES - head.len()).min(n);
+                head.extend_from_slice(&scratch[..take]);
+                self.fingerprint = Fingerprint::of(head);
+                if head.len() >= FINGERPRINT_BYTES {
+                    self.head = None;
+                }
             }
             total += n as u64;
             for r in records.drain(..) {
@@ -306,9 +329,6 @@ impl FileFollower {
             if let Input::Plain(f) = &self.input {
                 if let Some(t) = fingerprint::tail_of(f, at)? {
                     self.spooled_tail = t;
-                }
-                if usize::from(self.fingerprint.len) < FINGERPRINT_BYTES {
-                    self.fingerprint = fingerprint::head_of(f)?;
                 }
             } else {
                 // A compressed copy cannot be read backwards; its checkpoint relies on the

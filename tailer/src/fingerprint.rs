@@ -75,6 +75,30 @@ pub fn tail_of(file: &std::fs::File, offset: u64) -> std::io::Result<Option<Fing
     Ok((u64::from(fp.len) == len).then_some(fp))
 }
 
+/// Whether an open file still starts with the bytes `head` was taken from (read without
+/// moving the stream position).
+pub fn head_matches(file: &std::fs::File, head: &Fingerprint) -> std::io::Result<bool> {
+    Ok(span_of(file, 0, u64::from(head.len))? == *head)
+}
+
+/// The first `len` bytes of an open file (fewer if it is shorter), read without moving
+/// the stream position.
+pub fn read_head(file: &std::fs::File, len: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; len.min(FINGERPRINT_BYTES as u64) as usize];
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
 fn span_of(file: &std::fs::File, start: u64, len: u64) -> std::io::Result<Fingerprint> {
     use std::os::unix::fs::FileExt;
     let mut buf = vec![0u8; len as usize];

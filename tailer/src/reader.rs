@@ -382,6 +382,16 @@ impl Reader {
             ctx,
         );
         f.last_size = loc.size;
+        // A head shorter than 256 bytes keeps growing from the stream, starting from the
+        // bytes it already covers (checked against the checkpoint by `locate`).
+        if usize::from(cp.fingerprint.len) < fingerprint::FINGERPRINT_BYTES
+            && cp.offset == u64::from(cp.fingerprint.len)
+            && let Some(file) = f.input().plain()
+            && let Ok(prefix) = fingerprint::read_head(file, cp.offset)
+            && Fingerprint::of(&prefix) == cp.fingerprint
+        {
+            f.collect_head(prefix);
+        }
         f
     }
 
@@ -429,7 +439,7 @@ impl Reader {
             let seq = self.next_seq;
             self.next_seq += 1;
             assigned = true;
-            tracing::info!(path = %path.display(), seq, crawl = %crawl, "following a new file");
+            tracing::info!(path = %path.display(), seq, crawl = %crawl, inode = meta.ino(), "following a new file");
             let ctx = self.context(source, crawl, &path);
             let mut f = FileFollower::new(
                 path,
@@ -443,6 +453,9 @@ impl Reader {
                 ctx,
             );
             f.last_size = meta.len();
+            if start == 0 {
+                f.collect_head(Vec::new());
+            }
             self.wake.watch_parent(&f.path);
             self.followers.push(f);
         }
@@ -553,16 +566,18 @@ impl Reader {
         let fmeta = file
             .metadata()
             .map_err(|e| TailerError::io("reading file metadata", f.path.clone(), e))?;
-        if fmeta.len() < f.position() {
+        if fmeta.len() < f.position() || fmeta.len() < f.last_size {
             return self.truncated(i, fmeta.len());
         }
         // Truncated and written past the old position between two looks: the size alone
         // cannot tell, the bytes before the spooled offset can (one small pread, only
         // when the size changed).
-        if fmeta.len() != f.last_size && f.spooled_tail.len > 0 {
-            let tail = fingerprint::tail_of(file, f.spooled)
-                .map_err(|e| TailerError::io("reading", f.path.clone(), e))?;
-            if tail != Some(f.spooled_tail) {
+        if fmeta.len() != f.last_size {
+            let io = |e| TailerError::io("reading", f.path.clone(), e);
+            let tail_ok = f.spooled_tail.len == 0
+                || fingerprint::tail_of(file, f.spooled).map_err(io)? == Some(f.spooled_tail);
+            // Nothing read yet has no tail: the head tells a rewrite from growth.
+            if !tail_ok || !fingerprint::head_matches(file, &f.fingerprint).map_err(io)? {
                 return self.truncated(i, fmeta.len());
             }
         }
@@ -570,11 +585,13 @@ impl Reader {
             Ok(m) => (m.dev(), m.ino()) != (f.dev, f.inode),
             Err(_) => true,
         };
+        let f = &mut self.followers[i];
+        // The largest size seen: a file shorter than that was truncated, read or not.
+        f.last_size = f.last_size.max(fmeta.len());
         if gone || fmeta.nlink() == 0 {
-            let f = &mut self.followers[i];
             f.rotated = true;
             self.events.rotation();
-            tracing::info!(path = %f.path.display(), seq = f.seq, "file rotated away or deleted: reading it to its end");
+            tracing::info!(path = %f.path.display(), seq = f.seq, inode = f.inode, "file rotated away or deleted: reading it to its end");
         }
         Ok(())
     }

@@ -3,9 +3,9 @@
 //! `name.gz`, `name-20261121`, ...), most recent first.
 //!
 //! A candidate is the checkpointed file when:
-//! - it is a plain file with the checkpoint's device and inode (a rename keeps both), or
-//!   another plain file whose head fingerprint matches (a copy made by copytruncate), or a
-//!   gzip file whose decompressed head matches (a compressed rotation);
+//! - its head fingerprint matches, and it is a plain file with the checkpoint's device and
+//!   inode (a rename keeps both) or another plain file (a copy made by copytruncate), or a
+//!   gzip file (a compressed rotation), compared decompressed;
 //! - it holds at least `offset` bytes (uncompressed);
 //! - the bytes before `offset` hash to the checkpoint's tail (when one was recorded).
 //!
@@ -62,7 +62,9 @@ pub fn locate(cp: &FileCheckpoint, exclude: Option<(u64, u64)>) -> Option<Locate
         };
         match found {
             Ok(Some(l)) => return Some(l),
-            Ok(None) => {}
+            Ok(None) => {
+                tracing::debug!(candidate = %path.display(), seq = cp.seq, offset = cp.offset, head_len = cp.fingerprint.len, tail_len = cp.tail.len, "not the rotated copy")
+            }
             Err(e) => {
                 tracing::debug!(path = %path.display(), error = %e, "cannot check candidate rotated copy")
             }
@@ -87,7 +89,13 @@ fn try_plain(
         return Ok(None);
     }
     let same = ident == (cp.dev, cp.inode);
-    if !same && (path == cp.path || !cp.fingerprint.matches_head(&mut file)?) {
+    // Another file is only taken by its head, and an empty head would match anything.
+    if !same && (path == cp.path || cp.fingerprint.len == 0) {
+        return Ok(None);
+    }
+    // The head is checked even on the same inode: a file truncated and rewritten in place
+    // before its first checkpointed byte has no tail to compare, only a head.
+    if !cp.fingerprint.matches_head(&mut file)? {
         return Ok(None);
     }
     if meta.len() < cp.offset {
@@ -114,7 +122,7 @@ fn try_gzip(cp: &FileCheckpoint, path: &Path) -> std::io::Result<Option<Located>
         Err(e) => return Err(e),
     };
     let meta = file.metadata()?;
-    if !cp.fingerprint.matches_head(&mut GzDecoder::new(file))? {
+    if cp.fingerprint.len == 0 || !cp.fingerprint.matches_head(&mut GzDecoder::new(file))? {
         return Ok(None);
     }
     // Skip to the offset in a fresh stream (the head check may have read past it),
