@@ -41,6 +41,16 @@ enum Command {
         /// embedded cluster, e.g. to try a two-buck cluster on one machine.
         #[arg(long)]
         cluster_extra: Option<PathBuf>,
+        /// Archive for closed segments: s3://bucket/prefix, webhdfs://host:port/path or
+        /// file:///path. Default: DIR/archive.
+        #[arg(long)]
+        archive: Option<String>,
+        /// Archive a closed segment once its day ended this many seconds ago.
+        #[arg(long, default_value_t = 172_800)]
+        archive_age_secs: u64,
+        /// Seconds between archive runs.
+        #[arg(long, default_value_t = 3600)]
+        archive_interval_secs: u64,
         /// Files or globs to follow (a {crawl} placeholder captures the crawl id from the
         /// path). Without any, the bundled sample Heritrix crawl logs are used.
         paths: Vec<String>,
@@ -124,6 +134,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             bucket_interval_secs,
             day_close_grace_secs,
             cluster_extra,
+            archive,
+            archive_age_secs,
+            archive_interval_secs,
             paths,
         } => runtime()?.block_on(async {
             let shutdown = CancellationToken::new();
@@ -137,6 +150,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     bucket_interval_secs,
                     day_close_grace_secs,
                     cluster_extra,
+                    archive,
+                    archive_age_secs,
+                    archive_interval_secs,
                 },
                 shutdown,
             )

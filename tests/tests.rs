@@ -1,12 +1,14 @@
 //! Cross-process tests: the real binaries, real files, real TCP on loopback.
 //!
 //! - `up`: `sluice up` end to end: a line written to a file is answered by SQL.
+//! - `archive`: `sluice up` archives closed segments; `porter fetch` brings them back.
 //! - `cluster`: 3 bucks and 2 tailers; homes only; a killed home catches up.
 //! - `live`: the live stream through the pipeline to Node and Chromium clients.
 //! - `tailer_faults`: SIGKILL the tailer mid-stream, again and again; nothing lost or doubled.
 
 mod util;
 
+mod archive;
 mod cluster;
 mod live;
 mod tailer_faults;

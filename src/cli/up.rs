@@ -33,6 +33,13 @@ pub struct UpArgs {
     /// A TOML file of more `[[buck]]` tables (bucks running elsewhere) to add to the
     /// embedded cluster: with one, every crawl has two homes, this process's buck and it.
     pub cluster_extra: Option<PathBuf>,
+    /// Where the porter archives closed segments: an `s3://`, `webhdfs://` or `file://`
+    /// URL; `None` for `<dir>/archive`.
+    pub archive: Option<String>,
+    /// A closed segment is archived once its day ended this long ago, in seconds.
+    pub archive_age_secs: u64,
+    /// Seconds between the porter's archive runs.
+    pub archive_interval_secs: u64,
 }
 
 /// What a running `sluice up` writes to `<dir>/up.json` once it is ready, so scripts and
@@ -205,12 +212,32 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         tailer_events.clone(),
     ));
 
+    let archive = match &args.archive {
+        Some(a) => a.clone(),
+        None => {
+            let d = dir.join("archive");
+            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+            format!("file://{}", d.display())
+        }
+    };
+    let mut porter_config =
+        porter::PorterConfig::new(archive, cluster_path.clone(), dir.join("porter"));
+    porter_config.archive_age_secs = args.archive_age_secs;
+    porter_config.interval_secs = args.archive_interval_secs;
+    let porter_events = Arc::new(porter::PorterEvents::default());
+    let porter_task = tokio::spawn(porter::run(
+        porter_config,
+        shutdown.clone(),
+        porter_events.clone(),
+    ));
+
     let buck_events = buck.events();
     let live_events = buck.live().events();
     let metrics: Vec<MetricsSource> = vec![
         Arc::new(move |out: &mut String| tailer_events.render_prometheus(out)),
         Arc::new(move |out: &mut String| buck_events.render_prometheus(out)),
         Arc::new(move |out: &mut String| live_events.render_prometheus(out)),
+        Arc::new(move |out: &mut String| porter_events.render_prometheus(out)),
     ];
     let router = buck.serve_live(serve::with_health_and_metrics(
         buck.router().merge(web::router()),
@@ -238,6 +265,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     let served = serve::serve(http, router, shutdown.clone()).await;
     shutdown.cancel();
     let tailer_result = tailer_task.await;
+    let porter_result = porter_task.await;
     let buck_result = buck.join().await;
     let _ = std::fs::remove_file(&state_path);
     served?;
@@ -246,5 +274,9 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         Err(e) => bail!("tailer task failed: {e}"),
     }
     buck_result.context("buck")?;
+    match porter_result {
+        Ok(r) => r.context("porter")?,
+        Err(e) => bail!("porter task failed: {e}"),
+    }
     Ok(())
 }
