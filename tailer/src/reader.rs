@@ -583,7 +583,7 @@ impl Reader {
         }
         let gone = match std::fs::metadata(&f.path) {
             Ok(m) => (m.dev(), m.ino()) != (f.dev, f.inode),
-            Err(_) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
         };
         let f = &mut self.followers[i];
         // The largest size seen: a file shorter than that was truncated, read or not.

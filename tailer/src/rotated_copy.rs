@@ -41,7 +41,13 @@ pub struct Located {
 /// Looks for the checkpointed file's bytes. `exclude` is a device and inode that must not
 /// be taken (the file that was just truncated under the checkpoint).
 pub fn locate(cp: &FileCheckpoint, exclude: Option<(u64, u64)>) -> Option<Located> {
-    let mut candidates = vec![cp.path.clone()];
+    // A rotated file is never at its old path any more (that is how it was found rotated);
+    // whatever is there now, even on the same inode number, is a newer file.
+    let mut candidates = if cp.rotated {
+        Vec::new()
+    } else {
+        vec![cp.path.clone()]
+    };
     if let (Some(dir), Some(name)) = (
         cp.path.parent(),
         cp.path.file_name().and_then(|n| n.to_str()),
