@@ -268,11 +268,13 @@ impl Reader {
     }
 
     fn make_dormant(&mut self, f: FileFollower) {
+        // The size recorded is how far it was read, not the file's size: bytes appended
+        // after the last read then count as a change and reopen it.
         let seen = f
             .input()
             .plain()
             .and_then(|file| file.metadata().ok())
-            .map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
+            .map(|m| (f.position(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
         self.dormant.push(Dormant {
             cp: f.checkpoint(),
             seen,
@@ -287,6 +289,7 @@ impl Reader {
             if !f.rotated
                 && !f.has_pending_record()
                 && f.durable == f.spooled
+                && f.position() >= f.last_size
                 && f.last_growth.elapsed() >= idle
             {
                 let f = self.followers.swap_remove(i);
