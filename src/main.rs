@@ -37,6 +37,9 @@ enum Command {
         /// Seconds after a UTC day ends before its segment closes.
         #[arg(long, default_value_t = 3600)]
         day_close_grace_secs: u64,
+        /// Seconds an archived segment stays in the buck after its day ends.
+        #[arg(long, default_value_t = 604_800)]
+        retention_secs: u64,
         /// A TOML file of more [[buck]] tables (bucks running elsewhere) to add to the
         /// embedded cluster, e.g. to try a two-buck cluster on one machine.
         #[arg(long)]
@@ -133,6 +136,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             crawl,
             bucket_interval_secs,
             day_close_grace_secs,
+            retention_secs,
             cluster_extra,
             archive,
             archive_age_secs,
@@ -149,6 +153,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     paths,
                     bucket_interval_secs,
                     day_close_grace_secs,
+                    retention_secs,
                     cluster_extra,
                     archive,
                     archive_age_secs,

@@ -10,22 +10,26 @@ use serde_json::Value;
 use crate::util::{Dir, PATIENCE, Up, appender, sql_count, wait_for};
 
 #[test]
-fn closed_segments_are_archived_on_schedule_and_fetched_back() {
+fn closed_segments_are_archived_on_schedule_pruned_after_retention_and_fetched_back() {
     let dir = Dir::new("archive");
     let log = dir.join("crawl.log");
-    // Three days ago: inside the tailer's 7-day window (the time is kept), and a closed
-    // day once the grace is 0.
+    // Inside the tailer's 7-day window (the times are kept), and closed days once the
+    // grace is 0. The archive age (3 days after the day's end) picks the older day only;
+    // the retention (5 minutes) is past for both, but only the archived one may go.
+    let old = (Utc::now() - Duration::days(5)).date_naive();
     let day = (Utc::now() - Duration::days(3)).date_naive();
     let mut f = appender(&log);
     let n = 250;
-    for i in 0..n {
-        let t = day.and_hms_opt(10, 0, 0).unwrap().and_utc() + Duration::seconds(i);
-        let ts = t.format("%Y-%m-%dT%H:%M:%S%.3fZ");
-        writeln!(
-            f,
-            "{ts}   200 {i:>10} http://arch.example.com/{i} L - text/html #001 - - - -"
-        )
-        .unwrap();
+    for d in [old, day] {
+        for i in 0..n {
+            let t = d.and_hms_opt(10, 0, 0).unwrap().and_utc() + Duration::seconds(i);
+            let ts = t.format("%Y-%m-%dT%H:%M:%S%.3fZ");
+            writeln!(
+                f,
+                "{ts}   200 {i:>10} http://arch.example.com/{d}/{i} L - text/html #001 - - - -"
+            )
+            .unwrap();
+        }
     }
     drop(f);
     let log_s = log.display().to_string();
@@ -37,33 +41,54 @@ fn closed_segments_are_archived_on_schedule_and_fetched_back() {
             "--day-close-grace-secs",
             "0",
             "--archive-age-secs",
-            "0",
+            "259200",
             "--archive-interval-secs",
             "1",
+            "--retention-secs",
+            "300",
             &log_s,
         ],
     );
     wait_for("the events", PATIENCE, || {
-        sql_count(&up.url, "ar", "SELECT count(*) FROM events").filter(|&c| c == n)
+        sql_count(&up.url, "ar", "SELECT count(*) FROM events").filter(|&c| c == 2 * n)
     });
+    let (young, day) = (day, old);
     let manifest_path = dir.join(&format!("up/archive/ar/{day}.sqlite.z.json"));
     let manifest: Value = wait_for("the archived manifest", PATIENCE, || {
         serde_json::from_str(&std::fs::read_to_string(&manifest_path).ok()?).ok()
     });
     assert_eq!(manifest["events"].as_i64(), Some(n), "manifest: {manifest}");
     assert!(dir.join(&format!("up/archive/ar/{day}.sqlite.z")).exists());
-    // The buck was told: its segment list says archived.
-    let segs: Value = wait_for("the buck to record the archive", PATIENCE, || {
-        let v: Value = reqwest::blocking::get(format!("{}/segments", up.url))
-            .ok()?
-            .json()
-            .ok()?;
-        v.as_array()?
-            .iter()
-            .any(|s| s["crawl"] == "ar" && s["state"] == "archived")
-            .then_some(v)
+    // The buck was told, and (past retention, unchanged) pruned it: only a tombstone
+    // remains. The younger day, never archived, stays whatever its age.
+    let tomb = dir.join(&format!("up/buck/segments/ar/{day}.sqlite.pruned"));
+    wait_for("the archived segment to be pruned", PATIENCE, || {
+        tomb.exists().then_some(())
     });
-    assert!(segs.is_array());
+    assert!(
+        !dir.join(&format!("up/buck/segments/ar/{day}.sqlite"))
+            .exists()
+    );
+    let segs: Value = reqwest::blocking::get(format!("{}/segments", up.url))
+        .unwrap()
+        .json()
+        .unwrap();
+    let days: Vec<&str> = segs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["day"].as_str())
+        .collect();
+    assert_eq!(
+        days,
+        vec![young.to_string().as_str()],
+        "only the unarchived day is left: {segs}"
+    );
+    assert!(
+        !dir.join(&format!("up/archive/ar/{young}.sqlite.z"))
+            .exists(),
+        "the younger day is not old enough to archive"
+    );
 
     // Fetch it back with the porter binary, into a fresh directory.
     let cfg = dir.join("porter.toml");

@@ -95,6 +95,14 @@ pub struct BuckConfig {
     /// see docs/live.md. Default: every default of `live::LiveConfig`.
     #[serde(default)]
     pub live: live::LiveConfig,
+    /// How long a closed segment stays here after its day ends, in seconds: then, and only
+    /// if a porter has archived it and it has not changed since, it is deleted. Default
+    /// 604,800 (7 days).
+    #[serde(default = "default_retention_secs")]
+    pub retention_secs: u64,
+    /// How often to look for segments past their retention, in milliseconds. Default 60,000.
+    #[serde(default = "default_prune_check_interval_ms")]
+    pub prune_check_interval_ms: u64,
 }
 
 fn default_true() -> bool {
@@ -169,6 +177,8 @@ impl BuckConfig {
             hello_timeout_ms: default_hello_timeout_ms(),
             nack_retry_after_ms: default_nack_retry_after_ms(),
             live: live::LiveConfig::default(),
+            retention_secs: default_retention_secs(),
+            prune_check_interval_ms: default_prune_check_interval_ms(),
         }
     }
 
@@ -300,4 +310,12 @@ mod tests {
         .to_string();
         assert!(e.contains("bus_capacity"), "{e}");
     }
+}
+
+fn default_retention_secs() -> u64 {
+    604_800
+}
+
+fn default_prune_check_interval_ms() -> u64 {
+    60_000
 }

@@ -67,6 +67,7 @@ pub struct BuckEvents {
     commit_failures: AtomicU64,
     segments_open: AtomicU64,
     segments_closed: AtomicU64,
+    segments_pruned: AtomicU64,
     sql_queries: AtomicU64,
     sql_errors: AtomicU64,
     sql_timeouts: AtomicU64,
@@ -99,6 +100,8 @@ pub struct BuckCounters {
     pub commit_failures: u64,
     pub segments_open: u64,
     pub segments_closed: u64,
+    /// Segments deleted after retention (archived and unchanged).
+    pub segments_pruned: u64,
     pub sql_queries: u64,
     pub sql_errors: u64,
     pub sql_timeouts: u64,
@@ -155,6 +158,9 @@ impl BuckEvents {
     pub(crate) fn segment_closed(&self) {
         self.segments_closed.fetch_add(1, Relaxed);
     }
+    pub(crate) fn segment_pruned(&self) {
+        self.segments_pruned.fetch_add(1, Relaxed);
+    }
     pub(crate) fn sql_query(&self) {
         self.sql_queries.fetch_add(1, Relaxed);
     }
@@ -200,6 +206,7 @@ impl BuckEvents {
             commit_failures: self.commit_failures.load(Relaxed),
             segments_open: self.segments_open.load(Relaxed),
             segments_closed: self.segments_closed.load(Relaxed),
+            segments_pruned: self.segments_pruned.load(Relaxed),
             sql_queries: self.sql_queries.load(Relaxed),
             sql_errors: self.sql_errors.load(Relaxed),
             sql_timeouts: self.sql_timeouts.load(Relaxed),
@@ -311,6 +318,12 @@ impl BuckEvents {
             "counter",
             "segments closed by this process",
             c.segments_closed,
+        );
+        metric(
+            "segments_pruned_total",
+            "counter",
+            "segments deleted after retention (archived, verified unchanged)",
+            c.segments_pruned,
         );
         metric(
             "sql_queries_total",

@@ -108,6 +108,7 @@ fn describe(f: &SegmentFile) -> Result<SegmentInfo, SegmentError> {
             (SegmentState::Open, _) => "open",
             (SegmentState::Closed, false) => "closed",
             (SegmentState::Closed, true) => "archived",
+            (SegmentState::Pruned, _) => "pruned",
         }
         .into(),
     })

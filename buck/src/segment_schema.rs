@@ -85,7 +85,13 @@ pub enum SegmentState {
     Open,
     /// Immutable: its day (or, for a part, its grace) is over.
     Closed,
+    /// Deleted after its retention, once archived and verified unchanged; only a
+    /// tombstone (`<name>.sqlite.pruned`) remains, so the name is never reused.
+    Pruned,
 }
+
+/// Suffix of a pruned segment's tombstone, after the segment's file name.
+pub const TOMBSTONE_SUFFIX: &str = ".pruned";
 
 /// Opens (creating if needed) a segment for writing: WAL, `synchronous=NORMAL`.
 ///

@@ -47,6 +47,10 @@ pub struct WriterOptions {
     pub day_close_grace: Duration,
     /// How often to look for segments to close.
     pub close_check_interval: Duration,
+    /// How long a closed, archived segment stays after its day ends.
+    pub retention: Duration,
+    /// How often to look for segments past their retention.
+    pub prune_check_interval: Duration,
 }
 
 impl WriterOptions {
@@ -60,6 +64,8 @@ impl WriterOptions {
             max_open_segments: c.max_open_segments,
             day_close_grace: Duration::from_secs(c.day_close_grace_secs),
             close_check_interval: Duration::from_millis(c.close_check_interval_ms),
+            retention: Duration::from_secs(c.retention_secs),
+            prune_check_interval: Duration::from_millis(c.prune_check_interval_ms),
         }
     }
 }
@@ -211,8 +217,24 @@ impl WriterState {
                 continue;
             };
             for f in files.flatten() {
-                let Some((day, part)) = f.file_name().to_str().and_then(parse_segment_file_name)
-                else {
+                let name = f.file_name();
+                let name = name.to_str().unwrap_or("");
+                if let Some((day, part)) = name
+                    .strip_suffix(segment_schema::TOMBSTONE_SUFFIX)
+                    .and_then(parse_segment_file_name)
+                {
+                    // A pruned segment: its name stays taken, so late events for that
+                    // day go to a new part instead of re-creating an archived file.
+                    self.days.entry((crawl.clone(), day)).or_default().insert(
+                        part,
+                        PartInfo {
+                            state: SegmentState::Pruned,
+                            created_us: 0,
+                        },
+                    );
+                    continue;
+                }
+                let Some((day, part)) = parse_segment_file_name(name) else {
                     continue;
                 };
                 let path = f.path();
@@ -244,11 +266,16 @@ impl WriterState {
         // Timers are created on this thread, so it must be inside the runtime's context.
         let _guard = rt.enter();
         let mut last_close_check = Instant::now() - self.opts.close_check_interval;
+        let mut last_prune_check = Instant::now() - self.opts.prune_check_interval;
         let mut open = true;
         while open {
             if last_close_check.elapsed() >= self.opts.close_check_interval {
                 self.close_due(now_us());
                 last_close_check = Instant::now();
+            }
+            if last_prune_check.elapsed() >= self.opts.prune_check_interval {
+                self.prune_due(now_us());
+                last_prune_check = Instant::now();
             }
             let wait = self
                 .opts
@@ -533,6 +560,87 @@ impl WriterState {
             }
         }
         self.report_open();
+    }
+
+    /// Deletes closed segments past their retention that a porter archived and that have
+    /// not changed since (their ids hash still equals the one the porter verified).
+    /// Anything else stays: an unarchived or changed segment is never pruned, whatever
+    /// the order of failures.
+    fn prune_due(&mut self, now: i64) {
+        let retention = self.opts.retention.as_micros() as i64;
+        let mut due = Vec::new();
+        for ((crawl, day), parts) in &self.days {
+            if now < day_end_us(*day).saturating_add(retention) {
+                continue;
+            }
+            for (part, info) in parts {
+                if info.state == SegmentState::Closed {
+                    due.push((crawl.clone(), *day, *part));
+                }
+            }
+        }
+        for key in due {
+            match self.prune(&key) {
+                Ok(true) => {
+                    tracing::info!(crawl = %key.0, day = %key.1, part = key.2, "segment pruned: archived, unchanged, past retention");
+                    self.events.segment_pruned();
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot prune segment; will retry"),
+            }
+        }
+    }
+
+    fn prune(&mut self, key: &SegKey) -> Result<bool, SegmentError> {
+        let (crawl, day, part) = key;
+        let path = segment_path(&self.opts.segments_dir, crawl, *day, *part);
+        self.conns.remove(key);
+        let conn = segment_schema::open_read_only(&path)?;
+        if segment_schema::get_meta(&conn, &path, meta::ARCHIVED_UNCHANGED)?.as_deref() != Some("1") {
+            return Ok(false);
+        }
+        let archived = segment_schema::get_meta(&conn, &path, meta::ARCHIVED_IDS_SHA256)?;
+        let (ids, rows) = segment_schema::ids_digest(&conn, &path)?;
+        if !archived.is_some_and(|a| a.eq_ignore_ascii_case(&ids)) {
+            tracing::warn!(path = %path.display(), "segment changed since it was archived: not pruned; the next archive run re-archives it");
+            return Ok(false);
+        }
+        drop(conn);
+        let io = |p: &std::path::Path| {
+            let path = p.to_path_buf();
+            move |source| SegmentError::Io { path, source }
+        };
+        let mut tomb = path.clone().into_os_string();
+        tomb.push(segment_schema::TOMBSTONE_SUFFIX);
+        let tomb = std::path::PathBuf::from(tomb);
+        let record = serde_json::json!({
+            "version": 1, "crawl": crawl.as_str(), "day": day.to_string(), "part": part,
+            "ids_sha256": ids, "rows": rows, "pruned_us": now_us(),
+        });
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tomb).map_err(io(&tomb))?;
+            f.write_all(record.to_string().as_bytes()).map_err(io(&tomb))?;
+            f.sync_all().map_err(io(&tomb))?;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = path.clone().into_os_string();
+            p.push(suffix);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(SegmentError::Io { path: p.into(), source: e }),
+            }
+        }
+        if let Some(dir) = path.parent()
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        if let Some(info) = self.days.get_mut(&(crawl.clone(), *day)).and_then(|p| p.get_mut(part)) {
+            info.state = SegmentState::Pruned;
+        }
+        Ok(true)
     }
 
     fn close(&mut self, key: &SegKey, now: i64) -> Result<(), SegmentError> {

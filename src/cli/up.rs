@@ -30,6 +30,8 @@ pub struct UpArgs {
     pub bucket_interval_secs: u64,
     /// Grace after a day ends before its segment closes, in seconds.
     pub day_close_grace_secs: u64,
+    /// How long the buck keeps an archived segment after its day ends, in seconds.
+    pub retention_secs: u64,
     /// A TOML file of more `[[buck]]` tables (bucks running elsewhere) to add to the
     /// embedded cluster: with one, every crawl has two homes, this process's buck and it.
     pub cluster_extra: Option<PathBuf>,
@@ -179,12 +181,19 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         .with_context(|| format!("writing {}", cluster_path.display()))?;
 
     let buck_config_text = format!(
-        "id = \"local\"\ndata_dir = {:?}\ncluster_file = {:?}\nkey_file = {:?}\nallowed_tailers = [{:?}]\nday_close_grace_secs = {}\n",
+        "id = \"local\"\ndata_dir = {:?}\ncluster_file = {:?}\nkey_file = {:?}\nallowed_tailers = [{:?}]\nday_close_grace_secs = {}\nretention_secs = {}\nprune_check_interval_ms = {}\n",
         dir.join("buck").display().to_string(),
         cluster_path.display().to_string(),
         buck_key_path.display().to_string(),
         tailer_key.public_text(),
         args.day_close_grace_secs,
+        args.retention_secs,
+        // A short retention (a demo, a test) is checked often; a real one once a minute.
+        if args.retention_secs < 600 {
+            500
+        } else {
+            60_000
+        },
     );
     let buck_config = buck::BuckConfig::parse(&buck_config_text, &dir.join("buck.toml"))
         .context("buck config")?;
