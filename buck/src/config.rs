@@ -256,6 +256,14 @@ impl BuckConfig {
     }
 }
 
+fn default_retention_secs() -> u64 {
+    604_800
+}
+
+fn default_prune_check_interval_ms() -> u64 {
+    60_000
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,12 +318,4 @@ mod tests {
         .to_string();
         assert!(e.contains("bus_capacity"), "{e}");
     }
-}
-
-fn default_retention_secs() -> u64 {
-    604_800
-}
-
-fn default_prune_check_interval_ms() -> u64 {
-    60_000
 }

@@ -135,7 +135,11 @@ pub async fn start(
     });
     let tracker = TaskTracker::new();
     let (broker, live_layer) = live::LiveBroker::new(config.live.clone(), config.id.clone());
-    tracker.spawn(live_feed::feed(bus.subscribe(), broker.clone(), shutdown.clone()));
+    tracker.spawn(live_feed::feed(
+        bus.subscribe(),
+        broker.clone(),
+        shutdown.clone(),
+    ));
     tracker.spawn(receiver::run(ingest, ctx, shutdown, tracker.clone()));
     tracing::info!(id = %config.id, public_key = %public_key, "buck started");
     let api = Arc::new(ApiState {

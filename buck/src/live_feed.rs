@@ -32,7 +32,12 @@ pub async fn feed(mut bus: Subscriber, broker: live::LiveBroker, shutdown: Cance
 /// `../`, relative to the page at `<base>/ui/live`) when there is none.
 pub(crate) async fn bucks(State(api): State<Arc<ApiState>>) -> Json<Value> {
     match api.cluster.get() {
-        Some(c) => Json(Value::Array(c.bucks.iter().map(|b| json!({"id": b.id, "http_url": b.http_url})).collect())),
+        Some(c) => Json(Value::Array(
+            c.bucks
+                .iter()
+                .map(|b| json!({"id": b.id, "http_url": b.http_url}))
+                .collect(),
+        )),
         None => Json(json!([{"id": api.config.id, "http_url": "../"}])),
     }
 }

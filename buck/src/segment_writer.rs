@@ -596,7 +596,8 @@ impl WriterState {
         let path = segment_path(&self.opts.segments_dir, crawl, *day, *part);
         self.conns.remove(key);
         let conn = segment_schema::open_read_only(&path)?;
-        if segment_schema::get_meta(&conn, &path, meta::ARCHIVED_UNCHANGED)?.as_deref() != Some("1") {
+        if segment_schema::get_meta(&conn, &path, meta::ARCHIVED_UNCHANGED)?.as_deref() != Some("1")
+        {
             return Ok(false);
         }
         let archived = segment_schema::get_meta(&conn, &path, meta::ARCHIVED_IDS_SHA256)?;
@@ -620,7 +621,8 @@ impl WriterState {
         {
             use std::io::Write;
             let mut f = std::fs::File::create(&tomb).map_err(io(&tomb))?;
-            f.write_all(record.to_string().as_bytes()).map_err(io(&tomb))?;
+            f.write_all(record.to_string().as_bytes())
+                .map_err(io(&tomb))?;
             f.sync_all().map_err(io(&tomb))?;
         }
         for suffix in ["", "-wal", "-shm"] {
@@ -629,7 +631,12 @@ impl WriterState {
             match std::fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(SegmentError::Io { path: p.into(), source: e }),
+                Err(e) => {
+                    return Err(SegmentError::Io {
+                        path: p.into(),
+                        source: e,
+                    });
+                }
             }
         }
         if let Some(dir) = path.parent()
@@ -637,7 +644,11 @@ impl WriterState {
         {
             let _ = d.sync_all();
         }
-        if let Some(info) = self.days.get_mut(&(crawl.clone(), *day)).and_then(|p| p.get_mut(part)) {
+        if let Some(info) = self
+            .days
+            .get_mut(&(crawl.clone(), *day))
+            .and_then(|p| p.get_mut(part))
+        {
             info.state = SegmentState::Pruned;
         }
         Ok(true)
