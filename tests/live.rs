@@ -301,8 +301,8 @@ fn the_live_view_shows_appended_lines_from_two_bucks_and_survives_one_dying() {
     eprintln!("{stdout}{}", String::from_utf8_lossy(&outp.stderr));
     let last: Value = stdout
         .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .last()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
         .unwrap_or(Value::Null);
     assert_eq!(
         last["done"],
