@@ -1,9 +1,15 @@
 #![no_main]
 //! Every transport decoder on arbitrary bytes: hellos, message bodies, and sealed
 //! messages opened by a plain and an encrypted session. Never panics.
+use std::sync::OnceLock;
+
 use contracts::keys::KeyPair;
 use contracts::transport::{ClientHello, Direction, Message, ServerHello, Session};
 use libfuzzer_sys::fuzz_target;
+
+// Key generation is slow next to decoding: made once, so the fuzzer spends its time on
+// the decoders.
+static KEYS: OnceLock<(KeyPair, KeyPair)> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
     let _ = ClientHello::decode(data);
@@ -15,8 +21,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut plain = Session::new(None, [7; 16], Direction::BuckToTailer);
     let _ = plain.open(data);
-    let a = KeyPair::generate();
-    let b = KeyPair::generate();
+    let (a, b) = KEYS.get_or_init(|| (KeyPair::generate(), KeyPair::generate()));
     let mut sealed = Session::new(Some((a.secret(), b.public())), [7; 16], Direction::BuckToTailer);
     let _ = sealed.open(data);
 });
