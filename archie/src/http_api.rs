@@ -136,7 +136,7 @@ fn query<T: serde::de::DeserializeOwned>(
 }
 
 fn narrowed_by(plan: &QueryPlan) -> &'static str {
-    plan.fts.as_ref().map(|(t, _)| t.name()).unwrap_or("scan")
+    plan.narrowing.as_ref().map(|n| n.name()).unwrap_or("scan")
 }
 
 async fn blocking<T: Send + 'static>(
@@ -241,7 +241,7 @@ async fn histogram(
     let (counts, walk, complete) = blocking(move || {
         let reader = IndexReader::open(&s.files, s.upto)?;
         let mut counts = vec![0u64; buckets];
-        if plan.fts.is_none()
+        if plan.narrowing.is_none()
             && matches!(plan.verifier, crate::query_plan::Verifier::All)
             && host.is_none()
         {

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::ArchieError;
 use crate::index_files::{FtsTuning, IndexFiles};
 use crate::segment_source::SegmentFile;
+use crate::trigram_postings::TrigramPostings;
 
 /// Batches waiting per shard thread. 2: one being indexed, one ready, so the reader
 /// neither stalls the shard nor piles up lines in memory.
@@ -314,15 +315,14 @@ fn shard_worker(
     let mut terms = conn
         .prepare("INSERT INTO terms(rowid, line) VALUES (?1, ?2)")
         .map_err(&err)?;
-    let mut trigrams = conn
-        .prepare("INSERT INTO trigrams(rowid, line) VALUES (?1, ?2)")
-        .map_err(&err)?;
+    let mut postings = TrigramPostings::default();
     for batch in rx {
         conn.execute_batch("BEGIN").map_err(&err)?;
         for (seq, line) in &batch.rows {
             terms.execute((seq, line)).map_err(&err)?;
-            trigrams.execute((seq, line)).map_err(&err)?;
+            postings.add(*seq, line);
         }
+        postings.write(&conn, batch.index).map_err(&err)?;
         conn.execute_batch("COMMIT").map_err(&err)?;
         let last = batch.rows.last().map(|r| r.0).unwrap_or(0);
         // A poisoned lock only means another shard thread panicked; its error is reported

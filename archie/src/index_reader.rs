@@ -15,7 +15,8 @@ use serde::Serialize;
 
 use crate::error::ArchieError;
 use crate::index_files::IndexFiles;
-use crate::query_plan::QueryPlan;
+use crate::query_plan::{Narrowing, QueryPlan};
+use crate::trigram_postings;
 
 /// Time order of a search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -165,29 +166,43 @@ impl IndexReader {
             stats.rows_scanned.is_multiple_of(256) && Instant::now() > filter.deadline
         };
 
-        let Some((table, expr)) = &filter.plan.fts else {
-            let mut stmt = self
+        let expr = match &filter.plan.narrowing {
+            Some(Narrowing::Terms(expr)) => expr,
+            Some(Narrowing::Trigrams(sets)) => {
+                return self.walk_trigrams(
+                    sets,
+                    (lo, hi),
+                    desc,
+                    filter.deadline,
+                    &mut stats,
+                    test,
+                    timed_out,
+                );
+            }
+            None => {
+                let mut stmt = self
                 .conn
                 .prepare(&format!(
                     "SELECT {ROW_COLUMNS} FROM events WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq {dir}"
                 ))
                 .map_err(self.err())?;
-            let mut rows = stmt.query((lo, hi)).map_err(self.err())?;
-            while let Some(r) = rows.next().map_err(self.err())? {
-                if !test(event_row(r).map_err(self.err())?, &mut stats) {
-                    break;
+                let mut rows = stmt.query((lo, hi)).map_err(self.err())?;
+                while let Some(r) = rows.next().map_err(self.err())? {
+                    if !test(event_row(r).map_err(self.err())?, &mut stats) {
+                        break;
+                    }
+                    if timed_out(&stats) {
+                        stats.timed_out = true;
+                        break;
+                    }
                 }
-                if timed_out(&stats) {
-                    stats.timed_out = true;
-                    break;
-                }
+                return Ok(stats);
             }
-            return Ok(stats);
         };
 
         let mut stmts = Vec::new();
         for k in 0..self.files.shard_count() {
-            let name = table.name();
+            let name = "terms";
             let sql = format!(
                 "SELECT rowid FROM shard{k}.{name} WHERE {name} MATCH ?1 AND rowid >= ?2 AND rowid <= ?3 ORDER BY rowid {dir}"
             );
@@ -233,6 +248,62 @@ impl IndexReader {
             }
         }
         Ok(stats)
+    }
+
+    /// The trigram path: batches in order, each one's candidates from its posting lists.
+    #[allow(clippy::too_many_arguments)]
+    fn walk_trigrams(
+        &self,
+        sets: &[Vec<u32>],
+        (lo, hi): (i64, i64),
+        desc: bool,
+        deadline: Instant,
+        stats: &mut WalkStats,
+        mut test: impl FnMut(EventRow, &mut WalkStats) -> bool,
+        timed_out: impl Fn(&WalkStats) -> bool,
+    ) -> Result<WalkStats, ArchieError> {
+        let mut batches = trigram_postings::batches(&self.conn, self.files.shard_count(), lo, hi)
+            .map_err(self.err())?;
+        if desc {
+            batches.reverse();
+        }
+        let mut by_seq = self
+            .conn
+            .prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM events WHERE seq = ?1"))
+            .map_err(self.err())?;
+        for b in &batches {
+            let mut seqs = trigram_postings::candidates(&self.conn, b, sets).map_err(self.err())?;
+            seqs.retain(|s| (lo..=hi).contains(s));
+            if desc {
+                seqs.reverse();
+            }
+            for seq in seqs {
+                let row = by_seq
+                    .query_row([seq], event_row)
+                    .optional()
+                    .map_err(self.err())?;
+                let Some(row) = row else { continue };
+                if !test(row, stats) {
+                    return Ok(*stats);
+                }
+                if timed_out(stats) {
+                    stats.timed_out = true;
+                    return Ok(*stats);
+                }
+            }
+            // A batch without candidates still counts towards the deadline; a cursor then
+            // resumes after it.
+            if Instant::now() > deadline {
+                stats.last_seq = Some(if desc {
+                    b.first_seq.max(lo)
+                } else {
+                    b.last_seq.min(hi)
+                });
+                stats.timed_out = true;
+                return Ok(*stats);
+            }
+        }
+        Ok(*stats)
     }
 
     fn fts_err(&self) -> impl Fn(rusqlite::Error) -> ArchieError + '_ {

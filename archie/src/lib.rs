@@ -1,7 +1,7 @@
 //! Archie answers history on request: a request names a crawl (or a crawl pattern) and a
 //! time range; archie fetches the covering SQLite segments through a [`SegmentSource`]
 //! (porter's fetch in production), builds a temporary index (the events in time order,
-//! FTS5 `unicode61` for terms and `trigram` for substrings), reports progress while it
+//! FTS5 `unicode61` for terms, trigram posting lists for substrings), reports progress while it
 //! does, answers search by time, term, substring and regex, and read-only SQL, and
 //! deletes the index when it expires (DESIGN.md, "archie"; docs/archie.md).
 //!
@@ -12,7 +12,8 @@
 //! - [`catalog`]: requests and their states, persisted in the work dir.
 //! - [`history_service`]: [`HistoryService`]: requests, builds, reuse, the reaper.
 //! - [`index_files`]: one index's files and schema. [`index_builder`]: building it.
-//! - [`query_plan`]: term, substring, regex to FTS5 `MATCH` plus an exact verifier.
+//! - [`query_plan`]: term, substring, regex to a narrowing plus an exact verifier.
+//! - [`trigram_postings`]: the substring index (byte trigrams, posting lists per batch).
 //! - [`index_reader`]: search, histogram, context. [`sql_api`]: read-only SQL.
 //! - [`http_api`]: the routes. [`segment_fixture`]: segments for tests and the benchmark.
 //!
@@ -23,7 +24,7 @@
 //!
 //! // A substring narrows by trigrams, then every candidate line is checked exactly.
 //! let plan = QueryPlan::new("robots.txt", SearchMode::Substring).unwrap();
-//! assert!(plan.fts.is_some());
+//! assert!(plan.narrowing.is_some());
 //! assert!(plan.verifier.matches("GET http://example.com/robots.txt 200"));
 //! assert!(!plan.verifier.matches("GET http://example.com/ROBOTS.TXT 200"));
 //! ```
@@ -42,6 +43,7 @@ pub mod query_plan;
 pub mod segment_fixture;
 pub mod segment_source;
 pub mod sql_api;
+pub mod trigram_postings;
 
 use std::sync::Arc;
 

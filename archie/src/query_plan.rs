@@ -26,21 +26,22 @@ pub enum SearchMode {
     Regex,
 }
 
-/// The FTS5 table a plan narrows with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FtsTable {
-    /// `terms`: unicode61 tokens.
-    Terms,
-    /// `trigrams`: case-folded trigrams.
-    Trigrams,
+/// How a plan narrows the candidates before the verifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Narrowing {
+    /// An FTS5 `MATCH` expression on each shard's `terms` table (unicode61 tokens).
+    Terms(String),
+    /// Trigram sets ([`crate::trigram_postings`]): a line is a candidate when it holds
+    /// every trigram of at least one set.
+    Trigrams(Vec<Vec<u32>>),
 }
 
-impl FtsTable {
-    /// The table's name in each shard.
-    pub fn name(self) -> &'static str {
+impl Narrowing {
+    /// Its name in search stats.
+    pub fn name(&self) -> &'static str {
         match self {
-            FtsTable::Terms => "terms",
-            FtsTable::Trigrams => "trigrams",
+            Narrowing::Terms(_) => "terms",
+            Narrowing::Trigrams(_) => "trigrams",
         }
     }
 }
@@ -75,23 +76,18 @@ impl Verifier {
 /// A search's plan: an optional FTS5 narrowing, then the verifier.
 #[derive(Debug, Clone)]
 pub struct QueryPlan {
-    /// The table and `MATCH` expression that narrow the candidates; `None` scans every
-    /// line of the time range.
-    pub fts: Option<(FtsTable, String)>,
+    /// What narrows the candidates; `None` scans every line of the time range.
+    pub narrowing: Option<Narrowing>,
     /// The exact test.
     pub verifier: Verifier,
 }
-
-/// Most trigrams one literal contributes to a `MATCH`: a few spread over it narrow as
-/// well as all of them, and each one costs a doclist read.
-const MAX_TRIGRAMS_PER_LITERAL: usize = 8;
 
 impl QueryPlan {
     /// Plans `q` in `mode`; an empty `q` matches every line.
     pub fn new(q: &str, mode: SearchMode) -> Result<QueryPlan, ArchieError> {
         if q.is_empty() {
             return Ok(QueryPlan {
-                fts: None,
+                narrowing: None,
                 verifier: Verifier::All,
             });
         }
@@ -113,14 +109,14 @@ impl QueryPlan {
                     .filter(|p| !p.is_empty())
                     .map(quote)
                     .collect();
-                let fts = (!parts.is_empty()).then(|| (FtsTable::Terms, parts.join(" AND ")));
+                let narrowing = (!parts.is_empty()).then(|| Narrowing::Terms(parts.join(" AND ")));
                 Ok(QueryPlan {
-                    fts,
+                    narrowing,
                     verifier: Verifier::Terms(words),
                 })
             }
             SearchMode::Substring => Ok(QueryPlan {
-                fts: trigram_expr(q).map(|e| (FtsTable::Trigrams, e)),
+                narrowing: trigram_set(q).map(|g| Narrowing::Trigrams(vec![g])),
                 verifier: Verifier::Substring(q.to_owned()),
             }),
             SearchMode::Regex => {
@@ -131,23 +127,16 @@ impl QueryPlan {
                 let hir = regex_syntax::Parser::new()
                     .parse(q)
                     .map_err(|e| ArchieError::BadRequest(format!("regex {q:?}: {e}")))?;
-                let fts = required_literals(&hir)
+                let narrowing = required_literals(&hir)
                     .and_then(|alts| {
-                        let exprs: Option<Vec<String>> =
-                            alts.iter().map(|a| trigram_expr(a)).collect();
-                        exprs
+                        let sets: Option<Vec<Vec<u32>>> =
+                            alts.iter().map(|a| trigram_set(a)).collect();
+                        sets
                     })
-                    .filter(|e| !e.is_empty())
-                    .map(|exprs| {
-                        let joined = exprs
-                            .iter()
-                            .map(|e| format!("({e})"))
-                            .collect::<Vec<_>>()
-                            .join(" OR ");
-                        (FtsTable::Trigrams, joined)
-                    });
+                    .filter(|s| !s.is_empty())
+                    .map(Narrowing::Trigrams);
                 Ok(QueryPlan {
-                    fts,
+                    narrowing,
                     verifier: Verifier::Regex(regex),
                 })
             }
@@ -155,40 +144,32 @@ impl QueryPlan {
     }
 }
 
-/// An FTS5 string: double quotes doubled, so any text is one bareword-free token string.
+/// Most trigrams one literal contributes: the rarest few narrow as well as all of them,
+/// and each costs a posting-list read per batch.
+const MAX_TRIGRAMS_PER_LITERAL: usize = 16;
+
+/// An FTS5 string: double quotes doubled, so any text is one token string.
 fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-/// The `MATCH` expression that every line containing `lit` satisfies (case-folded
-/// trigrams, AND-ed), or `None` when `lit` is under 3 characters (the trigram table
-/// cannot narrow it: FACTS.md).
-fn trigram_expr(lit: &str) -> Option<String> {
-    let chars: Vec<char> = lit.chars().collect();
-    if chars.len() < 3 {
+/// The trigrams every line containing `lit` holds, or `None` when `lit` is under 3 bytes
+/// (no trigram can narrow it).
+fn trigram_set(lit: &str) -> Option<Vec<u32>> {
+    let mut g = Vec::new();
+    crate::trigram_postings::grams(lit.as_bytes(), &mut g);
+    if g.is_empty() {
         return None;
     }
-    let all: Vec<String> = chars.windows(3).map(|w| w.iter().collect()).collect();
-    // Spread the picks over the literal, always keeping the first and the last.
-    let n = all.len();
-    let picks = n.min(MAX_TRIGRAMS_PER_LITERAL);
-    let mut chosen: Vec<&String> = (0..picks)
-        .map(|i| {
-            if picks == 1 {
-                &all[0]
-            } else {
-                &all[i * (n - 1) / (picks - 1)]
-            }
-        })
-        .collect();
-    chosen.dedup();
-    Some(
-        chosen
-            .into_iter()
-            .map(|t| quote(t))
-            .collect::<Vec<_>>()
-            .join(" AND "),
-    )
+    if g.len() > MAX_TRIGRAMS_PER_LITERAL {
+        // Spread the picks over the sorted set: any subset is still a superset filter.
+        let n = g.len();
+        g = (0..MAX_TRIGRAMS_PER_LITERAL)
+            .map(|i| g[i * (n - 1) / (MAX_TRIGRAMS_PER_LITERAL - 1)])
+            .collect();
+        g.dedup();
+    }
+    Some(g)
 }
 
 /// Literals one of which every match of `hir` contains, or `None` when there is no such
@@ -225,46 +206,29 @@ mod tests {
     fn plans_narrow_only_when_they_can() {
         let p = QueryPlan::new("www.example.com", SearchMode::Term).unwrap();
         assert_eq!(
-            p.fts,
-            Some((
-                FtsTable::Terms,
+            p.narrowing,
+            Some(Narrowing::Terms(
                 "\"www\" AND \"example\" AND \"com\"".into()
             ))
         );
         assert!(p.verifier.matches("GET http://WWW.example.com/ 200"));
         assert!(!p.verifier.matches("GET http://www-example-com/ 200"));
 
-        assert!(
-            QueryPlan::new("ab", SearchMode::Substring)
-                .unwrap()
-                .fts
-                .is_none()
+        let narrows = |q: &str, m| QueryPlan::new(q, m).unwrap().narrowing;
+        assert!(narrows("ab", SearchMode::Substring).is_none());
+        let mut g = Vec::new();
+        crate::trigram_postings::grams(b"abcd", &mut g);
+        assert_eq!(
+            narrows("ABcd", SearchMode::Substring),
+            Some(Narrowing::Trigrams(vec![g]))
         );
-        let p = QueryPlan::new("abcd", SearchMode::Substring).unwrap();
-        assert_eq!(p.fts.unwrap().1, "\"abc\" AND \"bcd\"");
-
-        let p = QueryPlan::new("foo(bar|bazz)\\d+", SearchMode::Regex).unwrap();
-        let (t, e) = p.fts.unwrap();
-        assert_eq!(t, FtsTable::Trigrams);
-        assert!(e.contains("OR"), "{e}");
-        assert!(
-            QueryPlan::new("a.c", SearchMode::Regex)
-                .unwrap()
-                .fts
-                .is_none()
-        );
-        assert!(
-            QueryPlan::new("(?i)hello", SearchMode::Regex)
-                .unwrap()
-                .fts
-                .is_none()
-        );
-        assert!(
-            QueryPlan::new("x*hello?", SearchMode::Regex)
-                .unwrap()
-                .fts
-                .is_some()
-        );
+        match narrows("foo(bar|bazz)\\d+", SearchMode::Regex) {
+            Some(Narrowing::Trigrams(sets)) => assert_eq!(sets.len(), 2, "{sets:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(narrows("a.c", SearchMode::Regex).is_none());
+        assert!(narrows("(?i)hello", SearchMode::Regex).is_none());
+        assert!(narrows("x*hello?", SearchMode::Regex).is_some());
         assert!(QueryPlan::new("(", SearchMode::Regex).is_err());
     }
 }

@@ -192,7 +192,6 @@ impl SegmentSource for PorterSource {
         };
         let mut out = BTreeSet::new();
         let store = porter::open_store(&self.config.archive, &self.config)
-            .await
             .map_err(|e| fail(format!("opening the archive: {e}")))?;
         for obj in store
             .list("")
