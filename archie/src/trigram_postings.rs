@@ -68,12 +68,28 @@ impl Hasher for GramHasher {
 type GramMap = HashMap<u32, Vec<u32>, BuildHasherDefault<GramHasher>>;
 
 /// Gathers one batch's postings, then writes them.
-#[derive(Default)]
 pub struct TrigramPostings {
+    /// Posting lists by gram; emptied (capacity kept) after each batch, so later batches
+    /// reuse the allocations instead of growing every list again.
     map: GramMap,
+    /// One bit per possible gram (2^24 bits, 2 MiB): which grams the current line has,
+    /// so a line's grams are deduplicated without sorting them.
+    seen: Vec<u64>,
     scratch: Vec<u32>,
     first_seq: Option<i64>,
     last_seq: i64,
+}
+
+impl Default for TrigramPostings {
+    fn default() -> TrigramPostings {
+        TrigramPostings {
+            map: GramMap::default(),
+            seen: vec![0; (1 << 24) / 64],
+            scratch: Vec::new(),
+            first_seq: None,
+            last_seq: 0,
+        }
+    }
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u32) {
@@ -110,8 +126,23 @@ impl TrigramPostings {
         let first = *self.first_seq.get_or_insert(seq);
         self.last_seq = seq;
         let off = (seq - first) as u32;
-        grams(line.as_bytes(), &mut self.scratch);
+        let bytes = line.as_bytes();
+        if bytes.len() < 3 {
+            return;
+        }
+        self.scratch.clear();
+        let lower = |b: u8| b.to_ascii_lowercase() as u32;
+        let mut g = (lower(bytes[0]) << 8) | lower(bytes[1]);
+        for &b in &bytes[2..] {
+            g = ((g << 8) | lower(b)) & 0x00FF_FFFF;
+            let (word, bit) = ((g >> 6) as usize, 1u64 << (g & 63));
+            if self.seen[word] & bit == 0 {
+                self.seen[word] |= bit;
+                self.scratch.push(g);
+            }
+        }
         for &g in &self.scratch {
+            self.seen[(g >> 6) as usize] = 0;
             self.map.entry(g).or_default().push(off);
         }
     }
@@ -129,10 +160,18 @@ impl TrigramPostings {
         let mut stmt =
             conn.prepare_cached("INSERT INTO grams(gram, batch, n, seqs) VALUES (?1, ?2, ?3, ?4)")?;
         // Sorted by gram: the WITHOUT ROWID b-tree is then appended to, not split at random.
-        let mut entries: Vec<(u32, Vec<u32>)> = self.map.drain().collect();
-        entries.sort_unstable_by_key(|e| e.0);
+        let mut keys: Vec<u32> = self
+            .map
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, _)| *k)
+            .collect();
+        keys.sort_unstable();
         let mut blob = Vec::new();
-        for (g, offs) in entries {
+        for g in keys {
+            let Some(offs) = self.map.get_mut(&g) else {
+                continue;
+            };
             blob.clear();
             let mut prev = 0u32;
             for (i, &o) in offs.iter().enumerate() {
@@ -140,6 +179,7 @@ impl TrigramPostings {
                 prev = o;
             }
             stmt.execute(rusqlite::params![g, batch as i64, offs.len() as i64, blob])?;
+            offs.clear();
         }
         Ok(())
     }
