@@ -100,6 +100,9 @@ enum Command {
         /// The `sluice up` directory to find the URL in.
         #[arg(long, default_value = "sluice-data")]
         dir: PathBuf,
+        /// The SQL API's token, if the buck needs one.
+        #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
         /// Print JSON lines instead of a table.
         #[arg(long)]
         json: bool,
@@ -189,6 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             url,
             dir,
             json,
+            token,
             crawl,
             sql,
         } => {
@@ -201,7 +205,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             runtime()?.block_on(async {
                 let mut out = std::io::stdout().lock();
-                sluice_cli::sql_client::run(&url, &crawl, &sql, json, &mut out)
+                sluice_cli::sql_client::run(&url, &crawl, &sql, token.as_deref(), json, &mut out)
                     .await
                     .map(|_| ())
             })

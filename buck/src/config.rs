@@ -100,6 +100,11 @@ pub struct BuckConfig {
     /// 604,800 (7 days).
     #[serde(default = "default_retention_secs")]
     pub retention_secs: u64,
+    /// When set, the SQL API (`POST /`, `POST /sql`) answers only requests that carry it,
+    /// as `Authorization: Bearer <token>` or `?token=<token>`. The live stream has its own,
+    /// `[live] token`. Default: none (open; restrict access at the network instead).
+    #[serde(default)]
+    pub api_token: Option<String>,
     /// How often to look for segments past their retention, in milliseconds. Default 60,000.
     #[serde(default = "default_prune_check_interval_ms")]
     pub prune_check_interval_ms: u64,
@@ -179,6 +184,7 @@ impl BuckConfig {
             live: live::LiveConfig::default(),
             retention_secs: default_retention_secs(),
             prune_check_interval_ms: default_prune_check_interval_ms(),
+            api_token: None,
         }
     }
 

@@ -45,6 +45,7 @@
 
 pub mod allow_list;
 mod api_state;
+mod api_token;
 pub mod cluster_view;
 pub mod config;
 pub mod error;
@@ -164,9 +165,15 @@ impl BuckHandle {
     /// `GET /segments/{crawl}/{name}`, `POST /segments/{crawl}/{name}/archived`.
     /// No `/healthz` or `/metrics`: the binary adds those once.
     pub fn router(&self) -> Router {
-        Router::new()
+        let sql = Router::new()
             .route("/", post(sql_api::trough_query))
             .route("/sql", post(sql_api::range_query))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.api.clone(),
+                api_token::require,
+            ));
+        Router::new()
+            .merge(sql)
             .route("/segments", get(segment_api::list))
             .route("/segments/{crawl}/{name}", get(segment_api::download))
             .route(

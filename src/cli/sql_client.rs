@@ -10,23 +10,24 @@ pub async fn run(
     url: &str,
     crawl: &str,
     sql: &str,
+    token: Option<&str>,
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<usize> {
     let client = reqwest::Client::new();
     let endpoint = format!("{}/", url.trim_end_matches('/'));
-    let resp = client
+    let mut req = client
         .post(&endpoint)
         .query(&[("segment", crawl)])
-        .header("content-type", "application/sql;charset=utf-8")
-        .body(sql.to_owned())
-        .send()
-        .await
-        .with_context(|| {
-            format!(
-                "cannot reach the read API at {endpoint}: is `sluice up` (or a buck) running there?"
-            )
-        })?;
+        .header("content-type", "application/sql;charset=utf-8");
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.body(sql.to_owned()).send().await.with_context(|| {
+        format!(
+            "cannot reach the read API at {endpoint}: is `sluice up` (or a buck) running there?"
+        )
+    })?;
     let status = resp.status();
     let body = resp.text().await.context("reading the read API's reply")?;
     if !status.is_success() {

@@ -246,3 +246,28 @@ async fn a_buck_that_is_not_home_redirects() {
     assert_eq!(status, 404);
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_configured_token_guards_the_sql_api() {
+    let b = TestBuck::start(|c| c.api_token = Some("s3cret".into())).await;
+    let mut c = b.client().await;
+    let e = crawl_log_event("tok", 0, &crawl_line(200, "http://www.example.com/t")).unwrap();
+    assert!(matches!(c.live(&[e]).await, Message::Ack { .. }));
+    let (status, _, body) = b
+        .post("/?segment=tok", "SELECT count(*) AS n FROM events")
+        .await;
+    assert_eq!(status, 401, "no token: {body}");
+    assert!(body.contains("Authorization: Bearer"), "{body}");
+    let (status, _, _) = b.post("/?segment=tok&token=wrong", "SELECT 1").await;
+    assert_eq!(status, 401);
+    let (status, _, body) = b
+        .post(
+            "/?segment=tok&token=s3cret",
+            "SELECT count(*) AS n FROM events",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"n\":1"), "{body}");
+    // The segment API for porters is not behind the SQL token.
+    assert!(b.get_json("/segments").await.is_array());
+}
