@@ -390,12 +390,15 @@ impl HistoryService {
         let expires = now + chrono::Duration::seconds(self.config.expiry_secs as i64);
         let bytes = self.index_files(id).disk_bytes();
         let cancelled = live.is_some_and(|l| l.cancel.is_cancelled());
+        let mut deleted = false;
         {
             let mut st = self.lock();
             st.live.remove(id);
             if let Some(r) = st.requests.get_mut(id) {
-                // A request deleted while building is already expired: keep that.
-                if !matches!(r.state, RequestState::Expired { .. }) {
+                // A request deleted while building is already expired: keep that, and
+                // remove what the build wrote after the deletion.
+                deleted = matches!(r.state, RequestState::Expired { .. });
+                if !deleted {
                     match result {
                         Ok((n, message)) => {
                             r.state = RequestState::Ready;
@@ -418,6 +421,9 @@ impl HistoryService {
                     r.expires_at = Some(expires);
                 }
             }
+        }
+        if deleted {
+            let _ = std::fs::remove_dir_all(self.request_dir(id));
         }
         self.save_logged();
     }
