@@ -3,13 +3,17 @@
 //! - `up`: `sluice up` end to end: a line written to a file is answered by SQL.
 //! - `archive`: `sluice up` archives closed segments; `porter fetch` brings them back.
 //! - `cluster`: 3 bucks and 2 tailers; homes only; a killed home catches up.
+//! - `history`: archie through `sluice up`: search answers equal grep; the page in Chromium.
 //! - `live`: the live stream through the pipeline to Node and Chromium clients.
 //! - `tailer_faults`: SIGKILL the tailer mid-stream, again and again; nothing lost or doubled.
+//! - `tailer_scale`: 20,000 files on polling, a long buck outage, the re-send after SIGKILL.
 
 mod util;
 
 mod archive;
 mod cluster;
+mod history;
 mod live;
 mod tailer_faults;
+mod tailer_scale;
 mod up;

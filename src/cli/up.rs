@@ -234,6 +234,16 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     porter_config.archive_age_secs = args.archive_age_secs;
     porter_config.interval_secs = args.archive_interval_secs;
     let porter_events = Arc::new(porter::PorterEvents::default());
+    // Archie reads history through the porter: the archive first, the buck for days not
+    // yet archived.
+    let archie = archie::start(
+        archie::ArchieConfig::new(dir.join("archie")),
+        Arc::new(archie::PorterSource::new(porter_config.clone())),
+        shutdown.clone(),
+    )
+    .await
+    .context("starting archie")?;
+    let archie_events = archie.events();
     let porter_task = tokio::spawn(porter::run(
         porter_config,
         shutdown.clone(),
@@ -247,9 +257,10 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         Arc::new(move |out: &mut String| buck_events.render_prometheus(out)),
         Arc::new(move |out: &mut String| live_events.render_prometheus(out)),
         Arc::new(move |out: &mut String| porter_events.render_prometheus(out)),
+        Arc::new(move |out: &mut String| out.push_str(&archie_events.render_prometheus())),
     ];
     let router = buck.serve_live(serve::with_health_and_metrics(
-        buck.router().merge(web::router()),
+        buck.router().merge(archie.router()).merge(web::router()),
         metrics,
     ));
 
@@ -276,6 +287,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     let tailer_result = tailer_task.await;
     let porter_result = porter_task.await;
     let buck_result = buck.join().await;
+    archie.join().await;
     let _ = std::fs::remove_file(&state_path);
     served?;
     match tailer_result {

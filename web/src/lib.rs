@@ -36,6 +36,7 @@ mod dist {
 }
 
 const CONSOLE_HTML: &str = include_str!("../static/console.html");
+const HISTORY_HTML: &str = include_str!("../static/history.html");
 
 const NOT_BUILT_HTML: &str = "<!doctype html><meta charset=utf-8><title>Sluice live: not built</title>\
 <body style='font:15px system-ui;max-width:44em;margin:3em auto'>\
@@ -123,6 +124,10 @@ pub fn router_with(base: &str) -> Router {
         .route(
             &format!("{base}/ui/sql"),
             get(|| async { Html(CONSOLE_HTML) }),
+        )
+        .route(
+            &format!("{base}/ui/history"),
+            get(|| async { Html(HISTORY_HTML) }),
         )
         .route(&format!("{base}/ui/assets/{{*file}}"), get(asset))
         .route(

@@ -1,0 +1,70 @@
+//! `archie`: history on request. Serves the history API and page; fetches segments
+//! through a porter config (the archive first, the bucks for days not yet archived).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use sluice_cli::serve::{self, MetricsSource};
+use tokio_util::sync::CancellationToken;
+
+/// Temporary search indexes over archived crawl logs.
+#[derive(Parser)]
+#[command(name = "archie", version)]
+struct Args {
+    /// Archie's TOML config (see docs/archie.md).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The porter config to fetch segments with (its archive URL and cluster file).
+    #[arg(long)]
+    porter_config: PathBuf,
+    /// HTTP address for the API and the history page.
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    http: String,
+}
+
+fn main() -> ExitCode {
+    sluice_cli::logging::init();
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("archie: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let config = archie::ArchieConfig::load(&args.config)?;
+    let porter_config = porter::PorterConfig::load(&args.porter_config)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let shutdown = CancellationToken::new();
+        serve::cancel_on_signal(shutdown.clone());
+        let http = tokio::net::TcpListener::bind(&args.http)
+            .await
+            .with_context(|| format!("binding {}", args.http))?;
+        tracing::info!(http = %http.local_addr()?, "archie listening");
+        let handle = archie::start(
+            config,
+            Arc::new(archie::PorterSource::new(porter_config)),
+            shutdown.clone(),
+        )
+        .await
+        .context("starting archie")?;
+        let events = handle.events();
+        let metrics: Vec<MetricsSource> = vec![Arc::new(move |out: &mut String| {
+            out.push_str(&events.render_prometheus())
+        })];
+        let router = serve::with_health_and_metrics(handle.router().merge(web::router()), metrics);
+        let served = serve::serve(http, router, shutdown.clone()).await;
+        shutdown.cancel();
+        handle.join().await;
+        served
+    })
+}

@@ -1,0 +1,170 @@
+//! History through `sluice up`: lines archived to its local directory come back in a
+//! temporary index, and term, substring and regex searches answer exactly the lines a scan
+//! of the source file finds. The history page is checked in headless Chromium.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::Command;
+
+use chrono::{Duration, Utc};
+use serde_json::{Value, json};
+
+use crate::util::{Dir, PATIENCE, Up, appender, sql_count, wait_for};
+
+fn get(url: &str) -> Value {
+    reqwest::blocking::get(url)
+        .and_then(|r| r.json())
+        .unwrap_or(Value::Null)
+}
+
+/// Every line found by `search?mode=..&q=..`, following cursors to the end.
+fn search_all(base: &str, id: &str, mode: &str, q: &str) -> BTreeSet<String> {
+    let mut got = BTreeSet::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = reqwest::Url::parse(&format!("{base}/history/{id}/search")).unwrap();
+        url.query_pairs_mut()
+            .append_pair("q", q)
+            .append_pair("mode", mode)
+            .append_pair("limit", "50");
+        if let Some(c) = &cursor {
+            url.query_pairs_mut().append_pair("cursor", c);
+        }
+        let v = get(url.as_str());
+        let lines = v["lines"]
+            .as_array()
+            .unwrap_or_else(|| panic!("search {mode} {q:?}: {v}"));
+        for l in lines {
+            assert!(
+                got.insert(l["line"].as_str().unwrap().to_owned()),
+                "a line came twice across pages"
+            );
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) if !lines.is_empty() => cursor = Some(c.to_owned()),
+            _ => return got,
+        }
+    }
+}
+
+#[test]
+fn a_history_request_over_the_archive_answers_like_grep() {
+    let dir = Dir::new("history");
+    let log = dir.join("crawl.log");
+    let day = (Utc::now() - Duration::days(3)).date_naive();
+    let hosts = [
+        "www.example.com",
+        "acid.matkelly.com",
+        "crawl-test-site.webarchive.org.uk",
+    ];
+    let mut lines = Vec::new();
+    for i in 0..600i64 {
+        let t = day.and_hms_opt(9, 0, 0).unwrap().and_utc() + Duration::seconds(i * 7);
+        let status = [200, 404, 301, -5003][i as usize % 4];
+        let host = hosts[i as usize % 3];
+        let mime = ["text/html", "image/png", "application/pdf"][i as usize % 3];
+        lines.push(format!(
+            "{} {status:>5} {:>10} http://{host}/path/{i}/page.html L http://{host}/ {mime} #0{:02} - sha1:ABC{i} - -",
+            t.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            1000 + i,
+            i % 50
+        ));
+    }
+    let mut f = appender(&log);
+    for l in &lines {
+        writeln!(f, "{l}").unwrap();
+    }
+    drop(f);
+    let log_s = log.display().to_string();
+    let up = Up::start(
+        &dir,
+        &[
+            "--crawl",
+            "hi",
+            "--day-close-grace-secs",
+            "0",
+            "--archive-age-secs",
+            "0",
+            "--archive-interval-secs",
+            "1",
+            &log_s,
+        ],
+    );
+    wait_for("the events", PATIENCE, || {
+        sql_count(&up.url, "hi", "SELECT count(*) FROM events").filter(|&c| c == 600)
+    });
+    wait_for("the archive", PATIENCE, || {
+        dir.join(&format!("up/archive/hi/{day}.sqlite.z.json"))
+            .exists()
+            .then_some(())
+    });
+
+    let client = reqwest::blocking::Client::new();
+    let start = day.and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let end = start + Duration::days(1);
+    let r: Value = client
+        .post(format!("{}/history", up.url))
+        .json(&json!({"crawl": "hi", "start": start, "end": end}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let id = r["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id: {r}"))
+        .to_owned();
+    let status = wait_for("the index to be ready", PATIENCE, || {
+        let v = get(&format!("{}/history/{id}", up.url));
+        assert_ne!(v["state"], "failed", "history request failed: {v}");
+        (v["state"] == "ready").then_some(v)
+    });
+    assert_eq!(status["events_indexed"].as_u64(), Some(600), "{status}");
+
+    let grep = |pred: &dyn Fn(&str) -> bool| -> BTreeSet<String> {
+        lines.iter().filter(|l| pred(l)).cloned().collect()
+    };
+    let term = search_all(&up.url, &id, "term", "acid.matkelly.com");
+    assert_eq!(term, grep(&|l| l.contains("acid.matkelly.com")));
+    let sub = search_all(&up.url, &id, "substring", "/path/12");
+    assert_eq!(sub, grep(&|l| l.contains("/path/12")));
+    assert!(!sub.is_empty());
+    let re = search_all(&up.url, &id, "regex", r"-5003 +10[0-9]7 ");
+    let rx = regex::Regex::new(r"-5003 +10[0-9]7 ").unwrap();
+    assert_eq!(re, grep(&|l| rx.is_match(l)));
+
+    // The history page renders the request, a search and its results in Chromium.
+    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts/history.png");
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    let out = Command::new("node")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/tests/history_page.mjs"))
+        .args([
+            &up.url,
+            "hi",
+            &start.to_rfc3339(),
+            &end.to_rfc3339(),
+            "acid.matkelly.com",
+            &shot.display().to_string(),
+        ])
+        .output()
+        .expect("running node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null);
+    assert_eq!(
+        last["done"],
+        Value::Bool(true),
+        "history page: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        last["shown"].as_u64(),
+        Some(
+            term.len()
+                .min(last["page_size"].as_u64().unwrap_or(0) as usize) as u64
+        ),
+        "{last}"
+    );
+}

@@ -1,0 +1,44 @@
+// The history page in Debian's chromium (playwright-core) against a running `sluice up`:
+// request a crawl's range, wait for the progress to reach ready, search, count the rows.
+// Prints JSON lines; the last is {"done": true, shown, page_size} or {"fail": "..."}.
+//
+// usage: node history_page.mjs BASE_URL CRAWL START END TERM SCREENSHOT_PATH
+import { chromium } from "playwright-core";
+
+const [base, crawl, start, end, term, screenshot] = process.argv.slice(2);
+const PAGE_SIZE = 200;
+let browser;
+let page;
+try {
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+  page.on("pageerror", (e) => process.stdout.write(JSON.stringify({ page_error: e.message }) + "\n"));
+  await page.goto(`${base}/ui/history`);
+  await page.fill("#crawl", crawl);
+  await page.fill("#start", start);
+  await page.fill("#end", end);
+  await page.click("#request");
+  await page.waitForFunction(() => !document.querySelector("#search-box").hidden, null, { timeout: 30000 });
+  await page.waitForFunction(() => /ready/.test(document.querySelector("#state").textContent), null, { timeout: 30000 });
+  await page.fill("#q", term);
+  await page.selectOption("#mode", "term");
+  await page.click("#search");
+  await page.waitForFunction(() => /lines shown/.test(document.querySelector("#stats").textContent), null, { timeout: 10000 });
+  const shown = await page.$$eval("#results tbody tr", (rows) => rows.filter((r) => !r.className).length);
+  const bad = await page.$$eval("#results tbody tr", (rows, t) =>
+    rows.filter((r) => !r.textContent.toLowerCase().includes(t.toLowerCase())).length, term);
+  if (bad) throw new Error(`${bad} result rows do not contain ${term}`);
+  const bars = await page.$$eval("#histogram *", (b) => b.length);
+  await page.screenshot({ path: screenshot, fullPage: false });
+  process.stdout.write(JSON.stringify({ done: true, shown, page_size: PAGE_SIZE, histogram_elements: bars }) + "\n", () => process.exit(0));
+} catch (e) {
+  if (page) await page.screenshot({ path: screenshot.replace(/\.png$/, "-failed.png") }).catch(() => {});
+  process.stdout.write(JSON.stringify({ fail: String((e && e.stack) || e) }) + "\n", () => process.exit(1));
+} finally {
+  if (browser) await browser.close().catch(() => {});
+}
