@@ -12,47 +12,7 @@ use contracts::keys::KeyPair;
 use contracts::{ClusterFile, CrawlId};
 use serde_json::Value;
 
-use crate::util::{Agent, Dir, PATIENCE, appender, sql, wait_for};
-
-struct BuckProc {
-    id: String,
-    agent: Agent,
-    ingest: String,
-    http: String,
-}
-
-fn start_buck(dir: &Dir, id: &str, run: u32) -> BuckProc {
-    let ready = dir.join(&format!("{id}.ready.{run}"));
-    let config = dir.join(&format!("{id}.toml")).display().to_string();
-    let ready_s = ready.display().to_string();
-    let mut agent = Agent::spawn(
-        dir,
-        &format!("{id}-run{run}"),
-        "buck",
-        &[
-            "--config",
-            &config,
-            "--ingest",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--ready-file",
-            &ready_s,
-        ],
-    );
-    let v: Value = wait_for(&format!("buck {id} to listen"), PATIENCE, || {
-        agent.assert_running();
-        serde_json::from_str(&std::fs::read_to_string(&ready).ok()?).ok()
-    });
-    let ingest = v["ingest"].as_str().expect("ingest address").to_owned();
-    let http = format!("http://{}", v["http"].as_str().expect("http address"));
-    BuckProc {
-        id: id.into(),
-        agent,
-        ingest,
-        http,
-    }
-}
+use crate::util::{Agent, BuckProc, Dir, PATIENCE, appender, sql, start_buck, wait_for};
 
 fn write_cluster(path: &Path, bucks: &[BuckProc], keys: &BTreeMap<String, KeyPair>) {
     let mut t = String::from("replicas = 2\n");

@@ -12,7 +12,7 @@ use chrono::Utc;
 use contracts::keys::KeyPair;
 use serde_json::Value;
 
-use crate::util::{Agent, Dir, PATIENCE, Up, appender, sql, sql_count, wait_for};
+use crate::util::{Dir, PATIENCE, Up, appender, sql, sql_count, start_buck, wait_for};
 
 fn web_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
@@ -241,37 +241,14 @@ fn the_live_view_shows_appended_lines_from_two_bucks_and_survives_one_dying() {
         tailer_key.public_text()
     );
     std::fs::write(dir.join("other.toml"), cfg).unwrap();
-    let ready = dir.join("other.ready");
-    let (cfg_s, ready_s) = (
-        dir.join("other.toml").display().to_string(),
-        ready.display().to_string(),
-    );
-    let mut other = Agent::spawn(
-        &dir,
-        "other-buck",
-        "buck",
-        &[
-            "--config",
-            &cfg_s,
-            "--ingest",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--ready-file",
-            &ready_s,
-        ],
-    );
-    let v: Value = wait_for("the other buck to listen", PATIENCE, || {
-        other.assert_running();
-        serde_json::from_str(&std::fs::read_to_string(&ready).ok()?).ok()
-    });
+    let other = start_buck(&dir, "other", 0);
     let extra = dir.join("extra.toml");
     std::fs::write(
         &extra,
         format!(
-            "[[buck]]\nid = \"other\"\ningest = \"{}\"\nhttp_url = \"http://{}\"\npublic_key = \"{}\"\nsince = \"1970-01-01\"\n",
-            v["ingest"].as_str().unwrap(),
-            v["http"].as_str().unwrap(),
+            "[[buck]]\nid = \"other\"\ningest = \"{}\"\nhttp_url = \"{}\"\npublic_key = \"{}\"\nsince = \"1970-01-01\"\n",
+            other.ingest,
+            other.http,
             other_key.public_text()
         ),
     )
@@ -292,7 +269,7 @@ fn the_live_view_shows_appended_lines_from_two_bucks_and_survives_one_dying() {
             &up.url,
             &log_s,
             "lv",
-            &other.pid().to_string(),
+            &other.agent.pid().to_string(),
             &shot.display().to_string(),
         ])
         .output()
@@ -311,5 +288,4 @@ fn the_live_view_shows_appended_lines_from_two_bucks_and_survives_one_dying() {
     );
     assert!(last["write_to_visible_ms"].as_u64().unwrap() <= 1000);
     assert!(shot.exists(), "screenshot saved");
-    other.kill();
 }

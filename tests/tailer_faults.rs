@@ -6,9 +6,8 @@ use std::io::Write;
 
 use chrono::Utc;
 use contracts::keys::KeyPair;
-use serde_json::Value;
 
-use crate::util::{Agent, Dir, PATIENCE, appender, sql, wait_for};
+use crate::util::{Agent, Dir, PATIENCE, appender, sql, start_buck, wait_for};
 
 pub struct SingleBuck {
     pub agent: Agent,
@@ -32,37 +31,14 @@ pub fn single_buck_setup(dir: &Dir, tailer_extra: &str) -> (SingleBuck, String) 
         tk.public_text()
     );
     std::fs::write(dir.join("b0.toml"), cfg).unwrap();
-    let ready = dir.join("b0.ready");
-    let (cfg_s, ready_s) = (
-        dir.join("b0.toml").display().to_string(),
-        ready.display().to_string(),
-    );
-    let mut agent = Agent::spawn(
-        dir,
-        "buck",
-        "buck",
-        &[
-            "--config",
-            &cfg_s,
-            "--ingest",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--ready-file",
-            &ready_s,
-        ],
-    );
-    let v: Value = wait_for("buck to listen", PATIENCE, || {
-        agent.assert_running();
-        serde_json::from_str(&std::fs::read_to_string(&ready).ok()?).ok()
-    });
-    let http = format!("http://{}", v["http"].as_str().unwrap());
+    let b = start_buck(dir, "b0", 0);
+    let (agent, http) = (b.agent, b.http);
     let tmp = cluster.with_extension("tmp");
     std::fs::write(
         &tmp,
         format!(
             "[[buck]]\nid = \"b0\"\ningest = \"{}\"\nhttp_url = \"{http}\"\npublic_key = \"{}\"\nsince = \"2000-01-01\"\n",
-            v["ingest"].as_str().unwrap(),
+            b.ingest,
             bk.public_text()
         ),
     )

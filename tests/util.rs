@@ -244,3 +244,46 @@ pub fn appender(path: &Path) -> File {
         .open(path)
         .expect("opening for append")
 }
+
+/// A `buck` process listening on ports it chose (port 0), as its ready file says.
+pub struct BuckProc {
+    pub id: String,
+    pub agent: Agent,
+    pub ingest: String,
+    pub http: String,
+}
+
+/// Starts the `buck` binary with `<dir>/<id>.toml` on port 0 and waits for its ready file.
+/// `run` numbers restarts (each gets its own log and ready file).
+pub fn start_buck(dir: &Dir, id: &str, run: u32) -> BuckProc {
+    let ready = dir.join(&format!("{id}.ready.{run}"));
+    let config = dir.join(&format!("{id}.toml")).display().to_string();
+    let ready_s = ready.display().to_string();
+    let mut agent = Agent::spawn(
+        dir,
+        &format!("{id}-run{run}"),
+        "buck",
+        &[
+            "--config",
+            &config,
+            "--ingest",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--ready-file",
+            &ready_s,
+        ],
+    );
+    let v: Value = wait_for(&format!("buck {id} to listen"), PATIENCE, || {
+        agent.assert_running();
+        serde_json::from_str(&std::fs::read_to_string(&ready).ok()?).ok()
+    });
+    let ingest = v["ingest"].as_str().expect("ingest address").to_owned();
+    let http = format!("http://{}", v["http"].as_str().expect("http address"));
+    BuckProc {
+        id: id.into(),
+        agent,
+        ingest,
+        http,
+    }
+}
