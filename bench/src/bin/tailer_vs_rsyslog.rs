@@ -1,0 +1,703 @@
+//! `tailer_vs_rsyslog`: our tailer against rsyslog's imfile, shipping the same 1 GiB
+//! crawl.log over TCP on 127.0.0.1, plus the tailer at a steady 5,000 lines/s and a
+//! SIGKILL in mid-stream. Prints tables; not a test, not run by CI.
+//!
+//! ```text
+//! cargo build --release -p sluice-bench
+//! target/release/tailer_vs_rsyslog [--size-mib 1024] [--dir D] [--no-rsyslog]
+//!     [--steady-secs 30] [--rate 5000] [--no-kill]
+//! ```
+//!
+//! The tailer runs as a child process (this binary re-run with `--tailer-child`), so its
+//! CPU time (`/proc/<pid>/stat` utime + stime) and peak RSS (`VmHWM`) are its own: read,
+//! parse, frame, spool (fsync), zlib level 1, crypto_box, TCP. It ships to a sink in this
+//! process that speaks the real protocol (hello, a sealed session, an ack per message) and
+//! keeps only the event ids, so a duplicate is counted and never stored twice. rsyslogd
+//! (`-n -f conf -i pidfile`) follows the same file with imfile and forwards it with omfwd
+//! to a plain TCP sink that counts newline-framed lines.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use common::{ProcSample, TailerProcess, arg_value};
+use contracts::EventId;
+use contracts::frame::FrameReader;
+use contracts::keys::KeyPair;
+use contracts::transport::{
+    ClientHello, Direction, MAX_MESSAGE_BYTES, Message, PROTOCOL_MAX, PROTOCOL_MIN, ServerHello,
+    Session, random_salt,
+};
+use futures::{SinkExt as _, StreamExt as _};
+use tokio::io::AsyncReadExt as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(common::TAILER_CHILD_ARG) {
+        return common::tailer_child(Path::new(&args[2]));
+    }
+    let size_mib: u64 = arg_value(&args, "--size-mib").map_or(Ok(1024), |v| v.parse())?;
+    let steady_secs: u64 = arg_value(&args, "--steady-secs").map_or(Ok(30), |v| v.parse())?;
+    let rate: u64 = arg_value(&args, "--rate").map_or(Ok(5000), |v| v.parse())?;
+    let dir_arg = arg_value(&args, "--dir");
+    let (dir, _keep) = common::work_dir(dir_arg.as_deref())?;
+    let with_rsyslog = !args.iter().any(|a| a == "--no-rsyslog");
+    let with_kill = !args.iter().any(|a| a == "--no-kill");
+
+    println!("# tailer_vs_rsyslog");
+    println!("machine: {}", common::machine_notes());
+    println!("work dir: {}", dir.display());
+
+    let log = dir.join("crawl.log");
+    let t = Instant::now();
+    let start = chrono::Utc::now() - chrono::Duration::minutes(30);
+    let lines = common::write_crawl_log(&log, size_mib << 20, start)?;
+    let bytes = std::fs::metadata(&log)?.len();
+    println!(
+        "generated {} ({:.0} MiB, {lines} lines, mean {:.0} bytes a line) in {:.1} s; it stays in the page cache",
+        log.display(),
+        bytes as f64 / MIB,
+        bytes as f64 / lines as f64,
+        t.elapsed().as_secs_f64()
+    );
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let buck_keys = KeyPair::generate();
+
+    let mut rows = Vec::new();
+    let ours = run_tailer_throughput(&rt, &buck_keys, &dir.join("tailer-run"), &log, lines, "")?;
+    rows.push(("sluice tailer, defaults (this run)", ours, bytes, lines));
+    let ours = run_tailer_throughput(
+        &rt,
+        &buck_keys,
+        &dir.join("tailer-run-inflight"),
+        &log,
+        lines,
+        INFLIGHT_EXTRA,
+    )?;
+    rows.push((
+        "sluice tailer, inflight_max_bytes 256 MiB (this run)",
+        ours,
+        bytes,
+        lines,
+    ));
+    if with_rsyslog {
+        match run_rsyslog(&rt, &dir.join("rsyslog-run"), &log, lines) {
+            Ok(f) => rows.push(("rsyslog imfile+omfwd (this run)", f, bytes, lines)),
+            Err(e) => println!("rsyslog: not measured: {e:#}"),
+        }
+    }
+    print_throughput(&rows);
+
+    let steady = run_steady(&rt, &buck_keys, &dir, steady_secs, rate)?;
+    println!();
+    println!("## tailer at a steady {rate} lines/s for {steady_secs} s (sampled every second)");
+    println!(
+        "| CPU % mean | CPU % max (1 s) | RSS mean | RSS max | peak RSS (VmHWM) | delivered |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {:.1} | {:.1} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {} of {} |",
+        steady.cpu_mean,
+        steady.cpu_max,
+        steady.rss_mean_kib / 1024.0,
+        steady.rss_max_kib as f64 / 1024.0,
+        steady.hwm_kib as f64 / 1024.0,
+        steady.delivered,
+        steady.written
+    );
+
+    if with_kill {
+        let k = run_kill(&rt, &buck_keys, &dir.join("kill-run"), &log, lines)?;
+        println!();
+        println!("## SIGKILL of the tailer in mid-stream, then a restart (same state and spool)");
+        println!(
+            "| lines | killed at (unique received) | unique received | lost | duplicates received | done after restart |"
+        );
+        println!("|---|---|---|---|---|---|");
+        println!(
+            "| {lines} | {} | {} | {} | {} | {:.1} s |",
+            k.killed_at,
+            k.unique,
+            lines.saturating_sub(k.unique),
+            k.duplicates,
+            k.restart_secs
+        );
+    }
+    Ok(())
+}
+
+/// What one shipper cost to move the whole file.
+#[derive(Debug, Clone, Copy)]
+struct Figures {
+    secs: f64,
+    cpu_secs: f64,
+    hwm_kib: u64,
+}
+
+fn print_throughput(rows: &[(&str, Figures, u64, u64)]) {
+    println!();
+    println!("## whole file, tail to TCP on 127.0.0.1 (page cache warm)");
+    println!("| shipper | MiB/s | MB/s | lines/s | CPU-s per GiB | CPU-s per GB | peak RSS |");
+    println!("|---|---|---|---|---|---|---|");
+    for (name, f, bytes, lines) in rows {
+        let b = *bytes as f64;
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.0} | {:.2} | {:.2} | {:.1} MiB |",
+            b / MIB / f.secs,
+            b / 1e6 / f.secs,
+            *lines as f64 / f.secs,
+            f.cpu_secs / (b / (1024.0 * MIB)),
+            f.cpu_secs / (b / 1e9),
+            f.hwm_kib as f64 / 1024.0
+        );
+    }
+    println!("| Fluent Bit 5.1 tuned, raw lines (FACTS.md) | | 91-101 | | | 8.1-8.6 | 55-60 MiB |");
+    println!("| syslog-ng 3.38 (FACTS.md) | | 49-50 | | | 18-19 | 11-13 MiB |");
+    println!("| rsyslog 8.2302 imfile (FACTS.md) | | 40-44 | | | 24-29 | 70-301 MiB |");
+    println!(
+        "Peers (FACTS.md) forward raw lines, unparsed, unencrypted, uncompressed; ours parses, spools, compresses and seals."
+    );
+}
+
+fn tailer_extra_for_bulk() -> &'static str {
+    // A 1 GiB file read in seconds lands in one or two spool buckets: the default 1 GiB
+    // spool limit would pause reading until a bucket seals, which measures the bucket
+    // interval, not the tailer.
+    "spool_max_bytes = 8589934592\n"
+}
+
+/// With the default 4 MiB of unacknowledged live packets, a reader far ahead of the
+/// shipper drops live copies and the sealed bucket's repair send delivers them after the
+/// bucket interval: the whole-file time then measures the bucket interval. A larger
+/// window keeps the whole file on the live path.
+const INFLIGHT_EXTRA: &str = "inflight_max_bytes = 268435456\n";
+
+fn run_tailer_throughput(
+    rt: &tokio::runtime::Runtime,
+    buck_keys: &KeyPair,
+    dir: &Path,
+    log: &Path,
+    lines: u64,
+    extra: &str,
+) -> anyhow::Result<Figures> {
+    let sink = rt.block_on(ProtocolSink::start(buck_keys.clone()))?;
+    let setup = common::write_tailer_setup(
+        dir,
+        sink.addr,
+        &buck_keys.public_text(),
+        log,
+        &format!("{}{extra}", tailer_extra_for_bulk()),
+    )?;
+    sink.allow(*setup.tailer_keys.public().as_bytes());
+    let me = std::process::id();
+    let sink_cpu0 = common::sample(me).unwrap_or_default().cpu_secs;
+    let tailer = TailerProcess::spawn(&setup.config)?;
+    let (secs, last) = wait_for(&tailer, Duration::from_secs(600), || {
+        sink.state.unique.load(Ordering::SeqCst) >= lines
+    });
+    let sink_cpu = common::sample(me).unwrap_or_default().cpu_secs - sink_cpu0;
+    let got = sink.state.unique.load(Ordering::SeqCst);
+    tailer.stop();
+    let metrics = setup.config.with_extension("metrics");
+    println!(
+        "tailer{}: {got} of {lines} lines received in {secs:.1} s (tailer CPU {:.1} s, sink and bench CPU {sink_cpu:.1} s; {} frames, {} connections); live copies dropped {}, repair chunks {}; counters in {}",
+        if extra.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", extra.trim())
+        },
+        last.cpu_secs,
+        sink.state.frames.load(Ordering::SeqCst),
+        sink.state.connections.load(Ordering::SeqCst),
+        common::metric(&metrics, "sluice_tailer_live_dropped_total"),
+        common::metric(&metrics, "sluice_tailer_repair_chunks_sent_total"),
+        metrics.display()
+    );
+    if got < lines {
+        bail!("the tailer delivered {got} of {lines} lines in 600 s");
+    }
+    Ok(Figures {
+        secs,
+        cpu_secs: last.cpu_secs,
+        hwm_kib: last.hwm_kib,
+    })
+}
+
+/// Polls `done` every 20 ms and the process every 100 ms; returns the seconds from the
+/// process's start to `done` and its last sample.
+fn wait_for(
+    p: &TailerProcess,
+    limit: Duration,
+    mut done: impl FnMut() -> bool,
+) -> (f64, ProcSample) {
+    wait_pid(p.pid(), p.started, limit, &mut done)
+}
+
+fn wait_pid(
+    pid: u32,
+    started: Instant,
+    limit: Duration,
+    done: &mut dyn FnMut() -> bool,
+) -> (f64, ProcSample) {
+    let mut last = ProcSample::default();
+    let mut n = 0u64;
+    while started.elapsed() < limit {
+        if n.is_multiple_of(5)
+            && let Some(s) = common::sample(pid)
+        {
+            last = s;
+        }
+        n += 1;
+        if done() {
+            let secs = started.elapsed().as_secs_f64();
+            if let Some(s) = common::sample(pid) {
+                last = s;
+            }
+            return (secs, last);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (started.elapsed().as_secs_f64(), last)
+}
+
+// ---------------------------------------------------------------------------------------
+// rsyslog
+
+fn run_rsyslog(
+    rt: &tokio::runtime::Runtime,
+    dir: &Path,
+    log: &Path,
+    lines: u64,
+) -> anyhow::Result<Figures> {
+    let rsyslogd = which("rsyslogd")
+        .context("rsyslogd not found: install it with `apt-get install -y rsyslog` (FACTS.md)")?;
+    std::fs::create_dir_all(dir.join("work"))?;
+    let sink = rt.block_on(LineSink::start())?;
+    let conf = dir.join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"global(workDirectory="{work}" maxMessageSize="64k")
+module(load="imfile")
+template(name="line" type="string" string="%msg%\n")
+input(type="imfile" file="{log}" tag="crawl" ruleset="fwd")
+ruleset(name="fwd") {{
+  action(type="omfwd" target="127.0.0.1" port="{port}" protocol="tcp" template="line")
+}}
+"#,
+            work = dir.join("work").display(),
+            log = log.display(),
+            port = sink.addr.port()
+        ),
+    )?;
+    let check = Command::new(&rsyslogd)
+        .args(["-N1", "-f"])
+        .arg(&conf)
+        .output()?;
+    if !check.status.success() {
+        bail!(
+            "rsyslogd -N1 rejects {}: {}",
+            conf.display(),
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+    let started = Instant::now();
+    let mut child = Command::new(&rsyslogd)
+        .arg("-n")
+        .arg("-f")
+        .arg(&conf)
+        .arg("-i")
+        .arg(dir.join("rsyslogd.pid"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(
+            dir.join("rsyslogd.err"),
+        )?))
+        .spawn()
+        .context("starting rsyslogd")?;
+    let pid = child.id();
+    let (secs, last) = wait_pid(pid, started, Duration::from_secs(600), &mut || {
+        sink.lines.load(Ordering::SeqCst) >= lines
+    });
+    let got = sink.lines.load(Ordering::SeqCst);
+    common::signal(pid, libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline && !matches!(child.try_wait(), Ok(Some(_))) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    println!(
+        "rsyslogd: {got} of {lines} lines received ({} bytes)",
+        sink.bytes.load(Ordering::SeqCst)
+    );
+    if got < lines {
+        bail!("rsyslogd delivered {got} of {lines} lines in 600 s");
+    }
+    Ok(Figures {
+        secs,
+        cpu_secs: last.cpu_secs,
+        hwm_kib: last.hwm_kib,
+    })
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// A plain TCP sink: counts non-empty newline-terminated lines and their bytes.
+struct LineSink {
+    addr: SocketAddr,
+    lines: Arc<AtomicU64>,
+    bytes: Arc<AtomicU64>,
+}
+
+impl LineSink {
+    async fn start() -> anyhow::Result<LineSink> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let lines = Arc::new(AtomicU64::new(0));
+        let bytes = Arc::new(AtomicU64::new(0));
+        let (l, b) = (lines.clone(), bytes.clone());
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let (l, b) = (l.clone(), b.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 1 << 16];
+                    let mut line_len = 0u64;
+                    while let Ok(n) = s.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        let mut done = 0u64;
+                        for &c in &buf[..n] {
+                            if c == b'\n' {
+                                if line_len > 0 {
+                                    done += 1;
+                                }
+                                line_len = 0;
+                            } else {
+                                line_len += 1;
+                            }
+                        }
+                        b.fetch_add(n as u64, Ordering::SeqCst);
+                        l.fetch_add(done, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        Ok(LineSink { addr, lines, bytes })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The protocol sink: a buck that keeps only ids.
+
+#[derive(Default)]
+struct SinkState {
+    allowed: Mutex<Vec<[u8; 32]>>,
+    copies: Mutex<HashMap<EventId, u32>>,
+    unique: AtomicU64,
+    frames: AtomicU64,
+    connections: AtomicU64,
+    errors: Mutex<Vec<String>>,
+}
+
+struct ProtocolSink {
+    addr: SocketAddr,
+    state: Arc<SinkState>,
+}
+
+impl ProtocolSink {
+    async fn start(keys: KeyPair) -> anyhow::Result<ProtocolSink> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(SinkState::default());
+        let s = state.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (s, keys) = (s.clone(), keys.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = serve(stream, &s, &keys).await {
+                        s.errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
+                    }
+                });
+            }
+        });
+        Ok(ProtocolSink { addr, state })
+    }
+
+    fn allow(&self, key: [u8; 32]) {
+        self.state
+            .allowed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(key);
+    }
+}
+
+async fn serve(stream: TcpStream, s: &SinkState, keys: &KeyPair) -> Result<(), String> {
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_MESSAGE_BYTES)
+        .new_codec();
+    let mut wire = Framed::new(stream, codec);
+    let hello = match wire.next().await {
+        Some(Ok(b)) => ClientHello::decode(&b).map_err(|e| format!("hello: {e}"))?,
+        _ => return Ok(()),
+    };
+    let allowed = s
+        .allowed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(&hello.public_key);
+    let version = hello.negotiate(PROTOCOL_MIN, PROTOCOL_MAX);
+    let (true, Some(version)) = (allowed, version) else {
+        let reject = ServerHello::Reject {
+            reason: "not allowed".into(),
+        };
+        let _ = wire.send(Bytes::from(reject.encode())).await;
+        return Err("a tailer was refused".into());
+    };
+    let salt = random_salt();
+    let accept = ServerHello::Accept {
+        version,
+        buck_id: "b0".into(),
+        salt,
+        encrypted: hello.encrypted,
+    };
+    if wire.send(Bytes::from(accept.encode())).await.is_err() {
+        return Ok(());
+    }
+    s.connections.fetch_add(1, Ordering::SeqCst);
+    let tailer_key = crypto_box::PublicKey::from(hello.public_key);
+    let pair = hello.encrypted.then(|| (keys.secret(), &tailer_key));
+    let mut session = Session::new(pair, salt, Direction::BuckToTailer);
+    while let Some(Ok(buf)) = wire.next().await {
+        let msg = session.open(&buf).map_err(|e| format!("open: {e}"))?;
+        let reply = match msg {
+            Message::Ping { token } => Message::Pong { token },
+            Message::Live { seq, frames } | Message::BucketChunk { seq, frames, .. } => {
+                store(s, &frames)?;
+                Message::Ack {
+                    seq,
+                    rejected: Vec::new(),
+                }
+            }
+            _ => continue,
+        };
+        let sealed = session.seal(&reply).map_err(|e| format!("seal: {e}"))?;
+        if wire.send(Bytes::from(sealed)).await.is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Counts the frames' event ids. Only the id is decoded (version, tailer, file seq,
+/// offset: the encoding's first fields), so the sink costs little beside the tailer.
+fn store(s: &SinkState, frames: &[u8]) -> Result<(), String> {
+    let mut ids = Vec::new();
+    for item in FrameReader::new(frames) {
+        let (_, payload) = item.map_err(|e| format!("torn frame: {e}"))?;
+        ids.push(event_id(payload).map_err(|e| format!("bad event: {e}"))?);
+    }
+    let mut copies = s.copies.lock().unwrap_or_else(|e| e.into_inner());
+    let mut new = 0;
+    for id in &ids {
+        let n = copies.entry(*id).or_insert(0);
+        if *n == 0 {
+            new += 1;
+        }
+        *n += 1;
+    }
+    s.frames.fetch_add(ids.len() as u64, Ordering::SeqCst);
+    s.unique.fetch_add(new, Ordering::SeqCst);
+    Ok(())
+}
+
+fn event_id(payload: &[u8]) -> Result<EventId, String> {
+    let mut r = contracts::varint::Reader::new(payload, "event");
+    let err = |e: contracts::DecodeError| e.to_string();
+    let version = r.u8().map_err(err)?;
+    if version != contracts::event::EVENT_VERSION {
+        return Err(format!("event version {version} is not supported"));
+    }
+    Ok(EventId {
+        tailer: r.u64_be().map_err(err)?,
+        file_seq: r.varint().map_err(err)?,
+        offset: r.varint().map_err(err)?,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Steady rate
+
+struct Steady {
+    cpu_mean: f64,
+    cpu_max: f64,
+    rss_mean_kib: f64,
+    rss_max_kib: u64,
+    hwm_kib: u64,
+    written: u64,
+    delivered: u64,
+}
+
+fn run_steady(
+    rt: &tokio::runtime::Runtime,
+    buck_keys: &KeyPair,
+    dir: &Path,
+    secs: u64,
+    rate: u64,
+) -> anyhow::Result<Steady> {
+    let dir = dir.join("steady-run");
+    std::fs::create_dir_all(&dir)?;
+    let log = dir.join("steady.log");
+    std::fs::write(&log, b"")?;
+    let sink = rt.block_on(ProtocolSink::start(buck_keys.clone()))?;
+    let setup = common::write_tailer_setup(&dir, sink.addr, &buck_keys.public_text(), &log, "")?;
+    sink.allow(*setup.tailer_keys.public().as_bytes());
+    let tailer = TailerProcess::spawn(&setup.config)?;
+    std::thread::sleep(Duration::from_secs(2));
+    let total = secs * rate;
+    let writer = {
+        let log = log.clone();
+        std::thread::spawn(move || write_at_rate(&log, rate, total))
+    };
+    let mut prev = tailer.sample().unwrap_or_default();
+    let (mut cpu, mut rss) = (Vec::new(), Vec::new());
+    let t0 = Instant::now();
+    for i in 1..=secs {
+        let next = t0 + Duration::from_secs(i);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        let s = tailer.sample().unwrap_or_default();
+        cpu.push((s.cpu_secs - prev.cpu_secs) * 100.0);
+        rss.push(s.rss_kib);
+        prev = s;
+    }
+    let written = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("writer panicked"))??;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sink.state.unique.load(Ordering::SeqCst) < written && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let last = tailer.sample().unwrap_or_default();
+    tailer.stop();
+    Ok(Steady {
+        cpu_mean: cpu.iter().sum::<f64>() / cpu.len().max(1) as f64,
+        cpu_max: cpu.iter().copied().fold(0.0, f64::max),
+        rss_mean_kib: rss.iter().sum::<u64>() as f64 / rss.len().max(1) as f64,
+        rss_max_kib: rss.iter().copied().max().unwrap_or(0),
+        hwm_kib: last.hwm_kib,
+        written,
+        delivered: sink.state.unique.load(Ordering::SeqCst),
+    })
+}
+
+/// Appends `total` lines at `rate` lines/s, in a write every 10 ms; returns the count.
+fn write_at_rate(log: &Path, rate: u64, total: u64) -> anyhow::Result<u64> {
+    let mut f = std::fs::OpenOptions::new().append(true).open(log)?;
+    let mut lines_gen = common::LineGen::new(7);
+    let t0 = Instant::now();
+    let mut written = 0u64;
+    let mut buf = Vec::new();
+    while written < total {
+        let due = ((t0.elapsed().as_secs_f64() * rate as f64) as u64).min(total);
+        buf.clear();
+        let now = chrono::Utc::now();
+        while written < due {
+            lines_gen.line(now, None, &mut buf);
+            written += 1;
+        }
+        f.write_all(&buf)?;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(written)
+}
+
+// ---------------------------------------------------------------------------------------
+// SIGKILL mid-stream
+
+struct Kill {
+    killed_at: u64,
+    unique: u64,
+    duplicates: u64,
+    restart_secs: f64,
+}
+
+fn run_kill(
+    rt: &tokio::runtime::Runtime,
+    buck_keys: &KeyPair,
+    dir: &Path,
+    log: &Path,
+    lines: u64,
+) -> anyhow::Result<Kill> {
+    let sink = rt.block_on(ProtocolSink::start(buck_keys.clone()))?;
+    // Short buckets so the repair path (re-sent sealed buckets) shows within the run.
+    let extra = format!(
+        "{}bucket_interval_secs = 10\nrepair_delay_max_secs = 2\n",
+        tailer_extra_for_bulk()
+    );
+    let setup = common::write_tailer_setup(dir, sink.addr, &buck_keys.public_text(), log, &extra)?;
+    sink.allow(*setup.tailer_keys.public().as_bytes());
+    let first = TailerProcess::spawn(&setup.config)?;
+    wait_for(&first, Duration::from_secs(600), || {
+        sink.state.unique.load(Ordering::SeqCst) >= lines / 2
+    });
+    first.kill();
+    let killed_at = sink.state.unique.load(Ordering::SeqCst);
+    let second = TailerProcess::spawn(&setup.config)?;
+    let (restart_secs, _) = wait_for(&second, Duration::from_secs(600), || {
+        sink.state.unique.load(Ordering::SeqCst) >= lines
+    });
+    // Let re-sent sealed buckets arrive: wait until no frame came for 15 s.
+    let mut frames = sink.state.frames.load(Ordering::SeqCst);
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(200));
+        let f = sink.state.frames.load(Ordering::SeqCst);
+        if f != frames {
+            frames = f;
+            quiet_since = Instant::now();
+        }
+    }
+    second.stop();
+    let unique = sink.state.unique.load(Ordering::SeqCst);
+    let errors = sink
+        .state
+        .errors
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if !errors.is_empty() {
+        println!("kill run: sink errors: {errors:?}");
+    }
+    Ok(Kill {
+        killed_at,
+        unique,
+        duplicates: frames - unique,
+        restart_secs,
+    })
+}
