@@ -6,6 +6,7 @@
 //! - `history`: archie through `sluice up`: search answers equal grep; the page in Chromium.
 //! - `live`: the live stream through the pipeline to Node and Chromium clients.
 //! - `tailer_faults`: SIGKILL the tailer mid-stream, again and again; nothing lost or doubled.
+//! - `tailer_scale`: 20,000 files on polling, a long buck outage, the re-send after SIGKILL.
 
 mod util;
 
@@ -14,4 +15,5 @@ mod cluster;
 mod history;
 mod live;
 mod tailer_faults;
+mod tailer_scale;
 mod up;

@@ -398,14 +398,15 @@ impl Reader {
         f
     }
 
-    fn known(&self, dev: u64, inode: u64) -> bool {
+    /// The (device, inode) of every file followed, open or not. Built once per scan:
+    /// looking each found path up in the lists instead made a scan quadratic in the
+    /// number of files (20,000 files: 4e8 comparisons every discovery interval).
+    fn known(&self) -> HashSet<(u64, u64)> {
         self.followers
             .iter()
-            .any(|f| (f.dev, f.inode) == (dev, inode))
-            || self
-                .dormant
-                .iter()
-                .any(|d| (d.cp.dev, d.cp.inode) == (dev, inode))
+            .map(|f| (f.dev, f.inode))
+            .chain(self.dormant.iter().map(|d| (d.cp.dev, d.cp.inode)))
+            .collect()
     }
 
     fn discover(&mut self) -> Result<(), TailerError> {
@@ -415,6 +416,7 @@ impl Reader {
         }
         self.last_discovery = Some(Instant::now());
         let found = self.discovery.scan(&self.events);
+        let mut known = self.known();
         let mut assigned = false;
         for Found {
             path,
@@ -425,7 +427,7 @@ impl Reader {
             let Ok(meta) = std::fs::metadata(&path) else {
                 continue;
             };
-            if self.known(meta.dev(), meta.ino()) {
+            if known.contains(&(meta.dev(), meta.ino())) {
                 continue;
             }
             if self.open_slots() == 0 && !self.evict_one() {
@@ -442,6 +444,7 @@ impl Reader {
             let seq = self.next_seq;
             self.next_seq += 1;
             assigned = true;
+            known.insert((meta.dev(), meta.ino()));
             tracing::info!(path = %path.display(), seq, crawl = %crawl, inode = meta.ino(), "following a new file");
             let ctx = self.context(source, crawl, &path);
             let mut f = FileFollower::new(
