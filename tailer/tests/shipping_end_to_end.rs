@@ -107,7 +107,9 @@ format = "plain"
         counter(&events, |e| &e.buckets_pending) == 0 && counter(&events, |e| &e.spool_buckets) == 0
     })
     .await;
-    assert!(counter(&events, |e| &e.buckets_pruned_total) >= 2);
+    // Both bursts may fall in one 1 s bucket on a fast run: at least one was pruned, and
+    // the spool is empty (checked above).
+    assert!(counter(&events, |e| &e.buckets_pruned_total) >= 1);
     assert_clean(&w);
     shutdown.cancel();
     task.await.expect("tailer task").expect("tailer result");

@@ -28,7 +28,13 @@ try {
   await page.fill("#q", term);
   await page.selectOption("#mode", "term");
   await page.click("#search");
-  await page.waitForFunction(() => /lines shown/.test(document.querySelector("#stats").textContent), null, { timeout: 10000 });
+  // The page may have run a search of its own when the index became ready: wait for the
+  // rows of this one (every expected match contains the term).
+  await page.waitForFunction((t) => {
+    const rows = [...document.querySelectorAll("#results tbody tr")].filter((r) => !r.className);
+    return /lines shown/.test(document.querySelector("#stats").textContent) && rows.length > 0 &&
+      rows.every((r) => r.textContent.toLowerCase().includes(t.toLowerCase()));
+  }, term, { timeout: 10000 });
   const shown = await page.$$eval("#results tbody tr", (rows) => rows.filter((r) => !r.className).length);
   const bad = await page.$$eval("#results tbody tr", (rows, t) =>
     rows.filter((r) => !r.textContent.toLowerCase().includes(t.toLowerCase())).length, term);
