@@ -689,6 +689,35 @@ impl WriterState {
 }
 
 /// Inserts one event (and its `crawled_url` row); returns whether it was new.
+/// The event's parsed fields as a JSON object text, written straight into one string: this
+/// runs for every event on the ingest path, where building a `serde_json::Map` of owned
+/// strings first cost a tenth of the writer's time. A field named twice keeps its first value.
+fn fields_json(ev: &Event) -> String {
+    let mut out = String::with_capacity(ev.raw.len() + 16 * ev.fields.len() + 2);
+    out.push('{');
+    let mut seen = 0u64;
+    for s in &ev.fields {
+        let bit = 1u64 << ((s.field as u8) % 64);
+        if seen & bit != 0 {
+            continue;
+        }
+        let Some(v) = ev.field_str(s.field) else {
+            continue;
+        };
+        seen |= bit;
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(s.field.name());
+        out.push_str("\":");
+        // Serializing a &str to a String cannot fail.
+        out.push_str(&serde_json::to_string(v.as_ref()).unwrap_or_else(|_| "null".into()));
+    }
+    out.push('}');
+    out
+}
+
 fn insert_event(conn: &Connection, ev: &Event) -> rusqlite::Result<bool> {
     let id = ev.id.to_string();
     let time = ev.time().to_rfc3339_opts(SecondsFormat::Micros, true);
@@ -696,16 +725,7 @@ fn insert_event(conn: &Connection, ev: &Event) -> rusqlite::Result<bool> {
         Ok(s) => (std::borrow::Cow::Borrowed(s), None),
         Err(_) => (String::from_utf8_lossy(&ev.raw), Some(ev.raw.as_slice())),
     };
-    let mut fields = serde_json::Map::new();
-    for s in &ev.fields {
-        if let Some(v) = ev.field_str(s.field) {
-            fields.insert(
-                s.field.name().into(),
-                serde_json::Value::String(v.into_owned()),
-            );
-        }
-    }
-    let fields = serde_json::Value::Object(fields).to_string();
+    let fields = fields_json(ev);
     let mut stmt = conn.prepare_cached(
         "INSERT OR IGNORE INTO events(id, time, time_us, host, app, format, flags, original_len, line, raw, fields)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -754,4 +774,50 @@ fn insert_event(conn: &Connection, ev: &Event) -> rusqlite::Result<bool> {
         ])?;
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod fields_json_tests {
+    use contracts::{CrawlId, EventFlags, EventId, Field, FieldSpan, Format};
+
+    use super::*;
+
+    #[test]
+    fn fields_json_is_the_fields_as_a_json_object() {
+        let raw = "a \"quoted\"\\ value\tand é".as_bytes().to_vec();
+        let span = |field, start: usize, len: usize| FieldSpan {
+            field,
+            start: start as u32,
+            len: len as u32,
+        };
+        let ev = Event {
+            id: EventId {
+                tailer: 1,
+                file_seq: 2,
+                offset: 3,
+            },
+            time_us: 0,
+            flags: EventFlags::default(),
+            original_len: raw.len() as u64,
+            format: Format::Plain,
+            crawl: CrawlId::parse("c").unwrap(),
+            host: "h".into(),
+            app: "a".into(),
+            fields: vec![
+                span(Field::Url, 0, 1),
+                span(Field::Message, 2, raw.len() - 2),
+            ],
+            raw,
+        };
+        let v: serde_json::Value = serde_json::from_str(&fields_json(&ev)).expect("valid JSON");
+        assert_eq!(
+            v,
+            serde_json::json!({"url": "a", "message": "\"quoted\"\\ value\tand é"})
+        );
+        let none = Event {
+            fields: vec![],
+            ..ev
+        };
+        assert_eq!(fields_json(&none), "{}");
+    }
 }
