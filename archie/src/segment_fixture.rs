@@ -1,5 +1,4 @@
-//! Segment files for tests and the benchmark: the buck's segment schema (the shape of
-//! `buck/src/segment_schema.rs`, version 1; archie may not depend on the buck) and a
+//! Segment files for tests and the benchmark: the segment schema (from `contracts`) and a
 //! generator of real-looking Heritrix crawl.log lines, seeded so every run makes the
 //! same data.
 
@@ -9,30 +8,7 @@ use rusqlite::Connection;
 
 use crate::error::ArchieError;
 
-const SEGMENT_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
-    id TEXT NOT NULL UNIQUE,
-    time TEXT NOT NULL,
-    time_us INTEGER NOT NULL,
-    host TEXT NOT NULL,
-    app TEXT NOT NULL,
-    format TEXT NOT NULL,
-    flags INTEGER NOT NULL,
-    original_len INTEGER NOT NULL,
-    line TEXT NOT NULL,
-    raw BLOB,
-    fields TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_time_us ON events(time_us);
-CREATE INDEX IF NOT EXISTS events_host ON events(host, time_us);
-CREATE TABLE IF NOT EXISTS crawled_url (
-    timestamp TEXT, status_code INTEGER, size INTEGER, payload_size INTEGER, url TEXT,
-    hop_path TEXT, is_seed_redirect INTEGER, via TEXT, mimetype TEXT, content_digest TEXT,
-    seed TEXT, is_duplicate INTEGER, warc_filename TEXT, warc_offset INTEGER,
-    warc_content_bytes INTEGER, host TEXT
-);
-";
+const SEGMENT_SCHEMA: &str = contracts::segment_schema::SEGMENT_SCHEMA_SQL;
 
 /// One event to write into a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,48 +19,9 @@ use crate::error::SegmentError;
 pub const WRITER_CACHE_KIB: u32 = 32 * 1024;
 
 /// Version of the segment schema written by this build (`meta.schema_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = contracts::segment_schema::SEGMENT_SCHEMA_VERSION;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
-    id TEXT NOT NULL UNIQUE,
-    time TEXT NOT NULL,
-    time_us INTEGER NOT NULL,
-    host TEXT NOT NULL,
-    app TEXT NOT NULL,
-    format TEXT NOT NULL,
-    flags INTEGER NOT NULL,
-    original_len INTEGER NOT NULL,
-    line TEXT NOT NULL,
-    raw BLOB,
-    fields TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_time_us ON events(time_us);
-CREATE INDEX IF NOT EXISTS events_host ON events(host, time_us);
-CREATE TABLE IF NOT EXISTS crawled_url (
-    timestamp TEXT,
-    status_code INTEGER,
-    size INTEGER,
-    payload_size INTEGER,
-    url TEXT,
-    hop_path TEXT,
-    is_seed_redirect INTEGER,
-    via TEXT,
-    mimetype TEXT,
-    content_digest TEXT,
-    seed TEXT,
-    is_duplicate INTEGER,
-    warc_filename TEXT,
-    warc_offset INTEGER,
-    warc_content_bytes INTEGER,
-    host TEXT
-);
-CREATE INDEX IF NOT EXISTS crawled_url_host ON crawled_url(host);
-CREATE INDEX IF NOT EXISTS crawled_url_timestamp ON crawled_url(timestamp);
-CREATE VIEW IF NOT EXISTS crawled_urls AS
-    SELECT events.id AS id, crawled_url.* FROM crawled_url JOIN events ON events.rowid = crawled_url.rowid;
-";
+const SCHEMA: &str = contracts::segment_schema::SEGMENT_SCHEMA_SQL;
 
 /// Meta keys. `state` is `open` or `closed`; the `archived_*` keys are written by
 /// `POST /segments/../archived`. Pruning after retention will add its own keys.

@@ -16,6 +16,7 @@
 //! - [`cluster`]: the cluster file and rendezvous routing (`HomeBucks`).
 //! - [`crawled_url`]: the trough columns derived from a crawl.log event.
 //! - [`segment_path`]: where a (crawl, day) segment lives.
+//! - [`segment_schema`]: the segment's tables and view, as SQL.
 //! - [`tokenizer`]: the tokens of a line.
 //!
 //! # Example
@@ -52,6 +53,7 @@ pub mod event;
 pub mod frame;
 pub mod keys;
 pub mod segment_path;
+pub mod segment_schema;
 pub mod spool_file;
 pub mod tokenizer;
 pub mod transport;
