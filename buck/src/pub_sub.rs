@@ -54,12 +54,13 @@ impl Bus {
     pub fn publish(&self, items: Vec<Arc<Published>>) {
         let n = items.len();
         let late = items.first().is_some_and(|p| p.late);
+        // Counted first: whoever receives an event then sees it counted.
+        if n > 0 {
+            self.events.published(n, late);
+        }
         for item in items {
             // An error only means there is no subscriber right now.
             let _ = self.tx.send(item);
-        }
-        if n > 0 {
-            self.events.published(n, late);
         }
     }
 
