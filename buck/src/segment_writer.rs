@@ -196,6 +196,31 @@ fn day_end_us(day: NaiveDate) -> i64 {
         .unwrap_or(i64::MAX)
 }
 
+/// Removes a segment's database and its WAL and shared-memory files, then syncs the
+/// directory so the removal survives a crash.
+fn remove_segment_files(path: &std::path::Path) -> Result<(), SegmentError> {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.to_path_buf().into_os_string();
+        p.push(suffix);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(SegmentError::Io {
+                    path: p.into(),
+                    source: e,
+                });
+            }
+        }
+    }
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 impl WriterState {
     /// Reads every segment's state from disk, so that segments left open by a previous
     /// run are closed on time and closed ones are never written again.
@@ -225,6 +250,14 @@ impl WriterState {
                 {
                     // A pruned segment: its name stays taken, so late events for that
                     // day go to a new part instead of re-creating an archived file.
+                    // The tombstone is written only after the archive copy was verified,
+                    // so files left by a crash between the two steps are removed now.
+                    let seg = c
+                        .path()
+                        .join(name.trim_end_matches(segment_schema::TOMBSTONE_SUFFIX));
+                    if let Err(e) = remove_segment_files(&seg) {
+                        tracing::warn!(error = %e, "cannot finish pruning a segment; it stays on disk");
+                    }
                     self.days.entry((crawl.clone(), day)).or_default().insert(
                         part,
                         PartInfo {
@@ -238,6 +271,11 @@ impl WriterState {
                     continue;
                 };
                 let path = f.path();
+                let mut tomb = path.clone().into_os_string();
+                tomb.push(segment_schema::TOMBSTONE_SUFFIX);
+                if std::path::Path::new(&tomb).exists() {
+                    continue;
+                }
                 let info = segment_schema::open_read_only(&path).and_then(|conn| {
                     let state = segment_schema::read_state(&conn, &path)?;
                     let created_us = segment_schema::get_meta(&conn, &path, meta::CREATED_US)?
@@ -625,25 +663,7 @@ impl WriterState {
                 .map_err(io(&tomb))?;
             f.sync_all().map_err(io(&tomb))?;
         }
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = path.clone().into_os_string();
-            p.push(suffix);
-            match std::fs::remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(SegmentError::Io {
-                        path: p.into(),
-                        source: e,
-                    });
-                }
-            }
-        }
-        if let Some(dir) = path.parent()
-            && let Ok(d) = std::fs::File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
+        remove_segment_files(&path)?;
         if let Some(info) = self
             .days
             .get_mut(&(crawl.clone(), *day))

@@ -161,3 +161,55 @@ async fn list_copy_and_archive_a_segment() {
     );
     b.stop().await;
 }
+
+/// A crash between writing a pruned segment's tombstone and removing its files leaves
+/// both; the next start finishes the prune instead of serving or re-opening the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prune_cut_short_by_a_crash_is_finished_at_start() {
+    let b = TestBuck::start(|c| c.day_close_grace_secs = 0).await;
+    let mut c = b.client().await;
+    let t = now_us() - 3 * 86_400_000_000;
+    let day = chrono::DateTime::from_timestamp_micros(t)
+        .unwrap()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string();
+    let events: Vec<_> = (0..5)
+        .map(|i| plain_event("torn", i * 7, t + i as i64, "e"))
+        .collect();
+    assert!(matches!(c.live(&events).await, Message::Ack { .. }));
+    let segments_dir = b.config.data_dir.join("segments").join("torn");
+    let seg = segments_dir.join(format!("{day}.sqlite"));
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the segment file",
+        || {
+            let seg = seg.clone();
+            async move { seg.exists() }
+        },
+    )
+    .await;
+    drop(c);
+    let dir = b.stop().await;
+    let tomb = segments_dir.join(format!("{day}.sqlite.pruned"));
+    std::fs::write(&tomb, b"{\"version\":1}").unwrap();
+
+    let b = TestBuck::start_in(dir, |c| c.day_close_grace_secs = 0).await;
+    assert!(
+        !seg.exists(),
+        "the pruned segment's file is removed at start"
+    );
+    assert!(
+        tomb.exists(),
+        "the tombstone stays, so the name is never reused"
+    );
+    let list = b.get_json("/segments").await;
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["name"] != day.as_str() || s["state"] == "pruned"),
+        "{list}"
+    );
+    b.stop().await;
+}
