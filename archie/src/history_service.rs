@@ -23,7 +23,7 @@ use crate::config::ArchieConfig;
 use crate::error::ArchieError;
 use crate::events::ArchieEvents;
 use crate::index_builder::{BuildProgress, BuildSettings, IndexBuilder};
-use crate::index_files::{FtsTuning, IndexFiles, dir_bytes};
+use crate::index_files::{IndexFiles, dir_bytes};
 use crate::segment_source::{SegmentFile, SegmentSource, SourceProgress};
 
 /// A build in progress: its counters and its stop switch.
@@ -61,7 +61,6 @@ pub struct HistoryService {
     builds: Arc<Semaphore>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-    tuning: FtsTuning,
 }
 
 /// Whether `crawl` matches `pattern`, where `*` stands for any run of characters.
@@ -151,7 +150,6 @@ impl HistoryService {
             }),
             shutdown,
             tasks: TaskTracker::new(),
-            tuning: FtsTuning::default(),
         });
         svc.save()?;
         Ok(svc)
@@ -518,7 +516,6 @@ impl HistoryService {
         let settings = BuildSettings {
             threads: self.config.index_threads,
             batch_events: self.config.index_batch_events,
-            tuning: self.tuning,
         };
         let (progress, cancel) = (live.progress.clone(), live.cancel.clone());
         let (from_us, to_us) = (

@@ -20,8 +20,10 @@ use rusqlite::{Connection, OpenFlags};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ArchieError;
-use crate::index_files::{FtsTuning, IndexFiles};
+use crate::index_files::IndexFiles;
+use crate::posting_lists;
 use crate::segment_source::SegmentFile;
+use crate::token_postings::TokenPostings;
 use crate::trigram_postings::TrigramPostings;
 
 /// Batches waiting per shard thread. 2: one being indexed, one ready, so the reader
@@ -47,8 +49,6 @@ pub struct BuildSettings {
     pub threads: usize,
     /// Events per batch (transaction).
     pub batch_events: usize,
-    /// FTS5 settings.
-    pub tuning: FtsTuning,
 }
 
 /// What a build did.
@@ -130,7 +130,7 @@ impl<'a> IndexBuilder<'a> {
         let mut senders = Vec::with_capacity(threads);
         let mut workers = Vec::with_capacity(threads);
         for k in 0..threads {
-            let shard = self.files.create_shard(k, self.settings.tuning)?;
+            let shard = self.files.create_shard(k)?;
             let (tx, rx) = mpsc::sync_channel::<Batch>(SHARD_QUEUE_BATCHES);
             senders.push(tx);
             let path = self.files.shard_path(k);
@@ -312,19 +312,26 @@ fn shard_worker(
     progress: &BuildProgress,
 ) -> Result<(), ArchieError> {
     let err = ArchieError::sqlite(path);
-    let mut terms = conn
-        .prepare("INSERT INTO terms(rowid, line) VALUES (?1, ?2)")
-        .map_err(&err)?;
-    let mut postings = TrigramPostings::default();
+    let mut tokens = TokenPostings::default();
+    let mut grams = TrigramPostings::default();
     for batch in rx {
-        conn.execute_batch("BEGIN").map_err(&err)?;
+        // `flush` never sends an empty batch.
+        let (Some(first), Some(last)) = (batch.rows.first(), batch.rows.last()) else {
+            continue;
+        };
+        let (first, last) = (first.0, last.0);
         for (seq, line) in &batch.rows {
-            terms.execute((seq, line)).map_err(&err)?;
-            postings.add(*seq, line);
+            // A batch's seqs are consecutive, so the offset fits: batches are at most
+            // `index_batch_events` long.
+            let offset = (seq - first) as u32;
+            tokens.add(offset, line);
+            grams.add(offset, line);
         }
-        postings.write(&conn, batch.index).map_err(&err)?;
+        conn.execute_batch("BEGIN").map_err(&err)?;
+        posting_lists::write_batch(&conn, batch.index, first, last).map_err(&err)?;
+        tokens.write(&conn, batch.index).map_err(&err)?;
+        grams.write(&conn, batch.index).map_err(&err)?;
         conn.execute_batch("COMMIT").map_err(&err)?;
-        let last = batch.rows.last().map(|r| r.0).unwrap_or(0);
         // A poisoned lock only means another shard thread panicked; its error is reported
         // by the join, and the watermark itself is still consistent.
         let mut wm = watermark.lock().unwrap_or_else(|p| p.into_inner());

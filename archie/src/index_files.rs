@@ -3,27 +3,31 @@
 //! ```text
 //! <work_dir>/<id>/segments/<crawl>/<day>[.pN].sqlite   fetched, deleted once indexed
 //! <work_dir>/<id>/index/events.sqlite                  events, seq = time order
-//! <work_dir>/<id>/index/shard-<k>.sqlite               FTS5 terms + trigram postings, k < index_threads
+//! <work_dir>/<id>/index/shard-<k>.sqlite               token + trigram postings, k < index_threads
 //! ```
 //!
 //! `events.seq` is the rowid, assigned in time order, so a time range is a seq range
-//! (found by bisection) and every search walks seqs up or down. The FTS5 `terms` table is
-//! contentless (`content=''`) with `detail=none`: the line is stored once, in `events`, and
-//! the index holds only which seqs have which tokens (positions would cost space and the
-//! verifier rechecks every candidate anyway). Substrings use
-//! [`crate::trigram_postings`], measured several times faster to build than FTS5's
-//! trigram tokenizer. Batch `b` of the build goes to shard `b % index_threads`, so the
-//! shards are built on separate threads (SQLite writes one transaction per file at a time)
-//! and a search merges their seq streams.
+//! (found by bisection) and every search walks seqs up or down. The line is stored once,
+//! in `events`; the shards hold only which seqs have which tokens
+//! ([`crate::token_postings`]) and trigrams ([`crate::trigram_postings`]), per batch
+//! ([`crate::posting_lists`]), since the verifier rechecks every candidate anyway. Batch
+//! `b` of the build goes to shard `b % index_threads`, so the shards are built on
+//! separate threads (SQLite writes one transaction per file at a time) and a search
+//! visits the batches of every shard in seq order.
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::functions::FunctionFlags;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::ArchieError;
+use crate::posting_lists::{self, PostingIndex};
+use crate::token_postings;
 
-/// Version of the index layout (`meta.index_version`).
-pub const INDEX_VERSION: i64 = 1;
+/// Version of the index layout (`meta.index_version`). 2: token postings replaced the
+/// FTS5 `terms` table and `batches` replaced `gram_batches`.
+pub const INDEX_VERSION: i64 = 2;
 
 const EVENTS_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -39,32 +43,6 @@ CREATE TABLE IF NOT EXISTS events (
     line TEXT NOT NULL
 );
 ";
-
-const SHARD_SCHEMA: &str = "
-CREATE VIRTUAL TABLE IF NOT EXISTS terms USING fts5(
-    line, content='', detail=none, tokenize='unicode61');
-";
-
-/// FTS5 settings for the build (measured: docs/archie.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FtsTuning {
-    /// FTS5 `pgsz`: bytes per leaf page of the index b-tree.
-    pub pgsz: u32,
-    /// FTS5 `automerge`: segments per level before background merging (0 = off).
-    pub automerge: u32,
-    /// FTS5 `crisismerge`: segments per level that force a merge.
-    pub crisismerge: u32,
-}
-
-impl Default for FtsTuning {
-    fn default() -> FtsTuning {
-        FtsTuning {
-            pgsz: 4050,
-            automerge: 8,
-            crisismerge: 32,
-        }
-    }
-}
 
 /// The paths of one request's index.
 #[derive(Debug, Clone)]
@@ -123,7 +101,7 @@ impl IndexFiles {
     }
 
     /// Creates shard `k` for its builder thread.
-    pub fn create_shard(&self, k: usize, tuning: FtsTuning) -> Result<Connection, ArchieError> {
+    pub fn create_shard(&self, k: usize) -> Result<Connection, ArchieError> {
         let path = self.shard_path(k);
         let err = ArchieError::sqlite(&path);
         let conn = Connection::open(&path).map_err(&err)?;
@@ -131,21 +109,12 @@ impl IndexFiles {
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;",
         )
         .map_err(&err)?;
-        conn.execute_batch(SHARD_SCHEMA).map_err(&err)?;
-        conn.execute_batch(crate::trigram_postings::SCHEMA)
-            .map_err(&err)?;
-        for table in ["terms"] {
-            for (key, value) in [
-                ("pgsz", tuning.pgsz),
-                ("automerge", tuning.automerge),
-                ("crisismerge", tuning.crisismerge),
-            ] {
-                conn.execute(
-                    &format!("INSERT INTO {table}({table}, rank) VALUES (?1, ?2)"),
-                    rusqlite::params![key, value],
-                )
-                .map_err(&err)?;
-            }
+        for sql in [
+            posting_lists::BATCHES.to_owned(),
+            PostingIndex::Tokens.schema(),
+            PostingIndex::Grams.schema(),
+        ] {
+            conn.execute_batch(&sql).map_err(&err)?;
         }
         Ok(conn)
     }
@@ -175,6 +144,22 @@ impl IndexFiles {
             )
             .map_err(ArchieError::sqlite(&shard))?;
         }
+        let version: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'index_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(&err)?;
+        if version.as_deref() != Some(INDEX_VERSION.to_string().as_str()) {
+            return Err(ArchieError::NotSearchable(format!(
+                "{}: index version {} but this archie reads version {INDEX_VERSION}; request the range again",
+                path.display(),
+                version.as_deref().unwrap_or("(none)")
+            )));
+        }
+        add_sql_functions(&conn).map_err(&err)?;
         Ok(conn)
     }
 
@@ -182,6 +167,28 @@ impl IndexFiles {
     pub fn disk_bytes(&self) -> u64 {
         dir_bytes(&self.dir)
     }
+}
+
+/// The functions that make the postings readable from SQL (`docs/archie.md`):
+/// `archie_token(text)`, the key of a token in `tokens`, and `archie_seqs(seqs, first_seq)`,
+/// a posting blob as a JSON array of seqs (for `json_each`).
+fn add_sql_functions(conn: &Connection) -> rusqlite::Result<()> {
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("archie_token", 1, flags, |ctx| {
+        let token: String = ctx.get(0)?;
+        Ok(token_postings::token_key(&token) as i64)
+    })?;
+    conn.create_scalar_function("archie_seqs", 2, flags, |ctx| {
+        let blob = match ctx.get_raw(0) {
+            ValueRef::Blob(b) => b,
+            _ => &[][..],
+        };
+        let first_seq: i64 = ctx.get(1)?;
+        let mut seqs = Vec::new();
+        posting_lists::decode(blob, first_seq, &mut seqs);
+        Ok(serde_json::to_string(&seqs).unwrap_or_else(|_| "[]".into()))
+    })?;
+    Ok(())
 }
 
 /// Bytes of every file under `dir`, recursively; 0 for a missing directory.

@@ -2,12 +2,11 @@
 //! connection, never past the build's watermark.
 //!
 //! A search walks seqs (time order) up or down from a time bound or a cursor. With a
-//! narrowing plan it merges each shard's `MATCH ... ORDER BY rowid` stream (FTS5 walks
-//! its doclists in rowid order, so no sort) and reads each candidate's row by seq; without
-//! one it reads the rows of the seq range in order. Either way every row passes the
+//! narrowing plan it visits the posting batches of every shard in seq order, takes each
+//! batch's candidates from its lists (already in seq order) and reads each candidate's
+//! row by seq; without one it reads the rows of the seq range in order. Either way every row passes the
 //! verifier, the host and the exact time range, and stops at the limit or the deadline.
 
-use std::collections::BinaryHeap;
 use std::time::Instant;
 
 use rusqlite::{Connection, OptionalExtension};
@@ -15,8 +14,8 @@ use serde::Serialize;
 
 use crate::error::ArchieError;
 use crate::index_files::IndexFiles;
+use crate::posting_lists::{self, PostingIndex};
 use crate::query_plan::{Narrowing, QueryPlan};
-use crate::trigram_postings;
 
 /// Time order of a search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -166,19 +165,9 @@ impl IndexReader {
             stats.rows_scanned.is_multiple_of(256) && Instant::now() > filter.deadline
         };
 
-        let expr = match &filter.plan.narrowing {
-            Some(Narrowing::Terms(expr)) => expr,
-            Some(Narrowing::Trigrams(sets)) => {
-                return self.walk_trigrams(
-                    sets,
-                    (lo, hi),
-                    desc,
-                    filter.deadline,
-                    &mut stats,
-                    test,
-                    timed_out,
-                );
-            }
+        let (index, sets) = match &filter.plan.narrowing {
+            Some(Narrowing::Terms(keys)) => (PostingIndex::Tokens, std::slice::from_ref(keys)),
+            Some(Narrowing::Trigrams(sets)) => (PostingIndex::Grams, sets.as_slice()),
             None => {
                 let mut stmt = self
                 .conn
@@ -199,61 +188,23 @@ impl IndexReader {
                 return Ok(stats);
             }
         };
-
-        let mut stmts = Vec::new();
-        for k in 0..self.files.shard_count() {
-            let name = "terms";
-            let sql = format!(
-                "SELECT rowid FROM shard{k}.{name} WHERE {name} MATCH ?1 AND rowid >= ?2 AND rowid <= ?3 ORDER BY rowid {dir}"
-            );
-            stmts.push(self.conn.prepare(&sql).map_err(self.fts_err())?);
-        }
-        let mut streams = Vec::new();
-        for s in stmts.iter_mut() {
-            streams.push(
-                s.query(rusqlite::params![expr, lo, hi])
-                    .map_err(self.fts_err())?,
-            );
-        }
-        // Merge the shards' seq streams: a max-heap on seq for desc, a min-heap for asc.
-        let mut heap: BinaryHeap<(i64, usize)> = BinaryHeap::new();
-        let push = |heap: &mut BinaryHeap<(i64, usize)>, k: usize, seq: i64| {
-            heap.push((if desc { seq } else { -seq }, k));
-        };
-        for (k, s) in streams.iter_mut().enumerate() {
-            if let Some(r) = s.next().map_err(self.fts_err())? {
-                push(&mut heap, k, r.get(0).map_err(self.err())?);
-            }
-        }
-        let mut by_seq = self
-            .conn
-            .prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM events WHERE seq = ?1"))
-            .map_err(self.err())?;
-        while let Some((a, k)) = heap.pop() {
-            let seq = if desc { a } else { -a };
-            if let Some(r) = streams[k].next().map_err(self.fts_err())? {
-                push(&mut heap, k, r.get(0).map_err(self.err())?);
-            }
-            let row = by_seq
-                .query_row([seq], event_row)
-                .optional()
-                .map_err(self.err())?;
-            let Some(row) = row else { continue };
-            if !test(row, &mut stats) {
-                break;
-            }
-            if timed_out(&stats) {
-                stats.timed_out = true;
-                break;
-            }
-        }
-        Ok(stats)
+        self.walk_postings(
+            index,
+            sets,
+            (lo, hi),
+            desc,
+            filter.deadline,
+            &mut stats,
+            test,
+            timed_out,
+        )
     }
 
-    /// The trigram path: batches in order, each one's candidates from its posting lists.
+    /// The narrowed path: batches in order, each one's candidates from its posting lists.
     #[allow(clippy::too_many_arguments)]
-    fn walk_trigrams(
+    fn walk_postings(
         &self,
+        index: PostingIndex,
         sets: &[Vec<u32>],
         (lo, hi): (i64, i64),
         desc: bool,
@@ -262,7 +213,7 @@ impl IndexReader {
         mut test: impl FnMut(EventRow, &mut WalkStats) -> bool,
         timed_out: impl Fn(&WalkStats) -> bool,
     ) -> Result<WalkStats, ArchieError> {
-        let mut batches = trigram_postings::batches(&self.conn, self.files.shard_count(), lo, hi)
+        let mut batches = posting_lists::batches(&self.conn, self.files.shard_count(), lo, hi)
             .map_err(self.err())?;
         if desc {
             batches.reverse();
@@ -272,7 +223,8 @@ impl IndexReader {
             .prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM events WHERE seq = ?1"))
             .map_err(self.err())?;
         for b in &batches {
-            let mut seqs = trigram_postings::candidates(&self.conn, b, sets).map_err(self.err())?;
+            let mut seqs =
+                posting_lists::candidates(&self.conn, index, b, sets).map_err(self.err())?;
             seqs.retain(|s| (lo..=hi).contains(s));
             if desc {
                 seqs.reverse();
@@ -304,10 +256,6 @@ impl IndexReader {
             }
         }
         Ok(*stats)
-    }
-
-    fn fts_err(&self) -> impl Fn(rusqlite::Error) -> ArchieError + '_ {
-        |e| ArchieError::BadRequest(format!("full-text query failed: {e}"))
     }
 
     /// The rows around `event`: up to `before` earlier and `after` later ones, in order.

@@ -1,7 +1,7 @@
 //! Archie answers history on request: a request names a crawl (or a crawl pattern) and a
 //! time range; archie fetches the covering SQLite segments through a [`SegmentSource`]
 //! (porter's fetch in production), builds a temporary index (the events in time order,
-//! FTS5 `unicode61` for terms, trigram posting lists for substrings), reports progress while it
+//! posting lists of tokens for terms and of trigrams for substrings), reports progress while it
 //! does, answers search by time, term, substring and regex, and read-only SQL, and
 //! deletes the index when it expires (DESIGN.md, "archie"; docs/archie.md).
 //!
@@ -13,7 +13,8 @@
 //! - [`history_service`]: [`HistoryService`]: requests, builds, reuse, the reaper.
 //! - [`index_files`]: one index's files and schema. [`index_builder`]: building it.
 //! - [`query_plan`]: term, substring, regex to a narrowing plus an exact verifier.
-//! - [`trigram_postings`]: the substring index (byte trigrams, posting lists per batch).
+//! - [`posting_lists`]: per-batch posting lists, gathered by radix sort; over them
+//!   [`token_postings`] (the term index) and [`trigram_postings`] (the substring index).
 //! - [`index_reader`]: search, histogram, context. [`sql_api`]: read-only SQL.
 //! - [`http_api`]: the routes. [`segment_fixture`]: segments for tests and the benchmark.
 //!
@@ -39,10 +40,12 @@ pub mod http_api;
 pub mod index_builder;
 pub mod index_files;
 pub mod index_reader;
+pub mod posting_lists;
 pub mod query_plan;
 pub mod segment_fixture;
 pub mod segment_source;
 pub mod sql_api;
+pub mod token_postings;
 pub mod trigram_postings;
 
 use std::sync::Arc;

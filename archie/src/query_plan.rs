@@ -1,11 +1,10 @@
-//! [`QueryPlan`]: how a search query (term, substring, regex) becomes an FTS5 `MATCH` that
-//! narrows the candidates, and the exact test each candidate line must then pass.
+//! [`QueryPlan`]: how a search query (term, substring, regex) becomes posting-list keys
+//! that narrow the candidates, and the exact test each candidate line must then pass.
 //!
-//! The full-text tables only ever narrow: every plan's `MATCH` is a superset of the
-//! answer (the tables are contentless with `detail=none`, so they know which lines hold
-//! which tokens or trigrams, not where), and [`Verifier::matches`] decides. That keeps the
-//! answer exactly what a scan of the lines would give, whatever the tokenizers do with
-//! case, diacritics or punctuation.
+//! The postings only ever narrow: every plan's candidates are a superset of the answer
+//! (the postings know which lines hold which tokens or trigrams, not where, and keys are
+//! case-folded, tokens hashed), and [`Verifier::matches`] decides. That keeps the answer
+//! exactly what a scan of the lines would give.
 
 use regex_syntax::hir::{Hir, HirKind};
 
@@ -29,8 +28,9 @@ pub enum SearchMode {
 /// How a plan narrows the candidates before the verifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Narrowing {
-    /// An FTS5 `MATCH` expression on each shard's `terms` table (unicode61 tokens).
-    Terms(String),
+    /// Token keys ([`crate::token_postings`]): a line is a candidate when it holds every
+    /// one.
+    Terms(Vec<u32>),
     /// Trigram sets ([`crate::trigram_postings`]): a line is a candidate when it holds
     /// every trigram of at least one set.
     Trigrams(Vec<Vec<u32>>),
@@ -73,7 +73,7 @@ impl Verifier {
     }
 }
 
-/// A search's plan: an optional FTS5 narrowing, then the verifier.
+/// A search's plan: an optional narrowing, then the verifier.
 #[derive(Debug, Clone)]
 pub struct QueryPlan {
     /// What narrows the candidates; `None` scans every line of the time range.
@@ -100,16 +100,15 @@ impl QueryPlan {
                         "term query {q:?} has no words (letters, digits); use mode=substring for punctuation"
                     )));
                 }
-                // unicode61 splits on `.`, `_` and `-` where the contracts tokenizer does
-                // not, so a token `www.example.com` is the adjacent unicode61 tokens
-                // `www`, `example`, `com`: requiring all of them is a superset.
-                let parts: Vec<String> = words
+                // The index keys the same tokens the verifier compares, so each word's
+                // key narrows to the lines holding it (and a few hash collisions).
+                let mut keys: Vec<u32> = words
                     .iter()
-                    .flat_map(|w| w.split(|c: char| !c.is_alphanumeric()))
-                    .filter(|p| !p.is_empty())
-                    .map(quote)
+                    .map(|w| crate::token_postings::token_key(w))
                     .collect();
-                let narrowing = (!parts.is_empty()).then(|| Narrowing::Terms(parts.join(" AND ")));
+                keys.sort_unstable();
+                keys.dedup();
+                let narrowing = Some(Narrowing::Terms(keys));
                 Ok(QueryPlan {
                     narrowing,
                     verifier: Verifier::Terms(words),
@@ -147,11 +146,6 @@ impl QueryPlan {
 /// Most trigrams one literal contributes: the rarest few narrow as well as all of them,
 /// and each costs a posting-list read per batch.
 const MAX_TRIGRAMS_PER_LITERAL: usize = 16;
-
-/// An FTS5 string: double quotes doubled, so any text is one token string.
-fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
 
 /// The trigrams every line containing `lit` holds, or `None` when `lit` is under 3 bytes
 /// (no trigram can narrow it).
@@ -204,12 +198,12 @@ mod tests {
 
     #[test]
     fn plans_narrow_only_when_they_can() {
-        let p = QueryPlan::new("www.example.com", SearchMode::Term).unwrap();
+        let p = QueryPlan::new("www.example.com WWW.Example.COM", SearchMode::Term).unwrap();
         assert_eq!(
             p.narrowing,
-            Some(Narrowing::Terms(
-                "\"www\" AND \"example\" AND \"com\"".into()
-            ))
+            Some(Narrowing::Terms(vec![crate::token_postings::token_key(
+                "www.example.com"
+            )]))
         );
         assert!(p.verifier.matches("GET http://WWW.example.com/ 200"));
         assert!(!p.verifier.matches("GET http://www-example-com/ 200"));

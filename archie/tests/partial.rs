@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use archie::index_builder::{BuildProgress, BuildSettings, IndexBuilder};
-use archie::index_files::{FtsTuning, IndexFiles};
+use archie::index_files::IndexFiles;
 use archie::index_reader::{IndexReader, Order, WalkFilter};
 use archie::{QueryPlan, SearchMode, SegmentFile};
 use common::*;
@@ -47,7 +47,6 @@ fn partial_index_answers_exactly_for_what_is_committed() {
     let settings = BuildSettings {
         threads: 2,
         batch_events: 300,
-        tuning: FtsTuning::default(),
     };
     let (bfiles, bprogress) = (files.clone(), progress.clone());
     let (from_us, to_us) = (start.timestamp_micros(), end.timestamp_micros());

@@ -75,10 +75,20 @@ pub struct TailerConfig {
     #[serde(default = "default_idle_timeout_ms")]
     pub idle_timeout_ms: u64,
     /// Most bytes of unacknowledged live packets kept per buck, in bytes (also while it is
-    /// down, for re-sending on reconnect). Past it the live copy is dropped (counted) and
-    /// the sealed bucket's repair send delivers those frames. Default 4 MiB.
+    /// down, for re-sending on reconnect). While a buck that is up could not take one more
+    /// read chunk (`2 * read_chunk_bytes + packet_max_bytes`) under this limit, the
+    /// shipper takes no more live frames and the reader waits (see `live_wait_ms`); for a
+    /// buck that is down, the live copy past the limit is dropped (counted) and the sealed
+    /// bucket's repair send delivers those frames. Default 4 MiB.
     #[serde(default = "default_inflight_max_bytes")]
     pub inflight_max_bytes: usize,
+    /// Longest the reader waits for the shipper to take a live copy, in milliseconds. A
+    /// shipper that is merely busy (a backlog being read faster than it compresses) paces
+    /// the reader, so the file, not the spool, holds the backlog and nothing is sent twice;
+    /// one that stays stuck this long is skipped (counted) until it catches up, and the
+    /// repair send covers the skipped frames. 0: never wait. Default 1,000.
+    #[serde(default = "default_live_wait_ms")]
+    pub live_wait_ms: u64,
     /// How often the cluster file's modification time is checked, in milliseconds. Default 2,000.
     #[serde(default = "default_cluster_poll_ms")]
     pub cluster_poll_ms: u64,
@@ -249,6 +259,9 @@ fn default_idle_timeout_ms() -> u64 {
 }
 fn default_inflight_max_bytes() -> usize {
     4 << 20
+}
+fn default_live_wait_ms() -> u64 {
+    1_000
 }
 fn default_cluster_poll_ms() -> u64 {
     2_000

@@ -40,6 +40,7 @@ counters! {
     spool_full_pauses_total: "times reading paused because the spool was full",
     spool_paused: "1 while reading is paused because the spool is full",
     live_skipped_total: "frames not sent live because the shipper was behind (the repair send covers them)",
+    live_wait_us_total: "microseconds the reader waited for the shipper to take a live copy (pacing by a busy shipper)",
     frames_sent_total: "frames sent in live packets",
     frames_acked_total: "frames acknowledged by bucks",
     frames_rejected_total: "frames a buck refused for good (invalid crawl id, undecodable)",

@@ -11,10 +11,11 @@ use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::CrawlId;
 
-/// Capacity of the reader-to-shipper channel, in messages. Small on purpose: a full
-/// channel means the network is behind, and the reader then skips the live copy
-/// (counted) instead of buffering without bound.
-pub const SHIPPER_QUEUE: usize = 256;
+/// Capacity of the reader-to-shipper channel, in messages. Small on purpose: a live
+/// message holds up to one read chunk (1 MiB by default) of frames, so this bounds the
+/// memory between reader and shipper; a full channel makes the reader wait (bounded by
+/// `live_wait_ms`) rather than buffer without bound.
+pub const SHIPPER_QUEUE: usize = 4;
 
 /// A spool bucket: one crawl's frames for one interval.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

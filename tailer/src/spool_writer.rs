@@ -4,8 +4,11 @@
 //!
 //! Buckets go by read time, not event time, so a bucket is sealed once its interval has
 //! passed no matter how old the lines in it are. The spool is the durable path: the live
-//! copy is offered with `try_send` and, when the shipper is behind, skipped and counted
-//! (the sealed bucket's repair send covers it), so reading never waits on the network.
+//! copy is handed to the shipper, waiting at most `live_wait_ms` when its queue is full.
+//! A busy shipper thus paces the reader (the log file holds the backlog, and nothing is
+//! sent twice); a stuck one is skipped and counted until its queue drains to half, and
+//! the sealed bucket's repair send covers what was skipped. Reading never waits on the
+//! network for longer than that bound.
 //! A `Sealed` notice is never skipped: it waits in a small queue until the channel has
 //! room (there is at most one per crawl and interval).
 
@@ -60,6 +63,10 @@ pub struct SpoolWriter {
     last_fsync: Instant,
     /// Frames of one append, reused.
     buf: Vec<u8>,
+    /// Longest wait for room in the shipper's queue.
+    live_wait: Duration,
+    /// A wait timed out: live copies are skipped until the queue is half empty.
+    live_congested: bool,
 }
 
 impl SpoolWriter {
@@ -88,6 +95,8 @@ impl SpoolWriter {
             events,
             last_fsync: Instant::now(),
             buf: Vec::new(),
+            live_wait: Duration::from_millis(config.live_wait_ms),
+            live_congested: false,
         };
         w.recover_all(Utc::now())?;
         Ok(w)
@@ -242,10 +251,48 @@ impl SpoolWriter {
                 frames: Bytes::from(frames),
                 count,
             };
-            if let Err(TrySendError::Full(_) | TrySendError::Closed(_)) = self.tx.try_send(msg) {
+            if !self.send_live(msg) {
                 self.events
                     .live_skipped_total
                     .fetch_add(u64::from(count), Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Hands a live copy to the shipper; false when it was skipped.
+    fn send_live(&mut self, msg: ShipperInput) -> bool {
+        if self.live_congested && self.tx.capacity() * 2 >= self.tx.max_capacity() {
+            self.live_congested = false;
+            tracing::info!("the shipper caught up; live copies flow again");
+        }
+        let msg = match self.tx.try_send(msg) {
+            Ok(()) => return true,
+            Err(TrySendError::Closed(_)) => return false,
+            Err(TrySendError::Full(msg)) => msg,
+        };
+        if self.live_congested || self.live_wait.is_zero() {
+            return false;
+        }
+        // The reader runs on a blocking thread of the tailer's runtime; without one (a
+        // caller outside any runtime) there is nothing to wait with, so skip.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let started = Instant::now();
+        match rt.block_on(self.tx.send_timeout(msg, self.live_wait)) {
+            Ok(()) => {
+                self.events
+                    .live_wait_us_total
+                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                true
+            }
+            Err(_) => {
+                self.live_congested = true;
+                tracing::warn!(
+                    wait_ms = self.live_wait.as_millis() as u64,
+                    "the shipper took no live copy for the whole wait; skipping live copies until it catches up (the repair send delivers them)"
+                );
+                false
             }
         }
     }

@@ -150,6 +150,32 @@ async fn main() {
         (idx - events_db) as f64 / events as f64,
     );
 
+    // What the postings hold: rows (one per key and batch) cost most of their build.
+    for table in ["tokens", "grams"] {
+        let (mut rows, mut bytes) = (0i64, 0i64);
+        for k in 0..s.files.shard_count() {
+            let shard = rusqlite::Connection::open_with_flags(
+                s.files.shard_path(k),
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .expect("open shard");
+            let (r, b): (i64, i64) = shard
+                .query_row(
+                    &format!("SELECT count(*), coalesce(sum(length(seqs)), 0) FROM {table}"),
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .expect("count postings");
+            rows += r;
+            bytes += b;
+        }
+        println!(
+            "{table}: {rows} lists ({:.2} per event), {:.0} list bytes per event",
+            rows as f64 / events as f64,
+            bytes as f64 / events as f64
+        );
+    }
+
     let reader = IndexReader::open(&s.files, s.upto).expect("reader");
     let conn = rusqlite::Connection::open_with_flags(
         s.files.events_path(),

@@ -320,7 +320,10 @@ impl ShipperTask {
             let next_flush = self.packets.values().map(|p| p.deadline).min();
             tokio::select! {
                 _ = self.shutdown.cancelled() => break,
-                got = input.recv(), if input_open => match got {
+                // While a buck that is up has a full in-flight buffer, no more live frames
+                // are taken: the reader waits (bounded by `live_wait_ms`) instead of the
+                // copy being dropped here and sent a second time by the repair path.
+                got = input.recv(), if input_open && !self.live_saturated() => match got {
                     Some(i) => self.on_input(i),
                     None => {
                         tracing::info!("the reader closed its channel; shipping what is spooled until shutdown");
@@ -339,6 +342,22 @@ impl ShipperTask {
         for b in self.bucks.values() {
             b.cancel.cancel();
         }
+    }
+
+    /// Whether some buck that is (or is about to be) up could not take all the live
+    /// packets of one more input from the reader without passing its in-flight limit.
+    /// One input is at most a read chunk of lines, which framing can grow; twice the
+    /// chunk plus a packet's slack bounds it.
+    fn live_saturated(&self) -> bool {
+        let input_max = self
+            .config
+            .read_chunk_bytes
+            .saturating_mul(2)
+            .saturating_add(self.config.packet_max_bytes.clamp(1, MAX_CHUNK_BYTES));
+        let room = self.config.inflight_max_bytes.saturating_sub(input_max);
+        self.bucks.values().any(|b| {
+            matches!(b.status, Status::Up | Status::Connecting) && b.live_bytes > room
+        })
     }
 
     // ---- connections -------------------------------------------------------------
