@@ -326,12 +326,13 @@ fn twenty_thousand_files_with_inotify_exhausted() {
         used.as_secs_f64() * 1000.0,
         share * 100.0
     );
-    // Idle, the reader still stats every closed file each poll interval, expands the
-    // patterns each discovery interval and rebuilds its state to compare: 36-53% of a
-    // core in a debug build at 20,000 files, too much (docs/status.md, "Not good enough
-    // yet"). The bound here catches a busy loop; the figure above is the measurement.
+    // Idle, the reader stats each closed file and expands the patterns once a discovery
+    // interval: about 7% of a core in a release build at 20,000 files (it was 36-53% in
+    // a debug build, and a whole core when notify was off, before the wait stopped
+    // spinning). Debug builds on a loaded CI machine cost several times more, so the
+    // bound is loose; it catches a busy loop.
     assert!(
-        share < 0.8,
+        share < 0.5,
         "the idle tailer following {FILES} files used {:.0}% of a core",
         share * 100.0
     );

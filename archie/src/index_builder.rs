@@ -260,6 +260,7 @@ impl<'a> IndexBuilder<'a> {
         events
             .execute_batch("CREATE INDEX IF NOT EXISTS events_id ON events(id)")
             .map_err(&err)?;
+        truncate_wal(events);
         Ok(seq as u64)
     }
 
@@ -345,7 +346,15 @@ fn shard_worker(
             progress.indexed_upto.store(upto, Ordering::Release);
         }
     }
+    truncate_wal(&conn);
     Ok(())
+}
+
+/// Copies a finished file's WAL into it and empties the WAL, so the index's size on disk
+/// (what the disk budget counts) is its data. Best effort: a search holding an older
+/// snapshot makes it a no-op, and the WAL then goes at the next checkpoint.
+fn truncate_wal(conn: &Connection) {
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
 fn open_segment(path: &Path) -> Result<Connection, ArchieError> {

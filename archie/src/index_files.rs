@@ -170,22 +170,27 @@ impl IndexFiles {
 }
 
 /// The functions that make the postings readable from SQL (`docs/archie.md`):
-/// `archie_token(text)`, the key of a token in `tokens`, and `archie_seqs(seqs, first_seq)`,
-/// a posting blob as a JSON array of seqs (for `json_each`).
+/// `archie_token(text)`, the key of a token in `tokens`, and
+/// `archie_postings(lists, first_key, key, first_seq)`, the seqs of `key` in one block as
+/// a JSON array (empty when the block does not hold it), for `json_each`.
 fn add_sql_functions(conn: &Connection) -> rusqlite::Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     conn.create_scalar_function("archie_token", 1, flags, |ctx| {
         let token: String = ctx.get(0)?;
         Ok(token_postings::token_key(&token) as i64)
     })?;
-    conn.create_scalar_function("archie_seqs", 2, flags, |ctx| {
-        let blob = match ctx.get_raw(0) {
+    conn.create_scalar_function("archie_postings", 4, flags, |ctx| {
+        let block = match ctx.get_raw(0) {
             ValueRef::Blob(b) => b,
             _ => &[][..],
         };
-        let first_seq: i64 = ctx.get(1)?;
+        let (first_key, key, first_seq): (i64, i64, i64) = (ctx.get(1)?, ctx.get(2)?, ctx.get(3)?);
         let mut seqs = Vec::new();
-        posting_lists::decode(blob, first_seq, &mut seqs);
+        if let (Ok(first_key), Ok(key)) = (u32::try_from(first_key), u32::try_from(key))
+            && let Some((_, list)) = posting_lists::list_in_block(block, first_key, key)
+        {
+            posting_lists::decode(list, first_seq, &mut seqs);
+        }
         Ok(serde_json::to_string(&seqs).unwrap_or_else(|_| "[]".into()))
     })?;
     Ok(())

@@ -5,11 +5,19 @@
 //! A batch covers a contiguous seq range, so a search visits the batches in time order (up
 //! or down), intersects the few lists its query needs within each batch (rarest first,
 //! stopping when empty), and gets its candidates already in seq order. A list is a
-//! delta-varint blob of the seqs' offsets from the batch's first seq, in a `WITHOUT ROWID`
-//! table keyed by (batch, key): batches are numbered in the order they are written and
-//! each one's lists come sorted by key, so every insert appends to the b-tree (keyed by
-//! (key, batch), each batch dirtied pages all over the tree: measured 2x slower).
-//! [`BATCHES`] holds each batch's seq range.
+//! delta-varint run of the seqs' offsets from the batch's first seq.
+//!
+//! Lists are stored in blocks: one row `(block, batch, first_key, lists)` holds the lists of
+//! consecutive keys, up to about [`BLOCK_BYTES`], each as `varint(key - previous key),
+//! varint(n), varint(bytes), bytes` (a list longer than a block gets a block of its own).
+//! A lookup reads the block with the greatest `first_key` at or below the key and scans it.
+//! Why blocks: a crawl.log line has about five tokens found nowhere else in its batch
+//! (digests, offsets, timestamps), so one row per (key, batch) made 5.3 rows per event,
+//! and SQLite's per-row insert cost was then most of the build. The table is keyed by
+//! (batch, first_key) (packed in the rowid `block`): batches are numbered in the order they are written and each one's
+//! keys come sorted, so every insert appends to the b-tree (keyed by key first, each batch
+//! dirtied pages all over the tree: measured 2x slower). [`BATCHES`] holds each batch's seq
+//! range.
 //!
 //! Why a radix sort instead of a hash map of growing lists: a 280-byte line has about 200
 //! distinct trigrams, so a 50,000-line batch makes 10 million (key, offset) pairs. Pushing
@@ -17,7 +25,7 @@
 //! the build's CPU). Appending the pairs to 256 vectors by the key's top byte is a
 //! sequential write, and sorting each vector by the rest of the key (stable counting
 //! passes of 8 bits, which keep the offsets in order) reads and writes memory in order
-//! too. The lists then come out sorted by key, as the appends need.
+//! too. The lists then come out sorted by key, as the blocks need.
 
 use rusqlite::{Connection, OptionalExtension};
 
@@ -30,9 +38,9 @@ CREATE TABLE IF NOT EXISTS batches (
 /// The two inverted indexes of a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PostingIndex {
-    /// `grams(gram, batch, n, seqs)`: ASCII-lowercased byte trigrams (24-bit keys).
+    /// `grams`: ASCII-lowercased byte trigrams (24-bit keys).
     Grams,
-    /// `tokens(token, batch, n, seqs)`: hashes of lowercased tokens (32-bit keys).
+    /// `tokens`: hashes of lowercased tokens (32-bit keys).
     Tokens,
 }
 
@@ -45,13 +53,6 @@ impl PostingIndex {
         }
     }
 
-    fn key_column(self) -> &'static str {
-        match self {
-            PostingIndex::Grams => "gram",
-            PostingIndex::Tokens => "token",
-        }
-    }
-
     /// Significant bits of a key: they decide how many sorting passes a batch needs.
     fn key_bits(self) -> u32 {
         match self {
@@ -60,17 +61,27 @@ impl PostingIndex {
         }
     }
 
-    /// The table's schema.
+    /// The table's schema. `block` is `batch << 32 | first_key`, the one rowid that orders
+    /// blocks by batch, then key: a rowid table keeps a row of up to about 4,000 bytes on
+    /// its leaf page, where a `WITHOUT ROWID` table (an index b-tree) spills anything over
+    /// about 1,000 bytes to overflow pages (measured: the rare-substring search took 3x as
+    /// long). `batch` and `first_key` are repeated for SQL readers.
     pub fn schema(self) -> String {
         format!(
-            "CREATE TABLE IF NOT EXISTS {t} (
-                {k} INTEGER NOT NULL, batch INTEGER NOT NULL, n INTEGER NOT NULL,
-                seqs BLOB NOT NULL, PRIMARY KEY (batch, {k})) WITHOUT ROWID;",
-            t = self.table(),
-            k = self.key_column()
+            "CREATE TABLE IF NOT EXISTS {} (
+                block INTEGER PRIMARY KEY, batch INTEGER NOT NULL,
+                first_key INTEGER NOT NULL, lists BLOB NOT NULL);",
+            self.table()
         )
     }
 }
+
+/// Bytes of lists a block gathers before the next list would pass it and starts a new
+/// one. Just under a page: a rowid table keeps a row of up to 4,061 bytes (with its ~20
+/// bytes of header) on a 4,096-byte leaf, and a page holds one block, so smaller blocks
+/// leave the rest of their page empty (3,000 bytes: 28% of the shards was slack). A
+/// lookup scans half a block on average, a few hundred entries at most.
+pub const BLOCK_BYTES: usize = 4000;
 
 /// Gathers one batch's (key, offset) pairs of one index, then writes its lists.
 pub struct PostingGatherer {
@@ -104,12 +115,14 @@ impl PostingGatherer {
     /// empties the gatherer.
     pub fn write(&mut self, conn: &Connection, batch: u64) -> rusqlite::Result<()> {
         let mut stmt = conn.prepare_cached(&format!(
-            "INSERT INTO {}({}, batch, n, seqs) VALUES (?1, ?2, ?3, ?4)",
-            self.index.table(),
-            self.index.key_column()
+            "INSERT INTO {}(block, batch, first_key, lists) VALUES (?1, ?2, ?3, ?4)",
+            self.index.table()
         ))?;
         let low_bits = self.index.key_bits() - 8;
-        let mut blob = Vec::new();
+        let mut block = Vec::with_capacity(2 * BLOCK_BYTES);
+        let mut list = Vec::new();
+        // The block's first key and the last key in it.
+        let mut block_keys: Option<(u32, u32)> = None;
         for part in self.parts.iter_mut() {
             if part.is_empty() {
                 continue;
@@ -117,26 +130,56 @@ impl PostingGatherer {
             sort_by_key_bits(part, &mut self.scratch, low_bits);
             let mut i = 0;
             while i < part.len() {
-                let key = part[i] >> 32;
-                blob.clear();
-                let (mut n, mut prev) = (0i64, None::<u32>);
-                while i < part.len() && part[i] >> 32 == key {
+                let key = (part[i] >> 32) as u32;
+                list.clear();
+                let (mut n, mut prev) = (0u32, None::<u32>);
+                while i < part.len() && (part[i] >> 32) as u32 == key {
                     let off = part[i] as u32;
                     i += 1;
                     match prev {
                         Some(p) if p == off => continue,
-                        Some(p) => put_varint(&mut blob, off - p),
-                        None => put_varint(&mut blob, off),
+                        Some(p) => put_varint(&mut list, off - p),
+                        None => put_varint(&mut list, off),
                     }
                     prev = Some(off);
                     n += 1;
                 }
-                stmt.execute(rusqlite::params![key as i64, batch as i64, n, blob])?;
+                if let Some((first, _)) = block_keys
+                    && block.len() + list.len() > BLOCK_BYTES
+                {
+                    stmt.execute(rusqlite::params![
+                        block_id(batch, first),
+                        batch as i64,
+                        first as i64,
+                        block
+                    ])?;
+                    block.clear();
+                    block_keys = None;
+                }
+                let (first, last) = *block_keys.get_or_insert((key, key));
+                put_varint(&mut block, key - last);
+                put_varint(&mut block, n);
+                put_varint(&mut block, list.len() as u32);
+                block.extend_from_slice(&list);
+                block_keys = Some((first, key));
             }
             part.clear();
         }
+        if let Some((first, _)) = block_keys {
+            stmt.execute(rusqlite::params![
+                block_id(batch, first),
+                batch as i64,
+                first as i64,
+                block
+            ])?;
+        }
         Ok(())
     }
+}
+
+/// The rowid of batch `batch`'s block starting at `first_key`.
+fn block_id(batch: u64, first_key: u32) -> i64 {
+    ((batch as i64) << 32) | first_key as i64
 }
 
 /// Sorts `v` by bits `32..32 + bits` (the key below its top byte), stably, so pairs of a
@@ -179,8 +222,42 @@ fn put_varint(out: &mut Vec<u8>, mut v: u32) {
     out.push(v as u8);
 }
 
-/// Decodes a posting blob into seqs (ascending), given the batch's first seq. A blob
-/// that ends inside a varint yields the seqs before it.
+/// Reads a varint at `*pos`, advancing it; `None` at the end or on a malformed one.
+fn get_varint(buf: &[u8], pos: &mut usize) -> Option<u32> {
+    let mut v = 0u32;
+    for shift in (0..35).step_by(7) {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        v |= ((b & 0x7F) as u32).checked_shl(shift)?;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// The list of `key` in a block whose first key is `first_key`: its length and bytes, or
+/// `None` when the block does not hold it (or is malformed from there on).
+pub fn list_in_block(block: &[u8], first_key: u32, key: u32) -> Option<(u32, &[u8])> {
+    let (mut pos, mut k) = (0usize, first_key);
+    while pos < block.len() {
+        k = k.checked_add(get_varint(block, &mut pos)?)?;
+        let n = get_varint(block, &mut pos)?;
+        let len = get_varint(block, &mut pos)? as usize;
+        let list = block.get(pos..pos.checked_add(len)?)?;
+        pos += len;
+        if k == key {
+            return Some((n, list));
+        }
+        if k > key {
+            return None;
+        }
+    }
+    None
+}
+
+/// Decodes a list into seqs (ascending), given the batch's first seq. A list that ends
+/// inside a varint yields the seqs before it.
 pub fn decode(blob: &[u8], first_seq: i64, out: &mut Vec<i64>) {
     out.clear();
     let (mut acc, mut shift, mut prev) = (0u32, 0u32, 0u32);
@@ -262,23 +339,31 @@ pub fn candidates(
     alternatives: &[Vec<u32>],
 ) -> rusqlite::Result<Vec<i64>> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT n, seqs FROM shard{}.{} WHERE {} = ?1 AND batch = ?2",
+        "SELECT first_key, lists FROM shard{}.{} WHERE block BETWEEN ?1 AND ?2
+         ORDER BY block DESC LIMIT 1",
         b.shard,
         index.table(),
-        index.key_column()
     ))?;
     let mut out: Vec<i64> = Vec::new();
     let mut list = Vec::new();
     for alt in alternatives {
         // Fetch every list's size first, then intersect rarest first.
-        let mut lists: Vec<(i64, Vec<u8>)> = Vec::with_capacity(alt.len());
+        let mut lists: Vec<(u32, Vec<u8>)> = Vec::with_capacity(alt.len());
         let mut missing = false;
         for &key in alt {
-            let row: Option<(i64, Vec<u8>)> = stmt
-                .query_row((key as i64, b.batch), |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            match row {
-                Some(r) => lists.push(r),
+            let found = stmt
+                .query_row((b.batch << 32, (b.batch << 32) | key as i64), |r| {
+                    let first_key: i64 = r.get(0)?;
+                    let block = r.get_ref(1)?.as_blob()?;
+                    Ok(u32::try_from(first_key)
+                        .ok()
+                        .and_then(|f| list_in_block(block, f, key))
+                        .map(|(n, l)| (n, l.to_vec())))
+                })
+                .optional()?
+                .flatten();
+            match found {
+                Some(l) => lists.push(l),
                 None => {
                     missing = true;
                     break;
@@ -376,27 +461,53 @@ mod tests {
             vec![1000, 1001, 1300, 71_000]
         );
         assert!(cand(&[vec![a, 12345]]).unwrap().is_empty());
-        let n: i64 = s
-            .reader
-            .query_row(
-                "SELECT n FROM shard0.tokens WHERE token = ?1",
-                [a as i64],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(n, 3, "the repeated key on one line counts once");
         // The gatherer is empty again: a second batch holds only its own pairs.
         g.add(c, 5);
         g.write(&s.writer, 1).unwrap();
-        let rows: i64 = s
+        write_batch(&s.writer, 1, 71_001, 71_010).unwrap();
+        let bs = batches(&s.reader, 1, 0, i64::MAX).unwrap();
+        assert_eq!(bs.len(), 2);
+        let cand = |alts: &[Vec<u32>]| candidates(&s.reader, PostingIndex::Tokens, &bs[1], alts);
+        assert_eq!(cand(&[vec![c]]).unwrap(), vec![71_006]);
+        assert!(cand(&[vec![a]]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn lists_spread_over_blocks_are_all_found() {
+        let s = shard();
+        let mut g = PostingGatherer::new(PostingIndex::Grams);
+        // 20,000 keys of one line each, and one key on every line: several blocks, and
+        // a list bigger than a block.
+        let keys: Vec<u32> = (0..20_000u32).map(|i| (i * 838) & 0x00FF_FFFF).collect();
+        for (off, &k) in keys.iter().enumerate() {
+            g.add(k, off as u32);
+            g.add(0x00AB_CDEF, off as u32);
+        }
+        write_batch(&s.writer, 0, 1, 20_000).unwrap();
+        g.write(&s.writer, 0).unwrap();
+        let blocks: i64 = s
             .reader
-            .query_row(
-                "SELECT count(*) FROM shard0.tokens WHERE batch = 1",
-                [],
-                |r| r.get(0),
-            )
+            .query_row("SELECT count(*) FROM shard0.grams", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(rows, 1);
+        assert!(blocks > 10, "{blocks} blocks");
+        let bs = batches(&s.reader, 1, 0, i64::MAX).unwrap();
+        for (off, &k) in keys.iter().enumerate().step_by(97) {
+            let got = candidates(&s.reader, PostingIndex::Grams, &bs[0], &[vec![k]]).unwrap();
+            assert_eq!(got, vec![off as i64 + 1], "key {k:#x}");
+        }
+        let all = candidates(&s.reader, PostingIndex::Grams, &bs[0], &[vec![0x00AB_CDEF]]).unwrap();
+        assert_eq!(all, (1..=20_000).collect::<Vec<i64>>());
+        assert!(
+            candidates(&s.reader, PostingIndex::Grams, &bs[0], &[vec![1]])
+                .unwrap()
+                .is_empty()
+        );
+        // A key past the last one, and one before the first block.
+        assert!(
+            candidates(&s.reader, PostingIndex::Grams, &bs[0], &[vec![0x00FF_FFFF]])
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -416,6 +527,15 @@ mod tests {
         sort_by_key_bits(&mut v, &mut scratch, 24);
         let got: Vec<(u32, u32)> = v.iter().map(|&p| ((p >> 32) as u32, p as u32)).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn blocks_survive_garbage() {
+        assert!(list_in_block(&[0xFF; 8], 0, 5).is_none());
+        // Key 0 with n = 1 and a list of 200 bytes, but only 2 there.
+        assert!(list_in_block(&[0, 1, 0xC8, 0x01, 7, 7], 0, 0).is_none());
+        assert_eq!(list_in_block(&[0, 1, 1, 7], 9, 9), Some((1, &[7u8][..])));
+        assert!(list_in_block(&[0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 1, 1, 7], u32::MAX, 0).is_none());
     }
 
     #[test]

@@ -357,7 +357,7 @@ async fn sql_reads_and_refuses_everything_else() {
         .filter(|(_, e)| e.line.contains("robots.txt"))
         .count();
     let (s, v) = srv
-        .sql(&id, "SELECT count(*) AS n FROM events WHERE seq IN (SELECT j.value FROM shard0.tokens t JOIN shard0.batches b USING (batch), json_each(archie_seqs(t.seqs, b.first_seq)) j WHERE t.token = archie_token('ROBOTS.txt') UNION SELECT j.value FROM shard1.tokens t JOIN shard1.batches b USING (batch), json_each(archie_seqs(t.seqs, b.first_seq)) j WHERE t.token = archie_token('robots.txt')) AND line GLOB '*robots.txt*'")
+        .sql(&id, "SELECT count(*) AS n FROM events WHERE seq IN (SELECT j.value FROM shard0.tokens t JOIN shard0.batches b USING (batch), json_each(archie_postings(t.lists, t.first_key, archie_token('ROBOTS.txt'), b.first_seq)) j UNION SELECT j.value FROM shard1.tokens t JOIN shard1.batches b USING (batch), json_each(archie_postings(t.lists, t.first_key, archie_token('robots.txt'), b.first_seq)) j) AND line GLOB '*robots.txt*'")
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v[0]["n"].as_u64().unwrap(), want as u64);

@@ -10,7 +10,6 @@
 //! dropped or reordered message is rejected, and no nonce repeats across directions
 //! (the direction byte), connections or restarts (the salt).
 
-
 use bytes::Bytes;
 use crypto_box::aead::Aead;
 use crypto_box::{PublicKey, SalsaBox, SecretKey};
@@ -591,7 +590,11 @@ fn deflate_all(z: &mut Compress, input: &[u8]) -> Result<Vec<u8>, TransportError
             out.reserve(out.capacity().max(64));
         }
         let status = z
-            .compress_vec(&input[read.min(input.len())..], &mut out, FlushCompress::Finish)
+            .compress_vec(
+                &input[read.min(input.len())..],
+                &mut out,
+                FlushCompress::Finish,
+            )
             .map_err(|e| TransportError::Inflate(format!("deflate: {e}")))?;
         if status == Status::StreamEnd {
             return Ok(out);
@@ -631,7 +634,9 @@ fn inflate_at_most(
         match status {
             Status::StreamEnd => return Ok(out),
             _ if (z.total_in(), z.total_out()) == before && out.len() < out.capacity() => {
-                return Err(TransportError::Inflate("the zlib stream is cut short".into()));
+                return Err(TransportError::Inflate(
+                    "the zlib stream is cut short".into(),
+                ));
             }
             _ => {}
         }

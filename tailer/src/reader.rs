@@ -72,7 +72,9 @@ pub struct Reader {
     /// No state file existed at start: `start_at` applies to the files found first.
     first_run: bool,
     last_discovery: Option<Instant>,
+    last_dormant_check: Option<Instant>,
     last_saved: Option<State>,
+    last_save_check: Option<Instant>,
     paused: bool,
     wake: Wake,
     wake_watched_roots: bool,
@@ -130,7 +132,9 @@ impl Reader {
             batch: Vec::new(),
             first_run,
             last_discovery: None,
+            last_dormant_check: None,
             last_saved: None,
+            last_save_check: None,
             paused: false,
             wake_watched_roots: false,
             retry: None,
@@ -302,9 +306,19 @@ impl Reader {
     }
 
     fn resume_dormant(&mut self) -> Result<(), TailerError> {
+        // Closed files are idle ones: looking at them once a discovery interval (rather
+        // than every poll) keeps the idle cost of many files low. Those that must be
+        // reopened whatever their state (never looked at, rotated) do not wait.
+        let every = Duration::from_millis(self.config.discovery_interval_ms);
+        let look = self.last_dormant_check.is_none_or(|t| t.elapsed() >= every);
+        if look {
+            self.last_dormant_check = Some(Instant::now());
+        }
         let mut i = 0;
         while i < self.dormant.len() {
-            if !needs_resume(&self.dormant[i]) {
+            let d = &self.dormant[i];
+            let must = d.seen.is_none() || d.cp.rotated;
+            if !(must || look && needs_resume(d)) {
                 i += 1;
                 continue;
             }
@@ -415,7 +429,25 @@ impl Reader {
             return Ok(());
         }
         self.last_discovery = Some(Instant::now());
-        let found = self.discovery.scan(&self.events);
+        let mut found = self.discovery.scan(&self.events);
+        {
+            // A path already followed (and not rotated away) needs no stat here: if
+            // another file has taken its place, the follower's own check or the dormant
+            // check sees the new identity first and the path is found again next pass.
+            let followed: HashSet<&Path> = self
+                .followers
+                .iter()
+                .filter(|f| !f.rotated)
+                .map(|f| f.path.as_path())
+                .chain(
+                    self.dormant
+                        .iter()
+                        .filter(|d| !d.cp.rotated)
+                        .map(|d| d.cp.path.as_path()),
+                )
+                .collect();
+            found.retain(|f| !followed.contains(f.path.as_path()));
+        }
         let mut known = self.known();
         let mut assigned = false;
         for Found {
@@ -664,6 +696,14 @@ impl Reader {
     }
 
     fn save_if_changed(&mut self) -> Result<(), TailerError> {
+        // Building the state to compare costs a copy of every file's checkpoint: do it at
+        // most once a checkpoint interval (`fsync_interval_ms`), which is also what a
+        // crash may re-read.
+        let every = Duration::from_millis(self.config.fsync_interval_ms);
+        if self.last_save_check.is_some_and(|t| t.elapsed() < every) {
+            return Ok(());
+        }
+        self.last_save_check = Some(Instant::now());
         let state = self.state();
         if self.last_saved.as_ref() != Some(&state) {
             self.checkpointer.save(&state)?;
@@ -826,8 +866,14 @@ impl Wake {
             if left.is_zero() || shutdown.is_cancelled() {
                 return;
             }
-            if self.rx.recv_timeout(left.min(STOP_CHECK)).is_ok() {
-                return;
+            match self.rx.recv_timeout(left.min(STOP_CHECK)) {
+                Ok(()) => return,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                // No watcher (notify off or unavailable) holds the sender: a closed
+                // channel answers at once, so waiting on it would spin. Sleep instead.
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(left.min(STOP_CHECK));
+                }
             }
         }
     }

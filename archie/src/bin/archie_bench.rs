@@ -150,7 +150,23 @@ async fn main() {
         (idx - events_db) as f64 / events as f64,
     );
 
-    // What the postings hold: rows (one per key and batch) cost most of their build.
+    let mut files: Vec<String> = std::fs::read_dir(s.files.dir())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+                    format!(
+                        "{} {:.0}",
+                        e.file_name().to_string_lossy(),
+                        len as f64 / events as f64
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    println!("bytes/event by file: {}", files.join(", "));
+    // What the postings hold: blocks (rows) and their bytes.
     for table in ["tokens", "grams"] {
         let (mut rows, mut bytes) = (0i64, 0i64);
         for k in 0..s.files.shard_count() {
@@ -161,7 +177,7 @@ async fn main() {
             .expect("open shard");
             let (r, b): (i64, i64) = shard
                 .query_row(
-                    &format!("SELECT count(*), coalesce(sum(length(seqs)), 0) FROM {table}"),
+                    &format!("SELECT count(*), coalesce(sum(length(lists)), 0) FROM {table}"),
                     [],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
@@ -170,7 +186,7 @@ async fn main() {
             bytes += b;
         }
         println!(
-            "{table}: {rows} lists ({:.2} per event), {:.0} list bytes per event",
+            "{table}: {rows} blocks ({:.3} per event), {:.0} block bytes per event",
             rows as f64 / events as f64,
             bytes as f64 / events as f64
         );

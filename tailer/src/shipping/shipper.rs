@@ -355,9 +355,9 @@ impl ShipperTask {
             .saturating_mul(2)
             .saturating_add(self.config.packet_max_bytes.clamp(1, MAX_CHUNK_BYTES));
         let room = self.config.inflight_max_bytes.saturating_sub(input_max);
-        self.bucks.values().any(|b| {
-            matches!(b.status, Status::Up | Status::Connecting) && b.live_bytes > room
-        })
+        self.bucks
+            .values()
+            .any(|b| matches!(b.status, Status::Up | Status::Connecting) && b.live_bytes > room)
     }
 
     // ---- connections -------------------------------------------------------------
