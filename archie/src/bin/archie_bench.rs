@@ -192,6 +192,14 @@ async fn main() {
         );
     }
 
+    // Peak memory of the whole process (the data generation included), from /proc.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .unwrap_or("VmHWM: ?");
+    println!("peak memory: {}", hwm.trim_start_matches("VmHWM:").trim());
+
     let reader = IndexReader::open(&s.files, s.upto).expect("reader");
     let conn = rusqlite::Connection::open_with_flags(
         s.files.events_path(),

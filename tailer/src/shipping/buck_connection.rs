@@ -18,8 +18,8 @@ use bytes::Bytes;
 use contracts::BuckEntry;
 use contracts::keys::KeyPair;
 use contracts::transport::{
-    ClientHello, Direction, MAX_MESSAGE_BYTES, Message, PROTOCOL_MAX, PROTOCOL_MIN, ServerHello,
-    Session, TransportError,
+    ClientHello, Direction, MAX_MESSAGE_BYTES, Message, PROTOCOL_MAX, PROTOCOL_MIN, PackedFrames,
+    ServerHello, Session, TransportError,
 };
 use crypto_box::PublicKey;
 use futures::{SinkExt, StreamExt};
@@ -67,14 +67,14 @@ pub(crate) struct LinkParams {
 /// What a connection task tells the shipper.
 #[derive(Debug)]
 pub(crate) enum LinkEvent {
-    /// A connection is established: messages put in `outbox` are sealed and sent.
+    /// A connection is established: what is put in `outbox` is sealed and sent.
     Up {
         /// The buck's id.
         buck: String,
         /// This connection's number.
         generation: u64,
         /// Where the shipper puts messages for this connection.
-        outbox: mpsc::UnboundedSender<Message>,
+        outbox: mpsc::UnboundedSender<Outgoing>,
     },
     /// A connection attempt failed or an established connection ended.
     Down {
@@ -311,7 +311,7 @@ impl BuckConnection {
         &self,
         mut wire: Wire,
         mut session: Session,
-        mut inbox: mpsc::UnboundedReceiver<Message>,
+        mut inbox: mpsc::UnboundedReceiver<Outgoing>,
     ) -> Option<LinkError> {
         let buck = &self.entry.id;
         let mut ping = tokio::time::interval(self.params.ping_interval);
@@ -397,21 +397,40 @@ fn is_reset(e: &std::io::Error) -> bool {
     )
 }
 
-/// Seals `msg`, on the blocking pool when it is large. The session moves there and back
+/// What the shipper asks a connection to send.
+#[derive(Debug, Clone)]
+pub(crate) enum Outgoing {
+    /// A message the connection compresses and seals.
+    Message(Message),
+    /// A live packet whose frames were compressed once for all of its homes: the
+    /// connection only compresses the few bytes before them and seals.
+    Live {
+        /// The buck's sequence number for it.
+        seq: u64,
+        /// The frames, compressed.
+        packed: Arc<PackedFrames>,
+    },
+}
+
+/// Seals `out`, on the blocking pool when it is large. The session moves there and back
 /// because its counter must advance exactly once per message, in order.
-async fn seal(mut session: Session, msg: Message) -> Result<(Session, Vec<u8>), LinkError> {
-    let large = match &msg {
-        Message::Live { frames, .. } | Message::BucketChunk { frames, .. } => {
+async fn seal(mut session: Session, out: Outgoing) -> Result<(Session, Vec<u8>), LinkError> {
+    let large = match &out {
+        Outgoing::Message(Message::Live { frames, .. } | Message::BucketChunk { frames, .. }) => {
             frames.len() > SEAL_INLINE_MAX_BYTES
         }
         _ => false,
     };
+    let seal_one = |session: &mut Session, out: &Outgoing| match out {
+        Outgoing::Message(m) => session.seal(m),
+        Outgoing::Live { seq, packed } => session.seal_live(*seq, packed),
+    };
     if !large {
-        let w = session.seal(&msg)?;
+        let w = seal_one(&mut session, &out)?;
         return Ok((session, w));
     }
     let (session, r) = tokio::task::spawn_blocking(move || {
-        let r = session.seal(&msg);
+        let r = seal_one(&mut session, &out);
         (session, r)
     })
     .await

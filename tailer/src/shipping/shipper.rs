@@ -24,14 +24,14 @@ use bytes::{Bytes, BytesMut};
 use chrono::{NaiveDate, Utc};
 use contracts::frame::{FrameError, FrameReader};
 use contracts::keys::KeyPair;
-use contracts::transport::{MAX_CHUNK_BYTES, Message};
+use contracts::transport::{MAX_CHUNK_BYTES, Message, PackedFrames};
 use contracts::{BuckEntry, ClusterFile, CrawlId, Event, EventId};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::ShippingError;
-use super::buck_connection::{BuckConnection, LinkEvent, LinkParams};
+use super::buck_connection::{BuckConnection, LinkEvent, LinkParams, Outgoing};
 use super::delivery::{
     BucketScan, Chunk, DELIVERY_RECORD_VERSION, DeliveryRecord, read_chunk, scan_bucket,
 };
@@ -83,7 +83,7 @@ enum Status {
 
 /// A message sent and not yet acked.
 struct InFlight {
-    message: Message,
+    message: Outgoing,
     frames: u32,
     what: Sent,
 }
@@ -108,7 +108,7 @@ struct BuckState {
     entry: BuckEntry,
     cancel: CancellationToken,
     status: Status,
-    outbox: Option<mpsc::UnboundedSender<Message>>,
+    outbox: Option<mpsc::UnboundedSender<Outgoing>>,
     generation: u64,
     next_seq: u64,
     inflight: BTreeMap<u64, InFlight>,
@@ -121,7 +121,7 @@ struct BuckState {
 }
 
 impl BuckState {
-    fn send(&self, message: &Message) {
+    fn send(&self, message: &Outgoing) {
         if let Some(outbox) = &self.outbox {
             // A closed outbox means the connection just ended; its Down report follows and
             // the message is re-sent on the next Up.
@@ -693,6 +693,14 @@ impl ShipperTask {
             return;
         }
         let frames = p.frames.freeze();
+        // Compressed once here for every home, rather than once per connection.
+        let packed = match PackedFrames::new(frames.clone(), self.config.compression_level) {
+            Ok(packed) => Some(Arc::new(packed)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot compress a live packet once for all homes; each connection compresses it");
+                None
+            }
+        };
         let order = self.cluster.home_bucks(&route.0, route.1);
         let homes = order.homes();
         if homes.is_empty() {
@@ -710,11 +718,18 @@ impl ShipperTask {
                 .find(|s| self.bucks.get(*s).is_some_and(|b| b.status == Status::Up))
         {
             let stand_in = stand_in.clone();
-            self.enqueue_live(&stand_in, frames, p.count, p.buckets, false);
+            self.enqueue_live(&stand_in, frames, packed, p.count, p.buckets, false);
             return;
         }
         for h in homes {
-            self.enqueue_live(h, frames.clone(), p.count, p.buckets.clone(), true);
+            self.enqueue_live(
+                h,
+                frames.clone(),
+                packed.clone(),
+                p.count,
+                p.buckets.clone(),
+                true,
+            );
         }
     }
 
@@ -724,6 +739,7 @@ impl ShipperTask {
         &mut self,
         buck: &str,
         frames: Bytes,
+        packed: Option<Arc<PackedFrames>>,
         count: u32,
         buckets: Vec<(BucketKey, u32)>,
         home: bool,
@@ -749,7 +765,10 @@ impl ShipperTask {
                     .or_default() += u64::from(*n);
             }
         }
-        let message = Message::Live { seq, frames };
+        let message = match packed {
+            Some(packed) => Outgoing::Live { seq, packed },
+            None => Outgoing::Message(Message::Live { seq, frames }),
+        };
         b.send(&message);
         b.inflight.insert(
             seq,
@@ -1002,15 +1021,24 @@ impl ShipperTask {
         f: &InFlight,
         rejected: &[contracts::transport::RejectedFrame],
     ) {
-        let (frames, owners): (&Bytes, Vec<&BucketKey>) = match (&f.message, &f.what) {
-            (Message::Live { frames, .. }, Sent::Live { buckets, .. }) => (
+        let live_frames = match &f.message {
+            Outgoing::Live { packed, .. } => Some(packed.frames()),
+            Outgoing::Message(Message::Live { frames, .. }) => Some(frames),
+            Outgoing::Message(_) => None,
+        };
+        let (frames, owners): (&Bytes, Vec<&BucketKey>) = match (live_frames, &f.message, &f.what) {
+            (Some(frames), _, Sent::Live { buckets, .. }) => (
                 frames,
                 buckets
                     .iter()
                     .flat_map(|(k, n)| std::iter::repeat_n(k, *n as usize))
                     .collect(),
             ),
-            (Message::BucketChunk { frames, .. }, Sent::Chunk { job, .. }) => {
+            (
+                _,
+                Outgoing::Message(Message::BucketChunk { frames, .. }),
+                Sent::Chunk { job, .. },
+            ) => {
                 let Some(j) = self.jobs.get(job) else { return };
                 (frames, vec![&j.bucket; f.frames as usize])
             }
@@ -1072,14 +1100,14 @@ impl ShipperTask {
         };
         let seq = b.next_seq;
         b.next_seq += 1;
-        let message = Message::BucketChunk {
+        let message = Outgoing::Message(Message::BucketChunk {
             seq,
             crawl,
             bucket_start,
             chunk: n,
             last: chunk.last,
             frames: chunk.frames,
-        };
+        });
         b.send(&message);
         b.inflight.insert(
             seq,
