@@ -3,8 +3,8 @@
 //! and regexes) and token hashes ([`crate::token_postings`], terms).
 //!
 //! A batch covers a contiguous seq range, so a search visits the batches in time order (up
-//! or down), intersects the few lists its query needs within each batch (rarest first,
-//! stopping when empty), and gets its candidates already in seq order. A list is a
+//! or down), intersects the few lists its query needs within each batch (stopping when
+//! empty), and gets its candidates already in seq order. A list is a
 //! delta-varint run of the seqs' offsets from the batch's first seq.
 //!
 //! Lists are stored in blocks: one row `(block, batch, first_key, lists)` holds the lists of
@@ -331,7 +331,7 @@ pub fn batches(
 }
 
 /// The seqs of `b` that hold every key of at least one of `alternatives` in `index`,
-/// ascending.
+/// ascending. An empty alternative holds nothing.
 pub fn candidates(
     conn: &Connection,
     index: PostingIndex,
@@ -347,49 +347,47 @@ pub fn candidates(
     let mut out: Vec<i64> = Vec::new();
     let mut list = Vec::new();
     for alt in alternatives {
-        // Fetch every list's size first, then intersect rarest first.
-        let mut lists: Vec<(u32, Vec<u8>)> = Vec::with_capacity(alt.len());
-        let mut missing = false;
+        // Intersect list by list and stop at the first empty result: a rare literal's
+        // lines are usually gone from a batch after two or three of its keys, so most
+        // of its lookups are never made (rarest first would need every list's size, that
+        // is every lookup, before the first intersection).
+        let mut acc: Option<Vec<i64>> = None;
         for &key in alt {
             let found = stmt
                 .query_row((b.batch << 32, (b.batch << 32) | key as i64), |r| {
                     let first_key: i64 = r.get(0)?;
                     let block = r.get_ref(1)?.as_blob()?;
-                    Ok(u32::try_from(first_key)
+                    let hit = u32::try_from(first_key)
                         .ok()
-                        .and_then(|f| list_in_block(block, f, key))
-                        .map(|(n, l)| (n, l.to_vec())))
+                        .and_then(|f| list_in_block(block, f, key));
+                    if let Some((_, l)) = hit {
+                        decode(l, b.first_seq, &mut list);
+                    }
+                    Ok(hit.is_some())
                 })
                 .optional()?
-                .flatten();
-            match found {
-                Some(l) => lists.push(l),
-                None => {
-                    missing = true;
-                    break;
-                }
-            }
-        }
-        if missing || lists.is_empty() {
-            continue;
-        }
-        lists.sort_by_key(|l| l.0);
-        let mut acc: Vec<i64> = Vec::new();
-        decode(&lists[0].1, b.first_seq, &mut acc);
-        for (_, blob) in &lists[1..] {
-            if acc.is_empty() {
+                .unwrap_or(false);
+            if !found {
+                acc = Some(Vec::new());
                 break;
             }
-            decode(blob, b.first_seq, &mut list);
-            let mut j = 0;
-            acc.retain(|s| {
-                while j < list.len() && list[j] < *s {
-                    j += 1;
+            match acc.as_mut() {
+                None => acc = Some(std::mem::take(&mut list)),
+                Some(acc) => {
+                    let mut j = 0;
+                    acc.retain(|s| {
+                        while j < list.len() && list[j] < *s {
+                            j += 1;
+                        }
+                        j < list.len() && list[j] == *s
+                    });
                 }
-                j < list.len() && list[j] == *s
-            });
+            }
+            if acc.as_ref().is_some_and(Vec::is_empty) {
+                break;
+            }
         }
-        out.extend(acc);
+        out.extend(acc.unwrap_or_default());
     }
     if alternatives.len() > 1 {
         out.sort_unstable();
