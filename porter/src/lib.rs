@@ -53,8 +53,12 @@ pub mod s3_store;
 pub mod segment_merge;
 pub mod webhdfs_store;
 
-#[cfg(test)]
-mod test_support;
+// Shared with other crates' tests (archie's tests run against the same S3 server and
+// test bucks) through the `test-support` feature; not part of the porter's API.
+#[cfg(any(test, feature = "test-support"))]
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod test_support;
 #[cfg(test)]
 mod tests;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use archie::segment_fixture::{CrawlLogGenerator, FixtureEvent, write_segment};
-use archie::{ArchieConfig, ArchieHandle, LocalDirSource};
+use archie::{ArchieConfig, ArchieHandle, LocalDirSource, SegmentSource};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -100,15 +100,16 @@ pub struct Server {
 
 impl Server {
     pub async fn start(config: ArchieConfig, segments: &Path) -> Server {
+        Server::start_with(config, Arc::new(LocalDirSource::new(segments))).await
+    }
+
+    /// An archie over any segment source (`PorterSource` in tests/over_s3.rs).
+    pub async fn start_with(config: ArchieConfig, source: Arc<dyn SegmentSource>) -> Server {
         let shutdown = CancellationToken::new();
         let work = config.work_dir.clone();
-        let handle = archie::start(
-            config,
-            Arc::new(LocalDirSource::new(segments)),
-            shutdown.clone(),
-        )
-        .await
-        .unwrap();
+        let handle = archie::start(config, source, shutdown.clone())
+            .await
+            .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let router = handle.router();
