@@ -141,7 +141,7 @@ fn run(dir: &Path, rate: u64, secs: u64, socketio: bool) -> anyhow::Result<RunRe
     let http_addr = http.local_addr()?;
     let setup = common::write_tailer_setup(
         &tailer_keys_dir,
-        ingest.local_addr()?,
+        &[ingest.local_addr()?],
         &buck_keys.public_text(),
         &log,
         "",

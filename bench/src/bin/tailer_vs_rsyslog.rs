@@ -82,18 +82,11 @@ fn main() -> anyhow::Result<()> {
     let buck_keys = KeyPair::generate();
 
     let mut rows = Vec::new();
-    let ours = run_tailer_throughput(&rt, &buck_keys, &dir.join("tailer-run"), &log, lines, "")?;
-    rows.push(("sluice tailer, defaults (this run)", ours, bytes, lines));
-    let ours = run_tailer_throughput(
-        &rt,
-        &buck_keys,
-        &dir.join("tailer-run-inflight"),
-        &log,
-        lines,
-        INFLIGHT_EXTRA,
-    )?;
+    let ours = run_tailer_throughput(&rt, &buck_keys, &dir.join("tailer-run"), &log, lines, 1)?;
+    rows.push(("sluice tailer, one home (this run)", ours, bytes, lines));
+    let ours = run_tailer_throughput(&rt, &buck_keys, &dir.join("tailer-run-r2"), &log, lines, 2)?;
     rows.push((
-        "sluice tailer, inflight_max_bytes 256 MiB (this run)",
+        "sluice tailer, two homes, R = 2 (this run)",
         ours,
         bytes,
         lines,
@@ -184,50 +177,57 @@ fn tailer_extra_for_bulk() -> &'static str {
     "spool_max_bytes = 8589934592\n"
 }
 
-/// With the default 4 MiB of unacknowledged live packets, a reader far ahead of the
-/// shipper drops live copies and the sealed bucket's repair send delivers them after the
-/// bucket interval: the whole-file time then measures the bucket interval. A larger
-/// window keeps the whole file on the live path.
-const INFLIGHT_EXTRA: &str = "inflight_max_bytes = 268435456\n";
-
 fn run_tailer_throughput(
     rt: &tokio::runtime::Runtime,
     buck_keys: &KeyPair,
     dir: &Path,
     log: &Path,
     lines: u64,
-    extra: &str,
+    homes: usize,
 ) -> anyhow::Result<Figures> {
-    let sink = rt.block_on(ProtocolSink::start(buck_keys.clone()))?;
+    let sinks = (0..homes)
+        .map(|_| rt.block_on(ProtocolSink::start(buck_keys.clone(), "b0")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let addrs: Vec<SocketAddr> = sinks.iter().map(|s| s.addr).collect();
     let setup = common::write_tailer_setup(
         dir,
-        sink.addr,
+        &addrs,
         &buck_keys.public_text(),
         log,
-        &format!("{}{extra}", tailer_extra_for_bulk()),
+        &tailer_extra_for_bulk(),
     )?;
-    sink.allow(*setup.tailer_keys.public().as_bytes());
+    for sink in &sinks {
+        sink.allow(*setup.tailer_keys.public().as_bytes());
+    }
     let me = std::process::id();
     let sink_cpu0 = common::sample(me).unwrap_or_default().cpu_secs;
     let tailer = TailerProcess::spawn(&setup.config)?;
     let (secs, last) = wait_for(&tailer, Duration::from_secs(600), || {
-        sink.state.unique.load(Ordering::SeqCst) >= lines
+        sinks
+            .iter()
+            .all(|s| s.state.unique.load(Ordering::SeqCst) >= lines)
     });
     let sink_cpu = common::sample(me).unwrap_or_default().cpu_secs - sink_cpu0;
-    let got = sink.state.unique.load(Ordering::SeqCst);
+    let got = sinks
+        .iter()
+        .map(|s| s.state.unique.load(Ordering::SeqCst))
+        .min()
+        .unwrap_or(0);
     tailer.stop();
     let metrics = setup.config.with_extension("metrics");
+    let sum = |f: fn(&SinkState) -> &AtomicU64| -> u64 {
+        sinks
+            .iter()
+            .map(|s| f(&s.state).load(Ordering::SeqCst))
+            .sum()
+    };
     println!(
-        "tailer{}: {got} of {lines} lines received in {secs:.1} s (tailer CPU {:.1} s, sink and bench CPU {sink_cpu:.1} s; {} frames, {} connections); live copies dropped {}, repair chunks {}; counters in {}",
-        if extra.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", extra.trim())
-        },
+        "tailer to {homes} home(s): {got} of {lines} lines received by each in {secs:.1} s (tailer CPU {:.1} s, sinks and bench CPU {sink_cpu:.1} s; {} frames, {} connections); live copies dropped {}, skipped {}, repair chunks {}; counters in {}",
         last.cpu_secs,
-        sink.state.frames.load(Ordering::SeqCst),
-        sink.state.connections.load(Ordering::SeqCst),
+        sum(|s| &s.frames),
+        sum(|s| &s.connections),
         common::metric(&metrics, "sluice_tailer_live_dropped_total"),
+        common::metric(&metrics, "sluice_tailer_live_skipped_total"),
         common::metric(&metrics, "sluice_tailer_repair_chunks_sent_total"),
         metrics.display()
     );
@@ -431,16 +431,18 @@ struct ProtocolSink {
 }
 
 impl ProtocolSink {
-    async fn start(keys: KeyPair) -> anyhow::Result<ProtocolSink> {
+    /// A sink answering as buck `id` (the tailer checks it against the cluster file).
+    async fn start(keys: KeyPair, id: &str) -> anyhow::Result<ProtocolSink> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(SinkState::default());
         let s = state.clone();
+        let id = id.to_owned();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (s, keys) = (s.clone(), keys.clone());
+                let (s, keys, id) = (s.clone(), keys.clone(), id.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = serve(stream, &s, &keys).await {
+                    if let Err(e) = serve(stream, &s, &keys, &id).await {
                         s.errors.lock().unwrap_or_else(|e| e.into_inner()).push(e);
                     }
                 });
@@ -458,7 +460,12 @@ impl ProtocolSink {
     }
 }
 
-async fn serve(stream: TcpStream, s: &SinkState, keys: &KeyPair) -> Result<(), String> {
+async fn serve(
+    stream: TcpStream,
+    s: &SinkState,
+    keys: &KeyPair,
+    buck_id: &str,
+) -> Result<(), String> {
     let codec = LengthDelimitedCodec::builder()
         .max_frame_length(MAX_MESSAGE_BYTES)
         .new_codec();
@@ -483,7 +490,7 @@ async fn serve(stream: TcpStream, s: &SinkState, keys: &KeyPair) -> Result<(), S
     let salt = random_salt();
     let accept = ServerHello::Accept {
         version,
-        buck_id: "b0".into(),
+        buck_id: buck_id.into(),
         salt,
         encrypted: hello.encrypted,
     };
@@ -575,8 +582,8 @@ fn run_steady(
     std::fs::create_dir_all(&dir)?;
     let log = dir.join("steady.log");
     std::fs::write(&log, b"")?;
-    let sink = rt.block_on(ProtocolSink::start(buck_keys.clone()))?;
-    let setup = common::write_tailer_setup(&dir, sink.addr, &buck_keys.public_text(), &log, "")?;
+    let sink = rt.block_on(ProtocolSink::start(buck_keys.clone(), "b0"))?;
+    let setup = common::write_tailer_setup(&dir, &[sink.addr], &buck_keys.public_text(), &log, "")?;
     sink.allow(*setup.tailer_keys.public().as_bytes());
     let tailer = TailerProcess::spawn(&setup.config)?;
     std::thread::sleep(Duration::from_secs(2));
@@ -654,13 +661,14 @@ fn run_kill(
     log: &Path,
     lines: u64,
 ) -> anyhow::Result<Kill> {
-    let sink = rt.block_on(ProtocolSink::start(buck_keys.clone()))?;
+    let sink = rt.block_on(ProtocolSink::start(buck_keys.clone(), "b0"))?;
     // Short buckets so the repair path (re-sent sealed buckets) shows within the run.
     let extra = format!(
         "{}bucket_interval_secs = 10\nrepair_delay_max_secs = 2\n",
         tailer_extra_for_bulk()
     );
-    let setup = common::write_tailer_setup(dir, sink.addr, &buck_keys.public_text(), log, &extra)?;
+    let setup =
+        common::write_tailer_setup(dir, &[sink.addr], &buck_keys.public_text(), log, &extra)?;
     sink.allow(*setup.tailer_keys.public().as_bytes());
     let first = TailerProcess::spawn(&setup.config)?;
     wait_for(&first, Duration::from_secs(600), || {

@@ -461,19 +461,24 @@ pub struct TailerSetup {
 /// `bench` with every default except those in `extra` (TOML lines) and `nice = 0`.
 pub fn write_tailer_setup(
     dir: &Path,
-    ingest: std::net::SocketAddr,
+    ingests: &[std::net::SocketAddr],
     buck_public: &str,
     log: &Path,
     extra: &str,
 ) -> anyhow::Result<TailerSetup> {
     std::fs::create_dir_all(dir)?;
     let cluster = dir.join("cluster.toml");
-    std::fs::write(
-        &cluster,
-        format!(
-            "[[buck]]\nid = \"b0\"\ningest = \"{ingest}\"\nhttp_url = \"http://127.0.0.1:1\"\npublic_key = \"{buck_public}\"\nsince = \"2000-01-01\"\n"
-        ),
-    )?;
+    // With two bucks and the default two replicas, both are homes of every crawl.
+    let bucks: String = ingests
+        .iter()
+        .enumerate()
+        .map(|(i, ingest)| {
+            format!(
+                "[[buck]]\nid = \"b{i}\"\ningest = \"{ingest}\"\nhttp_url = \"http://127.0.0.1:1\"\npublic_key = \"{buck_public}\"\nsince = \"2000-01-01\"\n"
+            )
+        })
+        .collect();
+    std::fs::write(&cluster, bucks)?;
     let tailer_keys = KeyPair::generate();
     tailer_keys.save(dir, "tailer")?;
     let config = dir.join("tailer.toml");
