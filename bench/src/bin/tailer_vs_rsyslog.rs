@@ -194,7 +194,7 @@ fn run_tailer_throughput(
         &addrs,
         &buck_keys.public_text(),
         log,
-        &tailer_extra_for_bulk(),
+        tailer_extra_for_bulk(),
     )?;
     for sink in &sinks {
         sink.allow(*setup.tailer_keys.public().as_bytes());
