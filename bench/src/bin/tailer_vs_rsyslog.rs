@@ -186,7 +186,7 @@ fn run_tailer_throughput(
     homes: usize,
 ) -> anyhow::Result<Figures> {
     let sinks = (0..homes)
-        .map(|_| rt.block_on(ProtocolSink::start(buck_keys.clone(), "b0")))
+        .map(|i| rt.block_on(ProtocolSink::start(buck_keys.clone(), &format!("b{i}"))))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let addrs: Vec<SocketAddr> = sinks.iter().map(|s| s.addr).collect();
     let setup = common::write_tailer_setup(
@@ -232,6 +232,12 @@ fn run_tailer_throughput(
         metrics.display()
     );
     if got < lines {
+        for (i, sink) in sinks.iter().enumerate() {
+            let errors = sink.state.errors.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(e) = errors.first() {
+                println!("sink b{i}: {} connection errors, first: {e}", errors.len());
+            }
+        }
         bail!("the tailer delivered {got} of {lines} lines in 600 s");
     }
     Ok(Figures {

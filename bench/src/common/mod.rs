@@ -456,7 +456,7 @@ pub struct TailerSetup {
     pub tailer_keys: KeyPair,
 }
 
-/// Writes, under `dir`, a cluster file naming one buck `b0` at `ingest` with
+/// Writes, under `dir`, a cluster file naming bucks `b0`, `b1`, ... at `ingests` with
 /// `buck_public` as its key, a tailer key, and a tailer config following `log` as crawl
 /// `bench` with every default except those in `extra` (TOML lines) and `nice = 0`.
 pub fn write_tailer_setup(
