@@ -145,10 +145,18 @@ impl Reader {
     /// fsync the spool, save the checkpoints.
     pub fn run(mut self, shutdown: &CancellationToken) -> Result<(), TailerError> {
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(1));
+        let coalesce = Duration::from_millis(self.config.read_coalesce_ms);
         while !shutdown.is_cancelled() {
+            let started = Instant::now();
             let busy = self.step()?;
             if !busy {
                 self.wake.wait(poll, shutdown);
+                // A writer that appends a line at a time wakes the reader for each: reading
+                // what a short pause gathers costs one cycle instead of dozens.
+                let left = coalesce.saturating_sub(started.elapsed());
+                if !left.is_zero() && !shutdown.is_cancelled() {
+                    std::thread::sleep(left);
+                }
             }
         }
         self.finish()
