@@ -54,6 +54,10 @@ enum Command {
         /// Seconds between archive runs.
         #[arg(long, default_value_t = 3600)]
         archive_interval_secs: u64,
+        /// Serve every page and API under this path prefix (e.g. /sluice), for a reverse
+        /// proxy that forwards its prefix. Default: none.
+        #[arg(long, default_value = "")]
+        base_path: String,
         /// Files or globs to follow (a {crawl} placeholder captures the crawl id from the
         /// path). Without any, the bundled sample Heritrix crawl logs are used.
         paths: Vec<String>,
@@ -144,6 +148,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             archive,
             archive_age_secs,
             archive_interval_secs,
+            base_path,
             paths,
         } => runtime()?.block_on(async {
             let shutdown = CancellationToken::new();
@@ -161,6 +166,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     archive,
                     archive_age_secs,
                     archive_interval_secs,
+                    base_path,
                 },
                 shutdown,
             )
@@ -199,7 +205,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let url = match url {
                 Some(u) => u,
                 None => match sluice_cli::up::read_state(&dir) {
-                    Ok(s) => format!("http://{}", s.http),
+                    Ok(s) => format!("http://{}{}", s.http, s.base_path),
                     Err(_) => "http://127.0.0.1:8080".to_owned(),
                 },
             };

@@ -138,3 +138,43 @@ fn sigterm_stops_cleanly_and_a_restart_stores_nothing_twice() {
         Some(100)
     );
 }
+
+/// Behind a reverse proxy that forwards its prefix: with `--base-path`, every page, API
+/// and the live stream answer under it, nothing answers outside it, and the cluster file
+/// tells browsers the prefixed URL.
+#[test]
+fn base_path_serves_everything_under_the_prefix() {
+    let dir = Dir::new("up-base-path");
+    let log = dir.join("crawl.log");
+    let mut f = appender(&log);
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+    writeln!(f, "{now}   200       1234 http://www.example.com/ - - text/html #001 20261121100000000+5 sha1:AAAA - -").unwrap();
+    drop(f);
+    let log_s = log.display().to_string();
+    let up = Up::start(
+        &dir,
+        &["--base-path", "/logs/sluice", "--crawl", "bp", &log_s],
+    );
+    assert!(up.url.ends_with("/logs/sluice"), "{}", up.url);
+    let n = wait_for("the line through the prefixed SQL API", PATIENCE, || {
+        sql_count(&up.url, "bp", "SELECT count(*) FROM events").filter(|&n| n >= 1)
+    });
+    assert_eq!(n, 1);
+    let get = |url: String| reqwest::blocking::get(url).expect("request");
+    let root = up.url.trim_end_matches("/logs/sluice").to_owned();
+    assert_eq!(get(format!("{root}/healthz")).status(), 404);
+    assert_eq!(get(format!("{root}/ui/live")).status(), 404);
+    let page = get(format!("{}/ui/live", up.url));
+    assert_eq!(page.status(), 200);
+    assert!(page.text().unwrap().contains("<html"));
+    // The socket.io handshake (Engine.IO polling open packet) under the prefix.
+    let open = get(format!("{}/socket.io/?EIO=4&transport=polling", up.url));
+    assert_eq!(open.status(), 200);
+    assert!(
+        open.text().unwrap().starts_with("0{"),
+        "an Engine.IO open packet"
+    );
+    // The live view learns each buck's URL from /api/bucks: the prefixed one.
+    let bucks: serde_json::Value = get(format!("{}/api/bucks", up.url)).json().unwrap();
+    assert!(bucks.to_string().contains(&up.url), "{bucks}");
+}

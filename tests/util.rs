@@ -184,7 +184,8 @@ impl Up {
             agent.assert_running();
             let text = std::fs::read_to_string(&state).ok()?;
             let v: Value = serde_json::from_str(&text).ok()?;
-            Some(format!("http://{}", v["http"].as_str()?))
+            let base = v["base_path"].as_str().unwrap_or("");
+            Some(format!("http://{}{base}", v["http"].as_str()?))
         });
         wait_for("sluice up's /healthz", PATIENCE, || {
             let r = reqwest::blocking::get(format!("{url}/healthz")).ok()?;

@@ -108,6 +108,11 @@ pub struct BuckConfig {
     /// How often to look for segments past their retention, in milliseconds. Default 60,000.
     #[serde(default = "default_prune_check_interval_ms")]
     pub prune_check_interval_ms: u64,
+    /// A path prefix every HTTP route is served under (web app, APIs, live stream,
+    /// `/healthz`), for a reverse proxy that does not strip its prefix: `/sluice/buck-a`.
+    /// The cluster file's `http_url` must then end with it. Default: none (served at `/`).
+    #[serde(default)]
+    pub base_path: String,
 }
 
 fn default_true() -> bool {
@@ -156,6 +161,31 @@ fn default_nack_retry_after_ms() -> u32 {
     5000
 }
 
+/// Checks an HTTP path prefix: empty, or `/` followed by segments of letters, digits and
+/// `-._~` (no `.` or `..` segment, no trailing `/`).
+pub fn check_base_path(base: &str) -> Result<(), String> {
+    if base.is_empty() {
+        return Ok(());
+    }
+    let Some(rest) = base.strip_prefix('/') else {
+        return Err(format!("{base:?} must start with '/' (e.g. \"/sluice\")"));
+    };
+    for seg in rest.split('/') {
+        let ok = !seg.is_empty()
+            && seg != "."
+            && seg != ".."
+            && seg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+        if !ok {
+            return Err(format!(
+                "{base:?} is not a plain path: use segments of letters, digits and -._~, no trailing '/'"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl BuckConfig {
     /// A config with every default, for `id` and `data_dir` (what `sluice up` and tests use).
     pub fn new(id: impl Into<String>, data_dir: impl Into<PathBuf>) -> BuckConfig {
@@ -185,6 +215,7 @@ impl BuckConfig {
             retention_secs: default_retention_secs(),
             prune_check_interval_ms: default_prune_check_interval_ms(),
             api_token: None,
+            base_path: String::new(),
         }
     }
 
@@ -242,6 +273,7 @@ impl BuckConfig {
             contracts::keys::parse_public_key(k, &format!("allowed_tailers[{i}]"))
                 .map_err(|e| invalid(e.to_string()))?;
         }
+        check_base_path(&self.base_path).map_err(|e| invalid(format!("base_path: {e}")))?;
         Ok(())
     }
 
@@ -273,6 +305,18 @@ fn default_prune_check_interval_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base_paths() {
+        for ok in ["", "/sluice", "/a/b-c_d.e~f"] {
+            assert_eq!(check_base_path(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "sluice", "/", "/a/", "/a//b", "/../x", "/a/./b", "/a b", "/a?b",
+        ] {
+            assert!(check_base_path(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn parse_config() {

@@ -68,7 +68,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use config::BuckConfig;
+pub use config::{BuckConfig, check_base_path};
 pub use error::{BuckError, ConfigError, SegmentError};
 pub use events::{BuckCounters, BuckEvents, ConnectionRejection};
 pub use pub_sub::{Bus, BusItem, Published, Subscriber};

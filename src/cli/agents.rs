@@ -44,6 +44,7 @@ pub fn buck(
     ready_file: Option<&Path>,
 ) -> anyhow::Result<()> {
     let cfg = buck::BuckConfig::load(config)?;
+    let base_path = cfg.base_path.clone();
     runtime()?.block_on(async {
         let shutdown = CancellationToken::new();
         serve::cancel_on_signal(shutdown.clone());
@@ -70,10 +71,13 @@ pub fn buck(
             Arc::new(move |out: &mut String| events.render_prometheus(out)),
             Arc::new(move |out: &mut String| live_events.render_prometheus(out)),
         ];
-        let router = handle.serve_live(serve::with_health_and_metrics(
-            handle.router().merge(web::router()),
-            metrics,
-        ));
+        let router = serve::under_base_path(
+            handle.serve_live(serve::with_health_and_metrics(
+                handle.router().merge(web::router()),
+                metrics,
+            )),
+            &base_path,
+        );
         let served = serve::serve(http_l, router, shutdown.clone()).await;
         shutdown.cancel();
         handle.join().await.context("buck")?;

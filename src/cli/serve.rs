@@ -29,6 +29,18 @@ pub fn with_health_and_metrics(router: Router, sources: Vec<MetricsSource>) -> R
     )
 }
 
+/// Serves `router` under the path prefix `base` (checked by `buck::check_base_path`; empty
+/// for none): `/base/x` reaches the route `/x`, anything outside `/base` is a 404. For a
+/// reverse proxy that forwards its prefix. Apply it last, around the live layer, so the
+/// socket.io path moves with the rest.
+pub fn under_base_path(router: Router, base: &str) -> Router {
+    if base.is_empty() {
+        router
+    } else {
+        Router::new().nest_service(base, router)
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     listener: tokio::net::TcpListener,

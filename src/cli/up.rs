@@ -42,6 +42,8 @@ pub struct UpArgs {
     pub archive_age_secs: u64,
     /// Seconds between the porter's archive runs.
     pub archive_interval_secs: u64,
+    /// Path prefix every page and API is served under; empty for none.
+    pub base_path: String,
 }
 
 /// What a running `sluice up` writes to `<dir>/up.json` once it is ready, so scripts and
@@ -54,6 +56,9 @@ pub struct UpState {
     pub ingest: SocketAddr,
     /// The process id.
     pub pid: u32,
+    /// The path prefix pages and APIs are served under ("" for none).
+    #[serde(default)]
+    pub base_path: String,
 }
 
 const SAMPLE_CRAWL: &str = "sample";
@@ -138,6 +143,7 @@ fn sources(args: &UpArgs) -> anyhow::Result<Vec<SourceConfig>> {
 
 /// Runs the embedded pipeline until `shutdown` is cancelled.
 pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    buck::check_base_path(&args.base_path).map_err(|e| anyhow::anyhow!("--base-path {e}"))?;
     let dir = &args.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir
@@ -171,8 +177,9 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         None => String::new(),
     };
     let replicas = if extra.contains("[[buck]]") { 2 } else { 1 };
+    let base_path = &args.base_path;
     let cluster = format!(
-        "# written by `sluice up` at each start\nreplicas = {replicas}\n\n[[buck]]\nid = \"local\"\ningest = \"{ingest_addr}\"\nhttp_url = \"http://{http_addr}\"\npublic_key = \"{}\"\nsince = \"1970-01-01\"\n\n{extra}",
+        "# written by `sluice up` at each start\nreplicas = {replicas}\n\n[[buck]]\nid = \"local\"\ningest = \"{ingest_addr}\"\nhttp_url = \"http://{http_addr}{base_path}\"\npublic_key = \"{}\"\nsince = \"1970-01-01\"\n\n{extra}",
         buck_key.public_text()
     );
     contracts::ClusterFile::parse(&cluster, &cluster_path)
@@ -259,21 +266,26 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         Arc::new(move |out: &mut String| porter_events.render_prometheus(out)),
         Arc::new(move |out: &mut String| out.push_str(&archie_events.render_prometheus())),
     ];
-    let router = buck.serve_live(serve::with_health_and_metrics(
-        buck.router().merge(archie.router()).merge(web::router()),
-        metrics,
-    ));
+    let router = serve::under_base_path(
+        buck.serve_live(serve::with_health_and_metrics(
+            buck.router().merge(archie.router()).merge(web::router()),
+            metrics,
+        )),
+        &args.base_path,
+    );
 
     let state = UpState {
         http: http_addr,
         ingest: ingest_addr,
         pid: std::process::id(),
+        base_path: args.base_path.clone(),
     };
     let state_path = dir.join("up.json");
     std::fs::write(&state_path, serde_json::to_string_pretty(&state)?)
         .with_context(|| format!("writing {}", state_path.display()))?;
     eprintln!(
-        "sluice up: web UI and APIs at http://{http_addr}/ (data in {})",
+        "sluice up: web UI and APIs at http://{http_addr}{}/ (data in {})",
+        args.base_path,
         dir.display()
     );
     eprintln!(
