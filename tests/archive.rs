@@ -130,18 +130,21 @@ fn closed_segments_are_archived_on_schedule_pruned_after_retention_and_fetched_b
         .unwrap()
         .and_utc()
         .to_rfc3339();
-    let out = Command::new(env!("CARGO_BIN_EXE_porter"))
-        .args([
-            "--config",
-            &cfg.display().to_string(),
-            "fetch",
-            "ar",
-            &from,
-            &to,
-            &out_dir.display().to_string(),
-        ])
-        .output()
-        .unwrap();
+    let fetch = |into: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_porter"))
+            .args([
+                "--config",
+                &cfg.display().to_string(),
+                "fetch",
+                "ar",
+                &from,
+                &to,
+            ])
+            .arg(into)
+            .output()
+            .unwrap()
+    };
+    let out = fetch(&out_dir);
     assert!(
         out.status.success(),
         "porter fetch: {}",
@@ -168,18 +171,7 @@ fn closed_segments_are_archived_on_schedule_pruned_after_retention_and_fetched_b
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     std::fs::write(&obj, bytes).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_porter"))
-        .args([
-            "--config",
-            &cfg.display().to_string(),
-            "fetch",
-            "ar",
-            &from,
-            &to,
-            &dir.join("fetched2").display().to_string(),
-        ])
-        .output()
-        .unwrap();
+    let out = fetch(&dir.join("fetched2"));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),
