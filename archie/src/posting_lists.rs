@@ -147,12 +147,7 @@ impl PostingGatherer {
                 if let Some((first, _)) = block_keys
                     && block.len() + list.len() > BLOCK_BYTES
                 {
-                    stmt.execute(rusqlite::params![
-                        block_id(batch, first),
-                        batch as i64,
-                        first as i64,
-                        block
-                    ])?;
+                    insert_block(&mut stmt, batch, first, &block)?;
                     block.clear();
                     block_keys = None;
                 }
@@ -166,15 +161,26 @@ impl PostingGatherer {
             part.clear();
         }
         if let Some((first, _)) = block_keys {
-            stmt.execute(rusqlite::params![
-                block_id(batch, first),
-                batch as i64,
-                first as i64,
-                block
-            ])?;
+            insert_block(&mut stmt, batch, first, &block)?;
         }
         Ok(())
     }
+}
+
+/// Stores one block of batch `batch` whose first key is `first`.
+fn insert_block(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    batch: u64,
+    first: u32,
+    block: &[u8],
+) -> rusqlite::Result<()> {
+    stmt.execute(rusqlite::params![
+        block_id(batch, first),
+        batch as i64,
+        first as i64,
+        block
+    ])
+    .map(|_| ())
 }
 
 /// The rowid of batch `batch`'s block starting at `first_key`.

@@ -294,6 +294,15 @@ pub fn plain_event(crawl: &str, offset: u64, time_us: i64, line: &str) -> Event 
     }
 }
 
+/// The UTC day (`YYYY-MM-DD`) of `t_us`, as segment names spell it.
+pub fn day_text(t_us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(t_us)
+        .expect("a time in range")
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
 pub fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }

@@ -27,11 +27,7 @@ async fn late_events_after_close_go_to_part_files_without_duplicates() {
     // Three days ago: the day is over and the grace is 0, so its segment closes at the
     // writer's next check.
     let t = now_us() - 3 * 86_400_000_000;
-    let day = chrono::DateTime::from_timestamp_micros(t)
-        .unwrap()
-        .date_naive()
-        .format("%Y-%m-%d")
-        .to_string();
+    let day = day_text(t);
     let first: Vec<_> = (0..4).map(|i| plain_event("old", i, t, "first")).collect();
     assert!(matches!(c.live(&first).await, Message::Ack { .. }));
     eventually(Duration::from_secs(10), "day segment closed", || async {

@@ -8,11 +8,7 @@ async fn list_copy_and_archive_a_segment() {
     let b = TestBuck::start(|c| c.day_close_grace_secs = 0).await;
     let mut c = b.client().await;
     let t = now_us() - 2 * 86_400_000_000;
-    let day = chrono::DateTime::from_timestamp_micros(t)
-        .unwrap()
-        .date_naive()
-        .format("%Y-%m-%d")
-        .to_string();
+    let day = day_text(t);
     let events: Vec<_> = (0..10)
         .map(|i| plain_event("arch", i * 7, t + i as i64, "e"))
         .collect();
@@ -169,11 +165,7 @@ async fn a_prune_cut_short_by_a_crash_is_finished_at_start() {
     let b = TestBuck::start(|c| c.day_close_grace_secs = 0).await;
     let mut c = b.client().await;
     let t = now_us() - 3 * 86_400_000_000;
-    let day = chrono::DateTime::from_timestamp_micros(t)
-        .unwrap()
-        .date_naive()
-        .format("%Y-%m-%d")
-        .to_string();
+    let day = day_text(t);
     let events: Vec<_> = (0..5)
         .map(|i| plain_event("torn", i * 7, t + i as i64, "e"))
         .collect();
