@@ -34,6 +34,12 @@ pub struct TailerConfig {
     /// Longest wait between fsyncs under `fsync = "interval"`, in milliseconds. Default 1000.
     #[serde(default = "default_fsync_interval_ms")]
     pub fsync_interval_ms: u64,
+    /// How often the byte ranges each home acked are saved beside their bucket
+    /// (`<bucket>.b.acked`), in milliseconds. After a SIGKILL the tailer re-sends what was
+    /// acked in the last such interval, besides what it re-reads from its last checkpoint.
+    /// Default 250.
+    #[serde(default = "default_acked_save_ms")]
+    pub acked_save_ms: u64,
     /// The cluster file listing the bucks. Required unless only `--print` is used.
     #[serde(default)]
     pub cluster_file: Option<PathBuf>,
@@ -231,6 +237,9 @@ fn default_spool_max_age_secs() -> u64 {
 }
 fn default_fsync_interval_ms() -> u64 {
     1000
+}
+fn default_acked_save_ms() -> u64 {
+    250
 }
 fn default_true() -> bool {
     true

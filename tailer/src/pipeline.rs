@@ -3,6 +3,7 @@
 //! fast path that may be skipped when the shipper is behind, because the sealed bucket's
 //! repair send covers whatever the live path did not deliver.
 
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,6 +41,9 @@ pub enum ShipperInput {
         frames: Bytes,
         /// Number of frames.
         count: u32,
+        /// Where `frames` lie in the bucket file, in order: these byte ranges, read one
+        /// after the other, are `frames`. Acks are recorded by file position.
+        ranges: Vec<Range<u64>>,
     },
     /// `bucket` is sealed at `path`: nothing more will be appended. Sent at the interval's
     /// end, and at start-up for every bucket left from a previous run.

@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -34,6 +35,7 @@ use crate::config::{FsyncPolicy, TailerConfig};
 use crate::error::TailerError;
 use crate::events::TailerEvents;
 use crate::pipeline::{BucketKey, ShipperInput, SpoolUsage};
+use crate::shipping::acked_ranges::AckedRecord;
 
 /// The open (current-interval) bucket of one crawl.
 #[derive(Debug)]
@@ -145,6 +147,12 @@ impl SpoolWriter {
                 self.pending_sealed
                     .push_back(ShipperInput::Sealed { bucket: key, path });
             } else {
+                // New frames go where a torn or lost tail was: acks recorded for bytes
+                // past the recovered length described other frames.
+                if let Err(e) = AckedRecord::clamp_file(&path, len) {
+                    tracing::warn!(path = %path.display(), "cannot cut the acked record back to the recovered bucket, removing it (the bucket is re-sent whole): {e}");
+                    let _ = std::fs::remove_file(AckedRecord::path_of(&path));
+                }
                 let file = std::fs::OpenOptions::new()
                     .append(true)
                     .open(&path)
@@ -224,32 +232,41 @@ impl SpoolWriter {
         }
         bucket.dirty = true;
         let added = self.buf.len() as u64;
+        let base = bucket.len;
         bucket.len += added;
         self.usage.bytes.fetch_add(added, Ordering::Relaxed);
         self.events
             .spool_bytes
             .store(self.usage.bytes(), Ordering::Relaxed);
         let key = bucket.key.clone();
-        self.offer_live(&key, &days);
+        self.offer_live(&key, base, &days);
         if self.fsync == FsyncPolicy::Always {
             self.sync_all()?;
         }
         Ok(())
     }
 
-    fn offer_live(&mut self, key: &BucketKey, days: &[(NaiveDate, usize, usize)]) {
-        let mut groups: BTreeMap<NaiveDate, (Vec<u8>, u32)> = BTreeMap::new();
+    /// Offers the frames just appended at file offset `base` live, one message per day.
+    fn offer_live(&mut self, key: &BucketKey, base: u64, days: &[(NaiveDate, usize, usize)]) {
+        let mut groups: BTreeMap<NaiveDate, DayGroup> = BTreeMap::new();
         for &(day, a, b) in days {
             let g = groups.entry(day).or_default();
-            g.0.extend_from_slice(&self.buf[a..b]);
-            g.1 += 1;
+            g.frames.extend_from_slice(&self.buf[a..b]);
+            g.count += 1;
+            let place = base + a as u64..base + b as u64;
+            match g.ranges.last_mut() {
+                Some(r) if r.end == place.start => r.end = place.end,
+                _ => g.ranges.push(place),
+            }
         }
-        for (day, (frames, count)) in groups {
+        for (day, g) in groups {
+            let count = g.count;
             let msg = ShipperInput::Live {
                 bucket: key.clone(),
                 day,
-                frames: Bytes::from(frames),
+                frames: Bytes::from(g.frames),
                 count,
+                ranges: g.ranges,
             };
             if !self.send_live(msg) {
                 self.events
@@ -406,6 +423,14 @@ impl SpoolWriter {
     pub fn pending_sealed(&self) -> usize {
         self.pending_sealed.len()
     }
+}
+
+/// The frames of one append that share an event day, and where they lie in the bucket.
+#[derive(Default)]
+struct DayGroup {
+    frames: Vec<u8>,
+    count: u32,
+    ranges: Vec<Range<u64>>,
 }
 
 /// Recovers one bucket file: cuts a torn tail, removes a file too short to hold its
@@ -583,5 +608,45 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_bucket_reopened_after_a_crash_keeps_acks_only_below_its_recovered_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let crawl = CrawlId::parse("c1").unwrap();
+        let mut cfg = config(dir.path());
+        // Long enough that the bucket is still the current one when it is reopened.
+        cfg.bucket_interval_secs = 86_400 * 365;
+        let start = bucket_start(Utc::now(), cfg.bucket_interval_secs);
+        let path = spool_bucket_path(dir.path(), &crawl, start, cfg.bucket_interval_secs);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut bytes = spool_header().to_vec();
+        frame::put_event_frame(&mut bytes, &event(0, 0));
+        let good = bytes.len() as u64;
+        frame::put_event_frame(&mut bytes, &event(5, 0));
+        // The second frame was acked, then lost with the page cache (torn on disk).
+        let mut acked = AckedRecord::default();
+        acked
+            .homes
+            .entry("b1".into())
+            .or_default()
+            .insert(SPOOL_HEADER_LEN as u64..bytes.len() as u64);
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        acked.save(&path).unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::channel(16);
+        let _w = SpoolWriter::open(
+            &cfg,
+            tx,
+            SpoolUsage::new(),
+            Arc::new(TailerEvents::default()),
+        )
+        .unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), good);
+        let back = AckedRecord::load(&path).unwrap().unwrap();
+        assert!(back.covers("b1", SPOOL_HEADER_LEN as u64, good));
+        assert!(
+            !back.covers("b1", good, good + 1),
+            "acks past the recovered length would claim frames appended later"
+        );
     }
 }

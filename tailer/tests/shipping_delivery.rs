@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use contracts::EventId;
+use contracts::spool_file::SPOOL_HEADER_LEN;
 use shipping_support::*;
+use tailer::shipping::acked_ranges::AckedRecord;
 use tailer::shipping::delivery::DeliveryRecord;
 
 #[tokio::test]
@@ -455,6 +457,73 @@ async fn a_restart_resends_undelivered_leftovers_and_not_delivered_ones() {
             "a delivered bucket was sent again"
         );
         assert!(r.copies().values().all(|&n| n == 1));
+    }
+    assert_clean(&w);
+    run.stop().await;
+}
+
+#[tokio::test]
+async fn after_a_kill_only_the_frames_no_home_acked_are_sent_again() {
+    let mut w = World::new(2, true).await;
+    w.extra_config = "spool_max_age_secs = 1000000000\nacked_save_ms = 20".into();
+    let (homes, _) = w.routing();
+    let run = w.start();
+    let (bucket, path) = w.write_bucket(w.bucket_start(0), &[]);
+    let acked = w.events(0, 40);
+    run.live(&w, &bucket, &acked).await;
+    for h in &homes {
+        let r = w.receiver(h);
+        wait_for(10, &format!("home {h} has the live frames"), || {
+            r.event_ids().len() == acked.len()
+        })
+        .await;
+    }
+    let end = std::fs::metadata(&path).expect("bucket").len();
+    wait_for(10, "the acks saved beside the bucket", || {
+        AckedRecord::load(&path).ok().flatten().is_some_and(|r| {
+            homes
+                .iter()
+                .all(|h| r.covers(h, SPOOL_HEADER_LEN as u64, end))
+        })
+    })
+    .await;
+    run.kill();
+
+    // Frames spooled but never sent live (the reader died before handing them over).
+    let unsent = w.events(40, 20);
+    w.write_bucket(bucket.start, &unsent);
+    // The next run reopens the bucket (its interval is not over), appends to it and sends
+    // that live: its own acks must add to the earlier run's record, not replace it.
+    let run = w.start();
+    let later = w.events(60, 10);
+    run.live(&w, &bucket, &later).await;
+    let end = std::fs::metadata(&path).expect("bucket").len();
+    let later_at = end - frames(&later).len() as u64;
+    wait_for(10, "the second run's acks saved", || {
+        AckedRecord::load(&path)
+            .ok()
+            .flatten()
+            .is_some_and(|r| homes.iter().all(|h| r.covers(h, later_at, end)))
+    })
+    .await;
+    run.seal(&bucket, &path).await;
+    wait_for(10, "bucket delivered", || {
+        run.get(|e| &e.buckets_delivered_total) == 1
+    })
+    .await;
+    let want = ids(&acked)
+        .union(&ids(&unsent))
+        .chain(ids(&later).iter())
+        .copied()
+        .collect::<BTreeSet<_>>();
+    for h in &homes {
+        let r = w.receiver(h);
+        assert_eq!(r.event_ids().into_iter().collect::<BTreeSet<_>>(), want);
+        assert!(
+            r.copies().values().all(|&n| n == 1),
+            "home {h} got an acked frame again"
+        );
+        assert_eq!(r.stats().chunk_frames, unsent.len() as u64, "home {h}");
     }
     assert_clean(&w);
     run.stop().await;

@@ -57,6 +57,16 @@ fn main() -> anyhow::Result<()> {
     let (dir, _keep) = common::work_dir(dir_arg.as_deref())?;
     let with_rsyslog = !args.iter().any(|a| a == "--no-rsyslog");
     let with_kill = !args.iter().any(|a| a == "--no-kill");
+    // A reused --dir holds earlier runs' spools and offsets: every run starts empty.
+    for run in [
+        "tailer-run",
+        "tailer-run-r2",
+        "rsyslog-run",
+        "steady-run",
+        "kill-run",
+    ] {
+        let _ = std::fs::remove_dir_all(dir.join(run));
+    }
 
     println!("# tailer_vs_rsyslog");
     println!("machine: {}", common::machine_notes());

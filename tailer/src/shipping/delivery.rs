@@ -20,6 +20,8 @@ use contracts::transport::MAX_CHUNK_BYTES;
 use contracts::{ClusterFile, CrawlId, Event, EventId};
 use serde::{Deserialize, Serialize};
 
+use super::acked_ranges::{AckedRanges, AckedRecord};
+
 /// Version of the delivery record's JSON.
 pub const DELIVERY_RECORD_VERSION: u32 = 1;
 
@@ -80,20 +82,25 @@ impl DeliveryRecord {
     /// Writes the sidecar of `bucket` atomically: a temporary file, fsync, rename, fsync
     /// of the directory. A crash leaves the old record or the new one, never a torn one.
     pub fn save(&self, bucket: &Path) -> std::io::Result<()> {
-        let path = DeliveryRecord::path_of(bucket);
-        let tmp = DeliveryRecord::tmp_path_of(&path);
         let json = serde_json::to_vec(self).map_err(|e| invalid(e.to_string()))?;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&json)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        if let Some(dir) = path.parent()
-            && let Ok(d) = std::fs::File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        write_atomically(&DeliveryRecord::path_of(bucket), &json)
     }
+}
+
+/// Writes a sidecar at `path` through `<path>.tmp`: write, fsync, rename, fsync of the
+/// directory. A crash leaves the old content or the new, never a torn file.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = DeliveryRecord::tmp_path_of(path);
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 fn invalid(message: String) -> std::io::Error {
@@ -143,23 +150,31 @@ pub struct BucketScan {
     pub unrouted: u64,
     /// Frames that do not decode (left out of the repair send).
     pub undecodable: u64,
+    /// Of the frames each home must receive, those `acked` says it has.
+    pub acked: BTreeMap<String, u64>,
 }
 
-/// Counts the frames of the bucket at `path` per home.
+/// Counts the frames of the bucket at `path` per home, and how many of them each home
+/// acked according to `acked`.
 pub fn scan_bucket(
     path: &Path,
     cluster: &ClusterFile,
     crawl: &CrawlId,
+    acked: &AckedRecord,
 ) -> std::io::Result<BucketScan> {
     let mut router = Router::new(cluster, crawl);
     let mut scan = BucketScan::default();
-    walk_frames(path, 0, |_, _, payload| {
+    walk_frames(path, 0, |at, frame, payload| {
         match router.homes(payload) {
             None => scan.undecodable += 1,
             Some([]) => scan.unrouted += 1,
             Some(homes) => {
+                let end = at + frame.len() as u64;
                 for h in homes {
                     *scan.expected.entry(h.clone()).or_default() += 1;
+                    if acked.covers(h, at, end) {
+                        *scan.acked.entry(h.clone()).or_default() += 1;
+                    }
                 }
             }
         }
@@ -183,7 +198,8 @@ pub struct Chunk {
 
 /// Reads, from byte `offset` of the bucket at `path` (0 for the start), the next chunk of
 /// frames routed to `home`: as many whole frames as fit in `MAX_CHUNK_BYTES`. Frames of
-/// the events in `skip` (refused for good by a buck) are left out.
+/// the events in `skip` (refused for good by a buck) and frames inside `acked` (the home
+/// has them) are left out.
 pub fn read_chunk(
     path: &Path,
     offset: u64,
@@ -191,11 +207,15 @@ pub fn read_chunk(
     cluster: &ClusterFile,
     crawl: &CrawlId,
     skip: &HashSet<EventId>,
+    acked: &AckedRanges,
 ) -> std::io::Result<Chunk> {
     let mut router = Router::new(cluster, crawl);
     let mut frames = Vec::new();
     let mut count = 0u32;
-    let (next_offset, last) = walk_frames(path, offset, |_, frame, payload| {
+    let (next_offset, last) = walk_frames(path, offset, |at, frame, payload| {
+        if acked.covers(at, at + frame.len() as u64) {
+            return ControlFlow::Continue(());
+        }
         let Some((id, homes)) = router.route(payload) else {
             return ControlFlow::Continue(());
         };
@@ -332,7 +352,7 @@ mod tests {
         buf.extend_from_slice(&[0, 9, 1]); // torn tail
         std::fs::write(&path, &buf).unwrap();
 
-        let scan = scan_bucket(&path, &c, &crawl).unwrap();
+        let scan = scan_bucket(&path, &c, &crawl, &AckedRecord::default()).unwrap();
         assert_eq!(
             scan.expected,
             want.iter()
@@ -354,7 +374,16 @@ mod tests {
             let mut offset = 0;
             let mut chunks = 0;
             loop {
-                let ch = read_chunk(&path, offset, home, &c, &crawl, &skip).unwrap();
+                let ch = read_chunk(
+                    &path,
+                    offset,
+                    home,
+                    &c,
+                    &crawl,
+                    &skip,
+                    &AckedRanges::default(),
+                )
+                .unwrap();
                 assert!(ch.frames.len() <= MAX_CHUNK_BYTES);
                 let (events, torn) = contracts::frame::decode_frames(&ch.frames);
                 assert!(torn.is_none());
@@ -369,6 +398,51 @@ mod tests {
             assert_eq!(&got, ids, "home {home}");
             assert!(chunks >= 2, "expected several chunks for {home}");
         }
+    }
+
+    #[test]
+    fn frames_a_home_acked_are_counted_and_left_out_of_its_chunks() {
+        let d = tempfile::tempdir().unwrap();
+        let crawl = CrawlId::parse("c").unwrap();
+        let c = cluster();
+        let path = d.path().join("b.b");
+        let mut buf = spool_header().to_vec();
+        let mut places = Vec::new();
+        for i in 0..10u64 {
+            let at = buf.len() as u64;
+            assert!(put_event_frame(
+                &mut buf,
+                &event(1, i, &crawl, 1_780_000_000_000_000, 100)
+            ));
+            places.push(at..buf.len() as u64);
+        }
+        std::fs::write(&path, &buf).unwrap();
+        let home = c
+            .home_bucks(&crawl, event(1, 0, &crawl, 1_780_000_000_000_000, 1).day())
+            .homes()[0]
+            .clone();
+        let mut acked = AckedRecord::default();
+        let ranges = acked.homes.entry(home.clone()).or_default();
+        // Frames 0-3 whole, and half of frame 6 (not enough to count).
+        ranges.insert(places[0].start..places[3].end);
+        ranges.insert(places[6].start..places[6].start + 10);
+        let scan = scan_bucket(&path, &c, &crawl, &acked).unwrap();
+        assert_eq!(scan.expected[&home], 10);
+        assert_eq!(scan.acked[&home], 4);
+        let ch = read_chunk(
+            &path,
+            0,
+            &home,
+            &c,
+            &crawl,
+            &HashSet::new(),
+            &acked.homes[&home],
+        )
+        .unwrap();
+        let (events, _) = contracts::frame::decode_frames(&ch.frames);
+        let got: Vec<u64> = events.into_iter().map(|e| e.unwrap().id.offset).collect();
+        assert_eq!(got, vec![4, 5, 6, 7, 8, 9]);
+        assert!(ch.last);
     }
 
     #[test]

@@ -10,9 +10,13 @@
 //!   session, pings), re-opened with [`Backoff`].
 //! - [`delivery`]: the `.delivered` record beside each bucket, and the walks of a bucket
 //!   file that count frames per home and cut the repair chunks.
+//! - [`acked_ranges`]: the `.acked` record beside each bucket, the byte ranges each home
+//!   acked, so that a restart re-sends only the rest.
 //! - [`spool_janitor`]: keeps the spool's size true and prunes delivered buckets.
 //! - `test_receiver`: a minimal buck speaking the real protocol, for tests only.
 
+mod ack_ledger;
+pub mod acked_ranges;
 mod backoff;
 mod buck_connection;
 pub mod delivery;

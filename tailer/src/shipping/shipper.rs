@@ -16,6 +16,7 @@
 //! unbounded; what bounds them is the in-flight limit enforced here).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -24,6 +25,7 @@ use bytes::{Bytes, BytesMut};
 use chrono::{NaiveDate, Utc};
 use contracts::frame::{FrameError, FrameReader};
 use contracts::keys::KeyPair;
+use contracts::spool_file::spool_bucket_path;
 use contracts::transport::{MAX_CHUNK_BYTES, Message, PackedFrames};
 use contracts::{BuckEntry, ClusterFile, CrawlId, Event, EventId};
 use tokio::sync::{Notify, mpsc};
@@ -31,6 +33,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::ShippingError;
+use super::ack_ledger::{AckLedger, BucketShare};
+use super::acked_ranges::AckedRecord;
 use super::buck_connection::{BuckConnection, LinkEvent, LinkParams, Outgoing};
 use super::delivery::{
     BucketScan, Chunk, DELIVERY_RECORD_VERSION, DeliveryRecord, read_chunk, scan_bucket,
@@ -89,10 +93,10 @@ struct InFlight {
 }
 
 enum Sent {
-    /// A live packet. `buckets` says how many of its frames belong to each bucket;
+    /// A live packet. `buckets` says which of its frames belong to each bucket;
     /// `home` is false on a stand-in, whose acks do not count as delivery.
     Live {
-        buckets: Vec<(BucketKey, u32)>,
+        buckets: Vec<BucketShare>,
         home: bool,
         bytes: usize,
     },
@@ -134,7 +138,7 @@ impl BuckState {
 struct PacketBuilder {
     frames: BytesMut,
     count: u32,
-    buckets: Vec<(BucketKey, u32)>,
+    buckets: Vec<BucketShare>,
     deadline: Instant,
 }
 
@@ -150,6 +154,13 @@ struct SealedBucket {
     jobs: BTreeMap<String, u64>,
 }
 
+/// What a scan of a sealed bucket read: its frames per home, and its two records.
+struct Scanned {
+    scan: BucketScan,
+    delivery: Option<DeliveryRecord>,
+    acked: AckedRecord,
+}
+
 struct RepairJob {
     bucket: BucketKey,
     path: PathBuf,
@@ -162,7 +173,7 @@ struct RepairJob {
 enum Internal {
     Scanned {
         bucket: BucketKey,
-        result: std::io::Result<(BucketScan, Option<DeliveryRecord>)>,
+        result: std::io::Result<Scanned>,
     },
     RepairDue {
         bucket: BucketKey,
@@ -201,37 +212,61 @@ struct ShipperTask {
     sealed: HashMap<BucketKey, SealedBucket>,
     jobs: HashMap<u64, RepairJob>,
     next_job: u64,
-    /// Delivery records to write, in order (see `write_records`).
-    records: mpsc::UnboundedSender<RecordWrite>,
+    /// Acked byte ranges per (bucket, home), saved beside the buckets.
+    ledger: AckLedger,
+    /// Records to write beside buckets, in order (see `write_records`).
+    records: mpsc::UnboundedSender<SidecarWrite>,
 }
 
-/// A delivery record to write beside its bucket; `complete` wakes the janitor after.
-struct RecordWrite {
-    path: PathBuf,
-    record: DeliveryRecord,
-    complete: bool,
+/// A record to write beside its bucket at `path`.
+enum SidecarWrite {
+    /// Which homes have the bucket whole; `complete` wakes the janitor after.
+    Delivery {
+        path: PathBuf,
+        record: DeliveryRecord,
+        complete: bool,
+    },
+    /// What each home acked. Skipped when the bucket is gone (pruned meanwhile).
+    Acked { path: PathBuf, record: AckedRecord },
 }
 
-/// Writes delivery records one at a time, in the order they were decided: two writes of
+/// Writes bucket records one at a time, in the order they were decided: two writes of
 /// one bucket's record racing on the blocking pool could leave the older one on disk,
 /// and a delivered bucket would then look undelivered.
-async fn write_records(mut rx: mpsc::UnboundedReceiver<RecordWrite>, janitor_kick: Arc<Notify>) {
-    while let Some(RecordWrite {
-        path,
-        record,
-        complete,
-    }) = rx.recv().await
-    {
-        let saved =
-            tokio::task::spawn_blocking(move || record.save(&path).map_err(|e| (path, e))).await;
+async fn write_records(mut rx: mpsc::UnboundedReceiver<SidecarWrite>, janitor_kick: Arc<Notify>) {
+    while let Some(write) = rx.recv().await {
+        let saved = tokio::task::spawn_blocking(move || match write {
+            SidecarWrite::Delivery {
+                path,
+                record,
+                complete,
+            } => match record.save(&path) {
+                Ok(()) => complete,
+                Err(e) => {
+                    tracing::error!(
+                        path = %DeliveryRecord::path_of(&path).display(),
+                        "cannot write delivery record (the bucket will be sent again after a restart): {e}"
+                    );
+                    false
+                }
+            },
+            SidecarWrite::Acked { path, record } => {
+                if path.exists()
+                    && let Err(e) = record.merge_into_file(&path)
+                {
+                    tracing::warn!(
+                        path = %AckedRecord::path_of(&path).display(),
+                        "cannot write acked record (a restart would re-send more of the bucket): {e}"
+                    );
+                }
+                false
+            }
+        })
+        .await;
         match saved {
-            Ok(Ok(())) if complete => janitor_kick.notify_one(),
-            Ok(Ok(())) => {}
-            Ok(Err((path, e))) => tracing::error!(
-                path = %DeliveryRecord::path_of(&path).display(),
-                "cannot write delivery record (the bucket will be sent again after a restart): {e}"
-            ),
-            Err(e) => tracing::error!("delivery record writer failed: {e}"),
+            Ok(true) => janitor_kick.notify_one(),
+            Ok(false) => {}
+            Err(e) => tracing::error!("bucket record writer failed: {e}"),
         }
     }
 }
@@ -304,6 +339,7 @@ impl ShipperTask {
             sealed: HashMap::new(),
             jobs: HashMap::new(),
             next_job: 0,
+            ledger: AckLedger::default(),
             records,
         };
         task.connect_bucks();
@@ -316,6 +352,9 @@ impl ShipperTask {
         let mut cluster_poll =
             tokio::time::interval(Duration::from_millis(self.config.cluster_poll_ms.max(1)));
         cluster_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ack_save =
+            tokio::time::interval(Duration::from_millis(self.config.acked_save_ms.max(1)));
+        ack_save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next_flush = self.packets.values().map(|p| p.deadline).min();
             tokio::select! {
@@ -337,8 +376,10 @@ impl ShipperTask {
                     self.poll_cluster();
                     self.drop_stale_counts();
                 }
+                _ = ack_save.tick() => self.save_acked(),
             }
         }
+        self.save_acked();
         for b in self.bucks.values() {
             b.cancel.cancel();
         }
@@ -444,6 +485,23 @@ impl ShipperTask {
         self.live_acked.retain(|k, _| keep(k));
         self.live_pending.retain(|k, _| keep(k));
         self.rejected.retain(|k, _| keep(k));
+        self.ledger.retain(keep);
+    }
+
+    /// Hands the acked ranges that changed to the record writer.
+    fn save_acked(&mut self) {
+        for (key, record) in self.ledger.take_dirty() {
+            let path = match self.sealed.get(&key) {
+                Some(s) => s.path.clone(),
+                None => spool_bucket_path(
+                    &self.config.spool_dir,
+                    &key.crawl,
+                    key.start,
+                    self.config.bucket_interval_secs,
+                ),
+            };
+            let _ = self.records.send(SidecarWrite::Acked { path, record });
+        }
     }
 
     fn poll_cluster(&mut self) {
@@ -561,12 +619,9 @@ impl ShipperTask {
                     return;
                 }
                 // A frame rejected for good is settled too: it is never sent again.
-                for (key, n) in buckets {
-                    if let Some(p) = self
-                        .live_pending
-                        .get_mut(&key)
-                        .and_then(|h| h.get_mut(buck))
-                    {
+                for share in buckets {
+                    let (key, n) = (&share.key, share.frames);
+                    if let Some(p) = self.live_pending.get_mut(key).and_then(|h| h.get_mut(buck)) {
                         *p = p.saturating_sub(n.into());
                     }
                     *self
@@ -575,8 +630,9 @@ impl ShipperTask {
                         .or_default()
                         .entry(buck.to_owned())
                         .or_default() += u64::from(n);
-                    if self.sealed.contains_key(&key) {
-                        self.evaluate(&key);
+                    self.ledger.record(key, buck, share.ranges.iter().cloned());
+                    if self.sealed.contains_key(key) {
+                        self.evaluate(key);
                     }
                 }
             }
@@ -585,6 +641,12 @@ impl ShipperTask {
                 next_offset,
                 last,
             } => {
+                // The chunk held every frame for its home between the two offsets that
+                // the home did not have already.
+                if let Some(j) = self.jobs.get(&job) {
+                    self.ledger
+                        .record(&j.bucket, &j.home, std::iter::once(j.offset..next_offset));
+                }
                 if last {
                     b.active_repair = None;
                     if let Some(j) = self.jobs.remove(&job) {
@@ -614,11 +676,13 @@ impl ShipperTask {
                 day,
                 frames,
                 count: _,
+                ranges,
             } => {
                 // A packet must fit one message whatever the config says: a message too
                 // large to seal would fail on every reconnect.
                 let max = self.config.packet_max_bytes.clamp(1, MAX_CHUNK_BYTES);
                 let route = (bucket.crawl.clone(), day);
+                let mut places = FilePlaces::new(ranges);
                 for item in FrameReader::new(&frames) {
                     let frame = match item {
                         Ok((at, payload)) => &frames[at..at + 2 + payload.len()],
@@ -646,9 +710,14 @@ impl ShipperTask {
                         });
                     p.frames.extend_from_slice(frame);
                     p.count += 1;
+                    let place = places.next(frame.len() as u64);
                     match p.buckets.last_mut() {
-                        Some((k, n)) if *k == bucket => *n += 1,
-                        _ => p.buckets.push((bucket.clone(), 1)),
+                        Some(share) if share.key == bucket => share.add(place),
+                        _ => {
+                            let mut share = BucketShare::new(bucket.clone());
+                            share.add(place);
+                            p.buckets.push(share);
+                        }
                     }
                     if p.frames.len() >= max {
                         self.flush(&route);
@@ -741,7 +810,7 @@ impl ShipperTask {
         frames: Bytes,
         packed: Option<Arc<PackedFrames>>,
         count: u32,
-        buckets: Vec<(BucketKey, u32)>,
+        buckets: Vec<BucketShare>,
         home: bool,
     ) {
         let Some(b) = self.bucks.get_mut(buck) else {
@@ -756,13 +825,13 @@ impl ShipperTask {
         let seq = b.next_seq;
         b.next_seq += 1;
         if home {
-            for (key, n) in &buckets {
+            for share in &buckets {
                 *self
                     .live_pending
-                    .entry(key.clone())
+                    .entry(share.key.clone())
                     .or_default()
                     .entry(buck.to_owned())
-                    .or_default() += u64::from(*n);
+                    .or_default() += u64::from(share.frames);
             }
         }
         let message = match packed {
@@ -815,9 +884,17 @@ impl ShipperTask {
         let path = s.path.clone();
         let cluster = self.cluster.clone();
         let tx = self.internal_tx.clone();
+        let mut acked = self.ledger.record_of(&bucket);
         tokio::task::spawn_blocking(move || {
-            let result = scan_bucket(&path, &cluster, &bucket.crawl)
-                .and_then(|scan| Ok((scan, DeliveryRecord::load(&path)?)));
+            let on_disk = AckedRecord::load_or_empty(&path);
+            acked.union(&on_disk);
+            let result = scan_bucket(&path, &cluster, &bucket.crawl, &acked).and_then(|scan| {
+                Ok(Scanned {
+                    scan,
+                    delivery: DeliveryRecord::load(&path)?,
+                    acked: on_disk,
+                })
+            });
             let _ = tx.send(Internal::Scanned { bucket, result });
         });
     }
@@ -848,15 +925,15 @@ impl ShipperTask {
         }
     }
 
-    fn on_scanned(
-        &mut self,
-        bucket: BucketKey,
-        result: std::io::Result<(BucketScan, Option<DeliveryRecord>)>,
-    ) {
+    fn on_scanned(&mut self, bucket: BucketKey, result: std::io::Result<Scanned>) {
         let Some(s) = self.sealed.get_mut(&bucket) else {
             return;
         };
-        let (scan, record) = match result {
+        let Scanned {
+            scan,
+            delivery: record,
+            acked,
+        } = match result {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(path = %s.path.display(), "cannot read sealed spool bucket, it is not shipped: {e}; move it out of the spool if it is damaged");
@@ -870,6 +947,13 @@ impl ShipperTask {
         if let Some(r) = record {
             s.delivered.extend(r.delivered);
         }
+        // Frames an earlier run saw acked count as acked live: only the rest is repaired.
+        let counts = self.live_acked.entry(bucket.clone()).or_default();
+        for (home, &n) in &scan.acked {
+            let c = counts.entry(home.clone()).or_default();
+            *c = (*c).max(n);
+        }
+        self.ledger.adopt(&bucket, acked);
         let first = s.scan.is_none();
         // Jobs for homes that are no longer homes (the cluster changed) are dropped.
         let stale: Vec<(String, u64)> = s
@@ -959,7 +1043,7 @@ impl ShipperTask {
                 delivered: s.delivered.clone(),
             };
             let path = s.path.clone();
-            let _ = self.records.send(RecordWrite {
+            let _ = self.records.send(SidecarWrite::Delivery {
                 path,
                 record,
                 complete,
@@ -969,6 +1053,7 @@ impl ShipperTask {
             self.events
                 .bucket_delivered(self.sealed.len().saturating_sub(1));
             self.forget(bucket);
+            self.ledger.delivered(bucket);
         }
     }
 
@@ -981,6 +1066,7 @@ impl ShipperTask {
         self.live_acked.remove(bucket);
         self.live_pending.remove(bucket);
         self.rejected.remove(bucket);
+        self.ledger.forget(bucket);
         self.events.buckets_pending(self.sealed.len());
     }
 
@@ -1031,7 +1117,7 @@ impl ShipperTask {
                 frames,
                 buckets
                     .iter()
-                    .flat_map(|(k, n)| std::iter::repeat_n(k, *n as usize))
+                    .flat_map(|s| std::iter::repeat_n(&s.key, s.frames as usize))
                     .collect(),
             ),
             (
@@ -1068,10 +1154,11 @@ impl ShipperTask {
             j.bucket.crawl.clone(),
         );
         let skip = self.rejected.get(&j.bucket).cloned().unwrap_or_default();
+        let acked = self.ledger.ranges(&j.bucket, &j.home);
         let cluster = self.cluster.clone();
         let tx = self.internal_tx.clone();
         tokio::task::spawn_blocking(move || {
-            let result = read_chunk(&path, offset, &home, &cluster, &crawl, &skip);
+            let result = read_chunk(&path, offset, &home, &cluster, &crawl, &skip, &acked);
             let _ = tx.send(Internal::ChunkRead { job, result });
         });
     }
@@ -1149,6 +1236,40 @@ impl ShipperTask {
                 },
                 e.path,
             );
+        }
+    }
+}
+
+/// Walks the file ranges of a live input alongside its frames: each frame's place in the
+/// bucket file, or `None` when the ranges do not account for it.
+struct FilePlaces {
+    ranges: std::vec::IntoIter<Range<u64>>,
+    current: Option<Range<u64>>,
+}
+
+impl FilePlaces {
+    fn new(ranges: Vec<Range<u64>>) -> FilePlaces {
+        let mut ranges = ranges.into_iter();
+        let current = ranges.next();
+        FilePlaces { ranges, current }
+    }
+
+    /// The place of the next frame, `len` bytes long. Ranges that do not split into the
+    /// frames exactly end the walk: a wrong place would record acks for other frames.
+    fn next(&mut self, len: u64) -> Option<Range<u64>> {
+        loop {
+            let r = self.current.as_mut()?;
+            if r.start == r.end {
+                self.current = self.ranges.next();
+                continue;
+            }
+            if r.end - r.start < len {
+                self.current = None;
+                return None;
+            }
+            let place = r.start..r.start + len;
+            r.start += len;
+            return Some(place);
         }
     }
 }

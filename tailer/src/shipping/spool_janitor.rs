@@ -25,6 +25,7 @@ use contracts::spool_file::parse_spool_bucket_path;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::acked_ranges::AckedRecord;
 use super::delivery::DeliveryRecord;
 use crate::events::TailerEvents;
 use crate::pipeline::SpoolUsage;
@@ -139,10 +140,14 @@ impl SpoolJanitor {
                 tracing::warn!(path = %e.path.display(), "cannot delete delivered spool bucket: {err}");
                 return;
             }
-            let record = DeliveryRecord::path_of(&e.path);
-            let _ = std::fs::remove_file(&record);
-            // A record write cut short by a crash leaves its temporary file behind.
-            let _ = std::fs::remove_file(DeliveryRecord::tmp_path_of(&record));
+            for record in [
+                DeliveryRecord::path_of(&e.path),
+                AckedRecord::path_of(&e.path),
+            ] {
+                let _ = std::fs::remove_file(&record);
+                // A record write cut short by a crash leaves its temporary file behind.
+                let _ = std::fs::remove_file(DeliveryRecord::tmp_path_of(&record));
+            }
             tracing::debug!(path = %e.path.display(), "pruned delivered spool bucket ({why})");
             *bytes = bytes.saturating_sub(e.bytes);
             *buckets = buckets.saturating_sub(1);
@@ -277,10 +282,14 @@ mod tests {
             max_age_secs: 3600,
             interval_secs: 60,
         };
+        AckedRecord::default().save(&old_done).unwrap();
+        AckedRecord::default().save(&old_partial).unwrap();
         let r = j.pass(&usage, &events, now);
         // Age removes the old delivered one; size (4000 >= 3500) then the oldest delivered.
         assert!(!old_done.exists());
         assert!(!DeliveryRecord::path_of(&old_done).exists());
+        assert!(!AckedRecord::path_of(&old_done).exists());
+        assert!(AckedRecord::path_of(&old_partial).exists());
         assert!(!new_done_a.exists());
         assert!(old_partial.exists() && old_none.exists() && new_done_b.exists());
         assert_eq!(

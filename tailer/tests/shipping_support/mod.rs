@@ -301,11 +301,15 @@ pub struct Running {
 impl Running {
     /// Appends `events` to `bucket` on disk (as the reader does) and hands the live copy over.
     pub async fn live(&self, world: &World, bucket: &BucketKey, events: &[Event]) {
+        let (_, path) = world.write_bucket(bucket.start, &[]);
+        let at = std::fs::metadata(&path).expect("bucket").len();
         world.write_bucket(bucket.start, events);
+        let frames = frames(events);
         let input = ShipperInput::Live {
             bucket: bucket.clone(),
             day: world.day,
-            frames: Bytes::from(frames(events)),
+            ranges: std::iter::once(at..at + frames.len() as u64).collect(),
+            frames: Bytes::from(frames),
             count: events.len() as u32,
         };
         self.tx.send(input).await.expect("shipper running");
@@ -323,6 +327,14 @@ impl Running {
 
     pub fn get(&self, f: impl Fn(&TailerEvents) -> &std::sync::atomic::AtomicU64) -> u64 {
         counter(&self.events, f)
+    }
+
+    /// Ends the shipper the way a SIGKILL would: no chance to save anything on the way out.
+    pub fn kill(mut self) {
+        if let Some(h) = self.handle.take() {
+            h.abort();
+        }
+        self.shutdown.cancel();
     }
 
     /// Stops the shipper and checks it ended cleanly.
