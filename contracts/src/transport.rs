@@ -471,8 +471,6 @@ pub struct Session {
     /// allocates and clears its window and tables, which for a typical message costs
     /// as much as compressing it.
     deflate: Compress,
-    /// Raw deflate (no zlib wrapper) for the head of a live message, see `seal_live`.
-    raw_deflate: Compress,
     inflate: Decompress,
     /// Scratch for encoding a message before it is compressed.
     body: Vec<u8>,
@@ -503,7 +501,6 @@ impl Session {
             next_send: 0,
             next_recv: 0,
             deflate: Compress::new(Compression::new(1), true),
-            raw_deflate: Compress::new(Compression::new(1), false),
             inflate: Decompress::new(true),
             body: Vec::new(),
         }
@@ -513,7 +510,6 @@ impl Session {
     /// compresses about 10x at over 200 MB/s a core, where level 6 gains little more.
     pub fn with_compression(mut self, level: u32) -> Session {
         self.deflate = Compress::new(Compression::new(level.min(9)), true);
-        self.raw_deflate = Compress::new(Compression::new(level.min(9)), false);
         self
     }
 
@@ -552,12 +548,11 @@ impl Session {
         self.body.clear();
         self.body.push(LIVE_TAG);
         varint::put_u64(&mut self.body, seq);
-        // zlib header, the message head as deflate blocks ending in a full flush (byte
-        // aligned, nothing after it refers back), the frames' own blocks, and the Adler-32
-        // of the whole body, combined from the two parts'.
+        // zlib header, the message head as a stored block, the frames' own blocks, and
+        // the Adler-32 of the whole body, combined from the two parts'.
         let mut packed = Vec::with_capacity(frames.deflated.len() + 32);
         packed.extend_from_slice(&ZLIB_HEADER);
-        deflate_head(&mut self.raw_deflate, &self.body, &mut packed)?;
+        stored_block(&self.body, &mut packed)?;
         packed.extend_from_slice(&frames.deflated);
         let adler = adler32_combine(
             adler32(&self.body),
@@ -680,21 +675,19 @@ const LIVE_TAG: u8 = 1;
 /// A zlib header: deflate, 32 KiB window, no preset dictionary, check bits valid.
 const ZLIB_HEADER: [u8; 2] = [0x78, 0x01];
 
-/// Compresses a few bytes as raw deflate blocks that end in a full flush, so that blocks
-/// from another (fresh) compressor may follow them in the same stream.
-fn deflate_head(z: &mut Compress, head: &[u8], out: &mut Vec<u8>) -> Result<(), TransportError> {
-    z.reset();
-    loop {
-        let read = (z.total_in() as usize).min(head.len());
-        out.reserve(64);
-        z.compress_vec(&head[read..], out, FlushCompress::Full)
-            .map_err(|e| TransportError::Inflate(format!("deflate: {e}")))?;
-        // As with zlib's deflate(): the flush is complete when all input is in and the
-        // call left output space unused.
-        if z.total_in() as usize == head.len() && out.len() < out.capacity() {
-            return Ok(());
-        }
-    }
+/// Appends `head` as one stored (uncompressed) deflate block, not the final one. A stored
+/// block ends byte-aligned and refers to nothing, so another compressor's blocks may
+/// follow it in the same stream; a message head of a few bytes gains nothing from
+/// compression, and no compressor has to be reset (clearing its tables) per message.
+fn stored_block(head: &[u8], out: &mut Vec<u8>) -> Result<(), TransportError> {
+    let len = u16::try_from(head.len())
+        .map_err(|_| TransportError::Inflate("message head too long for a stored block".into()))?;
+    // BFINAL = 0, BTYPE = 00 (stored), then padding to the byte boundary.
+    out.push(0);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&(!len).to_le_bytes());
+    out.extend_from_slice(head);
+    Ok(())
 }
 
 /// Adler-32 of `data` (RFC 1950), for the short message heads `seal_live` compresses.
