@@ -690,7 +690,7 @@ fn stored_block(head: &[u8], out: &mut Vec<u8>) -> Result<(), TransportError> {
     Ok(())
 }
 
-/// Adler-32 of `data` (RFC 1950), for the short message heads `seal_live` compresses.
+/// Adler-32 of `data` (RFC 1950), for the short message heads `seal_live` stores.
 fn adler32(data: &[u8]) -> u32 {
     let (mut a, mut b) = (1u32, 0u32);
     for chunk in data.chunks(5552) {
