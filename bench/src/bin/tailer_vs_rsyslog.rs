@@ -16,6 +16,9 @@
 //! (`-n -f conf -i pidfile`) follows the same file with imfile and forwards it with omfwd
 //! to a plain TCP sink that counts newline-framed lines.
 
+#[path = "../common/stage_costs.rs"]
+mod stage_costs;
+
 #[path = "../common/mod.rs"]
 mod common;
 
@@ -108,6 +111,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     print_throughput(&rows);
+    print_stage_costs(&dir.join("tailer-run"), bytes);
 
     let steady = run_steady(&rt, &buck_keys, &dir, steady_secs, rate)?;
     println!();
@@ -145,6 +149,60 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Prints what zlib and crypto_box alone cost on the frames of the one-home run, per GiB
+/// of log file: the part of the tailer's CPU-seconds per GiB that is theirs.
+fn print_stage_costs(run: &Path, log_bytes: u64) {
+    let config = match tailer::config::TailerConfig::load(&run.join("tailer.toml")) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("stage costs: not measured: {e}");
+            return;
+        }
+    };
+    let costs = match stage_costs::measure(
+        &config.spool_dir,
+        config.packet_max_bytes,
+        config.compression_level,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("stage costs: not measured: {e:#}");
+            return;
+        }
+    };
+    let per_gib = |secs: f64| secs / (log_bytes as f64 / (1024.0 * MIB));
+    println!();
+    println!(
+        "## zlib and crypto_box alone on the spooled frames (one thread, the shipper's own calls)"
+    );
+    println!(
+        "{:.0} MiB of frames for {:.0} MiB of log ({:.2}x), {} packets of at most {} KiB, zlib level {} to {:.0} MiB ({:.2}x)",
+        costs.frame_bytes as f64 / MIB,
+        log_bytes as f64 / MIB,
+        costs.frame_bytes as f64 / log_bytes as f64,
+        costs.packets,
+        config.packet_max_bytes / 1024,
+        config.compression_level,
+        costs.deflated_bytes as f64 / MIB,
+        costs.frame_bytes as f64 / costs.deflated_bytes.max(1) as f64
+    );
+    println!("| stage | CPU-s per GiB of log | MiB of frames per CPU-s |");
+    println!("|---|---|---|");
+    for (name, secs) in [
+        ("zlib (`PackedFrames::new`)", costs.deflate_secs),
+        (
+            "wrap + crypto_box XSalsa20-Poly1305 (`seal_live`)",
+            costs.seal_secs,
+        ),
+    ] {
+        println!(
+            "| {name} | {:.2} | {:.0} |",
+            per_gib(secs),
+            costs.frame_bytes as f64 / MIB / secs.max(1e-9)
+        );
+    }
 }
 
 /// What one shipper cost to move the whole file.

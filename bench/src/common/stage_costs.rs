@@ -1,0 +1,111 @@
+//! What zlib and crypto_box alone cost on the frames the tailer spooled, on one thread:
+//! the floor under the tailer's CPU-seconds per GiB that no change to our own code can
+//! lower, measured with the very functions the shipper calls.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use contracts::frame::FrameReader;
+use contracts::keys::KeyPair;
+use contracts::spool_file::SPOOL_HEADER_LEN;
+use contracts::transport::{Direction, PackedFrames, Session};
+
+/// CPU seconds of each stage over all the frames.
+pub struct StageCosts {
+    /// Bytes of frames (what the tailer compresses), and the packets they made.
+    pub frame_bytes: u64,
+    pub packets: u64,
+    /// zlib at the tailer's level, once per packet (`PackedFrames::new`).
+    pub deflate_secs: f64,
+    /// Compressed bytes out of zlib.
+    pub deflated_bytes: u64,
+    /// Wrapping, Adler-32 and crypto_box sealing of each packed packet (`seal_live`).
+    pub seal_secs: f64,
+}
+
+/// Cuts the bucket files under `spool` into live-sized packets of whole frames and runs
+/// them through compression and sealing as the shipper does for one home.
+pub fn measure(spool: &Path, packet_max: usize, level: u32) -> anyhow::Result<StageCosts> {
+    let mut buckets = Vec::new();
+    collect_buckets(spool, &mut buckets)?;
+    buckets.sort();
+    let mut packets: Vec<Bytes> = Vec::new();
+    let mut frame_bytes = 0u64;
+    for path in &buckets {
+        let data = std::fs::read(path)?;
+        let body = data.get(SPOOL_HEADER_LEN..).unwrap_or_default();
+        let mut start = 0;
+        let mut end = 0;
+        for item in FrameReader::new(body) {
+            let Ok((at, payload)) = item else { break };
+            let next = at + 2 + payload.len();
+            if next - start > packet_max && end > start {
+                packets.push(Bytes::copy_from_slice(&body[start..end]));
+                start = end;
+            }
+            end = next;
+        }
+        if end > start {
+            packets.push(Bytes::copy_from_slice(&body[start..end]));
+        }
+        frame_bytes += end as u64;
+    }
+    anyhow::ensure!(!packets.is_empty(), "no frames under {}", spool.display());
+
+    let cpu0 = thread_cpu();
+    let mut packed = Vec::with_capacity(packets.len());
+    for p in &packets {
+        packed.push(PackedFrames::new(p.clone(), level)?);
+    }
+    let deflate_secs = (thread_cpu() - cpu0).as_secs_f64();
+    let deflated_bytes = packed
+        .iter()
+        .map(|p| (p.held_bytes() - p.frames().len()) as u64)
+        .sum();
+
+    let (tailer, buck) = (KeyPair::generate(), KeyPair::generate());
+    let mut session = Session::new(
+        Some((tailer.secret(), buck.public())),
+        [7; 16],
+        Direction::TailerToBuck,
+    );
+    let cpu0 = thread_cpu();
+    let mut sealed = 0usize;
+    for (seq, p) in packed.iter().enumerate() {
+        sealed += session.seal_live(seq as u64, p)?.len();
+    }
+    let seal_secs = (thread_cpu() - cpu0).as_secs_f64();
+    anyhow::ensure!(sealed > 0, "nothing sealed");
+    Ok(StageCosts {
+        frame_bytes,
+        packets: packets.len() as u64,
+        deflate_secs,
+        deflated_bytes,
+        seal_secs,
+    })
+}
+
+fn collect_buckets(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let path = e.path();
+        if e.file_type()?.is_dir() {
+            collect_buckets(&path, out)?;
+        } else if path.extension().is_some_and(|x| x == "b") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
