@@ -1,11 +1,12 @@
-//! `tailer_vs_rsyslog`: our tailer against rsyslog's imfile, shipping the same 1 GiB
-//! crawl.log over TCP on 127.0.0.1, plus the tailer at a steady 5,000 lines/s and a
-//! SIGKILL in mid-stream. Prints tables; not a test, not run by CI.
+//! `tailer_vs_rsyslog`: our tailer against rsyslog's imfile and syslog-ng's file source,
+//! shipping the same 1 GiB crawl.log over TCP on 127.0.0.1, plus the tailer at a steady
+//! 5,000 lines/s and a SIGKILL in mid-stream. Prints tables; not a test, not run by CI.
 //!
 //! ```text
+//! scripts/install-bench-deps        # rsyslog from Debian, syslog-ng unpacked in target/
 //! cargo build --release -p sluice-bench
 //! target/release/tailer_vs_rsyslog [--size-mib 1024] [--dir D] [--no-rsyslog]
-//!     [--steady-secs 30] [--rate 5000] [--no-kill]
+//!     [--no-syslog-ng] [--syslog-ng-dir D] [--steady-secs 30] [--rate 5000] [--no-kill]
 //! ```
 //!
 //! The tailer runs as a child process (this binary re-run with `--tailer-child`), so its
@@ -13,8 +14,15 @@
 //! parse, frame, spool (fsync), zlib level 1, crypto_box, TCP. It ships to a sink in this
 //! process that speaks the real protocol (hello, a sealed session, an ack per message) and
 //! keeps only the event ids, so a duplicate is counted and never stored twice. rsyslogd
-//! (`-n -f conf -i pidfile`) follows the same file with imfile and forwards it with omfwd
-//! to a plain TCP sink that counts newline-framed lines.
+//! (`-n -f conf -i pidfile`) follows the same file with imfile and forwards it with omfwd;
+//! syslog-ng (`-F`, a `file()` source with `flags(no-parse)` into a `network()`
+//! destination) does the same. Each forwards the raw line plus a newline to a plain TCP
+//! sink of its own that counts newline-framed lines, and is measured as the tailer is.
+//!
+//! syslog-ng's Debian package conflicts with rsyslog's, so `scripts/install-bench-deps`
+//! unpacks it (and the libraries it needs that the machine lacks) into
+//! `target/bench-deps/syslog-ng`; the run points `LD_LIBRARY_PATH` and `--module-path`
+//! there. A syslog-ng installed as a system package is used when nothing is unpacked.
 
 #[path = "../common/stage_costs.rs"]
 mod stage_costs;
@@ -59,12 +67,16 @@ fn main() -> anyhow::Result<()> {
     let dir_arg = arg_value(&args, "--dir");
     let (dir, _keep) = common::work_dir(dir_arg.as_deref())?;
     let with_rsyslog = !args.iter().any(|a| a == "--no-rsyslog");
+    let with_syslog_ng = !args.iter().any(|a| a == "--no-syslog-ng");
+    let syslog_ng_dir =
+        arg_value(&args, "--syslog-ng-dir").map_or_else(SyslogNg::default_dir, PathBuf::from);
     let with_kill = !args.iter().any(|a| a == "--no-kill");
     // A reused --dir holds earlier runs' spools and offsets: every run starts empty.
     for run in [
         "tailer-run",
         "tailer-run-r2",
         "rsyslog-run",
+        "syslog-ng-run",
         "steady-run",
         "kill-run",
     ] {
@@ -96,21 +108,37 @@ fn main() -> anyhow::Result<()> {
 
     let mut rows = Vec::new();
     let ours = run_tailer_throughput(&rt, &buck_keys, &dir.join("tailer-run"), &log, lines, 1)?;
-    rows.push(("sluice tailer, one home (this run)", ours, bytes, lines));
+    rows.push(("sluice tailer, one home (this run)".to_owned(), ours));
     let ours = run_tailer_throughput(&rt, &buck_keys, &dir.join("tailer-run-r2"), &log, lines, 2)?;
     rows.push((
-        "sluice tailer, two homes, R = 2 (this run)",
+        "sluice tailer, two homes, R = 2 (this run)".to_owned(),
         ours,
-        bytes,
-        lines,
     ));
+    let file = LogFile {
+        path: &log,
+        lines,
+        bytes,
+    };
     if with_rsyslog {
-        match run_rsyslog(&rt, &dir.join("rsyslog-run"), &log, lines) {
-            Ok(f) => rows.push(("rsyslog imfile+omfwd (this run)", f, bytes, lines)),
+        match run_rsyslog(&rt, &dir.join("rsyslog-run"), &file) {
+            Ok(f) => rows.push(("rsyslog imfile+omfwd (this run)".to_owned(), f)),
             Err(e) => println!("rsyslog: not measured: {e:#}"),
         }
     }
-    print_throughput(&rows);
+    if with_syslog_ng {
+        match SyslogNg::find(&syslog_ng_dir) {
+            Ok(Some(sng)) => match run_syslog_ng(&rt, &sng, &dir.join("syslog-ng-run"), &file) {
+                Ok(f) => rows.push((format!("syslog-ng {} file+tcp (this run)", sng.version), f)),
+                Err(e) => println!("syslog-ng: not measured: {e:#}"),
+            },
+            Ok(None) => println!(
+                "syslog-ng: not measured: not in {} nor on the PATH; `scripts/install-bench-deps` unpacks it into target/bench-deps/syslog-ng (or pass --no-syslog-ng)",
+                syslog_ng_dir.display()
+            ),
+            Err(e) => println!("syslog-ng: not measured: {e:#}"),
+        }
+    }
+    print_throughput(&rows, bytes, lines);
     print_stage_costs(&dir.join("tailer-run"), bytes);
 
     let steady = run_steady(&rt, &buck_keys, &dir, steady_secs, rate)?;
@@ -213,18 +241,25 @@ struct Figures {
     hwm_kib: u64,
 }
 
-fn print_throughput(rows: &[(&str, Figures, u64, u64)]) {
+/// The generated file every shipper reads: its path, line count and size.
+struct LogFile<'a> {
+    path: &'a Path,
+    lines: u64,
+    bytes: u64,
+}
+
+fn print_throughput(rows: &[(String, Figures)], bytes: u64, lines: u64) {
     println!();
     println!("## whole file, tail to TCP on 127.0.0.1 (page cache warm)");
     println!("| shipper | MiB/s | MB/s | lines/s | CPU-s per GiB | CPU-s per GB | peak RSS |");
     println!("|---|---|---|---|---|---|---|");
-    for (name, f, bytes, lines) in rows {
-        let b = *bytes as f64;
+    let b = bytes as f64;
+    for (name, f) in rows {
         println!(
             "| {name} | {:.1} | {:.1} | {:.0} | {:.2} | {:.2} | {:.1} MiB |",
             b / MIB / f.secs,
             b / 1e6 / f.secs,
-            *lines as f64 / f.secs,
+            lines as f64 / f.secs,
             f.cpu_secs / (b / (1024.0 * MIB)),
             f.cpu_secs / (b / 1e9),
             f.hwm_kib as f64 / 1024.0
@@ -353,16 +388,22 @@ fn wait_pid(
 }
 
 // ---------------------------------------------------------------------------------------
-// rsyslog
+// rsyslog and syslog-ng: shippers of raw lines
+
+/// How long a line shipper may run in all before it counts as short of lines.
+const SHIPPER_LIMIT: Duration = Duration::from_secs(600);
+/// How long a line shipper may go without delivering a new line before it counts as
+/// stalled (it has read everything it will read, or never started).
+const SHIPPER_STALL: Duration = Duration::from_secs(60);
 
 fn run_rsyslog(
     rt: &tokio::runtime::Runtime,
     dir: &Path,
-    log: &Path,
-    lines: u64,
+    file: &LogFile,
 ) -> anyhow::Result<Figures> {
-    let rsyslogd = which("rsyslogd")
-        .context("rsyslogd not found: install it with `apt-get install -y rsyslog` (FACTS.md)")?;
+    let rsyslogd = which("rsyslogd").context(
+        "rsyslogd not found: install it with `scripts/install-bench-deps` (or `apt-get install -y rsyslog`)",
+    )?;
     std::fs::create_dir_all(dir.join("work"))?;
     let sink = rt.block_on(LineSink::start())?;
     let conf = dir.join("rsyslog.conf");
@@ -378,40 +419,237 @@ ruleset(name="fwd") {{
 }}
 "#,
             work = dir.join("work").display(),
-            log = log.display(),
+            log = file.path.display(),
             port = sink.addr.port()
         ),
     )?;
-    let check = Command::new(&rsyslogd)
-        .args(["-N1", "-f"])
-        .arg(&conf)
-        .output()?;
-    if !check.status.success() {
-        bail!(
-            "rsyslogd -N1 rejects {}: {}",
-            conf.display(),
-            String::from_utf8_lossy(&check.stderr)
-        );
-    }
-    let started = Instant::now();
-    let mut child = Command::new(&rsyslogd)
-        .arg("-n")
+    let mut check = Command::new(&rsyslogd);
+    check.args(["-N1", "-f"]).arg(&conf);
+    config_check("rsyslogd -N1", check, &conf)?;
+    let mut cmd = Command::new(&rsyslogd);
+    cmd.arg("-n")
         .arg("-f")
         .arg(&conf)
         .arg("-i")
-        .arg(dir.join("rsyslogd.pid"))
+        .arg(dir.join("rsyslogd.pid"));
+    measure_line_shipper("rsyslogd", cmd, &dir.join("rsyslogd.err"), &sink, file)
+}
+
+/// A syslog-ng to run: unpacked by `scripts/install-bench-deps`, or a system install.
+struct SyslogNg {
+    binary: PathBuf,
+    /// `--module-path` for an unpacked one (its compiled-in path is under /usr).
+    module_dir: Option<PathBuf>,
+    /// Directories for `LD_LIBRARY_PATH`: libsyslog-ng's own and the unpacked libraries.
+    lib_dirs: Vec<PathBuf>,
+    /// As `--version` prints it in parentheses: "3.38.1".
+    version: String,
+}
+
+impl SyslogNg {
+    /// Where `scripts/install-bench-deps` unpacks it: `target/bench-deps/syslog-ng` in the
+    /// workspace this binary was built from.
+    fn default_dir() -> PathBuf {
+        let bench = Path::new(env!("CARGO_MANIFEST_DIR"));
+        bench
+            .parent()
+            .unwrap_or(bench)
+            .join("target/bench-deps/syslog-ng")
+    }
+
+    /// The one unpacked under `root`, else one on the PATH; `Ok(None)` when there is
+    /// neither, an error when the one found does not run.
+    fn find(root: &Path) -> anyhow::Result<Option<SyslogNg>> {
+        let unpacked = root.join("usr/sbin/syslog-ng");
+        let mut sng = if unpacked.is_file() {
+            let lib = root.join("usr/lib/syslog-ng");
+            // Modules sit in a directory named after the version (usr/lib/syslog-ng/3.38).
+            let module_dir = std::fs::read_dir(&lib)
+                .with_context(|| format!("reading {}", lib.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .find(|d| d.join("libaffile.so").is_file())
+                .with_context(|| format!("no syslog-ng modules under {}", lib.display()))?;
+            // The unpacked libraries' multiarch directories (usr/lib/x86_64-linux-gnu ...).
+            let mut lib_dirs = vec![lib];
+            for parent in [root.join("usr/lib"), root.join("lib")] {
+                let Ok(entries) = std::fs::read_dir(&parent) else {
+                    continue;
+                };
+                lib_dirs.extend(
+                    entries
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|d| d.is_dir() && d.to_string_lossy().ends_with("-linux-gnu")),
+                );
+            }
+            SyslogNg {
+                binary: unpacked,
+                module_dir: Some(module_dir),
+                lib_dirs,
+                version: String::new(),
+            }
+        } else if let Some(binary) = which("syslog-ng") {
+            SyslogNg {
+                binary,
+                module_dir: None,
+                lib_dirs: Vec::new(),
+                version: String::new(),
+            }
+        } else {
+            return Ok(None);
+        };
+        let out = sng
+            .command()
+            .arg("--version")
+            .output()
+            .with_context(|| format!("running {} --version", sng.binary.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{} --version failed (run scripts/install-bench-deps again?): {}",
+                sng.binary.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        // The first line reads "syslog-ng 3 (3.38.1)".
+        let text = String::from_utf8_lossy(&out.stdout);
+        let first = text.lines().next().unwrap_or_default();
+        sng.version = first
+            .split_once('(')
+            .and_then(|(_, v)| v.split_once(')'))
+            .map_or_else(|| first.to_owned(), |(v, _)| v.to_owned());
+        Ok(Some(sng))
+    }
+
+    /// A command running this syslog-ng with its libraries and modules found.
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        if !self.lib_dirs.is_empty() {
+            let inherited = std::env::var_os("LD_LIBRARY_PATH").unwrap_or_default();
+            let dirs = self
+                .lib_dirs
+                .iter()
+                .cloned()
+                .chain(std::env::split_paths(&inherited));
+            if let Ok(joined) = std::env::join_paths(dirs) {
+                cmd.env("LD_LIBRARY_PATH", joined);
+            }
+        }
+        if let Some(m) = &self.module_dir {
+            cmd.arg(format!("--module-path={}", m.display()));
+        }
+        cmd
+    }
+
+    /// The `@version:` a config declares: major.minor of this syslog-ng.
+    fn config_version(&self) -> String {
+        self.version
+            .split('.')
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+}
+
+fn run_syslog_ng(
+    rt: &tokio::runtime::Runtime,
+    sng: &SyslogNg,
+    dir: &Path,
+    file: &LogFile,
+) -> anyhow::Result<Figures> {
+    std::fs::create_dir_all(dir)?;
+    let sink = rt.block_on(LineSink::start())?;
+    let conf = dir.join("syslog-ng.conf");
+    // flags(no-parse): the whole line is ${MESSAGE}, no syslog header looked for, and the
+    // template sends it back out with a newline, as rsyslog's `%msg%\n` does.
+    // flags(flow-control) on the log path: without it syslog-ng drops lines once the
+    // destination's queue (log-fifo-size) is full, which a file read at full speed fills;
+    // with it the file source waits, as rsyslog's imfile does behind its queue.
+    // Everything else keeps its default.
+    std::fs::write(
+        &conf,
+        format!(
+            r#"@version: {version}
+options {{ stats-freq(0); }};
+source s_crawl {{ file("{log}" flags(no-parse)); }};
+destination d_sink {{
+  network("127.0.0.1" port({port}) transport("tcp") template("${{MESSAGE}}\n"));
+}};
+log {{ source(s_crawl); destination(d_sink); flags(flow-control); }};
+"#,
+            version = sng.config_version(),
+            log = file.path.display(),
+            port = sink.addr.port()
+        ),
+    )?;
+    let mut check = sng.command();
+    check.arg("--syntax-only").arg("-f").arg(&conf);
+    config_check("syslog-ng --syntax-only", check, &conf)?;
+    // Its state (persist file, control socket, pid file) stays in the work dir, so it
+    // starts at offset 0 and touches nothing of a system syslog-ng. -e sends its own
+    // messages to stderr, kept in syslog-ng.err.
+    let mut cmd = sng.command();
+    cmd.args(["-F", "-e", "--no-caps", "-f"])
+        .arg(&conf)
+        .arg("-R")
+        .arg(dir.join("syslog-ng.persist"))
+        .arg("-c")
+        .arg(dir.join("syslog-ng.ctl"))
+        .arg("-p")
+        .arg(dir.join("syslog-ng.pid"));
+    measure_line_shipper("syslog-ng", cmd, &dir.join("syslog-ng.err"), &sink, file)
+}
+
+/// Runs a shipper's own config check; fails with what it printed.
+fn config_check(what: &str, mut check: Command, conf: &Path) -> anyhow::Result<()> {
+    let out = check.output().with_context(|| format!("running {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} rejects {}: {}{}",
+            conf.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Starts `cmd`, a shipper forwarding the raw lines of `file` to `sink`, and measures it
+/// as the tailer is measured: CPU time and peak RSS of its process from `/proc`, and the
+/// time from its start until the sink holds every line. Then stops it (SIGTERM, SIGKILL
+/// after 20 s). Fails, with the shortfall, when it exits, stalls for [`SHIPPER_STALL`] or
+/// runs past [`SHIPPER_LIMIT`] first.
+fn measure_line_shipper(
+    name: &str,
+    mut cmd: Command,
+    stderr: &Path,
+    sink: &LineSink,
+    file: &LogFile,
+) -> anyhow::Result<Figures> {
+    let started = Instant::now();
+    let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::from(std::fs::File::create(
-            dir.join("rsyslogd.err"),
-        )?))
+        .stderr(Stdio::from(std::fs::File::create(stderr)?))
         .spawn()
-        .context("starting rsyslogd")?;
+        .with_context(|| format!("starting {name}"))?;
     let pid = child.id();
-    let (secs, last) = wait_pid(pid, started, Duration::from_secs(600), &mut || {
-        sink.lines.load(Ordering::SeqCst) >= lines
+    let (mut seen, mut seen_at) = (0, Instant::now());
+    let mut exited = None;
+    let (secs, last) = wait_pid(pid, started, SHIPPER_LIMIT, &mut || {
+        let got = sink.lines.load(Ordering::SeqCst);
+        if got >= file.lines {
+            return true;
+        }
+        if got != seen {
+            (seen, seen_at) = (got, Instant::now());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            exited = Some(status);
+            return true;
+        }
+        seen_at.elapsed() >= SHIPPER_STALL
     });
     let got = sink.lines.load(Ordering::SeqCst);
+    let got_bytes = sink.bytes.load(Ordering::SeqCst);
     common::signal(pid, libc::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline && !matches!(child.try_wait(), Ok(Some(_))) {
@@ -420,11 +658,25 @@ ruleset(name="fwd") {{
     let _ = child.kill();
     let _ = child.wait();
     println!(
-        "rsyslogd: {got} of {lines} lines received ({} bytes)",
-        sink.bytes.load(Ordering::SeqCst)
+        "{name}: {got} of {} lines and {got_bytes} of {} bytes received in {secs:.1} s (CPU {:.1} s; its messages in {})",
+        file.lines,
+        file.bytes,
+        last.cpu_secs,
+        stderr.display()
     );
-    if got < lines {
-        bail!("rsyslogd delivered {got} of {lines} lines in 600 s");
+    let short = file.lines.saturating_sub(got);
+    if let Some(status) = exited {
+        bail!(
+            "{name} exited ({status}) with {short} of {} lines undelivered",
+            file.lines
+        );
+    }
+    if short > 0 {
+        bail!(
+            "{name} delivered {got} of {} lines, {short} short, after {secs:.0} s (the last {} s with nothing new)",
+            file.lines,
+            seen_at.elapsed().as_secs()
+        );
     }
     Ok(Figures {
         secs,
