@@ -11,7 +11,7 @@
 //! (the direction byte), connections or restarts (the salt).
 
 use bytes::Bytes;
-use crypto_box::aead::Aead;
+use crypto_box::aead::{Aead, AeadInPlace};
 use crypto_box::{PublicKey, SalsaBox, SecretKey};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
@@ -32,6 +32,9 @@ pub const PROTOCOL_MAX: u8 = 1;
 
 const HELLO_MAGIC: &[u8; 4] = b"SLTH";
 const COUNTER_BYTES: usize = 7;
+
+/// Bytes of the Poly1305 tag crypto_box puts before the ciphertext.
+const TAG_BYTES: usize = 16;
 const COUNTER_LIMIT: u64 = 1 << 56;
 
 /// The tailer's first message.
@@ -529,8 +532,9 @@ impl Session {
         }
         self.body.clear();
         msg.encode(&mut self.body);
-        let packed = deflate_all(&mut self.deflate, &self.body)?;
-        self.seal_packed(counter, &packed)
+        let mut out = self.wire_buffer(self.body.len() / 4 + 64);
+        deflate_into(&mut self.deflate, &self.body, &mut out)?;
+        self.finish_sealing(counter, out)
     }
 
     /// Seals `Message::Live { seq, frames }` for this connection from frames compressed
@@ -550,30 +554,42 @@ impl Session {
         varint::put_u64(&mut self.body, seq);
         // zlib header, the message head as a stored block, the frames' own blocks, and
         // the Adler-32 of the whole body, combined from the two parts'.
-        let mut packed = Vec::with_capacity(frames.deflated.len() + 32);
-        packed.extend_from_slice(&ZLIB_HEADER);
-        stored_block(&self.body, &mut packed)?;
-        packed.extend_from_slice(&frames.deflated);
+        let mut out = self.wire_buffer(frames.deflated().len() + 32);
+        out.extend_from_slice(&ZLIB_HEADER);
+        stored_block(&self.body, &mut out)?;
+        out.extend_from_slice(frames.deflated());
         let adler = adler32_combine(
             adler32(&self.body),
             frames.adler,
             frames.frames.len() as u64,
         );
-        packed.extend_from_slice(&adler.to_be_bytes());
-        self.seal_packed(counter, &packed)
+        out.extend_from_slice(&adler.to_be_bytes());
+        self.finish_sealing(counter, out)
     }
 
-    /// Puts the counter before the compressed body and encrypts it.
-    fn seal_packed(&mut self, counter: u64, packed: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let mut out = counter.to_be_bytes()[1..].to_vec();
-        match &self.cipher {
-            Some(c) => {
-                let sealed = c
-                    .encrypt(&self.nonce(self.send_dir, counter), packed)
-                    .map_err(|_| TransportError::Authentication { counter })?;
-                out.extend_from_slice(&sealed);
-            }
-            None => out.extend_from_slice(packed),
+    /// A buffer for one wire message: room for the counter and, when sealing, the tag,
+    /// which the compressed body is then appended after and encrypted in place.
+    fn wire_buffer(&self, body_capacity: usize) -> Vec<u8> {
+        let prefix = COUNTER_BYTES + if self.cipher.is_some() { TAG_BYTES } else { 0 };
+        let mut out = Vec::with_capacity(prefix + body_capacity);
+        out.resize(prefix, 0);
+        out
+    }
+
+    /// Writes the counter into a [`Session::wire_buffer`] holding the compressed body and
+    /// seals the body in place, its tag before it (the layout `crypto_box` gives).
+    fn finish_sealing(
+        &mut self,
+        counter: u64,
+        mut out: Vec<u8>,
+    ) -> Result<Vec<u8>, TransportError> {
+        out[..COUNTER_BYTES].copy_from_slice(&counter.to_be_bytes()[1..]);
+        if let Some(c) = &self.cipher {
+            let (head, body) = out.split_at_mut(COUNTER_BYTES + TAG_BYTES);
+            let tag = c
+                .encrypt_in_place_detached(&self.nonce(self.send_dir, counter), b"", body)
+                .map_err(|_| TransportError::Authentication { counter })?;
+            head[COUNTER_BYTES..].copy_from_slice(&tag);
         }
         if out.len() > MAX_MESSAGE_BYTES {
             return Err(TransportError::TooLarge(out.len()));
@@ -621,8 +637,9 @@ impl Session {
 #[derive(Debug, Clone)]
 pub struct PackedFrames {
     frames: Bytes,
-    /// Raw deflate blocks of `frames`, the last one final, starting on a fresh window.
-    deflated: Vec<u8>,
+    /// `frames` as a whole zlib stream; its raw deflate blocks (the last one final,
+    /// starting on a fresh window) lie between the 2-byte header and the Adler-32.
+    zlib: Vec<u8>,
     /// Adler-32 of `frames`.
     adler: u32,
 }
@@ -635,13 +652,14 @@ impl PackedFrames {
                 const { std::cell::RefCell::new(None) };
         }
         let level = level.min(9);
-        let zlib = DEFLATE.with(|cell| {
+        let mut zlib = Vec::with_capacity(frames.len() / 2 + 64);
+        DEFLATE.with(|cell| {
             let mut cell = cell.borrow_mut();
             if cell.as_ref().is_none_or(|(l, _)| *l != level) {
                 *cell = Some((level, Compress::new(Compression::new(level), true)));
             }
             match cell.as_mut() {
-                Some((_, z)) => deflate_all(z, &frames),
+                Some((_, z)) => deflate_into(z, &frames, &mut zlib),
                 None => Err(TransportError::Inflate("no compressor".into())),
             }
         })?;
@@ -649,13 +667,18 @@ impl PackedFrames {
         if zlib.len() < ZLIB_HEADER.len() + 4 {
             return Err(TransportError::Inflate("deflate output too short".into()));
         }
-        let (body, trailer) = zlib.split_at(zlib.len() - 4);
+        let trailer = &zlib[zlib.len() - 4..];
         let adler = u32::from_be_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
         Ok(PackedFrames {
-            deflated: body[ZLIB_HEADER.len()..].to_vec(),
+            zlib,
             frames,
             adler,
         })
+    }
+
+    /// The raw deflate blocks of the frames.
+    fn deflated(&self) -> &[u8] {
+        &self.zlib[ZLIB_HEADER.len()..self.zlib.len() - 4]
     }
 
     /// The frames, uncompressed.
@@ -665,7 +688,7 @@ impl PackedFrames {
 
     /// Bytes held: the frames and their compressed form.
     pub fn held_bytes(&self) -> usize {
-        self.frames.len() + self.deflated.len()
+        self.frames.len() + self.zlib.len()
     }
 }
 
@@ -720,24 +743,20 @@ fn adler32_combine(adler_a: u32, adler_b: u32, len_b: u64) -> u32 {
     ((b as u32) << 16) | a as u32
 }
 
-/// Compresses `input` as one whole zlib stream with a reused (reset) compressor.
-fn deflate_all(z: &mut Compress, input: &[u8]) -> Result<Vec<u8>, TransportError> {
+/// Compresses `input` as one whole zlib stream with a reused (reset) compressor,
+/// appending it to `out`.
+fn deflate_into(z: &mut Compress, input: &[u8], out: &mut Vec<u8>) -> Result<(), TransportError> {
     z.reset();
-    let mut out = Vec::with_capacity(input.len() / 4 + 64);
     loop {
         let read = z.total_in() as usize;
         if out.len() == out.capacity() {
             out.reserve(out.capacity().max(64));
         }
         let status = z
-            .compress_vec(
-                &input[read.min(input.len())..],
-                &mut out,
-                FlushCompress::Finish,
-            )
+            .compress_vec(&input[read.min(input.len())..], out, FlushCompress::Finish)
             .map_err(|e| TransportError::Inflate(format!("deflate: {e}")))?;
         if status == Status::StreamEnd {
-            return Ok(out);
+            return Ok(());
         }
     }
 }
