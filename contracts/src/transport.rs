@@ -626,8 +626,9 @@ impl Session {
 #[derive(Debug, Clone)]
 pub struct PackedFrames {
     frames: Bytes,
-    /// Raw deflate blocks of `frames`, the last one final, starting on a fresh window.
-    deflated: Vec<u8>,
+    /// Raw deflate blocks of `frames`, the last one final, starting on a fresh window: a
+    /// slice of the zlib stream they were written in, not a copy of it.
+    deflated: Bytes,
     /// Adler-32 of `frames`.
     adler: u32,
 }
@@ -640,7 +641,7 @@ impl PackedFrames {
                 const { std::cell::RefCell::new(None) };
         }
         let level = level.min(9);
-        let zlib = DEFLATE.with(|cell| {
+        let mut zlib = DEFLATE.with(|cell| {
             let mut cell = cell.borrow_mut();
             if cell.as_ref().is_none_or(|(l, _)| *l != level) {
                 *cell = Some((level, Compress::new(Compression::new(level), true)));
@@ -654,10 +655,13 @@ impl PackedFrames {
         if zlib.len() < ZLIB_HEADER.len() + 4 {
             return Err(TransportError::Inflate("deflate output too short".into()));
         }
-        let (body, trailer) = zlib.split_at(zlib.len() - 4);
-        let adler = u32::from_be_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+        let end = zlib.len() - 4;
+        let adler = u32::from_be_bytes([zlib[end], zlib[end + 1], zlib[end + 2], zlib[end + 3]]);
+        // It lives as long as the packet is unacked: give back the room reserved for a
+        // worse ratio (shrinking in place, where copying the blocks out would move them).
+        zlib.shrink_to_fit();
         Ok(PackedFrames {
-            deflated: body[ZLIB_HEADER.len()..].to_vec(),
+            deflated: Bytes::from(zlib).slice(ZLIB_HEADER.len()..end),
             frames,
             adler,
         })
