@@ -620,8 +620,8 @@ impl ShipperTask {
                 let max = self.config.packet_max_bytes.clamp(1, MAX_CHUNK_BYTES);
                 let route = (bucket.crawl.clone(), day);
                 for item in FrameReader::new(&frames) {
-                    let frame = match item {
-                        Ok((at, payload)) => &frames[at..at + 2 + payload.len()],
+                    let (frame_at, frame) = match item {
+                        Ok((at, payload)) => (at, &frames[at..at + 2 + payload.len()]),
                         Err(e @ (FrameError::Incomplete { .. } | FrameError::Empty { .. })) => {
                             tracing::error!(bucket = ?bucket, "live frames from the reader are malformed ({e}); the rest are left to the repair send");
                             break;
@@ -634,16 +634,27 @@ impl ShipperTask {
                     if full {
                         self.flush(&route);
                     }
-                    let delay = Duration::from_millis(self.config.packet_max_delay_ms);
-                    let p = self
-                        .packets
-                        .entry(route.clone())
-                        .or_insert_with(|| PacketBuilder {
-                            frames: BytesMut::new(),
-                            count: 0,
-                            buckets: Vec::new(),
-                            deadline: Instant::now() + delay,
-                        });
+                    // Not `entry`: it would clone the route (a String) for every frame.
+                    if !self.packets.contains_key(&route) {
+                        let delay = Duration::from_millis(self.config.packet_max_delay_ms);
+                        // Room for what this input can still add, up to a full packet (and
+                        // its last frame unless a huge one): growing by doubling copied
+                        // each packet once more.
+                        let room = (frames.len() - frame_at).min(max + 4096);
+                        self.packets.insert(
+                            route.clone(),
+                            PacketBuilder {
+                                frames: BytesMut::with_capacity(room),
+                                count: 0,
+                                buckets: Vec::new(),
+                                deadline: Instant::now() + delay,
+                            },
+                        );
+                    }
+                    // Always there: inserted just above if it was not.
+                    let Some(p) = self.packets.get_mut(&route) else {
+                        continue;
+                    };
                     p.frames.extend_from_slice(frame);
                     p.count += 1;
                     match p.buckets.last_mut() {
