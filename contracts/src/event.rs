@@ -509,6 +509,8 @@ impl EventRef<'_> {
 
     /// Appends the version-1 encoding of the event to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
+        // One reservation for the whole event (a header is rarely over 128 bytes): the
+        // buffer grows at most once per event, not field by field.
         out.reserve(self.raw.len() + 128);
         out.push(EVENT_VERSION);
         out.extend_from_slice(&self.id.tailer.to_be_bytes());
@@ -535,10 +537,10 @@ impl EventRef<'_> {
     /// it already fits. The line loses its last bytes, and the spans that no longer lie
     /// inside it go; if the header alone is still too long, the last spans go too.
     pub fn fit(&self, max: usize) -> Option<Fit> {
-        // Nearly every line is far below the limit: a bound on the header, from lengths
-        // alone, settles it without sizing every varint.
-        // Fixed bytes (version, tailer, flags, format), seven varints (file seq, offset,
-        // time, original length, three name lengths), the names, the span count, the spans.
+        // Nearly every line is far below the limit: a bound on the header from lengths
+        // alone settles it without sizing every varint. The bound: fixed bytes (version,
+        // tailer, flags, format), seven varints (file seq, offset, time, original length,
+        // three name lengths), the names, the span count and the spans.
         let names = self.crawl.as_str().len() + self.host.len() + self.app.len();
         let spans = MAX_VARINT + self.fields.len() * (1 + 2 * MAX_VARINT);
         if 11 + 7 * MAX_VARINT + names + spans + self.raw.len() <= max {

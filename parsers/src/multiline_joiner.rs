@@ -42,6 +42,9 @@ fn is_n_more(line: &[u8]) -> bool {
         && rest[n + 5..].iter().all(|&c| c == b' ' || c == b'\r')
 }
 
+/// Largest record buffer kept for reuse: far above a typical log line or stack trace.
+const RETAINED_BYTES: usize = 16 * 1024;
+
 /// Joins continuation lines into the record before them.
 ///
 /// The record still open is copied into a buffer of the joiner's own (the lines it came
@@ -111,8 +114,7 @@ impl MultilineJoiner {
                 None
             }
             _ => {
-                std::mem::swap(&mut self.open, &mut self.done);
-                self.open.clear();
+                self.rotate_buffers();
                 let keep = char_floor(line.bytes, self.max_bytes);
                 self.open.extend_from_slice(&line.bytes[..keep]);
                 let previous = self.pending.replace(Pending {
@@ -125,6 +127,18 @@ impl MultilineJoiner {
         }
     }
 
+    /// The open record's buffer becomes the one handed out, and the other is emptied for
+    /// the next record. A buffer grown by a long record is let go rather than kept: a
+    /// thousand followed files each keeping `max_bytes` twice would add up.
+    fn rotate_buffers(&mut self) {
+        std::mem::swap(&mut self.open, &mut self.done);
+        if self.open.capacity() > RETAINED_BYTES {
+            self.open = Vec::new();
+        } else {
+            self.open.clear();
+        }
+    }
+
     /// [`MultilineJoiner::push_ref`] for owned records.
     pub fn push(&mut self, line: RawRecord) -> Option<RawRecord> {
         self.push_ref(line.as_record_ref()).map(|r| r.to_record())
@@ -134,8 +148,7 @@ impl MultilineJoiner {
     /// growing, or shutdown.
     pub fn flush_ref(&mut self) -> Option<RecordRef<'_>> {
         let p = self.pending.take()?;
-        std::mem::swap(&mut self.open, &mut self.done);
-        self.open.clear();
+        self.rotate_buffers();
         Some(p.record(&self.done))
     }
 

@@ -17,6 +17,9 @@ use std::io::Read;
 
 use parsers::RecordRef;
 
+/// Largest line buffer kept for reuse: far above a typical log line.
+const RETAINED_LINE_BYTES: usize = 16 * 1024;
+
 /// Line splitting state of one file. The read buffer is not part of it: callers pass one
 /// shared scratch buffer, so a thousand followed files do not each hold one.
 #[derive(Debug)]
@@ -106,10 +109,20 @@ impl LineReader {
                     original_len: self.line_len,
                     lines: 1,
                 });
-                self.line.clear();
+                self.reset_line();
                 self.line_len = 0;
             }
             bytes = &bytes[i + 1..];
+        }
+    }
+
+    /// Empties the line buffer for the next line. It is reused, but one grown by a long
+    /// line is let go: a thousand open files each keeping `max_line_bytes` would add up.
+    fn reset_line(&mut self) {
+        if self.line.capacity() > RETAINED_LINE_BYTES {
+            self.line = Vec::new();
+        } else {
+            self.line.clear();
         }
     }
 
@@ -133,7 +146,7 @@ impl LineReader {
             original_len: self.line_len,
             lines: 1,
         });
-        self.line.clear();
+        self.reset_line();
         self.line_len = 0;
         true
     }
