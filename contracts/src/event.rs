@@ -252,50 +252,38 @@ impl Event {
 
     /// The event time as a `DateTime`.
     pub fn time(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp_micros(self.time_us).unwrap_or(DateTime::UNIX_EPOCH)
+        self.view().time()
     }
 
     /// The UTC day of the event time: with the crawl, the segment it belongs to.
     pub fn day(&self) -> NaiveDate {
-        utc_day(self.time_us)
+        self.view().day()
+    }
+
+    /// The event's parts, borrowed: what encoding reads.
+    pub fn view(&self) -> EventRef<'_> {
+        EventRef {
+            id: self.id,
+            time_us: self.time_us,
+            flags: self.flags,
+            original_len: self.original_len,
+            format: self.format,
+            crawl: &self.crawl,
+            host: &self.host,
+            app: &self.app,
+            fields: &self.fields,
+            raw: &self.raw,
+        }
     }
 
     /// Size of `encode`'s output.
     pub fn encoded_len(&self) -> usize {
-        let mut n = 1 + 8 + varint::len_u64(self.id.file_seq) + varint::len_u64(self.id.offset);
-        n += varint::len_u64(((self.time_us << 1) ^ (self.time_us >> 63)) as u64);
-        n += 2 + varint::len_u64(self.original_len);
-        for s in [self.crawl.as_str(), &self.host, &self.app] {
-            n += varint::len_u64(s.len() as u64) + s.len();
-        }
-        n += varint::len_u64(self.fields.len() as u64);
-        for f in &self.fields {
-            n += 1 + varint::len_u64(f.start.into()) + varint::len_u64(f.len.into());
-        }
-        n + self.raw.len()
+        self.view().encoded_len()
     }
 
     /// Appends the version-1 encoding of the event to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.push(EVENT_VERSION);
-        out.extend_from_slice(&self.id.tailer.to_be_bytes());
-        varint::put_u64(out, self.id.file_seq);
-        varint::put_u64(out, self.id.offset);
-        varint::put_i64(out, self.time_us);
-        out.push(self.flags.0);
-        out.push(self.format as u8);
-        varint::put_u64(out, self.original_len);
-        varint::put_blob(out, self.crawl.as_str().as_bytes());
-        varint::put_blob(out, self.host.as_bytes());
-        varint::put_blob(out, self.app.as_bytes());
-        varint::put_u64(out, self.fields.len() as u64);
-        for f in &self.fields {
-            out.push(f.field as u8);
-            varint::put_u64(out, f.start.into());
-            varint::put_u64(out, f.len.into());
-        }
-        // The raw line runs to the end of the frame: its length is implied.
-        out.extend_from_slice(&self.raw);
+        self.view().encode(out);
     }
 
     /// Decodes one event from exactly `buf` (a frame's payload).
@@ -388,28 +376,14 @@ impl Event {
     }
 
     /// Cuts the line so the encoded event fits in `max` bytes, marking it truncated and
-    /// dropping spans that no longer fit. Returns whether anything was cut.
+    /// dropping spans that no longer fit (the rule is [`EventRef::fit`]). Returns whether
+    /// anything was cut.
     pub fn truncate_to_fit(&mut self, max: usize) -> bool {
-        let len = self.encoded_len();
-        if len <= max {
+        let Some(fit) = self.view().fit(max) else {
             return false;
-        }
-        let excess = len - max;
-        let keep = self.raw.len().saturating_sub(excess);
+        };
+        let keep = fit.apply(&mut self.fields, &mut self.flags);
         self.raw.truncate(keep);
-        self.fields
-            .retain(|f| (f.start as usize + f.len as usize) <= keep);
-        self.flags.set(EventFlags::TRUNCATED);
-        // Fewer spans may mean a shorter header: loop until it fits (it converges at once
-        // in practice; each round only removes bytes).
-        while self.encoded_len() > max && !self.raw.is_empty() {
-            let over = self.encoded_len() - max;
-            let keep = self.raw.len().saturating_sub(over);
-            self.raw.truncate(keep);
-            self.fields
-                .retain(|f| (f.start as usize + f.len as usize) <= keep);
-        }
-        while self.encoded_len() > max && self.fields.pop().is_some() {}
         true
     }
 
@@ -475,10 +449,207 @@ impl Event {
     }
 }
 
+/// An event whose parts are borrowed: the tailer encodes one per line straight from its
+/// read buffer and reused scratch, with no allocation per line. [`Event`] encodes through
+/// it too, so there is one encoder and both give the same bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct EventRef<'a> {
+    /// Identity.
+    pub id: EventId,
+    /// Event time, microseconds since the Unix epoch, UTC.
+    pub time_us: i64,
+    /// Flags.
+    pub flags: EventFlags,
+    /// Length of the line as read; larger than `raw.len()` only when truncated.
+    pub original_len: u64,
+    /// How the line was parsed.
+    pub format: Format,
+    /// The crawl (the shard key).
+    pub crawl: &'a CrawlId,
+    /// The host the line was read on.
+    pub host: &'a str,
+    /// The application that wrote it.
+    pub app: &'a str,
+    /// Parsed fields as spans of `raw`.
+    pub fields: &'a [FieldSpan],
+    /// The line as read, without its line terminator.
+    pub raw: &'a [u8],
+}
+
+impl<'a> From<&'a Event> for EventRef<'a> {
+    fn from(event: &'a Event) -> Self {
+        event.view()
+    }
+}
+
+/// Where [`EventRef::fit`] cuts an event too large for its frame.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Fit {
+    /// Bytes of the raw line kept.
+    pub raw_len: usize,
+    /// Spans kept: the first this many of those that lie inside the kept bytes.
+    pub fields: usize,
+}
+
+impl Fit {
+    /// Cuts `fields` (the spans the fit was computed from) as the fit says and marks
+    /// `flags` truncated. Returns how many raw bytes to keep.
+    pub fn apply(&self, fields: &mut Vec<FieldSpan>, flags: &mut EventFlags) -> usize {
+        fields.retain(|f| span_end(f) <= self.raw_len);
+        fields.truncate(self.fields);
+        flags.set(EventFlags::TRUNCATED);
+        self.raw_len
+    }
+}
+
+fn span_end(f: &FieldSpan) -> usize {
+    f.start as usize + f.len as usize
+}
+
+/// Encoded size of the span list: its count, then each span.
+fn fields_len<'f>(fields: impl Iterator<Item = &'f FieldSpan>) -> usize {
+    let (mut n, mut bytes) = (0u64, 0usize);
+    for f in fields {
+        n += 1;
+        bytes += 1 + varint::len_u64(f.start.into()) + varint::len_u64(f.len.into());
+    }
+    varint::len_u64(n) + bytes
+}
+
+/// The most a varint takes.
+const MAX_VARINT: usize = 10;
+
+impl EventRef<'_> {
+    /// The event time as a `DateTime` (the epoch if out of chrono's range).
+    pub fn time(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.time_us).unwrap_or(DateTime::UNIX_EPOCH)
+    }
+
+    /// The UTC day of the event time: with the crawl, the segment it belongs to.
+    pub fn day(&self) -> NaiveDate {
+        utc_day(self.time_us)
+    }
+
+    /// Size of everything before the spans.
+    fn head_len(&self) -> usize {
+        let mut n = 1 + 8 + varint::len_u64(self.id.file_seq) + varint::len_u64(self.id.offset);
+        n += varint::len_u64(((self.time_us << 1) ^ (self.time_us >> 63)) as u64);
+        n += 2 + varint::len_u64(self.original_len);
+        for s in [self.crawl.as_str(), self.host, self.app] {
+            n += varint::len_u64(s.len() as u64) + s.len();
+        }
+        n
+    }
+
+    /// Size of `encode`'s output.
+    pub fn encoded_len(&self) -> usize {
+        self.head_len() + fields_len(self.fields.iter()) + self.raw.len()
+    }
+
+    /// Appends the version-1 encoding of the event to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        // One reservation for the whole event (a header is rarely over 128 bytes): the
+        // buffer grows at most once per event, not field by field.
+        out.reserve(self.raw.len() + 128);
+        out.push(EVENT_VERSION);
+        out.extend_from_slice(&self.id.tailer.to_be_bytes());
+        varint::put_u64(out, self.id.file_seq);
+        varint::put_u64(out, self.id.offset);
+        varint::put_i64(out, self.time_us);
+        out.push(self.flags.0);
+        out.push(self.format as u8);
+        varint::put_u64(out, self.original_len);
+        varint::put_blob(out, self.crawl.as_str().as_bytes());
+        varint::put_blob(out, self.host.as_bytes());
+        varint::put_blob(out, self.app.as_bytes());
+        varint::put_u64(out, self.fields.len() as u64);
+        for f in self.fields {
+            out.push(f.field as u8);
+            varint::put_u64(out, f.start.into());
+            varint::put_u64(out, f.len.into());
+        }
+        // The raw line runs to the end of the frame: its length is implied.
+        out.extend_from_slice(self.raw);
+    }
+
+    /// Where to cut the line so that the encoded event fits in `max` bytes, or `None` if
+    /// it already fits. The line loses its last bytes, and the spans that no longer lie
+    /// inside it go; if the header alone is still too long, the last spans go too.
+    pub fn fit(&self, max: usize) -> Option<Fit> {
+        // Nearly every line is far below the limit: a bound on the header from lengths
+        // alone settles it without sizing every varint. The bound: fixed bytes (version,
+        // tailer, flags, format), seven varints (file seq, offset, time, original length,
+        // three name lengths), the names, the span count and the spans.
+        let names = self.crawl.as_str().len() + self.host.len() + self.app.len();
+        let spans = MAX_VARINT + self.fields.len() * (1 + 2 * MAX_VARINT);
+        if 11 + 7 * MAX_VARINT + names + spans + self.raw.len() <= max {
+            return None;
+        }
+        let head = self.head_len();
+        let len = head + fields_len(self.fields.iter()) + self.raw.len();
+        if len <= max {
+            return None;
+        }
+        let inside = |keep: usize| self.fields.iter().filter(move |f| span_end(f) <= keep);
+        let mut keep = self.raw.len().saturating_sub(len - max);
+        let mut len = head + fields_len(inside(keep)) + keep;
+        // Fewer spans may mean a shorter header: cut again until it fits (it converges at
+        // once in practice; each round only removes bytes).
+        while len > max && keep > 0 {
+            keep = keep.saturating_sub(len - max);
+            len = head + fields_len(inside(keep)) + keep;
+        }
+        let mut n = inside(keep).count();
+        while len > max && n > 0 {
+            n -= 1;
+            len = head + fields_len(inside(keep).take(n)) + keep;
+        }
+        Some(Fit {
+            raw_len: keep,
+            fields: n,
+        })
+    }
+
+    /// An owned copy.
+    pub fn to_event(&self) -> Event {
+        Event {
+            id: self.id,
+            time_us: self.time_us,
+            flags: self.flags,
+            original_len: self.original_len,
+            format: self.format,
+            crawl: self.crawl.clone(),
+            host: self.host.to_owned(),
+            app: self.app.to_owned(),
+            fields: self.fields.to_vec(),
+            raw: self.raw.to_vec(),
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    pub(crate) fn small_event() -> Event {
+        Event {
+            id: EventId {
+                tailer: 1,
+                file_seq: 2,
+                offset: 3,
+            },
+            time_us: 1_795_255_200_000_000,
+            flags: EventFlags::default(),
+            original_len: 5,
+            format: Format::Plain,
+            crawl: CrawlId::parse("c1").expect("valid crawl id"),
+            host: "h".into(),
+            app: "a".into(),
+            fields: vec![],
+            raw: b"hello".to_vec(),
+        }
+    }
 
     pub(crate) fn arb_event() -> impl Strategy<Value = Event> {
         (
@@ -575,6 +746,77 @@ pub(crate) mod tests {
             let mut out = Vec::new();
             e.encode(&mut out);
             prop_assert_eq!(Event::decode(&out)?, e);
+        }
+    }
+
+    /// The truncation rule as it was first written, cutting the owned event step by step:
+    /// the oracle that [`EventRef::fit`] must agree with.
+    fn truncate_stepwise(e: &mut Event, max: usize) -> bool {
+        let len = e.encoded_len();
+        if len <= max {
+            return false;
+        }
+        let keep = e.raw.len().saturating_sub(len - max);
+        e.raw.truncate(keep);
+        e.fields.retain(|f| span_end(f) <= keep);
+        e.flags.set(EventFlags::TRUNCATED);
+        while e.encoded_len() > max && !e.raw.is_empty() {
+            let keep = e.raw.len().saturating_sub(e.encoded_len() - max);
+            e.raw.truncate(keep);
+            e.fields.retain(|f| span_end(f) <= keep);
+        }
+        while e.encoded_len() > max && e.fields.pop().is_some() {}
+        true
+    }
+
+    proptest! {
+        #[test]
+        fn fit_agrees_with_the_stepwise_rule(e in arb_event(), max in 0usize..600) {
+            let mut want = e.clone();
+            let cut = truncate_stepwise(&mut want, max);
+            let mut got = e.clone();
+            prop_assert_eq!(got.truncate_to_fit(max), cut);
+            prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn borrowed_and_owned_encodings_are_byte_identical(e in arb_event(), max in 0usize..600) {
+            // Parts held apart from any `Event`, as the tailer holds them.
+            let (crawl, host, app) = (e.crawl.clone(), e.host.clone(), e.app.clone());
+            let (spans, raw) = (e.fields.clone(), e.raw.clone());
+            let r = EventRef {
+                id: e.id,
+                time_us: e.time_us,
+                flags: e.flags,
+                original_len: e.original_len,
+                format: e.format,
+                crawl: &crawl,
+                host: &host,
+                app: &app,
+                fields: &spans,
+                raw: &raw,
+            };
+            let (mut borrowed, mut owned) = (Vec::new(), Vec::new());
+            r.encode(&mut borrowed);
+            e.encode(&mut owned);
+            prop_assert_eq!(borrowed.len(), r.encoded_len());
+            prop_assert_eq!(&borrowed, &owned);
+            prop_assert_eq!(r.to_event(), e.clone());
+
+            let mut cut = e.clone();
+            let truncated = cut.truncate_to_fit(max);
+            let (mut kept, mut flags, mut keep) = (spans.clone(), r.flags, raw.len());
+            let fit = r.fit(max);
+            prop_assert_eq!(fit.is_some(), truncated);
+            if let Some(fit) = fit {
+                keep = fit.apply(&mut kept, &mut flags);
+            }
+            let r = EventRef { flags, fields: &kept, raw: &raw[..keep], ..r };
+            borrowed.clear();
+            owned.clear();
+            r.encode(&mut borrowed);
+            cut.encode(&mut owned);
+            prop_assert_eq!(borrowed, owned);
         }
     }
 

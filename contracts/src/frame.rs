@@ -3,7 +3,7 @@
 //! The same reader walks a buck's received packet and a tailer's spool file at recovery,
 //! where a trailing [`FrameError::Incomplete`] marks the torn last frame of a crash.
 
-use crate::{DecodeError, Event};
+use crate::{DecodeError, Event, EventRef};
 
 /// Largest frame payload: what a 2-byte length can say.
 pub const MAX_FRAME_PAYLOAD: usize = u16::MAX as usize;
@@ -30,15 +30,20 @@ pub enum FrameError {
     },
 }
 
-/// Appends one frame holding `event` to `out`. The event must already fit
-/// (see [`Event::truncate_to_fit`]); returns false and writes nothing otherwise.
-pub fn put_event_frame(out: &mut Vec<u8>, event: &Event) -> bool {
-    let len = event.encoded_len();
+/// Appends one frame holding `event` (an [`Event`] or an [`EventRef`]) to `out`. The event
+/// must already fit (see [`EventRef::fit`]); returns false and writes nothing otherwise.
+pub fn put_event_frame<'a>(out: &mut Vec<u8>, event: impl Into<EventRef<'a>>) -> bool {
+    let at = out.len();
+    // The length goes first but is only known once the event is written: patching it
+    // afterwards saves sizing every field twice.
+    out.extend_from_slice(&[0, 0]);
+    event.into().encode(out);
+    let len = out.len() - at - 2;
     if len == 0 || len > MAX_FRAME_PAYLOAD {
+        out.truncate(at);
         return false;
     }
-    out.extend_from_slice(&(len as u16).to_be_bytes());
-    event.encode(out);
+    out[at..at + 2].copy_from_slice(&(len as u16).to_be_bytes());
     true
 }
 
@@ -133,6 +138,18 @@ mod tests {
     use super::*;
     use crate::event::tests::arb_event;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_event_too_large_for_a_frame_writes_nothing() {
+        let mut e = crate::event::tests::small_event();
+        e.raw = vec![b'x'; MAX_FRAME_PAYLOAD];
+        let mut buf = b"before".to_vec();
+        assert!(!put_event_frame(&mut buf, &e));
+        assert_eq!(buf, b"before");
+        assert!(e.truncate_to_fit(MAX_FRAME_PAYLOAD));
+        assert!(put_event_frame(&mut buf, &e));
+        assert_eq!(buf.len(), 6 + 2 + MAX_FRAME_PAYLOAD);
+    }
 
     proptest! {
         #[test]

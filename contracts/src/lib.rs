@@ -8,7 +8,8 @@
 //! # Layout
 //!
 //! - [`crawl_id`]: `CrawlId`, the shard key, safe as a path component.
-//! - [`event`]: `Event`, `EventId`, `Format`, `Field` spans; the event encoding.
+//! - [`event`]: `Event`, its borrowed form `EventRef`, `EventId`, `Format`, `Field` spans;
+//!   the event encoding.
 //! - [`frame`]: the 2-byte big-endian length frame and `FrameReader`.
 //! - [`spool_file`]: spool bucket header, paths and torn-tail recovery.
 //! - [`transport`]: hellos, messages, and the sealed `Session`.
@@ -62,4 +63,4 @@ pub mod varint;
 pub use cluster::{BuckEntry, ClusterFile, HomeBucks};
 pub use crawl_id::{CrawlId, CrawlIdError};
 pub use error::DecodeError;
-pub use event::{Event, EventFlags, EventId, Field, FieldSpan, Format};
+pub use event::{Event, EventFlags, EventId, EventRef, Field, FieldSpan, Fit, Format};

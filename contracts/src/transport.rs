@@ -669,6 +669,9 @@ impl PackedFrames {
         }
         let trailer = &zlib[zlib.len() - 4..];
         let adler = u32::from_be_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+        // It lives as long as the packet is unacked: give back the room reserved for a
+        // worse ratio.
+        zlib.shrink_to_fit();
         Ok(PackedFrames {
             zlib,
             frames,

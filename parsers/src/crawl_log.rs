@@ -47,8 +47,9 @@ pub(crate) fn first_line_end(b: &[u8]) -> usize {
 /// than eleven fields, a log time that is not ISO 8601, a status that is not an integer, a
 /// size that is neither an integer nor `-`, a URL without a `:`, a hop path that is neither
 /// `-` nor letters). Only the first physical line is read: a joined
-/// stack trace after it belongs to no field.
-pub(crate) fn parse(b: &[u8]) -> Option<(Vec<FieldSpan>, i64)> {
+/// stack trace after it belongs to no field. The spans are appended to `fields` (which the
+/// caller reuses from line to line), and only when the line is one.
+pub(crate) fn parse_into(b: &[u8], fields: &mut Vec<FieldSpan>) -> Option<i64> {
     // Cheap rejection for the common case in `auto`: a crawl.log line starts with a year.
     if !b.first().is_some_and(u8::is_ascii_digit) {
         return None;
@@ -92,7 +93,7 @@ pub(crate) fn parse(b: &[u8]) -> Option<(Vec<FieldSpan>, i64)> {
         }
     }
 
-    let mut fields = Vec::with_capacity(13);
+    fields.reserve(13);
     for (field, &(start, stop)) in LEADING.iter().zip(&bounds) {
         fields.push(span(*field, start, stop));
     }
@@ -113,7 +114,14 @@ pub(crate) fn parse(b: &[u8]) -> Option<(Vec<FieldSpan>, i64)> {
             None => fields.push(span(Field::Annotations, pos, end)),
         }
     }
-    Some((fields, time_us))
+    Some(time_us)
+}
+
+/// [`parse_into`] with a vector of its own.
+#[cfg(test)]
+fn parse(b: &[u8]) -> Option<(Vec<FieldSpan>, i64)> {
+    let mut fields = Vec::new();
+    parse_into(b, &mut fields).map(|t| (fields, t))
 }
 
 /// An optional `-` and 1 to 18 digits (what an `i64` surely holds).

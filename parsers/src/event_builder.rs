@@ -13,10 +13,10 @@
 //! (flagged `truncated`, with `original_len` kept) when it must be.
 
 use contracts::frame::MAX_FRAME_PAYLOAD;
-use contracts::{CrawlId, Event, EventFlags, EventId};
+use contracts::{CrawlId, Event, EventFlags, EventId, EventRef, FieldSpan};
 
 use crate::utf8_cut::{char_floor, valid_prefix_if_only_tail_cut};
-use crate::{RawRecord, SourceFormat, parse_line};
+use crate::{RawRecord, RecordRef, SourceFormat, parse_line_into};
 
 /// How far before the read time a line's own time is still believed: 7 days, in µs.
 pub const MAX_TIME_BEHIND_US: i64 = 7 * 86_400 * 1_000_000;
@@ -41,6 +41,8 @@ pub struct EventBuilder {
     max_line_bytes: usize,
     /// The time given to the previous event of this file: what a line without a time takes.
     last_time_us: Option<i64>,
+    /// The spans of the record being built, reused from record to record.
+    spans: Vec<FieldSpan>,
 }
 
 /// `s` cut to at most `max` bytes on a character boundary: the event encoding limits host
@@ -79,6 +81,7 @@ impl EventBuilder {
             app: cut_name(app, max_name),
             max_line_bytes,
             last_time_us: None,
+            spans: Vec::new(),
         }
     }
 
@@ -97,37 +100,39 @@ impl EventBuilder {
     /// its length in the file (it may exceed `bytes.len()` if the reader already cut it).
     /// Returns a complete event that fits one frame.
     pub fn build(&mut self, record: RawRecord, read_time_us: i64) -> Event {
-        let RawRecord {
-            offset,
-            mut bytes,
-            original_len,
-            lines,
-        } = record;
-        let original_len = original_len.max(bytes.len() as u64);
+        self.build_ref(record.as_record_ref(), read_time_us)
+            .to_event()
+    }
+
+    /// [`EventBuilder::build`] without copying: the event borrows the record's bytes and
+    /// the builder's names and spans (one vector, reused for every record), so building
+    /// allocates nothing.
+    pub fn build_ref<'a>(&'a mut self, record: RecordRef<'a>, read_time_us: i64) -> EventRef<'a> {
+        let original_len = record.original_len.max(record.bytes.len() as u64);
+        let mut bytes = record.bytes;
         let mut flags = EventFlags::default();
 
         // Cut first, so that the parse's spans all lie in what is kept.
         let limit = self.max_line_bytes.min(MAX_FRAME_PAYLOAD);
         if bytes.len() > limit {
-            let cut = char_floor(&bytes, limit);
-            bytes.truncate(cut);
+            bytes = &bytes[..char_floor(bytes, limit)];
         }
         let cut = original_len > bytes.len() as u64;
-        match valid_prefix_if_only_tail_cut(&bytes) {
+        match valid_prefix_if_only_tail_cut(bytes) {
             Some(valid) if valid == bytes.len() => {}
             // The reader's cap split the last character: drop its first bytes rather than
             // call the line invalid.
-            Some(valid) if cut => bytes.truncate(valid),
+            Some(valid) if cut => bytes = &bytes[..valid],
             _ => flags.set(EventFlags::INVALID_UTF8),
         }
         if cut {
             flags.set(EventFlags::TRUNCATED);
         }
-        if lines > 1 {
+        if record.lines > 1 {
             flags.set(EventFlags::MULTILINE);
         }
 
-        let parsed = parse_line(self.format, &bytes, read_time_us);
+        let parsed = parse_line_into(self.format, bytes, read_time_us, &mut self.spans);
         if parsed.failed {
             flags.set(EventFlags::PARSE_FAILED);
         }
@@ -150,33 +155,45 @@ impl EventBuilder {
         };
         self.last_time_us = Some(time_us);
 
-        let mut event = Event {
-            id: EventId {
-                tailer: self.tailer_id,
-                file_seq: self.file_seq,
-                offset,
-            },
+        let id = EventId {
+            tailer: self.tailer_id,
+            file_seq: self.file_seq,
+            offset: record.offset,
+        };
+        let head = EventRef {
+            id,
             time_us,
             flags,
             original_len,
             format: parsed.format,
-            crawl: self.crawl.clone(),
-            host: self.host.clone(),
-            app: self.app.clone(),
-            fields: parsed.fields,
-            raw: bytes,
+            crawl: &self.crawl,
+            host: &self.host,
+            app: &self.app,
+            fields: &[],
+            raw: &[],
         };
-        // `truncate_to_fit` cuts bytes, not characters: take back a split last character.
-        if event.truncate_to_fit(MAX_FRAME_PAYLOAD)
-            && !event.flags.has(EventFlags::INVALID_UTF8)
-            && let Some(valid) = valid_prefix_if_only_tail_cut(&event.raw)
-        {
-            event.raw.truncate(valid);
-            event
-                .fields
-                .retain(|f| f.start as usize + f.len as usize <= valid);
+        let whole = EventRef {
+            fields: &self.spans,
+            raw: bytes,
+            ..head
+        };
+        if let Some(fit) = whole.fit(MAX_FRAME_PAYLOAD) {
+            bytes = &bytes[..fit.apply(&mut self.spans, &mut flags)];
+            // The fit cuts bytes, not characters: take back a split last character.
+            if !flags.has(EventFlags::INVALID_UTF8)
+                && let Some(valid) = valid_prefix_if_only_tail_cut(bytes)
+            {
+                bytes = &bytes[..valid];
+                self.spans
+                    .retain(|f| f.start as usize + f.len as usize <= valid);
+            }
         }
-        event
+        EventRef {
+            flags,
+            fields: &self.spans,
+            raw: bytes,
+            ..head
+        }
     }
 }
 

@@ -4,6 +4,11 @@
 //! [`EventBuilder`], which parses it with [`parse_line`], applies DESIGN.md's time rules and
 //! returns an event that fits one frame.
 //!
+//! Each step also has a borrowing form for the tailer's hot path, where a line costs no
+//! allocation: [`RecordRef`] lines, [`MultilineJoiner::push_ref`], [`parse_line_into`] (spans
+//! into a reused vector) and [`EventBuilder::build_ref`], which returns a
+//! [`contracts::EventRef`] ready to encode. The owned forms are thin wrappers over them.
+//!
 //! Lines are bytes: they may be invalid UTF-8, hold NULs or be huge. Parsers work on the
 //! bytes, record fields as spans of the line (no allocation per field, no regex), and never
 //! panic; a line that does not match its source's format is kept as plain and flagged.
@@ -12,10 +17,12 @@
 //! # Layout
 //!
 //! - [`source_format`]: [`SourceFormat`], the configured format of a source.
-//! - [`parsed`]: [`Parsed`], the spans and time found in one line.
+//! - [`parsed`]: [`Parsed`], the spans and time found in one line; [`LineParse`], the same
+//!   without the spans.
 //! - `crawl_log`, `syslog`, `plain`: one parser per format; `timestamp`: the byte-level
 //!   time parsers they share.
-//! - [`raw_record`]: [`RawRecord`], a line or joined lines as read.
+//! - [`raw_record`]: [`RawRecord`], a line or joined lines as read, and [`RecordRef`], the
+//!   same borrowed.
 //! - [`multiline_joiner`]: [`MultilineJoiner`] and [`is_continuation`].
 //! - [`event_builder`]: [`EventBuilder`], records to events with the time rules.
 //! - `error`: [`UnknownFormat`].
@@ -69,9 +76,9 @@ mod utf8_cut;
 pub use error::UnknownFormat;
 pub use event_builder::{EventBuilder, MAX_TIME_AHEAD_US, MAX_TIME_BEHIND_US, time_is_plausible};
 pub use multiline_joiner::{MultilineJoiner, is_continuation};
-pub use parsed::Parsed;
+pub use parsed::{LineParse, Parsed};
 pub use plain::SNIFF_WINDOW;
-pub use raw_record::RawRecord;
+pub use raw_record::{RawRecord, RecordRef};
 pub use source_format::SourceFormat;
 
 use contracts::{FieldSpan, Format};
@@ -80,51 +87,71 @@ use contracts::{FieldSpan, Format};
 /// shorter (they must fit a 64 KiB frame), so this only keeps hostile input harmless.
 const MAX_PARSED_BYTES: usize = u32::MAX as usize;
 
-fn matched(format: Format, (fields, time_us): (Vec<FieldSpan>, Option<i64>)) -> Parsed {
-    Parsed {
-        format,
-        fields,
-        time_us,
-        failed: false,
-    }
-}
-
-fn plain(line: &[u8], read_time_us: i64, failed: bool) -> Parsed {
-    match plain::sniff(line, read_time_us) {
-        Some((span, t)) => Parsed {
-            format: Format::Plain,
-            fields: vec![span],
-            time_us: Some(t),
-            failed,
-        },
-        None => Parsed {
-            format: Format::Plain,
-            fields: Vec::new(),
-            time_us: None,
-            failed,
-        },
-    }
-}
-
 /// Parses one line (or joined record). `read_time_us` (µs since the epoch, UTC) chooses the
 /// year of a time written without one (RFC 3164). `failed` is true when the configured
 /// format (not `Auto`) did not match: the result is then `Format::Plain` with a sniffed
 /// timestamp if any.
 pub fn parse_line(format: SourceFormat, line: &[u8], read_time_us: i64) -> Parsed {
+    let mut fields = Vec::new();
+    let p = parse_line_into(format, line, read_time_us, &mut fields);
+    Parsed {
+        format: p.format,
+        fields,
+        time_us: p.time_us,
+        failed: p.failed,
+    }
+}
+
+/// [`parse_line`], writing the spans to `fields` (cleared first) instead of a new vector:
+/// the tailer reuses one for every line.
+pub fn parse_line_into(
+    format: SourceFormat,
+    line: &[u8],
+    read_time_us: i64,
+    fields: &mut Vec<FieldSpan>,
+) -> LineParse {
     let line = &line[..line.len().min(MAX_PARSED_BYTES)];
-    let crawl_log = || crawl_log::parse(line).map(|(f, t)| matched(Format::CrawlLog, (f, Some(t))));
-    let syslog = || {
-        syslog::parse_5424(line)
-            .or_else(|| syslog::parse_3164(line, read_time_us))
-            .map(|p| matched(Format::Syslog, p))
+    let matched = |format, time_us| LineParse {
+        format,
+        time_us,
+        failed: false,
     };
-    match format {
-        SourceFormat::CrawlLog => crawl_log().unwrap_or_else(|| plain(line, read_time_us, true)),
-        SourceFormat::Syslog => syslog().unwrap_or_else(|| plain(line, read_time_us, true)),
-        SourceFormat::Plain => plain(line, read_time_us, false),
-        SourceFormat::Auto => crawl_log()
-            .or_else(syslog)
-            .unwrap_or_else(|| plain(line, read_time_us, false)),
+    // Each attempt starts from an empty vector: one that fails may leave spans behind.
+    let crawl_log = |fields: &mut Vec<FieldSpan>| {
+        fields.clear();
+        crawl_log::parse_into(line, fields).map(|t| matched(Format::CrawlLog, Some(t)))
+    };
+    let syslog = |fields: &mut Vec<FieldSpan>| {
+        fields.clear();
+        if let Some(t) = syslog::parse_5424_into(line, fields) {
+            return Some(matched(Format::Syslog, t));
+        }
+        fields.clear();
+        syslog::parse_3164_into(line, read_time_us, fields)
+            .map(|t| matched(Format::Syslog, Some(t)))
+    };
+    let parsed = match format {
+        SourceFormat::CrawlLog => crawl_log(fields),
+        SourceFormat::Syslog => syslog(fields),
+        SourceFormat::Plain => None,
+        SourceFormat::Auto => crawl_log(fields).or_else(|| syslog(fields)),
+    };
+    parsed.unwrap_or_else(|| {
+        fields.clear();
+        let failed = matches!(format, SourceFormat::CrawlLog | SourceFormat::Syslog);
+        plain(line, read_time_us, failed, fields)
+    })
+}
+
+fn plain(line: &[u8], read_time_us: i64, failed: bool, fields: &mut Vec<FieldSpan>) -> LineParse {
+    let time_us = plain::sniff(line, read_time_us).map(|(span, t)| {
+        fields.push(span);
+        t
+    });
+    LineParse {
+        format: Format::Plain,
+        time_us,
+        failed,
     }
 }
 

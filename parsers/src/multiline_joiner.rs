@@ -16,8 +16,8 @@
 //! non-continuation line arrives, or when the tailer gives up waiting and calls
 //! [`MultilineJoiner::flush`]; until then its offset is the tailer's checkpoint limit.
 
-use crate::RawRecord;
 use crate::utf8_cut::char_floor;
+use crate::{RawRecord, RecordRef};
 
 /// Whether `line` continues the record before it: it starts with a space or tab (a stack
 /// frame, an indented cause), `Caused by:`, `Suppressed:`, or is `... N more`.
@@ -42,13 +42,43 @@ fn is_n_more(line: &[u8]) -> bool {
         && rest[n + 5..].iter().all(|&c| c == b' ' || c == b'\r')
 }
 
+/// Largest record buffer kept for reuse: far above a typical log line or stack trace.
+const RETAINED_BYTES: usize = 16 * 1024;
+
 /// Joins continuation lines into the record before them.
+///
+/// The record still open is copied into a buffer of the joiner's own (the lines it came
+/// from are gone by the time it completes); a second buffer holds the record handed out
+/// last, so that handing one out and opening the next needs no allocation.
 #[derive(Debug)]
 pub struct MultilineJoiner {
     /// Cap on a joined record's bytes; the rest is counted in `original_len`.
     max_bytes: usize,
-    /// The record still open to continuation lines.
-    pending: Option<RawRecord>,
+    /// The record still open to continuation lines: its bytes are in `open`.
+    pending: Option<Pending>,
+    /// Bytes of the pending record.
+    open: Vec<u8>,
+    /// Bytes of the record last returned.
+    done: Vec<u8>,
+}
+
+/// A pending record, but for its bytes.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    offset: u64,
+    original_len: u64,
+    lines: u32,
+}
+
+impl Pending {
+    fn record(self, bytes: &[u8]) -> RecordRef<'_> {
+        RecordRef {
+            offset: self.offset,
+            bytes,
+            original_len: self.original_len,
+            lines: self.lines,
+        }
+    }
 }
 
 impl MultilineJoiner {
@@ -58,45 +88,73 @@ impl MultilineJoiner {
         MultilineJoiner {
             max_bytes,
             pending: None,
+            open: Vec::new(),
+            done: Vec::new(),
         }
     }
 
     /// Takes the next physical line. Returns the previous record when `line` starts a new
     /// one; a continuation line is absorbed and `None` returned.
-    pub fn push(&mut self, mut line: RawRecord) -> Option<RawRecord> {
-        line.original_len = line.original_len.max(line.bytes.len() as u64);
-        line.lines = line.lines.max(1);
+    pub fn push_ref(&mut self, line: RecordRef<'_>) -> Option<RecordRef<'_>> {
+        let original_len = line.original_len.max(line.bytes.len() as u64);
+        let lines = line.lines.max(1);
         match &mut self.pending {
-            Some(record) if is_continuation(&line.bytes) => {
-                Self::append(record, &line, self.max_bytes);
+            Some(record) if is_continuation(line.bytes) => {
+                let room = self.max_bytes.saturating_sub(self.open.len());
+                let cut = record.original_len > self.open.len() as u64;
+                // Append only what fits whole with its separator: a lone `\n` would say
+                // nothing.
+                if room > 1 && !cut {
+                    let take = char_floor(line.bytes, room - 1);
+                    self.open.push(b'\n');
+                    self.open.extend_from_slice(&line.bytes[..take]);
+                }
+                record.original_len += 1 + original_len;
+                record.lines = record.lines.saturating_add(lines);
                 None
             }
             _ => {
-                if line.bytes.len() > self.max_bytes {
-                    let cut = char_floor(&line.bytes, self.max_bytes);
-                    line.bytes.truncate(cut);
-                }
-                self.pending.replace(line)
+                self.rotate_buffers();
+                let keep = char_floor(line.bytes, self.max_bytes);
+                self.open.extend_from_slice(&line.bytes[..keep]);
+                let previous = self.pending.replace(Pending {
+                    offset: line.offset,
+                    original_len,
+                    lines,
+                });
+                previous.map(|p| p.record(&self.done))
             }
         }
     }
 
-    fn append(record: &mut RawRecord, line: &RawRecord, max_bytes: usize) {
-        let room = max_bytes.saturating_sub(record.bytes.len());
-        // Append only what fits whole with its separator: a lone `\n` would say nothing.
-        if room > 1 && !record.is_cut() {
-            let take = char_floor(&line.bytes, room - 1);
-            record.bytes.push(b'\n');
-            record.bytes.extend_from_slice(&line.bytes[..take]);
+    /// The open record's buffer becomes the one handed out, and the other is emptied for
+    /// the next record. A buffer grown by a long record is let go rather than kept: a
+    /// thousand followed files each keeping `max_bytes` twice would add up.
+    fn rotate_buffers(&mut self) {
+        std::mem::swap(&mut self.open, &mut self.done);
+        if self.open.capacity() > RETAINED_BYTES {
+            self.open = Vec::new();
+        } else {
+            self.open.clear();
         }
-        record.original_len += 1 + line.original_len;
-        record.lines = record.lines.saturating_add(line.lines);
+    }
+
+    /// [`MultilineJoiner::push_ref`] for owned records.
+    pub fn push(&mut self, line: RawRecord) -> Option<RawRecord> {
+        self.push_ref(line.as_record_ref()).map(|r| r.to_record())
     }
 
     /// Takes the pending record, complete or not: on an idle timeout, a file that stopped
     /// growing, or shutdown.
+    pub fn flush_ref(&mut self) -> Option<RecordRef<'_>> {
+        let p = self.pending.take()?;
+        self.rotate_buffers();
+        Some(p.record(&self.done))
+    }
+
+    /// [`MultilineJoiner::flush_ref`] for an owned record.
     pub fn flush(&mut self) -> Option<RawRecord> {
-        self.pending.take()
+        self.flush_ref().map(|r| r.to_record())
     }
 
     /// Offset of the pending record: the tailer must not checkpoint past it, since its

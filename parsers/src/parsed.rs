@@ -1,4 +1,5 @@
-//! `Parsed`: what a parser found in one line, as spans of it.
+//! `Parsed`: what a parser found in one line, as spans of it; `LineParse`, the same
+//! without the spans, for a caller that keeps them in a reused vector.
 
 use contracts::{Field, FieldSpan, Format};
 
@@ -9,6 +10,18 @@ pub struct Parsed {
     pub format: Format,
     /// The fields found, as byte spans of the line, in the order they appear.
     pub fields: Vec<FieldSpan>,
+    /// The line's own time, microseconds since the epoch, UTC; `None` when it has none.
+    pub time_us: Option<i64>,
+    /// Whether the source's configured format (not `auto`) failed to match.
+    pub failed: bool,
+}
+
+/// What [`crate::parse_line_into`] found besides the spans, which it writes to the
+/// caller's vector instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LineParse {
+    /// The format the line was parsed as (`Plain` when the configured format did not match).
+    pub format: Format,
     /// The line's own time, microseconds since the epoch, UTC; `None` when it has none.
     pub time_us: Option<i64>,
     /// Whether the source's configured format (not `auto`) failed to match.

@@ -54,12 +54,13 @@ fn token(b: &[u8], pos: usize, end: usize) -> Option<(usize, usize)> {
     (stop > pos).then_some((pos, stop))
 }
 
-/// Parses an RFC 5424 line: fields and time (`None` for a NILVALUE time), or `None`.
-pub(crate) fn parse_5424(b: &[u8]) -> Option<(Vec<FieldSpan>, Option<i64>)> {
+/// Parses an RFC 5424 line: its time (`None` for a NILVALUE time), or `None` if it is not
+/// one. Spans are appended to `fields`; after a `None`, what was appended is garbage for
+/// the caller to clear.
+pub(crate) fn parse_5424_into(b: &[u8], fields: &mut Vec<FieldSpan>) -> Option<Option<i64>> {
     let end = record_end(b);
     let header_end = memchr::memchr(b'\n', &b[..end]).unwrap_or(end);
     let h = &b[..header_end];
-    let mut fields = Vec::with_capacity(8);
     let (mut pos, pri) = match priority(h) {
         Some((after, (s, e))) => {
             fields.push(span(Field::Priority, s, e));
@@ -121,7 +122,14 @@ pub(crate) fn parse_5424(b: &[u8]) -> Option<(Vec<FieldSpan>, Option<i64>)> {
     if msg < end {
         fields.push(span(Field::Message, msg, end));
     }
-    Some((fields, time_us))
+    Some(time_us)
+}
+
+/// [`parse_5424_into`] with a vector of its own.
+#[cfg(test)]
+fn parse_5424(b: &[u8]) -> Option<(Vec<FieldSpan>, Option<i64>)> {
+    let mut fields = Vec::new();
+    parse_5424_into(b, &mut fields).map(|t| (fields, t))
 }
 
 /// End of STRUCTURED-DATA starting at `pos`: `-`, or one or more `[id param="value" ...]`
@@ -172,12 +180,17 @@ fn tag(t: &[u8]) -> Option<(Range, Option<Range>)> {
     }
 }
 
-/// Parses an RFC 3164 line (see the module doc): fields and time, or `None`.
-pub(crate) fn parse_3164(b: &[u8], read_time_us: i64) -> Option<(Vec<FieldSpan>, Option<i64>)> {
+/// Parses an RFC 3164 line (see the module doc): its time, or `None` if it is not one.
+/// Spans are appended to `fields`; after a `None`, what was appended is garbage for the
+/// caller to clear.
+pub(crate) fn parse_3164_into(
+    b: &[u8],
+    read_time_us: i64,
+    fields: &mut Vec<FieldSpan>,
+) -> Option<i64> {
     let end = record_end(b);
     let header_end = memchr::memchr(b'\n', &b[..end]).unwrap_or(end);
     let h = &b[..header_end];
-    let mut fields = Vec::with_capacity(7);
     let mut pos = 0;
     if let Some((after, (s, e))) = priority(h) {
         fields.push(span(Field::Priority, s, e));
@@ -240,7 +253,14 @@ pub(crate) fn parse_3164(b: &[u8], read_time_us: i64) -> Option<(Vec<FieldSpan>,
     if msg < end {
         fields.push(span(Field::Message, msg, end));
     }
-    Some((fields, Some(time_us)))
+    Some(time_us)
+}
+
+/// [`parse_3164_into`] with a vector of its own.
+#[cfg(test)]
+fn parse_3164(b: &[u8], read_time_us: i64) -> Option<(Vec<FieldSpan>, Option<i64>)> {
+    let mut fields = Vec::new();
+    parse_3164_into(b, read_time_us, &mut fields).map(|t| (fields, Some(t)))
 }
 
 #[cfg(test)]

@@ -5,9 +5,10 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use contracts::frame::{self, MAX_FRAME_PAYLOAD};
-use contracts::{CrawlId, Event, EventFlags, Field, Format};
+use contracts::{CrawlId, Event, EventFlags, Field, FieldSpan, Format};
 use parsers::{
-    EventBuilder, MultilineJoiner, RawRecord, SourceFormat, parse_line, time_is_plausible,
+    EventBuilder, MultilineJoiner, RawRecord, RecordRef, SourceFormat, parse_line, parse_line_into,
+    time_is_plausible,
 };
 use proptest::prelude::*;
 
@@ -186,6 +187,29 @@ proptest! {
             prop_assert_eq!(e.flags.has(EventFlags::MULTILINE), n > 1);
             check_event(&e, read)?;
             offset += len + extra + 1;
+        }
+    }
+
+    #[test]
+    fn scratch_reused_from_line_to_line_changes_nothing(
+        format in any_format(),
+        lines in prop::collection::vec(any_line(), 1..8),
+        read in read_time(),
+    ) {
+        // One builder (its span vector reused) against a fresh one per line, handed the
+        // time the reused one would inherit.
+        let mut reused = builder(format, 65_000);
+        let mut spans = vec![FieldSpan { field: Field::Url, start: 7, len: 9 }; 20];
+        for (offset, line) in lines.iter().enumerate() {
+            let mut fresh = builder(format, 65_000);
+            fresh.set_last_time_us(reused.last_time_us());
+            let want = fresh.build(RawRecord::line(offset as u64, line.clone()), read);
+            let got = reused.build_ref(RecordRef::line(offset as u64, line), read);
+            prop_assert_eq!(got.to_event(), want);
+            let summary = parse_line_into(format, line, read, &mut spans);
+            let p = parse_line(format, line, read);
+            prop_assert_eq!((summary.format, summary.time_us, summary.failed), (p.format, p.time_us, p.failed));
+            prop_assert_eq!(&spans, &p.fields);
         }
     }
 

@@ -73,8 +73,8 @@ impl TailerEvents {
         self.lines_read_total.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// An event was made; its flags say what happened to it on the way.
-    pub fn event_made(&self, event: &contracts::Event) {
+    /// An event was made; its `flags` say what happened to it on the way.
+    pub fn event_made(&self, flags: contracts::EventFlags) {
         use contracts::EventFlags as F;
         self.events_total.fetch_add(1, Ordering::Relaxed);
         for (bit, counter) in [
@@ -83,7 +83,7 @@ impl TailerEvents {
             (F::TIME_SUSPECT, &self.time_suspect_total),
             (F::INVALID_UTF8, &self.invalid_utf8_total),
         ] {
-            if event.flags.has(bit) {
+            if flags.has(bit) {
                 counter.fetch_add(1, Ordering::Relaxed);
             }
         }

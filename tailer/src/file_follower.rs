@@ -12,14 +12,14 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use contracts::frame::MAX_FRAME_PAYLOAD;
-use contracts::{CrawlId, Event};
+use contracts::CrawlId;
 use flate2::read::GzDecoder;
-use parsers::{EventBuilder, MultilineJoiner, RawRecord};
+use parsers::{EventBuilder, MultilineJoiner, RecordRef};
 
 use crate::checkpointer::FileCheckpoint;
 use crate::events::TailerEvents;
 use crate::fingerprint::{self, FINGERPRINT_BYTES, Fingerprint};
+use crate::frame_batch::FrameBatch;
 use crate::line_reader::LineReader;
 
 /// Where a follower's bytes come from.
@@ -110,8 +110,83 @@ pub struct FileFollower {
     /// that carries this seq (a pread could see a file rewritten in between).
     head: Option<Vec<u8>>,
     lines: LineReader,
+    records: Records,
+}
+
+/// Lines to frames: the joiner and the builder, apart from the line reader so that the
+/// lines it lends can be built while it is borrowed.
+#[derive(Debug)]
+struct Records {
     joiner: Option<MultilineJoiner>,
     builder: EventBuilder,
+}
+
+impl Records {
+    fn new(ctx: &FileContext, seq: u64) -> Records {
+        Records {
+            joiner: ctx
+                .multiline
+                .then(|| MultilineJoiner::new(ctx.max_line_bytes)),
+            builder: EventBuilder::new(
+                ctx.format,
+                ctx.tailer_id,
+                seq,
+                ctx.crawl.clone(),
+                ctx.host.clone(),
+                ctx.app.clone(),
+                ctx.max_line_bytes,
+            ),
+        }
+    }
+
+    /// One physical line: joined, or built at once.
+    fn emit(
+        &mut self,
+        line: RecordRef<'_>,
+        read_time_us: i64,
+        out: &mut FrameBatch,
+        counters: &TailerEvents,
+    ) {
+        counters.line_read();
+        match self.joiner.as_mut() {
+            Some(j) => {
+                if let Some(r) = j.push_ref(line) {
+                    build(&mut self.builder, r, read_time_us, out, counters);
+                }
+            }
+            None => build(&mut self.builder, line, read_time_us, out, counters),
+        }
+    }
+
+    /// The pending multi-line record, if any, complete or not.
+    fn flush(&mut self, read_time_us: i64, out: &mut FrameBatch, counters: &TailerEvents) {
+        if let Some(r) = self.joiner.as_mut().and_then(MultilineJoiner::flush_ref) {
+            build(&mut self.builder, r, read_time_us, out, counters);
+        }
+    }
+
+    fn pending_offset(&self) -> Option<u64> {
+        self.joiner
+            .as_ref()
+            .and_then(MultilineJoiner::pending_offset)
+    }
+}
+
+/// Builds the event of `record` and appends its frame to `out`.
+fn build(
+    builder: &mut EventBuilder,
+    record: RecordRef<'_>,
+    read_time_us: i64,
+    out: &mut FrameBatch,
+    counters: &TailerEvents,
+) {
+    let event = builder.build_ref(record, read_time_us);
+    counters.event_made(event.flags);
+    if !out.push(&event) {
+        // Cannot happen: the builder cuts every event to fit. A frame that does not fit
+        // could not be spooled or read back, so it is never written.
+        tracing::error!(id = %event.id, "event does not fit one frame; not spooled");
+    }
 }
 
 impl FileFollower {
@@ -128,15 +203,6 @@ impl FileFollower {
         input: Input,
         ctx: FileContext,
     ) -> FileFollower {
-        let builder = EventBuilder::new(
-            ctx.format,
-            ctx.tailer_id,
-            seq,
-            ctx.crawl.clone(),
-            ctx.host.clone(),
-            ctx.app.clone(),
-            ctx.max_line_bytes,
-        );
         FileFollower {
             path,
             dev,
@@ -152,12 +218,9 @@ impl FileFollower {
             last_size: 0,
             last_growth: Instant::now(),
             failing: false,
-            joiner: ctx
-                .multiline
-                .then(|| MultilineJoiner::new(ctx.max_line_bytes)),
             head: None,
             lines: LineReader::new(offset, ctx.max_line_bytes),
-            builder,
+            records: Records::new(&ctx, seq),
             input,
             ctx,
         }
@@ -180,9 +243,7 @@ impl FileFollower {
 
     /// Whether a multi-line record is waiting for more lines.
     pub fn has_pending_record(&self) -> bool {
-        self.joiner
-            .as_ref()
-            .is_some_and(|j| j.pending_offset().is_some())
+        self.records.pending_offset().is_some()
     }
 
     /// Takes the head fingerprint from the bytes read from here on; `prefix` holds the
@@ -207,39 +268,29 @@ impl FileFollower {
         self.spooled_tail = Fingerprint::of(b"");
         self.durable_tail = self.spooled_tail;
         self.lines = LineReader::new(0, self.ctx.max_line_bytes);
-        self.joiner = self
-            .ctx
-            .multiline
-            .then(|| MultilineJoiner::new(self.ctx.max_line_bytes));
-        self.builder = EventBuilder::new(
-            self.ctx.format,
-            self.ctx.tailer_id,
-            seq,
-            self.ctx.crawl.clone(),
-            self.ctx.host.clone(),
-            self.ctx.app.clone(),
-            self.ctx.max_line_bytes,
-        );
+        self.records = Records::new(&self.ctx, seq);
         Ok(())
     }
 
-    /// Reads up to about `budget` bytes, appending the events of complete records to
+    /// Reads up to about `budget` bytes, appending the frames of complete records to
     /// `out`. Returns the bytes read (0: at the end of the input for now).
     pub fn read(
         &mut self,
         scratch: &mut [u8],
         budget: usize,
         read_time_us: i64,
-        out: &mut Vec<Event>,
+        out: &mut FrameBatch,
         counters: &TailerEvents,
     ) -> std::io::Result<u64> {
         let mut total = 0u64;
-        let mut records = Vec::new();
         while (total as usize) < budget {
             let want = (budget - total as usize).min(scratch.len());
-            let n =
-                self.lines
-                    .read_once(self.input.reader(), &mut scratch[..want], &mut records)?;
+            let records = &mut self.records;
+            let n = self
+                .lines
+                .read_once(self.input.reader(), &mut scratch[..want], |line| {
+                    records.emit(line, read_time_us, out, counters)
+                })?;
             if n == 0 {
                 break;
             }
@@ -252,9 +303,6 @@ impl FileFollower {
                 }
             }
             total += n as u64;
-            for r in records.drain(..) {
-                self.emit(r, read_time_us, out, counters);
-            }
         }
         if total > 0 {
             self.last_growth = Instant::now();
@@ -270,58 +318,22 @@ impl FileFollower {
         &mut self,
         last_line: bool,
         read_time_us: i64,
-        out: &mut Vec<Event>,
+        out: &mut FrameBatch,
         counters: &TailerEvents,
     ) -> std::io::Result<()> {
-        if last_line && let Some(r) = self.lines.take_partial() {
-            self.emit(r, read_time_us, out, counters);
+        if last_line {
+            let records = &mut self.records;
+            self.lines
+                .take_partial(|line| records.emit(line, read_time_us, out, counters));
         }
-        if let Some(r) = self.joiner.as_mut().and_then(MultilineJoiner::flush) {
-            self.build(r, read_time_us, out, counters);
-        }
+        self.records.flush(read_time_us, out, counters);
         self.after_emit()
-    }
-
-    fn emit(
-        &mut self,
-        record: RawRecord,
-        read_time_us: i64,
-        out: &mut Vec<Event>,
-        counters: &TailerEvents,
-    ) {
-        counters.line_read();
-        let record = match self.joiner.as_mut() {
-            Some(j) => j.push(record),
-            None => Some(record),
-        };
-        if let Some(r) = record {
-            self.build(r, read_time_us, out, counters);
-        }
-    }
-
-    fn build(
-        &mut self,
-        record: RawRecord,
-        read_time_us: i64,
-        out: &mut Vec<Event>,
-        counters: &TailerEvents,
-    ) {
-        let mut event = self.builder.build(record, read_time_us);
-        // The builder already fits the event to one frame; this only guards that promise,
-        // since a frame that does not fit could not be spooled at all.
-        event.truncate_to_fit(MAX_FRAME_PAYLOAD);
-        counters.event_made(&event);
-        out.push(event);
     }
 
     /// Moves `spooled` to what has been emitted (never past a pending multi-line record).
     fn after_emit(&mut self) -> std::io::Result<()> {
         let mut at = self.lines.line_start();
-        if let Some(p) = self
-            .joiner
-            .as_ref()
-            .and_then(MultilineJoiner::pending_offset)
-        {
+        if let Some(p) = self.records.pending_offset() {
             at = at.min(p);
         }
         if at != self.spooled {

@@ -18,6 +18,8 @@
 //! - [`discovery`]: `Discovery`, expanding the patterns.
 //! - [`file_follower`]: `FileFollower`, one file (one seq) being read.
 //! - [`line_reader`]: `LineReader`, bounded-memory line splitting.
+//! - [`frame_batch`]: `FrameBatch`, the frames of one read, encoded straight from the
+//!   lines, with their days.
 //! - [`fingerprint`]: `Fingerprint`, recognising a file after rotation.
 //! - [`rotated_copy`]: finding the rest of a file in its rotated copies.
 //! - [`checkpointer`]: `Checkpointer`, the crash-safe state file.
@@ -38,7 +40,7 @@
 //! // Lines longer than the limit keep their first bytes and their true length.
 //! let mut lines = LineReader::new(0, 4);
 //! let mut out = Vec::new();
-//! lines.push_bytes(b"abcdefgh\nij\npartial", &mut out);
+//! lines.push_bytes(b"abcdefgh\nij\npartial", |line| out.push(line.to_record()));
 //! assert_eq!(out[0].bytes, b"abcd");
 //! assert_eq!(out[0].original_len, 8);
 //! assert_eq!(out[1].offset, 9);
@@ -54,6 +56,7 @@ pub mod error;
 pub mod events;
 pub mod file_follower;
 pub mod fingerprint;
+pub mod frame_batch;
 pub mod line_reader;
 pub mod pipeline;
 pub mod print;

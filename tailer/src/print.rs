@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use contracts::Event;
+use contracts::frame::FrameReader;
 
 use crate::config::TailerConfig;
 use crate::discovery::Discovery;
@@ -16,6 +18,7 @@ use crate::error::TailerError;
 use crate::events::TailerEvents;
 use crate::file_follower::{FileContext, FileFollower, Input};
 use crate::fingerprint::{self, Fingerprint};
+use crate::frame_batch::FrameBatch;
 use crate::reader::{app_name, host_name, source_format};
 
 /// Prints every event of every matching file to `out` and returns how many there were.
@@ -32,7 +35,7 @@ pub fn print_events(
     let mut followers: Vec<FileFollower> = Vec::new();
     let mut seen = HashSet::new();
     let mut scratch = vec![0u8; 64 * 1024];
-    let mut batch = Vec::new();
+    let mut batch = FrameBatch::new();
     let mut count = 0u64;
     let multiline_flush = Duration::from_millis(config.multiline_flush_ms);
     loop {
@@ -101,14 +104,23 @@ pub fn print_events(
     }
 }
 
-fn write_all(batch: &mut Vec<contracts::Event>, out: &mut dyn Write) -> Result<u64, TailerError> {
+/// Prints the batch's events and empties it. The reader hands out frames, as it does to
+/// the spool: decoding them back shows exactly what would be shipped.
+fn write_all(batch: &mut FrameBatch, out: &mut dyn Write) -> Result<u64, TailerError> {
     let n = batch.len() as u64;
-    for e in batch.drain(..) {
-        let mut line = e.to_json().to_string();
+    let mut line = String::new();
+    for frame in FrameReader::new(batch.bytes()) {
+        let event = frame
+            .map_err(|e| e.to_string())
+            .and_then(|(_, payload)| Event::decode(payload).map_err(|e| e.to_string()))
+            .map_err(|e| TailerError::Task(format!("print mode: an event does not decode: {e}")))?;
+        line.clear();
+        line.push_str(&event.to_json().to_string());
         line.push('\n');
         out.write_all(line.as_bytes())
             .map_err(|e| TailerError::io("writing", "<output>", e))?;
     }
+    batch.clear();
     Ok(n)
 }
 

@@ -1,5 +1,5 @@
 //! `Reader`: the scheduler over every followed file. One thread runs it: it discovers
-//! files, notices rotations, reads lines into events, appends them to the spool, and
+//! files, notices rotations, reads lines into event frames, appends them to the spool, and
 //! checkpoints offsets once the spool has them on disk.
 //!
 //! One cycle (`Reader::step`):
@@ -28,7 +28,6 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::Utc;
-use contracts::Event;
 use tokio::sync::mpsc::Sender;
 use tokio_util::sync::CancellationToken;
 
@@ -39,6 +38,7 @@ use crate::error::TailerError;
 use crate::events::TailerEvents;
 use crate::file_follower::{FileContext, FileFollower, Input};
 use crate::fingerprint::{self, Fingerprint};
+use crate::frame_batch::FrameBatch;
 use crate::pipeline::{ShipperInput, SpoolUsage};
 use crate::rotated_copy::{Located, locate};
 use crate::spool_writer::SpoolWriter;
@@ -68,7 +68,8 @@ pub struct Reader {
     events: Arc<TailerEvents>,
     usage: Arc<SpoolUsage>,
     scratch: Vec<u8>,
-    batch: Vec<Event>,
+    /// Frames of the file being read, reused from read to read.
+    batch: FrameBatch,
     /// No state file existed at start: `start_at` applies to the files found first.
     first_run: bool,
     last_discovery: Option<Instant>,
@@ -79,7 +80,7 @@ pub struct Reader {
     wake: Wake,
     wake_watched_roots: bool,
     /// A batch the spool refused (disk full), appended before anything else is read.
-    retry: Option<(contracts::CrawlId, Vec<Event>)>,
+    retry: Option<(contracts::CrawlId, FrameBatch)>,
 }
 
 impl Reader {
@@ -129,7 +130,7 @@ impl Reader {
             events,
             usage,
             scratch: vec![0u8; SCRATCH_BYTES],
-            batch: Vec::new(),
+            batch: FrameBatch::new(),
             first_run,
             last_discovery: None,
             last_dormant_check: None,
@@ -570,12 +571,11 @@ impl Reader {
             }
             if !self.batch.is_empty() {
                 let crawl = self.followers[i].ctx.crawl.clone();
-                if let Err(e) = self.spool.append(&crawl, &self.batch, Utc::now()) {
+                if let Err(e) = self.spool.append(&crawl, &mut self.batch, Utc::now()) {
                     tracing::warn!(error = %e, "cannot append to the spool: reading paused, retrying every poll interval");
                     self.retry = Some((crawl, std::mem::take(&mut self.batch)));
                     return Ok(false);
                 }
-                self.batch.clear();
             }
             i += 1;
         }
@@ -585,10 +585,10 @@ impl Reader {
     /// Appends the batch an earlier append failed on (disk full). Until it succeeds
     /// nothing else is read and no offset moves, so nothing is checkpointed past it.
     fn retry_append(&mut self) -> bool {
-        let Some((crawl, batch)) = self.retry.take() else {
+        let Some((crawl, mut batch)) = self.retry.take() else {
             return true;
         };
-        match self.spool.append(&crawl, &batch, Utc::now()) {
+        match self.spool.append(&crawl, &mut batch, Utc::now()) {
             Ok(()) => {
                 tracing::info!("spool writable again: reading resumed");
                 true

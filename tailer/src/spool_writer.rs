@@ -23,17 +23,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
+use contracts::CrawlId;
 use contracts::spool_file::{
     SPOOL_HEADER_LEN, bucket_start, parse_spool_bucket_path, recover, spool_bucket_path,
     spool_header,
 };
-use contracts::{CrawlId, Event, frame};
 use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::config::{FsyncPolicy, TailerConfig};
 use crate::error::TailerError;
 use crate::events::TailerEvents;
+use crate::frame_batch::FrameBatch;
 use crate::pipeline::{BucketKey, ShipperInput, SpoolUsage};
 use crate::shipping::acked_ranges::AckedRecord;
 
@@ -63,8 +64,6 @@ pub struct SpoolWriter {
     usage: Arc<SpoolUsage>,
     events: Arc<TailerEvents>,
     last_fsync: Instant,
-    /// Frames of one append, reused.
-    buf: Vec<u8>,
     /// Longest wait for room in the shipper's queue.
     live_wait: Duration,
     /// A wait timed out: live copies are skipped until the queue is half empty.
@@ -96,7 +95,6 @@ impl SpoolWriter {
             usage,
             events,
             last_fsync: Instant::now(),
-            buf: Vec::new(),
             live_wait: Duration::from_millis(config.live_wait_ms),
             live_congested: false,
         };
@@ -184,12 +182,13 @@ impl SpoolWriter {
         self.usage.bytes() >= self.max_bytes
     }
 
-    /// Appends `batch` (events of one crawl, read at `now`) to the crawl's current bucket
-    /// and offers them live to the shipper, grouped by event day.
+    /// Appends `batch` (frames of one crawl, read at `now`) to the crawl's current bucket
+    /// and offers them live to the shipper, grouped by event day. The batch is emptied once
+    /// it is in the bucket file; after an error it is left as it was, to be appended again.
     pub fn append(
         &mut self,
         crawl: &CrawlId,
-        batch: &[Event],
+        batch: &mut FrameBatch,
         now: DateTime<Utc>,
     ) -> Result<(), TailerError> {
         if batch.is_empty() {
@@ -203,24 +202,11 @@ impl SpoolWriter {
             let bucket = self.create(crawl, start)?;
             self.open.insert(crawl.clone(), bucket);
         }
-        // Encode once, in arrival order, remembering each frame's day for the live copy.
-        self.buf.clear();
-        let mut days: Vec<(NaiveDate, usize, usize)> = Vec::with_capacity(batch.len());
-        for event in batch {
-            let at = self.buf.len();
-            if !frame::put_event_frame(&mut self.buf, event) {
-                // Cannot happen for events built by the reader (they are cut to fit); a
-                // frame that does not fit would be unreadable, so it is never written.
-                tracing::error!(id = %event.id, "event does not fit one frame; not spooled");
-                continue;
-            }
-            days.push((event.day(), at, self.buf.len()));
-        }
         let bucket = self
             .open
             .get_mut(crawl)
             .ok_or_else(|| TailerError::Task("spool bucket vanished".into()))?;
-        if let Err(e) = bucket.file.write_all(&self.buf) {
+        if let Err(e) = bucket.file.write_all(batch.bytes()) {
             // A partial append (disk full) would leave a torn frame in the middle of the
             // bucket once later appends succeed: cut the file back to its last whole frame.
             let _ = bucket.file.set_len(bucket.len);
@@ -231,7 +217,7 @@ impl SpoolWriter {
             ));
         }
         bucket.dirty = true;
-        let added = self.buf.len() as u64;
+        let added = batch.bytes().len() as u64;
         let base = bucket.len;
         bucket.len += added;
         self.usage.bytes.fetch_add(added, Ordering::Relaxed);
@@ -239,40 +225,61 @@ impl SpoolWriter {
             .spool_bytes
             .store(self.usage.bytes(), Ordering::Relaxed);
         let key = bucket.key.clone();
-        self.offer_live(&key, base, &days);
+        self.offer_live(&key, base, batch);
         if self.fsync == FsyncPolicy::Always {
             self.sync_all()?;
         }
         Ok(())
     }
 
-    /// Offers the frames just appended at file offset `base` live, one message per day.
-    fn offer_live(&mut self, key: &BucketKey, base: u64, days: &[(NaiveDate, usize, usize)]) {
+    /// Hands the batch's frames, just appended at file offset `base`, to the shipper, one
+    /// message per event day, and empties it.
+    fn offer_live(&mut self, key: &BucketKey, base: u64, batch: &mut FrameBatch) {
+        // Nearly every batch has one day: its buffer goes as it is, without a copy.
+        if let Some(day) = batch.single_day() {
+            let count = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+            let frames = batch.take_bytes();
+            let ranges = std::iter::once(base..base + frames.len() as u64).collect();
+            self.offer_day(key, day, frames, count, ranges);
+            return;
+        }
         let mut groups: BTreeMap<NaiveDate, DayGroup> = BTreeMap::new();
-        for &(day, a, b) in days {
-            let g = groups.entry(day).or_default();
-            g.frames.extend_from_slice(&self.buf[a..b]);
-            g.count += 1;
-            let place = base + a as u64..base + b as u64;
+        for run in batch.runs() {
+            let g = groups.entry(run.day).or_default();
+            g.frames
+                .extend_from_slice(&batch.bytes()[run.bytes.clone()]);
+            g.count += run.count;
+            let place = base + run.bytes.start as u64..base + run.bytes.end as u64;
             match g.ranges.last_mut() {
                 Some(r) if r.end == place.start => r.end = place.end,
                 _ => g.ranges.push(place),
             }
         }
+        batch.clear();
         for (day, g) in groups {
-            let count = g.count;
-            let msg = ShipperInput::Live {
-                bucket: key.clone(),
-                day,
-                frames: Bytes::from(g.frames),
-                count,
-                ranges: g.ranges,
-            };
-            if !self.send_live(msg) {
-                self.events
-                    .live_skipped_total
-                    .fetch_add(u64::from(count), Ordering::Relaxed);
-            }
+            self.offer_day(key, day, Bytes::from(g.frames), g.count, g.ranges);
+        }
+    }
+
+    fn offer_day(
+        &mut self,
+        key: &BucketKey,
+        day: NaiveDate,
+        frames: Bytes,
+        count: u32,
+        ranges: Vec<Range<u64>>,
+    ) {
+        let msg = ShipperInput::Live {
+            bucket: key.clone(),
+            day,
+            frames,
+            count,
+            ranges,
+        };
+        if !self.send_live(msg) {
+            self.events
+                .live_skipped_total
+                .fetch_add(u64::from(count), Ordering::Relaxed);
         }
     }
 
@@ -488,7 +495,7 @@ fn collect_files(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contracts::{EventFlags, EventId, Format};
+    use contracts::{Event, EventFlags, EventId, Format, frame};
 
     fn config(dir: &Path) -> TailerConfig {
         let mut c =
@@ -517,6 +524,14 @@ mod tests {
         }
     }
 
+    fn batch(events: &[Event]) -> FrameBatch {
+        let mut b = FrameBatch::new();
+        for e in events {
+            assert!(b.push(&e.view()));
+        }
+        b
+    }
+
     #[test]
     fn appends_seals_and_splits_live_by_day() {
         let dir = tempfile::tempdir().unwrap();
@@ -527,16 +542,13 @@ mod tests {
         let crawl = CrawlId::parse("c1").unwrap();
         let now = Utc::now();
         let day = 86_400_000_000i64;
-        w.append(
-            &crawl,
-            &[
-                event(0, now.timestamp_micros()),
-                event(5, now.timestamp_micros() - day),
-                event(10, now.timestamp_micros()),
-            ],
-            now,
-        )
-        .unwrap();
+        let mut b = batch(&[
+            event(0, now.timestamp_micros()),
+            event(5, now.timestamp_micros() - day),
+            event(10, now.timestamp_micros()),
+        ]);
+        w.append(&crawl, &mut b, now).unwrap();
+        assert!(b.is_empty());
         let mut live = Vec::new();
         while let Ok(ShipperInput::Live { count, day, .. }) = rx.try_recv() {
             live.push((day, count));
@@ -555,6 +567,81 @@ mod tests {
     }
 
     #[test]
+    fn a_one_day_batch_goes_live_as_the_bytes_appended() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let mut w = SpoolWriter::open(
+            &config(dir.path()),
+            tx,
+            SpoolUsage::new(),
+            Arc::new(TailerEvents::default()),
+        )
+        .unwrap();
+        let crawl = CrawlId::parse("c1").unwrap();
+        let now = Utc::now();
+        let t = now.timestamp_micros();
+        let mut b = batch(&[event(0, t), event(5, t), event(10, t)]);
+        let appended = b.bytes().to_vec();
+        w.append(&crawl, &mut b, now).unwrap();
+        let Ok(ShipperInput::Live {
+            frames, count, day, ..
+        }) = rx.try_recv()
+        else {
+            panic!("no live copy")
+        };
+        assert_eq!(
+            (&frames[..], count, day),
+            (&appended[..], 3, now.date_naive())
+        );
+        assert!(rx.try_recv().is_err(), "one message for one day");
+        // The batch is ready for the next read.
+        b.push(&event(15, t).view());
+        w.append(&crawl, &mut b, now).unwrap();
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(ShipperInput::Live { count: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn a_failed_append_leaves_the_batch_to_be_appended_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let mut w = SpoolWriter::open(
+            &config(dir.path()),
+            tx,
+            SpoolUsage::new(),
+            Arc::new(TailerEvents::default()),
+        )
+        .unwrap();
+        let crawl = CrawlId::parse("c1").unwrap();
+        let now = Utc::now();
+        let t = now.timestamp_micros();
+        w.append(&crawl, &mut batch(&[event(0, t)]), now).unwrap();
+        assert!(rx.try_recv().is_ok());
+        // A descriptor that cannot write stands in for a full disk.
+        let path = w.open[&crawl].path.clone();
+        let writable = std::mem::replace(
+            &mut w.open.get_mut(&crawl).unwrap().file,
+            File::open(&path).unwrap(),
+        );
+        let mut b = batch(&[event(5, t), event(10, t)]);
+        let frames = b.bytes().to_vec();
+        assert!(w.append(&crawl, &mut b, now).is_err());
+        assert_eq!((b.bytes(), b.len()), (&frames[..], 2));
+        assert!(
+            rx.try_recv().is_err(),
+            "nothing goes live before it is spooled"
+        );
+        w.open.get_mut(&crawl).unwrap().file = writable;
+        w.append(&crawl, &mut b, now).unwrap();
+        assert!(b.is_empty());
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(recover(&bytes).unwrap().frames, 3);
+        assert!(bytes.ends_with(&frames));
+    }
+
+    #[test]
     fn a_full_channel_skips_the_live_copy_and_counts_it_but_keeps_seal_notices() {
         let dir = tempfile::tempdir().unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
@@ -564,8 +651,9 @@ mod tests {
         let crawl = CrawlId::parse("c1").unwrap();
         let now = Utc::now();
         let t = now.timestamp_micros();
-        w.append(&crawl, &[event(0, t)], now).unwrap();
-        w.append(&crawl, &[event(5, t), event(10, t)], now).unwrap();
+        w.append(&crawl, &mut batch(&[event(0, t)]), now).unwrap();
+        w.append(&crawl, &mut batch(&[event(5, t), event(10, t)]), now)
+            .unwrap();
         assert_eq!(events.live_skipped_total.load(Ordering::Relaxed), 2);
         // The channel is still full: the seal notice waits instead of being dropped.
         w.tick(now + chrono::Duration::seconds(2)).unwrap();

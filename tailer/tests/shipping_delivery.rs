@@ -743,3 +743,50 @@ async fn a_rejected_frame_is_left_out_of_a_later_repair_send() {
     assert_clean(&w);
     run.stop().await;
 }
+
+#[tokio::test]
+async fn live_frames_are_cut_into_packets_of_at_most_packet_max_bytes() {
+    let mut w = World::new(2, true).await;
+    // Packets close only by size (and at the seal), so their number is known.
+    w.extra_config = "packet_max_bytes = 300\npacket_max_delay_ms = 600000".into();
+    let run = w.start();
+    let (bucket, path) = w.write_bucket(w.bucket_start(0), &[]);
+    // One frame larger than a packet travels alone.
+    let mut evs = w.events(0, 50);
+    evs[17].raw = vec![b'z'; 700];
+    evs[17].original_len = 700;
+    run.live(&w, &bucket, &evs[..30]).await;
+    run.live(&w, &bucket, &evs[30..]).await;
+    run.seal(&bucket, &path).await;
+    // The rule: a frame that would take a non-empty packet past the limit starts the
+    // next one; a packet that reaches the limit is sent.
+    let mut packets = 0u64;
+    let mut len = 0;
+    for e in &evs {
+        let frame = frames(std::slice::from_ref(e)).len();
+        if len > 0 && len + frame > 300 {
+            packets += 1;
+            len = 0;
+        }
+        len += frame;
+        if len >= 300 {
+            packets += 1;
+            len = 0;
+        }
+    }
+    packets += u64::from(len > 0);
+    for r in &w.receivers {
+        wait_for(10, "every frame arrived", || {
+            r.event_ids().len() == evs.len()
+        })
+        .await;
+        let s = r.stats();
+        assert_eq!(
+            (s.live_messages, s.live_frames),
+            (packets, evs.len() as u64)
+        );
+        assert!(r.copies().values().all(|&n| n == 1));
+    }
+    assert_clean(&w);
+    run.stop().await;
+}

@@ -683,43 +683,65 @@ impl ShipperTask {
                 let max = self.config.packet_max_bytes.clamp(1, MAX_CHUNK_BYTES);
                 let route = (bucket.crawl.clone(), day);
                 let mut places = FilePlaces::new(ranges);
-                for item in FrameReader::new(&frames) {
-                    let frame = match item {
-                        Ok((at, payload)) => &frames[at..at + 2 + payload.len()],
-                        Err(e @ (FrameError::Incomplete { .. } | FrameError::Empty { .. })) => {
+                let mut items = FrameReader::new(&frames).peekable();
+                // One pass of the outer loop per packet: the route is hashed (and, for a new
+                // packet, cloned) once per packet, not once per frame.
+                loop {
+                    let first_at = match items.peek() {
+                        None => break,
+                        Some(Ok((at, _))) => *at,
+                        Some(Err(
+                            e @ (FrameError::Incomplete { .. } | FrameError::Empty { .. }),
+                        )) => {
                             tracing::error!(bucket = ?bucket, "live frames from the reader are malformed ({e}); the rest are left to the repair send");
                             break;
                         }
                     };
-                    let full = self
-                        .packets
-                        .get(&route)
-                        .is_some_and(|p| p.count > 0 && p.frames.len() + frame.len() > max);
-                    if full {
-                        self.flush(&route);
+                    if !self.packets.contains_key(&route) {
+                        let delay = Duration::from_millis(self.config.packet_max_delay_ms);
+                        // Room for what this input can still add, up to a full packet (and
+                        // its last frame unless a huge one): growing by doubling copied
+                        // each packet once more.
+                        let room = (frames.len() - first_at).min(max + 4096);
+                        self.packets.insert(
+                            route.clone(),
+                            PacketBuilder {
+                                frames: BytesMut::with_capacity(room),
+                                count: 0,
+                                buckets: Vec::new(),
+                                deadline: Instant::now() + delay,
+                            },
+                        );
                     }
-                    let delay = Duration::from_millis(self.config.packet_max_delay_ms);
-                    let p = self
-                        .packets
-                        .entry(route.clone())
-                        .or_insert_with(|| PacketBuilder {
-                            frames: BytesMut::new(),
-                            count: 0,
-                            buckets: Vec::new(),
-                            deadline: Instant::now() + delay,
-                        });
-                    p.frames.extend_from_slice(frame);
-                    p.count += 1;
-                    let place = places.next(frame.len() as u64);
-                    match p.buckets.last_mut() {
-                        Some(share) if share.key == bucket => share.add(place),
-                        _ => {
-                            let mut share = BucketShare::new(bucket.clone());
-                            share.add(place);
-                            p.buckets.push(share);
+                    // Always there: inserted just above if it was not.
+                    let Some(p) = self.packets.get_mut(&route) else {
+                        break;
+                    };
+                    let mut full = false;
+                    while let Some(Ok((at, payload))) = items.peek() {
+                        let frame = &frames[*at..*at + 2 + payload.len()];
+                        if p.count > 0 && p.frames.len() + frame.len() > max {
+                            full = true;
+                            break;
+                        }
+                        items.next();
+                        p.frames.extend_from_slice(frame);
+                        p.count += 1;
+                        let place = places.next(frame.len() as u64);
+                        match p.buckets.last_mut() {
+                            Some(share) if share.key == bucket => share.add(place),
+                            _ => {
+                                let mut share = BucketShare::new(bucket.clone());
+                                share.add(place);
+                                p.buckets.push(share);
+                            }
+                        }
+                        if p.frames.len() >= max {
+                            full = true;
+                            break;
                         }
                     }
-                    if p.frames.len() >= max {
+                    if full {
                         self.flush(&route);
                     }
                 }
