@@ -290,19 +290,7 @@ impl Event {
     pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
         const WHAT: &str = "event";
         let mut r = Reader::new(buf, WHAT);
-        let v = r.u8()?;
-        if v != EVENT_VERSION {
-            return Err(DecodeError::Version {
-                what: WHAT,
-                found: v.into(),
-                min: EVENT_VERSION.into(),
-                max: EVENT_VERSION.into(),
-            });
-        }
-        let tailer = r.u64_be()?;
-        let file_seq = r.varint()?;
-        let offset = r.varint()?;
-        let time_us = r.varint_i64()?;
+        let (id, time_us) = read_front(&mut r)?;
         let at = r.pos();
         let flags = EventFlags(r.u8()?);
         if flags.0 & !EventFlags::KNOWN != 0 {
@@ -358,11 +346,7 @@ impl Event {
             ));
         }
         Ok(Event {
-            id: EventId {
-                tailer,
-                file_seq,
-                offset,
-            },
+            id,
             time_us,
             flags,
             original_len,
@@ -423,30 +407,33 @@ impl Event {
     /// allocating) the rest: what routing a frame by its day needs, at a fraction of the
     /// cost of [`Event::decode`]. The rest of the frame is not checked.
     pub fn peek_id_and_time(buf: &[u8]) -> Result<(EventId, i64), DecodeError> {
-        const WHAT: &str = "event";
-        let mut r = Reader::new(buf, WHAT);
-        let v = r.u8()?;
-        if v != EVENT_VERSION {
-            return Err(DecodeError::Version {
-                what: WHAT,
-                found: v.into(),
-                min: EVENT_VERSION.into(),
-                max: EVENT_VERSION.into(),
-            });
-        }
-        let tailer = r.u64_be()?;
-        let file_seq = r.varint()?;
-        let offset = r.varint()?;
-        let time_us = r.varint_i64()?;
-        Ok((
-            EventId {
-                tailer,
-                file_seq,
-                offset,
-            },
-            time_us,
-        ))
+        read_front(&mut Reader::new(buf, "event"))
     }
+}
+
+/// Reads the front every encoded event starts with: the version, the id and the time.
+fn read_front(r: &mut Reader<'_>) -> Result<(EventId, i64), DecodeError> {
+    let v = r.u8()?;
+    if v != EVENT_VERSION {
+        return Err(DecodeError::Version {
+            what: "event",
+            found: v.into(),
+            min: EVENT_VERSION.into(),
+            max: EVENT_VERSION.into(),
+        });
+    }
+    let tailer = r.u64_be()?;
+    let file_seq = r.varint()?;
+    let offset = r.varint()?;
+    let time_us = r.varint_i64()?;
+    Ok((
+        EventId {
+            tailer,
+            file_seq,
+            offset,
+        },
+        time_us,
+    ))
 }
 
 /// An event whose parts are borrowed: the tailer encodes one per line straight from its

@@ -103,14 +103,7 @@ impl LineReader {
             } else {
                 self.keep(&bytes[..i]);
                 self.line_start += self.line_len + 1;
-                each(RecordRef {
-                    offset,
-                    bytes: &self.line,
-                    original_len: self.line_len,
-                    lines: 1,
-                });
-                self.reset_line();
-                self.line_len = 0;
+                self.emit_held(offset, &mut each);
             }
             bytes = &bytes[i + 1..];
         }
@@ -140,6 +133,12 @@ impl LineReader {
         }
         let offset = self.line_start;
         self.line_start += self.line_len;
+        self.emit_held(offset, each);
+        true
+    }
+
+    /// Hands the held line, which starts at `offset`, to `each` and empties the buffer.
+    fn emit_held(&mut self, offset: u64, each: impl FnOnce(RecordRef<'_>)) {
         each(RecordRef {
             offset,
             bytes: &self.line,
@@ -148,7 +147,6 @@ impl LineReader {
         });
         self.reset_line();
         self.line_len = 0;
-        true
     }
 }
 

@@ -497,6 +497,19 @@ mod tests {
     use super::*;
     use contracts::{Event, EventFlags, EventId, Format, frame};
 
+    /// A writer on `cfg`'s spool and the shipper's end of its channel.
+    fn open_writer(cfg: &TailerConfig) -> (SpoolWriter, tokio::sync::mpsc::Receiver<ShipperInput>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let w = SpoolWriter::open(
+            cfg,
+            tx,
+            SpoolUsage::new(),
+            Arc::new(TailerEvents::default()),
+        )
+        .unwrap();
+        (w, rx)
+    }
+
     fn config(dir: &Path) -> TailerConfig {
         let mut c =
             TailerConfig::parse("[[source]]\npath=\"/x\"\ncrawl=\"c\"\n", Path::new("t")).unwrap();
@@ -569,14 +582,7 @@ mod tests {
     #[test]
     fn a_one_day_batch_goes_live_as_the_bytes_appended() {
         let dir = tempfile::tempdir().unwrap();
-        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-        let mut w = SpoolWriter::open(
-            &config(dir.path()),
-            tx,
-            SpoolUsage::new(),
-            Arc::new(TailerEvents::default()),
-        )
-        .unwrap();
+        let (mut w, mut rx) = open_writer(&config(dir.path()));
         let crawl = CrawlId::parse("c1").unwrap();
         let now = Utc::now();
         let t = now.timestamp_micros();
@@ -606,14 +612,7 @@ mod tests {
     #[test]
     fn a_failed_append_leaves_the_batch_to_be_appended_again() {
         let dir = tempfile::tempdir().unwrap();
-        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
-        let mut w = SpoolWriter::open(
-            &config(dir.path()),
-            tx,
-            SpoolUsage::new(),
-            Arc::new(TailerEvents::default()),
-        )
-        .unwrap();
+        let (mut w, mut rx) = open_writer(&config(dir.path()));
         let crawl = CrawlId::parse("c1").unwrap();
         let now = Utc::now();
         let t = now.timestamp_micros();
