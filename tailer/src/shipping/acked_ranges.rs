@@ -9,8 +9,9 @@
 //! acked only when a range holds it whole.
 //!
 //! The record only ever saves work: a missing, unreadable or stale record means more is
-//! sent again, and every store de-duplicates by event id. It is written at most once per
-//! checkpoint interval (`fsync_interval_ms`), so a SIGKILL re-sends about one interval.
+//! sent again, and every store de-duplicates by event id. It is written every
+//! `acked_save_ms`, through a rename but without fsync, so a SIGKILL re-sends about one
+//! such interval of acks.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -19,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::delivery::write_atomically;
+use super::delivery::{Durability, write_by_rename};
 
 /// Version of the acked record's JSON.
 pub const ACKED_RECORD_VERSION: u32 = 1;
@@ -171,7 +172,9 @@ impl AckedRecord {
                 .collect(),
         };
         let bytes = serde_json::to_vec(&json).map_err(std::io::Error::other)?;
-        write_atomically(&AckedRecord::path_of(bucket), &bytes)
+        // Not fsynced: it is rewritten four times a second, and one lost or torn by a
+        // crash is read as absent (more is re-sent), never as acks that did not happen.
+        write_by_rename(&AckedRecord::path_of(bucket), &bytes, Durability::Unsynced)
     }
 
     /// Cuts the record of `bucket` back to `len` bytes: the bucket was recovered to that

@@ -83,19 +83,36 @@ impl DeliveryRecord {
     /// of the directory. A crash leaves the old record or the new one, never a torn one.
     pub fn save(&self, bucket: &Path) -> std::io::Result<()> {
         let json = serde_json::to_vec(self).map_err(|e| invalid(e.to_string()))?;
-        write_atomically(&DeliveryRecord::path_of(bucket), &json)
+        write_by_rename(&DeliveryRecord::path_of(bucket), &json, Durability::Synced)
     }
 }
 
-/// Writes a sidecar at `path` through `<path>.tmp`: write, fsync, rename, fsync of the
-/// directory. A crash leaves the old content or the new, never a torn file.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Whether a sidecar write must reach the disk before it counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// fsync of the file before the rename and of the directory after: a crash leaves
+    /// the old content or the new, never a torn file.
+    Synced,
+    /// Rename only: a reader never sees a half-written file while the machine runs, but
+    /// a crash may leave an empty or torn one. For records whose loss only costs work.
+    Unsynced,
+}
+
+/// Writes a sidecar at `path` through `<path>.tmp` and a rename.
+pub(crate) fn write_by_rename(
+    path: &Path,
+    bytes: &[u8],
+    durability: Durability,
+) -> std::io::Result<()> {
     let tmp = DeliveryRecord::tmp_path_of(path);
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;
-    f.sync_all()?;
+    if durability == Durability::Synced {
+        f.sync_all()?;
+    }
     std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent()
+    if durability == Durability::Synced
+        && let Some(dir) = path.parent()
         && let Ok(d) = std::fs::File::open(dir)
     {
         let _ = d.sync_all();
