@@ -14,13 +14,12 @@
 //! such interval of acks.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::delivery::{Durability, write_by_rename};
+use super::sidecar::{Durability, read_versioned, sidecar_path, write_by_rename};
 
 /// Version of the acked record's JSON.
 pub const ACKED_RECORD_VERSION: u32 = 1;
@@ -109,33 +108,20 @@ struct AckedRecordJson {
 impl AckedRecord {
     /// The sidecar path of `bucket`: `<bucket>.acked`.
     pub fn path_of(bucket: &Path) -> PathBuf {
-        let mut s = OsString::from(bucket.as_os_str());
-        s.push(".acked");
-        PathBuf::from(s)
+        sidecar_path(bucket, ".acked")
     }
 
     /// Reads the sidecar of `bucket`; `Ok(None)` when there is none.
     pub fn load(bucket: &Path) -> std::io::Result<Option<AckedRecord>> {
-        let path = AckedRecord::path_of(bucket);
-        let text = match std::fs::read(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(json) = read_versioned(
+            &AckedRecord::path_of(bucket),
+            "acked record",
+            ACKED_RECORD_VERSION,
+            |j: &AckedRecordJson| j.version,
+        )?
+        else {
+            return Ok(None);
         };
-        let invalid = |m: String| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{}: {m}", path.display()),
-            )
-        };
-        let json: AckedRecordJson =
-            serde_json::from_slice(&text).map_err(|e| invalid(e.to_string()))?;
-        if json.version != ACKED_RECORD_VERSION {
-            return Err(invalid(format!(
-                "version {} is not supported for acked record (this build reads version {ACKED_RECORD_VERSION})",
-                json.version
-            )));
-        }
         let mut record = AckedRecord::default();
         for (home, ranges) in json.homes {
             let set = record.homes.entry(home).or_default();

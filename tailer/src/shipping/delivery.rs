@@ -7,8 +7,7 @@
 //! bucket of any size costs at most one block plus one chunk of memory.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::ffi::OsString;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
@@ -19,6 +18,8 @@ use contracts::spool_file::{SPOOL_HEADER_LEN, check_spool_header};
 use contracts::transport::MAX_CHUNK_BYTES;
 use contracts::{ClusterFile, CrawlId, Event, EventId};
 use serde::{Deserialize, Serialize};
+
+use super::sidecar::{Durability, read_versioned, sidecar_path, tmp_path, write_by_rename};
 
 use super::acked_ranges::{AckedRanges, AckedRecord};
 
@@ -47,36 +48,22 @@ impl DeliveryRecord {
 
     /// The sidecar path of `bucket`: `<bucket>.delivered`.
     pub fn path_of(bucket: &Path) -> PathBuf {
-        let mut s = OsString::from(bucket.as_os_str());
-        s.push(".delivered");
-        PathBuf::from(s)
+        sidecar_path(bucket, ".delivered")
     }
 
     /// The temporary file a record at `record` is written through.
     pub fn tmp_path_of(record: &Path) -> PathBuf {
-        let mut s = OsString::from(record.as_os_str());
-        s.push(".tmp");
-        PathBuf::from(s)
+        tmp_path(record)
     }
 
     /// Reads the sidecar of `bucket`; `Ok(None)` when there is none.
     pub fn load(bucket: &Path) -> std::io::Result<Option<DeliveryRecord>> {
-        let path = DeliveryRecord::path_of(bucket);
-        let text = match std::fs::read(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let r: DeliveryRecord = serde_json::from_slice(&text)
-            .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
-        if r.version != DELIVERY_RECORD_VERSION {
-            return Err(invalid(format!(
-                "{}: version {} is not supported for delivery record (this build reads version {DELIVERY_RECORD_VERSION})",
-                path.display(),
-                r.version
-            )));
-        }
-        Ok(Some(r))
+        read_versioned(
+            &DeliveryRecord::path_of(bucket),
+            "delivery record",
+            DELIVERY_RECORD_VERSION,
+            |r: &DeliveryRecord| r.version,
+        )
     }
 
     /// Writes the sidecar of `bucket` atomically: a temporary file, fsync, rename, fsync
@@ -85,39 +72,6 @@ impl DeliveryRecord {
         let json = serde_json::to_vec(self).map_err(|e| invalid(e.to_string()))?;
         write_by_rename(&DeliveryRecord::path_of(bucket), &json, Durability::Synced)
     }
-}
-
-/// Whether a sidecar write must reach the disk before it counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Durability {
-    /// fsync of the file before the rename and of the directory after: a crash leaves
-    /// the old content or the new, never a torn file.
-    Synced,
-    /// Rename only: a reader never sees a half-written file while the machine runs, but
-    /// a crash may leave an empty or torn one. For records whose loss only costs work.
-    Unsynced,
-}
-
-/// Writes a sidecar at `path` through `<path>.tmp` and a rename.
-pub(crate) fn write_by_rename(
-    path: &Path,
-    bytes: &[u8],
-    durability: Durability,
-) -> std::io::Result<()> {
-    let tmp = DeliveryRecord::tmp_path_of(path);
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    if durability == Durability::Synced {
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if durability == Durability::Synced
-        && let Some(dir) = path.parent()
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 fn invalid(message: String) -> std::io::Error {

@@ -12,6 +12,8 @@
 //!   file that count frames per home and cut the repair chunks.
 //! - [`acked_ranges`]: the `.acked` record beside each bucket, the byte ranges each home
 //!   acked, so that a restart re-sends only the rest.
+//! - `sidecar.rs`: how those records beside a bucket are named, read (versioned JSON)
+//!   and replaced (temporary file and rename).
 //! - [`spool_janitor`]: keeps the spool's size true and prunes delivered buckets.
 //! - `test_receiver`: a minimal buck speaking the real protocol, for tests only.
 
@@ -22,6 +24,7 @@ mod buck_connection;
 pub mod delivery;
 mod error;
 mod shipper;
+mod sidecar;
 pub mod spool_janitor;
 #[doc(hidden)]
 pub mod test_receiver;
