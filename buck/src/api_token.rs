@@ -19,18 +19,12 @@ pub(crate) async fn require(
     let Some(want) = api.config.api_token.as_deref() else {
         return next.run(req).await;
     };
-    let bearer = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
     let query = req
         .uri()
         .query()
         .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
-    if bearer
-        .or(query)
-        .is_some_and(|t| constant_time_eq(t.as_bytes(), want.as_bytes()))
+    if edge::bearer::carries(req.headers(), want)
+        || query.is_some_and(|t| edge::bearer::constant_time_eq(t.as_bytes(), want.as_bytes()))
     {
         return next.run(req).await;
     }
@@ -40,9 +34,4 @@ pub(crate) async fn require(
         "this buck's SQL API needs a token: send `Authorization: Bearer <token>` or `?token=<token>`\n",
     )
         .into_response()
-}
-
-/// Compares without an early exit, so response time says nothing about the token.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -160,7 +160,7 @@ impl LiveBroker {
             .and_then(|a| a.get("token"))
             .and_then(Value::as_str)
             .unwrap_or("");
-        if constant_time_eq(got.as_bytes(), want.as_bytes()) {
+        if edge::bearer::constant_time_eq(got.as_bytes(), want.as_bytes()) {
             Ok(())
         } else {
             self.inner.events.refused_token();
@@ -272,25 +272,4 @@ fn backfill(ring: &VecDeque<Arc<Item>>, filter: &Filter, now: Instant) -> Vec<Ar
         .collect();
     out.reverse();
     out
-}
-
-/// Compares without an early exit, so response time does not reveal how much of a
-/// guessed token was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn constant_time_eq_compares() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
-    }
 }

@@ -1,0 +1,23 @@
+//! The HTTP edge that every server agent (buck, archie, `sluice up`) shares: how a request
+//! proves who it is, and the limits every request meets before an agent's handler runs.
+//! Agents must agree on these, and a second copy of a credential check is a second place
+//! for a timing leak or a forgotten route, so they live here once.
+//!
+//! # Layout
+//!
+//! - [`bearer`]: shared-secret tokens sent as `Authorization: Bearer <token>`, compared in
+//!   constant time.
+//!
+//! # Example
+//!
+//! ```
+//! use axum::http::{HeaderMap, HeaderValue, header};
+//!
+//! let mut headers = HeaderMap::new();
+//! headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer s3cret"));
+//! assert!(edge::bearer::carries(&headers, "s3cret"));
+//! assert!(!edge::bearer::carries(&headers, "other"));
+//! ```
+#![deny(missing_docs)]
+
+pub mod bearer;
