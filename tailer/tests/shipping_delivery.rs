@@ -6,11 +6,13 @@ mod shipping_support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use chrono::{NaiveDate, Utc};
 use contracts::EventId;
 use contracts::spool_file::SPOOL_HEADER_LEN;
 use shipping_support::*;
 use tailer::shipping::acked_ranges::AckedRecord;
 use tailer::shipping::delivery::DeliveryRecord;
+use tailer::shipping::spool_janitor::SpoolJanitor;
 
 #[tokio::test]
 async fn live_packets_reach_both_homes_and_only_the_homes() {
@@ -360,6 +362,83 @@ async fn a_delivered_bucket_is_pruned_by_age() {
     let open_path =
         contracts::spool_file::spool_bucket_path(&w.spool, &w.crawl, open.start, INTERVAL_SECS);
     assert!(open_path.exists());
+    assert_clean(&w);
+    run.stop().await;
+}
+
+/// r11.3: a first deploy before the cluster file gives a crawl's older days a home. The
+/// bucket's frames of a day no buck takes yet must stay in the spool, even after every
+/// home acked the frames it does take, until a cluster change routes them.
+#[tokio::test]
+async fn frames_with_no_home_yet_stay_in_the_spool_until_a_home_exists() {
+    let mut w = World::new(2, true).await;
+    w.extra_config = "spool_max_age_secs = 60".into();
+    // The bucks take the crawl from 2026-01-02 on; the leftover bucket holds lines of
+    // the day before (no home) and of that day (homes).
+    w.write_cluster_since("2026-01-02");
+    let day = |d: u32, i: u64| {
+        NaiveDate::from_ymd_opt(2026, 1, d)
+            .expect("date")
+            .and_hms_opt(23, 59, 0)
+            .expect("time")
+            .and_utc()
+            .timestamp_micros()
+            + i as i64
+    };
+    let mut evs = w.events(0, 20);
+    for (i, e) in evs.iter_mut().enumerate() {
+        e.time_us = day(if i < 10 { 1 } else { 2 }, i as u64);
+    }
+    let (unrouted, routed) = evs.split_at(10);
+    let (_, path) = w.write_bucket(w.old_bucket_start(0), &evs);
+    let run = w.start();
+    let (homes, _) = w.routing();
+    wait_for(
+        10,
+        "both homes took the bucket's frames they are routed",
+        || run.get(|e| &e.repair_buckets_total) == 2,
+    )
+    .await;
+    for h in &homes {
+        assert_eq!(
+            w.receiver(h)
+                .event_ids()
+                .into_iter()
+                .collect::<BTreeSet<_>>(),
+            ids(routed)
+        );
+    }
+    // A janitor pass now, as old as it gets: the frames without a home keep the bucket.
+    let janitor = SpoolJanitor {
+        spool: w.spool.clone(),
+        max_bytes: 0,
+        max_age_secs: 60,
+        interval_secs: INTERVAL_SECS,
+    };
+    let report = janitor.pass(&run.usage, &run.events, Utc::now());
+    assert_eq!(report.pruned, 0);
+    assert!(
+        path.exists(),
+        "a bucket with frames no buck took yet was pruned"
+    );
+    assert_eq!(run.get(|e| &e.buckets_delivered_total), 0);
+
+    // The operator lists the bucks from earlier on: the rest is delivered, then pruned.
+    w.write_cluster_since("2020-01-01");
+    let (homes, _) = w.routing();
+    wait_for(10, "every home has every line", || {
+        homes.iter().all(|h| {
+            w.receiver(h)
+                .event_ids()
+                .into_iter()
+                .collect::<BTreeSet<_>>()
+                == ids(&evs)
+        })
+    })
+    .await;
+    assert!(ids(unrouted).iter().all(|id| !ids(routed).contains(id)));
+    wait_for(10, "the bucket is delivered and pruned", || !path.exists()).await;
+    assert_eq!(run.get(|e| &e.buckets_delivered_total), 1);
     assert_clean(&w);
     run.stop().await;
 }

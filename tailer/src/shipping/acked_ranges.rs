@@ -21,8 +21,11 @@ use serde::{Deserialize, Serialize};
 
 use super::sidecar::{Durability, read_versioned, sidecar_path, write_by_rename};
 
-/// Version of the acked record's JSON.
-pub const ACKED_RECORD_VERSION: u32 = 1;
+/// Version of the acked record's JSON. Version 1 let an acked repair chunk vouch for its
+/// whole byte span, frames routed to no buck included; such a record could mark frames
+/// delivered that a home never got once the cluster file gave them a home, so it is read
+/// as absent (costing a re-send, never a loss).
+pub const ACKED_RECORD_VERSION: u32 = 2;
 
 /// Most ranges kept per (bucket, home). Ranges fragment only when frames of other routes
 /// interleave (a bucket holding two days with different homes); past the cap new small
@@ -116,7 +119,7 @@ impl AckedRecord {
         let Some(json) = read_versioned(
             &AckedRecord::path_of(bucket),
             "acked record",
-            ACKED_RECORD_VERSION,
+            ACKED_RECORD_VERSION..=ACKED_RECORD_VERSION,
             |j: &AckedRecordJson| j.version,
         )?
         else {

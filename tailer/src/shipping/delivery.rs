@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
-use std::ops::ControlFlow;
+use std::ops::{ControlFlow, Range};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -23,8 +23,12 @@ use super::sidecar::{Durability, read_versioned, sidecar_path, tmp_path, write_b
 
 use super::acked_ranges::{AckedRanges, AckedRecord};
 
-/// Version of the delivery record's JSON.
-pub const DELIVERY_RECORD_VERSION: u32 = 1;
+/// Version of the delivery record's JSON. 2 added `expected` and `unrouted`; version 1
+/// records are still read (as if every frame had a home and the routing never changed).
+pub const DELIVERY_RECORD_VERSION: u32 = 2;
+
+/// The oldest delivery record version this build reads.
+const OLDEST_DELIVERY_RECORD_VERSION: u32 = 1;
 
 /// Bytes read from a bucket file at a time.
 const READ_BLOCK: usize = 256 * 1024;
@@ -38,12 +42,22 @@ pub struct DeliveryRecord {
     pub homes: BTreeSet<String>,
     /// The homes that acknowledged every frame routed to them.
     pub delivered: BTreeSet<String>,
+    /// Frames each home had to receive when the record was written (version 2). A later
+    /// scan that routes a home more frames (the cluster file changed) stops trusting that
+    /// home's place in `delivered` unless its acked ranges cover them.
+    #[serde(default)]
+    pub expected: BTreeMap<String, u64>,
+    /// Frames whose day no buck took when the record was written (version 2). A bucket
+    /// with any is not complete whatever its homes acked: those frames wait in the spool
+    /// for a home.
+    #[serde(default)]
+    pub unrouted: u64,
 }
 
 impl DeliveryRecord {
-    /// Whether every home has the bucket, so it may be pruned.
+    /// Whether every frame had a home and every home has the bucket, so it may be pruned.
     pub fn complete(&self) -> bool {
-        self.homes.is_subset(&self.delivered)
+        self.unrouted == 0 && self.homes.is_subset(&self.delivered)
     }
 
     /// The sidecar path of `bucket`: `<bucket>.delivered`.
@@ -61,7 +75,7 @@ impl DeliveryRecord {
         read_versioned(
             &DeliveryRecord::path_of(bucket),
             "delivery record",
-            DELIVERY_RECORD_VERSION,
+            OLDEST_DELIVERY_RECORD_VERSION..=DELIVERY_RECORD_VERSION,
             |r: &DeliveryRecord| r.version,
         )
     }
@@ -166,6 +180,11 @@ pub struct Chunk {
     pub count: u32,
     /// Where the next chunk starts in the file.
     pub next_offset: u64,
+    /// The byte ranges, between the chunk's start and `next_offset`, whose every frame is
+    /// settled for the home once the chunk is acked: sent in it, acked before, or refused
+    /// for good. Frames routed elsewhere or to no buck yet split the ranges, so an acked
+    /// chunk never vouches for a frame the home did not get.
+    pub settled: Vec<Range<u64>>,
     /// Whether this is the bucket's last chunk.
     pub last: bool,
 }
@@ -186,14 +205,25 @@ pub fn read_chunk(
     let mut router = Router::new(cluster, crawl);
     let mut frames = Vec::new();
     let mut count = 0u32;
+    let mut settled: Vec<Range<u64>> = Vec::new();
+    let mut settle = |at: u64, end: u64| match settled.last_mut() {
+        Some(last) if last.end == at => last.end = end,
+        _ => settled.push(at..end),
+    };
     let (next_offset, last) = walk_frames(path, offset, |at, frame, payload| {
-        if acked.covers(at, at + frame.len() as u64) {
+        let end = at + frame.len() as u64;
+        if acked.covers(at, end) {
+            settle(at, end);
             return ControlFlow::Continue(());
         }
         let Some((id, homes)) = router.route(payload) else {
             return ControlFlow::Continue(());
         };
-        if !homes.iter().any(|h| h == home) || skip.contains(&id) {
+        if !homes.iter().any(|h| h == home) {
+            return ControlFlow::Continue(());
+        }
+        if skip.contains(&id) {
+            settle(at, end);
             return ControlFlow::Continue(());
         }
         if frames.len() + frame.len() > MAX_CHUNK_BYTES {
@@ -201,6 +231,7 @@ pub fn read_chunk(
         }
         frames.extend_from_slice(frame);
         count += 1;
+        settle(at, end);
         ControlFlow::Continue(())
     })?;
     Ok(Chunk {
@@ -208,6 +239,7 @@ pub fn read_chunk(
         count,
         next_offset,
         last,
+        settled,
     })
 }
 
@@ -428,6 +460,8 @@ mod tests {
             version: DELIVERY_RECORD_VERSION,
             homes: ["a".to_string(), "b".to_string()].into(),
             delivered: ["a".to_string()].into(),
+            expected: [("a".to_string(), 3), ("b".to_string(), 3)].into(),
+            unrouted: 0,
         };
         r.save(&bucket).unwrap();
         assert!(d.path().join("07.b.delivered").exists());
@@ -441,5 +475,81 @@ mod tests {
         .unwrap();
         let e = DeliveryRecord::load(&bucket).unwrap_err().to_string();
         assert!(e.contains("version 7 is not supported"), "{e}");
+    }
+
+    #[test]
+    fn frames_without_a_home_keep_a_record_incomplete_and_v1_records_still_read() {
+        let d = tempfile::tempdir().unwrap();
+        let bucket = d.path().join("07.b");
+        let mut r = DeliveryRecord {
+            version: DELIVERY_RECORD_VERSION,
+            homes: ["a".to_string()].into(),
+            delivered: ["a".to_string()].into(),
+            expected: [("a".to_string(), 3)].into(),
+            unrouted: 2,
+        };
+        assert!(
+            !r.complete(),
+            "every home acked, but two frames wait for a home"
+        );
+        r.unrouted = 0;
+        assert!(r.complete());
+        std::fs::write(
+            d.path().join("07.b.delivered"),
+            r#"{"version":1,"homes":["a"],"delivered":["a"]}"#,
+        )
+        .unwrap();
+        let v1 = DeliveryRecord::load(&bucket).unwrap().unwrap();
+        assert_eq!((v1.version, v1.unrouted), (1, 0));
+        assert!(v1.complete());
+    }
+
+    #[test]
+    fn an_acked_chunk_vouches_only_for_the_frames_settled_for_its_home() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("b.b");
+        let crawl = CrawlId::parse("c").unwrap();
+        // Frames 0-1 on a day every buck takes, 2 on a day before any buck's `since`,
+        // 3-4 on the first day again.
+        let mut c = String::from("replicas = 1\n");
+        c.push_str("[[buck]]\nid = \"x\"\ningest = \"127.0.0.1:1\"\nhttp_url = \"http://127.0.0.1:2\"\nsince = \"2026-01-02\"\n");
+        let cluster = ClusterFile::parse(&c, Path::new("c.toml")).unwrap();
+        let day = |d: u32| {
+            chrono::NaiveDate::from_ymd_opt(2026, 1, d)
+                .unwrap()
+                .and_hms_opt(12, 0, 0)
+                .unwrap()
+                .and_utc()
+                .timestamp_micros()
+        };
+        let mut bytes = spool_header().to_vec();
+        let mut places = Vec::new();
+        for (i, d) in [2, 2, 1, 2, 2].into_iter().enumerate() {
+            let start = bytes.len() as u64;
+            assert!(put_event_frame(
+                &mut bytes,
+                &event(1, i as u64, &crawl, day(d), 20)
+            ));
+            places.push(start..bytes.len() as u64);
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let ch = read_chunk(
+            &path,
+            0,
+            "x",
+            &cluster,
+            &crawl,
+            &HashSet::new(),
+            &AckedRanges::default(),
+        )
+        .unwrap();
+        assert_eq!(ch.count, 4);
+        assert_eq!(
+            ch.settled,
+            vec![
+                places[0].start..places[1].end,
+                places[3].start..places[4].end
+            ]
+        );
     }
 }

@@ -104,6 +104,7 @@ enum Sent {
     Chunk {
         job: u64,
         next_offset: u64,
+        settled: Vec<Range<u64>>,
         last: bool,
     },
 }
@@ -639,13 +640,11 @@ impl ShipperTask {
             Sent::Chunk {
                 job,
                 next_offset,
+                settled,
                 last,
             } => {
-                // The chunk held every frame for its home between the two offsets that
-                // the home did not have already.
                 if let Some(j) = self.jobs.get(&job) {
-                    self.ledger
-                        .record(&j.bucket, &j.home, std::iter::once(j.offset..next_offset));
+                    self.ledger.record(&j.bucket, &j.home, settled);
                 }
                 if last {
                     b.active_repair = None;
@@ -966,8 +965,20 @@ impl ShipperTask {
         if scan.unrouted > 0 {
             tracing::warn!(path = %s.path.display(), frames = scan.unrouted, "no buck takes some frames of this bucket yet (see `since` in the cluster file); it stays in the spool");
         }
+        // A home delivered under an earlier routing stays delivered only if it is routed
+        // the same frames now, or its acked ranges cover all it must have: a changed
+        // cluster file can give it frames it never got (a day that had no home yet).
+        let before = s.scan.as_ref().map(|p| p.expected.clone());
+        s.delivered
+            .retain(|h| still_delivered(h, before.as_ref(), &scan));
         if let Some(r) = record {
-            s.delivered.extend(r.delivered);
+            // A version 1 record kept no counts: its homes are trusted as they were.
+            let counted = (r.version >= 2).then_some(&r.expected);
+            s.delivered.extend(
+                r.delivered
+                    .into_iter()
+                    .filter(|h| still_delivered(h, counted, &scan)),
+            );
         }
         // Frames an earlier run saw acked count as acked live: only the rest is repaired.
         let counts = self.live_acked.entry(bucket.clone()).or_default();
@@ -1063,6 +1074,8 @@ impl ShipperTask {
                 version: DELIVERY_RECORD_VERSION,
                 homes,
                 delivered: s.delivered.clone(),
+                expected: scan.expected.clone(),
+                unrouted: scan.unrouted,
             };
             let path = s.path.clone();
             let _ = self.records.send(SidecarWrite::Delivery {
@@ -1226,6 +1239,7 @@ impl ShipperTask {
                 what: Sent::Chunk {
                     job,
                     next_offset: chunk.next_offset,
+                    settled: chunk.settled,
                     last: chunk.last,
                 },
             },
@@ -1294,6 +1308,14 @@ impl FilePlaces {
             return Some(place);
         }
     }
+}
+
+/// Whether `home`, delivered when it was routed `before` frames per home (`None`: not
+/// known), still has every frame `scan` routes to it.
+fn still_delivered(home: &str, before: Option<&BTreeMap<String, u64>>, scan: &BucketScan) -> bool {
+    let want = scan.expected.get(home).copied().unwrap_or(0);
+    let unchanged = before.is_none_or(|b| b.get(home).copied().unwrap_or(0) == want);
+    unchanged || scan.acked.get(home).copied().unwrap_or(0) >= want
 }
 
 fn load_cluster(path: &Path, encryption: bool) -> Result<ClusterFile, ShippingError> {

@@ -32,7 +32,7 @@ pub(crate) fn invalid(path: &Path, message: impl std::fmt::Display) -> std::io::
 pub(crate) fn read_versioned<T: DeserializeOwned>(
     path: &Path,
     what: &str,
-    version: u32,
+    versions: std::ops::RangeInclusive<u32>,
     version_of: impl FnOnce(&T) -> u32,
 ) -> std::io::Result<Option<T>> {
     let text = match std::fs::read(path) {
@@ -42,11 +42,13 @@ pub(crate) fn read_versioned<T: DeserializeOwned>(
     };
     let record: T = serde_json::from_slice(&text).map_err(|e| invalid(path, e))?;
     let found = version_of(&record);
-    if found != version {
+    if !versions.contains(&found) {
         return Err(invalid(
             path,
             format!(
-                "version {found} is not supported for {what} (this build reads version {version})"
+                "version {found} is not supported for {what} (this build reads versions {} to {})",
+                versions.start(),
+                versions.end()
             ),
         ));
     }

@@ -255,6 +255,8 @@ mod tests {
                 version: DELIVERY_RECORD_VERSION,
                 homes,
                 delivered: done,
+                expected: Default::default(),
+                unrouted: 0,
             }
             .save(&p)
             .unwrap();

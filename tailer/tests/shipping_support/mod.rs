@@ -127,10 +127,24 @@ impl World {
 
     /// Writes the cluster file with `addrs[i]` as the ingest address of buck `bi`.
     pub fn write_cluster_with(&self, addrs: &[String]) {
+        self.write_cluster_full(addrs, "2020-01-01");
+    }
+
+    /// Writes the cluster file listing every receiver, each taking crawls from `since` on.
+    pub fn write_cluster_since(&self, since: &str) {
+        let addrs: Vec<String> = self
+            .receivers
+            .iter()
+            .map(|r| r.addr().to_string())
+            .collect();
+        self.write_cluster_full(&addrs, since);
+    }
+
+    fn write_cluster_full(&self, addrs: &[String], since: &str) {
         let mut t = String::from("replicas = 2\n");
         for (i, (r, addr)) in self.receivers.iter().zip(addrs).enumerate() {
             t.push_str(&format!(
-                "[[buck]]\nid = \"b{i}\"\ningest = \"{addr}\"\nhttp_url = \"http://127.0.0.1:1\"\npublic_key = \"{}\"\nsince = \"2020-01-01\"\n",
+                "[[buck]]\nid = \"b{i}\"\ningest = \"{addr}\"\nhttp_url = \"http://127.0.0.1:1\"\npublic_key = \"{}\"\nsince = \"{since}\"\n",
                 r.public_key_text()
             ));
         }
