@@ -58,6 +58,11 @@ enum Command {
         /// proxy that forwards its prefix. Default: none.
         #[arg(long, default_value = "")]
         base_path: String,
+        /// Bytes to keep free on DIR's file system: the buck stops committing below it,
+        /// the tailer stops reading below twice it (so the buck can still store what is
+        /// spooled); both resume by themselves when space returns.
+        #[arg(long, default_value_t = 256 << 20)]
+        min_free_bytes: u64,
         /// Files or globs to follow (a {crawl} placeholder captures the crawl id from the
         /// path). Without any, the bundled sample Heritrix crawl logs are used.
         paths: Vec<String>,
@@ -149,6 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             archive_age_secs,
             archive_interval_secs,
             base_path,
+            min_free_bytes,
             paths,
         } => runtime()?.block_on(async {
             let shutdown = CancellationToken::new();
@@ -167,6 +173,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     archive_age_secs,
                     archive_interval_secs,
                     base_path,
+                    min_free_bytes,
                 },
                 shutdown,
             )

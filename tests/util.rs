@@ -85,6 +85,33 @@ impl Agent {
         }
     }
 
+    /// Spawns `cmd` (a wrapper around one of this package's binaries, such as `unshare`
+    /// that execs it), logging to `<dir>/<name>.log`.
+    pub fn spawn_command(dir: &Dir, name: &str, mut cmd: Command) -> Agent {
+        let log = dir.join(&format!("{name}.log"));
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("opening agent log");
+        let err = out.try_clone().expect("cloning log handle");
+        let child = cmd
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+        Agent {
+            name: name.into(),
+            child: Some(child),
+            log,
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }

@@ -91,6 +91,16 @@ pub struct BuckConfig {
     /// Delay a nacked tailer waits before re-sending, in milliseconds. Default 5000.
     #[serde(default = "default_nack_retry_after_ms")]
     pub nack_retry_after_ms: u32,
+    /// Bytes to keep free on the segments' file system: below it the buck stops
+    /// committing (tailers are nacked and keep their spools; SQL and the live view go on),
+    /// so SQLite still has room to checkpoint its WAL and to close a day. Default
+    /// 536,870,912 (512 MiB).
+    #[serde(default = "default_min_free_bytes")]
+    pub min_free_bytes: u64,
+    /// Percent of that file system to keep free, as `min_free_bytes` (the larger applies).
+    /// Default 0.
+    #[serde(default)]
+    pub min_free_percent: f64,
     /// The live stream to browsers (socket.io): caps, backfill, token. A `[live]` table;
     /// see docs/live.md. Default: every default of `live::LiveConfig`.
     #[serde(default)]
@@ -160,6 +170,9 @@ fn default_hello_timeout_ms() -> u64 {
 fn default_nack_retry_after_ms() -> u32 {
     5000
 }
+fn default_min_free_bytes() -> u64 {
+    512 << 20
+}
 
 /// Checks an HTTP path prefix: empty, or `/` followed by segments of letters, digits and
 /// `-._~` (no `.` or `..` segment, no trailing `/`).
@@ -211,6 +224,8 @@ impl BuckConfig {
             max_in_flight: default_max_in_flight(),
             hello_timeout_ms: default_hello_timeout_ms(),
             nack_retry_after_ms: default_nack_retry_after_ms(),
+            min_free_bytes: default_min_free_bytes(),
+            min_free_percent: 0.0,
             live: live::LiveConfig::default(),
             retention_secs: default_retention_secs(),
             prune_check_interval_ms: default_prune_check_interval_ms(),
@@ -248,6 +263,12 @@ impl BuckConfig {
             return Err(invalid(
                 "id is empty: set it to this buck's id in the cluster file".into(),
             ));
+        }
+        if !(0.0..=100.0).contains(&self.min_free_percent) {
+            return Err(invalid(format!(
+                "min_free_percent = {}: use 0 to 100",
+                self.min_free_percent
+            )));
         }
         for (name, v) in [
             ("bus_capacity", self.bus_capacity),

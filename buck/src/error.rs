@@ -80,6 +80,26 @@ impl SegmentError {
         move |source| SegmentError::Sqlite { path, source }
     }
 
+    /// The storage fault (disk full, read-only file system) behind this error and the
+    /// file it hit, if it is one.
+    pub fn storage_fault(&self) -> Option<(disk_space::StorageFault, &std::path::Path)> {
+        use disk_space::StorageFault;
+        match self {
+            SegmentError::Sqlite { path, source } => {
+                let fault = match source.sqlite_error_code()? {
+                    rusqlite::ErrorCode::DiskFull => StorageFault::NoSpace,
+                    rusqlite::ErrorCode::ReadOnly => StorageFault::ReadOnly,
+                    _ => return None,
+                };
+                Some((fault, path.as_path()))
+            }
+            SegmentError::Io { path, source } => {
+                StorageFault::of(source).map(|f| (f, path.as_path()))
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the cause looks temporary (disk full, I/O error, a busy lock), so that a
     /// retry after a pause may succeed.
     pub fn is_transient(&self) -> bool {

@@ -49,6 +49,9 @@ impl ConnectionRejection {
 /// The buck's counters. Cheap to update from any thread (relaxed atomics).
 #[derive(Debug, Default)]
 pub struct BuckEvents {
+    /// Full, read-only or low-space episodes of the segments' disk: logged once each,
+    /// rendered as `disk_full_episodes_total` and `disk_full`, named in health.
+    pub disk: disk_space::DiskEpisodes,
     connections_accepted: AtomicU64,
     connections_open: AtomicU64,
     rejections: [AtomicU64; 6],
@@ -348,6 +351,18 @@ impl BuckEvents {
             "counter",
             "SQL replies cut by sql_max_rows or sql_max_bytes",
             c.sql_truncated,
+        );
+        metric(
+            "disk_full_episodes_total",
+            "counter",
+            "times committing paused because the segments' disk was full, read-only or below its headroom",
+            self.disk.count(),
+        );
+        metric(
+            "disk_full",
+            "gauge",
+            "1 while committing is paused for a full, read-only or low disk",
+            self.disk.active(),
         );
         let _ = writeln!(
             out,

@@ -51,6 +51,8 @@ pub struct WriterOptions {
     pub retention: Duration,
     /// How often to look for segments past their retention.
     pub prune_check_interval: Duration,
+    /// Free space kept on the segments' file system (`min_free_bytes`, `min_free_percent`).
+    pub headroom: disk_space::Headroom,
 }
 
 impl WriterOptions {
@@ -66,6 +68,10 @@ impl WriterOptions {
             close_check_interval: Duration::from_millis(c.close_check_interval_ms),
             retention: Duration::from_secs(c.retention_secs),
             prune_check_interval: Duration::from_millis(c.prune_check_interval_ms),
+            headroom: disk_space::Headroom {
+                min_free_bytes: c.min_free_bytes,
+                min_free_percent: c.min_free_percent,
+            },
         }
     }
 }
@@ -123,6 +129,11 @@ impl SegmentWriter {
     ) -> Result<(SegmentWriter, WriterThread), SegmentError> {
         let rt = tokio::runtime::Handle::current();
         let mut state = WriterState {
+            space: disk_space::HeadroomWatch::new(
+                opts.headroom,
+                vec![opts.segments_dir.clone()],
+                disk_space::watch::DEFAULT_EVERY,
+            ),
             opts: opts.clone(),
             bus,
             events,
@@ -178,6 +189,8 @@ struct OpenSegment {
 
 struct WriterState {
     opts: WriterOptions,
+    /// The segments' file system against `min_free_bytes` / `min_free_percent`.
+    space: disk_space::HeadroomWatch,
     bus: Bus,
     events: Arc<BuckEvents>,
     days: HashMap<DayKey, BTreeMap<u32, PartInfo>>,
@@ -362,6 +375,20 @@ impl WriterState {
     }
 
     fn commit_batch(&mut self, mut batch: Vec<WriteRequest>) {
+        // Below the headroom nothing is begun: a transaction that fills the disk could
+        // leave SQLite no room to checkpoint, and tailers keep the events meanwhile.
+        if let Some((dir, low)) = self.space.low() {
+            self.events.disk.paused("buck", dir, &low.to_string());
+            let reason = format!("segments disk {}: {low}", dir.display());
+            self.events.commit_failed();
+            for req in batch {
+                let _ = req.reply.send(Err(SegmentError::BatchFailed {
+                    reason: reason.clone(),
+                    transient: true,
+                }));
+            }
+            return;
+        }
         let started = Instant::now();
         let mut in_tx: Vec<SegKey> = Vec::new();
         let mut outcomes = vec![WriteOutcome::default(); batch.len()];
@@ -389,6 +416,7 @@ impl WriterState {
             });
         match result {
             Ok(()) => {
+                self.events.disk.resumed("buck");
                 let inserted: usize = outcomes.iter().map(|o| o.inserted).sum();
                 let dups: usize = outcomes.iter().map(|o| o.duplicates).sum();
                 self.events
@@ -402,7 +430,15 @@ impl WriterState {
                 self.bus.publish(late);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "batch not committed; its messages will be nacked");
+                match e.storage_fault() {
+                    // Logged once per episode: a full disk can last hours.
+                    Some((fault, path)) => {
+                        self.events.disk.fault("buck", path, fault);
+                    }
+                    None => {
+                        tracing::warn!(error = %e, "batch not committed; its messages will be nacked");
+                    }
+                }
                 self.events.commit_failed();
                 for key in &in_tx {
                     // A connection that failed mid-transaction is dropped, so the next

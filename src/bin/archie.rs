@@ -61,7 +61,8 @@ fn run(args: Args) -> anyhow::Result<()> {
         let metrics: Vec<MetricsSource> = vec![Arc::new(move |out: &mut String| {
             out.push_str(&events.render_prometheus())
         })];
-        let router = serve::with_health_and_metrics(handle.router().merge(web::router()), metrics);
+        let router =
+            serve::with_health_and_metrics(handle.router().merge(web::router()), metrics, vec![]);
         let served = serve::serve(http, router, shutdown.clone()).await;
         shutdown.cancel();
         handle.join().await;

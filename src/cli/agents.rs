@@ -8,7 +8,7 @@ use anyhow::Context;
 use tailer::{TailerConfig, TailerEvents};
 use tokio_util::sync::CancellationToken;
 
-use crate::serve::{self, MetricsSource};
+use crate::serve::{self, HealthSource, MetricsSource};
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -67,6 +67,12 @@ pub fn buck(
         }
         let events = handle.events();
         let live_events = handle.live().events();
+        let health: Vec<HealthSource> = {
+            let events = events.clone();
+            vec![Arc::new(move || {
+                events.disk.reason().map(|r| format!("buck: {r}"))
+            })]
+        };
         let metrics: Vec<MetricsSource> = vec![
             Arc::new(move |out: &mut String| events.render_prometheus(out)),
             Arc::new(move |out: &mut String| live_events.render_prometheus(out)),
@@ -75,6 +81,7 @@ pub fn buck(
             handle.serve_live(serve::with_health_and_metrics(
                 handle.router().merge(web::router()),
                 metrics,
+                health,
             )),
             &base_path,
         );

@@ -11,22 +11,49 @@ use tokio_util::sync::CancellationToken;
 /// Something that renders Prometheus text: each agent's counters.
 pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
 
-/// Adds `/healthz` and `/metrics` (rendered from every source) to `router`.
-pub fn with_health_and_metrics(router: Router, sources: Vec<MetricsSource>) -> Router {
+/// Something that says why an agent is degraded (a full disk, ...), or `None` when it
+/// is not.
+pub type HealthSource = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+/// Adds `/healthz` and `/metrics` (rendered from every source) to `router`. `/healthz`
+/// answers 200 while the process serves: `ok`, or `degraded: <reason>; ...` while some
+/// agent works with a handicap (it still answers what needs no space, so a load balancer
+/// should keep it, and monitoring should alert on the word).
+pub fn with_health_and_metrics(
+    router: Router,
+    sources: Vec<MetricsSource>,
+    health: Vec<HealthSource>,
+) -> Router {
     let sources = Arc::new(sources);
-    router.route("/healthz", get(|| async { "ok\n" })).route(
-        "/metrics",
-        get(move || {
-            let sources = sources.clone();
-            async move {
-                let mut out = String::new();
-                for s in sources.iter() {
-                    s(&mut out);
+    let health = Arc::new(health);
+    router
+        .route(
+            "/healthz",
+            get(move || {
+                let health = health.clone();
+                async move {
+                    let reasons: Vec<String> = health.iter().filter_map(|h| h()).collect();
+                    if reasons.is_empty() {
+                        "ok\n".to_owned()
+                    } else {
+                        format!("degraded: {}\n", reasons.join("; "))
+                    }
                 }
-                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
-            }
-        }),
-    )
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let sources = sources.clone();
+                async move {
+                    let mut out = String::new();
+                    for s in sources.iter() {
+                        s(&mut out);
+                    }
+                    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+                }
+            }),
+        )
 }
 
 /// Serves `router` under the path prefix `base` (checked by `buck::check_base_path`; empty

@@ -13,7 +13,7 @@ use tailer::config::{SourceConfig, SourceFormatName, StartAt};
 use tailer::{TailerConfig, TailerEvents};
 use tokio_util::sync::CancellationToken;
 
-use crate::serve::{self, MetricsSource};
+use crate::serve::{self, HealthSource, MetricsSource};
 
 /// What `sluice up` was asked to run.
 #[derive(Debug, Clone)]
@@ -44,6 +44,9 @@ pub struct UpArgs {
     pub archive_interval_secs: u64,
     /// Path prefix every page and API is served under; empty for none.
     pub base_path: String,
+    /// Bytes the buck keeps free on the directory's file system; the tailer keeps twice
+    /// as much, so that it pauses first and the buck can still store what is spooled.
+    pub min_free_bytes: u64,
 }
 
 /// What a running `sluice up` writes to `<dir>/up.json` once it is ready, so scripts and
@@ -188,7 +191,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         .with_context(|| format!("writing {}", cluster_path.display()))?;
 
     let buck_config_text = format!(
-        "id = \"local\"\ndata_dir = {:?}\ncluster_file = {:?}\nkey_file = {:?}\nallowed_tailers = [{:?}]\nday_close_grace_secs = {}\nretention_secs = {}\nprune_check_interval_ms = {}\n",
+        "id = \"local\"\ndata_dir = {:?}\ncluster_file = {:?}\nkey_file = {:?}\nallowed_tailers = [{:?}]\nday_close_grace_secs = {}\nretention_secs = {}\nprune_check_interval_ms = {}\nmin_free_bytes = {}\n",
         dir.join("buck").display().to_string(),
         cluster_path.display().to_string(),
         buck_key_path.display().to_string(),
@@ -201,6 +204,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         } else {
             60_000
         },
+        args.min_free_bytes,
     );
     let buck_config = buck::BuckConfig::parse(&buck_config_text, &dir.join("buck.toml"))
         .context("buck config")?;
@@ -216,6 +220,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         cluster_file: Some(cluster_path.clone()),
         key_file: Some(keys.join("tailer.key")),
         nice: 0,
+        min_free_bytes: args.min_free_bytes.saturating_mul(2),
         ..TailerConfig::parse(
             "[[source]]\npath = \"/x\"\ncrawl = \"x\"\n",
             Path::new("defaults"),
@@ -259,6 +264,13 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
 
     let buck_events = buck.events();
     let live_events = buck.live().events();
+    let health: Vec<HealthSource> = {
+        let (tailer, buck) = (tailer_events.clone(), buck_events.clone());
+        vec![
+            Arc::new(move || tailer.disk.reason().map(|r| format!("tailer: {r}"))),
+            Arc::new(move || buck.disk.reason().map(|r| format!("buck: {r}"))),
+        ]
+    };
     let metrics: Vec<MetricsSource> = vec![
         Arc::new(move |out: &mut String| tailer_events.render_prometheus(out)),
         Arc::new(move |out: &mut String| buck_events.render_prometheus(out)),
@@ -270,6 +282,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         buck.serve_live(serve::with_health_and_metrics(
             buck.router().merge(archie.router()).merge(web::router()),
             metrics,
+            health,
         )),
         &args.base_path,
     );

@@ -25,6 +25,16 @@ pub struct TailerConfig {
     /// dropped) until delivered buckets can be pruned. Default 1 GiB.
     #[serde(default = "default_spool_max_bytes")]
     pub spool_max_bytes: u64,
+    /// Bytes to keep free on the file systems of `spool_dir` and `state_dir`: below it,
+    /// reading pauses (offsets kept, nothing lost) and delivered buckets are pruned early,
+    /// so the crawler beside the tailer, and a buck on the same disk, keep room.
+    /// Default 268,435,456 (256 MiB).
+    #[serde(default = "default_min_free_bytes")]
+    pub min_free_bytes: u64,
+    /// Percent of those file systems to keep free, as `min_free_bytes` (the larger
+    /// applies). Default 0.
+    #[serde(default)]
+    pub min_free_percent: f64,
     /// Delivered buckets older than this are deleted, in seconds. Default 86,400 (one day).
     #[serde(default = "default_spool_max_age_secs")]
     pub spool_max_age_secs: u64,
@@ -229,6 +239,9 @@ fn default_state_dir() -> PathBuf {
 fn default_bucket_interval_secs() -> u64 {
     60
 }
+fn default_min_free_bytes() -> u64 {
+    256 << 20
+}
 fn default_spool_max_bytes() -> u64 {
     1 << 30
 }
@@ -371,6 +384,12 @@ impl TailerConfig {
                 c.max_line_bytes
             )));
         }
+        if !(0.0..=100.0).contains(&c.min_free_percent) {
+            return Err(invalid(format!(
+                "min_free_percent = {}: use 0 to 100",
+                c.min_free_percent
+            )));
+        }
         for s in &c.sources {
             let has_pattern = s.path.contains("{crawl}");
             if has_pattern == s.crawl.is_some() {
@@ -385,6 +404,14 @@ impl TailerConfig {
             }
         }
         Ok(c)
+    }
+
+    /// The free space kept on the spool's and state's file systems.
+    pub fn headroom(&self) -> disk_space::Headroom {
+        disk_space::Headroom {
+            min_free_bytes: self.min_free_bytes,
+            min_free_percent: self.min_free_percent,
+        }
     }
 
     /// The key file path, defaulted.

@@ -64,4 +64,15 @@ impl TailerError {
             source,
         }
     }
+
+    /// The storage fault (disk full, read-only file system) behind this error and the path
+    /// it hit, if it is one: the tailer then pauses and retries instead of stopping.
+    pub fn storage_fault(&self) -> Option<(disk_space::StorageFault, &std::path::Path)> {
+        match self {
+            TailerError::Io { path, source, .. } => {
+                disk_space::StorageFault::of(source).map(|f| (f, path.as_path()))
+            }
+            _ => None,
+        }
+    }
 }

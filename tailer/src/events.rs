@@ -7,7 +7,12 @@ macro_rules! counters {
     ($($name:ident: $help:literal,)*) => {
         /// Every counter and gauge the tailer exposes.
         #[derive(Debug, Default)]
-        pub struct TailerEvents { $(#[doc = $help] pub $name: AtomicU64,)* }
+        pub struct TailerEvents {
+            $(#[doc = $help] pub $name: AtomicU64,)*
+            /// Full or read-only disk episodes (spool, state, records): logged once each,
+            /// rendered as `disk_full_episodes_total` and `disk_full`.
+            pub disk: disk_space::DiskEpisodes,
+        }
 
         impl TailerEvents {
             /// Renders the values in Prometheus text format, names prefixed `sluice_tailer_`.
@@ -18,6 +23,12 @@ macro_rules! counters {
                         if stringify!($name).ends_with("_total") { "counter" } else { "gauge" });
                     let _ = writeln!(out, "sluice_tailer_{} {}", stringify!($name), self.$name.load(Ordering::Relaxed));
                 )*
+                let _ = writeln!(out, "# HELP sluice_tailer_disk_full_episodes_total times reading paused because a disk was full, read-only or below its headroom");
+                let _ = writeln!(out, "# TYPE sluice_tailer_disk_full_episodes_total counter");
+                let _ = writeln!(out, "sluice_tailer_disk_full_episodes_total {}", self.disk.count());
+                let _ = writeln!(out, "# HELP sluice_tailer_disk_full 1 while reading is paused for a full, read-only or low disk");
+                let _ = writeln!(out, "# TYPE sluice_tailer_disk_full gauge");
+                let _ = writeln!(out, "sluice_tailer_disk_full {}", self.disk.active());
             }
         }
     };

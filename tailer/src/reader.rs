@@ -81,7 +81,19 @@ pub struct Reader {
     wake_watched_roots: bool,
     /// A batch the spool refused (disk full), appended before anything else is read.
     retry: Option<(contracts::CrawlId, FrameBatch)>,
+    /// The spool's and state's file systems against `min_free_bytes` / `min_free_percent`.
+    space: disk_space::HeadroomWatch,
+    /// The state file could not be saved (disk full): it must be, before anything more is
+    /// read, since a new file's seq is only safe to use once it is saved.
+    unsaved: bool,
+    /// Wait before the next cycle after a storage fault; doubles while it lasts.
+    fault_backoff: Option<Duration>,
 }
+
+/// The first wait after a storage fault, and the most: short enough to resume soon after
+/// an operator frees space, long enough not to spin on a full disk.
+const FAULT_BACKOFF_MIN: Duration = Duration::from_millis(100);
+const FAULT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 impl Reader {
     /// Opens the state (tailer id, checkpoints) and the spool (recovering it).
@@ -116,7 +128,15 @@ impl Reader {
             }
             None => (0, Vec::new(), true),
         };
+        let space = disk_space::HeadroomWatch::new(
+            config.headroom(),
+            vec![config.spool_dir.clone(), config.state_dir.clone()],
+            disk_space::watch::DEFAULT_EVERY,
+        );
         Ok(Reader {
+            space,
+            unsaved: false,
+            fault_backoff: None,
             host: host_name(&config),
             wake: Wake::new(config.use_notify),
             config,
@@ -149,7 +169,27 @@ impl Reader {
         let coalesce = Duration::from_millis(self.config.read_coalesce_ms);
         while !shutdown.is_cancelled() {
             let started = Instant::now();
-            let busy = self.step()?;
+            let busy = match self.step() {
+                Ok(busy) => {
+                    self.fault_backoff = None;
+                    busy
+                }
+                // A full or read-only disk is a pause: offsets stay where the spool has
+                // the lines, and the cycle is tried again until space returns.
+                Err(e) => match e.storage_fault() {
+                    Some((fault, path)) => {
+                        self.events.disk.fault("tailer", path, fault);
+                        tracing::debug!(error = %e, "storage fault; retrying");
+                        let wait = self
+                            .fault_backoff
+                            .map_or(FAULT_BACKOFF_MIN, |w| (w * 2).min(FAULT_BACKOFF_MAX));
+                        self.fault_backoff = Some(wait);
+                        self.wake.wait(wait, shutdown);
+                        continue;
+                    }
+                    None => return Err(e),
+                },
+            };
             if !busy {
                 self.wake.wait(poll, shutdown);
                 // A writer that appends a line at a time wakes the reader for each: reading
@@ -183,12 +223,20 @@ impl Reader {
 
     /// One cycle. Returns true when a file still had bytes to read (run again at once).
     pub fn step(&mut self) -> Result<bool, TailerError> {
-        let full = self.spool.is_full();
-        if full != self.paused {
-            self.paused = full;
-            self.usage.paused.store(full, Ordering::Relaxed);
-            self.events.spool_pause(full);
-            if full {
+        if self.unsaved {
+            self.save()?;
+        }
+        let low = self.space.low().cloned();
+        if let Some((dir, space)) = &low {
+            self.events.disk.paused("tailer", dir, &space.to_string());
+        }
+        let spool_full = self.spool.is_full();
+        let full = spool_full || low.is_some();
+        if spool_full != self.paused {
+            self.paused = spool_full;
+            self.usage.paused.store(spool_full, Ordering::Relaxed);
+            self.events.spool_pause(spool_full);
+            if spool_full {
                 tracing::warn!(
                     "spool full at {} bytes: reading paused until delivered buckets are pruned",
                     self.usage.bytes()
@@ -202,6 +250,7 @@ impl Reader {
         }
         let mut busy = false;
         if !full && self.retry_append() {
+            self.events.disk.resumed("tailer");
             self.wake_roots();
             self.resume_dormant()?;
             self.discover()?;
@@ -508,7 +557,9 @@ impl Reader {
         }
         self.first_run = false;
         if assigned {
-            // A seq is saved before its first event exists, so it is never handed out twice.
+            // A seq is saved before its first event exists, so it is never handed out
+            // twice; until it is (disk full), nothing is read.
+            self.unsaved = true;
             self.save()?;
         }
         Ok(())
@@ -572,7 +623,14 @@ impl Reader {
             if !self.batch.is_empty() {
                 let crawl = self.followers[i].ctx.crawl.clone();
                 if let Err(e) = self.spool.append(&crawl, &mut self.batch, Utc::now()) {
-                    tracing::warn!(error = %e, "cannot append to the spool: reading paused, retrying every poll interval");
+                    match e.storage_fault() {
+                        Some((fault, path)) => {
+                            self.events.disk.fault("tailer", path, fault);
+                        }
+                        None => {
+                            tracing::warn!(error = %e, "cannot append to the spool: reading paused, retrying every poll interval");
+                        }
+                    }
                     self.retry = Some((crawl, std::mem::take(&mut self.batch)));
                     return Ok(false);
                 }
@@ -590,7 +648,7 @@ impl Reader {
         };
         match self.spool.append(&crawl, &mut batch, Utc::now()) {
             Ok(()) => {
-                tracing::info!("spool writable again: reading resumed");
+                tracing::debug!("spool writable again");
                 true
             }
             Err(_) => {
@@ -700,6 +758,7 @@ impl Reader {
         let state = self.state();
         self.checkpointer.save(&state)?;
         self.last_saved = Some(state);
+        self.unsaved = false;
         Ok(())
     }
 
@@ -714,8 +773,12 @@ impl Reader {
         self.last_save_check = Some(Instant::now());
         let state = self.state();
         if self.last_saved.as_ref() != Some(&state) {
+            // Offsets not saved only cost a re-read after a crash; the next cycle tries
+            // again rather than waiting for the next interval.
+            self.unsaved = true;
             self.checkpointer.save(&state)?;
             self.last_saved = Some(state);
+            self.unsaved = false;
         }
         Ok(())
     }

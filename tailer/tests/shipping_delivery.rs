@@ -414,6 +414,7 @@ async fn frames_with_no_home_yet_stay_in_the_spool_until_a_home_exists() {
         max_bytes: 0,
         max_age_secs: 60,
         interval_secs: INTERVAL_SECS,
+        headroom: disk_space::Headroom::NONE,
     };
     let report = janitor.pass(&run.usage, &run.events, Utc::now());
     assert_eq!(report.pruned, 0);

@@ -234,40 +234,88 @@ enum SidecarWrite {
 /// Writes bucket records one at a time, in the order they were decided: two writes of
 /// one bucket's record racing on the blocking pool could leave the older one on disk,
 /// and a delivered bucket would then look undelivered.
-async fn write_records(mut rx: mpsc::UnboundedReceiver<SidecarWrite>, janitor_kick: Arc<Notify>) {
-    while let Some(write) = rx.recv().await {
-        let saved = tokio::task::spawn_blocking(move || match write {
-            SidecarWrite::Delivery {
-                path,
-                record,
-                complete,
-            } => match record.save(&path) {
-                Ok(()) => complete,
+async fn write_records(
+    mut rx: mpsc::UnboundedReceiver<SidecarWrite>,
+    janitor_kick: Arc<Notify>,
+    events: Arc<TailerEvents>,
+) {
+    while let Some(mut write) = rx.recv().await {
+        let mut wait = RECORD_RETRY_MIN;
+        loop {
+            let ev = events.clone();
+            match tokio::task::spawn_blocking(move || save_record(write, &ev)).await {
+                Ok(Ok(complete)) => {
+                    if complete {
+                        janitor_kick.notify_one();
+                    }
+                    break;
+                }
+                // A delivery record is what lets the janitor free the bucket: on a full
+                // disk it is written again until it fits, or the spool could never shrink.
+                Ok(Err(again)) => {
+                    write = again;
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(RECORD_RETRY_MAX);
+                }
                 Err(e) => {
-                    tracing::error!(
-                        path = %DeliveryRecord::path_of(&path).display(),
-                        "cannot write delivery record (the bucket will be sent again after a restart): {e}"
-                    );
-                    false
+                    tracing::error!("bucket record writer failed: {e}");
+                    break;
                 }
-            },
-            SidecarWrite::Acked { path, record } => {
-                if path.exists()
-                    && let Err(e) = record.merge_into_file(&path)
-                {
-                    tracing::warn!(
-                        path = %AckedRecord::path_of(&path).display(),
-                        "cannot write acked record (a restart would re-send more of the bucket): {e}"
-                    );
-                }
-                false
             }
-        })
-        .await;
-        match saved {
-            Ok(true) => janitor_kick.notify_one(),
-            Ok(false) => {}
-            Err(e) => tracing::error!("bucket record writer failed: {e}"),
+        }
+    }
+}
+
+/// The first and the longest wait before a delivery record refused for space is written
+/// again.
+const RECORD_RETRY_MIN: Duration = Duration::from_millis(100);
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Writes one record. `Ok(complete)` once written (or given up for a reason waiting
+/// cannot fix), `complete` meaning the bucket is delivered and the janitor may go;
+/// `Err(write)` when a delivery record found no space, to be written again later.
+fn save_record(write: SidecarWrite, events: &TailerEvents) -> Result<bool, SidecarWrite> {
+    match write {
+        SidecarWrite::Delivery {
+            path,
+            record,
+            complete,
+        } => match record.save(&path) {
+            Ok(()) => Ok(complete),
+            Err(e) => {
+                let record_path = DeliveryRecord::path_of(&path);
+                if let Some(fault) = disk_space::StorageFault::of(&e) {
+                    events.disk.fault("tailer", &record_path, fault);
+                    return Err(SidecarWrite::Delivery {
+                        path,
+                        record,
+                        complete,
+                    });
+                }
+                tracing::error!(
+                    path = %record_path.display(),
+                    "cannot write delivery record (the bucket will be sent again after a restart): {e}"
+                );
+                Ok(false)
+            }
+        },
+        SidecarWrite::Acked { path, record } => {
+            if path.exists()
+                && let Err(e) = record.merge_into_file(&path)
+            {
+                let record_path = AckedRecord::path_of(&path);
+                // Without it only a restart's re-send grows: on a full disk, skip it.
+                match disk_space::StorageFault::of(&e) {
+                    Some(fault) => {
+                        events.disk.fault("tailer", &record_path, fault);
+                    }
+                    None => tracing::warn!(
+                        path = %record_path.display(),
+                        "cannot write acked record (a restart would re-send more of the bucket): {e}"
+                    ),
+                }
+            }
+            Ok(false)
         }
     }
 }
@@ -306,12 +354,17 @@ impl ShipperTask {
         let (internal_tx, internal_rx) = mpsc::unbounded_channel();
         let janitor_kick = Arc::new(Notify::new());
         let (records, records_rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_records(records_rx, janitor_kick.clone()));
+        tokio::spawn(write_records(
+            records_rx,
+            janitor_kick.clone(),
+            events.clone(),
+        ));
         let janitor = SpoolJanitor {
             spool: config.spool_dir.clone(),
             max_bytes: config.spool_max_bytes,
             max_age_secs: config.spool_max_age_secs,
             interval_secs: config.bucket_interval_secs,
+            headroom: config.headroom(),
         };
         tokio::spawn(janitor.run(
             Duration::from_millis(config.janitor_interval_ms.max(1)),

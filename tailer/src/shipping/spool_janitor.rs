@@ -5,7 +5,8 @@
 //! gauges to what is really on disk, then deletes:
 //!
 //! 1. delivered buckets older than `spool_max_age_secs`;
-//! 2. while the spool holds `spool_max_bytes` or more, the oldest delivered buckets.
+//! 2. while the spool holds `spool_max_bytes` or more, or its file system has less free
+//!    than `min_free_bytes` / `min_free_percent`, the oldest delivered buckets.
 //!
 //! A bucket counts as delivered only when its `.delivered` record lists every home. An
 //! undelivered bucket is never deleted by size: the reader pauses instead, until a home
@@ -118,6 +119,8 @@ pub struct SpoolJanitor {
     pub max_age_secs: u64,
     /// `bucket_interval_secs`.
     pub interval_secs: u64,
+    /// `min_free_bytes` / `min_free_percent`: below it, delivered buckets go early.
+    pub headroom: disk_space::Headroom,
 }
 
 impl SpoolJanitor {
@@ -175,10 +178,14 @@ impl SpoolJanitor {
         }
         // Oldest first (scan_spool sorts); undelivered buckets are skipped, never deleted.
         for e in kept.iter().filter(|e| e.delivered) {
-            if bytes < self.max_bytes {
+            let why = if bytes >= self.max_bytes {
+                "size"
+            } else if self.headroom.check(&self.spool).is_err() {
+                "free space"
+            } else {
                 break;
-            }
-            delete(e, "size", &mut bytes, &mut buckets);
+            };
+            delete(e, why, &mut bytes, &mut buckets);
         }
         events.spool_size(usage.bytes(), buckets);
         PruneReport {
@@ -283,6 +290,7 @@ mod tests {
             max_bytes: 3500,
             max_age_secs: 3600,
             interval_secs: 60,
+            headroom: disk_space::Headroom::NONE,
         };
         AckedRecord::default().save(&old_done).unwrap();
         AckedRecord::default().save(&old_partial).unwrap();
@@ -317,6 +325,39 @@ mod tests {
     }
 
     #[test]
+    fn a_disk_below_its_headroom_prunes_every_delivered_bucket_and_nothing_else() {
+        let d = tempfile::tempdir().unwrap();
+        let spool = d.path().to_path_buf();
+        let done_a = bucket(&spool, "2026-01-02T00:00:00Z", 1000, Some(true));
+        let partial = bucket(&spool, "2026-01-02T00:01:00Z", 1000, Some(false));
+        let done_b = bucket(&spool, "2026-01-02T00:02:00Z", 1000, Some(true));
+        let now = DateTime::parse_from_rfc3339("2026-01-02T00:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let roomy = SpoolJanitor {
+            spool: spool.clone(),
+            max_bytes: 1 << 30,
+            max_age_secs: 86_400,
+            interval_secs: 60,
+            headroom: disk_space::Headroom::NONE,
+        };
+        let (usage, events) = (SpoolUsage::default(), TailerEvents::default());
+        assert_eq!(roomy.pass(&usage, &events, now).pruned, 0);
+        // A file system that can never have enough free space.
+        let starved = SpoolJanitor {
+            headroom: disk_space::Headroom {
+                min_free_bytes: u64::MAX,
+                min_free_percent: 0.0,
+            },
+            ..roomy
+        };
+        let r = starved.pass(&usage, &events, now);
+        assert_eq!(r.pruned, 2);
+        assert!(!done_a.exists() && !done_b.exists());
+        assert!(partial.exists());
+    }
+
+    #[test]
     fn removes_empty_directories_up_to_the_spool() {
         let d = tempfile::tempdir().unwrap();
         let spool = d.path().join("spool");
@@ -329,6 +370,7 @@ mod tests {
             max_bytes: 1 << 30,
             max_age_secs: 60,
             interval_secs: 60,
+            headroom: disk_space::Headroom::NONE,
         };
         j.pass(&SpoolUsage::default(), &TailerEvents::default(), now);
         assert!(!p.exists());

@@ -1,0 +1,223 @@
+//! Faults of the disk under a running agent, on real file systems: a small tmpfs mounted
+//! in a private mount namespace (`unshare --mount`), so the mount lives and dies with the
+//! agent and the test machine's own mounts are never touched. The test reaches files
+//! inside it through `/proc/<pid>/root` and resizes it with `nsenter`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use rand::Rng;
+use serde_json::Value;
+
+use crate::util::{Agent, Dir, PATIENCE, appender, sql_count, wait_for};
+
+/// A `sluice up` whose `--dir` is a tmpfs of its own.
+struct UpOnTmpfs {
+    agent: Agent,
+    url: String,
+    mount: PathBuf,
+}
+
+impl UpOnTmpfs {
+    /// Mounts a tmpfs of `size_mb` at `<dir>/up` in a new mount namespace and runs
+    /// `sluice up` there with `args`.
+    fn start(dir: &Dir, size_mb: u32, args: &[&str]) -> UpOnTmpfs {
+        let mount = dir.join("up");
+        std::fs::create_dir_all(&mount).expect("mount point");
+        let script =
+            r#"mount -t tmpfs -o size="$1"m sluice-test "$2" && d="$2" && shift 2 && exec "$@""#;
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(size_mb.to_string())
+        .arg(&mount)
+        .arg(env!("CARGO_BIN_EXE_sluice"))
+        .args(["up", "--dir"])
+        .arg(&mount)
+        .args(["--http", "127.0.0.1:0"])
+        .args(args);
+        let mut agent = Agent::spawn_command(dir, "up", cmd);
+        let inside = PathBuf::from(format!("/proc/{}/root", agent.pid())).join(
+            mount
+                .strip_prefix("/")
+                .expect("temp dirs are absolute")
+                .join("up.json"),
+        );
+        let url = wait_for("sluice up on tmpfs to write up.json", PATIENCE, || {
+            agent.assert_running();
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(&inside).ok()?).ok()?;
+            Some(format!("http://{}", v["http"].as_str()?))
+        });
+        UpOnTmpfs { agent, url, mount }
+    }
+
+    /// Resizes the tmpfs, from inside the agent's mount namespace.
+    fn resize(&self, size_mb: u32) {
+        let status = Command::new("nsenter")
+            .args([
+                "--target",
+                &self.agent.pid().to_string(),
+                "--mount",
+                "mount",
+                "-o",
+            ])
+            .arg(format!("remount,size={size_mb}m"))
+            .arg(&self.mount)
+            .status()
+            .expect("running nsenter");
+        assert!(status.success(), "resizing the tmpfs failed: {status}");
+    }
+
+    fn metrics(&self) -> String {
+        reqwest::blocking::get(format!("{}/metrics", self.url))
+            .and_then(|r| r.text())
+            .unwrap_or_default()
+    }
+}
+
+/// A Heritrix crawl.log line with the entropy of a real crawl: a random host, path and
+/// sha1 digest, so the spool and the segments grow as they would in production.
+fn crawl_line(rng: &mut impl Rng, i: usize) -> String {
+    let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+    let host: String = (0..rng.random_range(6..14))
+        .map(|_| rng.random_range(b'a'..=b'z') as char)
+        .collect();
+    let path: String = (0..rng.random_range(20..60))
+        .map(|_| rng.random_range(b'a'..=b'z') as char)
+        .collect();
+    let digest: String = (0..32)
+        .map(|_| char::from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[rng.random_range(0..32)]))
+        .collect();
+    format!(
+        "{now}   200 {:>10} http://www.{host}.com/{path}/{i} LLX http://www.{host}.com/ text/html #042 20261204020202123+45 sha1:{digest} - duplicate:digest,content-size:{}\n",
+        rng.random_range(300..90_000),
+        rng.random_range(300..90_000)
+    )
+}
+
+/// The sum of every sample whose metric name ends with `suffix` (any agent, any labels).
+fn metric_sum(text: &str, suffix: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            let name = name.split('{').next()?;
+            name.ends_with(suffix)
+                .then(|| value.trim().parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+/// A crawl log written onto the host's disk (not the tmpfs), `lines` long.
+fn write_log(path: &Path, lines: usize) {
+    let mut rng = rand::rng();
+    let mut out = std::io::BufWriter::new(appender(path));
+    for i in 0..lines {
+        out.write_all(crawl_line(&mut rng, i).as_bytes())
+            .expect("writing the crawl log");
+    }
+    out.flush().expect("flushing the crawl log");
+}
+
+/// r16: a crawl log bigger than the data directory's file system. The agents pause
+/// before the disk is full (the buck keeps 2 MB free, the tailer 4 MB), keep answering SQL
+/// and health, and once the file system grows they resume by themselves: every line
+/// stored exactly once.
+#[test]
+fn a_full_disk_pauses_sluice_up_and_it_resumes_by_itself_with_nothing_lost() {
+    fills_pauses_and_resumes("full-disk", "2000000");
+}
+
+/// r16, without headroom: every write meets ENOSPC for real (spool appends, checkpoints,
+/// records, SQLite's WAL), and none of it stops the process.
+#[test]
+fn a_disk_at_zero_bytes_free_pauses_sluice_up_without_an_exit_and_resumes() {
+    fills_pauses_and_resumes("zero-free", "0");
+}
+
+fn fills_pauses_and_resumes(name: &str, min_free_bytes: &str) {
+    let dir = Dir::new(name);
+    let log = dir.join("crawls/full/crawl.log");
+    // About 17 MB of log (segments take 4 to 5 times that) into a 24 MB file system
+    // holding spool, state, segments and archive.
+    let lines = 60_000;
+    write_log(&log, lines);
+    let log_s = log.display().to_string();
+    let mut up = UpOnTmpfs::start(
+        &dir,
+        24,
+        &[
+            "--crawl",
+            "full",
+            "--min-free-bytes",
+            min_free_bytes,
+            &log_s,
+        ],
+    );
+    let count = "SELECT count(*) FROM crawled_url";
+
+    let paused = wait_for("the agents to report a full disk", PATIENCE * 3, || {
+        up.agent.assert_running();
+        let m = up.metrics();
+        (metric_sum(&m, "_disk_full_episodes_total") >= 1.0).then_some(m)
+    });
+    let stored_when_full = sql_count(&up.url, "full", count);
+    // While full: alive, healthy but degraded, SQL answering, for a while.
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut answers = 0;
+    while Instant::now() < until {
+        up.agent.assert_running();
+        let health = reqwest::blocking::get(format!("{}/healthz", up.url)).expect("/healthz");
+        assert!(
+            health.status().is_success(),
+            "/healthz failed on a full disk"
+        );
+        let n = sql_count(&up.url, "full", count);
+        assert!(n.is_some(), "SQL stopped answering on a full disk");
+        answers += 1;
+    }
+    assert!(answers > 3);
+    let health = reqwest::blocking::get(format!("{}/healthz", up.url))
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    assert!(
+        health.contains("degraded") && health.contains("disk"),
+        "health should say why: {health}\nmetrics when paused:\n{paused}"
+    );
+    assert!(stored_when_full.unwrap_or(0) < lines as i64);
+
+    up.resize(512);
+    let stored = wait_for(
+        "every line stored after the disk grew",
+        PATIENCE * 3,
+        || {
+            up.agent.assert_running();
+            let n = sql_count(&up.url, "full", count)?;
+            (n >= lines as i64).then_some(n)
+        },
+    );
+    assert_eq!(stored, lines as i64, "lines stored twice");
+    let distinct = sql_count(
+        &up.url,
+        "full",
+        "SELECT count(DISTINCT url) FROM crawled_url",
+    );
+    assert_eq!(distinct, Some(lines as i64), "a line lost or stored twice");
+    wait_for("health to clear after the disk grew", PATIENCE, || {
+        let h = reqwest::blocking::get(format!("{}/healthz", up.url))
+            .and_then(|r| r.text())
+            .ok()?;
+        (!h.contains("degraded")).then_some(())
+    });
+    assert!(up.agent.terminate(Duration::from_secs(10)), "unclean stop");
+}
