@@ -118,7 +118,8 @@ fn metric_sum(text: &str, suffix: &str) -> f64 {
         .sum()
 }
 
-/// A crawl log written onto the host's disk (not the tmpfs), `lines` long.
+/// `lines` lines appended to a crawl log on the host's disk (not the tmpfs). Each line's
+/// URL is unique (random host and path), so `count(DISTINCT url)` counts lines.
 fn write_log(path: &Path, lines: usize) {
     let mut rng = rand::rng();
     let mut out = std::io::BufWriter::new(appender(path));
