@@ -6,6 +6,7 @@
 //! - `disk_faults`: a full or failing disk under running agents (tmpfs in a private mount namespace).
 //! - `history`: archie through `sluice up`: search answers equal grep; the page in Chromium.
 //! - `live`: the live stream through the pipeline to Node and Chromium clients.
+//! - `resource_faults`: a descriptor limit far below the number of followed files.
 //! - `tailer_faults`: SIGKILL the tailer mid-stream, again and again; nothing lost or doubled.
 //! - `tailer_scale`: 20,000 files on polling, a long buck outage, the re-send after SIGKILL.
 
@@ -16,6 +17,7 @@ mod cluster;
 mod disk_faults;
 mod history;
 mod live;
+mod resource_faults;
 mod tailer_faults;
 mod tailer_scale;
 mod up;

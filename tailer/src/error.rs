@@ -65,6 +65,17 @@ impl TailerError {
         }
     }
 
+    /// Whether this is an I/O error for lack of file descriptors (EMFILE, ENFILE): the
+    /// tailer retries rather than stops.
+    pub fn out_of_descriptors(&self) -> bool {
+        match self {
+            TailerError::Io { source, .. } => {
+                matches!(source.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+            }
+            _ => false,
+        }
+    }
+
     /// The storage fault (disk full, read-only file system) behind this error and the path
     /// it hit, if it is one: the tailer then pauses and retries instead of stopping.
     pub fn storage_fault(&self) -> Option<(disk_space::StorageFault, &std::path::Path)> {

@@ -128,6 +128,8 @@ impl Reader {
             }
             None => (0, Vec::new(), true),
         };
+        let mut config = config;
+        config.max_open_files = open_files_within_limit(config.max_open_files);
         let space = disk_space::HeadroomWatch::new(
             config.headroom(),
             vec![config.spool_dir.clone(), config.state_dir.clone()],
@@ -174,21 +176,26 @@ impl Reader {
                     self.fault_backoff = None;
                     busy
                 }
-                // A full or read-only disk is a pause: offsets stay where the spool has
-                // the lines, and the cycle is tried again until space returns.
-                Err(e) => match e.storage_fault() {
-                    Some((fault, path)) => {
+                // A full or read-only disk, or no descriptor left, is a pause: offsets
+                // stay where the spool has the lines, and the cycle is tried again.
+                Err(e) => {
+                    if let Some((fault, path)) = e.storage_fault() {
                         self.events.disk.fault("tailer", path, fault);
-                        tracing::debug!(error = %e, "storage fault; retrying");
-                        let wait = self
-                            .fault_backoff
-                            .map_or(FAULT_BACKOFF_MIN, |w| (w * 2).min(FAULT_BACKOFF_MAX));
-                        self.fault_backoff = Some(wait);
-                        self.wake.wait(wait, shutdown);
-                        continue;
+                    } else if e.out_of_descriptors() {
+                        if self.fault_backoff.is_none() {
+                            tracing::warn!(error = %e, "out of file descriptors: retrying with a backoff; raise `ulimit -n` or lower max_open_files");
+                        }
+                    } else {
+                        return Err(e);
                     }
-                    None => return Err(e),
-                },
+                    tracing::debug!(error = %e, "retrying after a fault");
+                    let wait = self
+                        .fault_backoff
+                        .map_or(FAULT_BACKOFF_MIN, |w| (w * 2).min(FAULT_BACKOFF_MAX));
+                    self.fault_backoff = Some(wait);
+                    self.wake.wait(wait, shutdown);
+                    continue;
+                }
             };
             if !busy {
                 self.wake.wait(poll, shutdown);
@@ -781,6 +788,39 @@ impl Reader {
             self.unsaved = false;
         }
         Ok(())
+    }
+}
+
+/// The share of the process's descriptor limit (`ulimit -n`) the reader may keep open for
+/// followed files: the rest is for the spool, sockets, notify and, in `sluice up`, the
+/// buck's segments and connections.
+const OPEN_FILES_SHARE_OF_LIMIT: u64 = 2;
+
+/// `max_open_files`, lowered (with a warning) to half the process's descriptor limit: past
+/// that, opening a spool bucket or a socket would fail with EMFILE instead of a followed
+/// file waiting its turn.
+fn open_files_within_limit(configured: usize) -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the limit into `lim`, which lives across the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0
+        || lim.rlim_cur == libc::RLIM_INFINITY
+    {
+        return configured;
+    }
+    let share = (lim.rlim_cur / OPEN_FILES_SHARE_OF_LIMIT).max(1);
+    let share = usize::try_from(share).unwrap_or(usize::MAX);
+    if configured > share {
+        tracing::warn!(
+            max_open_files = configured,
+            nofile = lim.rlim_cur,
+            "max_open_files is more than half the descriptor limit (ulimit -n): following at most {share} files open at once (idle ones are closed and reopened when they change); raise `ulimit -n` to open more"
+        );
+        share
+    } else {
+        configured
     }
 }
 
