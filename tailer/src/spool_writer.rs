@@ -68,6 +68,10 @@ pub struct SpoolWriter {
     live_wait: Duration,
     /// A wait timed out: live copies are skipped until the queue is half empty.
     live_congested: bool,
+    /// Per crawl, the earliest start a new bucket may have: just after its newest sealed
+    /// one. A clock stepped back would otherwise name a bucket already sealed (perhaps
+    /// delivered and about to be pruned) and append to it.
+    floor: BTreeMap<CrawlId, DateTime<Utc>>,
 }
 
 impl SpoolWriter {
@@ -79,6 +83,17 @@ impl SpoolWriter {
         tx: Sender<ShipperInput>,
         usage: Arc<SpoolUsage>,
         events: Arc<TailerEvents>,
+    ) -> Result<SpoolWriter, TailerError> {
+        SpoolWriter::open_at(config, tx, usage, events, Utc::now())
+    }
+
+    /// [`open`](Self::open) as if the clock said `now`.
+    pub fn open_at(
+        config: &TailerConfig,
+        tx: Sender<ShipperInput>,
+        usage: Arc<SpoolUsage>,
+        events: Arc<TailerEvents>,
+        now: DateTime<Utc>,
     ) -> Result<SpoolWriter, TailerError> {
         let dir = config.spool_dir.clone();
         std::fs::create_dir_all(&dir)
@@ -97,8 +112,9 @@ impl SpoolWriter {
             last_fsync: Instant::now(),
             live_wait: Duration::from_millis(config.live_wait_ms),
             live_congested: false,
+            floor: BTreeMap::new(),
         };
-        w.recover_all(Utc::now())?;
+        w.recover_all(now)?;
         Ok(w)
     }
 
@@ -141,7 +157,14 @@ impl SpoolWriter {
                 crawl: crawl.clone(),
                 start,
             };
-            if start < current {
+            // Only a crawl's newest bucket of the current interval is appended to again.
+            // One from a later interval (the clock was stepped back while the tailer was
+            // stopped) may have been sealed and delivered already: it is sealed again, and
+            // new frames go after it.
+            if start != current || newest.get(&crawl) != Some(&start) {
+                let next = start + chrono::Duration::seconds(self.interval_secs as i64);
+                let floor = self.floor.entry(crawl.clone()).or_insert(next);
+                *floor = (*floor).max(next);
                 self.pending_sealed
                     .push_back(ShipperInput::Sealed { bucket: key, path });
             } else {
@@ -194,9 +217,15 @@ impl SpoolWriter {
         if batch.is_empty() {
             return Ok(());
         }
-        let start = bucket_start(now, self.interval_secs);
-        if self.open.get(crawl).is_some_and(|b| b.key.start != start) {
-            self.seal(crawl)?;
+        let mut start = bucket_start(now, self.interval_secs);
+        if let Some(floor) = self.floor.get(crawl) {
+            start = start.max(*floor);
+        }
+        match self.open.get(crawl).map(|b| b.key.start) {
+            // The clock went back: stay in the open bucket rather than reopen an old one.
+            Some(open) if open > start => start = open,
+            Some(open) if open < start => self.seal(crawl)?,
+            _ => {}
         }
         if !self.open.contains_key(crawl) {
             let bucket = self.create(crawl, start)?;
@@ -363,9 +392,13 @@ impl SpoolWriter {
     /// Seals the open bucket of `crawl`: fsync, close, announce.
     fn seal(&mut self, crawl: &CrawlId) -> Result<(), TailerError> {
         if let Some(b) = self.open.remove(crawl) {
-            b.file
-                .sync_data()
-                .map_err(|e| TailerError::io("syncing spool bucket", &b.path, e))?;
+            if let Err(e) = b.file.sync_data() {
+                let path = b.path.clone();
+                self.open.insert(crawl.clone(), b);
+                return Err(TailerError::io("syncing spool bucket", &path, e));
+            }
+            let next = b.key.start + chrono::Duration::seconds(self.interval_secs as i64);
+            self.floor.insert(crawl.clone(), next);
             self.pending_sealed.push_back(ShipperInput::Sealed {
                 bucket: b.key,
                 path: b.path,
@@ -577,6 +610,83 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len() as u64, usage.bytes());
         assert_eq!(recover(&bytes).unwrap().frames, 3);
+    }
+
+    /// r16: a clock stepped back by an hour never sends frames to a bucket already
+    /// sealed (perhaps delivered and pruned next): within a run they stay in the open
+    /// bucket or go after the last sealed one, and after a restart the same holds.
+    #[test]
+    fn a_clock_stepped_back_never_appends_to_a_sealed_bucket() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config(dir.path());
+        let crawl = CrawlId::parse("c1").unwrap();
+        let t = DateTime::parse_from_rfc3339("2026-12-04T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let hour = chrono::Duration::hours(1);
+        let sec = chrono::Duration::seconds(1);
+        let ev = |o: u64| event(o, t.timestamp_micros());
+        let path_at = |start| spool_bucket_path(dir.path(), &crawl, start, 1);
+        let sealed = |rx: &mut tokio::sync::mpsc::Receiver<ShipperInput>| {
+            let mut out = Vec::new();
+            while let Ok(m) = rx.try_recv() {
+                if let ShipperInput::Sealed { bucket, .. } = m {
+                    out.push(bucket.start);
+                }
+            }
+            out
+        };
+
+        let (mut w, mut rx) = open_writer(&cfg);
+        w.append(&crawl, &mut batch(&[ev(0)]), t).unwrap();
+        // An hour back while bucket t is open: the frames join it.
+        w.append(&crawl, &mut batch(&[ev(10)]), t - hour).unwrap();
+        w.tick(t - hour).unwrap();
+        assert!(
+            sealed(&mut rx).is_empty(),
+            "sealed by a clock that went back"
+        );
+        assert!(!path_at(t - hour).exists());
+        assert_eq!(
+            recover(&std::fs::read(path_at(t)).unwrap()).unwrap().frames,
+            2
+        );
+        // The clock is right again and bucket t is sealed; then it steps back once more.
+        w.tick(t + sec).unwrap();
+        assert_eq!(sealed(&mut rx), vec![t]);
+        w.append(&crawl, &mut batch(&[ev(20)]), t - hour).unwrap();
+        assert_eq!(
+            recover(&std::fs::read(path_at(t)).unwrap()).unwrap().frames,
+            2
+        );
+        assert!(!path_at(t - hour).exists());
+        assert!(
+            path_at(t + sec).exists(),
+            "new frames go after the sealed bucket"
+        );
+        drop(w);
+
+        // A restart with the clock an hour behind the newest bucket: it is sealed again
+        // (it may have been sealed before the restart) and new frames go after it.
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let mut w = SpoolWriter::open_at(
+            &cfg,
+            tx,
+            SpoolUsage::new(),
+            Arc::new(TailerEvents::default()),
+            t - hour,
+        )
+        .unwrap();
+        assert_eq!(sealed(&mut rx), vec![t, t + sec]);
+        w.append(&crawl, &mut batch(&[ev(30)]), t - hour).unwrap();
+        assert!(!path_at(t - hour).exists());
+        assert_eq!(
+            recover(&std::fs::read(path_at(t + sec)).unwrap())
+                .unwrap()
+                .frames,
+            1
+        );
+        assert!(path_at(t + sec * 2).exists());
     }
 
     #[test]
