@@ -80,6 +80,17 @@ impl SegmentError {
         move |source| SegmentError::Sqlite { path, source }
     }
 
+    /// Whether SQLite found the file corrupt or not a database at all.
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            SegmentError::Sqlite { source, .. } => matches!(
+                source.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+            ),
+            _ => false,
+        }
+    }
+
     /// The storage fault (disk full, read-only file system) behind this error and the
     /// file it hit, if it is one.
     pub fn storage_fault(&self) -> Option<(disk_space::StorageFault, &std::path::Path)> {

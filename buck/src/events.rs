@@ -53,6 +53,8 @@ pub struct BuckEvents {
     /// rendered as `disk_full_episodes_total` and `disk_full`, named in health.
     pub disk: disk_space::DiskEpisodes,
     connections_accepted: AtomicU64,
+    segments_vanished: AtomicU64,
+    segments_quarantined: AtomicU64,
     connections_open: AtomicU64,
     rejections: [AtomicU64; 6],
     messages_in: AtomicU64,
@@ -135,6 +137,16 @@ impl BuckEvents {
     pub(crate) fn nacked(&self) {
         self.nacks.fetch_add(1, Relaxed);
     }
+    /// A segment file was deleted or replaced under the running buck.
+    pub(crate) fn segment_vanished(&self) {
+        self.segments_vanished.fetch_add(1, Relaxed);
+    }
+
+    /// A corrupt segment file was moved to the quarantine directory.
+    pub(crate) fn segment_quarantined(&self) {
+        self.segments_quarantined.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn committed(&self, inserted: usize, duplicates: usize, bytes: u64, took: Duration) {
         self.inserted.fetch_add(inserted as u64, Relaxed);
         self.duplicates.fetch_add(duplicates as u64, Relaxed);
@@ -351,6 +363,18 @@ impl BuckEvents {
             "counter",
             "SQL replies cut by sql_max_rows or sql_max_bytes",
             c.sql_truncated,
+        );
+        metric(
+            "segments_vanished_total",
+            "counter",
+            "segment files found deleted or replaced under the running buck (a new file was started)",
+            self.segments_vanished.load(Relaxed),
+        );
+        metric(
+            "segments_quarantined_total",
+            "counter",
+            "corrupt segment files moved to <data_dir>/quarantine (a new file was started)",
+            self.segments_quarantined.load(Relaxed),
         );
         metric(
             "disk_full_episodes_total",

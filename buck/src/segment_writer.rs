@@ -140,6 +140,7 @@ impl SegmentWriter {
             days: HashMap::new(),
             conns: HashMap::new(),
             tick: 0,
+            batch_no: 0,
         };
         state.scan()?;
         let (tx, rx) = mpsc::channel(opts.queue);
@@ -185,6 +186,11 @@ struct OpenSegment {
     conn: Connection,
     path: PathBuf,
     last_used: u64,
+    /// The file's (device, inode) when it was opened: if the path names another file,
+    /// or none, the file was deleted or replaced under the buck.
+    file_id: Option<(u64, u64)>,
+    /// The batch in which the file was last seen to be the one opened.
+    checked_batch: u64,
 }
 
 struct WriterState {
@@ -196,6 +202,14 @@ struct WriterState {
     days: HashMap<DayKey, BTreeMap<u32, PartInfo>>,
     conns: HashMap<SegKey, OpenSegment>,
     tick: u64,
+    /// Batches committed (or tried) so far: each open file is checked once per batch.
+    batch_no: u64,
+}
+
+/// The (device, inode) of the file at `path`, if there is one.
+fn file_id(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 fn now_us() -> i64 {
@@ -375,6 +389,7 @@ impl WriterState {
     }
 
     fn commit_batch(&mut self, mut batch: Vec<WriteRequest>) {
+        self.batch_no += 1;
         // Below the headroom nothing is begun: a transaction that fills the disk could
         // leave SQLite no room to checkpoint, and tailers keep the events meanwhile.
         if let Some((dir, low)) = self.space.low() {
@@ -430,6 +445,14 @@ impl WriterState {
                 self.bus.publish(late);
             }
             Err(e) => {
+                if let SegmentError::Sqlite { path, .. } = &e
+                    && e.is_corruption()
+                {
+                    let path = path.clone();
+                    if let Err(q) = self.quarantine(&path, &e) {
+                        tracing::error!(error = %q, "cannot quarantine a corrupt segment");
+                    }
+                }
                 match e.storage_fault() {
                     // Logged once per episode: a full disk can last hours.
                     Some((fault, path)) => {
@@ -558,10 +581,32 @@ impl WriterState {
 
     fn segment(&mut self, key: &SegKey, now: i64) -> Result<&mut OpenSegment, SegmentError> {
         self.tick += 1;
+        if let Some(seg) = self.conns.get_mut(key)
+            && seg.checked_batch != self.batch_no
+        {
+            if file_id(&seg.path) == seg.file_id {
+                seg.checked_batch = self.batch_no;
+            } else {
+                // SQLite would go on writing to the unlinked inode, and every row would
+                // vanish with the connection: start a new file instead, and say so.
+                tracing::error!(
+                    path = %seg.path.display(),
+                    "segment file deleted or replaced under the running buck: the rows it held since it was opened are gone from this buck (the crawl's other home keeps them, and porter merges homes); new events go to a new file. Do not remove segment files of a running buck"
+                );
+                self.events.segment_vanished();
+                self.conns.remove(key);
+            }
+        }
         if !self.conns.contains_key(key) {
             let (crawl, day, part) = key;
             let path = segment_path(&self.opts.segments_dir, crawl, *day, *part);
-            let conn = segment_schema::open_for_write(&path, crawl, *day, *part, now)?;
+            let conn = match segment_schema::open_for_write(&path, crawl, *day, *part, now) {
+                Err(e) if e.is_corruption() => {
+                    self.quarantine(&path, &e)?;
+                    segment_schema::open_for_write(&path, crawl, *day, *part, now)?
+                }
+                other => other?,
+            };
             let parts = self.days.entry((crawl.clone(), *day)).or_default();
             if !parts.contains_key(part) {
                 let created_us = segment_schema::get_meta(&conn, &path, meta::CREATED_US)?
@@ -580,8 +625,10 @@ impl WriterState {
                 key.clone(),
                 OpenSegment {
                     conn,
+                    file_id: file_id(&path),
                     path,
                     last_used: 0,
+                    checked_batch: self.batch_no,
                 },
             );
         }
@@ -589,6 +636,55 @@ impl WriterState {
         let seg = self.conns.get_mut(key).ok_or(SegmentError::WriterStopped)?;
         seg.last_used = tick;
         Ok(seg)
+    }
+
+    /// Moves a segment file SQLite finds corrupt (and its WAL and shared memory) to
+    /// `<data_dir>/quarantine/<crawl>/`, named with the time, so the rest keeps serving and
+    /// a fresh file takes new events; the operator can inspect or salvage it.
+    fn quarantine(
+        &mut self,
+        path: &std::path::Path,
+        why: &SegmentError,
+    ) -> Result<(), SegmentError> {
+        let data_dir = self
+            .opts
+            .segments_dir
+            .parent()
+            .unwrap_or(&self.opts.segments_dir);
+        let crawl_dir = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .map(|c| c.to_owned())
+            .unwrap_or_default();
+        let dest_dir = data_dir.join("quarantine").join(crawl_dir);
+        std::fs::create_dir_all(&dest_dir).map_err(|source| SegmentError::Io {
+            path: dest_dir.clone(),
+            source,
+        })?;
+        let stamp = now_us();
+        let mut moved = Vec::new();
+        for suffix in ["", "-wal", "-shm"] {
+            let mut from = path.to_path_buf().into_os_string();
+            from.push(suffix);
+            let from = PathBuf::from(from);
+            let Some(name) = from.file_name() else {
+                continue;
+            };
+            let mut to = dest_dir.join(name).into_os_string();
+            to.push(format!(".{stamp}"));
+            match std::fs::rename(&from, &to) {
+                Ok(()) => moved.push(PathBuf::from(to)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(SegmentError::Io { path: from, source }),
+            }
+        }
+        tracing::error!(
+            path = %path.display(),
+            quarantined = ?moved,
+            "segment file is corrupt ({why}): moved to the quarantine directory and a new file started; its rows are served by the crawl's other home, and porter merges homes. Inspect it with sqlite3 (.recover) before deleting it"
+        );
+        self.events.segment_quarantined();
+        Ok(())
     }
 
     fn evict(&mut self) {
