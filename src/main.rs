@@ -100,6 +100,10 @@ enum Command {
         /// File name stem.
         #[arg(long, default_value = "sluice")]
         name: String,
+        /// Print a new random token (for `api_token`, `porter_token` / `buck_token`)
+        /// instead of writing a key pair.
+        #[arg(long)]
+        token: bool,
     },
     /// Run one SQL statement over a crawl's segments and print a table.
     Sql {
@@ -190,7 +194,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             http,
             ready_file,
         } => sluice_cli::agents::buck(&config, &ingest, &http, ready_file.as_deref()),
-        Command::Keygen { out, name } => {
+        Command::Keygen { token: true, .. } => {
+            println!("{}", edge::secret::generate());
+            Ok(())
+        }
+        Command::Keygen { out, name, .. } => {
             let kp = contracts::keys::KeyPair::generate();
             let (key, public) = kp.save(&out, &name)?;
             println!(

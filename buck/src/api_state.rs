@@ -11,4 +11,6 @@ pub(crate) struct ApiState {
     pub config: Arc<BuckConfig>,
     pub events: Arc<BuckEvents>,
     pub cluster: Arc<ClusterView>,
+    /// Permits for segment copies in progress (`segment_downloads_max`).
+    pub segment_downloads: Arc<tokio::sync::Semaphore>,
 }

@@ -115,6 +115,18 @@ pub struct BuckConfig {
     /// `[live] token`. Default: none (open; restrict access at the network instead).
     #[serde(default)]
     pub api_token: Option<String>,
+    /// The porter's credential for the segment API (`GET /segments`, segment copies,
+    /// `POST .../archived`), sent as `Authorization: Bearer <token>`; the same value as
+    /// `buck_token` in each porter's config. Without it the segment API refuses every
+    /// request: an `archived` receipt lets the buck prune a segment, so it must come from
+    /// a porter. `sluice up` makes one. At least 16 characters. Default: none (closed).
+    #[serde(default)]
+    pub porter_token: Option<String>,
+    /// Segment copies served at once (`GET /segments/{crawl}/{name}`): each holds a
+    /// blocking thread and a temporary file as big as the segment. Past it: 503 with
+    /// `Retry-After`. Default 2.
+    #[serde(default = "default_segment_downloads_max")]
+    pub segment_downloads_max: usize,
     /// How often to look for segments past their retention, in milliseconds. Default 60,000.
     #[serde(default = "default_prune_check_interval_ms")]
     pub prune_check_interval_ms: u64,
@@ -169,6 +181,9 @@ fn default_hello_timeout_ms() -> u64 {
 }
 fn default_nack_retry_after_ms() -> u32 {
     5000
+}
+fn default_segment_downloads_max() -> usize {
+    2
 }
 fn default_min_free_bytes() -> u64 {
     512 << 20
@@ -230,6 +245,8 @@ impl BuckConfig {
             retention_secs: default_retention_secs(),
             prune_check_interval_ms: default_prune_check_interval_ms(),
             api_token: None,
+            porter_token: None,
+            segment_downloads_max: default_segment_downloads_max(),
             base_path: String::new(),
         }
     }
@@ -262,6 +279,20 @@ impl BuckConfig {
         if self.id.trim().is_empty() {
             return Err(invalid(
                 "id is empty: set it to this buck's id in the cluster file".into(),
+            ));
+        }
+        if self
+            .porter_token
+            .as_ref()
+            .is_some_and(|t| t.trim().len() < 16)
+        {
+            return Err(invalid(
+                "porter_token is shorter than 16 characters: use a random one (`sluice keygen --token` prints one)".into(),
+            ));
+        }
+        if self.segment_downloads_max == 0 {
+            return Err(invalid(
+                "segment_downloads_max = 0 would refuse every segment copy: use 1 or more".into(),
             ));
         }
         if !(0.0..=100.0).contains(&self.min_free_percent) {

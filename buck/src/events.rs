@@ -54,6 +54,8 @@ pub struct BuckEvents {
     pub disk: disk_space::DiskEpisodes,
     connections_accepted: AtomicU64,
     segments_vanished: AtomicU64,
+    porter_refused: AtomicU64,
+    segment_downloads_busy: AtomicU64,
     segments_quarantined: AtomicU64,
     connections_open: AtomicU64,
     rejections: [AtomicU64; 6],
@@ -137,6 +139,16 @@ impl BuckEvents {
     pub(crate) fn nacked(&self) {
         self.nacks.fetch_add(1, Relaxed);
     }
+    /// A segment API request came without the porter's credential.
+    pub(crate) fn porter_refused(&self) {
+        self.porter_refused.fetch_add(1, Relaxed);
+    }
+
+    /// A segment copy was refused: `segment_downloads_max` copies were in progress.
+    pub(crate) fn segment_download_busy(&self) {
+        self.segment_downloads_busy.fetch_add(1, Relaxed);
+    }
+
     /// A segment file was deleted or replaced under the running buck.
     pub(crate) fn segment_vanished(&self) {
         self.segments_vanished.fetch_add(1, Relaxed);
@@ -363,6 +375,18 @@ impl BuckEvents {
             "counter",
             "SQL replies cut by sql_max_rows or sql_max_bytes",
             c.sql_truncated,
+        );
+        metric(
+            "porter_refused_total",
+            "counter",
+            "segment API requests refused for a missing or wrong porter token (401)",
+            self.porter_refused.load(Relaxed),
+        );
+        metric(
+            "segment_downloads_busy_total",
+            "counter",
+            "segment copies refused because segment_downloads_max were in progress (503)",
+            self.segment_downloads_busy.load(Relaxed),
         );
         metric(
             "segments_vanished_total",

@@ -51,6 +51,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod live_feed;
+mod porter_token;
 pub mod pub_sub;
 mod receiver;
 pub mod segment_api;
@@ -144,6 +145,7 @@ pub async fn start(
     tracker.spawn(receiver::run(ingest, ctx, shutdown, tracker.clone()));
     tracing::info!(id = %config.id, public_key = %public_key, "buck started");
     let api = Arc::new(ApiState {
+        segment_downloads: Arc::new(tokio::sync::Semaphore::new(config.segment_downloads_max)),
         config,
         events,
         cluster,
@@ -172,14 +174,22 @@ impl BuckHandle {
                 self.api.clone(),
                 api_token::require,
             ));
-        Router::new()
-            .merge(sql)
+        // The porter's routes: a receipt here lets the buck prune, so only a porter's
+        // credential opens them.
+        let segments = Router::new()
             .route("/segments", get(segment_api::list))
             .route("/segments/{crawl}/{name}", get(segment_api::download))
             .route(
                 "/segments/{crawl}/{name}/archived",
                 post(segment_api::archived),
             )
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.api.clone(),
+                porter_token::require,
+            ));
+        Router::new()
+            .merge(sql)
+            .merge(segments)
             .route("/api/bucks", get(live_feed::bucks))
             .with_state(self.api.clone())
     }

@@ -3,9 +3,12 @@
 //!
 //! - `GET /segments`: JSON list of `{crawl, day, part, name, rows, bytes, first_event,
 //!   last_event, state}`, state `open`, `closed` or `archived`.
-//! - `GET /segments/{crawl}/{name}`: the file, copied with SQLite's online backup API
-//!   into `<data_dir>/tmp` (consistent even while the writer commits), streamed, and
-//!   deleted (unlinked as soon as it is opened for streaming).
+//! - `GET /segments/{crawl}/{name}`: the file, copied in one pass (`VACUUM INTO`, one read
+//!   transaction, so consistent and finite even while the writer commits) into
+//!   `<data_dir>/tmp`, streamed, and deleted (unlinked as soon as it is opened for
+//!   streaming); at most `segment_downloads_max` at once, 503 past it.
+//!
+//! Every route needs the porter's credential (`porter_token`), see `porter_token.rs`.
 //! - `POST /segments/{crawl}/{name}/archived`: the manifest's `ids_sha256` and `rows`;
 //!   recorded in the segment's meta; the reply says whether the segment is unchanged.
 
@@ -19,6 +22,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
 use contracts::CrawlId;
+use futures::StreamExt;
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use tokio_util::io::ReaderStream;
@@ -64,15 +68,13 @@ pub struct ArchivedManifest {
     pub rows: u64,
 }
 
-/// Reply of `POST /segments/{crawl}/{name}/archived`.
+/// Reply of `POST /segments/{crawl}/{name}/archived`. It never carries the segment's own
+/// ids hash: a reply that did would hand whoever asks the receipt that lets the buck
+/// prune.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ArchivedReply {
     /// Whether the segment's ids hash and row count equal the manifest's.
     pub unchanged: bool,
-    /// The segment's ids hash now.
-    pub ids_sha256: String,
-    /// The segment's row count now.
-    pub rows: u64,
 }
 
 fn time_text(us: Option<i64>) -> Option<String> {
@@ -170,6 +172,19 @@ pub(crate) async fn download(
         Ok(p) => p,
         Err(r) => return r.into_response(),
     };
+    let Ok(permit) = state.segment_downloads.clone().try_acquire_owned() else {
+        state.events.segment_download_busy();
+        let mut resp = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{} segment copies are in progress (segment_downloads_max): retry later",
+                state.config.segment_downloads_max
+            ),
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return resp;
+    };
     let tmp_dir = state.config.data_dir.join("tmp");
     let r = tokio::task::spawn_blocking(move || -> Result<(std::fs::File, u64), String> {
         std::fs::create_dir_all(&tmp_dir)
@@ -179,14 +194,13 @@ pub(crate) async fn download(
             .tempfile_in(&tmp_dir)
             .map_err(|e| format!("cannot create a temp file in {}: {e}", tmp_dir.display()))?;
         let src = segment_schema::open_read_only(&path).map_err(|e| e.to_string())?;
-        let mut dst = Connection::open(tmp.path()).map_err(|e| format!("temp copy: {e}"))?;
-        {
-            let backup = rusqlite::backup::Backup::new(&src, &mut dst)
-                .map_err(|e| format!("backup of {}: {e}", path.display()))?;
-            backup
-                .run_to_completion(256, std::time::Duration::ZERO, None)
-                .map_err(|e| format!("backup of {}: {e}", path.display()))?;
-        }
+        // One pass inside one read transaction: a consistent snapshot even while the
+        // writer commits (the online backup API restarted on every commit, so an open
+        // segment under ingest never finished copying).
+        src.execute("VACUUM INTO ?1", [tmp.path().to_string_lossy()])
+            .map_err(|e| format!("copy of {}: {e}", path.display()))?;
+        drop(src);
+        let dst = Connection::open(tmp.path()).map_err(|e| format!("temp copy: {e}"))?;
         // The copy is a single self-contained file: no WAL to ship beside it.
         dst.pragma_update(None, "journal_mode", "DELETE")
             .map_err(|e| format!("temp copy: {e}"))?;
@@ -209,7 +223,11 @@ pub(crate) async fn download(
             );
         }
     };
-    let stream = ReaderStream::new(tokio::fs::File::from_std(file));
+    // The permit travels with the body: the copy counts until its last byte is sent.
+    let stream = ReaderStream::new(tokio::fs::File::from_std(file)).map(move |chunk| {
+        let _held = &permit;
+        chunk
+    });
     let mut resp = Response::new(Body::from_stream(stream));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -275,11 +293,7 @@ pub(crate) async fn archived(
                 meta::ARCHIVED_UNCHANGED,
                 if unchanged { "1" } else { "0" },
             )?;
-            Ok(Ok(ArchivedReply {
-                unchanged,
-                ids_sha256,
-                rows,
-            }))
+            Ok(Ok(ArchivedReply { unchanged }))
         },
     )
     .await;

@@ -764,19 +764,31 @@ impl WriterState {
     fn prune(&mut self, key: &SegKey) -> Result<bool, SegmentError> {
         let (crawl, day, part) = key;
         let path = segment_path(&self.opts.segments_dir, crawl, *day, *part);
-        self.conns.remove(key);
-        let conn = segment_schema::open_read_only(&path)?;
-        if segment_schema::get_meta(&conn, &path, meta::ARCHIVED_UNCHANGED)?.as_deref() != Some("1")
+        // The writer's own connection when it has one: closing it to look would make
+        // SQLite drop the WAL's shared memory, which a read-only connection cannot make
+        // again, and would churn files every check. Else a read-write one for the same
+        // reason, though it only reads.
+        let opened = match self.conns.contains_key(key) {
+            true => None,
+            false => Some(Connection::open(&path).map_err(SegmentError::sqlite(&path))?),
+        };
+        let conn = match (&opened, self.conns.get(key)) {
+            (Some(c), _) => c,
+            (None, Some(seg)) => &seg.conn,
+            (None, None) => return Ok(false),
+        };
+        if segment_schema::get_meta(conn, &path, meta::ARCHIVED_UNCHANGED)?.as_deref() != Some("1")
         {
             return Ok(false);
         }
-        let archived = segment_schema::get_meta(&conn, &path, meta::ARCHIVED_IDS_SHA256)?;
-        let (ids, rows) = segment_schema::ids_digest(&conn, &path)?;
+        let archived = segment_schema::get_meta(conn, &path, meta::ARCHIVED_IDS_SHA256)?;
+        let (ids, rows) = segment_schema::ids_digest(conn, &path)?;
         if !archived.is_some_and(|a| a.eq_ignore_ascii_case(&ids)) {
             tracing::warn!(path = %path.display(), "segment changed since it was archived: not pruned; the next archive run re-archives it");
             return Ok(false);
         }
-        drop(conn);
+        drop(opened);
+        self.conns.remove(key);
         let io = |p: &std::path::Path| {
             let path = p.to_path_buf();
             move |source| SegmentError::Io { path, source }

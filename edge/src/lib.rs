@@ -7,6 +7,7 @@
 //!
 //! - [`bearer`]: shared-secret tokens sent as `Authorization: Bearer <token>`, compared in
 //!   constant time.
+//! - [`secret`]: tokens generated at random and kept in 0600 files.
 //!
 //! # Example
 //!
@@ -21,3 +22,4 @@
 #![deny(missing_docs)]
 
 pub mod bearer;
+pub mod secret;

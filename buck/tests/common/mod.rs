@@ -42,6 +42,7 @@ impl TestBuck {
         let mut config = BuckConfig::new("b1", dir.path().join("data"));
         config.allowed_tailers = vec![tailer.public_text()];
         config.close_check_interval_ms = 20;
+        config.porter_token = Some(PORTER_TOKEN.into());
         tweak(&mut config);
         let ingest_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -127,13 +128,31 @@ impl TestBuck {
     }
 
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
-        reqwest::get(format!("{}{path}", self.http))
+        porter_client()
+            .get(format!("{}{path}", self.http))
+            .send()
             .await
             .expect("get")
             .json()
             .await
             .expect("json")
     }
+}
+
+/// The porter token every `TestBuck` is configured with.
+pub const PORTER_TOKEN: &str = "test-porter-token-0123456789";
+
+/// An HTTP client that sends the porter's credential, as porter does.
+pub fn porter_client() -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {PORTER_TOKEN}")).unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(h)
+        .build()
+        .expect("http client")
 }
 
 /// A tailer connection speaking the real protocol.

@@ -1,0 +1,62 @@
+//! Shared secrets: made random, kept in a file only its owner can read.
+
+use std::io::Write;
+use std::path::Path;
+
+use base64::Engine;
+
+/// Bytes of randomness in a generated token.
+const TOKEN_BYTES: usize = 32;
+
+/// A new random token: 32 bytes from the OS generator, base64url without padding
+/// (43 characters, safe in headers, TOML and shell).
+pub fn generate() -> String {
+    let bytes: [u8; TOKEN_BYTES] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The token kept in `path`, made (mode 0600) if the file does not exist yet: so a
+/// restart reuses it and the agents configured with it keep working.
+pub fn load_or_create(path: &Path) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let token = generate();
+    let mut f = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?
+    };
+    f.write_all(token.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn tokens_are_random_and_kept_private_across_loads() {
+        assert_ne!(generate(), generate());
+        assert_eq!(generate().len(), 43);
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("keys/porter.token");
+        let t = load_or_create(&p).unwrap();
+        assert_eq!(load_or_create(&p).unwrap(), t);
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
