@@ -77,8 +77,32 @@ fn closed_segments_are_archived_on_schedule_pruned_after_retention_and_fetched_b
     assert!(dir.join(&format!("up/archive/ar/{day}.sqlite.z")).exists());
     // The buck was told, and (past retention, unchanged) pruned it: only tombstones
     // remain. The younger day, never archived, stays whatever its age.
+    // The segment API answers only the porter's credential, which `sluice up` keeps
+    // under its directory; without it, a receipt that would let the buck prune is
+    // refused and counted.
+    let porter_token = std::fs::read_to_string(dir.join("up/keys/porter.token"))
+        .expect("sluice up's porter token");
+    let porter_token = porter_token.trim();
+    let refused = reqwest::blocking::Client::new()
+        .post(format!("{}/segments/ar/{young}/archived", up.url))
+        .json(&serde_json::json!({"ids_sha256": "0".repeat(64), "rows": 1}))
+        .send()
+        .expect("POST archived");
+    assert_eq!(refused.status(), 401);
+    let metrics = reqwest::blocking::get(format!("{}/metrics", up.url))
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "sluice_buck_porter_refused_total 1"),
+        "the refusal is not counted"
+    );
     let listed_days = || -> Option<Vec<String>> {
-        let segs: Value = reqwest::blocking::get(format!("{}/segments", up.url))
+        let segs: Value = reqwest::blocking::Client::new()
+            .get(format!("{}/segments", up.url))
+            .bearer_auth(porter_token)
+            .send()
             .ok()?
             .json()
             .ok()?;
@@ -116,10 +140,11 @@ fn closed_segments_are_archived_on_schedule_pruned_after_retention_and_fetched_b
     std::fs::write(
         &cfg,
         format!(
-            "archive = \"file://{}\"\ncluster_file = {:?}\nwork_dir = {:?}\n",
+            "archive = \"file://{}\"\ncluster_file = {:?}\nwork_dir = {:?}\nbuck_token = {:?}\n",
             dir.join("up/archive").display(),
             dir.join("up/cluster.toml").display().to_string(),
-            dir.join("porter-work").display().to_string()
+            dir.join("porter-work").display().to_string(),
+            porter_token,
         ),
     )
     .unwrap();

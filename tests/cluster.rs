@@ -58,8 +58,14 @@ fn count_on(http: &str, crawl: &str) -> Option<i64> {
     Some(n)
 }
 
+/// The porter token every buck of this test is configured with.
+const PORTER_TOKEN: &str = "cluster-test-porter-token";
+
 fn segments_of(http: &str) -> BTreeSet<String> {
-    let v: Value = reqwest::blocking::get(format!("{http}/segments"))
+    let v: Value = reqwest::blocking::Client::new()
+        .get(format!("{http}/segments"))
+        .bearer_auth(PORTER_TOKEN)
+        .send()
         .and_then(|r| r.json())
         .unwrap_or(Value::Null);
     v.as_array()
@@ -91,7 +97,7 @@ fn each_crawl_lives_on_its_two_homes_and_survives_a_killed_home() {
     std::fs::write(&cluster_path, "[[buck]]\nid = \"b0\"\ningest = \"127.0.0.1:1\"\nhttp_url = \"http://127.0.0.1:1\"\nsince = \"2000-01-01\"\n").unwrap();
     for id in ids {
         let cfg = format!(
-            "id = \"{id}\"\ndata_dir = {:?}\ncluster_file = {:?}\nkey_file = {:?}\nallowed_tailers = [{}]\n",
+            "id = \"{id}\"\ndata_dir = {:?}\ncluster_file = {:?}\nkey_file = {:?}\nallowed_tailers = [{}]\nporter_token = \"{PORTER_TOKEN}\"\n",
             dir.join(id).display().to_string(),
             cluster_path.display().to_string(),
             dir.join(&format!("keys/{id}.key")).display().to_string(),

@@ -212,8 +212,12 @@ impl SegmentSource for PorterSource {
         if let Ok(cluster) = contracts::ClusterFile::load(&self.config.cluster_file) {
             let timeout = Duration::from_secs(self.config.buck_timeout_secs);
             for b in &cluster.bucks {
-                let Ok(client) = porter::buck_client::BuckClient::new(&b.id, &b.http_url, timeout)
-                else {
+                let Ok(client) = porter::buck_client::BuckClient::new(
+                    &b.id,
+                    &b.http_url,
+                    timeout,
+                    self.config.buck_token.as_deref(),
+                ) else {
                     continue;
                 };
                 match client.list_segments().await {

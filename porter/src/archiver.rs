@@ -200,7 +200,7 @@ async fn find_candidates(
     let clients: Vec<BuckClient> = cluster
         .bucks
         .iter()
-        .map(|b| BuckClient::new(&b.id, &b.http_url, timeout))
+        .map(|b| BuckClient::new(&b.id, &b.http_url, timeout, config.buck_token.as_deref()))
         .collect::<Result<_, _>>()?;
     let listings = futures::future::join_all(clients.iter().map(|c| c.list_segments())).await;
     let mut unreachable = Vec::new();

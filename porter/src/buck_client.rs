@@ -96,9 +96,28 @@ pub struct BuckClient {
 }
 
 impl BuckClient {
-    /// A client for the buck `id` at `url` (its `http_url`), with a per-request timeout.
-    pub fn new(id: &str, url: &str, timeout: Duration) -> Result<BuckClient, PorterError> {
+    /// A client for the buck `id` at `url` (its `http_url`), with a per-request timeout,
+    /// sending `token` (the bucks' `porter_token`) as the porter's credential.
+    pub fn new(
+        id: &str,
+        url: &str,
+        timeout: Duration,
+        token: Option<&str>,
+    ) -> Result<BuckClient, PorterError> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(t) = token {
+            let mut v =
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| {
+                    PorterError::Buck {
+                        url: url.to_string(),
+                        message: "buck_token holds characters a header cannot carry".into(),
+                    }
+                })?;
+            v.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
             .build()
@@ -129,7 +148,12 @@ impl BuckClient {
             .await
             .map_err(|e| self.fail(format!("list segments: {e}")))?;
         if !resp.status().is_success() {
-            return Err(self.fail(format!("list segments: http {}", resp.status())));
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            return Err(self.fail(format!(
+                "list segments: http {status}: {}",
+                body.trim().chars().take(300).collect::<String>()
+            )));
         }
         resp.json()
             .await
@@ -147,7 +171,12 @@ impl BuckClient {
             .await
             .map_err(|e| self.fail(format!("{what}: {e}")))?;
         if !resp.status().is_success() {
-            return Err(self.fail(format!("{what}: http {}", resp.status())));
+            let status = resp.status();
+            let body = resp.text().await.unwrap_or_default();
+            return Err(self.fail(format!(
+                "{what}: http {status}: {}",
+                body.trim().chars().take(300).collect::<String>()
+            )));
         }
         let tmp = temp_sibling(dest);
         let result = async {

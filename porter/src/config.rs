@@ -53,6 +53,10 @@ pub struct PorterConfig {
     /// Default 600.
     #[serde(default = "default_buck_timeout_secs")]
     pub buck_timeout_secs: u64,
+    /// The bucks' `porter_token`, sent as `Authorization: Bearer` on every segment API
+    /// request: bucks refuse their segment API without it (401). Default: none.
+    #[serde(default)]
+    pub buck_token: Option<String>,
     /// S3 settings, used when `archive` is an `s3://` URL.
     #[serde(default)]
     pub s3: S3Settings,
@@ -156,6 +160,7 @@ impl PorterConfig {
             retry_base_delay_ms: default_retry_base_delay_ms(),
             request_timeout_secs: default_request_timeout_secs(),
             buck_timeout_secs: default_buck_timeout_secs(),
+            buck_token: None,
             s3: S3Settings::default(),
             webhdfs: WebHdfsSettings::default(),
         }

@@ -162,7 +162,7 @@ pub async fn fetch_with_store(
     let mut from_bucks: std::collections::BTreeMap<(NaiveDate, u32), (String, Vec<BuckClient>)> =
         Default::default();
     for b in &cluster.bucks {
-        let client = BuckClient::new(&b.id, &b.http_url, timeout)?;
+        let client = BuckClient::new(&b.id, &b.http_url, timeout, config.buck_token.as_deref())?;
         match client.list_segments().await {
             Ok(list) => {
                 for s in list {

@@ -154,6 +154,9 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         .with_context(|| format!("resolving {}", dir.display()))?;
     let keys = dir.join("keys");
     let tailer_key = KeyPair::load_or_create(&keys.join("tailer.key")).context("tailer key")?;
+    // The porter's credential for the buck's segment API, made once and kept.
+    let porter_token =
+        edge::secret::load_or_create(&keys.join("porter.token")).context("porter token")?;
     let buck_key_path = keys.join("buck.key");
     let buck_key = KeyPair::load_or_create(&buck_key_path).context("buck key")?;
 
@@ -206,8 +209,9 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         },
         args.min_free_bytes,
     );
-    let buck_config = buck::BuckConfig::parse(&buck_config_text, &dir.join("buck.toml"))
+    let mut buck_config = buck::BuckConfig::parse(&buck_config_text, &dir.join("buck.toml"))
         .context("buck config")?;
+    buck_config.porter_token = Some(porter_token.clone());
     let buck = buck::start(buck_config, ingest, shutdown.clone())
         .await
         .context("starting the buck")?;
@@ -244,6 +248,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     let mut porter_config =
         porter::PorterConfig::new(archive, cluster_path.clone(), dir.join("porter"));
     porter_config.archive_age_secs = args.archive_age_secs;
+    porter_config.buck_token = Some(porter_token);
     porter_config.interval_secs = args.archive_interval_secs;
     let porter_events = Arc::new(porter::PorterEvents::default());
     // Archie reads history through the porter: the archive first, the buck for days not
