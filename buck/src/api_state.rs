@@ -11,6 +11,8 @@ pub(crate) struct ApiState {
     pub config: Arc<BuckConfig>,
     pub events: Arc<BuckEvents>,
     pub cluster: Arc<ClusterView>,
+    /// Permits for queries in progress (`sql_max_concurrent`).
+    pub sql_queries: Arc<tokio::sync::Semaphore>,
     /// Permits for segment copies in progress (`segment_downloads_max`).
     pub segment_downloads: Arc<tokio::sync::Semaphore>,
 }

@@ -60,6 +60,25 @@ pub struct BuckConfig {
     /// Default 67108864 (64 MiB).
     #[serde(default = "default_sql_max_bytes")]
     pub sql_max_bytes: u64,
+    /// Largest single value a query may make or read, in bytes (SQLite's
+    /// `SQLITE_LIMIT_LENGTH` on query connections): a bigger one fails the query with a
+    /// 4xx instead of being built in memory (`zeroblob`, `printf`, `group_concat`).
+    /// Default 4,194,304 (4 MiB).
+    #[serde(default = "default_sql_max_value_bytes")]
+    pub sql_max_value_bytes: u64,
+    /// Most columns a query's result may have (SQLite's `SQLITE_LIMIT_COLUMN` on query
+    /// connections). Default 256.
+    #[serde(default = "default_sql_max_columns")]
+    pub sql_max_columns: u32,
+    /// Queries run at once; each holds a blocking thread and a read transaction. Past it:
+    /// 503 with `Retry-After`. Default 4.
+    #[serde(default = "default_sql_max_concurrent")]
+    pub sql_max_concurrent: usize,
+    /// Longest wait for a client to take the next part of a reply, in milliseconds: a
+    /// client that reads slower is cut off and its query's read transaction ends, so it
+    /// cannot hold the WAL from being checkpointed. Default 10,000.
+    #[serde(default = "default_sql_send_timeout_ms")]
+    pub sql_send_timeout_ms: u64,
     /// Events the live bus holds for its slowest subscriber before that subscriber is told
     /// it missed some. Default 4096.
     #[serde(default = "default_bus_capacity")]
@@ -155,6 +174,18 @@ fn default_sql_max_rows() -> u64 {
 fn default_sql_max_bytes() -> u64 {
     64 * 1024 * 1024
 }
+fn default_sql_max_value_bytes() -> u64 {
+    4 << 20
+}
+fn default_sql_max_columns() -> u32 {
+    256
+}
+fn default_sql_max_concurrent() -> usize {
+    4
+}
+fn default_sql_send_timeout_ms() -> u64 {
+    10_000
+}
 fn default_bus_capacity() -> usize {
     4096
 }
@@ -228,6 +259,10 @@ impl BuckConfig {
             day_close_grace_secs: default_day_close_grace_secs(),
             close_check_interval_ms: default_close_check_interval_ms(),
             sql_timeout_ms: default_sql_timeout_ms(),
+            sql_max_value_bytes: default_sql_max_value_bytes(),
+            sql_max_columns: default_sql_max_columns(),
+            sql_max_concurrent: default_sql_max_concurrent(),
+            sql_send_timeout_ms: default_sql_send_timeout_ms(),
             sql_max_rows: default_sql_max_rows(),
             sql_max_bytes: default_sql_max_bytes(),
             bus_capacity: default_bus_capacity(),
@@ -288,6 +323,11 @@ impl BuckConfig {
         {
             return Err(invalid(
                 "porter_token is shorter than 16 characters: use a random one (`sluice keygen --token` prints one)".into(),
+            ));
+        }
+        if self.sql_max_concurrent == 0 {
+            return Err(invalid(
+                "sql_max_concurrent = 0 would refuse every query: use 1 or more".into(),
             ));
         }
         if self.segment_downloads_max == 0 {

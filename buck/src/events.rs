@@ -55,6 +55,8 @@ pub struct BuckEvents {
     connections_accepted: AtomicU64,
     segments_vanished: AtomicU64,
     porter_refused: AtomicU64,
+    sql_busy: AtomicU64,
+    sql_send_timeouts: AtomicU64,
     segment_downloads_busy: AtomicU64,
     segments_quarantined: AtomicU64,
     connections_open: AtomicU64,
@@ -139,6 +141,16 @@ impl BuckEvents {
     pub(crate) fn nacked(&self) {
         self.nacks.fetch_add(1, Relaxed);
     }
+    /// A query was refused: `sql_max_concurrent` were running.
+    pub(crate) fn sql_busy(&self) {
+        self.sql_busy.fetch_add(1, Relaxed);
+    }
+
+    /// A client read a reply too slowly and was cut off (`sql_send_timeout_ms`).
+    pub(crate) fn sql_send_timeout(&self) {
+        self.sql_send_timeouts.fetch_add(1, Relaxed);
+    }
+
     /// A segment API request came without the porter's credential.
     pub(crate) fn porter_refused(&self) {
         self.porter_refused.fetch_add(1, Relaxed);
@@ -375,6 +387,18 @@ impl BuckEvents {
             "counter",
             "SQL replies cut by sql_max_rows or sql_max_bytes",
             c.sql_truncated,
+        );
+        metric(
+            "sql_busy_total",
+            "counter",
+            "queries refused because sql_max_concurrent were running (503)",
+            self.sql_busy.load(Relaxed),
+        );
+        metric(
+            "sql_send_timeouts_total",
+            "counter",
+            "replies cut off because the client read slower than sql_send_timeout_ms",
+            self.sql_send_timeouts.load(Relaxed),
         );
         metric(
             "porter_refused_total",

@@ -146,6 +146,7 @@ pub async fn start(
     tracing::info!(id = %config.id, public_key = %public_key, "buck started");
     let api = Arc::new(ApiState {
         segment_downloads: Arc::new(tokio::sync::Semaphore::new(config.segment_downloads_max)),
+        sql_queries: Arc::new(tokio::sync::Semaphore::new(config.sql_max_concurrent)),
         config,
         events,
         cluster,

@@ -189,7 +189,22 @@ async fn query(
     sql: String,
 ) -> Response {
     state.events.sql_query();
-    let response = query_inner(&state, uri, crawl, range, sql).await;
+    // Each query holds a blocking thread and a read transaction: a bounded number run,
+    // the rest are told to come back rather than queued where they would pin memory.
+    let Ok(permit) = state.sql_queries.clone().try_acquire_owned() else {
+        state.events.sql_busy();
+        let mut resp = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{} queries are running (sql_max_concurrent): retry in a moment",
+                state.config.sql_max_concurrent
+            ),
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    };
+    let response = query_inner(&state, uri, crawl, range, sql, permit).await;
     if response.status().is_client_error() || response.status().is_server_error() {
         state.events.sql_error();
     }
@@ -202,6 +217,7 @@ async fn query_inner(
     crawl: String,
     range: Option<(DateTime<Utc>, DateTime<Utc>)>,
     sql: String,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Response {
     let crawl = match CrawlId::parse(&crawl) {
         Ok(c) => c,
@@ -285,14 +301,22 @@ async fn query_inner(
         timeout_ms: state.config.sql_timeout_ms,
         max_rows: state.config.sql_max_rows,
         max_bytes: state.config.sql_max_bytes,
+        max_value_bytes: state.config.sql_max_value_bytes,
+        max_columns: state.config.sql_max_columns,
+        send_timeout: std::time::Duration::from_millis(state.config.sql_send_timeout_ms),
     };
     let (tx, mut rx) = mpsc::channel::<Chunk>(4);
     let events = state.events.clone();
+    let rt = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let outcome = execute(&files, &sql, &limits, &tx);
+        // The permit is the query's: it is given back when the statement is done, not
+        // when the handler returns.
+        let _permit = permit;
+        let outcome = execute(&files, &sql, &limits, &tx, &rt);
         match &outcome {
             Outcome::TimedOut => events.sql_timeout(),
             Outcome::Truncated => events.sql_truncated(),
+            Outcome::ClientTooSlow => events.sql_send_timeout(),
             _ => {}
         }
     });
@@ -333,6 +357,9 @@ struct Limits {
     timeout_ms: u64,
     max_rows: u64,
     max_bytes: u64,
+    max_value_bytes: u64,
+    max_columns: u32,
+    send_timeout: std::time::Duration,
 }
 
 enum Chunk {
@@ -347,6 +374,7 @@ enum Outcome {
     TimedOut,
     Failed,
     ClientGone,
+    ClientTooSlow,
 }
 
 /// A SQLite URI for a file path: reserved characters percent-encoded.
@@ -364,7 +392,7 @@ fn file_uri(path: &std::path::Path) -> String {
 }
 
 /// Opens the query connection: segments attached, TEMP views made, authorizer installed.
-fn prepare_connection(files: &[SegmentFile], max_value_bytes: u64) -> Result<Connection, String> {
+fn prepare_connection(files: &[SegmentFile], limits: &Limits) -> Result<Connection, String> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -384,13 +412,25 @@ fn prepare_connection(files: &[SegmentFile], max_value_bytes: u64) -> Result<Con
         ))
         .map_err(|e| format!("cannot build the {view} view: {e}"))?;
     }
-    // No single value may be larger than a whole reply: this stops `zeroblob(1e9)`,
-    // `printf('%.*c', ..)` and friends from allocating gigabytes before any row limit.
-    let max_value = i32::try_from(max_value_bytes)
+    // No single value may be larger than `sql_max_value_bytes`: this stops
+    // `zeroblob(1e9)`, `printf('%.*c', ..)` and friends from allocating before any row or
+    // byte limit is reached. (A process-wide heap limit would also starve the writer.)
+    let max_value = i32::try_from(limits.max_value_bytes.min(limits.max_bytes))
         .unwrap_or(i32::MAX)
-        .max(1 << 20);
+        .max(1024);
     conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, max_value)
         .map_err(|e| format!("cannot set the value size limit: {e}"))?;
+    let max_columns = i32::try_from(limits.max_columns)
+        .unwrap_or(i32::MAX)
+        .max(64);
+    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_COLUMN, max_columns)
+        .map_err(|e| format!("cannot set the column limit: {e}"))?;
+    // A small page cache per attached segment: 125 of them at SQLite's default would
+    // allow 250 MiB per query.
+    for i in 0..files.len() {
+        conn.execute_batch(&format!("PRAGMA s{i}.cache_size = -1024"))
+            .map_err(|e| format!("cannot set the page cache: {e}"))?;
+    }
     conn.authorizer(Some(authorize))
         .map_err(|e| format!("cannot install the authorizer: {e}"))?;
     Ok(conn)
@@ -428,12 +468,18 @@ fn authorize(ctx: AuthContext<'_>) -> Authorization {
 }
 
 /// Runs the query and streams its rows into `tx`.
-fn execute(files: &[SegmentFile], sql: &str, limits: &Limits, tx: &mpsc::Sender<Chunk>) -> Outcome {
+fn execute(
+    files: &[SegmentFile],
+    sql: &str,
+    limits: &Limits,
+    tx: &mpsc::Sender<Chunk>,
+    rt: &tokio::runtime::Handle,
+) -> Outcome {
     let fail = |status: StatusCode, message: String| {
         let _ = tx.blocking_send(Chunk::Fail(status, message));
         Outcome::Failed
     };
-    let mut conn = match prepare_connection(files, limits.max_bytes) {
+    let mut conn = match prepare_connection(files, limits) {
         Ok(c) => c,
         Err(m) => return fail(StatusCode::INTERNAL_SERVER_ERROR, m),
     };
@@ -492,11 +538,18 @@ fn execute(files: &[SegmentFile], sql: &str, limits: &Limits, tx: &mpsc::Sender<
     let mut sent_bytes = 0u64;
     let mut n = 0u64;
     let mut row_buf = Vec::with_capacity(1024);
-    let send = |out: &mut Vec<u8>, started: &mut bool, sent: &mut u64| -> bool {
+    // A client that stops reading must not hold the statement (and its read
+    // transaction, which keeps the WAL from being checkpointed) for longer than
+    // `sql_send_timeout_ms` per chunk.
+    let send = |out: &mut Vec<u8>, started: &mut bool, sent: &mut u64| -> Option<Outcome> {
         *sent += out.len() as u64;
         *started = true;
-        tx.blocking_send(Chunk::Data(Bytes::from(std::mem::take(out))))
-            .is_ok()
+        let chunk = Chunk::Data(Bytes::from(std::mem::take(out)));
+        match rt.block_on(tokio::time::timeout(limits.send_timeout, tx.send(chunk))) {
+            Ok(Ok(())) => None,
+            Ok(Err(_)) => Some(Outcome::ClientGone),
+            Err(_) => Some(Outcome::ClientTooSlow),
+        }
     };
     let outcome = loop {
         match rows.next() {
@@ -512,15 +565,35 @@ fn execute(files: &[SegmentFile], sql: &str, limits: &Limits, tx: &mpsc::Sender<
                 }
                 row_buf.clear();
                 row_buf.extend_from_slice(if n == 0 { b"{" } else { b",{" });
+                // Bytes are counted value by value: a row is never built past the reply
+                // limit (six 64 MiB blobs made 783 MiB of JSON before it was checked).
+                let room = limits
+                    .max_bytes
+                    .saturating_sub(sent_bytes + out.len() as u64);
+                let mut too_big = false;
                 for (i, k) in keys.iter().enumerate() {
                     if i > 0 {
                         row_buf.push(b',');
                     }
                     row_buf.extend_from_slice(k);
-                    write_value(&mut row_buf, row.get_ref(i).unwrap_or(ValueRef::Null));
+                    let v = row.get_ref(i).unwrap_or(ValueRef::Null);
+                    if row_buf.len() as u64 + encoded_size(v) > room {
+                        too_big = true;
+                        break;
+                    }
+                    write_value(&mut row_buf, v);
                 }
                 row_buf.push(b'}');
-                if sent_bytes + (out.len() + row_buf.len()) as u64 > limits.max_bytes {
+                if n == 0 && too_big {
+                    return fail(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!(
+                            "the first row alone is larger than a whole reply ({} bytes, sql_max_bytes): select fewer or smaller columns",
+                            limits.max_bytes
+                        ),
+                    );
+                }
+                if too_big || sent_bytes + (out.len() + row_buf.len()) as u64 > limits.max_bytes {
                     push_marker(
                         &mut out,
                         n,
@@ -531,8 +604,10 @@ fn execute(files: &[SegmentFile], sql: &str, limits: &Limits, tx: &mpsc::Sender<
                 }
                 out.extend_from_slice(&row_buf);
                 n += 1;
-                if out.len() >= CHUNK_BYTES && !send(&mut out, &mut started, &mut sent_bytes) {
-                    break Outcome::ClientGone;
+                if out.len() >= CHUNK_BYTES
+                    && let Some(gone) = send(&mut out, &mut started, &mut sent_bytes)
+                {
+                    break gone;
                 }
             }
             Ok(None) => break Outcome::Done,
@@ -555,9 +630,11 @@ fn execute(files: &[SegmentFile], sql: &str, limits: &Limits, tx: &mpsc::Sender<
             }
         }
     };
-    if outcome != Outcome::ClientGone {
+    if !matches!(outcome, Outcome::ClientGone | Outcome::ClientTooSlow) {
         out.push(b']');
-        send(&mut out, &mut started, &mut sent_bytes);
+        if let Some(gone) = send(&mut out, &mut started, &mut sent_bytes) {
+            return gone;
+        }
     }
     outcome
 }
@@ -568,6 +645,15 @@ fn push_marker(out: &mut Vec<u8>, rows_before: u64, key: &str, message: &str) {
     }
     let marker = serde_json::json!({ key: message });
     out.extend_from_slice(marker.to_string().as_bytes());
+}
+
+/// The bytes a value takes in JSON, at least: what decides whether it still fits.
+fn encoded_size(v: ValueRef<'_>) -> u64 {
+    match v {
+        ValueRef::Null | ValueRef::Integer(_) | ValueRef::Real(_) => 24,
+        ValueRef::Text(t) => t.len() as u64 + 2,
+        ValueRef::Blob(b) => (b.len() as u64).div_ceil(3) * 4 + 2,
+    }
 }
 
 fn write_value(out: &mut Vec<u8>, v: ValueRef<'_>) {

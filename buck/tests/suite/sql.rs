@@ -271,3 +271,113 @@ async fn a_configured_token_guards_the_sql_api() {
     // The segment API for porters is not behind the SQL token.
     assert!(b.get_json("/segments").await.is_array());
 }
+
+/// r11.6: a client that asks for a large result and then stops reading is cut off after
+/// `sql_send_timeout_ms`, and its query's read transaction ends with it: the WAL can be
+/// checkpointed whole again while ingest goes on (a reader holding a snapshot blocks a
+/// TRUNCATE checkpoint).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_cannot_pin_the_wal() {
+    use tokio::io::AsyncWriteExt;
+    let b = TestBuck::start(|c| c.sql_send_timeout_ms = 1000).await;
+    let mut c = b.client().await;
+    let t = now_us();
+    let pad = "y".repeat(400);
+    for k in 0..2u64 {
+        let events: Vec<_> = (0..500u64)
+            .map(|i| plain_event("slow", (k * 500 + i) * 1000, t, &pad))
+            .collect();
+        assert!(matches!(c.live(&events).await, Message::Ack { .. }));
+    }
+    let http = b.http.trim_start_matches("http://").to_owned();
+    let mut sock = tokio::net::TcpStream::connect(&http).await.unwrap();
+    // Rows without end, each reading the segment: far more than the socket buffers and
+    // the reply queue hold, so the query blocks on the client with its snapshot open.
+    let sql = "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r LIMIT 1000000) SELECT x, printf('%.200c', 'z') AS pad, (SELECT count(*) FROM events) AS n FROM r";
+    let req = format!(
+        "POST /?segment=slow HTTP/1.1\r\nHost: {http}\r\nContent-Type: application/sql\r\nContent-Length: {}\r\n\r\n{sql}",
+        sql.len()
+    );
+    sock.write_all(req.as_bytes()).await.unwrap();
+    let day = chrono::DateTime::from_timestamp_micros(t)
+        .unwrap()
+        .date_naive();
+    let path = contracts::segment_path::segment_path(
+        &b.config.segments_dir(),
+        &CrawlId::parse("slow").unwrap(),
+        day,
+        0,
+    );
+    // Ingest goes on while the reply is stalled; the query is cut off after the send
+    // timeout, and then the WAL can be checkpointed whole.
+    let mut offset = 1u64 << 40;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let cut_off = |b: &TestBuck| {
+        let mut text = String::new();
+        b.handle().events().render_prometheus(&mut text);
+        text.lines()
+            .any(|l| l == "sluice_buck_sql_send_timeouts_total 1")
+    };
+    while !cut_off(&b) {
+        offset += 1000;
+        let events = vec![plain_event("slow", offset, t, "more")];
+        assert!(matches!(c.live(&events).await, Message::Ack { .. }));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a client that stopped reading still holds its query after 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let busy: i64 = conn
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(busy, 0, "the WAL cannot be checkpointed whole");
+    drop(sock);
+    b.stop().await;
+}
+
+/// r11.4: values and rows bigger than a reply are refused before they are built, with a
+/// clear 413 or 400, and so are results with thousands of columns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_values_rows_and_column_counts_get_a_clear_4xx() {
+    let b = TestBuck::start(|c| {
+        c.sql_max_bytes = 1 << 20;
+        c.sql_max_value_bytes = 256 << 10;
+    })
+    .await;
+    let mut c = b.client().await;
+    assert!(matches!(
+        c.live(&[plain_event("big", 1, now_us(), "x")]).await,
+        Message::Ack { .. }
+    ));
+    let post = |sql: String| {
+        let url = format!("{}/?segment=big", b.http);
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .body(sql)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    // One value past sql_max_value_bytes.
+    let (status, body) = post("SELECT zeroblob(10000000) AS c0".into()).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("too big"), "{body}");
+    // Values within it, but a row past the whole reply.
+    let cols: Vec<String> = (0..6)
+        .map(|i| format!("zeroblob(200000) AS c{i}"))
+        .collect();
+    let (status, body) = post(format!("SELECT {}", cols.join(", "))).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("sql_max_bytes"), "{body}");
+    // 2,000 columns.
+    let cols: Vec<String> = (0..2000).map(|i| format!("{i} AS c{i}")).collect();
+    let (status, body) = post(format!("SELECT {}", cols.join(", "))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("too many columns"), "{body}");
+    b.stop().await;
+}
