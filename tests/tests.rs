@@ -3,6 +3,7 @@
 //! - `up`: `sluice up` end to end: a line written to a file is answered by SQL.
 //! - `archive`: `sluice up` archives closed segments; `porter fetch` brings them back.
 //! - `cluster`: 3 bucks and 2 tailers; homes only; a killed home catches up.
+//! - `edge`: SQL memory bombs and a flood of slow queries against `sluice up`.
 //! - `disk_faults`: a full or failing disk under running agents (tmpfs in a private mount namespace).
 //! - `history`: archie through `sluice up`: search answers equal grep; the page in Chromium.
 //! - `live`: the live stream through the pipeline to Node and Chromium clients.
@@ -15,6 +16,7 @@ mod util;
 mod archive;
 mod cluster;
 mod disk_faults;
+mod edge;
 mod history;
 mod live;
 mod resource_faults;

@@ -44,6 +44,9 @@ use crate::segment_files::{SegmentFile, list_crawl};
 /// Size of the reply chunks, and how much is held back before the status is sent.
 pub const CHUNK_BYTES: usize = 64 * 1024;
 
+/// A row's JSON may hold at most this many `sql_max_value_bytes` in all.
+const MAX_ROW_VALUES: u64 = 4;
+
 /// Most segment files one query can attach (the build's `SQLITE_MAX_ATTACHED`).
 pub const MAX_ATTACHED: usize = 125;
 
@@ -567,9 +570,12 @@ fn execute(
                 row_buf.extend_from_slice(if n == 0 { b"{" } else { b",{" });
                 // Bytes are counted value by value: a row is never built past the reply
                 // limit (six 64 MiB blobs made 783 MiB of JSON before it was checked).
+                // One row is also held to four values' worth (4 x sql_max_value_bytes):
+                // SQLite keeps every value of the row expanded while it is encoded.
                 let room = limits
                     .max_bytes
-                    .saturating_sub(sent_bytes + out.len() as u64);
+                    .saturating_sub(sent_bytes + out.len() as u64)
+                    .min(limits.max_value_bytes.saturating_mul(MAX_ROW_VALUES));
                 let mut too_big = false;
                 for (i, k) in keys.iter().enumerate() {
                     if i > 0 {
@@ -584,14 +590,16 @@ fn execute(
                     write_value(&mut row_buf, v);
                 }
                 row_buf.push(b'}');
-                if n == 0 && too_big {
-                    return fail(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!(
-                            "the first row alone is larger than a whole reply ({} bytes, sql_max_bytes): select fewer or smaller columns",
-                            limits.max_bytes
-                        ),
+                if too_big && (n == 0 || row_buf.len() as u64 >= limits.max_value_bytes) {
+                    let message = format!(
+                        "a row is larger than a reply may hold ({} bytes, sql_max_bytes) or than {MAX_ROW_VALUES} times sql_max_value_bytes ({} bytes): select fewer or smaller columns",
+                        limits.max_bytes, limits.max_value_bytes
                     );
+                    if n == 0 {
+                        return fail(StatusCode::PAYLOAD_TOO_LARGE, message);
+                    }
+                    push_marker(&mut out, n, "_sluice_error", &message);
+                    break Outcome::Failed;
                 }
                 if too_big || sent_bytes + (out.len() + row_buf.len()) as u64 > limits.max_bytes {
                     push_marker(

@@ -1,0 +1,156 @@
+//! The HTTP edge of `sluice up` under abuse from a client on the same network: SQL that
+//! would exhaust memory, and more queries at once than a buck should run.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use crate::util::{Dir, PATIENCE, Up, appender, sql_count, wait_for};
+
+/// Peak resident memory of a process, in bytes (`VmHWM`).
+fn peak_rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            let kb = l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim();
+            kb.parse::<u64>().ok()
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+fn post_sql(url: &str, crawl: &str, sql: &str) -> (u16, String) {
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{url}/"))
+        .query(&[("segment", crawl)])
+        .body(sql.to_owned())
+        .send()
+        .expect("POST SQL");
+    (r.status().as_u16(), r.text().unwrap_or_default())
+}
+
+fn crawl_line(i: usize) -> String {
+    let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+    format!(
+        "{now}   200 {:>10} http://www.example.com/edge/{i} L http://www.example.com/ text/html #001 - sha1:X - -\n",
+        1000 + i
+    )
+}
+
+/// r11.4: six 64 MiB blobs in one row, and 2,000 columns, each get a clear 4xx, and the
+/// process never grows past 200 MiB doing so.
+#[test]
+fn sql_memory_bombs_get_a_clear_4xx_and_the_process_stays_small() {
+    let dir = Dir::new("edge-bomb");
+    let log = dir.join("crawl.log");
+    appender(&log)
+        .write_all(crawl_line(0).as_bytes())
+        .expect("writing a log");
+    let log_s = log.display().to_string();
+    let mut up = Up::start(&dir, &["--crawl", "bomb", &log_s]);
+    wait_for("the line stored", PATIENCE, || {
+        up.agent.assert_running();
+        sql_count(&up.url, "bomb", "SELECT count(*) FROM events").filter(|&n| n == 1)
+    });
+    let cols: Vec<String> = (0..6)
+        .map(|i| format!("zeroblob(67108864) AS c{i}"))
+        .collect();
+    let (status, body) = post_sql(&up.url, "bomb", &format!("SELECT {}", cols.join(", ")));
+    assert!((400..500).contains(&status), "{status}: {body}");
+    assert!(body.contains("too big"), "{body}");
+    let cols: Vec<String> = (0..2000).map(|i| format!("{i} AS c{i}")).collect();
+    let (status, body) = post_sql(&up.url, "bomb", &format!("SELECT {}", cols.join(", ")));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("too many columns"), "{body}");
+    // Within the value limit, a row bigger than the whole reply.
+    let cols: Vec<String> = (0..30)
+        .map(|i| format!("zeroblob(4000000) AS c{i}"))
+        .collect();
+    let (status, body) = post_sql(&up.url, "bomb", &format!("SELECT {}", cols.join(", ")));
+    assert_eq!(status, 413, "{body}");
+    up.agent.assert_running();
+    let peak = peak_rss(up.agent.pid());
+    assert!(peak < 200 << 20, "sluice up peaked at {} MiB", peak >> 20);
+    eprintln!("sql bombs: peak RSS {} MiB", peak >> 20);
+}
+
+/// r11.5: 200 queries at once that would each run until the time limit: the buck runs
+/// `sql_max_concurrent` of them and answers the rest 503 with Retry-After at once, while
+/// `/healthz` answers within 100 ms and new lines keep being stored.
+#[test]
+fn two_hundred_slow_queries_leave_health_fast_and_ingest_going() {
+    let dir = Dir::new("edge-flood");
+    let log = dir.join("crawl.log");
+    let mut out = appender(&log);
+    out.write_all(crawl_line(0).as_bytes())
+        .expect("writing a log");
+    let log_s = log.display().to_string();
+    let mut up = Up::start(&dir, &["--crawl", "flood", &log_s]);
+    wait_for("the first line stored", PATIENCE, || {
+        up.agent.assert_running();
+        sql_count(&up.url, "flood", "SELECT count(*) FROM events").filter(|&n| n == 1)
+    });
+    let slow =
+        "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r) SELECT count(*) FROM r";
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    for _ in 0..200 {
+        let (url, tx) = (up.url.clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(post_sql(&url, "flood", slow).0);
+        });
+    }
+    drop(done_tx);
+    // The excess is refused at once: every answer but the running ones comes back now.
+    let mut statuses = Vec::new();
+    while statuses.len() < 190 {
+        let s = done_rx
+            .recv_timeout(PATIENCE)
+            .expect("the excess queries were not refused quickly");
+        statuses.push(s);
+    }
+    // While the admitted ones run (until sql_timeout_ms): health stays quick and new
+    // lines arrive.
+    let started = Instant::now();
+    let mut worst = Duration::ZERO;
+    let mut checks = 0;
+    let mut written = 1;
+    while started.elapsed() < Duration::from_secs(2) {
+        let t = Instant::now();
+        let r = reqwest::blocking::get(format!("{}/healthz", up.url)).expect("/healthz");
+        assert!(r.status().is_success());
+        worst = worst.max(t.elapsed());
+        checks += 1;
+        out.write_all(crawl_line(written).as_bytes())
+            .expect("writing a log");
+        written += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let inserted = || -> f64 {
+        let page = reqwest::blocking::get(format!("{}/metrics", up.url))
+            .and_then(|r| r.text())
+            .unwrap_or_default();
+        page.lines()
+            .find_map(|l| l.strip_prefix("sluice_buck_inserted_total ")?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    wait_for("the lines written meanwhile stored", PATIENCE, || {
+        (inserted() >= written as f64).then_some(())
+    });
+    statuses.extend(done_rx.iter());
+    let refused = statuses.iter().filter(|&&s| s == 503).count();
+    eprintln!(
+        "200 slow queries: {refused} refused with 503, healthz worst {worst:?} over {checks} checks, {written} lines stored meanwhile"
+    );
+    assert!(checks > 10);
+    assert!(
+        worst < Duration::from_millis(100),
+        "/healthz took {worst:?} with slow queries running"
+    );
+    assert!(
+        refused >= 190,
+        "only {refused} of 200 refused: {statuses:?}"
+    );
+    up.agent.assert_running();
+}
