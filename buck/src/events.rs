@@ -20,17 +20,20 @@ pub enum ConnectionRejection {
     Encryption,
     /// No hello within `hello_timeout_ms`.
     HelloTimeout,
+    /// The tailer's key was removed from the allow-list while it was connected.
+    Revoked,
 }
 
 impl ConnectionRejection {
     /// Every reason, in rendering order.
-    pub const ALL: [ConnectionRejection; 6] = [
+    pub const ALL: [ConnectionRejection; 7] = [
         ConnectionRejection::Auth,
         ConnectionRejection::Replay,
         ConnectionRejection::Garbage,
         ConnectionRejection::Version,
         ConnectionRejection::Encryption,
         ConnectionRejection::HelloTimeout,
+        ConnectionRejection::Revoked,
     ];
 
     /// The label value in metrics and logs.
@@ -42,6 +45,7 @@ impl ConnectionRejection {
             ConnectionRejection::Version => "version",
             ConnectionRejection::Encryption => "encryption",
             ConnectionRejection::HelloTimeout => "hello_timeout",
+            ConnectionRejection::Revoked => "revoked",
         }
     }
 }
@@ -56,11 +60,12 @@ pub struct BuckEvents {
     segments_vanished: AtomicU64,
     porter_refused: AtomicU64,
     sql_busy: AtomicU64,
+    foreign_ids: AtomicU64,
     sql_send_timeouts: AtomicU64,
     segment_downloads_busy: AtomicU64,
     segments_quarantined: AtomicU64,
     connections_open: AtomicU64,
-    rejections: [AtomicU64; 6],
+    rejections: [AtomicU64; 7],
     messages_in: AtomicU64,
     events_in: AtomicU64,
     frames_rejected: AtomicU64,
@@ -141,6 +146,11 @@ impl BuckEvents {
     pub(crate) fn nacked(&self) {
         self.nacks.fetch_add(1, Relaxed);
     }
+    /// Frames refused because their event id names another tailer than the connection's.
+    pub(crate) fn foreign_ids(&self, n: usize) {
+        self.foreign_ids.fetch_add(n as u64, Relaxed);
+    }
+
     /// A query was refused: `sql_max_concurrent` were running.
     pub(crate) fn sql_busy(&self) {
         self.sql_busy.fetch_add(1, Relaxed);
@@ -387,6 +397,12 @@ impl BuckEvents {
             "counter",
             "SQL replies cut by sql_max_rows or sql_max_bytes",
             c.sql_truncated,
+        );
+        metric(
+            "foreign_tailer_frames_total",
+            "counter",
+            "frames refused for good because their event id names another tailer than the connection's hello",
+            self.foreign_ids.load(Relaxed),
         );
         metric(
             "sql_busy_total",

@@ -35,6 +35,9 @@ use crate::config::BuckConfig;
 use crate::events::{BuckEvents, ConnectionRejection};
 use crate::segment_writer::{Origin, SegmentWriter};
 
+/// How often an open connection's key is checked against the allow-list again.
+const ALLOW_LIST_RECHECK: Duration = Duration::from_secs(1);
+
 /// What every connection task shares.
 pub(crate) struct ReceiverContext {
     pub config: Arc<BuckConfig>,
@@ -199,6 +202,10 @@ async fn connection(
     );
     let mut pending: FuturesOrdered<BoxFuture<'static, Message>> = FuturesOrdered::new();
     let mut reading = true;
+    // A key removed from the allow-list loses its open connections too, not only new ones.
+    let mut recheck = tokio::time::interval(ALLOW_LIST_RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let tailer_id = hello.tailer_id;
     loop {
         if !reading && pending.is_empty() {
             return Ok(());
@@ -214,6 +221,14 @@ async fn connection(
             }
             // Two-phase stop: read no more, but send the acks of what is being committed.
             _ = shutdown.cancelled(), if reading => reading = false,
+            _ = recheck.tick() => {
+                if !ctx.allow.allows(&hello.public_key) {
+                    return Err(closed(
+                        ConnectionRejection::Revoked,
+                        "the tailer's key was removed from the allow-list",
+                    ));
+                }
+            }
             frame = framed.next(), if reading && pending.len() < ctx.config.max_in_flight => match frame {
                 None => reading = false,
                 Some(Err(e)) => return Err(closed(ConnectionRejection::Garbage, format!("reading a message: {e}"))),
@@ -226,7 +241,7 @@ async fn connection(
                         };
                         closed(why, e.to_string())
                     })?;
-                    if let Some(reply) = handle(msg, ctx)? {
+                    if let Some(reply) = handle(msg, tailer_id, ctx)? {
                         pending.push_back(reply);
                     }
                 }
@@ -238,6 +253,7 @@ async fn connection(
 /// Turns one message into the future of its reply.
 fn handle(
     msg: Message,
+    tailer_id: u64,
     ctx: &ReceiverContext,
 ) -> Result<Option<BoxFuture<'static, Message>>, Closed> {
     let (seq, frames, crawl, origin) = match msg {
@@ -259,8 +275,16 @@ fn handle(
             ));
         }
     };
-    let (events, rejected) = decode_events(&frames, crawl.as_ref());
+    let (events, rejected, foreign) = decode_events(&frames, crawl.as_ref(), tailer_id);
     ctx.events.message_received(events.len(), rejected.len());
+    if foreign > 0 {
+        ctx.events.foreign_ids(foreign);
+        tracing::warn!(
+            tailer = format!("{tailer_id:016x}"),
+            frames = foreign,
+            "refused frames whose event ids name another tailer: a tailer may only write its own ids"
+        );
+    }
     if events.is_empty() {
         return Ok(Some(
             futures::future::ready(Message::Ack { seq, rejected }).boxed(),
@@ -287,20 +311,35 @@ fn handle(
     ))
 }
 
-/// Decodes a message's frames. An undecodable event (including an invalid crawl id) or,
-/// in a bucket chunk, an event of another crawl is rejected for good; a framing error
-/// rejects the unreadable rest as one entry at the index where it starts.
+/// Decodes a message's frames. An undecodable event (including an invalid crawl id), an
+/// event whose id names another tailer than the connection's `tailer_id` (so that one
+/// allowed key cannot pre-insert ids that would suppress another host's lines) or, in a
+/// bucket chunk, an event of another crawl is rejected for good; a framing error rejects
+/// the unreadable rest as one entry at the index where it starts. Also returns how many
+/// were refused for naming another tailer.
 fn decode_events(
     frames: &[u8],
     bucket_crawl: Option<&CrawlId>,
-) -> (Vec<Event>, Vec<RejectedFrame>) {
+    tailer_id: u64,
+) -> (Vec<Event>, Vec<RejectedFrame>, usize) {
     let (items, framing) = decode_frames(frames);
     let mut events = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
+    let mut foreign = 0;
     let n = items.len();
     for (i, item) in items.into_iter().enumerate() {
         let index = i as u32;
         match item {
+            Ok(ev) if ev.id.tailer != tailer_id => {
+                foreign += 1;
+                rejected.push(RejectedFrame {
+                    index,
+                    reason: format!(
+                        "event id names tailer {:016x}, but this connection is tailer {tailer_id:016x}",
+                        ev.id.tailer
+                    ),
+                });
+            }
             Ok(ev) => match bucket_crawl {
                 Some(c) if *c != ev.crawl => rejected.push(RejectedFrame {
                     index,
@@ -320,7 +359,7 @@ fn decode_events(
             reason: format!("{e}; the rest of the message is unreadable"),
         });
     }
-    (events, rejected)
+    (events, rejected, foreign)
 }
 
 #[cfg(test)]
@@ -354,14 +393,14 @@ mod tests {
         buf.extend_from_slice(&[0, 3, 9, 9, 9]); // a frame that does not decode
         contracts::frame::put_event_frame(&mut buf, &event("b", 1));
         buf.extend_from_slice(&[0, 50, 1]); // torn
-        let (ev, rej) = decode_events(&buf, Some(&CrawlId::parse("a").unwrap()));
+        let (ev, rej, _) = decode_events(&buf, Some(&CrawlId::parse("a").unwrap()), 1);
         assert_eq!(ev.len(), 1);
         assert_eq!(
             rej.iter().map(|r| r.index).collect::<Vec<_>>(),
             vec![1, 2, 3]
         );
         assert!(rej[1].reason.contains("crawl b"), "{}", rej[1].reason);
-        let (ev, rej) = decode_events(&buf[..buf.len() - 3], None);
+        let (ev, rej, _) = decode_events(&buf[..buf.len() - 3], None, 1);
         assert_eq!((ev.len(), rej.len()), (2, 1));
     }
 }

@@ -206,7 +206,17 @@ impl Client {
         buck_key: &crypto_box::PublicKey,
         encrypted: bool,
     ) -> Result<Client, String> {
-        let (framed, answer) = say_hello(addr, &hello(tailer, encrypted)).await;
+        Client::connect_with(addr, tailer, buck_key, &hello(tailer, encrypted)).await
+    }
+
+    /// Connects with a hello of the test's making (another tailer id, say).
+    pub async fn connect_with(
+        addr: SocketAddr,
+        tailer: &KeyPair,
+        buck_key: &crypto_box::PublicKey,
+        hello: &ClientHello,
+    ) -> Result<Client, String> {
+        let (framed, answer) = say_hello(addr, hello).await;
         match answer {
             Some(ServerHello::Accept {
                 salt, encrypted, ..
@@ -332,7 +342,7 @@ pub fn crawl_log_event(crawl: &str, offset: u64, line: &str) -> Option<Event> {
     let time = chrono::DateTime::parse_from_rfc3339(line.split(' ').next()?).ok()?;
     let mut builder = parsers::EventBuilder::new(
         parsers::SourceFormat::CrawlLog,
-        9,
+        7,
         1,
         CrawlId::parse(crawl).ok()?,
         "crawler-1".into(),

@@ -167,3 +167,91 @@ async fn hostile_connections_are_closed_and_counted_while_others_keep_working() 
     assert_eq!(rows(&b, "good").await, 5);
     b.stop().await;
 }
+
+/// r11.2: a tailer may write only under its own tailer id (the hello's). An allowed key
+/// that sends events with another tailer's ids gets them refused in the ack, by name, and
+/// cannot pre-empt that tailer's lines: they are stored when it sends them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_under_another_tailers_id_are_refused_and_cannot_suppress_its_lines() {
+    let b = TestBuck::start(|_| {}).await;
+    let mut c = b.client().await;
+    let t = now_us();
+    let mine = plain_event("ids", 100, t, "mine");
+    let mut forged = plain_event("ids", 200, t, "forged: the other host's line");
+    forged.id.tailer = 8;
+    let Message::Ack { rejected, .. } = c.live(&[mine, forged.clone()]).await else {
+        panic!("no ack")
+    };
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0].index, 1);
+    assert!(
+        rejected[0].reason.contains("0000000000000008"),
+        "{}",
+        rejected[0].reason
+    );
+    // The real tailer 8 sends its line with that id: stored, not taken for a duplicate.
+    let mut hello8 = hello(&b.tailer, true);
+    hello8.tailer_id = 8;
+    let mut other = Client::connect_with(b.ingest, &b.tailer, &b.buck_key, &hello8)
+        .await
+        .unwrap();
+    let mut real = forged.clone();
+    real.raw = b"the other host's real line".to_vec();
+    real.original_len = real.raw.len() as u64;
+    let Message::Ack { rejected, .. } = other.live(&[real]).await else {
+        panic!("no ack")
+    };
+    assert!(rejected.is_empty(), "{rejected:?}");
+    let rows = b
+        .query("ids", "SELECT line FROM events ORDER BY line")
+        .await;
+    let lines: Vec<&str> = rows.iter().map(|r| r["line"].as_str().unwrap()).collect();
+    assert_eq!(lines, vec!["mine", "the other host's real line"]);
+    let mut text = String::new();
+    b.handle().events().render_prometheus(&mut text);
+    assert!(
+        text.lines()
+            .any(|l| l == "sluice_buck_foreign_tailer_frames_total 1")
+    );
+    b.stop().await;
+}
+
+/// r11.2: a key removed from the allowed-tailers file loses its open connection, not
+/// only new ones, and the closing is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_removed_from_the_allow_list_file_is_dropped_from_open_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let tailer = contracts::keys::KeyPair::load_or_create(&dir.path().join("tailer.key")).unwrap();
+    let list = dir.path().join("allowed.txt");
+    std::fs::write(&list, format!("{}\n", tailer.public_text())).unwrap();
+    let list_s = list.clone();
+    let b = TestBuck::start_in(dir, move |c| {
+        c.allowed_tailers = vec![];
+        c.allowed_tailers_file = Some(list_s);
+    })
+    .await;
+    let mut c = b.client().await;
+    assert!(matches!(
+        c.live(&[plain_event("rev", 1, now_us(), "before")]).await,
+        Message::Ack { .. }
+    ));
+    // Another key only: a new size and mtime, so the buck sees the change.
+    let other = contracts::keys::KeyPair::generate();
+    std::fs::write(
+        &list,
+        format!("{}\n# revoked one key\n", other.public_text()),
+    )
+    .unwrap();
+    assert!(
+        c.closed_by_buck().await,
+        "the revoked tailer is still connected"
+    );
+    let mut text = String::new();
+    b.handle().events().render_prometheus(&mut text);
+    assert!(
+        text.lines()
+            .any(|l| l == "sluice_buck_rejections_total{reason=\"revoked\"} 1"),
+        "not counted"
+    );
+    b.stop().await;
+}
