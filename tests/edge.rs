@@ -154,3 +154,127 @@ fn two_hundred_slow_queries_leave_health_fast_and_ingest_going() {
     );
     up.agent.assert_running();
 }
+
+fn status_of(req: reqwest::blocking::RequestBuilder) -> u16 {
+    req.send().map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+/// r11.10: a page elsewhere cannot use `sluice up`: a rebinding `Host` is refused on every
+/// route (SQL, segments, socket.io, pages), so is a foreign `Origin` (a cross-site fetch
+/// or socket.io handshake); pages carry a Content-Security-Policy, nosniff and no
+/// framing; and the SQL console opened from a link with SQL in it runs nothing until Run
+/// is clicked (in Chromium).
+#[test]
+fn foreign_pages_and_rebinding_hosts_are_refused_and_the_console_waits_for_a_click() {
+    let dir = Dir::new("edge-browser");
+    let log = dir.join("crawl.log");
+    appender(&log)
+        .write_all(crawl_line(0).as_bytes())
+        .expect("writing a log");
+    let log_s = log.display().to_string();
+    let mut up = Up::start(&dir, &["--crawl", "web", &log_s]);
+    wait_for("the line stored", PATIENCE, || {
+        up.agent.assert_running();
+        sql_count(&up.url, "web", "SELECT count(*) FROM events").filter(|&n| n == 1)
+    });
+    let port = up.url.rsplit(':').next().expect("port").to_owned();
+    let http = reqwest::blocking::Client::new();
+    let evil_host = format!("evil.example:{port}");
+    for (method, path) in [
+        ("POST", "/?segment=web"),
+        ("POST", "/sql?crawl=web"),
+        ("GET", "/segments"),
+        ("GET", "/socket.io/?EIO=4&transport=polling"),
+        ("GET", "/ui/live"),
+        ("GET", "/api/bucks"),
+    ] {
+        let url = format!("{}{path}", up.url);
+        let req = if method == "POST" {
+            http.post(&url).body("SELECT 1")
+        } else {
+            http.get(&url)
+        };
+        assert_eq!(
+            status_of(req.header("host", &evil_host)),
+            403,
+            "{method} {path} with a rebinding Host"
+        );
+    }
+    let foreign = "http://evil.example";
+    assert_eq!(
+        status_of(
+            http.post(format!("{}/?segment=web", up.url))
+                .header("origin", foreign)
+                .body("SELECT 1")
+        ),
+        403
+    );
+    assert_eq!(
+        status_of(
+            http.get(format!("{}/socket.io/?EIO=4&transport=polling", up.url))
+                .header("origin", foreign)
+        ),
+        403
+    );
+    // Its own origin is fine, and gets no CORS grant it does not need.
+    let own = http
+        .post(format!("{}/?segment=web", up.url))
+        .header("origin", &up.url)
+        .body("SELECT 1 AS one")
+        .send()
+        .expect("same-origin query");
+    assert_eq!(own.status(), 200);
+    for page in ["/ui/live", "/ui/sql", "/ui/history"] {
+        let r = http.get(format!("{}{page}", up.url)).send().expect("page");
+        let h = r.headers();
+        let csp = h
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{page}: {csp:?}"
+        );
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-frame-options"], "DENY");
+    }
+    let metrics = reqwest::blocking::get(format!("{}/metrics", up.url))
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "sluice_http_browser_refused_total 8"),
+        "refusals not counted"
+    );
+
+    let out = std::process::Command::new("node")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/tests/console_page.mjs"))
+        .args([&up.url, "web"])
+        .output()
+        .expect("running node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last: serde_json::Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or(serde_json::Value::Null);
+    assert_eq!(
+        last["done"],
+        serde_json::Value::Bool(true),
+        "console page: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(last["filled"], "SELECT count(*) AS n FROM events");
+    assert_eq!(
+        last["afterLoad"], last["before"],
+        "the console ran SQL from its URL: {last}"
+    );
+    assert_eq!(
+        last["after"].as_f64(),
+        last["before"].as_f64().map(|b| b + 1.0),
+        "{last}"
+    );
+    assert_eq!(last["violations"], serde_json::json!([]), "{last}");
+    up.agent.assert_running();
+}

@@ -141,6 +141,15 @@ pub struct BuckConfig {
     /// a porter. `sluice up` makes one. At least 16 characters. Default: none (closed).
     #[serde(default)]
     pub porter_token: Option<String>,
+    /// Origins (`https://host[:port]`) of pages, besides the cluster's bucks, that may use
+    /// this buck's API and live stream from a browser. Default: none.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Names this buck is reached by that are neither IP addresses, `localhost`, nor the
+    /// host of a cluster `http_url` (a reverse proxy's name, say): requests naming any
+    /// other `Host` are refused, which stops DNS rebinding. Default: none.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
     /// Segment copies served at once (`GET /segments/{crawl}/{name}`): each holds a
     /// blocking thread and a temporary file as big as the segment. Past it: 503 with
     /// `Retry-After`. Default 2.
@@ -281,6 +290,8 @@ impl BuckConfig {
             prune_check_interval_ms: default_prune_check_interval_ms(),
             api_token: None,
             porter_token: None,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             segment_downloads_max: default_segment_downloads_max(),
             base_path: String::new(),
         }

@@ -84,6 +84,7 @@ use crate::segment_writer::WriterThread;
 /// A running buck.
 pub struct BuckHandle {
     api: Arc<ApiState>,
+    browser: Arc<edge::browser_guard::BrowserGuard>,
     broker: live::LiveBroker,
     live_layer: socketioxide::layer::SocketIoLayer,
     bus: Bus,
@@ -151,8 +152,27 @@ pub async fn start(
         events,
         cluster,
     });
+    let browser = {
+        let cluster = api.cluster.clone();
+        edge::browser_guard::BrowserGuard::new(
+            Arc::new(move || {
+                cluster
+                    .get()
+                    .map(|c| {
+                        c.bucks
+                            .iter()
+                            .filter_map(|b| edge::browser_guard::origin_of(&b.http_url))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }),
+            api.config.allowed_origins.clone(),
+            api.config.allowed_hosts.clone(),
+        )
+    };
     Ok(BuckHandle {
         api,
+        browser,
         broker,
         live_layer,
         bus,
@@ -202,13 +222,18 @@ impl BuckHandle {
     pub fn serve_live(&self, router: Router) -> Router {
         router
             .layer(self.live_layer.clone())
-            // The live view connects from one buck's page to every buck of the cluster.
-            .layer(
-                tower_http::cors::CorsLayer::new()
-                    .allow_origin(tower_http::cors::Any)
-                    .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
-                    .allow_headers(tower_http::cors::Any),
-            )
+            // Outermost, so socket.io is guarded too: Host and Origin checks, CORS for the
+            // cluster's bucks only (the live view connects from one buck's page to all of
+            // them), and the security headers of every page.
+            .layer(axum::middleware::from_fn_with_state(
+                self.browser.clone(),
+                edge::browser_guard::check,
+            ))
+    }
+
+    /// The browser guard of [`serve_live`](Self::serve_live), for its refusal counter.
+    pub fn browser_guard(&self) -> Arc<edge::browser_guard::BrowserGuard> {
+        self.browser.clone()
     }
 
     /// The live broker: its counters render as `sluice_live_*`.

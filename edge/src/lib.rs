@@ -7,6 +7,8 @@
 //!
 //! - [`bearer`]: shared-secret tokens sent as `Authorization: Bearer <token>`, compared in
 //!   constant time.
+//! - [`browser_guard`]: `Host` and `Origin` checks (DNS rebinding, foreign pages), CORS
+//!   for the cluster's origins only, and the security headers of every page.
 //! - [`secret`]: tokens generated at random and kept in 0600 files.
 //!
 //! # Example
@@ -22,4 +24,5 @@
 #![deny(missing_docs)]
 
 pub mod bearer;
+pub mod browser_guard;
 pub mod secret;

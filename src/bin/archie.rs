@@ -39,6 +39,20 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let config = archie::ArchieConfig::load(&args.config)?;
     let porter_config = porter::PorterConfig::load(&args.porter_config)?;
+    // Pages of the cluster's bucks may use archie from a browser; others may not.
+    let cluster_origins: Vec<String> = contracts::ClusterFile::load(&porter_config.cluster_file)
+        .map(|c| {
+            c.bucks
+                .iter()
+                .filter_map(|b| edge::browser_guard::origin_of(&b.http_url))
+                .collect()
+        })
+        .unwrap_or_default();
+    let guard = edge::browser_guard::BrowserGuard::new(
+        Arc::new(move || cluster_origins.clone()),
+        Vec::new(),
+        Vec::new(),
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -58,11 +72,17 @@ fn run(args: Args) -> anyhow::Result<()> {
         .await
         .context("starting archie")?;
         let events = handle.events();
-        let metrics: Vec<MetricsSource> = vec![Arc::new(move |out: &mut String| {
-            out.push_str(&events.render_prometheus())
-        })];
+        let counted = guard.clone();
+        let metrics: Vec<MetricsSource> = vec![
+            Arc::new(move |out: &mut String| out.push_str(&events.render_prometheus())),
+            Arc::new(move |out: &mut String| counted.render_prometheus("sluice_http", out)),
+        ];
         let router =
-            serve::with_health_and_metrics(handle.router().merge(web::router()), metrics, vec![]);
+            serve::with_health_and_metrics(handle.router().merge(web::router()), metrics, vec![])
+                .layer(axum::middleware::from_fn_with_state(
+                    guard,
+                    edge::browser_guard::check,
+                ));
         let served = serve::serve(http, router, shutdown.clone()).await;
         shutdown.cancel();
         handle.join().await;

@@ -73,9 +73,11 @@ pub fn buck(
                 events.disk.reason().map(|r| format!("buck: {r}"))
             })]
         };
+        let guard = handle.browser_guard();
         let metrics: Vec<MetricsSource> = vec![
             Arc::new(move |out: &mut String| events.render_prometheus(out)),
             Arc::new(move |out: &mut String| live_events.render_prometheus(out)),
+            Arc::new(move |out: &mut String| guard.render_prometheus("sluice_http", out)),
         ];
         let router = serve::under_base_path(
             handle.serve_live(serve::with_health_and_metrics(

@@ -276,7 +276,9 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             Arc::new(move || buck.disk.reason().map(|r| format!("buck: {r}"))),
         ]
     };
+    let guard = buck.browser_guard();
     let metrics: Vec<MetricsSource> = vec![
+        Arc::new(move |out: &mut String| guard.render_prometheus("sluice_http", out)),
         Arc::new(move |out: &mut String| tailer_events.render_prometheus(out)),
         Arc::new(move |out: &mut String| buck_events.render_prometheus(out)),
         Arc::new(move |out: &mut String| live_events.render_prometheus(out)),

@@ -38,8 +38,31 @@ mod dist {
 const CONSOLE_HTML: &str = include_str!("../static/console.html");
 const HISTORY_HTML: &str = include_str!("../static/history.html");
 
+/// Scripts and styles of the static pages, served as files: pages carry no inline code, so
+/// the Content-Security-Policy can forbid it.
+const STATIC_FILES: &[(&str, &str)] = &[
+    ("console.js", include_str!("../static/console.js")),
+    ("console.css", include_str!("../static/console.css")),
+    ("history.js", include_str!("../static/history.js")),
+    ("history.css", include_str!("../static/history.css")),
+];
+
+async fn static_file(Path(file): Path<String>) -> Response {
+    match STATIC_FILES.iter().find(|(n, _)| *n == file) {
+        Some((n, body)) => (
+            [
+                (header::CONTENT_TYPE, content_type(n)),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no such file {file}")).into_response(),
+    }
+}
+
 const NOT_BUILT_HTML: &str = "<!doctype html><meta charset=utf-8><title>Sluice live: not built</title>\
-<body style='font:15px system-ui;max-width:44em;margin:3em auto'>\
+<body>\
 <h1>The live view is not built into this binary</h1>\
 <p>Its bundle comes from npm and is embedded when the binary is compiled. From the repository root:</p>\
 <pre>scripts/install-web-deps &amp;&amp; (cd web &amp;&amp; npm ci &amp;&amp; npm run build) &amp;&amp; cargo build</pre>\
@@ -130,6 +153,7 @@ pub fn router_with(base: &str) -> Router {
             get(|| async { Html(HISTORY_HTML) }),
         )
         .route(&format!("{base}/ui/assets/{{*file}}"), get(asset))
+        .route(&format!("{base}/ui/static/{{file}}"), get(static_file))
         .route(
             &format!("{base}/ui/favicon.svg"),
             get(|| async {
