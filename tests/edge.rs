@@ -278,3 +278,30 @@ fn foreign_pages_and_rebinding_hosts_are_refused_and_the_console_waits_for_a_cli
     assert_eq!(last["violations"], serde_json::json!([]), "{last}");
     up.agent.assert_running();
 }
+
+/// r11.10: closed by default. A buck asked to listen off loopback without an API token
+/// refuses to start (before it opens the port) and says how to make one.
+#[test]
+fn a_buck_off_loopback_without_a_token_refuses_to_start() {
+    let dir = Dir::new("edge-open");
+    let cfg = dir.join("b.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "id = \"b\"\ndata_dir = {:?}\n",
+            dir.join("b").display().to_string()
+        ),
+    )
+    .expect("writing a config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_buck"))
+        .args(["--config", &cfg.display().to_string()])
+        .args(["--ingest", "127.0.0.1:0", "--http", "0.0.0.0:0"])
+        .output()
+        .expect("running buck");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("api_token") && err.contains("sluice keygen --token"),
+        "{err}"
+    );
+}

@@ -55,6 +55,20 @@ pub struct ArchieConfig {
     /// Largest `limit` a search accepts. Default 1,000.
     #[serde(default = "default_max_search_limit")]
     pub max_search_limit: usize,
+    /// Requests queued or building at once: each may fetch up to `max_range_secs` of
+    /// archive and fill the disk, so past it a new request is answered 503 with
+    /// `Retry-After` instead of queued. Default 8.
+    #[serde(default = "default_max_pending_requests")]
+    pub max_pending_requests: usize,
+    /// The token every route needs, as `Authorization: Bearer <token>` (the bucks'
+    /// `api_token`; `sluice up` sets it whenever it listens off loopback). Default: none
+    /// (open: keep archie on loopback or behind a proxy that authenticates).
+    #[serde(default)]
+    pub api_token: Option<String>,
+}
+
+fn default_max_pending_requests() -> usize {
+    8
 }
 
 fn default_max_range_secs() -> u64 {
@@ -107,6 +121,8 @@ impl ArchieConfig {
             sql_row_limit: default_sql_row_limit(),
             search_time_limit_secs: default_search_time_limit_secs(),
             max_search_limit: default_max_search_limit(),
+            max_pending_requests: default_max_pending_requests(),
+            api_token: None,
         }
     }
 

@@ -63,6 +63,9 @@ pub enum ArchieError {
     /// No history request has this id (or it expired and was forgotten).
     #[error("no history request {0}")]
     NotFound(String),
+    /// Too many requests are queued or building (`max_pending_requests`): retry later.
+    #[error("{0}")]
+    Busy(String),
     /// The index cannot answer yet (still fetching) or any more (failed, expired).
     #[error("{0}")]
     NotSearchable(String),
@@ -97,6 +100,7 @@ impl ArchieError {
             ArchieError::BadRequest(_) | ArchieError::Sql(_) => StatusCode::BAD_REQUEST,
             ArchieError::NotFound(_) => StatusCode::NOT_FOUND,
             ArchieError::NotSearchable(_) => StatusCode::CONFLICT,
+            ArchieError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

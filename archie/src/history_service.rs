@@ -234,6 +234,18 @@ impl HistoryService {
             self.events.request(true);
             return Ok((self.fill_live(r), true));
         }
+        let pending = st
+            .requests
+            .values()
+            .filter(|r| r.state.is_building())
+            .count();
+        if pending >= self.config.max_pending_requests {
+            drop(st);
+            self.events.request_rejected();
+            return Err(ArchieError::Busy(format!(
+                "{pending} history requests are queued or building (max_pending_requests): retry when one is ready"
+            )));
+        }
         let id = loop {
             let id = format!("{:016x}", rand::random::<u64>());
             if !st.requests.contains_key(&id) {

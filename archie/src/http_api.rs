@@ -31,7 +31,32 @@ use crate::sql_api::run_sql;
 
 impl IntoResponse for ArchieError {
     fn into_response(self) -> Response {
-        (self.status(), Json(json!({ "error": self.to_string() }))).into_response()
+        let busy = matches!(self, ArchieError::Busy(_));
+        let mut r = (self.status(), Json(json!({ "error": self.to_string() }))).into_response();
+        if busy {
+            r.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("30"),
+            );
+        }
+        r
+    }
+}
+
+/// With `api_token` set, every route needs it as `Authorization: Bearer <token>`.
+async fn require_token(
+    State(svc): State<Arc<HistoryService>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match svc.config().api_token.as_deref() {
+        Some(want) if !edge::bearer::carries(req.headers(), want) => (
+            StatusCode::UNAUTHORIZED,
+            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({ "error": "archie needs a token: send `Authorization: Bearer <token>` (the bucks' api_token)" })),
+        )
+            .into_response(),
+        _ => next.run(req).await,
     }
 }
 
@@ -44,6 +69,10 @@ pub fn router(svc: Arc<HistoryService>) -> Router {
         .route("/history/{id}/histogram", get(histogram))
         .route("/history/{id}/context", get(context))
         .route("/history/{id}/sql", post(sql))
+        .route_layer(axum::middleware::from_fn_with_state(
+            svc.clone(),
+            require_token,
+        ))
         .with_state(svc)
 }
 

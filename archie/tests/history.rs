@@ -496,3 +496,75 @@ async fn disk_budget_evicts_the_oldest_index() {
     assert_eq!(v["state"], "ready");
     srv.stop().await;
 }
+
+/// r11.11: with `api_token` set, archie answers nothing without it; and past
+/// `max_pending_requests` queued or building, a new request is a 503 with Retry-After,
+/// not one more build fetching the archive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_guards_every_route_and_pending_requests_are_capped() {
+    let f = three_days();
+    let mut cfg = config(&f.work());
+    cfg.api_token = Some("archie-test-token-0123".into());
+    cfg.max_pending_requests = 1;
+    cfg.concurrent_builds = 1;
+    let srv = Server::start(cfg, &f.segments()).await;
+    let http = reqwest::Client::new();
+    let body =
+        json!({"crawl": "crawl-a", "start": "2026-11-01T00:00:00Z", "end": "2026-11-02T00:00:00Z"});
+    for (what, req) in [
+        ("list", http.get(format!("{}/history", srv.base))),
+        (
+            "create",
+            http.post(format!("{}/history", srv.base)).json(&body),
+        ),
+        (
+            "status",
+            http.get(format!("{}/history/0000000000000000", srv.base)),
+        ),
+        (
+            "wrong token",
+            http.get(format!("{}/history", srv.base))
+                .bearer_auth("not-it"),
+        ),
+    ] {
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 401, "{what}");
+    }
+    let authed = |req: reqwest::RequestBuilder| req.bearer_auth("archie-test-token-0123");
+    let first = authed(http.post(format!("{}/history", srv.base)).json(&body))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 202);
+    let other =
+        json!({"crawl": "crawl-b", "start": "2026-11-02T00:00:00Z", "end": "2026-11-03T00:00:00Z"});
+    let second = authed(http.post(format!("{}/history", srv.base)).json(&other))
+        .send()
+        .await
+        .unwrap();
+    // Unless the first finished in between, the second is refused for now.
+    let first_state = authed(http.get(format!("{}/history", srv.base)))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    if second.status() == 503 {
+        assert!(second.headers().contains_key("retry-after"));
+        let v: Value = second.json().await.unwrap();
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .contains("max_pending_requests"),
+            "{v}"
+        );
+    } else {
+        assert_eq!(second.status(), 202);
+        assert!(
+            first_state.to_string().contains("ready"),
+            "a second request was queued beside a building one: {first_state}"
+        );
+    }
+}

@@ -10,7 +10,8 @@ use axum::response::{IntoResponse, Response};
 use crate::api_state::ApiState;
 
 /// Lets a request through when no token is configured, or when it carries the token as
-/// `Authorization: Bearer <token>` or `?token=<token>`; otherwise 401 saying how to send it.
+/// `Authorization: Bearer <token>`; otherwise 401 saying how to send it. A token in the
+/// URL is not accepted: URLs end up in logs, history and `Referer` headers.
 pub(crate) async fn require(
     State(api): State<Arc<ApiState>>,
     req: Request,
@@ -19,19 +20,13 @@ pub(crate) async fn require(
     let Some(want) = api.config.api_token.as_deref() else {
         return next.run(req).await;
     };
-    let query = req
-        .uri()
-        .query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("token=")));
-    if edge::bearer::carries(req.headers(), want)
-        || query.is_some_and(|t| edge::bearer::constant_time_eq(t.as_bytes(), want.as_bytes()))
-    {
+    if edge::bearer::carries(req.headers(), want) {
         return next.run(req).await;
     }
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],
-        "this buck's SQL API needs a token: send `Authorization: Bearer <token>` or `?token=<token>`\n",
+        "this buck's SQL API needs a token: send `Authorization: Bearer <token>` (never in the URL, where proxies and browser history keep it)\n",
     )
         .into_response()
 }

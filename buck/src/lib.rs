@@ -137,7 +137,12 @@ pub async fn start(
         events: events.clone(),
     });
     let tracker = TaskTracker::new();
-    let (broker, live_layer) = live::LiveBroker::new(config.live.clone(), config.id.clone());
+    // One read credential: the live stream takes the API token unless it has its own.
+    let mut live_config = config.live.clone();
+    if live_config.token.is_none() {
+        live_config.token = config.api_token.clone();
+    }
+    let (broker, live_layer) = live::LiveBroker::new(live_config, config.id.clone());
     tracker.spawn(live_feed::feed(
         bus.subscribe(),
         broker.clone(),

@@ -48,6 +48,21 @@ pub fn buck(
     runtime()?.block_on(async {
         let shutdown = CancellationToken::new();
         serve::cancel_on_signal(shutdown.clone());
+        // Closed by default: off loopback, reading data takes a credential. Checked before
+        // binding, so a misconfigured buck never opens the port.
+        let off_loopback = |addr: std::net::SocketAddr| !addr.ip().is_loopback();
+        let no_token = |addr: std::net::SocketAddr| {
+            anyhow::anyhow!(
+                "{}: the buck's HTTP address {addr} is not on loopback, so its SQL API and live stream need a token: set api_token in the config (make one with `sluice keygen --token`), or listen on 127.0.0.1",
+                config.display()
+            )
+        };
+        if let Ok(addr) = http.parse::<std::net::SocketAddr>()
+            && off_loopback(addr)
+            && cfg.api_token.is_none()
+        {
+            return Err(no_token(addr));
+        }
         let ingest_l = tokio::net::TcpListener::bind(ingest)
             .await
             .with_context(|| format!("binding the ingest address {ingest}"))?;
@@ -55,6 +70,9 @@ pub fn buck(
             .await
             .with_context(|| format!("binding the http address {http}"))?;
         let (ingest_addr, http_addr) = (ingest_l.local_addr()?, http_l.local_addr()?);
+        if off_loopback(http_addr) && cfg.api_token.is_none() {
+            return Err(no_token(http_addr));
+        }
         tracing::info!(ingest = %ingest_addr, http = %http_addr, "buck listening");
         let handle = buck::start(cfg, ingest_l, shutdown.clone())
             .await

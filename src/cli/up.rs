@@ -212,6 +212,20 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     let mut buck_config = buck::BuckConfig::parse(&buck_config_text, &dir.join("buck.toml"))
         .context("buck config")?;
     buck_config.porter_token = Some(porter_token.clone());
+    // Closed by default: off loopback, every read of data needs the API token, which is
+    // made once, kept under DIR/keys and printed at each start.
+    let api_token = if http_addr.ip().is_loopback() {
+        None
+    } else {
+        let path = keys.join("api.token");
+        let token = edge::secret::load_or_create(&path).context("API token")?;
+        eprintln!(
+            "sluice up: listening on {http_addr}, off loopback: the SQL API, live view and history need the token in {} (enter it in the SQL console's token field, or send `Authorization: Bearer <token>`)",
+            path.display()
+        );
+        Some(token)
+    };
+    buck_config.api_token = api_token.clone();
     let buck = buck::start(buck_config, ingest, shutdown.clone())
         .await
         .context("starting the buck")?;
@@ -254,7 +268,10 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     // Archie reads history through the porter: the archive first, the buck for days not
     // yet archived.
     let archie = archie::start(
-        archie::ArchieConfig::new(dir.join("archie")),
+        archie::ArchieConfig {
+            api_token: api_token.clone(),
+            ..archie::ArchieConfig::new(dir.join("archie"))
+        },
         Arc::new(archie::PorterSource::new(porter_config.clone())),
         shutdown.clone(),
     )

@@ -137,7 +137,9 @@ function onState(buck, state, detail) {
   el.title = detail;
 }
 
-const bucks = new Bucks({ onEvents, onNotice, onState }, { token: params.get("token") || undefined });
+// The token is the one the SQL console keeps in this browser: never in a URL, where
+// proxies, history and Referer headers would keep it.
+const bucks = new Bucks({ onEvents, onNotice, onState }, { token: localStorage.getItem("sluice-api-token") || undefined });
 
 function applyFilter(f) {
   filter = f;

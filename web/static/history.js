@@ -11,6 +11,9 @@ let lastQuery = null;
 
 async function call(method, path, body) {
   const init = { method, headers: {} };
+  // The API token the SQL console keeps in this browser, if any (never in a URL).
+  const token = localStorage.getItem("sluice-api-token");
+  if (token) init.headers.authorization = "Bearer " + token;
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);

@@ -258,15 +258,25 @@ async fn a_configured_token_guards_the_sql_api() {
         .await;
     assert_eq!(status, 401, "no token: {body}");
     assert!(body.contains("Authorization: Bearer"), "{body}");
-    let (status, _, _) = b.post("/?segment=tok&token=wrong", "SELECT 1").await;
-    assert_eq!(status, 401);
+    // r11.10: a token in the URL is not accepted, even the right one.
     let (status, _, body) = b
         .post(
             "/?segment=tok&token=s3cret",
             "SELECT count(*) AS n FROM events",
         )
         .await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 401, "a token in the URL was accepted: {body}");
+    let with = |token: &str| {
+        reqwest::Client::new()
+            .post(format!("{}/?segment=tok", b.http))
+            .bearer_auth(token)
+            .body("SELECT count(*) AS n FROM events")
+            .send()
+    };
+    assert_eq!(with("wrong").await.unwrap().status(), 401);
+    let r = with("s3cret").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
     assert!(body.contains("\"n\":1"), "{body}");
     // The segment API for porters is not behind the SQL token.
     assert!(b.get_json("/segments").await.is_array());
