@@ -107,6 +107,20 @@ pub struct BuckConfig {
     /// Time a new connection has to send its hello, in milliseconds. Default 10000.
     #[serde(default = "default_hello_timeout_ms")]
     pub hello_timeout_ms: u64,
+    /// Connections accepted but not past their hello yet; more wait in the listen
+    /// backlog. With `hello_timeout_ms`, it bounds what a client that connects and sends
+    /// nothing (or a byte at a time) can hold, apart from the `max_connections` slots of
+    /// tailers that said hello. Default 64.
+    #[serde(default = "default_max_pending_hellos")]
+    pub max_pending_hellos: usize,
+    /// Connections from one IP address at once (hello or not); more are closed at once.
+    /// Default 16.
+    #[serde(default = "default_max_connections_per_address")]
+    pub max_connections_per_address: usize,
+    /// A tailer connection that sends nothing (not even a ping: tailers ping every 5 s)
+    /// for this long is closed, in milliseconds. Default 60,000.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
     /// Delay a nacked tailer waits before re-sending, in milliseconds. Default 5000.
     #[serde(default = "default_nack_retry_after_ms")]
     pub nack_retry_after_ms: u32,
@@ -216,6 +230,15 @@ fn default_max_connections() -> usize {
 fn default_max_in_flight() -> usize {
     8
 }
+fn default_max_pending_hellos() -> usize {
+    64
+}
+fn default_max_connections_per_address() -> usize {
+    16
+}
+fn default_idle_timeout_ms() -> u64 {
+    60_000
+}
 fn default_hello_timeout_ms() -> u64 {
     10_000
 }
@@ -282,6 +305,9 @@ impl BuckConfig {
             max_connections: default_max_connections(),
             max_in_flight: default_max_in_flight(),
             hello_timeout_ms: default_hello_timeout_ms(),
+            max_pending_hellos: default_max_pending_hellos(),
+            max_connections_per_address: default_max_connections_per_address(),
+            idle_timeout_ms: default_idle_timeout_ms(),
             nack_retry_after_ms: default_nack_retry_after_ms(),
             min_free_bytes: default_min_free_bytes(),
             min_free_percent: 0.0,
@@ -358,6 +384,11 @@ impl BuckConfig {
             ("writer_max_batch_events", self.writer_max_batch_events),
             ("max_open_segments", self.max_open_segments),
             ("max_connections", self.max_connections),
+            ("max_pending_hellos", self.max_pending_hellos),
+            (
+                "max_connections_per_address",
+                self.max_connections_per_address,
+            ),
             ("max_in_flight", self.max_in_flight),
         ] {
             if v == 0 {

@@ -22,11 +22,16 @@ pub enum ConnectionRejection {
     HelloTimeout,
     /// The tailer's key was removed from the allow-list while it was connected.
     Revoked,
+    /// Too many connections: from one address (`max_connections_per_address`), or
+    /// tailers past their hello (`max_connections`).
+    TooMany,
+    /// Nothing received for `idle_timeout_ms`.
+    Idle,
 }
 
 impl ConnectionRejection {
     /// Every reason, in rendering order.
-    pub const ALL: [ConnectionRejection; 7] = [
+    pub const ALL: [ConnectionRejection; 9] = [
         ConnectionRejection::Auth,
         ConnectionRejection::Replay,
         ConnectionRejection::Garbage,
@@ -34,6 +39,8 @@ impl ConnectionRejection {
         ConnectionRejection::Encryption,
         ConnectionRejection::HelloTimeout,
         ConnectionRejection::Revoked,
+        ConnectionRejection::TooMany,
+        ConnectionRejection::Idle,
     ];
 
     /// The label value in metrics and logs.
@@ -46,6 +53,8 @@ impl ConnectionRejection {
             ConnectionRejection::Encryption => "encryption",
             ConnectionRejection::HelloTimeout => "hello_timeout",
             ConnectionRejection::Revoked => "revoked",
+            ConnectionRejection::TooMany => "too_many",
+            ConnectionRejection::Idle => "idle",
         }
     }
 }
@@ -65,7 +74,7 @@ pub struct BuckEvents {
     segment_downloads_busy: AtomicU64,
     segments_quarantined: AtomicU64,
     connections_open: AtomicU64,
-    rejections: [AtomicU64; 7],
+    rejections: [AtomicU64; 9],
     messages_in: AtomicU64,
     events_in: AtomicU64,
     frames_rejected: AtomicU64,

@@ -1,15 +1,19 @@
 //! The receiver: accepts tailer connections, authenticates them, and turns their
 //! messages into write requests, acking each only after the writer committed it.
 //!
-//! One task per connection, at most `max_connections` at once (a semaphore permit is
-//! taken before `accept`, so excess connections wait in the listen backlog). A connection
+//! One task per connection: at most `max_pending_hellos` before their hello (a permit is
+//! taken before `accept`, so excess connections wait in the listen backlog, and the hello
+//! must come within `hello_timeout_ms`), at most `max_connections` tailers past it, at
+//! most `max_connections_per_address` from one address, and none silent for longer than
+//! `idle_timeout_ms`. A connection
 //! reads up to `max_in_flight` messages ahead while earlier ones are being committed; the
 //! replies go out in message order. Anything that breaks the protocol — garbage bytes, a
 //! message that fails authentication (wrong key, forged), a replayed or reordered counter
 //! — closes that connection only, with a logged and counted reason; nothing of that
 //! message is stored.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +29,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -48,17 +52,27 @@ pub(crate) struct ReceiverContext {
 }
 
 /// Accepts connections until `shutdown`; each connection runs on `tracker`.
+///
+/// Three bounds keep a client that connects and stalls from taking what tailers need: a
+/// `max_pending_hellos` permit is taken before `accept` (excess connections wait in the
+/// listen backlog) and held only until the hello, which must come within
+/// `hello_timeout_ms`; one of the `max_connections` slots is taken only after a hello
+/// was accepted; and one address holds at most `max_connections_per_address`.
 pub(crate) async fn run(
     listener: TcpListener,
     ctx: Arc<ReceiverContext>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
-    let limit = Arc::new(Semaphore::new(ctx.config.max_connections));
+    let limits = Arc::new(Limits {
+        pending: Arc::new(Semaphore::new(ctx.config.max_pending_hellos)),
+        slots: Arc::new(Semaphore::new(ctx.config.max_connections)),
+        per_address: std::sync::Mutex::new(HashMap::new()),
+    });
     loop {
-        let permit = tokio::select! {
+        let pending = tokio::select! {
             _ = shutdown.cancelled() => break,
-            p = limit.clone().acquire_owned() => match p {
+            p = limits.pending.clone().acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => break,
             },
@@ -75,14 +89,70 @@ pub(crate) async fn run(
                 }
             },
         };
+        let Some(from) =
+            AddressHold::take(&limits, peer.ip(), ctx.config.max_connections_per_address)
+        else {
+            ctx.events.connection_rejected(ConnectionRejection::TooMany);
+            tracing::debug!(%peer, "connection closed: max_connections_per_address reached");
+            drop(stream);
+            continue;
+        };
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
+        let limits = limits.clone();
         tracker.spawn(async move {
-            let _permit = permit;
-            serve(stream, peer, &ctx, &shutdown).await;
+            let _from = from;
+            serve(stream, peer, &ctx, &shutdown, pending, &limits).await;
         });
     }
     tracing::info!("receiver stopped accepting connections");
+}
+
+/// The receiver's connection bounds.
+struct Limits {
+    /// Connections not past their hello (`max_pending_hellos`).
+    pending: Arc<Semaphore>,
+    /// Tailers past their hello (`max_connections`).
+    slots: Arc<Semaphore>,
+    /// Open connections per source address.
+    per_address: std::sync::Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One open connection counted against its address; uncounted on drop.
+struct AddressHold {
+    limits: Arc<Limits>,
+    ip: IpAddr,
+}
+
+impl AddressHold {
+    fn take(limits: &Arc<Limits>, ip: IpAddr, max: usize) -> Option<AddressHold> {
+        let mut m = limits.per_address.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressHold {
+            limits: limits.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressHold {
+    fn drop(&mut self) {
+        let mut m = self
+            .limits
+            .per_address
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
 }
 
 struct Closed {
@@ -102,10 +172,12 @@ async fn serve(
     peer: SocketAddr,
     ctx: &ReceiverContext,
     shutdown: &CancellationToken,
+    pending: OwnedSemaphorePermit,
+    limits: &Limits,
 ) {
     ctx.events.connection_accepted();
     let _ = stream.set_nodelay(true);
-    if let Err(c) = connection(stream, peer, ctx, shutdown).await {
+    if let Err(c) = connection(stream, peer, ctx, shutdown, pending, limits).await {
         ctx.events.connection_rejected(c.why);
         tracing::warn!(%peer, reason = c.why.name(), detail = %c.detail, "tailer connection closed");
     }
@@ -131,6 +203,8 @@ async fn connection(
     peer: SocketAddr,
     ctx: &ReceiverContext,
     shutdown: &CancellationToken,
+    pending: OwnedSemaphorePermit,
+    limits: &Limits,
 ) -> Result<(), Closed> {
     let codec = LengthDelimitedCodec::builder()
         .max_frame_length(MAX_MESSAGE_BYTES)
@@ -181,6 +255,15 @@ async fn connection(
         );
         return refuse(&mut framed, ConnectionRejection::Encryption, reason).await;
     }
+    // Past its hello, the connection leaves the pending bound for a tailer slot.
+    drop(pending);
+    let Ok(_slot) = limits.slots.clone().try_acquire_owned() else {
+        let reason = format!(
+            "buck {} serves {} tailers already (max_connections): retry later",
+            ctx.config.id, ctx.config.max_connections
+        );
+        return refuse(&mut framed, ConnectionRejection::TooMany, reason).await;
+    };
     // A tailer that asks for sealing gets it even from a buck that would accept plain.
     let encrypted = hello.encrypted;
     let salt = random_salt();
@@ -206,6 +289,8 @@ async fn connection(
     let mut recheck = tokio::time::interval(ALLOW_LIST_RECHECK);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let tailer_id = hello.tailer_id;
+    let idle = Duration::from_millis(ctx.config.idle_timeout_ms.max(1));
+    let mut heard = tokio::time::Instant::now();
     loop {
         if !reading && pending.is_empty() {
             return Ok(());
@@ -221,6 +306,12 @@ async fn connection(
             }
             // Two-phase stop: read no more, but send the acks of what is being committed.
             _ = shutdown.cancelled(), if reading => reading = false,
+            _ = tokio::time::sleep_until(heard + idle), if reading => {
+                return Err(closed(
+                    ConnectionRejection::Idle,
+                    format!("nothing received for {} ms (idle_timeout_ms)", ctx.config.idle_timeout_ms),
+                ));
+            }
             _ = recheck.tick() => {
                 if !ctx.allow.allows(&hello.public_key) {
                     return Err(closed(
@@ -233,6 +324,7 @@ async fn connection(
                 None => reading = false,
                 Some(Err(e)) => return Err(closed(ConnectionRejection::Garbage, format!("reading a message: {e}"))),
                 Some(Ok(wire)) => {
+                    heard = tokio::time::Instant::now();
                     let msg = session.open(&wire).map_err(|e| {
                         let why = match e {
                             TransportError::Replay { .. } => ConnectionRejection::Replay,

@@ -85,6 +85,13 @@ impl TestBuck {
         self.handle().events().snapshot()
     }
 
+    /// Whether a tailer connection is accepted now.
+    pub async fn client_try(&self) -> bool {
+        Client::connect(self.ingest, &self.tailer, &self.buck_key, true)
+            .await
+            .is_ok()
+    }
+
     pub async fn client(&self) -> Client {
         Client::connect(self.ingest, &self.tailer, &self.buck_key, true)
             .await

@@ -255,3 +255,81 @@ async fn a_key_removed_from_the_allow_list_file_is_dropped_from_open_connections
     );
     b.stop().await;
 }
+
+/// r11.8: a slowloris from one address (127.0.0.2) opens many sockets and dribbles a
+/// byte at a time. It holds at most `max_connections_per_address` of them, each for at
+/// most `hello_timeout_ms`, and a tailer from another address ingests meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowloris_holds_few_sockets_for_a_bounded_time_and_ingest_goes_on() {
+    use tokio::io::AsyncReadExt;
+    let b = TestBuck::start(|c| {
+        c.max_connections_per_address = 4;
+        c.max_pending_hellos = 8;
+        c.hello_timeout_ms = 800;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let mut socks = Vec::new();
+    for _ in 0..20 {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        socks.push(s.connect(b.ingest).await.unwrap());
+    }
+    // Each socket dribbles a byte of a hello's length prefix, then waits for the buck.
+    let mut closed_at = Vec::new();
+    let watchers: Vec<_> = socks
+        .into_iter()
+        .map(|mut s| {
+            tokio::spawn(async move {
+                let _ = s.write_all(&[0]).await;
+                let mut buf = [0u8; 64];
+                loop {
+                    match tokio::time::timeout(
+                        std::time::Duration::from_millis(100),
+                        s.read(&mut buf),
+                    )
+                    .await
+                    {
+                        Ok(Ok(0)) | Ok(Err(_)) => return std::time::Instant::now(),
+                        Ok(Ok(_)) => {}
+                        Err(_) => {
+                            if s.write_all(&[0]).await.is_err() {
+                                return std::time::Instant::now();
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    // Meanwhile a tailer from 127.0.0.1 connects and its events are stored.
+    let mut c = b.client().await;
+    let ev: Vec<_> = (0..10)
+        .map(|i| plain_event("loris", i * 10, now_us(), "still ingesting"))
+        .collect();
+    assert!(matches!(c.live(&ev).await, Message::Ack { .. }));
+    for w in watchers {
+        closed_at.push(w.await.unwrap().duration_since(started));
+    }
+    closed_at.sort();
+    // 16 of 20 are closed at once (per address); the rest when their hello time is up.
+    assert!(
+        closed_at[15] < std::time::Duration::from_millis(700),
+        "{closed_at:?}"
+    );
+    assert!(
+        closed_at[19] < std::time::Duration::from_secs(5),
+        "a stalled socket was held for {:?}",
+        closed_at[19]
+    );
+    let k = b.counters();
+    assert!(k.events_in >= 10);
+    let mut text = String::new();
+    b.handle().events().render_prometheus(&mut text);
+    assert!(
+        text.lines()
+            .any(|l| l == "sluice_buck_rejections_total{reason=\"too_many\"} 16"),
+        "{text}"
+    );
+    b.stop().await;
+}
