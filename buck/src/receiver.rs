@@ -278,11 +278,11 @@ async fn connection(
     }
     tracing::info!(%peer, tailer = format!("{:016x}", hello.tailer_id), host = %hello.host, encrypted, "tailer connected");
     let tailer_key = crypto_box::PublicKey::from(hello.public_key);
-    let mut session = Session::new(
+    let mut session = Some(Session::new(
         encrypted.then(|| (ctx.key.secret(), &tailer_key)),
         salt,
         Direction::BuckToTailer,
-    );
+    ));
     let mut pending: FuturesOrdered<BoxFuture<'static, Message>> = FuturesOrdered::new();
     let mut reading = true;
     // A key removed from the allow-list loses its open connections too, not only new ones.
@@ -298,7 +298,8 @@ async fn connection(
         tokio::select! {
             biased;
             Some(reply) = pending.next(), if !pending.is_empty() => {
-                let wire = session.seal(&reply).map_err(|e| closed(ConnectionRejection::Garbage, format!("sealing a reply: {e}")))?;
+                let sess = session.as_mut().ok_or_else(|| closed(ConnectionRejection::Garbage, "session lost"))?;
+                let wire = sess.seal(&reply).map_err(|e| closed(ConnectionRejection::Garbage, format!("sealing a reply: {e}")))?;
                 if framed.send(Bytes::from(wire)).await.is_err() {
                     // The tailer went away; it re-sends whatever was not acked.
                     return Ok(());
@@ -325,7 +326,8 @@ async fn connection(
                 Some(Err(e)) => return Err(closed(ConnectionRejection::Garbage, format!("reading a message: {e}"))),
                 Some(Ok(wire)) => {
                     heard = tokio::time::Instant::now();
-                    let msg = session.open(&wire).map_err(|e| {
+                    let opened = open_message(&mut session, wire).await?;
+                    let msg = opened.map_err(|e| {
                         let why = match e {
                             TransportError::Replay { .. } => ConnectionRejection::Replay,
                             TransportError::Authentication { .. } => ConnectionRejection::Auth,
@@ -340,6 +342,37 @@ async fn connection(
             },
         }
     }
+}
+
+/// Messages larger than this are decrypted and inflated on the blocking pool, and their
+/// frames decoded there: a 2 MiB message takes milliseconds, too long for a runtime
+/// thread that serves other connections (the tailer seals by the same rule).
+const OPEN_INLINE_MAX_BYTES: usize = 128 * 1024;
+
+/// Opens one message with the connection's session, on the blocking pool when it is
+/// large. The session travels there and back: opening is sequential per connection.
+async fn open_message(
+    session: &mut Option<Session>,
+    wire: bytes::BytesMut,
+) -> Result<Result<Message, TransportError>, Closed> {
+    let lost = || closed(ConnectionRejection::Garbage, "session lost");
+    if wire.len() <= OPEN_INLINE_MAX_BYTES {
+        return Ok(session.as_mut().ok_or_else(lost)?.open(&wire));
+    }
+    let mut s = session.take().ok_or_else(lost)?;
+    let (s, r) = tokio::task::spawn_blocking(move || {
+        let r = s.open(&wire);
+        (s, r)
+    })
+    .await
+    .map_err(|e| {
+        closed(
+            ConnectionRejection::Garbage,
+            format!("opening task failed: {e}"),
+        )
+    })?;
+    *session = Some(s);
+    Ok(r)
 }
 
 /// Turns one message into the future of its reply.
@@ -367,26 +400,43 @@ fn handle(
             ));
         }
     };
-    let (events, rejected, foreign) = decode_events(&frames, crawl.as_ref(), tailer_id);
-    ctx.events.message_received(events.len(), rejected.len());
-    if foreign > 0 {
-        ctx.events.foreign_ids(foreign);
-        tracing::warn!(
-            tailer = format!("{tailer_id:016x}"),
-            frames = foreign,
-            "refused frames whose event ids name another tailer: a tailer may only write its own ids"
-        );
-    }
-    if events.is_empty() {
-        return Ok(Some(
-            futures::future::ready(Message::Ack { seq, rejected }).boxed(),
-        ));
-    }
     let writer = ctx.writer.clone();
     let stats = ctx.events.clone();
     let retry_after_ms = ctx.config.nack_retry_after_ms;
     Ok(Some(
         async move {
+            // Decoding a large message's events allocates every line: off the runtime.
+            let decoded = if frames.len() > OPEN_INLINE_MAX_BYTES {
+                tokio::task::spawn_blocking(move || {
+                    decode_events(&frames, crawl.as_ref(), tailer_id)
+                })
+                .await
+            } else {
+                Ok(decode_events(&frames, crawl.as_ref(), tailer_id))
+            };
+            let (events, rejected, foreign) = match decoded {
+                Ok(d) => d,
+                Err(e) => {
+                    stats.nacked();
+                    return Message::Nack {
+                        seq,
+                        retry_after_ms,
+                        reason: format!("decoding task failed: {e}"),
+                    };
+                }
+            };
+            stats.message_received(events.len(), rejected.len());
+            if foreign > 0 {
+                stats.foreign_ids(foreign);
+                tracing::warn!(
+                    tailer = format!("{tailer_id:016x}"),
+                    frames = foreign,
+                    "refused frames whose event ids name another tailer: a tailer may only write its own ids"
+                );
+            }
+            if events.is_empty() {
+                return Message::Ack { seq, rejected };
+            }
             match writer.write(events, origin).await {
                 Ok(_) => Message::Ack { seq, rejected },
                 Err(e) => {
