@@ -167,6 +167,13 @@ impl HistoryService {
         self.catalog.save(&all)
     }
 
+    /// [`save_logged`](Self::save_logged) on the blocking pool: the catalog is written
+    /// and fsynced, which must not hold a runtime thread.
+    async fn save_off_runtime(self: &Arc<Self>) {
+        let svc = self.clone();
+        let _ = tokio::task::spawn_blocking(move || svc.save_logged()).await;
+    }
+
     fn save_logged(&self) {
         if let Err(e) = self.save() {
             tracing::error!(error = %e, "saving the archie catalog failed; state changes since the last save are lost on restart");
@@ -372,7 +379,9 @@ impl HistoryService {
         let permit = tokio::select! {
             p = self.builds.clone().acquire_owned() => p,
             _ = live.cancel.cancelled() => {
-                self.finish(&id, Err(ArchieError::Internal("cancelled before it started".into())), None);
+                let svc = self.clone();
+                let cancelled = Err(ArchieError::Internal("cancelled before it started".into()));
+                let _ = tokio::task::spawn_blocking(move || svc.finish(&id, cancelled, None)).await;
                 return;
             }
         };
@@ -387,7 +396,9 @@ impl HistoryService {
         let _ = tokio::fs::remove_dir_all(&segments).await;
         let ok = result.as_ref().map(|r| r.0).ok();
         self.events.build_finished(ok.is_some(), ok.unwrap_or(0));
-        self.finish(&id, result, Some(&live));
+        // Finishing removes trees and fsyncs the catalog: off the runtime.
+        let svc = self.clone();
+        let _ = tokio::task::spawn_blocking(move || svc.finish(&id, result, Some(&live))).await;
     }
 
     fn finish(
@@ -468,7 +479,7 @@ impl HistoryService {
         self.update(id, |r| {
             r.crawls = crawls.iter().map(|c| c.to_string()).collect()
         });
-        self.save_logged();
+        self.save_off_runtime().await;
         let seg_dir = self.request_dir(id).join("segments");
         let mut segments: Vec<SegmentFile> = Vec::new();
         let (mut done_before, mut total_before, mut bytes_before) = (0usize, 0usize, 0u64);
@@ -523,7 +534,7 @@ impl HistoryService {
                 events_total: 0,
             }
         });
-        self.save_logged();
+        self.save_off_runtime().await;
         let files = self.index_files(id);
         let settings = BuildSettings {
             threads: self.config.index_threads,

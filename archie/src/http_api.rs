@@ -95,7 +95,12 @@ async fn create(
             e.body_text()
         ))
     })?;
-    let (r, reused) = svc.submit(&body.crawl, body.start, body.end)?;
+    // Submitting saves the catalog (an fsync): off the runtime.
+    let svc2 = svc.clone();
+    let (r, reused) =
+        tokio::task::spawn_blocking(move || svc2.submit(&body.crawl, body.start, body.end))
+            .await
+            .map_err(|e| ArchieError::Internal(e.to_string()))??;
     let mut v = serde_json::to_value(&r).map_err(|e| ArchieError::Internal(e.to_string()))?;
     v["reused"] = json!(reused);
     Ok((StatusCode::ACCEPTED, Json(v)).into_response())
