@@ -305,3 +305,125 @@ fn a_buck_off_loopback_without_a_token_refuses_to_start() {
         "{err}"
     );
 }
+
+/// r11.8: a slowloris against the HTTP port (from 127.0.0.2, a byte of request head at a
+/// time on 80 sockets) holds at most `max_connections_per_address` (64) of them, each for
+/// at most `header_read_timeout_ms` (10 s), while `/healthz` answers and lines keep
+/// being stored for everyone else.
+#[test]
+fn an_http_slowloris_holds_few_sockets_for_a_bounded_time() {
+    use std::io::Read;
+    let dir = Dir::new("edge-loris");
+    let log = dir.join("crawl.log");
+    let mut out = appender(&log);
+    out.write_all(crawl_line(0).as_bytes())
+        .expect("writing a log");
+    let log_s = log.display().to_string();
+    let mut up = Up::start(&dir, &["--crawl", "loris", &log_s]);
+    let addr: std::net::SocketAddr = up.url.trim_start_matches("http://").parse().expect("addr");
+    let started = Instant::now();
+    let socks: Vec<_> = (0..80)
+        .map(|_| {
+            let s = socket2_connect_from("127.0.0.2", addr);
+            s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+            s
+        })
+        .collect();
+    let handles: Vec<_> = socks
+        .into_iter()
+        .map(|mut s| {
+            std::thread::spawn(move || {
+                let head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+                let mut i = 0;
+                let mut buf = [0u8; 256];
+                loop {
+                    let b = head.get(i).copied().unwrap_or(b'a');
+                    i += 1;
+                    if s.write_all(&[b]).is_err() {
+                        return started.elapsed();
+                    }
+                    match s.read(&mut buf) {
+                        Ok(0) => return started.elapsed(),
+                        Ok(_) => {}
+                        Err(e)
+                            if e.kind() == std::io::ErrorKind::WouldBlock
+                                || e.kind() == std::io::ErrorKind::TimedOut => {}
+                        Err(_) => return started.elapsed(),
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            })
+        })
+        .collect();
+    // Meanwhile, from 127.0.0.1: health answers and new lines are stored.
+    for i in 1..=5 {
+        let r = reqwest::blocking::get(format!("{}/healthz", up.url)).expect("/healthz");
+        assert!(r.status().is_success());
+        out.write_all(crawl_line(i).as_bytes())
+            .expect("writing a log");
+    }
+    wait_for("lines stored during the slowloris", PATIENCE, || {
+        up.agent.assert_running();
+        sql_count(&up.url, "loris", "SELECT count(*) FROM events").filter(|&n| n == 6)
+    });
+    let mut closed: Vec<Duration> = handles
+        .into_iter()
+        .map(|h| h.join().expect("socket thread"))
+        .collect();
+    closed.sort();
+    eprintln!(
+        "http slowloris: first closed {:?}, 16th {:?}, last {:?}",
+        closed[0], closed[15], closed[79]
+    );
+    assert!(
+        closed[15] < Duration::from_secs(3),
+        "per-address cap not applied: {closed:?}"
+    );
+    assert!(
+        closed[79] < Duration::from_secs(20),
+        "a socket held for {:?}",
+        closed[79]
+    );
+}
+
+/// A TCP connection to `to` from the local address `from` (a second loopback address).
+fn socket2_connect_from(from: &str, to: std::net::SocketAddr) -> std::net::TcpStream {
+    // std cannot bind before connect: a raw socket through libc.
+    // SAFETY: plain socket calls on a descriptor this function owns; the address structs
+    // live across the calls.
+    unsafe {
+        use std::os::fd::FromRawFd;
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket");
+        let mut local: libc::sockaddr_in = std::mem::zeroed();
+        local.sin_family = libc::AF_INET as libc::sa_family_t;
+        local.sin_addr.s_addr =
+            u32::from_ne_bytes(from.parse::<std::net::Ipv4Addr>().unwrap().octets());
+        assert_eq!(
+            libc::bind(
+                fd,
+                &local as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_in>() as u32
+            ),
+            0,
+            "bind {from}"
+        );
+        let std::net::SocketAddr::V4(v4) = to else {
+            panic!("IPv4 only")
+        };
+        let mut remote: libc::sockaddr_in = std::mem::zeroed();
+        remote.sin_family = libc::AF_INET as libc::sa_family_t;
+        remote.sin_port = v4.port().to_be();
+        remote.sin_addr.s_addr = u32::from_ne_bytes(v4.ip().octets());
+        assert_eq!(
+            libc::connect(
+                fd,
+                &remote as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_in>() as u32
+            ),
+            0,
+            "connect"
+        );
+        std::net::TcpStream::from_raw_fd(fd)
+    }
+}

@@ -65,6 +65,9 @@ pub struct ArchieConfig {
     /// (open: keep archie on loopback or behind a proxy that authenticates).
     #[serde(default)]
     pub api_token: Option<String>,
+    /// The HTTP listener's bounds (`[http]`), as the buck's. Default: `EdgeConfig`'s.
+    #[serde(default)]
+    pub http: edge::EdgeConfig,
 }
 
 fn default_max_pending_requests() -> usize {
@@ -123,6 +126,7 @@ impl ArchieConfig {
             max_search_limit: default_max_search_limit(),
             max_pending_requests: default_max_pending_requests(),
             api_token: None,
+            http: edge::EdgeConfig::default(),
         }
     }
 

@@ -164,6 +164,11 @@ pub struct BuckConfig {
     /// other `Host` are refused, which stops DNS rebinding. Default: none.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// The HTTP listener's bounds: `[http]` with `header_read_timeout_ms` (10,000),
+    /// `idle_timeout_secs` (60), `max_connections` (1,024), `max_connections_per_address`
+    /// (64). See docs/security.md.
+    #[serde(default)]
+    pub http: edge::EdgeConfig,
     /// Segment copies served at once (`GET /segments/{crawl}/{name}`): each holds a
     /// blocking thread and a temporary file as big as the segment. Past it: 503 with
     /// `Retry-After`. Default 2.
@@ -318,6 +323,7 @@ impl BuckConfig {
             porter_token: None,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            http: edge::EdgeConfig::default(),
             segment_downloads_max: default_segment_downloads_max(),
             base_path: String::new(),
         }

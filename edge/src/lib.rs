@@ -9,6 +9,9 @@
 //!   constant time.
 //! - [`browser_guard`]: `Host` and `Origin` checks (DNS rebinding, foreign pages), CORS
 //!   for the cluster's origins only, and the security headers of every page.
+//! - [`listener`]: `serve`, the accept loop with request-head and idle timeouts and
+//!   connection caps ([`connection_caps`]), configured by [`config::EdgeConfig`] (`[http]`),
+//!   counted in [`events::EdgeEvents`].
 //! - [`secret`]: tokens generated at random and kept in 0600 files.
 //!
 //! # Example
@@ -25,4 +28,11 @@
 
 pub mod bearer;
 pub mod browser_guard;
+pub mod config;
+pub mod connection_caps;
+pub mod events;
+pub mod listener;
 pub mod secret;
+
+pub use config::EdgeConfig;
+pub use events::EdgeEvents;

@@ -38,6 +38,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let config = archie::ArchieConfig::load(&args.config)?;
+    let http_limits = config.http.clone();
     let porter_config = porter::PorterConfig::load(&args.porter_config)?;
     // Pages of the cluster's bucks may use archie from a browser; others may not.
     let cluster_origins: Vec<String> = contracts::ClusterFile::load(&porter_config.cluster_file)
@@ -73,7 +74,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         .context("starting archie")?;
         let events = handle.events();
         let counted = guard.clone();
+        let http_events = Arc::new(edge::EdgeEvents::default());
+        let http_counted = http_events.clone();
         let metrics: Vec<MetricsSource> = vec![
+            Arc::new(move |out: &mut String| http_counted.render_prometheus(out)),
             Arc::new(move |out: &mut String| out.push_str(&events.render_prometheus())),
             Arc::new(move |out: &mut String| counted.render_prometheus("sluice_http", out)),
         ];
@@ -83,7 +87,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                     guard,
                     edge::browser_guard::check,
                 ));
-        let served = serve::serve(http, router, shutdown.clone()).await;
+        let served = serve::serve(http, router, &http_limits, http_events, shutdown.clone()).await;
         shutdown.cancel();
         handle.join().await;
         served

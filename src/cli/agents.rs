@@ -45,6 +45,7 @@ pub fn buck(
 ) -> anyhow::Result<()> {
     let cfg = buck::BuckConfig::load(config)?;
     let base_path = cfg.base_path.clone();
+    let http_limits = cfg.http.clone();
     runtime()?.block_on(async {
         let shutdown = CancellationToken::new();
         serve::cancel_on_signal(shutdown.clone());
@@ -92,7 +93,10 @@ pub fn buck(
             })]
         };
         let guard = handle.browser_guard();
+        let http_events = Arc::new(edge::EdgeEvents::default());
+        let http_counted = http_events.clone();
         let metrics: Vec<MetricsSource> = vec![
+            Arc::new(move |out: &mut String| http_counted.render_prometheus(out)),
             Arc::new(move |out: &mut String| events.render_prometheus(out)),
             Arc::new(move |out: &mut String| live_events.render_prometheus(out)),
             Arc::new(move |out: &mut String| guard.render_prometheus("sluice_http", out)),
@@ -105,7 +109,7 @@ pub fn buck(
             )),
             &base_path,
         );
-        let served = serve::serve(http_l, router, shutdown.clone()).await;
+        let served = serve::serve(http_l, router, &http_limits, http_events, shutdown.clone()).await;
         shutdown.cancel();
         handle.join().await.context("buck")?;
         served

@@ -68,16 +68,19 @@ pub fn under_base_path(router: Router, base: &str) -> Router {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled.
+/// Serves `router` on `listener` until `shutdown` is cancelled, with the connection
+/// bounds of `limits` (request-head and idle timeouts, total and per-address caps),
+/// counted in `events`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    limits: &edge::EdgeConfig,
+    events: Arc<edge::EdgeEvents>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    edge::listener::serve(listener, router, limits, events, shutdown)
         .await
-        .map_err(|e| anyhow::anyhow!("http server stopped: {e}"))
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Cancels `token` on SIGINT or SIGTERM.

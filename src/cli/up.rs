@@ -294,7 +294,10 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         ]
     };
     let guard = buck.browser_guard();
+    let http_events = Arc::new(edge::EdgeEvents::default());
+    let http_counted = http_events.clone();
     let metrics: Vec<MetricsSource> = vec![
+        Arc::new(move |out: &mut String| http_counted.render_prometheus(out)),
         Arc::new(move |out: &mut String| guard.render_prometheus("sluice_http", out)),
         Arc::new(move |out: &mut String| tailer_events.render_prometheus(out)),
         Arc::new(move |out: &mut String| buck_events.render_prometheus(out)),
@@ -331,7 +334,14 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         args.crawl.as_deref().unwrap_or(SAMPLE_CRAWL)
     );
 
-    let served = serve::serve(http, router, shutdown.clone()).await;
+    let served = serve::serve(
+        http,
+        router,
+        &edge::EdgeConfig::default(),
+        http_events,
+        shutdown.clone(),
+    )
+    .await;
     shutdown.cancel();
     let tailer_result = tailer_task.await;
     let porter_result = porter_task.await;
