@@ -22,13 +22,19 @@ fn peak_rss(pid: u32) -> u64 {
 }
 
 fn post_sql(url: &str, crawl: &str, sql: &str) -> (u16, String) {
+    try_post_sql(url, crawl, sql).expect("POST SQL")
+}
+
+/// The status and body of a SQL request, or the error of a connection the server closed
+/// (past its connection caps).
+fn try_post_sql(url: &str, crawl: &str, sql: &str) -> Result<(u16, String), String> {
     let r = reqwest::blocking::Client::new()
         .post(format!("{url}/"))
         .query(&[("segment", crawl)])
         .body(sql.to_owned())
         .send()
-        .expect("POST SQL");
-    (r.status().as_u16(), r.text().unwrap_or_default())
+        .map_err(|e| e.to_string())?;
+    Ok((r.status().as_u16(), r.text().unwrap_or_default()))
 }
 
 fn crawl_line(i: usize) -> String {
@@ -77,7 +83,8 @@ fn sql_memory_bombs_get_a_clear_4xx_and_the_process_stays_small() {
 }
 
 /// r11.5: 200 queries at once that would each run until the time limit: the buck runs
-/// `sql_max_concurrent` of them and answers the rest 503 with Retry-After at once, while
+/// `sql_max_concurrent` of them and refuses the rest at once (503 with Retry-After, or the
+/// connection closed past `max_connections_per_address`), while
 /// `/healthz` answers within 100 ms and new lines keep being stored.
 #[test]
 fn two_hundred_slow_queries_leave_health_fast_and_ingest_going() {
@@ -98,7 +105,8 @@ fn two_hundred_slow_queries_leave_health_fast_and_ingest_going() {
     for _ in 0..200 {
         let (url, tx) = (up.url.clone(), done_tx.clone());
         std::thread::spawn(move || {
-            let _ = tx.send(post_sql(&url, "flood", slow).0);
+            // 0: the connection was closed at once (max_connections_per_address).
+            let _ = tx.send(try_post_sql(&url, "flood", slow).map_or(0, |r| r.0));
         });
     }
     drop(done_tx);
@@ -139,9 +147,9 @@ fn two_hundred_slow_queries_leave_health_fast_and_ingest_going() {
         (inserted() >= written as f64).then_some(())
     });
     statuses.extend(done_rx.iter());
-    let refused = statuses.iter().filter(|&&s| s == 503).count();
+    let refused = statuses.iter().filter(|&&s| s == 503 || s == 0).count();
     eprintln!(
-        "200 slow queries: {refused} refused with 503, healthz worst {worst:?} over {checks} checks, {written} lines stored meanwhile"
+        "200 slow queries: {refused} refused (503 or closed at the per-address cap), healthz worst {worst:?} over {checks} checks, {written} lines stored meanwhile"
     );
     assert!(checks > 10);
     assert!(

@@ -60,29 +60,9 @@ impl Agent {
             "buck" => env!("CARGO_BIN_EXE_buck"),
             other => panic!("unknown binary {other}"),
         };
-        let log = dir.join(&format!("{name}.log"));
-        let out = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("opening agent log");
-        let err = out.try_clone().expect("cloning log handle");
-        let child = Command::new(exe)
-            .args(args)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawning {exe}: {e}"));
-        Agent {
-            name: name.into(),
-            child: Some(child),
-            log,
-        }
+        let mut cmd = Command::new(exe);
+        cmd.args(args);
+        Agent::spawn_command(dir, name, cmd)
     }
 
     /// Spawns `cmd` (a wrapper around one of this package's binaries, such as `unshare`

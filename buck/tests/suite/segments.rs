@@ -91,20 +91,7 @@ async fn list_copy_and_archive_a_segment() {
     assert_eq!(leftovers, 0, "the temp copy is deleted");
 
     // The manifest's hash of the sorted ids, computed here from the copy.
-    let mut ids: Vec<String> = conn
-        .prepare("SELECT id FROM events")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    ids.sort();
-    let mut h = Sha256::new();
-    for id in &ids {
-        h.update(id.as_bytes());
-        h.update(b"\n");
-    }
-    let digest = hex::encode(h.finalize());
+    let digest = ids_digest(&copy);
     let post = |body: serde_json::Value| {
         let url = format!("{}/segments/arch/{day}/archived", b.http);
         async move { porter_client().post(url).json(&body).send().await.unwrap() }
