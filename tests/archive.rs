@@ -89,13 +89,8 @@ fn closed_segments_are_archived_on_schedule_pruned_after_retention_and_fetched_b
         .send()
         .expect("POST archived");
     assert_eq!(refused.status(), 401);
-    let metrics = reqwest::blocking::get(format!("{}/metrics", up.url))
-        .and_then(|r| r.text())
-        .unwrap_or_default();
     assert!(
-        metrics
-            .lines()
-            .any(|l| l == "sluice_buck_porter_refused_total 1"),
+        crate::util::metrics_line(&up.url, "sluice_buck_porter_refused_total 1"),
         "the refusal is not counted"
     );
     let listed_days = || -> Option<Vec<String>> {

@@ -246,13 +246,8 @@ fn foreign_pages_and_rebinding_hosts_are_refused_and_the_console_waits_for_a_cli
         assert_eq!(h["x-content-type-options"], "nosniff");
         assert_eq!(h["x-frame-options"], "DENY");
     }
-    let metrics = reqwest::blocking::get(format!("{}/metrics", up.url))
-        .and_then(|r| r.text())
-        .unwrap_or_default();
     assert!(
-        metrics
-            .lines()
-            .any(|l| l == "sluice_http_browser_refused_total 8"),
+        crate::util::metrics_line(&up.url, "sluice_http_browser_refused_total 8"),
         "refusals not counted"
     );
 

@@ -220,6 +220,15 @@ pub fn sql(url: &str, crawl: &str, sql: &str) -> Result<Vec<Map<String, Value>>,
     serde_json::from_str(&text).map_err(|e| format!("{e}: {text}"))
 }
 
+/// Whether `/metrics` of the agent at `url` holds exactly the sample line `line`.
+pub fn metrics_line(url: &str, line: &str) -> bool {
+    reqwest::blocking::get(format!("{url}/metrics"))
+        .and_then(|r| r.text())
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l == line)
+}
+
 /// A single integer from the first row's first column.
 pub fn sql_count(url: &str, crawl: &str, q: &str) -> Option<i64> {
     let rows = sql(url, crawl, q).ok()?;

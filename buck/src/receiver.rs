@@ -158,12 +158,16 @@ impl Drop for AddressHold {
 struct Closed {
     why: ConnectionRejection,
     detail: String,
+    /// Already counted (a refusal is counted before its reply goes out, so whoever reads
+    /// the reply sees the count).
+    counted: bool,
 }
 
 fn closed(why: ConnectionRejection, detail: impl Into<String>) -> Closed {
     Closed {
         why,
         detail: detail.into(),
+        counted: false,
     }
 }
 
@@ -178,7 +182,9 @@ async fn serve(
     ctx.events.connection_accepted();
     let _ = stream.set_nodelay(true);
     if let Err(c) = connection(stream, peer, ctx, shutdown, pending, limits).await {
-        ctx.events.connection_rejected(c.why);
+        if !c.counted {
+            ctx.events.connection_rejected(c.why);
+        }
         tracing::warn!(%peer, reason = c.why.name(), detail = %c.detail, "tailer connection closed");
     }
     ctx.events.connection_closed();
@@ -186,7 +192,13 @@ async fn serve(
 
 type Wire = Framed<TcpStream, LengthDelimitedCodec>;
 
-async fn refuse(framed: &mut Wire, why: ConnectionRejection, reason: String) -> Result<(), Closed> {
+async fn refuse(
+    framed: &mut Wire,
+    events: &BuckEvents,
+    why: ConnectionRejection,
+    reason: String,
+) -> Result<(), Closed> {
+    events.connection_rejected(why);
     let _ = framed
         .send(Bytes::from(
             ServerHello::Reject {
@@ -195,7 +207,10 @@ async fn refuse(framed: &mut Wire, why: ConnectionRejection, reason: String) -> 
             .encode(),
         ))
         .await;
-    Err(closed(why, reason))
+    Err(Closed {
+        counted: true,
+        ..closed(why, reason)
+    })
 }
 
 async fn connection(
@@ -238,7 +253,13 @@ async fn connection(
             "tailer speaks protocol versions {}..={}, this buck speaks {PROTOCOL_MIN}..={PROTOCOL_MAX}: upgrade the older side",
             hello.min_version, hello.max_version
         );
-        return refuse(&mut framed, ConnectionRejection::Version, reason).await;
+        return refuse(
+            &mut framed,
+            &ctx.events,
+            ConnectionRejection::Version,
+            reason,
+        )
+        .await;
     };
     if !ctx.allow.allows(&hello.public_key) {
         let key = contracts::keys::public_key_text(&crypto_box::PublicKey::from(hello.public_key));
@@ -246,14 +267,20 @@ async fn connection(
             "tailer key {key} is not on the allow-list of buck {}: add it to allowed_tailers or allowed_tailers_file",
             ctx.config.id
         );
-        return refuse(&mut framed, ConnectionRejection::Auth, reason).await;
+        return refuse(&mut framed, &ctx.events, ConnectionRejection::Auth, reason).await;
     }
     if !hello.encrypted && ctx.config.encryption {
         let reason = format!(
             "buck {} requires encrypted messages: turn encryption on in the tailer (or set encryption = false on the buck)",
             ctx.config.id
         );
-        return refuse(&mut framed, ConnectionRejection::Encryption, reason).await;
+        return refuse(
+            &mut framed,
+            &ctx.events,
+            ConnectionRejection::Encryption,
+            reason,
+        )
+        .await;
     }
     // Past its hello, the connection leaves the pending bound for a tailer slot.
     drop(pending);
@@ -262,7 +289,13 @@ async fn connection(
             "buck {} serves {} tailers already (max_connections): retry later",
             ctx.config.id, ctx.config.max_connections
         );
-        return refuse(&mut framed, ConnectionRejection::TooMany, reason).await;
+        return refuse(
+            &mut framed,
+            &ctx.events,
+            ConnectionRejection::TooMany,
+            reason,
+        )
+        .await;
     };
     // A tailer that asks for sealing gets it even from a buck that would accept plain.
     let encrypted = hello.encrypted;
