@@ -136,17 +136,20 @@ fn write_log(path: &Path, lines: usize) {
 /// stored exactly once.
 #[test]
 fn a_full_disk_pauses_sluice_up_and_it_resumes_by_itself_with_nothing_lost() {
-    fills_pauses_and_resumes("full-disk", "2000000");
+    fills_pauses_and_resumes("full-disk", "2000000", true);
 }
 
 /// r16, without headroom: every write meets ENOSPC for real (spool appends, checkpoints,
 /// records, SQLite's WAL), and none of it stops the process.
 #[test]
 fn a_disk_at_zero_bytes_free_pauses_sluice_up_without_an_exit_and_resumes() {
-    fills_pauses_and_resumes("zero-free", "0");
+    // At exactly zero bytes free, a query may itself need space (SQLite grows a WAL's
+    // shared-memory file as the WAL grows): that is what the headroom is for, so here
+    // only the process, health and the resume are asserted, not every SQL answer.
+    fills_pauses_and_resumes("zero-free", "0", false);
 }
 
-fn fills_pauses_and_resumes(name: &str, min_free_bytes: &str) {
+fn fills_pauses_and_resumes(name: &str, min_free_bytes: &str, sql_while_full: bool) {
     let dir = Dir::new(name);
     let log = dir.join("crawls/full/crawl.log");
     // About 17 MB of log (segments take 4 to 5 times that) into a 24 MB file system
@@ -184,7 +187,10 @@ fn fills_pauses_and_resumes(name: &str, min_free_bytes: &str) {
             "/healthz failed on a full disk"
         );
         let n = sql_count(&up.url, "full", count);
-        assert!(n.is_some(), "SQL stopped answering on a full disk");
+        assert!(
+            n.is_some() || !sql_while_full,
+            "SQL stopped answering on a disk at its headroom"
+        );
         answers += 1;
     }
     assert!(answers > 3);
