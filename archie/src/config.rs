@@ -21,6 +21,15 @@ pub struct ArchieConfig {
     /// oldest are evicted (their files deleted, state `expired`). Default 20 GiB.
     #[serde(default = "default_disk_budget_bytes")]
     pub disk_budget_bytes: u64,
+    /// Most bytes of segments one request may fetch; past it the request fails and says
+    /// so (narrow the range or the crawl pattern). Checked after each segment, so a
+    /// request may pass it by one segment. Default 4294967296 (4 GiB).
+    #[serde(default = "default_max_fetch_bytes")]
+    pub max_fetch_bytes: u64,
+    /// Most crawls a crawl pattern (`crawl-*`) may match in one request; more fail the
+    /// request. Default 64.
+    #[serde(default = "default_max_crawls_per_request")]
+    pub max_crawls_per_request: usize,
     /// How many requests fetch and build at once; the others wait in state `queued`.
     /// Default 1 (a build already uses `index_threads` cores).
     #[serde(default = "default_concurrent_builds")]
@@ -48,6 +57,21 @@ pub struct ArchieConfig {
     /// Most rows one SQL statement returns (the reply says when it was cut). Default 10,000.
     #[serde(default = "default_sql_row_limit")]
     pub sql_row_limit: usize,
+    /// Most bytes of JSON one SQL reply carries; more end it early (the reply says it
+    /// was cut). A reply is built in memory before it is sent. Default 16777216 (16 MiB).
+    #[serde(default = "default_sql_max_bytes")]
+    pub sql_max_bytes: u64,
+    /// Largest single value a statement may make or read, in bytes
+    /// (`SQLITE_LIMIT_LENGTH`): a bigger one fails it. Default 4194304 (4 MiB).
+    #[serde(default = "default_sql_max_value_bytes")]
+    pub sql_max_value_bytes: u64,
+    /// Most columns a statement's result may have (`SQLITE_LIMIT_COLUMN`). Default 256.
+    #[serde(default = "default_sql_max_columns")]
+    pub sql_max_columns: u32,
+    /// Statements run at once; each holds a blocking thread and up to `sql_max_bytes` of
+    /// reply. Past it: 503 with `Retry-After`. Default 4.
+    #[serde(default = "default_sql_max_concurrent")]
+    pub sql_max_concurrent: usize,
     /// Time limit of one search or histogram, in seconds: a search that hits it returns
     /// what it found with a cursor to go on. Default 10.
     #[serde(default = "default_search_time_limit_secs")]
@@ -80,6 +104,12 @@ fn default_max_range_secs() -> u64 {
 fn default_disk_budget_bytes() -> u64 {
     20 << 30
 }
+fn default_max_fetch_bytes() -> u64 {
+    4 << 30
+}
+fn default_max_crawls_per_request() -> usize {
+    64
+}
 fn default_concurrent_builds() -> usize {
     1
 }
@@ -101,6 +131,18 @@ fn default_sql_time_limit_secs() -> u64 {
 fn default_sql_row_limit() -> usize {
     10_000
 }
+fn default_sql_max_bytes() -> u64 {
+    16 << 20
+}
+fn default_sql_max_value_bytes() -> u64 {
+    4 << 20
+}
+fn default_sql_max_columns() -> u32 {
+    256
+}
+fn default_sql_max_concurrent() -> usize {
+    4
+}
 fn default_search_time_limit_secs() -> u64 {
     10
 }
@@ -115,6 +157,8 @@ impl ArchieConfig {
             work_dir: work_dir.into(),
             max_range_secs: default_max_range_secs(),
             disk_budget_bytes: default_disk_budget_bytes(),
+            max_fetch_bytes: default_max_fetch_bytes(),
+            max_crawls_per_request: default_max_crawls_per_request(),
             concurrent_builds: default_concurrent_builds(),
             expiry_secs: default_expiry_secs(),
             reap_interval_secs: default_reap_interval_secs(),
@@ -122,6 +166,10 @@ impl ArchieConfig {
             index_batch_events: default_index_batch_events(),
             sql_time_limit_secs: default_sql_time_limit_secs(),
             sql_row_limit: default_sql_row_limit(),
+            sql_max_bytes: default_sql_max_bytes(),
+            sql_max_value_bytes: default_sql_max_value_bytes(),
+            sql_max_columns: default_sql_max_columns(),
+            sql_max_concurrent: default_sql_max_concurrent(),
             search_time_limit_secs: default_search_time_limit_secs(),
             max_search_limit: default_max_search_limit(),
             max_pending_requests: default_max_pending_requests(),
@@ -157,11 +205,17 @@ impl ArchieConfig {
         let positive = [
             ("max_range_secs", self.max_range_secs),
             ("concurrent_builds", self.concurrent_builds as u64),
+            ("max_fetch_bytes", self.max_fetch_bytes),
+            ("max_crawls_per_request", self.max_crawls_per_request as u64),
             ("reap_interval_secs", self.reap_interval_secs),
             ("index_threads", self.index_threads as u64),
             ("index_batch_events", self.index_batch_events as u64),
             ("sql_time_limit_secs", self.sql_time_limit_secs),
             ("sql_row_limit", self.sql_row_limit as u64),
+            ("sql_max_bytes", self.sql_max_bytes),
+            ("sql_max_value_bytes", self.sql_max_value_bytes),
+            ("sql_max_columns", u64::from(self.sql_max_columns)),
+            ("sql_max_concurrent", self.sql_max_concurrent as u64),
             ("search_time_limit_secs", self.search_time_limit_secs),
             ("max_search_limit", self.max_search_limit as u64),
         ];

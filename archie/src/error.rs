@@ -72,6 +72,9 @@ pub enum ArchieError {
     /// A SQL statement was refused or failed: the message says why.
     #[error("{0}")]
     Sql(String),
+    /// A reply would pass its size limit (`sql_max_bytes`, `sql_max_value_bytes`).
+    #[error("{0}")]
+    TooLarge(String),
     /// A background task died unexpectedly.
     #[error("internal error: {0}")]
     Internal(String),
@@ -101,6 +104,7 @@ impl ArchieError {
             ArchieError::NotFound(_) => StatusCode::NOT_FOUND,
             ArchieError::NotSearchable(_) => StatusCode::CONFLICT,
             ArchieError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ArchieError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -59,6 +59,8 @@ pub struct HistoryService {
     catalog: Catalog,
     state: Mutex<State>,
     builds: Arc<Semaphore>,
+    /// One permit per SQL statement running (`sql_max_concurrent`).
+    sql_slots: Arc<Semaphore>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 }
@@ -140,6 +142,7 @@ impl HistoryService {
         }
         let svc = Arc::new(HistoryService {
             builds: Arc::new(Semaphore::new(config.concurrent_builds)),
+            sql_slots: Arc::new(Semaphore::new(config.sql_max_concurrent)),
             config,
             source,
             events,
@@ -190,6 +193,16 @@ impl HistoryService {
             self.request_dir(id).join("index"),
             self.config.index_threads,
         )
+    }
+
+    /// A slot to run one SQL statement in, or `Busy` past `sql_max_concurrent`.
+    pub fn sql_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ArchieError> {
+        self.sql_slots.clone().try_acquire_owned().map_err(|_| {
+            ArchieError::Busy(format!(
+                "{} sql statements are running (sql_max_concurrent): retry in a moment",
+                self.config.sql_max_concurrent
+            ))
+        })
     }
 
     /// The config.
@@ -480,13 +493,29 @@ impl HistoryService {
             r.crawls = crawls.iter().map(|c| c.to_string()).collect()
         });
         self.save_off_runtime().await;
+        if crawls.len() > self.config.max_crawls_per_request {
+            return Err(ArchieError::BadRequest(format!(
+                "{:?} matches {} crawls, more than one request may cover (max_crawls_per_request = {}): use a narrower pattern",
+                record.crawl,
+                crawls.len(),
+                self.config.max_crawls_per_request
+            )));
+        }
+        let max_bytes = self.config.max_fetch_bytes;
+        // Set by the progress callback once the fetched bytes pass `max_fetch_bytes`; the
+        // fetch in flight is dropped at once.
+        let over_budget = CancellationToken::new();
         let seg_dir = self.request_dir(id).join("segments");
         let mut segments: Vec<SegmentFile> = Vec::new();
         let (mut done_before, mut total_before, mut bytes_before) = (0usize, 0usize, 0u64);
         for crawl in &crawls {
             let svc = self.clone();
             let rid = id.to_owned();
+            let over = over_budget.clone();
             let progress = move |p: SourceProgress| {
+                if bytes_before + p.bytes > max_bytes {
+                    over.cancel();
+                }
                 svc.update(&rid, |r| {
                     r.state = RequestState::Fetching {
                         done: done_before + p.done,
@@ -495,16 +524,22 @@ impl HistoryService {
                     }
                 })
             };
-            let got = self
+            let dest = seg_dir.join(crawl.as_str());
+            let fetching = self
                 .source
-                .fetch(
-                    crawl,
-                    record.start,
-                    record.end,
-                    &seg_dir.join(crawl.as_str()),
-                    &progress,
-                )
-                .await?;
+                .fetch(crawl, record.start, record.end, &dest, &progress);
+            let got = tokio::select! {
+                got = fetching => got?,
+                _ = over_budget.cancelled() => Vec::new(),
+            };
+            if over_budget.is_cancelled() {
+                return Err(ArchieError::BadRequest(format!(
+                    "{} from {} to {} needs more than max_fetch_bytes ({max_bytes} bytes) of segments: request a shorter range or fewer crawls",
+                    record.crawl,
+                    record.start.to_rfc3339(),
+                    record.end.to_rfc3339()
+                )));
+            }
             let bytes: u64 = got.iter().map(|s| s.bytes).sum();
             self.events.fetched(got.len() as u64, bytes);
             done_before += got.len();

@@ -27,7 +27,8 @@ use crate::error::ArchieError;
 use crate::history_service::HistoryService;
 use crate::index_reader::{EventRow, IndexReader, Order, WalkFilter, WalkStats};
 use crate::query_plan::{QueryPlan, SearchMode};
-use crate::sql_api::run_sql;
+use crate::sql_api::{SqlLimits, run_sql};
+use readonly_sql::ValueLimits;
 
 impl IntoResponse for ArchieError {
     fn into_response(self) -> Response {
@@ -361,14 +362,29 @@ async fn sql(
     body: String,
 ) -> Result<Response, ArchieError> {
     let s = svc.searchable(&id)?;
-    let (limit, rows) = (
-        Duration::from_secs(svc.config().sql_time_limit_secs),
-        svc.config().sql_row_limit,
-    );
-    let r = blocking(move || run_sql(&s.files, &body, limit, rows)).await;
+    let slot = svc.sql_slot().inspect_err(|_| svc.events().sql(true))?;
+    let c = svc.config();
+    let limits = SqlLimits {
+        time_limit: Duration::from_secs(c.sql_time_limit_secs),
+        max_rows: c.sql_row_limit,
+        max_bytes: c.sql_max_bytes,
+        values: ValueLimits {
+            max_value_bytes: c.sql_max_value_bytes,
+            max_columns: c.sql_max_columns,
+        },
+    };
+    let r = blocking(move || {
+        let _slot = slot;
+        run_sql(&s.files, &body, &limits)
+    })
+    .await;
     svc.events().sql(r.is_err());
     let reply = r?;
-    let mut resp = Json(reply.rows).into_response();
+    let mut resp = (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        reply.json,
+    )
+        .into_response();
     resp.headers_mut().insert(
         "x-archie-truncated",
         HeaderValue::from_static(if reply.truncated { "true" } else { "false" }),

@@ -1,94 +1,67 @@
 //! Read-only SQL over one index (`POST /history/{id}/sql`).
 //!
-//! Safety comes from SQLite, not from looking at the text: the connection is opened
-//! read-only, the shards are attached before an authorizer is installed that allows only
-//! reads, selects, functions (not `load_extension`) and a few read-only pragmas, a
-//! progress handler interrupts a statement past its time limit, and rows stop at the row
-//! limit. The body must be exactly one statement.
+//! The walls are the buck's, from `readonly_sql`: the connection is opened read-only, the
+//! shards are attached, value and column limits are set, and then an authorizer is
+//! installed that allows only reads. A progress handler interrupts a statement past its
+//! time limit, and rows stop at the row and byte limits. The body must be exactly one
+//! statement.
+//!
+//! The reply is copied out in full (it is at most `sql_max_bytes`) before anything is
+//! sent, so a client that reads slowly holds no read transaction.
 
 use std::time::{Duration, Instant};
 
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
-use rusqlite::types::ValueRef;
-use serde_json::{Map, Value};
+use readonly_sql::{RowEncoder, RowFit, ValueLimits, install_authorizer, sqlite_message};
 
 use crate::error::ArchieError;
 use crate::index_files::IndexFiles;
 
-/// Pragmas that only read, allowed without a value.
-const READ_PRAGMAS: &[&str] = &[
-    "table_info",
-    "table_xinfo",
-    "table_list",
-    "index_list",
-    "index_info",
-    "index_xinfo",
-    "database_list",
-    "foreign_key_list",
-    // FTS5 reads it before each query of an FTS table.
-    "data_version",
-];
+/// A row may hold at most this many `sql_max_value_bytes` in all: SQLite keeps every
+/// value of the row expanded while it is encoded.
+const MAX_ROW_VALUES: u64 = 4;
+
+/// What one statement may take.
+#[derive(Debug, Clone, Copy)]
+pub struct SqlLimits {
+    /// Time limit (`sql_time_limit_secs`).
+    pub time_limit: Duration,
+    /// Rows in a reply (`sql_row_limit`).
+    pub max_rows: usize,
+    /// Bytes of JSON in a reply (`sql_max_bytes`).
+    pub max_bytes: u64,
+    /// One value and one result's width (`sql_max_value_bytes`, `sql_max_columns`).
+    pub values: ValueLimits,
+}
 
 /// The answer to one statement.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SqlReply {
-    /// The rows, as objects keyed by column name.
-    pub rows: Vec<Value>,
-    /// Whether the row limit cut the answer.
+    /// The rows, as a JSON array of objects keyed by column name.
+    pub json: Vec<u8>,
+    /// How many rows `json` holds.
+    pub rows: usize,
+    /// Whether the row or byte limit cut the answer.
     pub truncated: bool,
 }
 
-fn authorize(ctx: AuthContext<'_>) -> Authorization {
-    match ctx.action {
-        AuthAction::Select | AuthAction::Read { .. } | AuthAction::Recursive => {
-            Authorization::Allow
-        }
-        AuthAction::Function { function_name } => {
-            if function_name.eq_ignore_ascii_case("load_extension") {
-                Authorization::Deny
-            } else {
-                Authorization::Allow
-            }
-        }
-        AuthAction::Pragma {
-            pragma_name,
-            pragma_value,
-        } => {
-            // `table_info(events)` passes the table as the value; these pragmas have no
-            // assignment form, so a value cannot make them write.
-            let _ = pragma_value;
-            if READ_PRAGMAS
-                .iter()
-                .any(|p| p.eq_ignore_ascii_case(pragma_name))
-            {
-                Authorization::Allow
-            } else {
-                Authorization::Deny
-            }
-        }
-        _ => Authorization::Deny,
-    }
-}
-
-/// Runs one read-only statement over `files`, within `time_limit` and `row_limit`.
-pub fn run_sql(
-    files: &IndexFiles,
-    sql: &str,
-    time_limit: Duration,
-    row_limit: usize,
-) -> Result<SqlReply, ArchieError> {
+/// Runs one read-only statement over `files` within `limits`.
+pub fn run_sql(files: &IndexFiles, sql: &str, limits: &SqlLimits) -> Result<SqlReply, ArchieError> {
     let mut conn = files.open_reader()?;
-    conn.authorizer(Some(authorize))
+    limits
+        .values
+        .apply(&conn)
+        .map_err(|e| ArchieError::Internal(format!("setting the sql value limits: {e}")))?;
+    install_authorizer(&mut conn)
         .map_err(|e| ArchieError::Internal(format!("installing the sql authorizer: {e}")))?;
-    let deadline = Instant::now() + time_limit;
+    let deadline = Instant::now() + limits.time_limit;
     conn.progress_handler(10_000, Some(move || Instant::now() > deadline))
         .map_err(|e| ArchieError::Internal(format!("installing the sql time limit: {e}")))?;
     let refused = |e: rusqlite::Error| {
-        let text = e.to_string();
+        let text = sqlite_message(&e);
         if text.contains("interrupted") {
             ArchieError::Sql(format!(
-                "sql stopped at its time limit of {} s; narrow the query",
-                time_limit.as_secs()
+                "sql stopped at its time limit of {} s (sql_time_limit_secs); narrow the query",
+                limits.time_limit.as_secs()
             ))
         } else if text.contains("not authorized") {
             ArchieError::Sql(format!(
@@ -104,32 +77,45 @@ pub fn run_sql(
             "sql refused: the statement writes; only reads are allowed".into(),
         ));
     }
-    let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
+    let encoder = RowEncoder::new(stmt.column_names());
     let mut rows = stmt.query([]).map_err(refused)?;
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(4096);
+    out.push(b'[');
+    let mut n = 0;
     let mut truncated = false;
+    let row_cap = limits.values.max_value_bytes.saturating_mul(MAX_ROW_VALUES);
+    let mut row_buf = Vec::new();
     while let Some(r) = rows.next().map_err(refused)? {
-        if out.len() >= row_limit {
+        if n >= limits.max_rows {
             truncated = true;
             break;
         }
-        let mut obj = Map::with_capacity(names.len());
-        for (i, name) in names.iter().enumerate() {
-            let v = match r.get_ref(i).map_err(refused)? {
-                ValueRef::Null => Value::Null,
-                ValueRef::Integer(n) => Value::from(n),
-                ValueRef::Real(f) => Value::from(f),
-                ValueRef::Text(t) => Value::from(String::from_utf8_lossy(t).into_owned()),
-                ValueRef::Blob(b) => {
-                    Value::from(b.iter().map(|x| format!("{x:02x}")).collect::<String>())
-                }
-            };
-            obj.insert(name.clone(), v);
+        row_buf.clear();
+        if n > 0 {
+            row_buf.push(b',');
         }
-        out.push(Value::Object(obj));
+        // One byte is kept for the closing `]`.
+        let room = limits
+            .max_bytes
+            .saturating_sub(out.len() as u64 + 1)
+            .min(row_cap);
+        if encoder.encode(r, &mut row_buf, room) == RowFit::TooBig {
+            if n == 0 || row_buf.len() as u64 >= limits.values.max_value_bytes {
+                return Err(ArchieError::TooLarge(format!(
+                    "a row is larger than a reply may hold ({} bytes, sql_max_bytes) or than {MAX_ROW_VALUES} times sql_max_value_bytes ({} bytes): select fewer or smaller columns",
+                    limits.max_bytes, limits.values.max_value_bytes
+                )));
+            }
+            truncated = true;
+            break;
+        }
+        out.extend_from_slice(&row_buf);
+        n += 1;
     }
+    out.push(b']');
     Ok(SqlReply {
-        rows: out,
+        json: out,
+        rows: n,
         truncated,
     })
 }

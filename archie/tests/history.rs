@@ -389,6 +389,175 @@ async fn sql_reads_and_refuses_everything_else() {
     srv.stop().await;
 }
 
+/// r11 item 11: a request cannot fetch more than `max_fetch_bytes` of segments nor cover
+/// more than `max_crawls_per_request` crawls; past either it fails, says which setting,
+/// and leaves no fetched copies behind. Within them it works as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_past_the_fetch_caps_fail_and_say_which_setting() {
+    let f = three_days();
+    let day1 = std::fs::metadata(f.segments().join("crawl-a").join("2026-11-01.sqlite"))
+        .unwrap()
+        .len();
+    let mut c = config(&f.work());
+    c.max_fetch_bytes = day1;
+    c.max_crawls_per_request = 1;
+    let srv = Server::start(c, &f.segments()).await;
+    let request = |crawl: &'static str, start: &'static str, end: &'static str| {
+        let srv = &srv;
+        async move {
+            let id = srv.request(crawl, start, end).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            (srv.wait_done(&id, BUILD_DEADLINE).await, id)
+        }
+    };
+
+    let (done, _) = request("crawl-a", "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z").await;
+    assert_eq!(done["state"], "ready", "one day fits: {done}");
+    assert_eq!(done["events_indexed"], 3000);
+
+    let (done, id) = request("crawl-a", "2026-11-01T00:00:00Z", "2026-11-04T00:00:00Z").await;
+    assert_eq!(done["state"], "failed", "{done}");
+    assert!(
+        done["reason"].as_str().unwrap().contains("max_fetch_bytes"),
+        "{done}"
+    );
+    assert!(
+        !srv.work.join(&id).join("segments").exists(),
+        "fetched copies of a refused request were left behind"
+    );
+
+    let (done, _) = request("crawl-*", "2026-11-02T00:00:00Z", "2026-11-02T01:00:00Z").await;
+    assert_eq!(done["state"], "failed", "{done}");
+    assert!(
+        done["reason"]
+            .as_str()
+            .unwrap()
+            .contains("max_crawls_per_request"),
+        "{done}"
+    );
+    srv.stop().await;
+}
+
+/// r11 item 4 and 5 for archie: a statement cannot make a huge value or a huge row, a
+/// reply stops at its byte limit, and statements past `sql_max_concurrent` get 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_is_held_to_value_row_byte_and_concurrency_limits() {
+    let mut f = fixture();
+    f.add("crawl-a", "2026-11-01", 0, 1500, 1);
+    let mut c = config(&f.work());
+    c.sql_time_limit_secs = 2;
+    c.sql_row_limit = 10_000;
+    c.sql_max_bytes = 64 * 1024;
+    c.sql_max_value_bytes = 1 << 20;
+    c.sql_max_concurrent = 1;
+    let srv = Server::start(c, &f.segments()).await;
+    let id = srv
+        .request("crawl-a", "2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z")
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(srv.wait_done(&id, BUILD_DEADLINE).await["state"], "ready");
+
+    // Six 64 MiB blobs: refused by SQLite's value limit before anything is allocated.
+    let bomb: Vec<String> = (0..6)
+        .map(|i| format!("zeroblob(67108864) AS c{i}"))
+        .collect();
+    let (s, v) = srv.sql(&id, &format!("SELECT {}", bomb.join(", "))).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("too big"), "{v}");
+    // Values under the value limit whose row passes the reply's bytes: 413.
+    let wide: Vec<String> = (0..6)
+        .map(|i| format!("zeroblob(900000) AS c{i}"))
+        .collect();
+    let (s, v) = srv.sql(&id, &format!("SELECT {}", wide.join(", "))).await;
+    assert_eq!(s, 413, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("sql_max_bytes"),
+        "{v}"
+    );
+    // 2,000 columns.
+    let cols: Vec<String> = (0..2000).map(|i| format!("{i} AS c{i}")).collect();
+    let (s, v) = srv.sql(&id, &format!("SELECT {}", cols.join(", "))).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("too many columns"),
+        "{v}"
+    );
+    // A reply stops at sql_max_bytes, still valid JSON, and says so.
+    let r = srv
+        .client
+        .post(format!("{}/history/{id}/sql", srv.base))
+        .body("SELECT seq, line FROM events ORDER BY seq")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-archie-truncated"], "true");
+    let body = r.bytes().await.unwrap();
+    assert!(body.len() <= 64 * 1024, "{} bytes", body.len());
+    let rows: Vec<Value> = serde_json::from_slice(&body).expect("a cut reply is still JSON");
+    assert!(rows.len() > 10 && rows.len() < 1500, "{} rows", rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(
+            row["seq"].as_u64(),
+            Some(i as u64 + 1),
+            "rows in order, none torn"
+        );
+    }
+
+    // A statement that runs to its time limit holds the only slot: others get 503. (A
+    // probe may take the slot first and the slow one be refused: then start it again.)
+    let mut refused = 0;
+    for _attempt in 0..5 {
+        let slow = {
+            let (client, url) = (srv.client.clone(), format!("{}/history/{id}/sql", srv.base));
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .body("WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT count(*) FROM r")
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        };
+        refused = 0;
+        while !slow.is_finished() {
+            let r = srv
+                .client
+                .post(format!("{}/history/{id}/sql", srv.base))
+                .body("SELECT count(*) AS n FROM events")
+                .send()
+                .await
+                .unwrap();
+            if r.status() == 503 {
+                assert!(r.headers().contains_key("retry-after"));
+                refused += 1;
+            }
+        }
+        match slow.await.unwrap().unwrap() {
+            503 => continue,
+            s => {
+                assert_eq!(s, 400, "the slow one stops at its time limit");
+                break;
+            }
+        }
+    }
+    assert!(
+        refused > 0,
+        "no statement was refused while the slot was held"
+    );
+    let (s, v) = srv.sql(&id, "SELECT count(*) AS n FROM events").await;
+    assert_eq!(
+        (s, v[0]["n"].as_u64()),
+        (200, Some(1500)),
+        "the slot came back"
+    );
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expiry_deletes_the_files_also_after_a_restart() {
     let mut f = fixture();

@@ -26,13 +26,11 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{OriginalUri, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::CrawlId;
 use futures::StreamExt;
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
-use rusqlite::types::ValueRef;
+use readonly_sql::{RowEncoder, RowFit, ValueLimits, install_authorizer, sqlite_message};
 use rusqlite::{Connection, OpenFlags};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -49,29 +47,6 @@ const MAX_ROW_VALUES: u64 = 4;
 
 /// Most segment files one query can attach (the build's `SQLITE_MAX_ATTACHED`).
 pub const MAX_ATTACHED: usize = 125;
-
-/// Functions a query may not call, even though they read nothing: they touch files,
-/// load code, or poke at internals.
-const DENIED_FUNCTIONS: &[&str] = &[
-    "load_extension",
-    "readfile",
-    "writefile",
-    "edit",
-    "fts3_tokenizer",
-    "sqlite_offset",
-];
-
-/// PRAGMAs a query may run (without a value): they only describe the schema.
-const ALLOWED_PRAGMAS: &[&str] = &[
-    "table_info",
-    "table_xinfo",
-    "table_list",
-    "index_list",
-    "index_info",
-    "index_xinfo",
-    "foreign_key_list",
-    "collation_list",
-];
 
 /// `POST /?segment=<crawl>`.
 #[derive(Debug, Deserialize)]
@@ -418,56 +393,20 @@ fn prepare_connection(files: &[SegmentFile], limits: &Limits) -> Result<Connecti
     // No single value may be larger than `sql_max_value_bytes`: this stops
     // `zeroblob(1e9)`, `printf('%.*c', ..)` and friends from allocating before any row or
     // byte limit is reached. (A process-wide heap limit would also starve the writer.)
-    let max_value = i32::try_from(limits.max_value_bytes.min(limits.max_bytes))
-        .unwrap_or(i32::MAX)
-        .max(1024);
-    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, max_value)
-        .map_err(|e| format!("cannot set the value size limit: {e}"))?;
-    let max_columns = i32::try_from(limits.max_columns)
-        .unwrap_or(i32::MAX)
-        .max(64);
-    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_COLUMN, max_columns)
-        .map_err(|e| format!("cannot set the column limit: {e}"))?;
+    ValueLimits {
+        max_value_bytes: limits.max_value_bytes.min(limits.max_bytes),
+        max_columns: limits.max_columns,
+    }
+    .apply(&conn)
+    .map_err(|e| format!("cannot set the value size and column limits: {e}"))?;
     // A small page cache per attached segment: 125 of them at SQLite's default would
     // allow 250 MiB per query.
     for i in 0..files.len() {
         conn.execute_batch(&format!("PRAGMA s{i}.cache_size = -1024"))
             .map_err(|e| format!("cannot set the page cache: {e}"))?;
     }
-    conn.authorizer(Some(authorize))
-        .map_err(|e| format!("cannot install the authorizer: {e}"))?;
+    install_authorizer(&mut conn).map_err(|e| format!("cannot install the authorizer: {e}"))?;
     Ok(conn)
-}
-
-/// What a query may do once the views exist: read, recurse, call harmless functions,
-/// run schema-describing pragmas. Everything else is denied, which SQLite reports as
-/// "not authorized".
-fn authorize(ctx: AuthContext<'_>) -> Authorization {
-    match ctx.action {
-        AuthAction::Select | AuthAction::Read { .. } | AuthAction::Recursive => {
-            Authorization::Allow
-        }
-        AuthAction::Function { function_name } => {
-            if DENIED_FUNCTIONS
-                .iter()
-                .any(|f| f.eq_ignore_ascii_case(function_name))
-            {
-                Authorization::Deny
-            } else {
-                Authorization::Allow
-            }
-        }
-        AuthAction::Pragma {
-            pragma_name,
-            pragma_value: None,
-        } if ALLOWED_PRAGMAS
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(pragma_name)) =>
-        {
-            Authorization::Allow
-        }
-        _ => Authorization::Deny,
-    }
 }
 
 /// Runs the query and streams its rows into `tx`.
@@ -525,12 +464,7 @@ fn execute(
             "only read-only statements (SELECT) are allowed".into(),
         );
     }
-    let mut keys: Vec<Vec<u8>> = Vec::new();
-    for name in stmt.column_names() {
-        let mut k = serde_json::to_vec(name).unwrap_or_else(|_| b"\"?\"".to_vec());
-        k.push(b':');
-        keys.push(k);
-    }
+    let encoder = RowEncoder::new(stmt.column_names());
     let mut rows = match stmt.query([]) {
         Ok(r) => r,
         Err(e) => return fail(StatusCode::BAD_REQUEST, sqlite_message(&e)),
@@ -567,29 +501,16 @@ fn execute(
                     break Outcome::Truncated;
                 }
                 row_buf.clear();
-                row_buf.extend_from_slice(if n == 0 { b"{" } else { b",{" });
-                // Bytes are counted value by value: a row is never built past the reply
-                // limit (six 64 MiB blobs made 783 MiB of JSON before it was checked).
+                if n > 0 {
+                    row_buf.push(b',');
+                }
                 // One row is also held to four values' worth (4 x sql_max_value_bytes):
                 // SQLite keeps every value of the row expanded while it is encoded.
                 let room = limits
                     .max_bytes
                     .saturating_sub(sent_bytes + out.len() as u64)
                     .min(limits.max_value_bytes.saturating_mul(MAX_ROW_VALUES));
-                let mut too_big = false;
-                for (i, k) in keys.iter().enumerate() {
-                    if i > 0 {
-                        row_buf.push(b',');
-                    }
-                    row_buf.extend_from_slice(k);
-                    let v = row.get_ref(i).unwrap_or(ValueRef::Null);
-                    if row_buf.len() as u64 + encoded_size(v) > room {
-                        too_big = true;
-                        break;
-                    }
-                    write_value(&mut row_buf, v);
-                }
-                row_buf.push(b'}');
+                let too_big = encoder.encode(row, &mut row_buf, room) == RowFit::TooBig;
                 if too_big && (n == 0 || row_buf.len() as u64 >= limits.max_value_bytes) {
                     let message = format!(
                         "a row is larger than a reply may hold ({} bytes, sql_max_bytes) or than {MAX_ROW_VALUES} times sql_max_value_bytes ({} bytes): select fewer or smaller columns",
@@ -653,44 +574,6 @@ fn push_marker(out: &mut Vec<u8>, rows_before: u64, key: &str, message: &str) {
     }
     let marker = serde_json::json!({ key: message });
     out.extend_from_slice(marker.to_string().as_bytes());
-}
-
-/// The bytes a value takes in JSON, at least: what decides whether it still fits.
-fn encoded_size(v: ValueRef<'_>) -> u64 {
-    match v {
-        ValueRef::Null | ValueRef::Integer(_) | ValueRef::Real(_) => 24,
-        ValueRef::Text(t) => t.len() as u64 + 2,
-        ValueRef::Blob(b) => (b.len() as u64).div_ceil(3) * 4 + 2,
-    }
-}
-
-fn write_value(out: &mut Vec<u8>, v: ValueRef<'_>) {
-    match v {
-        ValueRef::Null => out.extend_from_slice(b"null"),
-        ValueRef::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
-        ValueRef::Real(f) => match serde_json::Number::from_f64(f) {
-            Some(n) => out.extend_from_slice(n.to_string().as_bytes()),
-            None => out.extend_from_slice(b"null"),
-        },
-        ValueRef::Text(t) => {
-            let s = String::from_utf8_lossy(t);
-            let _ = serde_json::to_writer(&mut *out, &*s);
-        }
-        // Blobs travel as base64 strings: JSON has no bytes.
-        ValueRef::Blob(b) => {
-            let s = base64::engine::general_purpose::STANDARD.encode(b);
-            let _ = serde_json::to_writer(&mut *out, &s);
-        }
-    }
-}
-
-/// SQLite's own message for an error, without rusqlite's wrapping.
-fn sqlite_message(e: &rusqlite::Error) -> String {
-    match e {
-        rusqlite::Error::SqliteFailure(_, Some(m)) => m.clone(),
-        rusqlite::Error::SqlInputError { msg, offset, .. } => format!("{msg} (at byte {offset})"),
-        other => other.to_string(),
-    }
 }
 
 #[cfg(test)]
