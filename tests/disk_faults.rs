@@ -1,7 +1,8 @@
-//! Faults of the disk under a running agent, on real file systems: a small tmpfs mounted
-//! in a private mount namespace (`unshare --mount`), so the mount lives and dies with the
-//! agent and the test machine's own mounts are never touched. The test reaches files
-//! inside it through `/proc/<pid>/root` and resizes it with `nsenter`.
+//! Faults of the disk under a running agent, on real file systems: a small tmpfs, or an
+//! ext4 image on a loop device, mounted in a private mount namespace (`unshare --mount`),
+//! so the mount lives and dies with the agent and the test machine's own mounts are never
+//! touched. The test reaches files inside it through `/proc/<pid>/root` and resizes it, or
+//! makes the kernel remount it read-only, with `nsenter`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,7 @@ use serde_json::Value;
 
 use crate::util::{Agent, Dir, PATIENCE, appender, sql_count, wait_for};
 
-/// A `sluice up` whose `--dir` is a tmpfs of its own.
+/// A `sluice up` whose `--dir` is a file system of its own.
 struct UpOnTmpfs {
     agent: Agent,
     url: String,
@@ -25,10 +26,23 @@ impl UpOnTmpfs {
     /// Mounts a tmpfs of `size_mb` at `<dir>/up` in a new mount namespace and runs
     /// `sluice up` there with `args`.
     fn start(dir: &Dir, size_mb: u32, args: &[&str]) -> UpOnTmpfs {
+        let mount = r#"mount -t tmpfs -o size="$1"m sluice-test "$2""#;
+        UpOnTmpfs::start_mounted(dir, mount, &size_mb.to_string(), args)
+    }
+
+    /// Mounts the ext4 image `image` (a loop device, `errors=remount-ro`) at `<dir>/up`
+    /// in a new mount namespace and runs `sluice up` there with `args`.
+    fn start_on_ext4(dir: &Dir, image: &Path, args: &[&str]) -> UpOnTmpfs {
+        let mount = r#"mount -o loop,errors=remount-ro "$1" "$2""#;
+        UpOnTmpfs::start_mounted(dir, mount, &image.display().to_string(), args)
+    }
+
+    /// Runs `mount` (a shell command over `$1` = `source` and `$2` = the mount point) in
+    /// a new mount namespace, then `sluice up` on it.
+    fn start_mounted(dir: &Dir, mount_cmd: &str, source: &str, args: &[&str]) -> UpOnTmpfs {
         let mount = dir.join("up");
         std::fs::create_dir_all(&mount).expect("mount point");
-        let script =
-            r#"mount -t tmpfs -o size="$1"m sluice-test "$2" && d="$2" && shift 2 && exec "$@""#;
+        let script = format!(r#"{mount_cmd} && shift 2 && exec "$@""#);
         let mut cmd = Command::new("unshare");
         cmd.args([
             "--mount",
@@ -36,10 +50,10 @@ impl UpOnTmpfs {
             "private",
             "sh",
             "-c",
-            script,
+            &script,
             "sh",
         ])
-        .arg(size_mb.to_string())
+        .arg(source)
         .arg(&mount)
         .arg(env!("CARGO_BIN_EXE_sluice"))
         .args(["up", "--dir"])
@@ -76,6 +90,37 @@ impl UpOnTmpfs {
             .status()
             .expect("running nsenter");
         assert!(status.success(), "resizing the tmpfs failed: {status}");
+    }
+
+    /// Has the kernel treat the ext4 file system as failed: with `errors=remount-ro` it
+    /// remounts it read-only at once, under every open file, as after an I/O error.
+    fn fail_ext4(&self) {
+        let pid = self.agent.pid().to_string();
+        let source = Command::new("nsenter")
+            .args(["--target", &pid, "--mount", "findmnt", "-n", "-o", "SOURCE"])
+            .arg(&self.mount)
+            .output()
+            .expect("running findmnt");
+        let source = String::from_utf8_lossy(&source.stdout).trim().to_owned();
+        let device = source.rsplit('/').next().unwrap_or_default().to_owned();
+        assert!(device.starts_with("loop"), "not a loop mount: {source:?}");
+        let status = Command::new("nsenter")
+            .args(["--target", &pid, "--mount", "sh", "-c"])
+            .arg(format!(
+                "echo sluice-test > /sys/fs/ext4/{device}/trigger_fs_error"
+            ))
+            .status()
+            .expect("running nsenter");
+        assert!(
+            status.success(),
+            "triggering an ext4 error failed: {status}"
+        );
+    }
+
+    fn health(&self) -> String {
+        reqwest::blocking::get(format!("{}/healthz", self.url))
+            .and_then(|r| r.text())
+            .unwrap_or_default()
     }
 
     fn metrics(&self) -> String {
@@ -227,4 +272,95 @@ fn fills_pauses_and_resumes(name: &str, min_free_bytes: &str, sql_while_full: bo
         (!h.contains("degraded")).then_some(())
     });
     assert!(up.agent.terminate(Duration::from_secs(10)), "unclean stop");
+}
+
+/// An ext4 image of `size_mb` at `path`.
+fn make_ext4(path: &Path, size_mb: u64) {
+    let f = std::fs::File::create(path).expect("creating the image");
+    f.set_len(size_mb << 20).expect("sizing the image");
+    let status = Command::new("mkfs.ext4")
+        .args(["-q", "-F"])
+        .arg(path)
+        .status()
+        .expect("mkfs.ext4 (Debian's e2fsprogs) is needed for this test");
+    assert!(status.success(), "mkfs.ext4 failed: {status}");
+}
+
+/// r16 item 3: the data directory's file system goes read-only under a running `sluice
+/// up` (the kernel's answer to an I/O error, forced with ext4's `trigger_fs_error`). It
+/// stays up, health says why, SQL keeps answering, and a SIGTERM still stops it cleanly
+/// in under 10 s. After the operator's repair (fsck) a new start stores every line,
+/// including those written while the disk was read-only, exactly once.
+#[test]
+fn a_file_system_gone_read_only_pauses_sluice_up_and_a_start_after_repair_loses_nothing() {
+    let dir = Dir::new("read-only");
+    let image = dir.join("data.img");
+    make_ext4(&image, 128);
+    let log = dir.join("crawls/ro/crawl.log");
+    let (before, during) = (20_000, 5_000);
+    write_log(&log, before);
+    let log_s = log.display().to_string();
+    let args = [
+        "--crawl",
+        "ro",
+        "--min-free-bytes",
+        "1000000",
+        log_s.as_str(),
+    ];
+    let count = "SELECT count(*) FROM crawled_url";
+
+    let mut up = UpOnTmpfs::start_on_ext4(&dir, &image, &args);
+    wait_for("the first lines stored", PATIENCE * 3, || {
+        up.agent.assert_running();
+        (sql_count(&up.url, "ro", count)? == before as i64).then_some(())
+    });
+    up.fail_ext4();
+    write_log(&log, during);
+    let health = wait_for("health to say read-only", PATIENCE * 3, || {
+        up.agent.assert_running();
+        let h = up.health();
+        h.contains("read-only").then_some(h)
+    });
+    assert!(health.starts_with("degraded"), "{health}");
+    assert!(metric_sum(&up.metrics(), "_disk_full_episodes_total") >= 1.0);
+    // While read-only: alive, and SQL answers what was stored before.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        up.agent.assert_running();
+        assert_eq!(
+            sql_count(&up.url, "ro", count),
+            Some(before as i64),
+            "SQL stopped answering on a read-only disk"
+        );
+    }
+    let started = Instant::now();
+    assert!(
+        up.agent.terminate(Duration::from_secs(10)),
+        "sluice up did not stop cleanly on a read-only disk:\n{}",
+        up.agent.log()
+    );
+    eprintln!("stopped on a read-only disk in {:?}", started.elapsed());
+
+    // The operator's repair: fsck, then mount read-write again (a new start mounts it).
+    let fsck = Command::new("e2fsck")
+        .arg("-fy")
+        .arg(&image)
+        .status()
+        .expect("running e2fsck");
+    assert!(
+        matches!(fsck.code(), Some(0 | 1)),
+        "e2fsck could not repair the image: {fsck}"
+    );
+    let up = UpOnTmpfs::start_on_ext4(&dir, &image, &args);
+    let total = (before + during) as i64;
+    let stored = wait_for("every line stored after the repair", PATIENCE * 3, || {
+        let n = sql_count(&up.url, "ro", count)?;
+        (n >= total).then_some(n)
+    });
+    assert_eq!(stored, total, "lines stored twice");
+    assert_eq!(
+        sql_count(&up.url, "ro", "SELECT count(DISTINCT url) FROM crawled_url"),
+        Some(total),
+        "a line lost or stored twice"
+    );
 }

@@ -29,11 +29,12 @@ impl DiskEpisodes {
             .map(|s| format!("{} bytes free of {}", s.available, s.total))
             .unwrap_or_else(|e| format!("free space unknown: {e}"));
         let reason = format!("{why} at {} ({free})", path.display());
-        tracing::warn!(
-            agent,
-            path = %path.display(),
-            "{reason}: work that needs space is paused and retried until space returns; free space on that file system, or raise it"
-        );
+        let advice = if why == StorageFault::ReadOnly.name() {
+            "work that writes is paused and retried; a file system goes read-only after an I/O error: read the kernel log (dmesg), stop the agent, repair (fsck) and mount it read-write, then start the agent again (it resumes from its last saved state, nothing is lost)"
+        } else {
+            "work that needs space is paused and retried until space returns; free space on that file system, or grow it"
+        };
+        tracing::warn!(agent, path = %path.display(), "{reason}: {advice}");
         self.episodes.fetch_add(1, Ordering::Relaxed);
         *cur = Some(reason);
         true

@@ -211,16 +211,28 @@ impl Reader {
     }
 
     /// Fsyncs the spool and saves the checkpoints (the end of a clean stop).
+    ///
+    /// On a full or read-only disk the offsets cannot be saved: that is not an error of
+    /// the stop, as the next start reads again from the last saved offsets and the bucks
+    /// drop what they already have.
     pub fn finish(mut self) -> Result<(), TailerError> {
         let appended = self.retry_append();
-        self.spool.sync_all()?;
-        if appended {
-            for f in &mut self.followers {
-                f.mark_durable();
+        let saved = self.spool.sync_all().and_then(|()| {
+            if appended {
+                for f in &mut self.followers {
+                    f.mark_durable();
+                }
             }
+            self.followers.retain(|f| !f.done);
+            self.save()
+        });
+        if let Err(e) = saved {
+            if let Some((fault, path)) = e.storage_fault() {
+                tracing::warn!(path = %path.display(), error = %e, "reader stopped without saving its offsets ({}): the next start reads again from the last saved ones; nothing is lost", fault.name());
+                return Ok(());
+            }
+            return Err(e);
         }
-        self.followers.retain(|f| !f.done);
-        self.save()?;
         tracing::info!(
             files = self.followers.len() + self.dormant.len(),
             "reader stopped; spool fsynced and offsets saved"
