@@ -4,16 +4,13 @@
 //! touched. The test reaches files inside it through `/proc/<pid>/root` and resizes it, or
 //! makes the kernel remount it read-only, with `nsenter`.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use rand::Rng;
 use serde_json::Value;
 
-use crate::util::{Agent, Dir, PATIENCE, appender, sql_count, wait_for};
+use crate::util::{Agent, Dir, PATIENCE, sql_count, wait_for, write_log};
 
 /// A `sluice up` whose `--dir` is a file system of its own.
 struct UpOnTmpfs {
@@ -130,26 +127,6 @@ impl UpOnTmpfs {
     }
 }
 
-/// A Heritrix crawl.log line with the entropy of a real crawl: a random host, path and
-/// sha1 digest, so the spool and the segments grow as they would in production.
-fn crawl_line(rng: &mut impl Rng, i: usize) -> String {
-    let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
-    let host: String = (0..rng.random_range(6..14))
-        .map(|_| rng.random_range(b'a'..=b'z') as char)
-        .collect();
-    let path: String = (0..rng.random_range(20..60))
-        .map(|_| rng.random_range(b'a'..=b'z') as char)
-        .collect();
-    let digest: String = (0..32)
-        .map(|_| char::from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[rng.random_range(0..32)]))
-        .collect();
-    format!(
-        "{now}   200 {:>10} http://www.{host}.com/{path}/{i} LLX http://www.{host}.com/ text/html #042 20261204020202123+45 sha1:{digest} - duplicate:digest,content-size:{}\n",
-        rng.random_range(300..90_000),
-        rng.random_range(300..90_000)
-    )
-}
-
 /// The sum of every sample whose metric name ends with `suffix` (any agent, any labels).
 fn metric_sum(text: &str, suffix: &str) -> f64 {
     text.lines()
@@ -161,18 +138,6 @@ fn metric_sum(text: &str, suffix: &str) -> f64 {
                 .then(|| value.trim().parse::<f64>().ok())?
         })
         .sum()
-}
-
-/// `lines` lines appended to a crawl log on the host's disk (not the tmpfs). Each line's
-/// URL is unique (random host and path), so `count(DISTINCT url)` counts lines.
-fn write_log(path: &Path, lines: usize) {
-    let mut rng = rand::rng();
-    let mut out = std::io::BufWriter::new(appender(path));
-    for i in 0..lines {
-        out.write_all(crawl_line(&mut rng, i).as_bytes())
-            .expect("writing the crawl log");
-    }
-    out.flush().expect("flushing the crawl log");
 }
 
 /// r16: a crawl log bigger than the data directory's file system. The agents pause

@@ -5,6 +5,7 @@
 //! - `cluster`: 3 bucks and 2 tailers; homes only; a killed home catches up.
 //! - `edge`: SQL memory bombs and a flood of slow queries against `sluice up`.
 //! - `disk_faults`: a full or failing disk under running agents (tmpfs in a private mount namespace).
+//! - `off_loopback`: `sluice up` off loopback (in a private network namespace) is closed without its tokens.
 //! - `history`: archie through `sluice up`: search answers equal grep; the page in Chromium.
 //! - `live`: the live stream through the pipeline to Node and Chromium clients.
 //! - `resource_faults`: a descriptor limit far below the number of followed files.
@@ -19,6 +20,7 @@ mod disk_faults;
 mod edge;
 mod history;
 mod live;
+mod off_loopback;
 mod resource_faults;
 mod tailer_faults;
 mod tailer_scale;

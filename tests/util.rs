@@ -3,10 +3,13 @@
 //! guessed sleep).
 
 use std::fs::{File, OpenOptions};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use chrono::Utc;
+use rand::Rng;
 use serde_json::{Map, Value};
 
 /// A fresh temporary directory, removed on drop (kept if the test panics, for a look).
@@ -303,4 +306,36 @@ pub fn start_buck(dir: &Dir, id: &str, run: u32) -> BuckProc {
         ingest,
         http,
     }
+}
+
+/// A Heritrix crawl.log line with the entropy of a real crawl: a random host, path and
+/// sha1 digest, so the spool and the segments grow as they would in production.
+fn crawl_line(rng: &mut impl Rng, i: usize) -> String {
+    let now = Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+    let host: String = (0..rng.random_range(6..14))
+        .map(|_| rng.random_range(b'a'..=b'z') as char)
+        .collect();
+    let path: String = (0..rng.random_range(20..60))
+        .map(|_| rng.random_range(b'a'..=b'z') as char)
+        .collect();
+    let digest: String = (0..32)
+        .map(|_| char::from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[rng.random_range(0..32)]))
+        .collect();
+    format!(
+        "{now}   200 {:>10} http://www.{host}.com/{path}/{i} LLX http://www.{host}.com/ text/html #042 20261204020202123+45 sha1:{digest} - duplicate:digest,content-size:{}\n",
+        rng.random_range(300..90_000),
+        rng.random_range(300..90_000)
+    )
+}
+
+/// Appends `lines` Heritrix crawl.log lines (of [`crawl_line`]) to `path`. Each line's URL
+/// is unique (random host and path), so `count(DISTINCT url)` counts lines.
+pub fn write_log(path: &Path, lines: usize) {
+    let mut rng = rand::rng();
+    let mut out = std::io::BufWriter::new(appender(path));
+    for i in 0..lines {
+        out.write_all(crawl_line(&mut rng, i).as_bytes())
+            .expect("writing the crawl log");
+    }
+    out.flush().expect("flushing the crawl log");
 }
