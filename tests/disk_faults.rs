@@ -4,7 +4,7 @@
 //! touched. The test reaches files inside it through `/proc/<pid>/root` and resizes it, or
 //! makes the kernel remount it read-only, with `nsenter`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
