@@ -183,12 +183,9 @@ fn sluice_up_off_loopback_is_closed_without_its_tokens() {
                 .header("content-type", "application/sql;charset=utf-8")
                 .body(COUNT)
         };
-        // Before the first line is stored: 404 (no segment yet), or briefly a 400 `no such
-        // table`: the buck lists a new segment file before its schema is committed
-        // (SQLite creates the file at open), and the query attaches it.
-        let not_yet = |status: u16, body: &str| {
-            status == 404 || (status == 400 && body.contains("no such table"))
-        };
+        // Before the first line is stored: 404 (no segment yet). A new segment appears
+        // whole (made under a temporary name), so never `no such table`.
+        let not_yet = |status: u16, _body: &str| status == 404;
         let count = |r: RequestBuilder| -> Option<i64> {
             let (status, body) = send(r);
             assert!(
@@ -322,5 +319,13 @@ fn sluice_up_off_loopback_is_closed_without_its_tokens() {
     assert!(
         line("sluice_live_refused_total{reason=\"token\"}").ends_with(" 2"),
         "{outcome}"
+    );
+    assert_eq!(
+        line("sluice_buck_api_refused_total "),
+        "sluice_buck_api_refused_total 5"
+    );
+    assert_eq!(
+        line("sluice_archie_token_refused_total "),
+        "sluice_archie_token_refused_total 2"
     );
 }

@@ -21,6 +21,7 @@ pub struct ArchieEvents {
     search_rows_scanned: AtomicU64,
     sql_queries: AtomicU64,
     sql_refused: AtomicU64,
+    token_refused: AtomicU64,
     indexes_expired: AtomicU64,
     indexes_evicted: AtomicU64,
     index_bytes: AtomicU64,
@@ -33,6 +34,10 @@ impl ArchieEvents {
         if reused {
             self.requests_reused.fetch_add(1, Ordering::Relaxed);
         }
+    }
+    /// A request came without the token, or with a wrong one (401).
+    pub fn token_refused(&self) {
+        self.token_refused.fetch_add(1, Ordering::Relaxed);
     }
     /// A request was refused as invalid.
     pub fn request_rejected(&self) {
@@ -86,7 +91,7 @@ impl ArchieEvents {
 
     /// The Prometheus text exposition of every counter.
     pub fn render_prometheus(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 17] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 18] = [
             (
                 "requests_total",
                 "counter",
@@ -170,6 +175,12 @@ impl ArchieEvents {
                 "counter",
                 "sql statements refused or failed",
                 &self.sql_refused,
+            ),
+            (
+                "token_refused_total",
+                "counter",
+                "requests refused for a missing or wrong api_token (401)",
+                &self.token_refused,
             ),
             (
                 "indexes_expired_total",

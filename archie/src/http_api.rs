@@ -51,12 +51,21 @@ async fn require_token(
     next: axum::middleware::Next,
 ) -> Response {
     match svc.config().api_token.as_deref() {
-        Some(want) if !edge::bearer::carries(req.headers(), want) => (
+        Some(want) if !edge::bearer::carries(req.headers(), want) => {
+            svc.events().token_refused();
+            let why = if edge::bearer::presented(req.headers()).is_some() {
+                "wrong token"
+            } else {
+                "no token"
+            };
+            tracing::warn!(method = %req.method(), path = %req.uri().path(), "archie request refused: {why}");
+            (
             StatusCode::UNAUTHORIZED,
             [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
             Json(json!({ "error": "archie needs a token: send `Authorization: Bearer <token>` (the bucks' api_token)" })),
         )
-            .into_response(),
+            .into_response()
+        }
         _ => next.run(req).await,
     }
 }

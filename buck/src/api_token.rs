@@ -23,6 +23,13 @@ pub(crate) async fn require(
     if edge::bearer::carries(req.headers(), want) {
         return next.run(req).await;
     }
+    api.events.api_refused();
+    let why = if edge::bearer::presented(req.headers()).is_some() {
+        "wrong token"
+    } else {
+        "no token"
+    };
+    tracing::warn!(method = %req.method(), path = %req.uri().path(), "SQL API request refused: {why}");
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],

@@ -68,6 +68,7 @@ pub struct BuckEvents {
     connections_accepted: AtomicU64,
     segments_vanished: AtomicU64,
     porter_refused: AtomicU64,
+    api_refused: AtomicU64,
     sql_busy: AtomicU64,
     foreign_ids: AtomicU64,
     sql_send_timeouts: AtomicU64,
@@ -168,6 +169,11 @@ impl BuckEvents {
     /// A client read a reply too slowly and was cut off (`sql_send_timeout_ms`).
     pub(crate) fn sql_send_timeout(&self) {
         self.sql_send_timeouts.fetch_add(1, Relaxed);
+    }
+
+    /// A SQL API request came without the `api_token`, or with a wrong one.
+    pub(crate) fn api_refused(&self) {
+        self.api_refused.fetch_add(1, Relaxed);
     }
 
     /// A segment API request came without the porter's credential.
@@ -424,6 +430,12 @@ impl BuckEvents {
             "counter",
             "replies cut off because the client read slower than sql_send_timeout_ms",
             self.sql_send_timeouts.load(Relaxed),
+        );
+        metric(
+            "api_refused_total",
+            "counter",
+            "SQL API requests refused for a missing or wrong api_token (401)",
+            self.api_refused.load(Relaxed),
         );
         metric(
             "porter_refused_total",

@@ -76,6 +76,63 @@ pub fn open_for_write(
             source,
         })?;
     }
+    if !path.exists() {
+        create_whole(path, crawl, day, part, now_us)?;
+    }
+    open_existing(path, crawl, day, part, now_us)
+}
+
+/// Makes a new segment under a temporary name and renames it into place, so a reader
+/// that lists the directory never attaches a file without its tables (a query over the
+/// crawl failed with "no such table" for the moment between create and schema).
+fn create_whole(
+    path: &Path,
+    crawl: &CrawlId,
+    day: NaiveDate,
+    part: u32,
+    now_us: i64,
+) -> Result<(), SegmentError> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".new");
+    let temp = path.with_file_name(name);
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| SegmentError::Io { path: p, source }
+    };
+    // Left over from a crash between create and rename: it never held an event.
+    for leftover in ["", "-wal", "-shm", "-journal"] {
+        let mut n = temp.as_os_str().to_os_string();
+        n.push(leftover);
+        match std::fs::remove_file(&n) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(Path::new(&n))(e)),
+        }
+    }
+    let conn = open_existing(&temp, crawl, day, part, now_us)?;
+    // Closing the last connection checkpoints the WAL into the file and removes it.
+    conn.close()
+        .map_err(|(_, e)| SegmentError::sqlite(&temp)(e))?;
+    std::fs::File::open(&temp)
+        .and_then(|f| f.sync_all())
+        .map_err(io(&temp))?;
+    std::fs::rename(&temp, path).map_err(io(path))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|f| f.sync_all())
+            .map_err(io(dir))?;
+    }
+    Ok(())
+}
+
+/// Opens a segment file for writing, creating its tables and `meta` rows if missing.
+fn open_existing(
+    path: &Path,
+    crawl: &CrawlId,
+    day: NaiveDate,
+    part: u32,
+    now_us: i64,
+) -> Result<Connection, SegmentError> {
     let err = SegmentError::sqlite;
     let conn = Connection::open(path).map_err(err(path))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))
@@ -183,6 +240,37 @@ pub fn ids_digest(conn: &Connection, path: &Path) -> Result<(String, u64), Segme
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reader that finds the file by its name must find its tables too: the file
+    /// appears only once it is whole, and a half-made one left by a crash is replaced.
+    #[test]
+    fn a_new_segment_appears_whole_under_its_name() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("2026-11-21.sqlite");
+        let leftover = d.path().join("2026-11-21.sqlite.new");
+        std::fs::write(&leftover, b"half a file from a crash").unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+        let writer = open_for_write(&path, &CrawlId::parse("c").unwrap(), day, 0, 7).unwrap();
+        assert!(!leftover.exists(), "the temporary file stays behind");
+        let names: Vec<String> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.ends_with("-wal") && !n.ends_with("-shm"))
+            .collect();
+        assert_eq!(names, vec!["2026-11-21.sqlite".to_owned()]);
+        let reader = open_read_only(&path).unwrap();
+        let n: i64 = reader
+            .query_row("SELECT count(*) FROM crawled_url", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+        let state: String = reader
+            .query_row("SELECT value FROM meta WHERE key = 'state'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(state, "open");
+        drop(writer);
+    }
 
     #[test]
     fn trough_query_runs_as_written_with_double_quoted_literal() {
