@@ -37,6 +37,19 @@ impl UpOnTmpfs {
     /// Runs `mount` (a shell command over `$1` = `source` and `$2` = the mount point) in
     /// a new mount namespace, then `sluice up` on it.
     fn start_mounted(dir: &Dir, mount_cmd: &str, source: &str, args: &[&str]) -> UpOnTmpfs {
+        UpOnTmpfs::start_mounted_then(dir, mount_cmd, source, args, |_, _| {})
+    }
+
+    /// [`start_mounted`](Self::start_mounted), calling `before_ready` with the agent and
+    /// the mount point as the test sees it (through `/proc/<pid>/root`) before waiting
+    /// for `sluice up` to be ready.
+    fn start_mounted_then(
+        dir: &Dir,
+        mount_cmd: &str,
+        source: &str,
+        args: &[&str],
+        before_ready: impl FnOnce(&mut Agent, &Path),
+    ) -> UpOnTmpfs {
         let mount = dir.join("up");
         std::fs::create_dir_all(&mount).expect("mount point");
         let script = format!(r#"{mount_cmd} && shift 2 && exec "$@""#);
@@ -58,12 +71,10 @@ impl UpOnTmpfs {
         .args(["--http", "127.0.0.1:0"])
         .args(args);
         let mut agent = Agent::spawn_command(dir, "up", cmd);
-        let inside = PathBuf::from(format!("/proc/{}/root", agent.pid())).join(
-            mount
-                .strip_prefix("/")
-                .expect("temp dirs are absolute")
-                .join("up.json"),
-        );
+        let root = PathBuf::from(format!("/proc/{}/root", agent.pid()))
+            .join(mount.strip_prefix("/").expect("temp dirs are absolute"));
+        before_ready(&mut agent, &root);
+        let inside = root.join("up.json");
         let url = wait_for("sluice up on tmpfs to write up.json", PATIENCE, || {
             agent.assert_running();
             let v: Value = serde_json::from_str(&std::fs::read_to_string(&inside).ok()?).ok()?;
@@ -327,5 +338,51 @@ fn a_file_system_gone_read_only_pauses_sluice_up_and_a_start_after_repair_loses_
         sql_count(&up.url, "ro", "SELECT count(DISTINCT url) FROM crawled_url"),
         Some(total),
         "a line lost or stored twice"
+    );
+}
+
+/// r16: `sluice up` started on a file system that is already full waits for space
+/// (logging why once) instead of exiting, and starts by itself when space returns: every
+/// line stored once.
+#[test]
+fn sluice_up_started_on_a_full_disk_waits_and_starts_when_space_returns() {
+    let dir = Dir::new("full-at-start");
+    let log = dir.join("crawls/late/crawl.log");
+    let lines = 2_000;
+    write_log(&log, lines);
+    let log_s = log.display().to_string();
+    // The filler takes every byte (dd stops at ENOSPC) before sluice up starts.
+    let mount = r#"mount -t tmpfs -o size="$1"m sluice-test "$2" && { dd if=/dev/zero of="$2/filler" bs=64k 2>/dev/null; true; }"#;
+    let up = UpOnTmpfs::start_mounted_then(
+        &dir,
+        mount,
+        "16",
+        &["--crawl", "late", "--min-free-bytes", "1000000", &log_s],
+        |agent, root| {
+            wait_for("sluice up to say it waits for space", PATIENCE, || {
+                agent.assert_running();
+                agent.log().contains("cannot start: disk full").then_some(())
+            });
+            assert!(
+                !root.join("up.json").exists(),
+                "it claimed to be up on a full disk"
+            );
+            std::fs::remove_file(root.join("filler")).expect("removing the filler");
+        },
+    );
+    let count = "SELECT count(*) FROM crawled_url";
+    let stored = wait_for("every line stored once space returned", PATIENCE * 3, || {
+        let n = sql_count(&up.url, "late", count)?;
+        (n >= lines as i64).then_some(n)
+    });
+    assert_eq!(stored, lines as i64, "lines stored twice");
+    assert_eq!(
+        sql_count(&up.url, "late", "SELECT count(DISTINCT url) FROM crawled_url"),
+        Some(lines as i64)
+    );
+    assert_eq!(
+        up.agent.log().matches("cannot start").count(),
+        1,
+        "the wait is logged once"
     );
 }

@@ -7,7 +7,6 @@
 //! finds builds in `queued`, `fetching` or `indexing` and fails them: their files are
 //! partial.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -150,20 +149,12 @@ impl Catalog {
 
     /// Replaces the catalog with `requests`, atomically.
     pub fn save(&self, requests: &[RequestRecord]) -> Result<(), ArchieError> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        let tmp = self.path.with_extension("json.tmp");
         let body = serde_json::to_vec_pretty(&CatalogFile::V1 {
             requests: requests.to_vec(),
         })
         .map_err(|e| ArchieError::Internal(format!("encoding the catalog: {e}")))?;
-        let mut f = std::fs::File::create(&tmp).map_err(|e| ArchieError::io(&tmp, e))?;
-        f.write_all(&body).map_err(|e| ArchieError::io(&tmp, e))?;
-        f.sync_all().map_err(|e| ArchieError::io(&tmp, e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| ArchieError::io(&self.path, e))?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        durable_file::replace(&self.path, &body, durable_file::Durability::Synced)
+            .map_err(|e| ArchieError::io(&self.path, e))
     }
 }
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use crypto_box::{PublicKey, SecretKey};
+use durable_file::Durability;
 
 /// Why a key could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -79,8 +80,10 @@ impl KeyPair {
         let key = dir.join(format!("{name}.key"));
         let public = dir.join(format!("{name}.pub"));
         let text = format!("{}\n", STANDARD.encode(self.secret.to_bytes()));
-        write_private(&key, text.as_bytes()).map_err(io(&key))?;
-        std::fs::write(&public, format!("{}\n", self.public_text())).map_err(io(&public))?;
+        durable_file::replace_private(&key, text.as_bytes()).map_err(io(&key))?;
+        let public_text = format!("{}\n", self.public_text());
+        durable_file::replace(&public, public_text.as_bytes(), Durability::Synced)
+            .map_err(io(&public))?;
         Ok((key, public))
     }
 
@@ -98,25 +101,6 @@ impl KeyPair {
         kp.save(dir, name)?;
         Ok(kp)
     }
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
 }
 
 fn decode32(s: &str) -> Option<[u8; 32]> {

@@ -1,6 +1,5 @@
 //! Shared secrets: made random, kept in a file only its owner can read.
 
-use std::io::Write;
 use std::path::Path;
 
 use base64::Engine;
@@ -28,18 +27,7 @@ pub fn load_or_create(path: &Path) -> std::io::Result<String> {
         std::fs::create_dir_all(dir)?;
     }
     let token = generate();
-    let mut f = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)?
-    };
-    f.write_all(token.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()?;
+    durable_file::replace_private(path, format!("{token}\n").as_bytes())?;
     Ok(token)
 }
 

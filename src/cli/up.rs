@@ -144,9 +144,23 @@ fn sources(args: &UpArgs) -> anyhow::Result<Vec<SourceConfig>> {
     Ok(out)
 }
 
-/// Runs the embedded pipeline until `shutdown` is cancelled.
-pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    buck::check_base_path(&args.base_path).map_err(|e| anyhow::anyhow!("--base-path {e}"))?;
+/// What `sluice up` writes before any agent starts: the data directory, keys, tokens and
+/// the cluster file.
+struct Prepared {
+    dir: PathBuf,
+    keys: PathBuf,
+    tailer_key: KeyPair,
+    porter_token: String,
+    buck_key_path: PathBuf,
+    cluster_path: PathBuf,
+    api_token: Option<String>,
+}
+
+fn prepare(
+    args: &UpArgs,
+    ingest_addr: SocketAddr,
+    http_addr: SocketAddr,
+) -> anyhow::Result<Prepared> {
     let dir = &args.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir
@@ -159,20 +173,6 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         edge::secret::load_or_create(&keys.join("porter.token")).context("porter token")?;
     let buck_key_path = keys.join("buck.key");
     let buck_key = KeyPair::load_or_create(&buck_key_path).context("buck key")?;
-
-    let ingest = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("binding the buck's ingest port on 127.0.0.1")?;
-    let ingest_addr = ingest.local_addr()?;
-    let http = tokio::net::TcpListener::bind(&args.http)
-        .await
-        .with_context(|| {
-            format!(
-                "binding the web port {}: is another sluice up running? pick another with --http",
-                args.http
-            )
-        })?;
-    let http_addr = http.local_addr()?;
 
     // The cluster file is rewritten at each start: the ingest port is new each time, and
     // routing depends only on the buck's id, which stays "local".
@@ -193,6 +193,115 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     std::fs::write(&cluster_path, cluster)
         .with_context(|| format!("writing {}", cluster_path.display()))?;
 
+    // Closed by default: off loopback, every read of data needs the API token, which is
+    // made once, kept under DIR/keys and printed at each start.
+    let api_token = if http_addr.ip().is_loopback() {
+        None
+    } else {
+        let path = keys.join("api.token");
+        let token = edge::secret::load_or_create(&path).context("API token")?;
+        eprintln!(
+            "sluice up: listening on {http_addr}, off loopback: the SQL API, live view and history need the token in {} (enter it in the SQL console's token field, or send `Authorization: Bearer <token>`)",
+            path.display()
+        );
+        Some(token)
+    };
+    Ok(Prepared {
+        dir,
+        keys,
+        tailer_key,
+        porter_token,
+        buck_key_path,
+        cluster_path,
+        api_token,
+    })
+}
+
+/// Longest wait between two tries to start on a full or read-only disk.
+const START_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// [`prepare`], tried again while the disk is full or read-only: a host whose disk is
+/// full at boot gets its pipeline as soon as space returns, without a restart. Other
+/// errors end the start. `None` when shut down while waiting.
+async fn prepare_when_space(
+    args: &UpArgs,
+    ingest_addr: SocketAddr,
+    http_addr: SocketAddr,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Prepared>> {
+    let mut wait = std::time::Duration::from_secs(1);
+    let mut told = false;
+    loop {
+        let e = match prepare(args, ingest_addr, http_addr) {
+            Ok(p) => {
+                if told {
+                    tracing::info!("space is back: starting");
+                }
+                return Ok(Some(p));
+            }
+            Err(e) => e,
+        };
+        let Some(fault) = e
+            .chain()
+            .find_map(disk_space::StorageFault::in_chain)
+        else {
+            return Err(e);
+        };
+        if !told {
+            let existing = args
+                .dir
+                .ancestors()
+                .find(|p| p.exists())
+                .unwrap_or(&args.dir);
+            let free = disk_space::free_space(existing)
+                .map(|s| format!("{} bytes free of {}", s.available, s.total))
+                .unwrap_or_else(|e| format!("free space unknown: {e}"));
+            tracing::warn!(
+                dir = %args.dir.display(),
+                "cannot start: {} ({free}): {e:#}; waiting for space, trying again every {} s at most (free space on that file system, or stop with Ctrl-C)",
+                fault.name(),
+                START_RETRY_MAX.as_secs()
+            );
+            told = true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => return Ok(None),
+        }
+        wait = (wait * 2).min(START_RETRY_MAX);
+    }
+}
+
+/// Runs the embedded pipeline until `shutdown` is cancelled. On a full or read-only disk
+/// it waits for space before it starts.
+pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    buck::check_base_path(&args.base_path).map_err(|e| anyhow::anyhow!("--base-path {e}"))?;
+    let ingest = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the buck's ingest port on 127.0.0.1")?;
+    let ingest_addr = ingest.local_addr()?;
+    let http = tokio::net::TcpListener::bind(&args.http)
+        .await
+        .with_context(|| {
+            format!(
+                "binding the web port {}: is another sluice up running? pick another with --http",
+                args.http
+            )
+        })?;
+    let http_addr = http.local_addr()?;
+    let Some(Prepared {
+        dir,
+        keys,
+        tailer_key,
+        porter_token,
+        buck_key_path,
+        cluster_path,
+        api_token,
+    }) = prepare_when_space(&args, ingest_addr, http_addr, &shutdown).await?
+    else {
+        return Ok(());
+    };
+
     let buck_config_text = format!(
         "id = \"local\"\ndata_dir = {:?}\ncluster_file = {:?}\nkey_file = {:?}\nallowed_tailers = [{:?}]\nday_close_grace_secs = {}\nretention_secs = {}\nprune_check_interval_ms = {}\nmin_free_bytes = {}\n",
         dir.join("buck").display().to_string(),
@@ -212,19 +321,6 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     let mut buck_config = buck::BuckConfig::parse(&buck_config_text, &dir.join("buck.toml"))
         .context("buck config")?;
     buck_config.porter_token = Some(porter_token.clone());
-    // Closed by default: off loopback, every read of data needs the API token, which is
-    // made once, kept under DIR/keys and printed at each start.
-    let api_token = if http_addr.ip().is_loopback() {
-        None
-    } else {
-        let path = keys.join("api.token");
-        let token = edge::secret::load_or_create(&path).context("API token")?;
-        eprintln!(
-            "sluice up: listening on {http_addr}, off loopback: the SQL API, live view and history need the token in {} (enter it in the SQL console's token field, or send `Authorization: Bearer <token>`)",
-            path.display()
-        );
-        Some(token)
-    };
     buck_config.api_token = api_token.clone();
     let buck = buck::start(buck_config, ingest, shutdown.clone())
         .await

@@ -14,7 +14,6 @@
 //! What an offset means is the reader's business (see `reader.rs`): it is saved only once
 //! every event before it is fsynced in the spool, and a seq is saved before its first use.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use contracts::CrawlId;
@@ -71,7 +70,6 @@ pub struct FileCheckpoint {
 /// Reads and writes the state file.
 #[derive(Debug, Clone)]
 pub struct Checkpointer {
-    dir: PathBuf,
     path: PathBuf,
     tmp: PathBuf,
 }
@@ -81,10 +79,10 @@ impl Checkpointer {
     pub fn new(state_dir: &Path) -> Result<Checkpointer, TailerError> {
         std::fs::create_dir_all(state_dir)
             .map_err(|e| TailerError::io("creating state directory", state_dir, e))?;
+        let path = state_dir.join(STATE_FILE);
         Ok(Checkpointer {
-            dir: state_dir.to_path_buf(),
-            path: state_dir.join(STATE_FILE),
-            tmp: state_dir.join(format!("{STATE_FILE}.tmp")),
+            tmp: durable_file::temp_path(&path),
+            path,
         })
     }
 
@@ -141,20 +139,10 @@ impl Checkpointer {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&self.tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&self.tmp, &self.path)?;
-            sync_dir(&self.dir)
-        };
-        write().map_err(|e| TailerError::io("saving state file", self.path.clone(), e))
+        // `durable_file` writes through `checkpoints.json.tmp`, the file `load` recovers.
+        durable_file::replace(&self.path, &bytes, durable_file::Durability::Synced)
+            .map_err(|e| TailerError::io("saving state file", self.path.clone(), e))
     }
-}
-
-/// Fsyncs a directory, making a rename or a new file in it durable.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

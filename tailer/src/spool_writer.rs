@@ -374,7 +374,7 @@ impl SpoolWriter {
                 .bytes
                 .fetch_add(SPOOL_HEADER_LEN as u64, Ordering::Relaxed);
             // The new file's name must survive a crash as well as its bytes.
-            crate::checkpointer::sync_dir(parent)
+            durable_file::sync_dir(parent)
                 .map_err(|e| TailerError::io("syncing spool directory", parent, e))?;
         }
         Ok(OpenBucket {

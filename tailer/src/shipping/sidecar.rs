@@ -2,7 +2,6 @@
 //! (`<bucket>.delivered`, `<bucket>.acked`), how they are named, read and replaced.
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -16,7 +15,7 @@ pub(crate) fn sidecar_path(bucket: &Path, suffix: &str) -> PathBuf {
 
 /// The temporary file a sidecar at `path` is written through.
 pub(crate) fn tmp_path(path: &Path) -> PathBuf {
-    sidecar_path(path, ".tmp")
+    durable_file::temp_path(path)
 }
 
 /// An error about the sidecar at `path`.
@@ -55,16 +54,7 @@ pub(crate) fn read_versioned<T: DeserializeOwned>(
     Ok(Some(record))
 }
 
-/// Whether a sidecar write must reach the disk before it counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Durability {
-    /// fsync of the file before the rename and of the directory after: a crash leaves
-    /// the old content or the new, never a torn file.
-    Synced,
-    /// Rename only: a reader never sees a half-written file while the machine runs, but
-    /// a crash may leave an empty or torn one. For records whose loss only costs work.
-    Unsynced,
-}
+pub(crate) use durable_file::Durability;
 
 /// Writes a sidecar at `path` through its temporary file and a rename.
 pub(crate) fn write_by_rename(
@@ -72,18 +62,5 @@ pub(crate) fn write_by_rename(
     bytes: &[u8],
     durability: Durability,
 ) -> std::io::Result<()> {
-    let tmp = tmp_path(path);
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    if durability == Durability::Synced {
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if durability == Durability::Synced
-        && let Some(dir) = path.parent()
-        && let Ok(d) = std::fs::File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    durable_file::replace(path, bytes, durability)
 }
