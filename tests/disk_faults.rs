@@ -361,7 +361,10 @@ fn sluice_up_started_on_a_full_disk_waits_and_starts_when_space_returns() {
         |agent, root| {
             wait_for("sluice up to say it waits for space", PATIENCE, || {
                 agent.assert_running();
-                agent.log().contains("cannot start: disk full").then_some(())
+                agent
+                    .log()
+                    .contains("cannot start: disk full")
+                    .then_some(())
             });
             assert!(
                 !root.join("up.json").exists(),
@@ -371,13 +374,21 @@ fn sluice_up_started_on_a_full_disk_waits_and_starts_when_space_returns() {
         },
     );
     let count = "SELECT count(*) FROM crawled_url";
-    let stored = wait_for("every line stored once space returned", PATIENCE * 3, || {
-        let n = sql_count(&up.url, "late", count)?;
-        (n >= lines as i64).then_some(n)
-    });
+    let stored = wait_for(
+        "every line stored once space returned",
+        PATIENCE * 3,
+        || {
+            let n = sql_count(&up.url, "late", count)?;
+            (n >= lines as i64).then_some(n)
+        },
+    );
     assert_eq!(stored, lines as i64, "lines stored twice");
     assert_eq!(
-        sql_count(&up.url, "late", "SELECT count(DISTINCT url) FROM crawled_url"),
+        sql_count(
+            &up.url,
+            "late",
+            "SELECT count(DISTINCT url) FROM crawled_url"
+        ),
         Some(lines as i64)
     );
     assert_eq!(

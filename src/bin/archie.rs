@@ -65,13 +65,25 @@ fn run(args: Args) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {}", args.http))?;
         tracing::info!(http = %http.local_addr()?, "archie listening");
-        let handle = archie::start(
-            config,
-            Arc::new(archie::PorterSource::new(porter_config)),
-            shutdown.clone(),
-        )
-        .await
-        .context("starting archie")?;
+        let work_dir = config.work_dir.clone();
+        let started =
+            sluice_cli::space_wait::start_when_space("archie", &work_dir, &shutdown, || {
+                let (config, porter_config) = (config.clone(), porter_config.clone());
+                let shutdown = shutdown.clone();
+                async move {
+                    archie::start(
+                        config,
+                        Arc::new(archie::PorterSource::new(porter_config)),
+                        shutdown,
+                    )
+                    .await
+                    .context("starting archie")
+                }
+            })
+            .await?;
+        let Some(handle) = started else {
+            return Ok(());
+        };
         let events = handle.events();
         let counted = guard.clone();
         let http_events = Arc::new(edge::EdgeEvents::default());

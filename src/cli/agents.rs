@@ -9,6 +9,7 @@ use tailer::{TailerConfig, TailerEvents};
 use tokio_util::sync::CancellationToken;
 
 use crate::serve::{self, HealthSource, MetricsSource};
+use crate::space_wait::start_when_space;
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -30,7 +31,15 @@ pub fn tail(config: &Path, print: bool, follow: bool) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         serve::cancel_on_signal(shutdown.clone());
         let events = Arc::new(TailerEvents::default());
-        tailer::run(cfg, shutdown, events).await.context("tailer")
+        // A tailer's run fails only at its start on a storage fault (later ones pause it).
+        let dir = cfg.state_dir.clone();
+        start_when_space("tailer", &dir, &shutdown, || {
+            let run = tailer::run(cfg.clone(), shutdown.clone(), events.clone());
+            async move { Ok(run.await?) }
+        })
+        .await
+        .context("tailer")?;
+        Ok(())
     })
 }
 
@@ -64,20 +73,29 @@ pub fn buck(
         {
             return Err(no_token(addr));
         }
-        let ingest_l = tokio::net::TcpListener::bind(ingest)
-            .await
-            .with_context(|| format!("binding the ingest address {ingest}"))?;
-        let http_l = tokio::net::TcpListener::bind(http)
-            .await
-            .with_context(|| format!("binding the http address {http}"))?;
-        let (ingest_addr, http_addr) = (ingest_l.local_addr()?, http_l.local_addr()?);
-        if off_loopback(http_addr) && cfg.api_token.is_none() {
-            return Err(no_token(http_addr));
-        }
+        // The ports are bound again at each try: the buck's start takes its listener.
+        let data_dir = cfg.data_dir.clone();
+        let started = start_when_space("buck", &data_dir, &shutdown, || async {
+            let ingest_l = tokio::net::TcpListener::bind(ingest)
+                .await
+                .with_context(|| format!("binding the ingest address {ingest}"))?;
+            let http_l = tokio::net::TcpListener::bind(http)
+                .await
+                .with_context(|| format!("binding the http address {http}"))?;
+            let (ingest_addr, http_addr) = (ingest_l.local_addr()?, http_l.local_addr()?);
+            if off_loopback(http_addr) && cfg.api_token.is_none() {
+                return Err(no_token(http_addr));
+            }
+            let handle = buck::start(cfg.clone(), ingest_l, shutdown.clone())
+                .await
+                .context("starting the buck")?;
+            Ok((handle, http_l, ingest_addr, http_addr))
+        })
+        .await?;
+        let Some((handle, http_l, ingest_addr, http_addr)) = started else {
+            return Ok(());
+        };
         tracing::info!(ingest = %ingest_addr, http = %http_addr, "buck listening");
-        let handle = buck::start(cfg, ingest_l, shutdown.clone())
-            .await
-            .context("starting the buck")?;
         if let Some(p) = ready_file {
             write_ready_file(
                 p,
@@ -118,9 +136,10 @@ pub fn buck(
 
 /// Writes a ready file atomically (tmp, then rename) so a reader never sees half of it.
 pub fn write_ready_file(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, value.to_string())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    durable_file::replace(
+        path,
+        value.to_string().as_bytes(),
+        durable_file::Durability::Unsynced,
+    )
+    .with_context(|| format!("writing {}", path.display()))
 }

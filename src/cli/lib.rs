@@ -15,5 +15,6 @@
 pub mod agents;
 pub mod logging;
 pub mod serve;
+pub mod space_wait;
 pub mod sql_client;
 pub mod up;

@@ -14,6 +14,7 @@ use tailer::{TailerConfig, TailerEvents};
 use tokio_util::sync::CancellationToken;
 
 use crate::serve::{self, HealthSource, MetricsSource};
+use crate::space_wait::start_when_space;
 
 /// What `sluice up` was asked to run.
 #[derive(Debug, Clone)]
@@ -217,61 +218,6 @@ fn prepare(
     })
 }
 
-/// Longest wait between two tries to start on a full or read-only disk.
-const START_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// [`prepare`], tried again while the disk is full or read-only: a host whose disk is
-/// full at boot gets its pipeline as soon as space returns, without a restart. Other
-/// errors end the start. `None` when shut down while waiting.
-async fn prepare_when_space(
-    args: &UpArgs,
-    ingest_addr: SocketAddr,
-    http_addr: SocketAddr,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<Option<Prepared>> {
-    let mut wait = std::time::Duration::from_secs(1);
-    let mut told = false;
-    loop {
-        let e = match prepare(args, ingest_addr, http_addr) {
-            Ok(p) => {
-                if told {
-                    tracing::info!("space is back: starting");
-                }
-                return Ok(Some(p));
-            }
-            Err(e) => e,
-        };
-        let Some(fault) = e
-            .chain()
-            .find_map(disk_space::StorageFault::in_chain)
-        else {
-            return Err(e);
-        };
-        if !told {
-            let existing = args
-                .dir
-                .ancestors()
-                .find(|p| p.exists())
-                .unwrap_or(&args.dir);
-            let free = disk_space::free_space(existing)
-                .map(|s| format!("{} bytes free of {}", s.available, s.total))
-                .unwrap_or_else(|e| format!("free space unknown: {e}"));
-            tracing::warn!(
-                dir = %args.dir.display(),
-                "cannot start: {} ({free}): {e:#}; waiting for space, trying again every {} s at most (free space on that file system, or stop with Ctrl-C)",
-                fault.name(),
-                START_RETRY_MAX.as_secs()
-            );
-            told = true;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown.cancelled() => return Ok(None),
-        }
-        wait = (wait * 2).min(START_RETRY_MAX);
-    }
-}
-
 /// Runs the embedded pipeline until `shutdown` is cancelled. On a full or read-only disk
 /// it waits for space before it starts.
 pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -297,7 +243,10 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         buck_key_path,
         cluster_path,
         api_token,
-    }) = prepare_when_space(&args, ingest_addr, http_addr, &shutdown).await?
+    }) = start_when_space("sluice up", &args.dir, &shutdown, || async {
+        prepare(&args, ingest_addr, http_addr)
+    })
+    .await?
     else {
         return Ok(());
     };
