@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -137,13 +136,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Up {
@@ -160,7 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             base_path,
             min_free_bytes,
             paths,
-        } => runtime()?.block_on(async {
+        } => sluice_cli::runtime()?.block_on(async {
             let shutdown = CancellationToken::new();
             sluice_cli::serve::cancel_on_signal(shutdown.clone());
             sluice_cli::up::run(
@@ -224,7 +216,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Err(_) => "http://127.0.0.1:8080".to_owned(),
                 },
             };
-            runtime()?.block_on(async {
+            sluice_cli::runtime()?.block_on(async {
                 let mut out = std::io::stdout().lock();
                 sluice_cli::sql_client::run(&url, &crawl, &sql, token.as_deref(), json, &mut out)
                     .await

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use crypto_box::PublicKey;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::CrawlId;
@@ -14,7 +14,7 @@ use crate::keys::parse_public_key;
 pub const DEFAULT_REPLICAS: usize = 2;
 
 /// The cluster file: every buck, shared by all agents.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterFile {
     /// Home bucks per (crawl, day). Default 2.
@@ -30,7 +30,7 @@ fn default_replicas() -> usize {
 }
 
 /// One buck in the cluster file.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BuckEntry {
     /// Stable id, used in routing: renaming a buck moves its crawls.
@@ -84,6 +84,14 @@ impl ClusterFile {
             source,
         })?;
         ClusterFile::parse(&text, path)
+    }
+
+    /// The file's text, as `parse` reads it back.
+    pub fn to_toml(&self) -> Result<String, ClusterError> {
+        toml::to_string(self).map_err(|e| ClusterError::Parse {
+            path: "(cluster file being written)".into(),
+            message: e.to_string(),
+        })
     }
 
     /// Parses and validates cluster file text; `path` names it in errors.

@@ -54,10 +54,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         Vec::new(),
         Vec::new(),
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = sluice_cli::runtime()?;
     rt.block_on(async {
         let shutdown = CancellationToken::new();
         serve::cancel_on_signal(shutdown.clone());

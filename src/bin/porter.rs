@@ -64,10 +64,7 @@ fn time(s: &str, what: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let config = porter::PorterConfig::load(&args.config)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = sluice_cli::runtime()?;
     let events = Arc::new(porter::PorterEvents::default());
     match args.command.unwrap_or(Cmd::Run) {
         Cmd::Run => rt.block_on(async {

@@ -8,15 +8,9 @@ use anyhow::Context;
 use tailer::{TailerConfig, TailerEvents};
 use tokio_util::sync::CancellationToken;
 
+use crate::runtime;
 use crate::serve::{self, HealthSource, MetricsSource};
 use crate::space_wait::start_when_space;
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
 
 /// Runs a tailer from `config`, or prints its events as JSON lines with `print`.
 pub fn tail(config: &Path, print: bool, follow: bool) -> anyhow::Result<()> {
@@ -119,14 +113,7 @@ pub fn buck(
             Arc::new(move |out: &mut String| live_events.render_prometheus(out)),
             Arc::new(move |out: &mut String| guard.render_prometheus("sluice_http", out)),
         ];
-        let router = serve::under_base_path(
-            handle.serve_live(serve::with_health_and_metrics(
-                handle.router().merge(web::router()),
-                metrics,
-                health,
-            )),
-            &base_path,
-        );
+        let router = serve::buck_site(&handle, axum::Router::new(), metrics, health, &base_path);
         let served = serve::serve(http_l, router, &http_limits, http_events, shutdown.clone()).await;
         shutdown.cancel();
         handle.join().await.context("buck")?;

@@ -9,7 +9,8 @@
 //! - [`up`]: `sluice up`, every agent in one process on loopback.
 //! - [`serve`]: one HTTP listener with an agent's router, `/healthz` and `/metrics`.
 //! - [`sql_client`]: `sluice sql`, a table printer over the read API.
-//! - [`logging`]: tracing set-up.
+//! - [`space_wait`]: starting on a full disk waits for space.
+//! - [`logging`]: tracing set-up; [`runtime`]: the one async runtime of every binary.
 #![deny(missing_docs)]
 
 pub mod agents;
@@ -18,3 +19,12 @@ pub mod serve;
 pub mod space_wait;
 pub mod sql_client;
 pub mod up;
+
+/// The async runtime every binary runs its agents on (multi-threaded, I/O and timers).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}

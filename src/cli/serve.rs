@@ -56,6 +56,26 @@ pub fn with_health_and_metrics(
         )
 }
 
+/// A buck's whole site: its APIs and live stream, `more` routes (archie's in `sluice up`),
+/// the web pages, `/healthz` and `/metrics`, all under `base_path`. The one place a buck's
+/// router is put together, for `sluice up` and the `buck` binary alike.
+pub fn buck_site(
+    buck: &buck::BuckHandle,
+    more: Router,
+    metrics: Vec<MetricsSource>,
+    health: Vec<HealthSource>,
+    base_path: &str,
+) -> Router {
+    under_base_path(
+        buck.serve_live(with_health_and_metrics(
+            buck.router().merge(more).merge(web::router()),
+            metrics,
+            health,
+        )),
+        base_path,
+    )
+}
+
 /// Serves `router` under the path prefix `base` (checked by `buck::check_base_path`; empty
 /// for none): `/base/x` reaches the route `/x`, anything outside `/base` is a 404. For a
 /// reverse proxy that forwards its prefix. Apply it last, around the live layer, so the

@@ -179,20 +179,38 @@ fn prepare(
     // routing depends only on the buck's id, which stays "local".
     let cluster_path = dir.join("cluster.toml");
     let extra = match &args.cluster_extra {
-        Some(p) => std::fs::read_to_string(p)
-            .with_context(|| format!("reading --cluster-extra {}", p.display()))?,
-        None => String::new(),
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("reading --cluster-extra {}", p.display()))?;
+            toml::from_str::<contracts::ClusterFile>(&text)
+                .with_context(|| format!("--cluster-extra {}", p.display()))?
+                .bucks
+        }
+        None => Vec::new(),
     };
-    let replicas = if extra.contains("[[buck]]") { 2 } else { 1 };
-    let base_path = &args.base_path;
-    let cluster = format!(
-        "# written by `sluice up` at each start\nreplicas = {replicas}\n\n[[buck]]\nid = \"local\"\ningest = \"{ingest_addr}\"\nhttp_url = \"http://{http_addr}{base_path}\"\npublic_key = \"{}\"\nsince = \"1970-01-01\"\n\n{extra}",
-        buck_key.public_text()
+    let local = contracts::BuckEntry {
+        id: "local".into(),
+        ingest: ingest_addr.to_string(),
+        http_url: format!("http://{http_addr}{}", args.base_path),
+        public_key: Some(buck_key.public_text()),
+        since: chrono::NaiveDate::from_ymd_opt(1970, 1, 1).context("the epoch")?,
+    };
+    let cluster = contracts::ClusterFile {
+        replicas: if extra.is_empty() { 1 } else { 2 },
+        bucks: std::iter::once(local).chain(extra).collect(),
+    };
+    let text = format!(
+        "# written by `sluice up` at each start\n{}",
+        cluster.to_toml()?
     );
-    contracts::ClusterFile::parse(&cluster, &cluster_path)
+    contracts::ClusterFile::parse(&text, &cluster_path)
         .context("the embedded cluster file (with --cluster-extra)")?;
-    std::fs::write(&cluster_path, cluster)
-        .with_context(|| format!("writing {}", cluster_path.display()))?;
+    durable_file::replace(
+        &cluster_path,
+        text.as_bytes(),
+        durable_file::Durability::Synced,
+    )
+    .with_context(|| format!("writing {}", cluster_path.display()))?;
 
     // Closed by default: off loopback, every read of data needs the API token, which is
     // made once, kept under DIR/keys and printed at each start.
@@ -251,32 +269,29 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         return Ok(());
     };
 
-    let buck_config_text = format!(
-        "id = \"local\"\ndata_dir = {:?}\ncluster_file = {:?}\nkey_file = {:?}\nallowed_tailers = [{:?}]\nday_close_grace_secs = {}\nretention_secs = {}\nprune_check_interval_ms = {}\nmin_free_bytes = {}\n",
-        dir.join("buck").display().to_string(),
-        cluster_path.display().to_string(),
-        buck_key_path.display().to_string(),
-        tailer_key.public_text(),
-        args.day_close_grace_secs,
-        args.retention_secs,
-        // A short retention (a demo, a test) is checked often; a real one once a minute.
-        if args.retention_secs < 600 {
-            500
-        } else {
-            60_000
-        },
-        args.min_free_bytes,
-    );
-    let mut buck_config = buck::BuckConfig::parse(&buck_config_text, &dir.join("buck.toml"))
-        .context("buck config")?;
+    let mut buck_config = buck::BuckConfig::new("local", dir.join("buck"));
+    buck_config.cluster_file = Some(cluster_path.clone());
+    buck_config.key_file = Some(buck_key_path.clone());
+    buck_config.allowed_tailers = vec![tailer_key.public_text()];
+    buck_config.day_close_grace_secs = args.day_close_grace_secs;
+    buck_config.retention_secs = args.retention_secs;
+    // A short retention (a demo, a test) is checked often; a real one once a minute.
+    buck_config.prune_check_interval_ms = if args.retention_secs < 600 {
+        500
+    } else {
+        60_000
+    };
+    buck_config.min_free_bytes = args.min_free_bytes;
     buck_config.porter_token = Some(porter_token.clone());
     buck_config.api_token = api_token.clone();
+    buck_config
+        .validate(&dir.join("buck.toml"))
+        .context("buck config")?;
     let buck = buck::start(buck_config, ingest, shutdown.clone())
         .await
         .context("starting the buck")?;
 
     let tailer_config = TailerConfig {
-        sources: sources(&args)?,
         spool_dir: dir.join("spool"),
         state_dir: dir.join("tailer"),
         bucket_interval_secs: args.bucket_interval_secs,
@@ -284,11 +299,11 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         key_file: Some(keys.join("tailer.key")),
         nice: 0,
         min_free_bytes: args.min_free_bytes.saturating_mul(2),
-        ..TailerConfig::parse(
-            "[[source]]\npath = \"/x\"\ncrawl = \"x\"\n",
-            Path::new("defaults"),
-        )?
+        ..TailerConfig::new(sources(&args)?)
     };
+    tailer_config
+        .validate(&dir.join("tailer.toml"))
+        .context("tailer config")?;
     let tailer_events = Arc::new(TailerEvents::default());
     let tailer_task = tokio::spawn(tailer::run(
         tailer_config,
@@ -350,14 +365,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         Arc::new(move |out: &mut String| porter_events.render_prometheus(out)),
         Arc::new(move |out: &mut String| out.push_str(&archie_events.render_prometheus())),
     ];
-    let router = serve::under_base_path(
-        buck.serve_live(serve::with_health_and_metrics(
-            buck.router().merge(archie.router()).merge(web::router()),
-            metrics,
-            health,
-        )),
-        &args.base_path,
-    );
+    let router = serve::buck_site(&buck, archie.router(), metrics, health, &args.base_path);
 
     let state = UpState {
         http: http_addr,

@@ -360,11 +360,30 @@ impl TailerConfig {
 
     /// Parses and validates config text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<TailerConfig, ConfigError> {
+        let c: TailerConfig = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+        c.validate(path)?;
+        Ok(c)
+    }
+
+    /// A config following `sources` with every other setting at its default (the same
+    /// defaults a config file gets), for embedding (`sluice up`) and tests.
+    pub fn new(sources: Vec<SourceConfig>) -> TailerConfig {
+        let mut c: TailerConfig = toml::from_str("")
+            .unwrap_or_else(|e| unreachable!("every tailer setting has a default: {e}"));
+        c.sources = sources;
+        c
+    }
+
+    /// Checks ranges and sources; `path` names the config in errors.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             path: path.into(),
             message,
         };
-        let c: TailerConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let c = self;
         if c.sources.is_empty() {
             return Err(invalid(
                 "no [[source]] tables: add one with a `path`".into(),
@@ -403,7 +422,7 @@ impl TailerConfig {
                     .map_err(|e| invalid(format!("source {:?}: {e}", s.path)))?;
             }
         }
-        Ok(c)
+        Ok(())
     }
 
     /// The free space kept on the spool's and state's file systems.
@@ -425,6 +444,18 @@ impl TailerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_has_the_defaults_of_a_file() {
+        let sources = vec![SourceConfig {
+            crawl: Some("c".into()),
+            ..toml::from_str("path = \"/x\"").unwrap()
+        }];
+        let from_file =
+            TailerConfig::parse("[[source]]\npath = \"/x\"\ncrawl = \"c\"\n", Path::new("t"))
+                .unwrap();
+        assert_eq!(TailerConfig::new(sources), from_file);
+    }
 
     #[test]
     fn parse_config() {
