@@ -390,6 +390,7 @@ fn an_http_slowloris_holds_few_sockets_for_a_bounded_time() {
 }
 
 /// A TCP connection to `to` from the local address `from` (a second loopback address).
+#[allow(unsafe_code)]
 fn socket2_connect_from(from: &str, to: std::net::SocketAddr) -> std::net::TcpStream {
     // std cannot bind before connect: a raw socket through libc.
     // SAFETY: plain socket calls on a descriptor this function owns; the address structs

@@ -89,6 +89,7 @@ impl NodeClient {
         self.wait_line("done", PATIENCE)
     }
 
+    #[allow(unsafe_code)]
     fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
         unsafe {

@@ -77,6 +77,7 @@ impl UpInNetns {
 
 /// Runs `f` on a thread that has entered the network namespace of process `pid`, with an
 /// HTTP client built there.
+#[allow(unsafe_code)]
 fn in_netns_of<T: Send + 'static>(pid: u32, f: impl FnOnce(&Client) -> T + Send + 'static) -> T {
     let t = std::thread::spawn(move || {
         let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).expect("opening the netns");

@@ -99,6 +99,7 @@ fn inotify_watches(pid: u32) -> usize {
 }
 
 /// User plus system CPU time a process has used so far.
+#[allow(unsafe_code)]
 fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     // The command name (field 2) may hold spaces; fields counted after its `)`.

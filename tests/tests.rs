@@ -12,6 +12,9 @@
 //! - `tailer_faults`: SIGKILL the tailer mid-stream, again and again; nothing lost or doubled.
 //! - `tailer_scale`: 20,000 files on polling, a long buck outage, the re-send after SIGKILL.
 
+// A test crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 mod util;
 
 mod archive;

@@ -126,6 +126,7 @@ impl Agent {
     }
 
     /// SIGTERM, then wait for a clean exit (up to `timeout`), returning whether it exited 0.
+    #[allow(unsafe_code)]
     pub fn terminate(&mut self, timeout: Duration) -> bool {
         let Some(mut c) = self.child.take() else {
             return false;

@@ -1,6 +1,9 @@
 //! History requests end to end over HTTP: real segment files, a real port, answers
 //! compared with plain scans of the source lines.
 
+// A test or bench crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -4,6 +4,9 @@
 //! substring and regex searches with exactly the lines a scan of the source lines finds.
 //! A corrupted object then fails its request by name, and archie goes on serving.
 
+// A test or bench crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;

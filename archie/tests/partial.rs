@@ -1,6 +1,9 @@
 //! While an index builds, what it has committed is searchable: every search sees exactly
 //! the matches among the first `indexed_upto` events, in order, never a torn batch.
 
+// A test or bench crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::sync::Arc;

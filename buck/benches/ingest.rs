@@ -9,6 +9,9 @@
 //!
 //! `cargo bench -p sluice-buck --bench ingest -- [events] [query_rows]`
 
+// A test or bench crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -82,6 +82,7 @@ impl Headroom {
 }
 
 /// `statvfs(2)` of the file system holding `path`.
+#[allow(unsafe_code)]
 pub fn free_space(path: &Path) -> std::io::Result<FreeSpace> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes())

@@ -7,6 +7,8 @@
 //! file, giving back the space, and leaves the old content in place. Every agent writes
 //! its small files this way; this crate is the one place the steps live.
 
+#![deny(missing_docs)]
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -8,6 +8,9 @@
 //!
 //! `cargo bench -p sluice-live --bench fanout` (needs scripts/install-web-deps).
 
+// A test or bench crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use live::{LiveBroker, LiveConfig, synthetic};
 use serde_json::Value;
 
+#[allow(unsafe_code)]
 fn cpu_secs() -> f64 {
     // SAFETY: getrusage writes into the struct we pass.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };

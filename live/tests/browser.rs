@@ -5,6 +5,9 @@
 //! the other's lines keep coming. Saves `test-artifacts/live-view.png`.
 //! Needs `scripts/install-web-deps` and a built app (`cd web && npm run build`).
 
+// A test or bench crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 mod util;
 
 use std::path::PathBuf;

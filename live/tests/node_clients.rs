@@ -2,6 +2,9 @@
 //! real TCP: filters, backfill, a stalled client next to a fast one, caps and the token.
 //! Needs `scripts/install-web-deps`; fails saying so otherwise.
 
+// A test or bench crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 mod util;
 
 use std::sync::Arc;
@@ -32,6 +35,7 @@ fn crawl_b_4xx(off: u64) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(unsafe_code)]
 async fn filtered_backfilled_and_a_stalled_client_never_slows_a_fast_one() {
     util::require_node_modules();
     let cfg = LiveConfig {

@@ -5,6 +5,9 @@
 //! Run with `cargo bench -p sluice-parsers`; `SLUICE_BENCH_MIB` sets the volume (default 256).
 //! Times are the thread's CPU time, so a busy machine does not inflate them.
 
+// A test or bench crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Instant;

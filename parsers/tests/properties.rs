@@ -1,6 +1,9 @@
 //! Properties that hold for any input: no panic, spans inside the line, events that fit
 //! one frame and decode back equal, and flags that tell the truth.
 
+// A test or bench crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::sync::OnceLock;
 

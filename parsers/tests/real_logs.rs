@@ -2,6 +2,9 @@
 //! each checked against an independent reading of the same lines: whitespace tokens,
 //! chrono's own timestamp parsing, serde_json.
 
+// A test or bench crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDateTime};

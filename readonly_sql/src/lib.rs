@@ -8,6 +8,8 @@
 //! read. Rows are then turned into JSON by a [`RowEncoder`], which counts bytes value by
 //! value so a reply is never built past its limit.
 
+#![deny(missing_docs)]
+
 mod authorizer;
 mod json_rows;
 mod value_limits;

@@ -811,6 +811,7 @@ const OPEN_FILES_SHARE_OF_LIMIT: u64 = 2;
 /// `max_open_files`, lowered (with a warning) to half the process's descriptor limit: past
 /// that, opening a spool bucket or a socket would fail with EMFILE instead of a followed
 /// file waiting its turn.
+#[allow(unsafe_code)]
 fn open_files_within_limit(configured: usize) -> usize {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
@@ -899,6 +900,7 @@ pub fn app_name(source: &SourceConfig, path: &Path) -> String {
 }
 
 /// The `host` of events: configured, else the machine's host name.
+#[allow(unsafe_code)]
 pub fn host_name(config: &TailerConfig) -> String {
     if let Some(h) = &config.host {
         return h.clone();

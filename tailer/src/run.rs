@@ -95,6 +95,7 @@ fn renice_process(nice: i32) {
     }
 }
 
+#[allow(unsafe_code)]
 fn set_nice(tid: u32, nice: i32) {
     // SAFETY: setpriority takes plain integers and has no memory effects.
     let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) };

@@ -2,6 +2,9 @@
 //! inode), a 10 MiB line, invalid UTF-8 and NULs, a thousand files with the same first
 //! line, tiny files; and crash safety of the spool and of the checkpoints.
 
+// A test or bench crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 mod reading_support;
 
 use std::os::unix::fs::MetadataExt;

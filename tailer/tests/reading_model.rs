@@ -6,6 +6,9 @@
 //! (no deletion of unread files, nothing written between a copy and its truncate), so any
 //! missing or doubled line is the tailer's fault.
 
+// A test crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 mod reading_support;
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,9 @@
 //! rename+create, copytruncate and rename+gzip, while the tailer runs, while it is stopped
 //! (restart), and while it lags behind (reading paused by a full spool).
 
+// A test or bench crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 mod reading_support;
 
 use std::sync::atomic::Ordering;

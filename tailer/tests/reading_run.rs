@@ -1,5 +1,8 @@
 //! `tailer::run` as a whole: the reader thread and the real shipper, stopped in two phases.
 
+// A test or bench crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 mod reading_support;
 
 use std::sync::Arc;

@@ -1,6 +1,9 @@
 //! The shipper against test receivers speaking the real protocol: live packets, the
 //! repair path, stand-ins, acks, nacks, rejects, reconnects and spool pruning.
 
+// A test or bench crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 mod shipping_support;
 
 use std::collections::BTreeSet;

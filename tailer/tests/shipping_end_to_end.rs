@@ -2,6 +2,9 @@
 //! written to a log file reach both homes of their crawl, through a home's outage, and
 //! the spool empties once every home has everything.
 
+// A test or bench crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 mod shipping_support;
 
 use std::collections::BTreeSet;

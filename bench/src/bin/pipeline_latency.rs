@@ -21,6 +21,9 @@
 //!   subscribed with the filter `{"status": "4xx"}` (about 11% of lines), each live event
 //!   timed on arrival. Skipped when node or the module is missing.
 
+// A test or bench crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 #[path = "../common/mod.rs"]
 mod common;
 

@@ -24,6 +24,9 @@
 //! `target/bench-deps/syslog-ng`; the run points `LD_LIBRARY_PATH` and `--module-path`
 //! there. A syslog-ng installed as a system package is used when nothing is unpacked.
 
+// A test or bench crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 #[path = "../common/stage_costs.rs"]
 mod stage_costs;
 

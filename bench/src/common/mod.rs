@@ -317,6 +317,7 @@ pub struct ProcSample {
 }
 
 /// Reads `/proc/<pid>/stat` and `/proc/<pid>/status`; `None` once the process is gone.
+#[allow(unsafe_code)]
 pub fn sample(pid: u32) -> Option<ProcSample> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields start after the last ')'.
@@ -441,6 +442,7 @@ impl Drop for TailerProcess {
 }
 
 /// Sends `sig` to `pid`.
+#[allow(unsafe_code)]
 pub fn signal(pid: u32, sig: i32) {
     // SAFETY: kill takes plain integers; pid is our own child.
     unsafe {
