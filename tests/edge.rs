@@ -309,6 +309,41 @@ fn a_buck_off_loopback_without_a_token_refuses_to_start() {
     );
 }
 
+/// r11.11: archie off loopback without `api_token` refuses to start, saying what to set.
+#[test]
+fn archie_off_loopback_without_a_token_refuses_to_start() {
+    let dir = Dir::new("edge-archie-open");
+    let cfg = dir.join("archie.toml");
+    std::fs::write(
+        &cfg,
+        format!("work_dir = {:?}\n", dir.join("a").display().to_string()),
+    )
+    .expect("writing a config");
+    let porter = dir.join("porter.toml");
+    std::fs::write(
+        &porter,
+        format!(
+            "archive = \"file://{}\"\ncluster_file = {:?}\nwork_dir = {:?}\n",
+            dir.join("archive").display(),
+            dir.join("cluster.toml").display().to_string(),
+            dir.join("p").display().to_string()
+        ),
+    )
+    .expect("writing a porter config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_archie"))
+        .args(["--config", &cfg.display().to_string()])
+        .args(["--porter-config", &porter.display().to_string()])
+        .args(["--http", "0.0.0.0:0"])
+        .output()
+        .expect("running archie");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("api_token") && err.contains("sluice keygen --token"),
+        "{err}"
+    );
+}
+
 /// r11.8: a slowloris against the HTTP port (from 127.0.0.2, a byte of request head at a
 /// time on 80 sockets) holds at most `max_connections_per_address` (64) of them, each for
 /// at most `header_read_timeout_ms` (10 s), while `/healthz` answers and lines keep

@@ -58,9 +58,27 @@ fn run(args: Args) -> anyhow::Result<()> {
     rt.block_on(async {
         let shutdown = CancellationToken::new();
         serve::cancel_on_signal(shutdown.clone());
+        // Closed by default: off loopback, every route reads data, so a token is required.
+        // Checked before binding (an address) and after (a host name that resolved).
+        let no_token = |addr: std::net::SocketAddr| {
+            anyhow::anyhow!(
+                "{}: archie's HTTP address {addr} is not on loopback, so its history API needs a token: set api_token in the config (the bucks' api_token; make one with `sluice keygen --token`), or listen on 127.0.0.1",
+                args.config.display()
+            )
+        };
+        if let Ok(addr) = args.http.parse::<std::net::SocketAddr>()
+            && !addr.ip().is_loopback()
+            && config.api_token.is_none()
+        {
+            return Err(no_token(addr));
+        }
         let http = tokio::net::TcpListener::bind(&args.http)
             .await
             .with_context(|| format!("binding {}", args.http))?;
+        let bound = http.local_addr()?;
+        if !bound.ip().is_loopback() && config.api_token.is_none() {
+            return Err(no_token(bound));
+        }
         tracing::info!(http = %http.local_addr()?, "archie listening");
         let work_dir = config.work_dir.clone();
         let started =
