@@ -76,6 +76,12 @@ enum Command {
         /// With --print, keep following the files.
         #[arg(long, requires = "print")]
         follow: bool,
+        /// Serve /metrics and /healthz on this address (e.g. 127.0.0.1:9464).
+        #[arg(long)]
+        metrics: Option<String>,
+        /// With --metrics, write the bound address as JSON here once listening.
+        #[arg(long, requires = "metrics")]
+        ready_file: Option<PathBuf>,
     },
     /// Run a buck from a config file.
     Buck {
@@ -179,7 +185,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config,
             print,
             follow,
-        } => sluice_cli::agents::tail(&config, print, follow),
+            metrics,
+            ready_file,
+        } => sluice_cli::agents::tail(
+            &config,
+            print,
+            follow,
+            metrics.as_deref(),
+            ready_file.as_deref(),
+        ),
         Command::Buck {
             config,
             ingest,

@@ -23,6 +23,7 @@ mod disk_faults;
 mod edge;
 mod history;
 mod live;
+mod metrics;
 mod off_loopback;
 mod resource_faults;
 mod tailer_faults;

@@ -61,6 +61,8 @@ impl Agent {
             "sluice" => env!("CARGO_BIN_EXE_sluice"),
             "tailer" => env!("CARGO_BIN_EXE_tailer"),
             "buck" => env!("CARGO_BIN_EXE_buck"),
+            "porter" => env!("CARGO_BIN_EXE_porter"),
+            "archie" => env!("CARGO_BIN_EXE_archie"),
             other => panic!("unknown binary {other}"),
         };
         let mut cmd = Command::new(exe);

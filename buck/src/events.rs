@@ -1,7 +1,6 @@
 //! `BuckEvents`: every counter the buck keeps, and the only place they change. Each
 //! observable event is one method; `render_prometheus` writes them as `sluice_buck_*`.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
@@ -87,7 +86,8 @@ pub struct BuckEvents {
     published_late: AtomicU64,
     subscriber_missed: AtomicU64,
     commits: AtomicU64,
-    commit_micros: AtomicU64,
+    commit_latency: metric_text::Histogram,
+    sql_latency: metric_text::Histogram,
     commit_failures: AtomicU64,
     segments_open: AtomicU64,
     segments_closed: AtomicU64,
@@ -201,8 +201,11 @@ impl BuckEvents {
         self.duplicates.fetch_add(duplicates as u64, Relaxed);
         self.bytes_written.fetch_add(bytes, Relaxed);
         self.commits.fetch_add(1, Relaxed);
-        self.commit_micros
-            .fetch_add(took.as_micros() as u64, Relaxed);
+        self.commit_latency.observe(took);
+    }
+    /// A SQL query ended (last row sent, or its error) `took` after it started.
+    pub(crate) fn sql_query_took(&self, took: Duration) {
+        self.sql_latency.observe(took);
     }
     pub(crate) fn commit_failed(&self) {
         self.commit_failures.fetch_add(1, Relaxed);
@@ -281,220 +284,171 @@ impl BuckEvents {
     /// Appends the counters in the Prometheus text format, names `sluice_buck_*`.
     pub fn render_prometheus(&self, out: &mut String) {
         let c = self.snapshot();
-        let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP sluice_buck_{name} {help}\n# TYPE sluice_buck_{name} {kind}\nsluice_buck_{name} {value}"
-            );
-        };
-        metric(
+        let mut e = metric_text::Exposition::new(out, "sluice_buck");
+        e.counter(
             "connections_total",
-            "counter",
             "tailer connections accepted",
             c.connections_accepted,
         );
-        metric(
+        e.gauge(
             "connections_open",
-            "gauge",
             "tailer connections open now",
             c.connections_open,
         );
-        metric(
+        e.counter(
             "messages_total",
-            "counter",
             "messages received from tailers",
             c.messages_in,
         );
-        metric(
+        e.counter(
             "events_in_total",
-            "counter",
             "events received (valid frames)",
             c.events_in,
         );
-        metric(
+        e.counter(
             "frames_rejected_total",
-            "counter",
             "frames rejected for good (undecodable, invalid crawl id)",
             c.frames_rejected,
         );
-        metric(
+        e.counter(
             "nacks_total",
-            "counter",
             "messages refused with a retry-after (storage failure)",
             c.nacks,
         );
-        metric(
+        e.counter(
             "inserted_total",
-            "counter",
             "events newly inserted into segments",
             c.inserted,
         );
-        metric(
+        e.counter(
             "duplicates_total",
-            "counter",
             "events already stored (ignored)",
             c.duplicates,
         );
-        metric(
+        e.counter(
             "bytes_written_total",
-            "counter",
             "bytes of event lines inserted",
             c.bytes_written,
         );
-        metric(
+        e.counter(
             "published_total",
-            "counter",
             "events published on the live bus",
             c.published,
         );
-        metric(
+        e.counter(
             "published_late_total",
-            "counter",
             "events published marked late (repair path)",
             c.published_late,
         );
-        metric(
+        e.counter(
             "missed_total",
-            "counter",
             "events missed by lagging bus subscribers",
             c.subscriber_missed,
         );
-        metric(
-            "commits_total",
-            "counter",
-            "segment transactions committed",
-            c.commits,
-        );
-        metric(
+        e.counter("commits_total", "segment transactions committed", c.commits);
+        e.counter(
             "commit_failures_total",
-            "counter",
             "batches that failed to commit",
             c.commit_failures,
         );
-        metric(
-            "segments_open",
-            "gauge",
-            "segments not yet closed",
-            c.segments_open,
-        );
-        metric(
+        e.gauge("segments_open", "segments not yet closed", c.segments_open);
+        e.counter(
             "segments_closed_total",
-            "counter",
             "segments closed by this process",
             c.segments_closed,
         );
-        metric(
+        e.counter(
             "segments_pruned_total",
-            "counter",
             "segments deleted after retention (archived, verified unchanged)",
             c.segments_pruned,
         );
-        metric(
-            "sql_queries_total",
-            "counter",
-            "SQL queries received",
-            c.sql_queries,
-        );
-        metric(
+        e.counter("sql_queries_total", "SQL queries received", c.sql_queries);
+        e.counter(
             "sql_errors_total",
-            "counter",
             "SQL queries answered with an error",
             c.sql_errors,
         );
-        metric(
+        e.counter(
             "sql_timeouts_total",
-            "counter",
             "SQL queries stopped by sql_timeout_ms",
             c.sql_timeouts,
         );
-        metric(
+        e.counter(
             "sql_truncated_total",
-            "counter",
             "SQL replies cut by sql_max_rows or sql_max_bytes",
             c.sql_truncated,
         );
-        metric(
+        e.counter(
             "foreign_tailer_frames_total",
-            "counter",
             "frames refused for good because their event id names another tailer than the connection's hello",
             self.foreign_ids.load(Relaxed),
         );
-        metric(
+        e.counter(
             "sql_busy_total",
-            "counter",
             "queries refused because sql_max_concurrent were running (503)",
             self.sql_busy.load(Relaxed),
         );
-        metric(
+        e.counter(
             "sql_send_timeouts_total",
-            "counter",
             "replies cut off because the client read slower than sql_send_timeout_ms",
             self.sql_send_timeouts.load(Relaxed),
         );
-        metric(
+        e.counter(
             "api_refused_total",
-            "counter",
             "SQL API requests refused for a missing or wrong api_token (401)",
             self.api_refused.load(Relaxed),
         );
-        metric(
+        e.counter(
             "porter_refused_total",
-            "counter",
             "segment API requests refused for a missing or wrong porter token (401)",
             self.porter_refused.load(Relaxed),
         );
-        metric(
+        e.counter(
             "segment_downloads_busy_total",
-            "counter",
             "segment copies refused because segment_downloads_max were in progress (503)",
             self.segment_downloads_busy.load(Relaxed),
         );
-        metric(
+        e.counter(
             "segments_vanished_total",
-            "counter",
             "segment files found deleted or replaced under the running buck (a new file was started)",
             self.segments_vanished.load(Relaxed),
         );
-        metric(
+        e.counter(
             "segments_quarantined_total",
-            "counter",
             "corrupt segment files moved to <data_dir>/quarantine (a new file was started)",
             self.segments_quarantined.load(Relaxed),
         );
-        metric(
+        e.counter(
             "disk_full_episodes_total",
-            "counter",
             "times committing paused because the segments' disk was full, read-only or below its headroom",
             self.disk.count(),
         );
-        metric(
+        e.gauge(
             "disk_full",
-            "gauge",
             "1 while committing is paused for a full, read-only or low disk",
             self.disk.active(),
         );
-        let _ = writeln!(
-            out,
-            "# HELP sluice_buck_commit_seconds time spent committing batches\n# TYPE sluice_buck_commit_seconds summary\nsluice_buck_commit_seconds_sum {}\nsluice_buck_commit_seconds_count {}",
-            self.commit_micros.load(Relaxed) as f64 / 1e6,
-            c.commits
+        e.histogram(
+            "commit_seconds",
+            "time spent committing batches",
+            &self.commit_latency,
         );
-        let _ = writeln!(
-            out,
-            "# HELP sluice_buck_rejections_total connections closed or refused, by reason\n# TYPE sluice_buck_rejections_total counter"
+        e.histogram(
+            "sql_query_seconds",
+            "time from the start of a SQL query to its last row (or its error)",
+            &self.sql_latency,
         );
-        for r in ConnectionRejection::ALL {
-            let i = ConnectionRejection::ALL
-                .iter()
-                .position(|x| *x == r)
-                .unwrap_or(0);
-            let _ = writeln!(
-                out,
-                "sluice_buck_rejections_total{{reason=\"{}\"}} {}",
-                r.name(),
-                self.rejections[i].load(Relaxed)
-            );
-        }
+        let rejections: Vec<(&str, u64)> = ConnectionRejection::ALL
+            .iter()
+            .zip(&self.rejections)
+            .map(|(r, n)| (r.name(), n.load(Relaxed)))
+            .collect();
+        e.counter_by(
+            "rejections_total",
+            "connections closed or refused, by reason",
+            "reason",
+            &rejections,
+        );
     }
 }
 

@@ -290,7 +290,9 @@ async fn query_inner(
         // The permit is the query's: it is given back when the statement is done, not
         // when the handler returns.
         let _permit = permit;
+        let started = Instant::now();
         let outcome = execute(&files, &sql, &limits, &tx, &rt);
+        events.sql_query_took(started.elapsed());
         match &outcome {
             Outcome::TimedOut => events.sql_timeout(),
             Outcome::Truncated => events.sql_truncated(),

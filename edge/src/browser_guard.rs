@@ -67,11 +67,10 @@ impl BrowserGuard {
 
     /// Prometheus text for the refusal counter, under `prefix` (e.g. `sluice_http`).
     pub fn render_prometheus(&self, prefix: &str, out: &mut String) {
-        use std::fmt::Write;
-        let _ = writeln!(
-            out,
-            "# HELP {prefix}_browser_refused_total requests refused for a foreign Host (DNS rebinding) or Origin\n# TYPE {prefix}_browser_refused_total counter\n{prefix}_browser_refused_total {}",
-            self.refused()
+        metric_text::Exposition::new(out, prefix).counter(
+            "browser_refused_total",
+            "requests refused for a foreign Host (DNS rebinding) or Origin",
+            self.refused(),
         );
     }
 

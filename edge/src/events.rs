@@ -24,35 +24,31 @@ impl EdgeEvents {
 
     /// Appends the counters in Prometheus text format.
     pub fn render_prometheus(&self, out: &mut String) {
-        use std::fmt::Write;
+        let mut e = metric_text::Exposition::new(out, "sluice_http");
         let rows: [(&str, &str, &AtomicU64); 4] = [
             (
-                "sluice_http_refused_connections_total_cap_total",
+                "refused_connections_total_cap_total",
                 "Connections closed at accept: max_connections open",
                 &self.refused_total_cap,
             ),
             (
-                "sluice_http_refused_connections_address_cap_total",
+                "refused_connections_address_cap_total",
                 "Connections closed at accept: max_connections_per_address open from that address",
                 &self.refused_address_cap,
             ),
             (
-                "sluice_http_closed_idle_connections_total",
+                "closed_idle_connections_total",
                 "Connections closed after idle_timeout_secs without traffic",
                 &self.closed_idle,
             ),
             (
-                "sluice_http_connection_errors_total",
+                "connection_errors_total",
                 "Connections ended by an error, header_read_timeout_ms included",
                 &self.connection_errors,
             ),
         ];
         for (name, help, v) in rows {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                v.load(Ordering::Relaxed)
-            );
+            e.counter(name, help, v.load(Ordering::Relaxed));
         }
     }
 }

@@ -1,7 +1,6 @@
 //! `LiveEvents`: the broker's counters, the only place they change, rendered for
 //! Prometheus as `sluice_live_*`.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Counters of one broker. All are totals since start except `clients`, a gauge.
@@ -126,83 +125,55 @@ impl LiveEvents {
     /// Appends the counters in Prometheus text format.
     pub fn render_prometheus(&self, out: &mut String) {
         let c = self.counts();
-        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for (labels, v) in samples {
-                let _ = writeln!(out, "{name}{labels} {v}");
-            }
-        };
-        metric(
-            "sluice_live_clients",
-            "gauge",
-            "Live view clients connected now.",
-            &[("", c.clients)],
-        );
-        metric(
-            "sluice_live_connections_total",
-            "counter",
+        let mut e = metric_text::Exposition::new(out, "sluice_live");
+        e.gauge("clients", "Live view clients connected now.", c.clients);
+        e.counter(
+            "connections_total",
             "Live view connections accepted.",
-            &[("", c.connections)],
+            c.connections,
         );
-        metric(
-            "sluice_live_refused_total",
-            "counter",
+        e.counter_by(
+            "refused_total",
             "Live view connections refused.",
+            "reason",
             &[
-                ("{reason=\"token\"}", c.refused_token),
-                ("{reason=\"max_clients\"}", c.refused_clients),
+                ("token", c.refused_token),
+                ("max_clients", c.refused_clients),
             ],
         );
-        metric(
-            "sluice_live_subscriptions_total",
-            "counter",
+        e.counter_by(
+            "subscriptions_total",
             "Subscribe requests, by outcome.",
-            &[
-                ("{outcome=\"ok\"}", c.subscriptions),
-                ("{outcome=\"bad_filter\"}", c.bad_subscriptions),
-            ],
+            "outcome",
+            &[("ok", c.subscriptions), ("bad_filter", c.bad_subscriptions)],
         );
-        metric(
-            "sluice_live_published_total",
-            "counter",
+        e.counter(
+            "published_total",
             "Events published to the broker.",
-            &[("", c.published)],
+            c.published,
         );
-        metric(
-            "sluice_live_sent_total",
-            "counter",
+        e.counter_by(
+            "sent_total",
             "Events sent to clients, once per client.",
-            &[
-                ("{kind=\"live\"}", c.sent),
-                ("{kind=\"backfill\"}", c.backfilled),
-            ],
+            "kind",
+            &[("live", c.sent), ("backfill", c.backfilled)],
         );
-        metric(
-            "sluice_live_batches_total",
-            "counter",
-            "Event batches emitted.",
-            &[("", c.batches)],
-        );
-        metric(
-            "sluice_live_dropped_total",
-            "counter",
+        e.counter("batches_total", "Event batches emitted.", c.batches);
+        e.counter_by(
+            "dropped_total",
             "Events dropped for one client.",
-            &[
-                ("{reason=\"queue\"}", c.dropped_queue),
-                ("{reason=\"rate\"}", c.dropped_rate),
-            ],
+            "reason",
+            &[("queue", c.dropped_queue), ("rate", c.dropped_rate)],
         );
-        metric(
-            "sluice_live_bus_missed_total",
-            "counter",
+        e.counter(
+            "bus_missed_total",
             "Events the buck's bus skipped before the broker.",
-            &[("", c.bus_missed)],
+            c.bus_missed,
         );
-        metric(
-            "sluice_live_sessions_capped_total",
-            "counter",
+        e.counter(
+            "sessions_capped_total",
             "Sessions ended by max_session_secs.",
-            &[("", c.sessions_capped)],
+            c.sessions_capped,
         );
     }
 }

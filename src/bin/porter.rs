@@ -23,7 +23,14 @@ struct Args {
 #[derive(Subcommand)]
 enum Cmd {
     /// Archive on schedule until stopped (the default).
-    Run,
+    Run {
+        /// Serve /metrics and /healthz on this address (e.g. 127.0.0.1:9465). Default: none.
+        #[arg(long)]
+        metrics: Option<String>,
+        /// With --metrics, write the bound address as JSON here once listening.
+        #[arg(long, requires = "metrics")]
+        ready_file: Option<PathBuf>,
+    },
     /// One archive run: every candidate segment, oldest first, then exit.
     Archive {
         /// Required: one run, then exit (the daemon is `porter run`).
@@ -66,13 +73,46 @@ fn run(args: Args) -> anyhow::Result<()> {
     let config = porter::PorterConfig::load(&args.config)?;
     let rt = sluice_cli::runtime()?;
     let events = Arc::new(porter::PorterEvents::default());
-    match args.command.unwrap_or(Cmd::Run) {
-        Cmd::Run => rt.block_on(async {
+    match args.command.unwrap_or(Cmd::Run {
+        metrics: None,
+        ready_file: None,
+    }) {
+        Cmd::Run {
+            metrics,
+            ready_file,
+        } => rt.block_on(async {
             let shutdown = CancellationToken::new();
             sluice_cli::serve::cancel_on_signal(shutdown.clone());
-            porter::run(config, shutdown, events)
+            let listener = match metrics {
+                Some(addr) => {
+                    let rendered = events.clone();
+                    let (bound, task) = sluice_cli::serve::spawn_metrics_listener(
+                        &addr,
+                        vec![Arc::new(move |out: &mut String| {
+                            rendered.render_prometheus(out)
+                        })],
+                        Vec::new(),
+                        shutdown.clone(),
+                    )
+                    .await?;
+                    if let Some(p) = &ready_file {
+                        sluice_cli::agents::write_ready_file(
+                            p,
+                            &serde_json::json!({ "metrics": bound }),
+                        )?;
+                    }
+                    Some(task)
+                }
+                None => None,
+            };
+            let ran = porter::run(config, shutdown.clone(), events)
                 .await
-                .context("porter")
+                .context("porter");
+            shutdown.cancel();
+            if let Some(task) = listener {
+                task.await.context("the metrics listener")??;
+            }
+            ran
         }),
         Cmd::Archive { once } => {
             if !once {

@@ -18,12 +18,24 @@ struct Args {
     /// With --print, keep following the files.
     #[arg(long, requires = "print")]
     follow: bool,
+    /// Serve /metrics and /healthz on this address (e.g. 127.0.0.1:9464). Default: none.
+    #[arg(long)]
+    metrics: Option<String>,
+    /// With --metrics, write the bound address as JSON here once listening.
+    #[arg(long, requires = "metrics")]
+    ready_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     sluice_cli::logging::init();
     let a = Args::parse();
-    match sluice_cli::agents::tail(&a.config, a.print, a.follow) {
+    match sluice_cli::agents::tail(
+        &a.config,
+        a.print,
+        a.follow,
+        a.metrics.as_deref(),
+        a.ready_file.as_deref(),
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tailer: {e:#}");

@@ -12,8 +12,16 @@ use crate::runtime;
 use crate::serve::{self, HealthSource, MetricsSource};
 use crate::space_wait::start_when_space;
 
-/// Runs a tailer from `config`, or prints its events as JSON lines with `print`.
-pub fn tail(config: &Path, print: bool, follow: bool) -> anyhow::Result<()> {
+/// Runs a tailer from `config`, or prints its events as JSON lines with `print`. With
+/// `metrics`, it also serves `/metrics` and `/healthz` there, and writes
+/// `{"metrics": ADDR}` to `ready_file` once bound.
+pub fn tail(
+    config: &Path,
+    print: bool,
+    follow: bool,
+    metrics: Option<&str>,
+    ready_file: Option<&Path>,
+) -> anyhow::Result<()> {
     let cfg = TailerConfig::load(config)?;
     if print {
         let mut out = std::io::stdout().lock();
@@ -25,15 +33,40 @@ pub fn tail(config: &Path, print: bool, follow: bool) -> anyhow::Result<()> {
         let shutdown = CancellationToken::new();
         serve::cancel_on_signal(shutdown.clone());
         let events = Arc::new(TailerEvents::default());
+        let listener = match metrics {
+            Some(addr) => {
+                let (rendered, degraded) = (events.clone(), events.clone());
+                let (bound, task) = serve::spawn_metrics_listener(
+                    addr,
+                    vec![Arc::new(move |out: &mut String| {
+                        rendered.render_prometheus(out)
+                    })],
+                    vec![Arc::new(move || {
+                        degraded.disk.reason().map(|r| format!("tailer: {r}"))
+                    })],
+                    shutdown.clone(),
+                )
+                .await?;
+                if let Some(p) = ready_file {
+                    write_ready_file(p, &serde_json::json!({ "metrics": bound }))?;
+                }
+                Some(task)
+            }
+            None => None,
+        };
         // A tailer's run fails only at its start on a storage fault (later ones pause it).
         let dir = cfg.state_dir.clone();
-        start_when_space("tailer", &dir, &shutdown, || {
+        let ran = start_when_space("tailer", &dir, &shutdown, || {
             let run = tailer::run(cfg.clone(), shutdown.clone(), events.clone());
             async move { Ok(run.await?) }
         })
         .await
-        .context("tailer")?;
-        Ok(())
+        .context("tailer");
+        shutdown.cancel();
+        if let Some(task) = listener {
+            task.await.context("the metrics listener")??;
+        }
+        ran.map(|_| ())
     })
 }
 

@@ -131,3 +131,41 @@ pub fn cancel_on_signal(token: CancellationToken) {
         token.cancel();
     });
 }
+
+/// A listener with only `/healthz` and `/metrics`, for the agents that serve nothing else
+/// (the `tailer` and `porter` binaries, `--metrics ADDR`). Bound before this returns, so
+/// the address is known; it serves until `shutdown`.
+pub async fn spawn_metrics_listener(
+    addr: &str,
+    sources: Vec<MetricsSource>,
+    health: Vec<HealthSource>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+)> {
+    use anyhow::Context;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the metrics address {addr}"))?;
+    let bound = listener.local_addr()?;
+    let http_events = Arc::new(edge::EdgeEvents::default());
+    let counted = http_events.clone();
+    let mut sources = sources;
+    sources.push(Arc::new(move |out: &mut String| {
+        counted.render_prometheus(out)
+    }));
+    let router = with_health_and_metrics(Router::new(), sources, health);
+    let task = tokio::spawn(async move {
+        serve(
+            listener,
+            router,
+            &edge::EdgeConfig::default(),
+            http_events,
+            shutdown,
+        )
+        .await
+    });
+    tracing::info!(addr = %bound, "serving /metrics and /healthz");
+    Ok((bound, task))
+}

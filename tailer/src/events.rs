@@ -1,6 +1,5 @@
 //! The tailer's counters: the only place they change, and their Prometheus rendering.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 macro_rules! counters {
@@ -17,18 +16,25 @@ macro_rules! counters {
         impl TailerEvents {
             /// Renders the values in Prometheus text format, names prefixed `sluice_tailer_`.
             pub fn render_prometheus(&self, out: &mut String) {
+                let mut e = metric_text::Exposition::new(out, "sluice_tailer");
                 $(
-                    let _ = writeln!(out, "# HELP sluice_tailer_{} {}", stringify!($name), $help);
-                    let _ = writeln!(out, "# TYPE sluice_tailer_{} {}", stringify!($name),
-                        if stringify!($name).ends_with("_total") { "counter" } else { "gauge" });
-                    let _ = writeln!(out, "sluice_tailer_{} {}", stringify!($name), self.$name.load(Ordering::Relaxed));
+                    let (name, value) = (stringify!($name), self.$name.load(Ordering::Relaxed));
+                    if name.ends_with("_total") {
+                        e.counter(name, $help, value);
+                    } else {
+                        e.gauge(name, $help, value);
+                    }
                 )*
-                let _ = writeln!(out, "# HELP sluice_tailer_disk_full_episodes_total times reading paused because a disk was full, read-only or below its headroom");
-                let _ = writeln!(out, "# TYPE sluice_tailer_disk_full_episodes_total counter");
-                let _ = writeln!(out, "sluice_tailer_disk_full_episodes_total {}", self.disk.count());
-                let _ = writeln!(out, "# HELP sluice_tailer_disk_full 1 while reading is paused for a full, read-only or low disk");
-                let _ = writeln!(out, "# TYPE sluice_tailer_disk_full gauge");
-                let _ = writeln!(out, "sluice_tailer_disk_full {}", self.disk.active());
+                e.counter(
+                    "disk_full_episodes_total",
+                    "times reading paused because a disk was full, read-only or below its headroom",
+                    self.disk.count(),
+                );
+                e.gauge(
+                    "disk_full",
+                    "1 while reading is paused for a full, read-only or low disk",
+                    self.disk.active(),
+                );
             }
         }
     };
