@@ -102,11 +102,21 @@ fn run(args: Args) -> anyhow::Result<()> {
                     report.unreachable_bucks.join(", ")
                 );
             }
-            if !report.failed.is_empty() || !report.unreachable_bucks.is_empty() {
+            if let Some(why) = &report.deferred {
+                eprintln!(
+                    "porter: deferred {} segment(s) for disk space (none failed; run again once space returns): {why}",
+                    report.segments_deferred
+                );
+            }
+            if !report.failed.is_empty()
+                || !report.unreachable_bucks.is_empty()
+                || report.deferred.is_some()
+            {
                 bail!(
-                    "{} segment(s) failed, {} buck(s) unreachable",
+                    "{} segment(s) failed, {} buck(s) unreachable, {} segment(s) deferred for disk space",
                     report.failed.len(),
-                    report.unreachable_bucks.len()
+                    report.unreachable_bucks.len(),
+                    report.segments_deferred
                 );
             }
             Ok(())
