@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Archie's counters and gauges.
 #[derive(Debug, Default)]
 pub struct ArchieEvents {
+    /// Full, read-only or low-space episodes of `work_dir`'s file system, rendered as
+    /// `sluice_archie_disk_full` and `_disk_full_episodes_total`, named in health.
+    pub disk: disk_space::DiskEpisodes,
     requests: AtomicU64,
     requests_reused: AtomicU64,
     requests_rejected: AtomicU64,
@@ -207,6 +210,50 @@ impl ArchieEvents {
             let _ = writeln!(out, "# TYPE sluice_archie_{name} {kind}");
             let _ = writeln!(out, "sluice_archie_{name} {}", v.load(Ordering::Relaxed));
         }
+        let disk = [
+            (
+                "disk_full_episodes_total",
+                "counter",
+                "times builds waited or failed because the work directory's disk was full, read-only or below its headroom",
+                self.disk.count(),
+            ),
+            (
+                "disk_full",
+                "gauge",
+                "1 while requests wait for space on a full, read-only or low work directory disk",
+                self.disk.active(),
+            ),
+        ];
+        for (name, kind, help, v) in disk {
+            let _ = writeln!(out, "# HELP sluice_archie_{name} {help}");
+            let _ = writeln!(out, "# TYPE sluice_archie_{name} {kind}");
+            let _ = writeln!(out, "sluice_archie_{name} {v}");
+        }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_disk_gauge_and_episodes() {
+        let e = ArchieEvents::default();
+        assert!(
+            e.render_prometheus()
+                .contains("\nsluice_archie_disk_full 0\n")
+        );
+        let d = tempfile::tempdir().unwrap();
+        e.disk.paused("archie", d.path(), "disk full");
+        let out = e.render_prometheus();
+        assert!(
+            out.contains("# TYPE sluice_archie_disk_full gauge\nsluice_archie_disk_full 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("sluice_archie_disk_full_episodes_total 1\n"),
+            "{out}"
+        );
     }
 }

@@ -226,6 +226,17 @@ impl PorterError {
         }
     }
 
+    /// The full or read-only file system a write met, and where, if that is what this
+    /// error is (not a headroom breach: see [`disk_full`](Self::disk_full)).
+    pub fn storage_fault(&self) -> Option<(StorageFault, PathBuf)> {
+        match self {
+            PorterError::DiskFault { fault, path, .. } => Some((*fault, path.clone())),
+            PorterError::Io { path, source } => StorageFault::of(source).map(|f| (f, path.clone())),
+            PorterError::Store(e) => e.fault.clone(),
+            _ => None,
+        }
+    }
+
     /// The full, read-only or low disk behind this error, if that is what it is: the path
     /// and why (`disk full`, `file system read-only`, or the headroom it is below), as
     /// [`disk_space::DiskEpisodes::paused`] takes them. Such an error defers the work to
@@ -233,17 +244,9 @@ impl PorterError {
     pub fn disk_full(&self) -> Option<(PathBuf, String)> {
         match self {
             PorterError::LowSpace { path, low } => Some((path.clone(), low.to_string())),
-            PorterError::DiskFault { fault, path, .. } => {
-                Some((path.clone(), fault.name().to_owned()))
-            }
-            PorterError::Io { path, source } => {
-                StorageFault::of(source).map(|f| (path.clone(), f.name().to_owned()))
-            }
-            PorterError::Store(e) => e
-                .fault
-                .as_ref()
-                .map(|(f, path)| (path.clone(), f.name().to_owned())),
-            _ => None,
+            _ => self
+                .storage_fault()
+                .map(|(f, path)| (path, f.name().to_owned())),
         }
     }
 }
