@@ -57,9 +57,10 @@ enum Command {
         /// proxy that forwards its prefix. Default: none.
         #[arg(long, default_value = "")]
         base_path: String,
-        /// Bytes to keep free on DIR's file system: the buck stops committing below it,
-        /// the tailer stops reading below twice it (so the buck can still store what is
-        /// spooled); both resume by themselves when space returns.
+        /// Bytes to keep free on DIR's file system: the buck stops committing below it;
+        /// the tailer stops reading, the porter defers archiving and history requests
+        /// wait below twice it (so the buck can still store what is spooled); all resume
+        /// by themselves when space returns.
         #[arg(long, default_value_t = 256 << 20)]
         min_free_bytes: u64,
         /// Files or globs to follow (a {crawl} placeholder captures the crawl id from the

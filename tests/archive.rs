@@ -202,3 +202,186 @@ fn closed_segments_are_archived_on_schedule_pruned_after_retention_and_fetched_b
         "the error names the object: {err}"
     );
 }
+
+/// `sluice up` holding one closed day of `n` events of crawl `crawl` that a porter with
+/// `archive_age_secs = 86400` archives (its own porter never does), for tests of a
+/// porter run by hand.
+pub(crate) struct ClosedDay {
+    pub up: Up,
+    pub day: chrono::NaiveDate,
+    pub porter_token: String,
+}
+
+impl ClosedDay {
+    pub fn start(dir: &Dir, crawl: &str, n: i64) -> ClosedDay {
+        let log = dir.join("crawl.log");
+        let day = (Utc::now() - Duration::days(3)).date_naive();
+        let mut f = appender(&log);
+        for i in 0..n {
+            let t = day.and_hms_opt(9, 0, 0).unwrap().and_utc() + Duration::milliseconds(i * 10);
+            let ts = t.format("%Y-%m-%dT%H:%M:%S%.3fZ");
+            writeln!(
+                f,
+                "{ts}   200 {i:>10} http://room.example.com/{i}/{:x} L - text/html #001 - sha1:{:032x} - -",
+                i * 7919,
+                i * 104_729
+            )
+            .unwrap();
+        }
+        drop(f);
+        let log_s = log.display().to_string();
+        // The embedded porter never finds the day old enough: only the porter run by the
+        // test does.
+        let up = Up::start(
+            dir,
+            &[
+                "--crawl",
+                crawl,
+                "--day-close-grace-secs",
+                "0",
+                "--archive-age-secs",
+                "3000000000",
+                &log_s,
+            ],
+        );
+        wait_for("the events", PATIENCE, || {
+            sql_count(&up.url, crawl, "SELECT count(*) FROM events").filter(|&c| c == n)
+        });
+        let porter_token = std::fs::read_to_string(dir.join("up/keys/porter.token"))
+            .expect("sluice up's porter token")
+            .trim()
+            .to_owned();
+        let closed = ClosedDay {
+            up,
+            day,
+            porter_token,
+        };
+        wait_for("the day's segment to close", PATIENCE, || {
+            closed
+                .states()
+                .filter(|s| !s.is_empty() && s.iter().all(|s| s == "closed"))
+        });
+        closed
+    }
+
+    /// The states of the buck's segments (`open`, `closed`, `archived`).
+    pub fn states(&self) -> Option<Vec<String>> {
+        let segs: Value = reqwest::blocking::Client::new()
+            .get(format!("{}/segments", self.up.url))
+            .bearer_auth(&self.porter_token)
+            .send()
+            .ok()?
+            .json()
+            .ok()?;
+        Some(
+            segs.as_array()?
+                .iter()
+                .filter_map(|s| s["state"].as_str().map(str::to_owned))
+                .collect(),
+        )
+    }
+
+    /// A porter config over this cluster, archiving to `archive` with `work_dir`.
+    pub fn porter_config(
+        &self,
+        dir: &Dir,
+        archive: &std::path::Path,
+        work: &std::path::Path,
+        min_free_bytes: &str,
+    ) -> String {
+        format!(
+            "archive = \"file://{}\"\ncluster_file = {:?}\nwork_dir = {:?}\nbuck_token = {:?}\narchive_age_secs = 86400\nmin_free_bytes = {min_free_bytes}\n",
+            archive.display(),
+            dir.join("up/cluster.toml").display().to_string(),
+            work.display().to_string(),
+            self.porter_token,
+        )
+    }
+}
+
+/// Every file under `root` (directories left empty are not litter).
+pub(crate) fn files_under(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path().display().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Issue 16: the porter's work directory below its headroom (`min_free_bytes` larger
+/// than any file system) defers the run: nothing fails, nothing is uploaded or left in
+/// the work directory, the buck keeps the segment unarchived. With a setting the disk
+/// allows, the next run archives every event.
+#[test]
+fn a_porter_below_its_headroom_defers_without_failing_and_archives_once_allowed() {
+    let dir = Dir::new("archive-headroom");
+    let n = 200;
+    let fx = ClosedDay::start(&dir, "hr", n);
+    let (cfg, archive, work) = (
+        dir.join("porter.toml"),
+        dir.join("porter-archive"),
+        dir.join("porter-work"),
+    );
+    let archive_once = || {
+        Command::new(env!("CARGO_BIN_EXE_porter"))
+            .args(["--config", &cfg.display().to_string(), "archive", "--once"])
+            .output()
+            .unwrap()
+    };
+
+    // Larger than any file system (TOML integers stop at i64::MAX).
+    std::fs::write(
+        &cfg,
+        fx.porter_config(&dir, &archive, &work, "9223372036854775807"),
+    )
+    .unwrap();
+    let out = archive_once();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a deferred run is not a success: {err}"
+    );
+    assert!(
+        err.contains("deferred 1 segment(s) for disk space (none failed")
+            && err.contains("kept free (min_free_bytes / min_free_percent)")
+            && err.contains(&work.display().to_string()),
+        "the deferral says why and where: {err}"
+    );
+    assert!(err.contains("0 segment(s) failed"), "{err}");
+    assert!(!err.contains("porter: failed"), "{err}");
+    assert_eq!(
+        files_under(&archive),
+        Vec::<String>::new(),
+        "nothing uploaded"
+    );
+    assert_eq!(
+        files_under(&work),
+        Vec::<String>::new(),
+        "no temporary file"
+    );
+    assert_eq!(fx.states(), Some(vec!["closed".to_owned()]), "not archived");
+
+    // Space is allowed again: the same porter archives the day, every event once.
+    std::fs::write(&cfg, fx.porter_config(&dir, &archive, &work, "0")).unwrap();
+    let out = archive_once();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "porter archive --once: {err}");
+    let manifest = archive.join(format!("hr/{}.sqlite.z.json", fx.day));
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    assert_eq!(m["events"].as_i64(), Some(n), "{m}");
+    assert_eq!(
+        files_under(&work),
+        Vec::<String>::new(),
+        "no temporary file"
+    );
+    wait_for("the buck to list the day archived", PATIENCE, || {
+        fx.states().filter(|s| s.iter().all(|s| s == "archived"))
+    });
+}

@@ -397,3 +397,78 @@ fn sluice_up_started_on_a_full_disk_waits_and_starts_when_space_returns() {
         "the wait is logged once"
     );
 }
+
+/// Issue 16, porter: its work directory on a file system too small for the segment's
+/// copies (a 256 KiB tmpfs in a private mount namespace, no headroom), so the download
+/// meets ENOSPC for real. The run defers (no segment failed, nothing uploaded, no
+/// temporary file left on the tmpfs); after the tmpfs grows, the next run archives.
+#[test]
+fn a_full_porter_work_disk_defers_the_run_and_it_archives_once_the_disk_grows() {
+    use crate::archive::{ClosedDay, files_under};
+    let dir = Dir::new("porter-enospc");
+    let n = 6_000;
+    let fx = ClosedDay::start(&dir, "pe", n);
+    let (cfg, archive, work) = (
+        dir.join("porter.toml"),
+        dir.join("porter-archive"),
+        dir.join("porter-work"),
+    );
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(&cfg, fx.porter_config(&dir, &archive, &work, "0")).unwrap();
+    let segment = dir.join(&format!("up/buck/segments/pe/{}.sqlite", fx.day));
+    let size = std::fs::metadata(&segment).expect("the segment").len();
+    assert!(
+        size > 512 << 10,
+        "the segment ({size} bytes) must not fit the tmpfs"
+    );
+    // One namespace for both runs: mount, run, list what is left, grow, run again.
+    let script = r#"mount -t tmpfs -o size=256k porter-test "$2" || exit 90
+"$1" --config "$3" archive --once; echo "first=$?" >&2
+echo "left: $(find "$2" -type f | wc -l)" >&2
+mount -o remount,size=64m "$2" || exit 91
+"$1" --config "$3" archive --once; echo "second=$?" >&2
+echo "left: $(find "$2" -type f | wc -l)" >&2"#;
+    let out = Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(env!("CARGO_BIN_EXE_porter"))
+        .arg(&work)
+        .arg(&cfg)
+        .output()
+        .expect("unshare");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the namespace script: {err}");
+    let (first, second) = err.split_once("first=").expect("first run");
+    assert!(
+        first.contains("deferred 1 segment(s) for disk space (none failed"),
+        "{err}"
+    );
+    assert!(first.contains("disk full at"), "the run says why: {err}");
+    assert!(!first.contains("porter: failed"), "{err}");
+    assert!(
+        second.starts_with('1'),
+        "a deferred run exits non-zero: {err}"
+    );
+    let (between, after) = second.split_once("second=").expect("second run");
+    assert!(
+        between.contains("left: 0"),
+        "temporary files left on the full disk: {err}"
+    );
+    assert!(after.starts_with('0'), "the second run archives: {err}");
+    assert!(after.contains("left: 0"), "{err}");
+    let m: Value = serde_json::from_str(
+        &std::fs::read_to_string(archive.join(format!("pe/{}.sqlite.z.json", fx.day)))
+            .expect("the manifest"),
+    )
+    .unwrap();
+    assert_eq!(m["events"].as_i64(), Some(n), "{m}");
+    // Outside the namespace the work directory was never written.
+    assert_eq!(files_under(&work), Vec::<String>::new());
+}

@@ -207,6 +207,7 @@ fn the_porter_binary_serves_metrics_that_count_its_runs() {
         let runs = scrape(&base).get("sluice_porter_runs_total").copied()?;
         (runs >= 2.0).then_some(())
     });
+    assert_eq!(scrape(&base).get("sluice_porter_disk_full"), Some(&0.0));
     assert_eq!(health(&base), "ok\n");
     assert!(
         agent.terminate(std::time::Duration::from_secs(10)),

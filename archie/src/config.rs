@@ -8,7 +8,7 @@ use crate::error::ArchieError;
 
 /// Archie's settings. Every field but `work_dir` has a default; times are in seconds and
 /// sizes in bytes, as their names say.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ArchieConfig {
     /// Directory for the catalog (`catalog.json`) and one sub-directory per request
@@ -84,6 +84,20 @@ pub struct ArchieConfig {
     /// `Retry-After` instead of queued. Default 8.
     #[serde(default = "default_max_pending_requests")]
     pub max_pending_requests: usize,
+    /// Bytes to keep free on `work_dir`'s file system: below it a request is not started
+    /// (it stays `queued` and is tried again, see `disk_retry_max_secs`), so fetched
+    /// segments and indexes never take the last space of the disk. Default 268,435,456
+    /// (256 MiB).
+    #[serde(default = "default_min_free_bytes")]
+    pub min_free_bytes: u64,
+    /// Percent of that file system to keep free, as `min_free_bytes` (the larger applies).
+    /// Default 0.
+    #[serde(default)]
+    pub min_free_percent: f64,
+    /// Longest wait, in seconds, between two checks of the free space for a request
+    /// queued below the headroom: waits start at 1 s and double up to it. Default 60.
+    #[serde(default = "default_disk_retry_max_secs")]
+    pub disk_retry_max_secs: u64,
     /// The token every route needs, as `Authorization: Bearer <token>` (the bucks'
     /// `api_token`; `sluice up` sets it whenever it listens off loopback). Default: none
     /// (open: keep archie on loopback or behind a proxy that authenticates).
@@ -96,6 +110,12 @@ pub struct ArchieConfig {
 
 fn default_max_pending_requests() -> usize {
     8
+}
+fn default_min_free_bytes() -> u64 {
+    256 << 20
+}
+fn default_disk_retry_max_secs() -> u64 {
+    60
 }
 
 fn default_max_range_secs() -> u64 {
@@ -173,6 +193,9 @@ impl ArchieConfig {
             search_time_limit_secs: default_search_time_limit_secs(),
             max_search_limit: default_max_search_limit(),
             max_pending_requests: default_max_pending_requests(),
+            min_free_bytes: default_min_free_bytes(),
+            min_free_percent: 0.0,
+            disk_retry_max_secs: default_disk_retry_max_secs(),
             api_token: None,
             http: edge::EdgeConfig::default(),
         }
@@ -200,6 +223,15 @@ impl ArchieConfig {
         Ok(config)
     }
 
+    /// The free space kept on `work_dir`'s file system (`min_free_bytes`,
+    /// `min_free_percent`).
+    pub fn headroom(&self) -> disk_space::Headroom {
+        disk_space::Headroom {
+            min_free_bytes: self.min_free_bytes,
+            min_free_percent: self.min_free_percent,
+        }
+    }
+
     /// The checks `parse` makes, for configs built in code.
     pub fn check(&self) -> Result<(), String> {
         let positive = [
@@ -218,11 +250,18 @@ impl ArchieConfig {
             ("sql_max_concurrent", self.sql_max_concurrent as u64),
             ("search_time_limit_secs", self.search_time_limit_secs),
             ("max_search_limit", self.max_search_limit as u64),
+            ("disk_retry_max_secs", self.disk_retry_max_secs),
         ];
         for (name, value) in positive {
             if value == 0 {
                 return Err(format!("{name} must be at least 1"));
             }
+        }
+        if !(0.0..=100.0).contains(&self.min_free_percent) {
+            return Err(format!(
+                "min_free_percent = {}: use 0 to 100",
+                self.min_free_percent
+            ));
         }
         if self.index_threads > 16 {
             return Err("index_threads must be at most 16 (one attached shard each)".into());
@@ -279,5 +318,19 @@ mod tests {
             .to_string();
         assert!(e.contains("index_threads must be at least 1"), "{e}");
         assert!(ArchieConfig::parse("", Path::new("e.toml")).is_err());
+        assert_eq!(d.headroom().min_free_bytes, 256 << 20);
+        assert_eq!(d.disk_retry_max_secs, 60);
+        let h = ArchieConfig::parse(
+            "work_dir = \"/w\"\nmin_free_bytes = 5\nmin_free_percent = 1.5\ndisk_retry_max_secs = 2",
+            Path::new("f.toml"),
+        )
+        .unwrap();
+        assert_eq!((h.headroom().wanted(1000), h.disk_retry_max_secs), (15, 2));
+        for bad in ["min_free_percent = 100.5", "disk_retry_max_secs = 0"] {
+            let e = ArchieConfig::parse(&format!("work_dir = \"/w\"\n{bad}"), Path::new("g.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(bad.split(' ').next().unwrap()), "{e}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use axum::http::StatusCode;
+use disk_space::StorageFault;
 
 /// An error from archie.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,17 @@ pub enum ArchieError {
         /// What failed.
         message: String,
     },
+    /// A write under `work_dir` (a fetched segment, an index file) met a full or read-only
+    /// file system: the build fails with this reason and its partial files are removed.
+    #[error("{} at {path}: {message}", .fault.name())]
+    Disk {
+        /// No space, or read-only.
+        fault: StorageFault,
+        /// The file or directory being written.
+        path: PathBuf,
+        /// What was being done.
+        message: String,
+    },
     /// The request is not valid: the message says which part to fix.
     #[error("{0}")]
     BadRequest(String),
@@ -97,6 +109,22 @@ impl ArchieError {
         }
     }
 
+    /// The full or read-only file system behind this error, and where, if that is what it
+    /// is: an I/O error with ENOSPC, EDQUOT or EROFS, SQLite's "database or disk is full"
+    /// or "attempt to write a readonly database", or [`ArchieError::Disk`].
+    pub fn storage_fault(&self) -> Option<(StorageFault, PathBuf)> {
+        match self {
+            ArchieError::Disk { fault, path, .. } => Some((*fault, path.clone())),
+            ArchieError::Io { path, source } => StorageFault::of(source).map(|f| (f, path.clone())),
+            ArchieError::Sqlite { path, source } => match source.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::DiskFull) => Some((StorageFault::NoSpace, path.clone())),
+                Some(rusqlite::ErrorCode::ReadOnly) => Some((StorageFault::ReadOnly, path.clone())),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// The HTTP status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self {
@@ -107,5 +135,47 @@ impl ArchieError {
             ArchieError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_and_read_only_disks_are_recognised_in_io_and_sqlite_errors() {
+        let os = std::io::Error::from_raw_os_error;
+        let e = ArchieError::io("/w/1/segments/a.sqlite", os(libc::ENOSPC));
+        assert_eq!(
+            e.storage_fault(),
+            Some((StorageFault::NoSpace, "/w/1/segments/a.sqlite".into()))
+        );
+        let e = ArchieError::io("/w/1", os(libc::EROFS));
+        assert_eq!(e.storage_fault().map(|f| f.0), Some(StorageFault::ReadOnly));
+        assert_eq!(
+            ArchieError::io("/w", os(libc::ENOENT)).storage_fault(),
+            None
+        );
+        let sqlite = |code| ArchieError::Sqlite {
+            path: "/w/1/index/events.sqlite".into(),
+            source: rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None),
+        };
+        assert_eq!(
+            sqlite(rusqlite::ffi::SQLITE_FULL)
+                .storage_fault()
+                .map(|f| f.0),
+            Some(StorageFault::NoSpace)
+        );
+        assert_eq!(sqlite(rusqlite::ffi::SQLITE_CORRUPT).storage_fault(), None);
+        let d = ArchieError::Disk {
+            fault: StorageFault::NoSpace,
+            path: "/w/1/segments".into(),
+            message: "fetching crawl-1".into(),
+        };
+        assert_eq!(
+            d.to_string(),
+            "disk full at /w/1/segments: fetching crawl-1"
+        );
+        assert_eq!(ArchieError::BadRequest("x".into()).storage_fault(), None);
     }
 }

@@ -1,12 +1,14 @@
 //! [`ArchieEvents`]: archie's counters, the only place they change, rendered for
 //! Prometheus as `sluice_archie_*`.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Archie's counters and gauges.
 #[derive(Debug, Default)]
 pub struct ArchieEvents {
+    /// Full, read-only or low-space episodes of `work_dir`'s file system, rendered as
+    /// `sluice_archie_disk_full` and `_disk_full_episodes_total`, named in health.
+    pub disk: disk_space::DiskEpisodes,
     requests: AtomicU64,
     requests_reused: AtomicU64,
     requests_rejected: AtomicU64,
@@ -202,11 +204,56 @@ impl ArchieEvents {
             ),
         ];
         let mut out = String::new();
-        for (name, kind, help, v) in rows {
-            let _ = writeln!(out, "# HELP sluice_archie_{name} {help}");
-            let _ = writeln!(out, "# TYPE sluice_archie_{name} {kind}");
-            let _ = writeln!(out, "sluice_archie_{name} {}", v.load(Ordering::Relaxed));
+        let mut e = metric_text::Exposition::new(&mut out, "sluice_archie");
+        let disk = [
+            (
+                "disk_full_episodes_total",
+                "counter",
+                "times builds waited or failed because the work directory's disk was full, read-only or below its headroom",
+                self.disk.count(),
+            ),
+            (
+                "disk_full",
+                "gauge",
+                "1 while requests wait for space on a full, read-only or low work directory disk",
+                self.disk.active(),
+            ),
+        ];
+        let values = rows
+            .iter()
+            .map(|(name, kind, help, v)| (*name, *kind, *help, v.load(Ordering::Relaxed)));
+        for (name, kind, help, v) in values.chain(disk) {
+            if kind == "counter" {
+                e.counter(name, help, v);
+            } else {
+                e.gauge(name, help, v);
+            }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_disk_gauge_and_episodes() {
+        let e = ArchieEvents::default();
+        assert!(
+            e.render_prometheus()
+                .contains("\nsluice_archie_disk_full 0\n")
+        );
+        let d = tempfile::tempdir().unwrap();
+        e.disk.paused("archie", d.path(), "disk full");
+        let out = e.render_prometheus();
+        assert!(
+            out.contains("# TYPE sluice_archie_disk_full gauge\nsluice_archie_disk_full 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("sluice_archie_disk_full_episodes_total 1\n"),
+            "{out}"
+        );
     }
 }

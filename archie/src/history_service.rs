@@ -5,6 +5,13 @@
 //! as tasks holding a permit of a semaphore of `concurrent_builds`; the SQLite work of a
 //! build runs on blocking threads ([`IndexBuilder`]). The catalog is saved on every state
 //! change, not on progress.
+//!
+//! A full disk is a wait, not a failure, for a request that has not started: below the
+//! headroom (`min_free_bytes`, `min_free_percent`) on `work_dir` it stays `queued`, its
+//! `message` says why, and the check is retried (1 s, doubling up to
+//! `disk_retry_max_secs`). A build that meets a full or read-only disk midway fails with
+//! a reason that names the path, and its partial files are removed. Both are one episode
+//! of [`ArchieEvents::disk`] until space returns.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -63,6 +70,8 @@ pub struct HistoryService {
     sql_slots: Arc<Semaphore>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// The free space kept on `work_dir`'s file system; starts as the config's.
+    headroom: Mutex<disk_space::Headroom>,
 }
 
 /// Whether `crawl` matches `pattern`, where `*` stands for any run of characters.
@@ -141,6 +150,7 @@ impl HistoryService {
             }
         }
         let svc = Arc::new(HistoryService {
+            headroom: Mutex::new(config.headroom()),
             builds: Arc::new(Semaphore::new(config.concurrent_builds)),
             sql_slots: Arc::new(Semaphore::new(config.sql_max_concurrent)),
             config,
@@ -203,6 +213,17 @@ impl HistoryService {
                 self.config.sql_max_concurrent
             ))
         })
+    }
+
+    /// The headroom kept on `work_dir` now.
+    pub fn headroom(&self) -> disk_space::Headroom {
+        *self.headroom.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Changes the headroom kept on `work_dir` (tests; an operator's tool): requests
+    /// waiting for space see it at their next check.
+    pub fn set_headroom(&self, headroom: disk_space::Headroom) {
+        *self.headroom.lock().unwrap_or_else(|p| p.into_inner()) = headroom;
     }
 
     /// The config.
@@ -399,6 +420,17 @@ impl HistoryService {
             }
         };
         let Ok(_permit) = permit else { return };
+        // The slot is kept while waiting for space: every other build needs space too,
+        // and the oldest request goes first once it returns.
+        if !self.wait_for_space(&id, &live).await {
+            let svc = self.clone();
+            let cancelled = Err(ArchieError::Internal(
+                "cancelled while waiting for disk space".into(),
+            ));
+            let _ =
+                tokio::task::spawn_blocking(move || svc.finish(&id, cancelled, Some(&live))).await;
+            return;
+        }
         self.events.build_started();
         let result = tokio::select! {
             r = self.build(&id, &live) => r,
@@ -414,6 +446,46 @@ impl HistoryService {
         let _ = tokio::task::spawn_blocking(move || svc.finish(&id, result, Some(&live))).await;
     }
 
+    /// Waits until `work_dir` has the headroom, checking at 1 s, then at doubling waits
+    /// up to `disk_retry_max_secs`; the request stays `queued` meanwhile, with a
+    /// `message` saying why. Returns false if the request was cancelled (deleted, or
+    /// archie stopping) while it waited.
+    async fn wait_for_space(&self, id: &str, live: &LiveBuild) -> bool {
+        let dir = self.config.work_dir.clone();
+        let most = Duration::from_secs(self.config.disk_retry_max_secs.max(1));
+        let mut wait = Duration::from_secs(1).min(most);
+        let mut waited = false;
+        loop {
+            match self.headroom().check(&dir) {
+                Ok(()) => {
+                    if waited {
+                        self.events.disk.resumed("archie");
+                        self.update(id, |r| r.message = None);
+                    }
+                    return true;
+                }
+                Err(low) => {
+                    // Logged once per episode, however many requests wait.
+                    self.events.disk.paused("archie", &dir, &low.to_string());
+                    if !waited {
+                        let message = format!(
+                            "waiting for disk space: {low} at {} ({} bytes free); the build starts by itself once there is room",
+                            dir.display(),
+                            low.available
+                        );
+                        self.update(id, |r| r.message = Some(message));
+                        waited = true;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = live.cancel.cancelled() => return false,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            wait = (wait * 2).min(most);
+        }
+    }
+
     fn finish(
         &self,
         id: &str,
@@ -424,6 +496,18 @@ impl HistoryService {
         let expires = now + chrono::Duration::seconds(self.config.expiry_secs as i64);
         let bytes = self.index_files(id).disk_bytes();
         let cancelled = live.is_some_and(|l| l.cancel.is_cancelled());
+        // A full or read-only disk: the partial files go (they are what filled it, and
+        // no search may read a half-built index), the episode is counted once.
+        let fault = match &result {
+            Err(e) if !cancelled => e.storage_fault(),
+            _ => None,
+        };
+        if let Some((f, path)) = &fault {
+            self.events.disk.fault("archie", path, *f);
+        }
+        if result.is_ok() {
+            self.events.disk.resumed("archie");
+        }
         let mut deleted = false;
         {
             let mut st = self.lock();
@@ -444,19 +528,27 @@ impl HistoryService {
                             let reason = if cancelled && self.shutdown.is_cancelled() {
                                 "archie shut down during the build; request the range again"
                                     .to_owned()
+                            } else if let Some((f, path)) = &fault {
+                                let what = match &e {
+                                    ArchieError::Disk { .. } => e.to_string(),
+                                    _ => format!("{} at {}: {e}", f.name(), path.display()),
+                                };
+                                format!(
+                                    "{what}; its partial files were removed: request the range again once space returns"
+                                )
                             } else {
                                 e.to_string()
                             };
                             tracing::warn!(id, %reason, "history request failed");
                             r.state = RequestState::Failed { reason };
-                            r.index_bytes = bytes;
+                            r.index_bytes = if fault.is_some() { 0 } else { bytes };
                         }
                     }
                     r.expires_at = Some(expires);
                 }
             }
         }
-        if deleted {
+        if deleted || fault.is_some() {
             let _ = std::fs::remove_dir_all(self.request_dir(id));
         }
         self.save_logged();
@@ -690,6 +782,12 @@ impl HistoryService {
         }
         if changed || !to_delete.is_empty() {
             self.save_logged();
+        }
+        // An episode no request is waiting out (a build failed on a full disk and took its
+        // files with it) ends once the headroom is there again; while a request waits,
+        // this check fails as its own does.
+        if self.events.disk.active() == 1 && self.headroom().check(&self.config.work_dir).is_ok() {
+            self.events.disk.resumed("archie");
         }
     }
 

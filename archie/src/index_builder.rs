@@ -156,6 +156,13 @@ impl<'a> IndexBuilder<'a> {
                 }
             }
         }
+        // A shard that failed (a full disk, say) makes the reader fail with "stopped
+        // early": the shard's error is the one that says why.
+        if matches!(read_result, Err(ArchieError::Internal(_)))
+            && let Some(e) = worker_error.take()
+        {
+            return Err(e);
+        }
         let inserted = read_result?;
         if let Some(e) = worker_error {
             return Err(e);

@@ -148,9 +148,14 @@ impl SegmentSource for LocalDirSource {
         };
         for (day, part, src, name) in wanted {
             let dest = dir.join(name);
-            let bytes = tokio::fs::copy(&src, &dest)
-                .await
-                .map_err(|e| ArchieError::io(&src, e))?;
+            let bytes = tokio::fs::copy(&src, &dest).await.map_err(|e| {
+                // A full or read-only disk is the copy's (reads meet neither): name it.
+                if disk_space::StorageFault::of(&e).is_some() {
+                    ArchieError::io(&dest, e)
+                } else {
+                    ArchieError::io(&src, e)
+                }
+            })?;
             p.done += 1;
             p.bytes += bytes;
             progress(p);
@@ -250,9 +255,17 @@ impl SegmentSource for PorterSource {
         };
         let report = porter::fetch(&self.config, crawl, from, to, dir, &cb)
             .await
-            .map_err(|e| ArchieError::Fetch {
-                crawl: crawl.to_string(),
-                message: e.to_string(),
+            .map_err(|e| match e.storage_fault() {
+                // Archie's own disk, not the archive or the bucks: said as such.
+                Some((fault, path)) => ArchieError::Disk {
+                    fault,
+                    path,
+                    message: format!("fetching {crawl}: {e}"),
+                },
+                None => ArchieError::Fetch {
+                    crawl: crawl.to_string(),
+                    message: e.to_string(),
+                },
             })?;
         if !report.unreachable_bucks.is_empty() {
             tracing::warn!(crawl = %crawl, bucks = ?report.unreachable_bucks, "bucks unreachable during fetch; days only they hold may be missing");

@@ -6,11 +6,20 @@
 //! the manifest goes last (its presence means the object is complete and verified), an
 //! object or manifest found already in place is accepted when its ids hash equals ours,
 //! and the bucks are told only after the manifest is in place.
+//!
+//! A full disk is a pause, not a failure: before a run and before each step that writes a
+//! temporary file, `work_dir`'s file system is measured against the headroom
+//! (`min_free_bytes`, `min_free_percent`), and a write that meets ENOSPC, EDQUOT or EROFS
+//! is recognised as such. Either defers the segment (and every segment the run has not
+//! started) to the next run: nothing counts as failed, the attempt's files are removed,
+//! an object uploaded but not verified is deleted, and the episode is logged once and
+//! counted in [`PorterEvents::disk`].
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -39,6 +48,11 @@ pub struct ArchiveReport {
     pub already_archived: usize,
     /// Segments that failed, with the error: tried again next run.
     pub failed: Vec<(String, String)>,
+    /// Why the run left work for a later run because `work_dir`'s file system was full,
+    /// read-only or below its headroom (`None` when it did not).
+    pub deferred: Option<String>,
+    /// Segments left for a later run for that reason (not failed).
+    pub segments_deferred: usize,
     /// Bucks that did not list their segments; nothing was archived while one is missing,
     /// since it may hold a replica.
     pub unreachable_bucks: Vec<String>,
@@ -76,6 +90,21 @@ type Holders = (String, Vec<BuckClient>, Vec<SegmentState>);
 enum Outcome {
     Archived(Box<Manifest>),
     AlreadyArchived,
+    /// Not started: the run is deferring for a full disk.
+    Skipped,
+}
+
+/// Checks that `work_dir`'s file system has the headroom for more temporary files.
+/// Measured before each step that writes one, so a run stops taking space before the
+/// disk is full, not after.
+fn check_space(config: &PorterConfig) -> Result<(), PorterError> {
+    config
+        .headroom()
+        .check(&config.work_dir)
+        .map_err(|low| PorterError::LowSpace {
+            path: config.work_dir.clone(),
+            low,
+        })
 }
 
 /// Runs one archive pass with the store `config.archive` names.
@@ -111,8 +140,30 @@ pub async fn archive_with_store(
         report.elapsed = started.elapsed();
         return Ok(report);
     }
+    // The work directory exists before it is measured (statvfs of a missing directory
+    // says nothing), and a disk too full to create it defers the run like a low one.
+    let space = match tokio::fs::create_dir_all(&config.work_dir).await {
+        Ok(()) => check_space(config),
+        Err(e) => Err(PorterError::io(&config.work_dir, e)),
+    };
+    if let Err(e) = space {
+        let Some((path, why)) = e.disk_full() else {
+            return Err(e);
+        };
+        events.disk.paused("porter", &path, &why);
+        events.segments_deferred(candidates.len() as u64);
+        report.segments_deferred = candidates.len();
+        report.deferred = Some(e.to_string());
+        report.elapsed = started.elapsed();
+        events.run_finished(true);
+        tracing::info!(due = candidates.len(), reason = %e, "archive run deferred until the work directory has space");
+        return Ok(report);
+    }
     let bar = progress_bar(progress, candidates.len());
     let limit = Arc::new(Semaphore::new(config.parallelism.max(1)));
+    // Set by the first segment that meets a full disk: the segments not started yet wait
+    // for the next run rather than each filling the disk again.
+    let disk_full = Arc::new(AtomicBool::new(false));
     let mut tasks = JoinSet::new();
     // Oldest first: candidates are sorted by (day, part, crawl), and a task starts only
     // when it gets a permit, so the oldest segments take the first permits.
@@ -122,9 +173,17 @@ pub async fn archive_with_store(
             Err(_) => break,
         };
         let (store, events, config) = (store.clone(), events.clone(), config.clone());
+        let disk_full = disk_full.clone();
         tasks.spawn(async move {
             let label = c.label();
-            let result = archive_segment(&config, store.as_ref(), &events, &c).await;
+            let result = if disk_full.load(Ordering::Relaxed) {
+                Ok(Outcome::Skipped)
+            } else {
+                archive_segment(&config, store.as_ref(), &events, &c).await
+            };
+            if matches!(&result, Err(e) if e.disk_full().is_some()) {
+                disk_full.store(true, Ordering::Relaxed);
+            }
             drop(permit);
             (label, result)
         });
@@ -148,6 +207,20 @@ pub async fn archive_with_store(
                 report.object_bytes += m.object_bytes;
             }
             Ok(Outcome::AlreadyArchived) => report.already_archived += 1,
+            Ok(Outcome::Skipped) => {
+                events.segments_deferred(1);
+                report.segments_deferred += 1;
+            }
+            Err(e) if e.disk_full().is_some() => {
+                if let Some((path, why)) = e.disk_full() {
+                    // Logged once per episode, not once per segment.
+                    events.disk.paused("porter", &path, &why);
+                }
+                events.segments_deferred(1);
+                report.segments_deferred += 1;
+                tracing::debug!(segment = %label, error = %e, "segment deferred to the next run: work directory disk");
+                report.deferred.get_or_insert_with(|| e.to_string());
+            }
             Err(e) => {
                 events.segment_failed();
                 tracing::error!(segment = %label, error = %e, "segment not archived; will retry next run");
@@ -162,12 +235,18 @@ pub async fn archive_with_store(
         b.finish_and_clear();
     }
     report.elapsed = started.elapsed();
+    // A run that found space for everything it tried ends an episode (the failures left
+    // are not the disk's).
+    if report.deferred.is_none() {
+        events.disk.resumed("porter");
+    }
     events.run_finished(report.failed.is_empty());
     tracing::info!(
         candidates = report.candidates,
         archived = report.archived,
         already = report.already_archived,
         failed = report.failed.len(),
+        deferred = report.segments_deferred,
         events = report.events,
         object_bytes = report.object_bytes,
         secs = report.elapsed.as_secs_f64(),
@@ -300,17 +379,19 @@ async fn archive_segment(
     events: &PorterEvents,
     c: &Candidate,
 ) -> Result<Outcome, PorterError> {
+    check_space(config)?;
     let dir = attempt_dir(config, c);
-    tokio::fs::create_dir_all(&dir)
-        .await
-        .map_err(|e| PorterError::io(&dir, e))?;
-    let result = archive_in(store, events, c, &dir).await;
+    let result = match tokio::fs::create_dir_all(&dir).await {
+        Ok(()) => archive_in(config, store, events, c, &dir).await,
+        Err(e) => Err(PorterError::io(&dir, e)),
+    };
     // Work files are scratch: a failed removal only leaves litter for the next cleanup.
     let _ = tokio::fs::remove_dir_all(&dir).await;
     result
 }
 
 async fn archive_in(
+    config: &PorterConfig,
     store: &dyn ArchiveStore,
     events: &PorterEvents,
     c: &Candidate,
@@ -320,13 +401,18 @@ async fn archive_in(
     // Every replica must answer: archiving without one could lose the rows only it has.
     let mut replica_files = Vec::new();
     for (i, buck) in c.replicas.iter().enumerate() {
+        check_space(config)?;
         let path = dir.join(format!("replica-{i}.sqlite"));
         if let Err(e) = buck.download(c.crawl.as_str(), &c.name, &path).await {
-            events.buck_error();
+            // A full disk here is ours, not the buck's.
+            if e.disk_full().is_none() {
+                events.buck_error();
+            }
             return Err(e);
         }
         replica_files.push(path);
     }
+    check_space(config)?;
     let merged = dir.join("merged.sqlite");
     let object = dir.join("object.z");
     let (summary, packed, own) = {
@@ -379,7 +465,10 @@ async fn archive_in(
     }
 
     // 2. The object, create-only. One already there (another porter's, or ours from a run
-    //    killed before its manifest) is adopted if it holds the same events.
+    //    killed before its manifest) is adopted if it holds the same events. Reading it
+    //    back (or the one found) needs its size again in `dir`: measured first, so a low
+    //    disk defers before anything is uploaded.
+    check_space(config)?;
     let mut uploaded = false;
     match store.put_file(&okey, &object).await {
         Ok(()) => uploaded = true,
@@ -477,9 +566,16 @@ async fn adopt_existing_object(
     let (k, z2, db2) = (key.clone(), z.clone(), db.clone());
     let (object, file, summary) = tokio::task::spawn_blocking(move || {
         let object = object_codec::sha256_file(&z2).map_err(|e| PorterError::io(&z2, e))?;
-        let file = object_codec::inflate(&z2, &db2).map_err(|e| PorterError::Corrupt {
-            key: k.clone(),
-            message: format!("does not inflate: {e}"),
+        let file = object_codec::inflate(&z2, &db2).map_err(|e| {
+            // A full or read-only disk under the inflated copy is not the object's fault.
+            if disk_space::StorageFault::of(&e).is_some() {
+                PorterError::io(&db2, e)
+            } else {
+                PorterError::Corrupt {
+                    key: k.clone(),
+                    message: format!("does not inflate: {e}"),
+                }
+            }
         })?;
         let summary = segment_merge::summarize(&k, &db2).map_err(|e| PorterError::Corrupt {
             key: k.clone(),

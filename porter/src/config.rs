@@ -53,6 +53,17 @@ pub struct PorterConfig {
     /// Default 600.
     #[serde(default = "default_buck_timeout_secs")]
     pub buck_timeout_secs: u64,
+    /// Bytes to keep free on `work_dir`'s file system: below it an archive run defers
+    /// (nothing is downloaded or uploaded, no segment counts as failed) and the next run
+    /// tries again, so the porter's temporary copies never take the last space of a disk
+    /// it may share with a buck or a tailer. Checked before a run and before each step
+    /// that writes a temporary file. Default 268,435,456 (256 MiB).
+    #[serde(default = "default_min_free_bytes")]
+    pub min_free_bytes: u64,
+    /// Percent of that file system to keep free, as `min_free_bytes` (the larger applies).
+    /// Default 0.
+    #[serde(default)]
+    pub min_free_percent: f64,
     /// The bucks' `porter_token`, sent as `Authorization: Bearer` on every segment API
     /// request: bucks refuse their segment API without it (401). Default: none.
     #[serde(default)]
@@ -139,6 +150,9 @@ fn default_request_timeout_secs() -> u64 {
 fn default_buck_timeout_secs() -> u64 {
     600
 }
+fn default_min_free_bytes() -> u64 {
+    256 << 20
+}
 
 impl PorterConfig {
     /// A config with every default, for embedding (`sluice up` uses a `file://` archive).
@@ -160,6 +174,8 @@ impl PorterConfig {
             retry_base_delay_ms: default_retry_base_delay_ms(),
             request_timeout_secs: default_request_timeout_secs(),
             buck_timeout_secs: default_buck_timeout_secs(),
+            min_free_bytes: default_min_free_bytes(),
+            min_free_percent: 0.0,
             buck_token: None,
             s3: S3Settings::default(),
             webhdfs: WebHdfsSettings::default(),
@@ -187,7 +203,25 @@ impl PorterConfig {
                 message: "parallelism must be at least 1".into(),
             });
         }
+        if !(0.0..=100.0).contains(&config.min_free_percent) {
+            return Err(PorterError::ConfigParse {
+                path: path.to_path_buf(),
+                message: format!(
+                    "min_free_percent = {}: use 0 to 100",
+                    config.min_free_percent
+                ),
+            });
+        }
         Ok(config)
+    }
+
+    /// The free space kept on `work_dir`'s file system (`min_free_bytes`,
+    /// `min_free_percent`).
+    pub fn headroom(&self) -> disk_space::Headroom {
+        disk_space::Headroom {
+            min_free_bytes: self.min_free_bytes,
+            min_free_percent: self.min_free_percent,
+        }
     }
 }
 
@@ -230,7 +264,21 @@ mod tests {
         let e = PorterConfig::parse(&format!("{base}parallelism = 0\n"), Path::new("p.toml"))
             .unwrap_err();
         assert!(e.to_string().contains("parallelism"), "{e}");
+        let e = PorterConfig::parse(
+            &format!("{base}min_free_percent = 101\n"),
+            Path::new("p.toml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("min_free_percent"), "{e}");
         let c = PorterConfig::parse(base, Path::new("p.toml")).expect("minimal config");
         assert_eq!(c, PorterConfig::new("file:///a", "c", "w"));
+        assert_eq!(c.headroom().min_free_bytes, 256 << 20);
+        assert_eq!(c.headroom().min_free_percent, 0.0);
+        let c = PorterConfig::parse(
+            &format!("{base}min_free_bytes = 1000\nmin_free_percent = 5\n"),
+            Path::new("p.toml"),
+        )
+        .expect("headroom settings");
+        assert_eq!(c.headroom().wanted(100_000), 5_000);
     }
 }

@@ -1,18 +1,21 @@
 //! [`PorterEvents`]: the porter's counters, the only place they change, rendered for
 //! Prometheus as `sluice_porter_*`.
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters shared by every task of a porter.
 #[derive(Debug, Default)]
 pub struct PorterEvents {
+    /// Full, read-only or low-space episodes of `work_dir`'s file system, rendered as
+    /// `sluice_porter_disk_full` and `_disk_full_episodes_total`, named in health.
+    pub disk: disk_space::DiskEpisodes,
     runs: AtomicU64,
     runs_failed: AtomicU64,
     segments_archived: AtomicU64,
     segments_already_archived: AtomicU64,
     segments_failed: AtomicU64,
     segments_postponed: AtomicU64,
+    segments_deferred: AtomicU64,
     conflicts: AtomicU64,
     events_archived: AtomicU64,
     segment_bytes_archived: AtomicU64,
@@ -54,6 +57,11 @@ impl PorterEvents {
     /// Segments left for a later run because a buck did not answer.
     pub fn segments_postponed(&self, n: u64) {
         inc(&self.segments_postponed, n);
+    }
+    /// Segments left for a later run because `work_dir`'s disk was full, read-only or
+    /// below its headroom.
+    pub fn segments_deferred(&self, n: u64) {
+        inc(&self.segments_deferred, n);
     }
     /// The archive holds a different segment under the same key: an alert.
     pub fn conflict(&self) {
@@ -119,6 +127,16 @@ impl PorterEvents {
                 g(&self.segments_postponed),
             ),
             (
+                "sluice_porter_segments_deferred_total",
+                "segments left for a later run because the work directory's disk was full, read-only or below its headroom",
+                g(&self.segments_deferred),
+            ),
+            (
+                "sluice_porter_disk_full_episodes_total",
+                "times archiving paused because the work directory's disk was full, read-only or below its headroom",
+                self.disk.count(),
+            ),
+            (
                 "sluice_porter_conflicts_total",
                 "archive keys holding a different segment (alert)",
                 g(&self.conflicts),
@@ -166,14 +184,17 @@ impl PorterEvents {
         ]
     }
 
-    /// Appends every counter in the Prometheus text format.
+    /// Appends every counter, and the `disk_full` gauge, in the Prometheus text format.
     pub fn render_prometheus(&self, out: &mut String) {
+        let mut e = metric_text::Exposition::new(out, "");
         for (name, help, value) in self.counters() {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
+            e.counter(name, help, value);
         }
+        e.gauge(
+            "sluice_porter_disk_full",
+            "1 while archiving is paused for a full, read-only or low work directory disk",
+            self.disk.active(),
+        );
     }
 }
 
@@ -201,5 +222,20 @@ mod tests {
             e.get("sluice_porter_object_bytes_uploaded_total"),
             Some(100)
         );
+        assert!(
+            out.contains("# TYPE sluice_porter_disk_full gauge\nsluice_porter_disk_full 0\n"),
+            "{out}"
+        );
+        let d = tempfile::tempdir().expect("tempdir");
+        e.disk.paused("porter", d.path(), "disk full");
+        e.segments_deferred(2);
+        let mut out = String::new();
+        e.render_prometheus(&mut out);
+        assert!(out.contains("sluice_porter_disk_full 1\n"), "{out}");
+        assert!(
+            out.contains("sluice_porter_disk_full_episodes_total 1\n"),
+            "{out}"
+        );
+        assert_eq!(e.get("sluice_porter_segments_deferred_total"), Some(2));
     }
 }

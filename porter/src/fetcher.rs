@@ -294,9 +294,16 @@ async fn fetch_archived(
                 ),
             });
         }
-        let (sha, size) = object_codec::inflate(&z2, &u2).map_err(|e| PorterError::Corrupt {
-            key: m2.object_key.clone(),
-            message: format!("does not inflate: {e}"),
+        let (sha, size) = object_codec::inflate(&z2, &u2).map_err(|e| {
+            // A full or read-only disk under the inflated file is not the object's fault.
+            if disk_space::StorageFault::of(&e).is_some() {
+                PorterError::io(&u2, e)
+            } else {
+                PorterError::Corrupt {
+                    key: m2.object_key.clone(),
+                    message: format!("does not inflate: {e}"),
+                }
+            }
         })?;
         if sha != m2.file_sha256 || size != m2.file_bytes {
             return Err(PorterError::Corrupt {
@@ -358,6 +365,14 @@ async fn fetch_from_bucks(
             Ok(n) => {
                 transferred += n;
                 files.push(path);
+            }
+            // Our disk, not the buck: another replica would meet it too, and "no buck
+            // answered" would hide the reason.
+            Err(e) if e.disk_full().is_some() => {
+                for f in &files {
+                    let _ = tokio::fs::remove_file(f).await;
+                }
+                return Err(e);
             }
             Err(e) => {
                 events.buck_error();

@@ -70,6 +70,7 @@ use tokio_util::sync::CancellationToken;
 pub use archive_store::{ArchiveStore, ObjectMeta, open_store};
 pub use archiver::{ArchiveReport, archive_once, archive_with_store};
 pub use config::{PorterConfig, S3Settings, WebHdfsSettings};
+pub use disk_space::Headroom;
 pub use error::{PorterError, StoreError, StoreErrorKind};
 pub use events::PorterEvents;
 pub use fetcher::{
@@ -82,10 +83,28 @@ pub use retry_store::RetryStore;
 pub use s3_store::S3Store;
 pub use webhdfs_store::WebHdfsStore;
 
+/// The first wait before a deferred run is tried again; each deferral in a row doubles
+/// it, up to `interval_secs`. A retry that finds the disk still short costs one `statvfs`
+/// (and a listing of the bucks); one that meets ENOSPC again (no headroom) downloads its
+/// replicas again, which the doubling keeps rare.
+pub const DEFERRED_RETRY_FIRST: Duration = Duration::from_secs(60);
+
+/// How long the daemon waits before its next run: `interval`, or after `deferred` runs
+/// in a row that waited for disk space, [`DEFERRED_RETRY_FIRST`] doubled each time and
+/// never more than `interval`, so archiving resumes soon after space returns.
+pub fn next_run_in(interval: Duration, deferred: u32) -> Duration {
+    if deferred == 0 {
+        return interval;
+    }
+    let factor = 1u32 << (deferred - 1).min(16);
+    DEFERRED_RETRY_FIRST.saturating_mul(factor).min(interval)
+}
+
 /// Runs the porter as a daemon: an archive run every `interval_secs` until `shutdown` is
-/// cancelled. A failed run is logged and counted, and the next one tries again; stopping
-/// mid-run is safe (every step is idempotent). Fails only if the archive store cannot be
-/// opened.
+/// cancelled. A failed run is logged and counted, and the next one tries again; a run
+/// deferred for a full work directory disk is tried again sooner ([`next_run_in`]).
+/// Stopping mid-run is safe (every step is idempotent). Fails only if the archive store
+/// cannot be opened.
 pub async fn run(
     config: PorterConfig,
     shutdown: CancellationToken,
@@ -93,19 +112,26 @@ pub async fn run(
 ) -> Result<(), PorterError> {
     let store = open_store(&config.archive, &config)?;
     tracing::info!(archive = %store.describe(), interval_secs = config.interval_secs, "porter started");
+    let mut deferred = 0u32;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             r = archive_with_store(&config, store.clone(), false, events.clone()) => {
-                if let Err(e) = r {
-                    events.run_finished(false);
-                    tracing::error!(error = %e, "archive run failed; trying again next interval");
+                match r {
+                    Ok(report) if report.deferred.is_some() => deferred = deferred.saturating_add(1),
+                    Ok(_) => deferred = 0,
+                    Err(e) => {
+                        deferred = 0;
+                        events.run_finished(false);
+                        tracing::error!(error = %e, "archive run failed; trying again next interval");
+                    }
                 }
             }
         }
+        let wait = next_run_in(Duration::from_secs(config.interval_secs), deferred);
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(Duration::from_secs(config.interval_secs)) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
     tracing::info!("porter stopped");

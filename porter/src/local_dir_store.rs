@@ -123,7 +123,13 @@ impl ArchiveStore for LocalDirStore {
             let tmp = temp_sibling(&dest);
             let n = fs::copy(&path, &tmp).map_err(|e| {
                 let _ = fs::remove_file(&tmp);
-                StoreError::io(path.display(), e)
+                // A full or read-only disk is the destination's (reads meet neither):
+                // name it, so the porter knows which file system to wait for.
+                if disk_space::StorageFault::of(&e).is_some() {
+                    StoreError::io(tmp.display(), e)
+                } else {
+                    StoreError::io(path.display(), e)
+                }
             })?;
             fs::rename(&tmp, &dest).map_err(|e| StoreError::io(dest.display(), e))?;
             Ok(n)

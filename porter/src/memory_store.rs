@@ -72,9 +72,11 @@ impl ArchiveStore for MemoryStore {
     async fn get_to_file(&self, key: &str, dest: &Path) -> Result<u64, StoreError> {
         let data = self.get_bytes(key).await?;
         let tmp = temp_sibling(dest);
-        tokio::fs::write(&tmp, &data)
-            .await
-            .map_err(|e| StoreError::io(tmp.display(), e))?;
+        if let Err(e) = tokio::fs::write(&tmp, &data).await {
+            // A write cut short (a full disk) leaves no partial temporary behind.
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(StoreError::io(tmp.display(), e));
+        }
         tokio::fs::rename(&tmp, dest)
             .await
             .map_err(|e| StoreError::io(dest.display(), e))?;

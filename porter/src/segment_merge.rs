@@ -117,14 +117,14 @@ fn link_of(
 }
 
 /// Merges `replicas` (SQLite files of one segment) into `out` (which must not exist).
+/// On failure nothing is left behind: neither `out` nor its scratch file (a fetch writes
+/// them beside its results, where no attempt directory is removed as a whole). A full or
+/// read-only file system is a [`PorterError::DiskFault`].
 pub fn merge_replicas(
     segment: &str,
     replicas: &[PathBuf],
     out: &Path,
 ) -> Result<SegmentSummary, PorterError> {
-    let err = |e: rusqlite::Error| {
-        PorterError::segment(segment, format!("merge into {}: {e}", out.display()))
-    };
     if replicas.is_empty() || replicas.len() > MAX_REPLICAS {
         return Err(PorterError::segment(
             segment,
@@ -137,8 +137,25 @@ pub fn merge_replicas(
     let scratch = out.with_extension("merging");
     let _ = std::fs::remove_file(&scratch);
     let _ = std::fs::remove_file(out);
+    let result = merge_into(segment, replicas, &scratch, out);
+    // The scratch file goes whatever happened, `out` too when the merge failed.
+    let _ = std::fs::remove_file(&scratch);
+    if result.is_err() {
+        let _ = std::fs::remove_file(out);
+    }
+    result
+}
+
+fn merge_into(
+    segment: &str,
+    replicas: &[PathBuf],
+    scratch: &Path,
+    out: &Path,
+) -> Result<SegmentSummary, PorterError> {
+    let what = format!("merge into {}", out.display());
+    let err = |e: rusqlite::Error| PorterError::sqlite(segment, scratch, &what, e);
     let conn = Connection::open_with_flags(
-        &scratch,
+        scratch,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
     )
     .map_err(err)?;
@@ -163,9 +180,7 @@ pub fn merge_replicas(
             .map_err(err)?;
     }
     conn.execute("VACUUM INTO ?1", [out.to_string_lossy().as_ref()])
-        .map_err(err)?;
-    drop(conn);
-    let _ = std::fs::remove_file(&scratch);
+        .map_err(|e| PorterError::sqlite(segment, out, &what, e))?;
     Ok(summary)
 }
 

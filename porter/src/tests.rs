@@ -851,3 +851,200 @@ async fn the_daemon_runs_until_shutdown() {
             .exists()
     );
 }
+
+// ---- a full or low work directory disk defers, never fails ----
+
+/// Every file under `dir` (directories left empty are not litter worth naming).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// A headroom no file system has.
+const ALL_OF_IT: u64 = u64::MAX;
+
+#[tokio::test]
+async fn a_work_dir_below_its_headroom_defers_the_run_until_space_returns() {
+    let mut fx = Fixture::new(2).await;
+    two_gapped_replicas(&fx);
+    let store: Arc<dyn ArchiveStore> =
+        Arc::new(LocalDirStore::new(fx.root.join("archive")).expect("store"));
+    let events_ = Arc::new(PorterEvents::default());
+    fx.config.min_free_bytes = ALL_OF_IT;
+    for _ in 0..2 {
+        let report = fx.archive(store.clone(), &events_).await;
+        assert_eq!(
+            (report.candidates, report.archived, report.segments_deferred),
+            (1, 0, 1),
+            "{report:?}"
+        );
+        assert!(report.failed.is_empty(), "deferred, not failed: {report:?}");
+        let why = report.deferred.expect("deferred");
+        assert!(
+            why.contains("kept free") && why.contains(&fx.config.work_dir.display().to_string()),
+            "{why}"
+        );
+    }
+    // One episode for both runs, reported while it lasts; nothing failed, nothing
+    // uploaded, no temporary file, no buck told.
+    assert_eq!(events_.disk.count(), 1);
+    assert_eq!(events_.disk.active(), 1);
+    let reason = events_.disk.reason().expect("health names the episode");
+    assert!(reason.contains("kept free"), "{reason}");
+    assert_eq!(events_.get("sluice_porter_segments_failed_total"), Some(0));
+    assert_eq!(events_.get("sluice_porter_runs_failed_total"), Some(0));
+    assert_eq!(
+        events_.get("sluice_porter_segments_deferred_total"),
+        Some(2)
+    );
+    assert!(store.list("").await.expect("list").is_empty());
+    assert_eq!(files_under(&fx.config.work_dir), Vec::<PathBuf>::new());
+    assert!(fx.bucks.iter().all(|b| b.notices().is_empty()));
+
+    // Space is back (here: the setting allows the free space there is).
+    fx.config.min_free_bytes = 0;
+    let report = fx.archive(store.clone(), &events_).await;
+    assert_eq!(
+        (report.archived, report.segments_deferred),
+        (1, 0),
+        "{report:?}"
+    );
+    assert_eq!(report.deferred, None);
+    assert_eq!((events_.disk.count(), events_.disk.active()), (1, 0));
+    assert!(fx.bucks.iter().all(|b| b.notices().len() == 1));
+    assert_eq!(files_under(&fx.config.work_dir), Vec::<PathBuf>::new());
+}
+
+/// A store whose downloads meet a full local disk while `full` is set, as the read-back
+/// of an uploaded object does when the work directory fills up mid-segment.
+#[derive(Debug)]
+struct FullOnDownload {
+    inner: Arc<dyn ArchiveStore>,
+    full: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl ArchiveStore for FullOnDownload {
+    async fn put_file(&self, key: &str, source: &Path) -> Result<(), StoreError> {
+        self.inner.put_file(key, source).await
+    }
+    async fn put_bytes(&self, key: &str, data: bytes::Bytes) -> Result<(), StoreError> {
+        self.inner.put_bytes(key, data).await
+    }
+    async fn get_bytes(&self, key: &str) -> Result<bytes::Bytes, StoreError> {
+        self.inner.get_bytes(key).await
+    }
+    async fn get_to_file(&self, key: &str, dest: &Path) -> Result<u64, StoreError> {
+        if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+            // What a real copy does on ENOSPC: a partial temporary, removed, and the error.
+            let tmp = crate::archive_store::temp_sibling(dest);
+            std::fs::write(&tmp, b"partial").expect("partial write");
+            let _ = std::fs::remove_file(&tmp);
+            return Err(StoreError::io(
+                tmp.display(),
+                std::io::Error::from_raw_os_error(libc::ENOSPC),
+            ));
+        }
+        self.inner.get_to_file(key, dest).await
+    }
+    async fn size(&self, key: &str) -> Result<u64, StoreError> {
+        self.inner.size(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<crate::ObjectMeta>, StoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    fn describe(&self) -> String {
+        "full on download".into()
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_mid_segment_defers_it_and_leaves_no_half_upload_or_temp_file() {
+    let mut fx = Fixture::new(2).await;
+    two_gapped_replicas(&fx);
+    fx.config.min_free_bytes = 0;
+    let inner: Arc<dyn ArchiveStore> =
+        Arc::new(LocalDirStore::new(fx.root.join("archive")).expect("store"));
+    let full = Arc::new(FullOnDownload {
+        inner: inner.clone(),
+        full: true.into(),
+    });
+    let store: Arc<dyn ArchiveStore> = full.clone();
+    let events_ = Arc::new(PorterEvents::default());
+    let report = fx.archive(store.clone(), &events_).await;
+    assert_eq!(
+        (report.archived, report.segments_deferred),
+        (0, 1),
+        "{report:?}"
+    );
+    assert!(report.failed.is_empty(), "{report:?}");
+    let why = report.deferred.expect("deferred");
+    assert!(why.contains("No space left"), "{why}");
+    // The object went up before its read-back met the full disk: unverified, it is
+    // deleted, and no manifest was written.
+    assert!(inner.list("").await.expect("list").is_empty());
+    assert_eq!(files_under(&fx.config.work_dir), Vec::<PathBuf>::new());
+    assert!(fx.bucks.iter().all(|b| b.notices().is_empty()));
+    let reason = events_.disk.reason().expect("an episode");
+    assert!(reason.starts_with("disk full at "), "{reason}");
+    assert_eq!(events_.get("sluice_porter_segments_failed_total"), Some(0));
+    assert_eq!(events_.get("sluice_porter_buck_errors_total"), Some(0));
+
+    // A fetch into a full disk says so (not "corrupt", not "missing"), and leaves nothing.
+    let e = fx.fetch(store.clone(), day(), 1).await;
+    assert!(e.is_ok(), "nothing archived yet: the bucks serve it: {e:?}");
+
+    full.full.store(false, std::sync::atomic::Ordering::SeqCst);
+    let report = fx.archive(store.clone(), &events_).await;
+    assert_eq!(report.archived, 1, "{report:?}");
+    assert_eq!((events_.disk.count(), events_.disk.active()), (1, 0));
+    full.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    let out = fx.root.join("fetch-full");
+    let crawl = CrawlId::parse(CRAWL).expect("crawl");
+    let from = Utc.from_utc_datetime(&day().and_hms_opt(0, 0, 0).expect("midnight"));
+    let e = fetch_with_store(
+        &fx.config,
+        store,
+        Arc::new(PorterEvents::default()),
+        &crawl,
+        from,
+        from + chrono::Duration::days(1),
+        &out,
+        &|_| {},
+    )
+    .await
+    .expect_err("the fetch meets the full disk");
+    assert!(e.disk_full().is_some(), "{e}");
+    assert_eq!(files_under(&out), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn a_deferred_run_is_retried_sooner_than_the_interval_with_a_doubling_wait() {
+    let hour = Duration::from_secs(3600);
+    let first = crate::DEFERRED_RETRY_FIRST;
+    assert_eq!(crate::next_run_in(hour, 0), hour);
+    assert_eq!(crate::next_run_in(hour, 1), first);
+    assert_eq!(crate::next_run_in(hour, 2), first * 2);
+    assert_eq!(crate::next_run_in(hour, 3), first * 4);
+    assert_eq!(crate::next_run_in(hour, 40), hour);
+    assert_eq!(
+        crate::next_run_in(Duration::from_secs(5), 1),
+        Duration::from_secs(5)
+    );
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use sluice_cli::serve::{self, MetricsSource};
+use sluice_cli::serve::{self, HealthSource, MetricsSource};
 use tokio_util::sync::CancellationToken;
 
 /// Temporary search indexes over archived crawl logs.
@@ -100,6 +100,12 @@ fn run(args: Args) -> anyhow::Result<()> {
             return Ok(());
         };
         let events = handle.events();
+        let health: Vec<HealthSource> = {
+            let events = events.clone();
+            vec![Arc::new(move || {
+                events.disk.reason().map(|r| format!("archie: {r}"))
+            })]
+        };
         let counted = guard.clone();
         let http_events = Arc::new(edge::EdgeEvents::default());
         let http_counted = http_events.clone();
@@ -109,7 +115,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             Arc::new(move |out: &mut String| counted.render_prometheus("sluice_http", out)),
         ];
         let router =
-            serve::with_health_and_metrics(handle.router().merge(web::router()), metrics, vec![])
+            serve::with_health_and_metrics(handle.router().merge(web::router()), metrics, health)
                 .layer(axum::middleware::from_fn_with_state(
                     guard,
                     edge::browser_guard::check,

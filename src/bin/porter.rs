@@ -85,13 +85,15 @@ fn run(args: Args) -> anyhow::Result<()> {
             sluice_cli::serve::cancel_on_signal(shutdown.clone());
             let listener = match metrics {
                 Some(addr) => {
-                    let rendered = events.clone();
+                    let (rendered, degraded) = (events.clone(), events.clone());
                     let (bound, task) = sluice_cli::serve::spawn_metrics_listener(
                         &addr,
                         vec![Arc::new(move |out: &mut String| {
                             rendered.render_prometheus(out)
                         })],
-                        Vec::new(),
+                        vec![Arc::new(move || {
+                            degraded.disk.reason().map(|r| format!("porter: {r}"))
+                        })],
                         shutdown.clone(),
                     )
                     .await?;
@@ -139,11 +141,21 @@ fn run(args: Args) -> anyhow::Result<()> {
                     report.unreachable_bucks.join(", ")
                 );
             }
-            if !report.failed.is_empty() || !report.unreachable_bucks.is_empty() {
+            if let Some(why) = &report.deferred {
+                eprintln!(
+                    "porter: deferred {} segment(s) for disk space (none failed; run again once space returns): {why}",
+                    report.segments_deferred
+                );
+            }
+            if !report.failed.is_empty()
+                || !report.unreachable_bucks.is_empty()
+                || report.deferred.is_some()
+            {
                 bail!(
-                    "{} segment(s) failed, {} buck(s) unreachable",
+                    "{} segment(s) failed, {} buck(s) unreachable, {} segment(s) deferred for disk space",
                     report.failed.len(),
-                    report.unreachable_bucks.len()
+                    report.unreachable_bucks.len(),
+                    report.segments_deferred
                 );
             }
             Ok(())

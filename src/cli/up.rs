@@ -45,8 +45,9 @@ pub struct UpArgs {
     pub archive_interval_secs: u64,
     /// Path prefix every page and API is served under; empty for none.
     pub base_path: String,
-    /// Bytes the buck keeps free on the directory's file system; the tailer keeps twice
-    /// as much, so that it pauses first and the buck can still store what is spooled.
+    /// Bytes the buck keeps free on the directory's file system; the tailer, the porter
+    /// and archie keep twice as much, so that they pause first and the buck can still
+    /// store what is spooled.
     pub min_free_bytes: u64,
 }
 
@@ -324,12 +325,16 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     porter_config.archive_age_secs = args.archive_age_secs;
     porter_config.buck_token = Some(porter_token);
     porter_config.interval_secs = args.archive_interval_secs;
+    // Archiving and history can wait; the buck's commits cannot: both keep the tailer's
+    // headroom (twice the buck's), so they stop taking space before the buck must.
+    porter_config.min_free_bytes = args.min_free_bytes.saturating_mul(2);
     let porter_events = Arc::new(porter::PorterEvents::default());
     // Archie reads history through the porter: the archive first, the buck for days not
     // yet archived.
     let archie = archie::start(
         archie::ArchieConfig {
             api_token: api_token.clone(),
+            min_free_bytes: args.min_free_bytes.saturating_mul(2),
             ..archie::ArchieConfig::new(dir.join("archie"))
         },
         Arc::new(archie::PorterSource::new(porter_config.clone())),
@@ -348,9 +353,12 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     let live_events = buck.live().events();
     let health: Vec<HealthSource> = {
         let (tailer, buck) = (tailer_events.clone(), buck_events.clone());
+        let (porter, archie) = (porter_events.clone(), archie_events.clone());
         vec![
             Arc::new(move || tailer.disk.reason().map(|r| format!("tailer: {r}"))),
             Arc::new(move || buck.disk.reason().map(|r| format!("buck: {r}"))),
+            Arc::new(move || porter.disk.reason().map(|r| format!("porter: {r}"))),
+            Arc::new(move || archie.disk.reason().map(|r| format!("archie: {r}"))),
         ]
     };
     let guard = buck.browser_guard();
