@@ -377,6 +377,15 @@ impl TailerConfig {
         c
     }
 
+    /// The host name put on events and sent in the hello to bucks: `host` if configured,
+    /// else the machine's host name, else `localhost` (an event must name some host).
+    pub fn host_name(&self) -> String {
+        self.host
+            .clone()
+            .or_else(machine_host_name)
+            .unwrap_or_else(|| "localhost".into())
+    }
+
     /// Checks ranges and sources; `path` names the config in errors.
     pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
@@ -441,6 +450,20 @@ impl TailerConfig {
     }
 }
 
+/// The kernel's host name (`gethostname`), if it has a non-empty one.
+fn machine_host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length; gethostname writes at most that.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    // A name that fills the buffer may come without its NUL: take it all then.
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).trim().to_owned();
+    (!name.is_empty()).then_some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,6 +478,22 @@ mod tests {
             TailerConfig::parse("[[source]]\npath = \"/x\"\ncrawl = \"c\"\n", Path::new("t"))
                 .unwrap();
         assert_eq!(TailerConfig::new(sources), from_file);
+    }
+
+    #[test]
+    fn host_name_is_the_configured_one_else_the_machines() {
+        let mut c = TailerConfig::new(vec![]);
+        c.host = Some("crawler-07".into());
+        assert_eq!(c.host_name(), "crawler-07");
+        c.host = None;
+        let machine = c.host_name();
+        assert!(!machine.is_empty());
+        #[cfg(target_os = "linux")]
+        if let Ok(proc_name) = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            && !proc_name.trim().is_empty()
+        {
+            assert_eq!(machine, proc_name.trim());
+        }
     }
 
     #[test]

@@ -139,7 +139,7 @@ impl Reader {
             space,
             unsaved: false,
             fault_backoff: None,
-            host: host_name(&config),
+            host: config.host_name(),
             wake: Wake::new(config.use_notify),
             config,
             tailer_id,
@@ -896,21 +896,6 @@ pub fn app_name(source: &SourceConfig, path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "log".into())
-}
-
-/// The `host` of events: configured, else the machine's host name.
-pub fn host_name(config: &TailerConfig) -> String {
-    if let Some(h) = &config.host {
-        return h.clone();
-    }
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its whole length; gethostname writes at most that.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "localhost".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 /// Wakes the reader when a watched directory changes. If notify cannot start, or cannot

@@ -335,7 +335,7 @@ impl ShipperTask {
         let cluster = load_cluster(&cluster_path, config.encryption)?;
         let keys = KeyPair::load_or_create(&config.key_file())?;
         let tailer_id = crate::tailer_id::load_or_create(&config.state_dir)?;
-        let host = config.host.clone().unwrap_or_else(host_name);
+        let host = config.host_name();
         let params = Arc::new(LinkParams {
             tailer_id,
             host,
@@ -1388,12 +1388,4 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".to_owned())
 }
