@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// How a source's lines are parsed: the parsers' own type, so a config name and the parser
+/// it picks cannot drift apart.
+pub use parsers::SourceFormat;
+
 /// The whole tailer config.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -171,7 +175,7 @@ pub struct SourceConfig {
     pub path: String,
     /// How lines are parsed. Default `auto`.
     #[serde(default)]
-    pub format: SourceFormatName,
+    pub format: SourceFormat,
     /// A fixed crawl id for every file of this source (when `path` has no `{crawl}`).
     #[serde(default)]
     pub crawl: Option<String>,
@@ -189,21 +193,6 @@ pub struct SourceConfig {
     /// Where to start a file seen for the first time: `beginning` or `end`. Default `beginning`.
     #[serde(default)]
     pub start_at: StartAt,
-}
-
-/// The configured format of a source.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceFormatName {
-    /// Heritrix crawl.log.
-    CrawlLog,
-    /// RFC 3164 or RFC 5424 syslog.
-    Syslog,
-    /// Any text; a timestamp is sniffed when there is one.
-    Plain,
-    /// Try crawl.log, then syslog, then plain, line by line.
-    #[default]
-    Auto,
 }
 
 /// Where a new file is first read from.
@@ -514,7 +503,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.bucket_interval_secs, 60);
-        assert_eq!(c.sources[0].format, SourceFormatName::CrawlLog);
+        assert_eq!(c.sources[0].format, SourceFormat::CrawlLog);
         assert_eq!(c.sources[1].crawl.as_deref(), Some("host-logs"));
         assert!(c.encryption);
         assert_eq!(

@@ -19,7 +19,7 @@ use crate::events::TailerEvents;
 use crate::file_follower::{FileContext, FileFollower, Input};
 use crate::fingerprint::{self, Fingerprint};
 use crate::frame_batch::FrameBatch;
-use crate::reader::{app_name, source_format};
+use crate::reader::app_name;
 
 /// Prints every event of every matching file to `out` and returns how many there were.
 /// With `follow`, keeps printing what is appended (and new files) until an error, such as
@@ -55,7 +55,7 @@ pub fn print_events(
                 source: found.source,
                 source_pattern: source.path.clone(),
                 crawl: found.crawl,
-                format: source_format(source.format),
+                format: source.format,
                 multiline: source.multiline,
                 app: app_name(source, &found.path),
                 host: host.clone(),

@@ -32,7 +32,7 @@ use tokio::sync::mpsc::Sender;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpointer::{Checkpointer, FileCheckpoint, STATE_VERSION, State};
-use crate::config::{SourceConfig, SourceFormatName, StartAt, TailerConfig};
+use crate::config::{SourceConfig, SourceFormat, StartAt, TailerConfig};
 use crate::discovery::{Discovery, Found};
 use crate::error::TailerError;
 use crate::events::TailerEvents;
@@ -311,7 +311,7 @@ impl Reader {
             source,
             source_pattern: s.path.clone(),
             crawl,
-            format: source_format(s.format),
+            format: s.format,
             multiline: s.multiline,
             app: app_name(s, path),
             host: self.host.clone(),
@@ -874,23 +874,13 @@ fn needs_resume(d: &Dormant) -> bool {
     }
 }
 
-/// The parser of a configured format.
-pub fn source_format(f: SourceFormatName) -> parsers::SourceFormat {
-    match f {
-        SourceFormatName::CrawlLog => parsers::SourceFormat::CrawlLog,
-        SourceFormatName::Syslog => parsers::SourceFormat::Syslog,
-        SourceFormatName::Plain => parsers::SourceFormat::Plain,
-        SourceFormatName::Auto => parsers::SourceFormat::Auto,
-    }
-}
-
 /// The `app` of a file's events: configured, else `heritrix` for crawl logs, else the
 /// file's name without its extension.
 pub fn app_name(source: &SourceConfig, path: &Path) -> String {
     if let Some(app) = &source.app {
         return app.clone();
     }
-    if source.format == SourceFormatName::CrawlLog {
+    if source.format == SourceFormat::CrawlLog {
         return "heritrix".into();
     }
     path.file_stem()
