@@ -19,13 +19,10 @@ use buck::segment_schema;
 use buck::{BuckConfig, BuckEvents, Bus, Origin, SegmentWriter, WriterOptions};
 use bytes::Bytes;
 use contracts::keys::KeyPair;
-use contracts::transport::{
-    ClientHello, Direction, MAX_MESSAGE_BYTES, Message, PROTOCOL_MAX, PROTOCOL_MIN, ServerHello,
-    Session,
-};
+use contracts::transport::{ClientHello, Direction, Message, ServerHello, Session, codec};
 use contracts::{CrawlId, Event};
 use futures::{SinkExt, StreamExt};
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::codec::Framed;
 
 const HOSTS: usize = 1000;
 
@@ -211,20 +208,8 @@ async fn over_tcp(
     let buck_key = contracts::keys::parse_public_key(handle.public_key(), "buck").expect("key");
 
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let mut framed = Framed::new(
-        stream,
-        LengthDelimitedCodec::builder()
-            .max_frame_length(MAX_MESSAGE_BYTES)
-            .new_codec(),
-    );
-    let hello = ClientHello {
-        min_version: PROTOCOL_MIN,
-        max_version: PROTOCOL_MAX,
-        tailer_id: 1,
-        public_key: *tailer.public().as_bytes(),
-        encrypted: true,
-        host: "bench".into(),
-    };
+    let mut framed = Framed::new(stream, codec());
+    let hello = ClientHello::new(1, *tailer.public().as_bytes(), true, "bench".into());
     framed
         .send(Bytes::from(hello.encode()))
         .await

@@ -4,9 +4,9 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::SystemTime;
 
 use contracts::keys::parse_public_key;
+use durable_file::FileStamp;
 
 use crate::config::BuckConfig;
 use crate::error::ConfigError;
@@ -21,7 +21,7 @@ pub struct AllowList {
 
 #[derive(Default)]
 struct Loaded {
-    stamp: Option<(SystemTime, u64)>,
+    stamp: Option<FileStamp>,
     keys: HashSet<[u8; 32]>,
 }
 
@@ -49,7 +49,7 @@ impl AllowList {
                 source,
             })?;
             let mut l = list.loaded.lock().unwrap_or_else(|p| p.into_inner());
-            l.stamp = stamp(path);
+            l.stamp = FileStamp::of(path);
             l.keys = keys;
         }
         if list.fixed.is_empty() && list.file.is_none() {
@@ -68,7 +68,7 @@ impl AllowList {
         }
         let Some(path) = &self.file else { return false };
         let mut l = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        let now = stamp(path);
+        let now = FileStamp::of(path);
         if now != l.stamp {
             match read_keys(path) {
                 Ok(keys) => {
@@ -83,11 +83,6 @@ impl AllowList {
         }
         l.keys.contains(key)
     }
-}
-
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
 }
 
 fn read_keys(path: &Path) -> std::io::Result<HashSet<[u8; 32]>> {

@@ -1,11 +1,11 @@
 //! `ClusterView`: the cluster file as last read, re-read when it changes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use chrono::NaiveDate;
 use contracts::{ClusterFile, CrawlId};
+use durable_file::FileStamp;
 
 use crate::error::ConfigError;
 
@@ -13,17 +13,14 @@ use crate::error::ConfigError;
 pub struct ClusterView {
     path: Option<PathBuf>,
     // A std Mutex: held to compare a stamp and swap an Arc, never across an await.
-    current: Mutex<(Stamp, Option<Arc<ClusterFile>>)>,
+    current: Mutex<(Option<FileStamp>, Option<Arc<ClusterFile>>)>,
 }
-
-/// A file's modification time and size: a change in either means "re-read it".
-type Stamp = Option<(SystemTime, u64)>;
 
 impl ClusterView {
     /// Reads the cluster file now (it must be valid at start), or holds nothing.
     pub fn new(path: Option<PathBuf>) -> Result<ClusterView, ConfigError> {
         let current = match &path {
-            Some(p) => (stamp(p), Some(Arc::new(ClusterFile::load(p)?))),
+            Some(p) => (FileStamp::of(p), Some(Arc::new(ClusterFile::load(p)?))),
             None => (None, None),
         };
         Ok(ClusterView {
@@ -37,7 +34,7 @@ impl ClusterView {
     pub fn get(&self) -> Option<Arc<ClusterFile>> {
         let path = self.path.as_ref()?;
         let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        let now = stamp(path);
+        let now = FileStamp::of(path);
         if now != cur.0 {
             match ClusterFile::load(path) {
                 Ok(c) => {
@@ -67,11 +64,6 @@ impl ClusterView {
             .buck(first)
             .map(|b| b.http_url.trim_end_matches('/').to_owned())
     }
-}
-
-fn stamp(path: &Path) -> Stamp {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
 }
 
 #[cfg(test)]

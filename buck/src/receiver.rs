@@ -21,8 +21,8 @@ use bytes::Bytes;
 use contracts::frame::decode_frames;
 use contracts::keys::KeyPair;
 use contracts::transport::{
-    ClientHello, Direction, MAX_MESSAGE_BYTES, Message, PROTOCOL_MAX, PROTOCOL_MIN, RejectedFrame,
-    ServerHello, Session, TransportError, random_salt,
+    ClientHello, Direction, Message, PROTOCOL_MAX, PROTOCOL_MIN, RejectedFrame, ServerHello,
+    Session, TransportError, codec, random_salt,
 };
 use contracts::{CrawlId, Event};
 use futures::future::BoxFuture;
@@ -221,10 +221,7 @@ async fn connection(
     pending: OwnedSemaphorePermit,
     limits: &Limits,
 ) -> Result<(), Closed> {
-    let codec = LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_MESSAGE_BYTES)
-        .new_codec();
-    let mut framed = Framed::new(stream, codec);
+    let mut framed = Framed::new(stream, codec());
     let timeout = Duration::from_millis(ctx.config.hello_timeout_ms);
     let first = tokio::select! {
         _ = shutdown.cancelled() => return Ok(()),

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 use contracts::CrawlId;
+use contracts::ids_digest::IdsDigest;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::SegmentError;
@@ -217,24 +218,22 @@ pub fn read_state(conn: &Connection, path: &Path) -> Result<SegmentState, Segmen
     })
 }
 
-/// sha256 over the sorted event ids, each followed by `\n` (ids in `EventId` text form,
-/// sorted bytewise as SQLite's BINARY collation does), and the row count: what an
-/// archive manifest records, so a buck can tell whether a segment changed since.
+/// The segment's ids digest ([`contracts::ids_digest`]: what an archive manifest records
+/// as `ids_sha256`) and its row count, so a buck can tell whether a segment changed since
+/// it was archived. `ORDER BY id` sorts bytewise (SQLite's BINARY collation), the order
+/// the digest is defined in.
 pub fn ids_digest(conn: &Connection, path: &Path) -> Result<(String, u64), SegmentError> {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    let mut n = 0u64;
+    let mut digest = IdsDigest::new();
     let mut stmt = conn
         .prepare("SELECT id FROM events ORDER BY id")
         .map_err(SegmentError::sqlite(path))?;
     let mut rows = stmt.query([]).map_err(SegmentError::sqlite(path))?;
     while let Some(r) = rows.next().map_err(SegmentError::sqlite(path))? {
         let id: String = r.get(0).map_err(SegmentError::sqlite(path))?;
-        h.update(id.as_bytes());
-        h.update(b"\n");
-        n += 1;
+        digest.push(&id);
     }
-    Ok((hex::encode(h.finalize()), n))
+    let n = digest.rows();
+    Ok((digest.finish(), n))
 }
 
 #[cfg(test)]

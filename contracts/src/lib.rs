@@ -1,9 +1,9 @@
 //! The contracts every Sluice agent agrees on (DESIGN.md, "Contracts"): the [`Event`] and
 //! its [`EventId`], the 2-byte-length [`frame`], the [`spool_file`] format, the
 //! tailer-to-buck [`transport`], the [`cluster`] file with its [`HomeBucks`] routing rule,
-//! the validated [`CrawlId`], segment paths, and the one [`tokenizer`]. Each binary
-//! format carries a version, and every decoder returns a [`DecodeError`] instead of
-//! panicking. The byte-level specification is `docs/formats.md`.
+//! the validated [`CrawlId`], segment paths, the segment [`ids_digest`] the buck and the
+//! porter compare, and the one [`tokenizer`]. Each binary format carries a version, and
+//! every decoder returns a [`DecodeError`] instead of panicking. The byte-level specification is `docs/formats.md`.
 //!
 //! # Layout
 //!
@@ -18,6 +18,7 @@
 //! - [`crawled_url`]: the trough columns derived from a crawl.log event.
 //! - [`segment_path`]: where a (crawl, day) segment lives.
 //! - [`segment_schema`]: the segment's tables and view, as SQL.
+//! - [`ids_digest`]: a segment's identity, sha256 over its sorted event ids.
 //! - [`tokenizer`]: the tokens of a line.
 //!
 //! # Example
@@ -52,6 +53,7 @@ pub mod crawled_url;
 mod error;
 pub mod event;
 pub mod frame;
+pub mod ids_digest;
 pub mod keys;
 pub mod segment_path;
 pub mod segment_schema;

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use crypto_box::aead::{Aead, AeadInPlace};
 use crypto_box::{PublicKey, SalsaBox, SecretKey};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use tokio_util::codec::LengthDelimitedCodec;
 
 use crate::varint::{self, Reader};
 use crate::{CrawlId, DecodeError};
@@ -29,6 +30,15 @@ pub const MAX_CHUNK_BYTES: usize = 1024 * 1024;
 pub const PROTOCOL_MIN: u8 = 1;
 /// Newest protocol version this build speaks.
 pub const PROTOCOL_MAX: u8 = 1;
+
+/// The framing of the TCP stream, for both sides: a `u32` big-endian length before each
+/// hello or message (tokio-util's default), capped at [`MAX_MESSAGE_BYTES`] so that a
+/// peer cannot make the other buffer an arbitrary length it declares.
+pub fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .max_frame_length(MAX_MESSAGE_BYTES)
+        .new_codec()
+}
 
 const HELLO_MAGIC: &[u8; 4] = b"SLTH";
 const COUNTER_BYTES: usize = 7;
@@ -76,6 +86,19 @@ pub enum ServerHello {
 }
 
 impl ClientHello {
+    /// A hello offering every protocol version this build speaks
+    /// ([`PROTOCOL_MIN`]`..=`[`PROTOCOL_MAX`]).
+    pub fn new(tailer_id: u64, public_key: [u8; 32], encrypted: bool, host: String) -> ClientHello {
+        ClientHello {
+            min_version: PROTOCOL_MIN,
+            max_version: PROTOCOL_MAX,
+            tailer_id,
+            public_key,
+            encrypted,
+            host,
+        }
+    }
+
     /// Encodes the hello.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = HELLO_MAGIC.to_vec();
@@ -815,6 +838,35 @@ mod tests {
     use super::*;
     use crate::keys::KeyPair;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_codec_frames_with_a_u32_length_and_refuses_a_longer_one_than_the_limit() {
+        use bytes::BytesMut;
+        use tokio_util::codec::{Decoder, Encoder};
+        let hello = ClientHello::new(7, [1; 32], true, "crawler-07".into());
+        assert_eq!(
+            (hello.min_version, hello.max_version),
+            (PROTOCOL_MIN, PROTOCOL_MAX)
+        );
+        let body = hello.encode();
+        let mut wire = BytesMut::new();
+        codec()
+            .encode(Bytes::from(body.clone()), &mut wire)
+            .unwrap();
+        assert_eq!(wire[..4], (body.len() as u32).to_be_bytes());
+        let got = codec().decode(&mut wire).unwrap().unwrap();
+        assert_eq!(ClientHello::decode(&got).unwrap(), hello);
+
+        let too_long = (MAX_MESSAGE_BYTES as u32 + 1).to_be_bytes();
+        let mut wire = BytesMut::from(&too_long[..]);
+        assert!(codec().decode(&mut wire).is_err());
+        let at_limit = (MAX_MESSAGE_BYTES as u32).to_be_bytes();
+        let mut wire = BytesMut::from(&at_limit[..]);
+        assert!(
+            matches!(codec().decode(&mut wire), Ok(None)),
+            "waits for the body"
+        );
+    }
 
     fn pair(encrypted: bool) -> (Session, Session, KeyPair, KeyPair) {
         let t = KeyPair::generate();

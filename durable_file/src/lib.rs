@@ -6,8 +6,15 @@
 //! crash. A write that fails (a full disk, a read-only file system) removes its temporary
 //! file, giving back the space, and leaves the old content in place. Every agent writes
 //! its small files this way; this crate is the one place the steps live.
+//!
+//! The other side of the same files: a reader that loaded one (the cluster file, an
+//! allow-list) and must follow its changes compares its [`FileStamp`] on each use.
 
 #![deny(missing_docs)]
+
+mod file_stamp;
+
+pub use file_stamp::FileStamp;
 
 use std::ffi::OsString;
 use std::io::Write;

@@ -15,6 +15,11 @@ use crate::error::{StoreError, StoreErrorKind};
 /// that is the create-only guarantee, with exactly one winner in a race), removes the
 /// temporary and fsyncs the directory, so a crash leaves either the whole object or
 /// none (plus, at worst, a hidden temporary that listings skip).
+///
+/// Not `durable_file::replace`: its rename replaces an existing object (a check before it
+/// would leave a race), it holds the whole object in memory (segments are streamed from
+/// a file) and its fixed `<name>.tmp` is neither hidden from listings nor unique per put.
+/// Only the directory fsync is shared.
 #[derive(Debug, Clone)]
 pub struct LocalDirStore {
     root: PathBuf,
@@ -71,12 +76,8 @@ impl LocalDirStore {
         // The temporary goes whatever happened; failing to remove it only leaves litter.
         let _ = fs::remove_file(&tmp);
         result?;
-        sync_dir(&dir).map_err(|e| StoreError::io(dir.display(), e))
+        durable_file::sync_dir(&dir).map_err(|e| StoreError::io(dir.display(), e))
     }
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 async fn blocking<T: Send + 'static>(

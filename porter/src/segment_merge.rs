@@ -14,8 +14,8 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use contracts::ids_digest::IdsDigest;
 use rusqlite::{Connection, OpenFlags};
-use sha2::{Digest, Sha256};
 
 use crate::error::PorterError;
 
@@ -319,19 +319,17 @@ pub fn summarize(segment: &str, path: &Path) -> Result<SegmentSummary, PorterErr
 }
 
 fn summarize_conn(conn: &Connection, schema: &str) -> rusqlite::Result<SegmentSummary> {
-    let mut hash = Sha256::new();
+    let mut digest = IdsDigest::new();
     let mut tailers = BTreeSet::new();
-    let mut events = 0u64;
-    // BINARY collation: bytewise order, the same on every machine.
+    // BINARY collation: bytewise order, the same on every machine and the order the ids
+    // digest is defined in.
     let mut stmt = conn.prepare(&format!(
         "SELECT id FROM {schema}.events ORDER BY id COLLATE BINARY"
     ))?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let id: String = row.get(0)?;
-        hash.update(id.as_bytes());
-        hash.update(b"\n");
-        events += 1;
+        digest.push(&id);
         let tailer = id.split('-').next().unwrap_or_default();
         if !tailers.contains(tailer) {
             tailers.insert(tailer.to_string());
@@ -350,10 +348,10 @@ fn summarize_conn(conn: &Connection, schema: &str) -> rusqlite::Result<SegmentSu
         (None, None)
     };
     Ok(SegmentSummary {
-        events,
+        events: digest.rows(),
         first_time_us,
         last_time_us,
-        ids_sha256: hex::encode(hash.finalize()),
+        ids_sha256: digest.finish(),
         tailers: tailers.into_iter().collect(),
     })
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use contracts::CrawlId;
+use contracts::ids_digest::ids_sha256;
 use sha2::{Digest, Sha256};
 
 use crate::archive_store::ArchiveStore;
@@ -241,17 +242,6 @@ impl Fixture {
     }
 }
 
-fn ids_hash(ids: &[String]) -> String {
-    let mut sorted = ids.to_vec();
-    sorted.sort();
-    let mut h = Sha256::new();
-    for id in sorted {
-        h.update(id.as_bytes());
-        h.update(b"\n");
-    }
-    hex::encode(h.finalize())
-}
-
 /// 100 events; buck 0 misses 10..20, buck 1 misses 50..60 and has them in reverse order
 /// (so every rowid differs between the replicas).
 fn two_gapped_replicas(fx: &Fixture) -> Vec<crate::test_support::test_buck::TestEvent> {
@@ -312,7 +302,7 @@ async fn a_segment_on_two_bucks_with_different_gaps_archives_as_their_exact_unio
     .expect("parse");
     let want_ids: Vec<String> = all.iter().map(|e| e.id.clone()).collect();
     assert_eq!(m.events, 100);
-    assert_eq!(m.ids_sha256, ids_hash(&want_ids));
+    assert_eq!(m.ids_sha256, ids_sha256(&want_ids));
     assert_eq!(m.tailers, vec![format!("{:016x}", 0xabc)]);
     assert_eq!(m.replicas, vec!["buck-0", "buck-1"]);
     assert_eq!(m.first_time_us, Some(all[0].time_us));
@@ -345,8 +335,8 @@ async fn a_segment_on_two_bucks_with_different_gaps_archives_as_their_exact_unio
     assert_eq!(
         own,
         vec![
-            ids_hash(&ids_without(10..20)),
-            ids_hash(&ids_without(50..60))
+            ids_sha256(&ids_without(10..20)),
+            ids_sha256(&ids_without(50..60))
         ]
     );
 

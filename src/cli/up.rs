@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use contracts::keys::KeyPair;
-use tailer::config::{SourceConfig, SourceFormatName, StartAt};
+use tailer::config::{SourceConfig, SourceFormat, StartAt};
 use tailer::{TailerConfig, TailerEvents};
 use tokio_util::sync::CancellationToken;
 
@@ -135,7 +135,7 @@ fn sources(args: &UpArgs) -> anyhow::Result<Vec<SourceConfig>> {
         }
         out.push(SourceConfig {
             path: abs,
-            format: SourceFormatName::Auto,
+            format: SourceFormat::Auto,
             crawl: if has_pattern { None } else { crawl.clone() },
             app: None,
             exclude: Vec::new(),

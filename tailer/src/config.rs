@@ -5,6 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// How a source's lines are parsed: the parsers' own type, so a config name and the parser
+/// it picks cannot drift apart.
+pub use parsers::SourceFormat;
+
 /// The whole tailer config.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -171,7 +175,7 @@ pub struct SourceConfig {
     pub path: String,
     /// How lines are parsed. Default `auto`.
     #[serde(default)]
-    pub format: SourceFormatName,
+    pub format: SourceFormat,
     /// A fixed crawl id for every file of this source (when `path` has no `{crawl}`).
     #[serde(default)]
     pub crawl: Option<String>,
@@ -189,21 +193,6 @@ pub struct SourceConfig {
     /// Where to start a file seen for the first time: `beginning` or `end`. Default `beginning`.
     #[serde(default)]
     pub start_at: StartAt,
-}
-
-/// The configured format of a source.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceFormatName {
-    /// Heritrix crawl.log.
-    CrawlLog,
-    /// RFC 3164 or RFC 5424 syslog.
-    Syslog,
-    /// Any text; a timestamp is sniffed when there is one.
-    Plain,
-    /// Try crawl.log, then syslog, then plain, line by line.
-    #[default]
-    Auto,
 }
 
 /// Where a new file is first read from.
@@ -377,6 +366,15 @@ impl TailerConfig {
         c
     }
 
+    /// The host name put on events and sent in the hello to bucks: `host` if configured,
+    /// else the machine's host name, else `localhost` (an event must name some host).
+    pub fn host_name(&self) -> String {
+        self.host
+            .clone()
+            .or_else(machine_host_name)
+            .unwrap_or_else(|| "localhost".into())
+    }
+
     /// Checks ranges and sources; `path` names the config in errors.
     pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
@@ -441,6 +439,21 @@ impl TailerConfig {
     }
 }
 
+/// The kernel's host name (`gethostname`), if it has a non-empty one.
+#[allow(unsafe_code)]
+fn machine_host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its whole length; gethostname writes at most that.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    // A name that fills the buffer may come without its NUL: take it all then.
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).trim().to_owned();
+    (!name.is_empty()).then_some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -455,6 +468,22 @@ mod tests {
             TailerConfig::parse("[[source]]\npath = \"/x\"\ncrawl = \"c\"\n", Path::new("t"))
                 .unwrap();
         assert_eq!(TailerConfig::new(sources), from_file);
+    }
+
+    #[test]
+    fn host_name_is_the_configured_one_else_the_machines() {
+        let mut c = TailerConfig::new(vec![]);
+        c.host = Some("crawler-07".into());
+        assert_eq!(c.host_name(), "crawler-07");
+        c.host = None;
+        let machine = c.host_name();
+        assert!(!machine.is_empty());
+        #[cfg(target_os = "linux")]
+        if let Ok(proc_name) = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            && !proc_name.trim().is_empty()
+        {
+            assert_eq!(machine, proc_name.trim());
+        }
     }
 
     #[test]
@@ -475,7 +504,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.bucket_interval_secs, 60);
-        assert_eq!(c.sources[0].format, SourceFormatName::CrawlLog);
+        assert_eq!(c.sources[0].format, SourceFormat::CrawlLog);
         assert_eq!(c.sources[1].crawl.as_deref(), Some("host-logs"));
         assert!(c.encryption);
         assert_eq!(

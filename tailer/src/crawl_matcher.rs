@@ -241,12 +241,12 @@ pub fn rotated_copies_of(dir: &Path, name: &str) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{SourceFormatName, StartAt};
+    use crate::config::{SourceFormat, StartAt};
 
     fn source(path: &str, crawl: Option<&str>, exclude: &[&str]) -> SourceConfig {
         SourceConfig {
             path: path.into(),
-            format: SourceFormatName::Auto,
+            format: SourceFormat::Auto,
             crawl: crawl.map(Into::into),
             app: None,
             exclude: exclude.iter().map(|s| s.to_string()).collect(),

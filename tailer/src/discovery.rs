@@ -111,7 +111,7 @@ fn walk(dir: &Path, max_depth: Option<usize>, depth: usize, out: &mut Vec<PathBu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{SourceFormatName, StartAt};
+    use crate::config::{SourceFormat, StartAt};
 
     #[test]
     fn finds_files_by_pattern_and_reports_bad_crawls_once() {
@@ -129,7 +129,7 @@ mod tests {
         }
         let source = SourceConfig {
             path: format!("{}/jobs/{{crawl}}/**/logs/crawl.log", root.display()),
-            format: SourceFormatName::Auto,
+            format: SourceFormat::Auto,
             crawl: None,
             app: None,
             exclude: vec![],

@@ -19,7 +19,7 @@ use crate::events::TailerEvents;
 use crate::file_follower::{FileContext, FileFollower, Input};
 use crate::fingerprint::{self, Fingerprint};
 use crate::frame_batch::FrameBatch;
-use crate::reader::{app_name, host_name, source_format};
+use crate::reader::app_name;
 
 /// Prints every event of every matching file to `out` and returns how many there were.
 /// With `follow`, keeps printing what is appended (and new files) until an error, such as
@@ -31,7 +31,7 @@ pub fn print_events(
 ) -> Result<u64, TailerError> {
     let events = Arc::new(TailerEvents::default());
     let mut discovery = Discovery::new(&config.sources)?;
-    let host = host_name(config);
+    let host = config.host_name();
     let mut followers: Vec<FileFollower> = Vec::new();
     let mut seen = HashSet::new();
     let mut scratch = vec![0u8; 64 * 1024];
@@ -55,7 +55,7 @@ pub fn print_events(
                 source: found.source,
                 source_pattern: source.path.clone(),
                 crawl: found.crawl,
-                format: source_format(source.format),
+                format: source.format,
                 multiline: source.multiline,
                 app: app_name(source, &found.path),
                 host: host.clone(),

@@ -32,7 +32,7 @@ use tokio::sync::mpsc::Sender;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpointer::{Checkpointer, FileCheckpoint, STATE_VERSION, State};
-use crate::config::{SourceConfig, SourceFormatName, StartAt, TailerConfig};
+use crate::config::{SourceConfig, SourceFormat, StartAt, TailerConfig};
 use crate::discovery::{Discovery, Found};
 use crate::error::TailerError;
 use crate::events::TailerEvents;
@@ -139,7 +139,7 @@ impl Reader {
             space,
             unsaved: false,
             fault_backoff: None,
-            host: host_name(&config),
+            host: config.host_name(),
             wake: Wake::new(config.use_notify),
             config,
             tailer_id,
@@ -311,7 +311,7 @@ impl Reader {
             source,
             source_pattern: s.path.clone(),
             crawl,
-            format: source_format(s.format),
+            format: s.format,
             multiline: s.multiline,
             app: app_name(s, path),
             host: self.host.clone(),
@@ -875,44 +875,18 @@ fn needs_resume(d: &Dormant) -> bool {
     }
 }
 
-/// The parser of a configured format.
-pub fn source_format(f: SourceFormatName) -> parsers::SourceFormat {
-    match f {
-        SourceFormatName::CrawlLog => parsers::SourceFormat::CrawlLog,
-        SourceFormatName::Syslog => parsers::SourceFormat::Syslog,
-        SourceFormatName::Plain => parsers::SourceFormat::Plain,
-        SourceFormatName::Auto => parsers::SourceFormat::Auto,
-    }
-}
-
 /// The `app` of a file's events: configured, else `heritrix` for crawl logs, else the
 /// file's name without its extension.
 pub fn app_name(source: &SourceConfig, path: &Path) -> String {
     if let Some(app) = &source.app {
         return app.clone();
     }
-    if source.format == SourceFormatName::CrawlLog {
+    if source.format == SourceFormat::CrawlLog {
         return "heritrix".into();
     }
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "log".into())
-}
-
-/// The `host` of events: configured, else the machine's host name.
-#[allow(unsafe_code)]
-pub fn host_name(config: &TailerConfig) -> String {
-    if let Some(h) = &config.host {
-        return h.clone();
-    }
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its whole length; gethostname writes at most that.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "localhost".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 /// Wakes the reader when a watched directory changes. If notify cannot start, or cannot

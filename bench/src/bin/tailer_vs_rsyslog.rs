@@ -49,13 +49,13 @@ use contracts::EventId;
 use contracts::frame::FrameReader;
 use contracts::keys::KeyPair;
 use contracts::transport::{
-    ClientHello, Direction, MAX_MESSAGE_BYTES, Message, PROTOCOL_MAX, PROTOCOL_MIN, ServerHello,
-    Session, random_salt,
+    ClientHello, Direction, Message, PROTOCOL_MAX, PROTOCOL_MIN, ServerHello, Session, codec,
+    random_salt,
 };
 use futures::{SinkExt as _, StreamExt as _};
 use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::codec::Framed;
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -795,10 +795,7 @@ async fn serve(
     keys: &KeyPair,
     buck_id: &str,
 ) -> Result<(), String> {
-    let codec = LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_MESSAGE_BYTES)
-        .new_codec();
-    let mut wire = Framed::new(stream, codec);
+    let mut wire = Framed::new(stream, codec());
     let hello = match wire.next().await {
         Some(Ok(b)) => ClientHello::decode(&b).map_err(|e| format!("hello: {e}"))?,
         _ => return Ok(()),

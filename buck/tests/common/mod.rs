@@ -9,10 +9,8 @@ use std::time::Duration;
 use buck::{BuckConfig, BuckHandle};
 use bytes::Bytes;
 use contracts::keys::KeyPair;
-use contracts::transport::{
-    ClientHello, Direction, MAX_MESSAGE_BYTES, Message, PROTOCOL_MAX, PROTOCOL_MIN, ServerHello,
-    Session,
-};
+pub use contracts::transport::codec;
+use contracts::transport::{ClientHello, Direction, Message, ServerHello, Session};
 use contracts::{CrawlId, Event, EventFlags, EventId, Format};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -171,21 +169,13 @@ pub struct Client {
     pub salt: [u8; 16],
 }
 
-pub fn codec() -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_MESSAGE_BYTES)
-        .new_codec()
-}
-
 pub fn hello(tailer: &KeyPair, encrypted: bool) -> ClientHello {
-    ClientHello {
-        min_version: PROTOCOL_MIN,
-        max_version: PROTOCOL_MAX,
-        tailer_id: 7,
-        public_key: *tailer.public().as_bytes(),
+    ClientHello::new(
+        7,
+        *tailer.public().as_bytes(),
         encrypted,
-        host: "test-host".into(),
-    }
+        "test-host".into(),
+    )
 }
 
 /// Sends `hello` on a fresh connection; returns the framed stream and the buck's answer.

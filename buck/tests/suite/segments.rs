@@ -1,5 +1,4 @@
 use contracts::transport::Message;
-use sha2::{Digest, Sha256};
 
 use crate::common::*;
 
@@ -200,20 +199,14 @@ async fn a_prune_cut_short_by_a_crash_is_finished_at_start() {
 /// The sorted-ids hash of a copy of a segment, as porter's manifest has it.
 fn ids_digest(copy: &std::path::Path) -> String {
     let conn = rusqlite::Connection::open(copy).unwrap();
-    let mut ids: Vec<String> = conn
+    let ids: Vec<String> = conn
         .prepare("SELECT id FROM events")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    ids.sort();
-    let mut h = Sha256::new();
-    for id in &ids {
-        h.update(id.as_bytes());
-        h.update(b"\n");
-    }
-    hex::encode(h.finalize())
+    contracts::ids_digest::ids_sha256(&ids)
 }
 
 fn state_of(list: &serde_json::Value, crawl: &str, day: &str) -> String {

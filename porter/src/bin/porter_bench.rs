@@ -5,7 +5,7 @@
 //! server is the one SLUICE_TEST_S3_ENDPOINT names, or one started with
 //! `scripts/s3-test-server start /tmp/sluice-s3-test-server`.
 //!
-//! The segment has the buck's schema (buck/src/segment_schema.rs) and is built from every crawl.log under /work/shared/data/real/heritrix (or
+//! The segment has the buck's schema (`contracts::segment_schema`) and is built from every crawl.log under /work/shared/data/real/heritrix (or
 //! SLUICE_BENCH_LOGS), repeated to EVENTS lines, each line an event with its own id. The
 //! timed archive path is the porter's own: merge (copy and compact), zlib, upload
 //! (multipart above 16 MiB), read back and checksum. Fetching replicas from bucks over
@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use contracts::segment_schema::SEGMENT_SCHEMA_SQL;
 use porter::{ArchiveStore, S3Settings, S3Store, object_codec, segment_merge};
 use rusqlite::Connection;
 
@@ -156,23 +157,9 @@ fn build(
 ) -> Result<(u64, usize), Box<dyn std::error::Error>> {
     let mut log = std::io::BufWriter::new(std::fs::File::create(raw_log)?);
     let conn = Connection::open(segment)?;
-    conn.execute_batch(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;
-         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-         CREATE TABLE events (id TEXT NOT NULL UNIQUE, time TEXT NOT NULL, time_us INTEGER NOT NULL,
-             host TEXT NOT NULL, app TEXT NOT NULL, format TEXT NOT NULL, flags INTEGER NOT NULL,
-             original_len INTEGER NOT NULL, line TEXT NOT NULL, raw BLOB, fields TEXT NOT NULL);
-         CREATE INDEX events_time_us ON events(time_us);
-         CREATE INDEX events_host ON events(host, time_us);
-         CREATE TABLE crawled_url (timestamp TEXT, status_code INTEGER, size INTEGER, payload_size INTEGER,
-             url TEXT, hop_path TEXT, is_seed_redirect INTEGER, via TEXT, mimetype TEXT, content_digest TEXT,
-             seed TEXT, is_duplicate INTEGER, warc_filename TEXT, warc_offset INTEGER,
-             warc_content_bytes INTEGER, host TEXT);
-         CREATE INDEX crawled_url_host ON crawled_url(host);
-         CREATE INDEX crawled_url_timestamp ON crawled_url(timestamp);
-         CREATE VIEW crawled_urls AS
-             SELECT events.id AS id, crawled_url.* FROM crawled_url JOIN events ON events.rowid = crawled_url.rowid;",
-    )?;
+    // A bench file, rebuilt on every run: durability would only slow the build.
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;")?;
+    conn.execute_batch(SEGMENT_SCHEMA_SQL)?;
     let tx = conn.unchecked_transaction()?;
     let mut offset = 0u64;
     let mut last_us = 0i64;

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::NaiveDate;
+use contracts::segment_schema::{SEGMENT_SCHEMA_SQL, SEGMENT_SCHEMA_VERSION};
 use rusqlite::Connection;
 
 use crate::buck_client::{ArchivedNotice, SegmentListing, SegmentState};
@@ -35,32 +36,17 @@ pub fn events(tailer: u64, n: usize, start_us: i64) -> Vec<TestEvent> {
         .collect()
 }
 
-/// The buck's segment schema (buck/src/segment_schema.rs, version 1): `crawled_url`
-/// shares its event's rowid, which the `crawled_urls` view joins on.
-pub const BUCK_SCHEMA: &str = "
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE events (id TEXT NOT NULL UNIQUE, time TEXT NOT NULL, time_us INTEGER NOT NULL,
-    host TEXT NOT NULL, app TEXT NOT NULL, format TEXT NOT NULL, flags INTEGER NOT NULL,
-    original_len INTEGER NOT NULL, line TEXT NOT NULL, raw BLOB, fields TEXT NOT NULL);
-CREATE INDEX events_time_us ON events(time_us);
-CREATE INDEX events_host ON events(host, time_us);
-CREATE TABLE crawled_url (timestamp TEXT, status_code INTEGER, size INTEGER, payload_size INTEGER,
-    url TEXT, hop_path TEXT, is_seed_redirect INTEGER, via TEXT, mimetype TEXT, content_digest TEXT,
-    seed TEXT, is_duplicate INTEGER, warc_filename TEXT, warc_offset INTEGER,
-    warc_content_bytes INTEGER, host TEXT);
-CREATE INDEX crawled_url_host ON crawled_url(host);
-CREATE INDEX crawled_url_timestamp ON crawled_url(timestamp);
-CREATE VIEW crawled_urls AS
-    SELECT events.id AS id, crawled_url.* FROM crawled_url JOIN events ON events.rowid = crawled_url.rowid;
-INSERT INTO meta VALUES ('schema_version', '1'), ('state', 'closed');
-";
-
 /// Writes a segment file with the buck's schema, inserting `events` in the given order
 /// (so two files of the same events have different rowids).
 pub fn write_segment(path: &Path, events: &[TestEvent]) {
     let _ = std::fs::remove_file(path);
     let conn = Connection::open(path).expect("open segment");
-    conn.execute_batch(BUCK_SCHEMA).expect("schema");
+    conn.execute_batch(SEGMENT_SCHEMA_SQL).expect("schema");
+    // A closed segment, as the bucks serve them for archiving.
+    conn.execute_batch(&format!(
+        "INSERT INTO meta VALUES ('schema_version', '{SEGMENT_SCHEMA_VERSION}'), ('state', 'closed');"
+    ))
+    .expect("meta");
     let tx = conn.unchecked_transaction().expect("tx");
     for e in events {
         let line = format!(

@@ -18,8 +18,8 @@ use bytes::Bytes;
 use contracts::BuckEntry;
 use contracts::keys::KeyPair;
 use contracts::transport::{
-    ClientHello, Direction, MAX_MESSAGE_BYTES, Message, PROTOCOL_MAX, PROTOCOL_MIN, PackedFrames,
-    ServerHello, Session, TransportError,
+    ClientHello, Direction, Message, PROTOCOL_MAX, PROTOCOL_MIN, PackedFrames, ServerHello,
+    Session, TransportError, codec,
 };
 use crypto_box::PublicKey;
 use futures::{SinkExt, StreamExt};
@@ -260,14 +260,12 @@ impl BuckConnection {
                 })?;
         stream.set_nodelay(true)?;
         let mut wire = Framed::new(stream, codec());
-        let hello = ClientHello {
-            min_version: PROTOCOL_MIN,
-            max_version: PROTOCOL_MAX,
-            tailer_id: self.params.tailer_id,
-            public_key: *self.params.keys.public().as_bytes(),
-            encrypted: self.params.encryption,
-            host: self.params.host.clone(),
-        };
+        let hello = ClientHello::new(
+            self.params.tailer_id,
+            *self.params.keys.public().as_bytes(),
+            self.params.encryption,
+            self.params.host.clone(),
+        );
         wire.send(Bytes::from(hello.encode())).await?;
         let answer = match wire.next().await {
             Some(Ok(buf)) => buf,
@@ -379,13 +377,6 @@ impl BuckConnection {
             }
         }
     }
-}
-
-/// The length-delimited codec both sides use, with the contract's explicit limit.
-pub(crate) fn codec() -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder()
-        .max_frame_length(MAX_MESSAGE_BYTES)
-        .new_codec()
 }
 
 fn is_reset(e: &std::io::Error) -> bool {

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use chrono::{NaiveDate, Utc};
@@ -28,6 +28,7 @@ use contracts::keys::KeyPair;
 use contracts::spool_file::spool_bucket_path;
 use contracts::transport::{MAX_CHUNK_BYTES, Message, PackedFrames};
 use contracts::{BuckEntry, ClusterFile, CrawlId, Event, EventId};
+use durable_file::FileStamp;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -196,7 +197,7 @@ struct ShipperTask {
     shutdown: CancellationToken,
     cluster_path: PathBuf,
     cluster: Arc<ClusterFile>,
-    cluster_stamp: Option<(SystemTime, u64)>,
+    cluster_stamp: Option<FileStamp>,
     params: Arc<LinkParams>,
     bucks: BTreeMap<String, BuckState>,
     link_tx: mpsc::Sender<LinkEvent>,
@@ -334,7 +335,7 @@ impl ShipperTask {
         let cluster = load_cluster(&cluster_path, config.encryption)?;
         let keys = KeyPair::load_or_create(&config.key_file())?;
         let tailer_id = crate::tailer_id::load_or_create(&config.state_dir)?;
-        let host = config.host.clone().unwrap_or_else(host_name);
+        let host = config.host_name();
         let params = Arc::new(LinkParams {
             tailer_id,
             host,
@@ -374,7 +375,7 @@ impl ShipperTask {
             shutdown.clone(),
         ));
         let mut task = ShipperTask {
-            cluster_stamp: stamp(&cluster_path),
+            cluster_stamp: FileStamp::of(&cluster_path),
             cluster_path,
             cluster: Arc::new(cluster),
             config,
@@ -559,7 +560,7 @@ impl ShipperTask {
     }
 
     fn poll_cluster(&mut self) {
-        let now = stamp(&self.cluster_path);
+        let now = FileStamp::of(&self.cluster_path);
         if now == self.cluster_stamp {
             return;
         }
@@ -1382,23 +1383,9 @@ fn load_cluster(path: &Path, encryption: bool) -> Result<ClusterFile, ShippingEr
     Ok(c)
 }
 
-/// The cluster file's modification time and size: a change in either means re-read it.
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
-}
-
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".to_owned())
 }

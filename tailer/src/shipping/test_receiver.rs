@@ -20,7 +20,7 @@ use contracts::frame::decode_frames;
 use contracts::keys::KeyPair;
 use contracts::transport::{
     ClientHello, Direction, Message, PROTOCOL_MAX, PROTOCOL_MIN, RejectedFrame, ServerHello,
-    Session, random_salt,
+    Session, codec, random_salt,
 };
 use contracts::{Event, EventId};
 use futures::{SinkExt, StreamExt};
@@ -28,8 +28,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
-
-use super::buck_connection::codec;
 
 /// What a receiver has seen.
 #[derive(Debug, Clone, Default)]
@@ -437,14 +435,7 @@ mod tests {
             .await
             .unwrap();
         let mut wire = Framed::new(TcpStream::connect(r.addr()).await.unwrap(), codec());
-        let hello = ClientHello {
-            min_version: PROTOCOL_MIN,
-            max_version: PROTOCOL_MAX,
-            tailer_id: 1,
-            public_key: *tailer.public().as_bytes(),
-            encrypted: true,
-            host: "t".into(),
-        };
+        let hello = ClientHello::new(1, *tailer.public().as_bytes(), true, "t".into());
         wire.send(Bytes::from(hello.encode())).await.unwrap();
         let answer = ServerHello::decode(&wire.next().await.unwrap().unwrap()).unwrap();
         let ServerHello::Accept { salt, .. } = answer else {
@@ -483,14 +474,12 @@ mod tests {
             .await
             .unwrap();
         let mut wire = Framed::new(TcpStream::connect(r.addr()).await.unwrap(), codec());
-        let hello = ClientHello {
-            min_version: PROTOCOL_MIN,
-            max_version: PROTOCOL_MAX,
-            tailer_id: 1,
-            public_key: *KeyPair::generate().public().as_bytes(),
-            encrypted: true,
-            host: "t".into(),
-        };
+        let hello = ClientHello::new(
+            1,
+            *KeyPair::generate().public().as_bytes(),
+            true,
+            "t".into(),
+        );
         wire.send(Bytes::from(hello.encode())).await.unwrap();
         let answer = ServerHello::decode(&wire.next().await.unwrap().unwrap()).unwrap();
         assert!(
