@@ -142,7 +142,7 @@ pub(crate) fn join_key(prefix: &str, key: &str) -> String {
 
 /// A fresh temporary name beside `dest` (same directory, so a rename is atomic), hidden
 /// with a leading dot so listings skip it.
-pub(crate) fn temp_sibling(dest: &Path) -> std::path::PathBuf {
+pub fn temp_sibling(dest: &Path) -> std::path::PathBuf {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -59,8 +59,6 @@ pub mod webhdfs_store;
 #[doc(hidden)]
 #[allow(missing_docs)]
 pub mod test_support;
-#[cfg(test)]
-mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -26,6 +26,9 @@ mod error;
 mod shipper;
 mod sidecar;
 pub mod spool_janitor;
+// A buck for tests only: compiled for this crate's tests and, through the `test-support`
+// feature, for its integration tests; never in a production build.
+#[cfg(any(test, feature = "test-support"))]
 #[doc(hidden)]
 pub mod test_receiver;
 

@@ -1,6 +1,9 @@
 //! The porter's tests: the store suite on every backend, then archive and fetch end to
 //! end against test bucks (real SQLite files over real HTTP).
 
+// A test crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,15 +13,15 @@ use contracts::CrawlId;
 use contracts::ids_digest::ids_sha256;
 use sha2::{Digest, Sha256};
 
-use crate::archive_store::ArchiveStore;
-use crate::buck_client::SegmentState;
-use crate::error::{PorterError, StoreError, StoreErrorKind};
-use crate::test_support::test_buck::{
+use porter::archive_store::ArchiveStore;
+use porter::buck_client::SegmentState;
+use porter::error::{PorterError, StoreError, StoreErrorKind};
+use porter::test_support::test_buck::{
     TestBuck, crawled_urls, event_ids, events, name_of, write_cluster_file, write_segment,
 };
-use crate::test_support::webhdfs_server::WebHdfsServer;
-use crate::test_support::{FaultStore, HangAt, archive_store_test_suite, s3_server};
-use crate::{
+use porter::test_support::webhdfs_server::WebHdfsServer;
+use porter::test_support::{FaultStore, HangAt, archive_store_test_suite, s3_server};
+use porter::{
     ArchiveReport, LocalDirStore, MemoryStore, PorterConfig, PorterEvents, RetryStore,
     archive_with_store, fetch_with_store,
 };
@@ -63,7 +66,7 @@ async fn s3_store_passes_the_suite_with_multipart() {
 #[tokio::test]
 async fn webhdfs_store_passes_the_suite() {
     let server = WebHdfsServer::start().await;
-    let store = crate::WebHdfsStore::new(&server.authority, "/sluice/archive", Some("porter"))
+    let store = porter::WebHdfsStore::new(&server.authority, "/sluice/archive", Some("porter"))
         .expect("store");
     archive_store_test_suite(Arc::new(store), 3 << 20).await;
 }
@@ -95,7 +98,7 @@ async fn retry_store_retries_only_retryable_errors() {
         async fn size(&self, _: &str) -> Result<u64, StoreError> {
             unreachable!("not used")
         }
-        async fn list(&self, _: &str) -> Result<Vec<crate::ObjectMeta>, StoreError> {
+        async fn list(&self, _: &str) -> Result<Vec<porter::ObjectMeta>, StoreError> {
             unreachable!("not used")
         }
         async fn delete(&self, _: &str) -> Result<(), StoreError> {
@@ -146,12 +149,12 @@ async fn open_store_picks_the_backend_by_url() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = PorterConfig::new("unused", "c", "w");
     let url = format!("file://{}", dir.path().display());
-    let store = crate::open_store(&url, &config).expect("file store");
+    let store = porter::open_store(&url, &config).expect("file store");
     assert_eq!(store.describe(), url);
-    let e = crate::open_store("ftp://x/y", &config).expect_err("unknown scheme");
+    let e = porter::open_store("ftp://x/y", &config).expect_err("unknown scheme");
     assert_eq!(e.kind, StoreErrorKind::Config);
     assert!(e.message.contains("unknown scheme"), "{e}");
-    let e = crate::open_store("file://relative", &config).expect_err("relative path");
+    let e = porter::open_store("file://relative", &config).expect_err("relative path");
     assert_eq!(e.kind, StoreErrorKind::Config);
 }
 
@@ -196,7 +199,7 @@ impl Fixture {
         b: usize,
         d: NaiveDate,
         part: u32,
-        evs: &[crate::test_support::test_buck::TestEvent],
+        evs: &[porter::test_support::test_buck::TestEvent],
         state: SegmentState,
     ) {
         let file = self
@@ -221,7 +224,7 @@ impl Fixture {
         store: Arc<dyn ArchiveStore>,
         from: NaiveDate,
         days: i64,
-    ) -> Result<crate::FetchReport, PorterError> {
+    ) -> Result<porter::FetchReport, PorterError> {
         let out = self
             .root
             .join(format!("fetched-{:x}", rand::random::<u32>()));
@@ -244,7 +247,7 @@ impl Fixture {
 
 /// 100 events; buck 0 misses 10..20, buck 1 misses 50..60 and has them in reverse order
 /// (so every rowid differs between the replicas).
-fn two_gapped_replicas(fx: &Fixture) -> Vec<crate::test_support::test_buck::TestEvent> {
+fn two_gapped_replicas(fx: &Fixture) -> Vec<porter::test_support::test_buck::TestEvent> {
     let all = events(0xabc, 100, day_start_us(day()) + 3_600_000_000);
     let a: Vec<_> = all
         .iter()
@@ -292,7 +295,7 @@ async fn a_segment_on_two_bucks_with_different_gaps_archives_as_their_exact_unio
             "crawl-1/2026-11-02.sqlite.z.json"
         ]
     );
-    let m = crate::Manifest::from_json(
+    let m = porter::Manifest::from_json(
         "m",
         &store
             .get_bytes("crawl-1/2026-11-02.sqlite.z.json")
@@ -496,7 +499,7 @@ async fn archive_killed_at(hang_at: HangAt) {
             "crawl-1/2026-11-02.sqlite.z.json"
         ]
     );
-    let m = crate::Manifest::from_json(
+    let m = porter::Manifest::from_json(
         "m",
         &store
             .get_bytes("crawl-1/2026-11-02.sqlite.z.json")
@@ -510,7 +513,7 @@ async fn archive_killed_at(hang_at: HangAt) {
     two_gapped_replicas(&fx2);
     fx2.archive(clean.clone(), &Arc::new(PorterEvents::default()))
         .await;
-    let m2 = crate::Manifest::from_json(
+    let m2 = porter::Manifest::from_json(
         "m",
         &clean
             .get_bytes("crawl-1/2026-11-02.sqlite.z.json")
@@ -728,10 +731,10 @@ async fn fetch_takes_unarchived_days_from_the_bucks_and_reports_progress() {
     )
     .await
     .expect("fetch");
-    let sources: Vec<crate::FetchSource> = report.segments.iter().map(|s| s.source).collect();
+    let sources: Vec<porter::FetchSource> = report.segments.iter().map(|s| s.source).collect();
     assert_eq!(
         sources,
-        vec![crate::FetchSource::Archive, crate::FetchSource::Bucks]
+        vec![porter::FetchSource::Archive, porter::FetchSource::Bucks]
     );
     assert_eq!(
         event_ids(&out.join("2026-11-03.sqlite")).len(),
@@ -774,7 +777,7 @@ async fn archive_and_fetch_through_s3_with_multipart() {
     for (i, e) in all.iter_mut().enumerate() {
         e.url = format!(
             "http://example.com/{}/{}",
-            hex::encode(crate::test_support::noise(48, i as u64 + 1)),
+            hex::encode(porter::test_support::noise(48, i as u64 + 1)),
             i
         );
     }
@@ -802,7 +805,7 @@ async fn archive_and_fetch_through_webhdfs() {
     two_gapped_replicas(&fx);
     let mut config = fx.config.clone();
     config.archive = format!("webhdfs://{}/sluice", server.authority);
-    let store = crate::open_store(&config.archive, &config).expect("webhdfs store");
+    let store = porter::open_store(&config.archive, &config).expect("webhdfs store");
     let report = fx
         .archive(store.clone(), &Arc::new(PorterEvents::default()))
         .await;
@@ -819,7 +822,7 @@ async fn the_daemon_runs_until_shutdown() {
     config.interval_secs = 3600;
     let events_ = Arc::new(PorterEvents::default());
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(crate::run(config, shutdown.clone(), events_.clone()));
+    let task = tokio::spawn(porter::run(config, shutdown.clone(), events_.clone()));
     let deadline = Instant::now() + Duration::from_secs(30);
     while events_.get("sluice_porter_runs_total") != Some(1) {
         assert!(Instant::now() < deadline, "no archive run within 30 s");
@@ -940,7 +943,7 @@ impl ArchiveStore for FullOnDownload {
     async fn get_to_file(&self, key: &str, dest: &Path) -> Result<u64, StoreError> {
         if self.full.load(std::sync::atomic::Ordering::SeqCst) {
             // What a real copy does on ENOSPC: a partial temporary, removed, and the error.
-            let tmp = crate::archive_store::temp_sibling(dest);
+            let tmp = porter::archive_store::temp_sibling(dest);
             std::fs::write(&tmp, b"partial").expect("partial write");
             let _ = std::fs::remove_file(&tmp);
             return Err(StoreError::io(
@@ -953,7 +956,7 @@ impl ArchiveStore for FullOnDownload {
     async fn size(&self, key: &str) -> Result<u64, StoreError> {
         self.inner.size(key).await
     }
-    async fn list(&self, prefix: &str) -> Result<Vec<crate::ObjectMeta>, StoreError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<porter::ObjectMeta>, StoreError> {
         self.inner.list(prefix).await
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -1027,14 +1030,14 @@ async fn a_full_disk_mid_segment_defers_it_and_leaves_no_half_upload_or_temp_fil
 #[test]
 fn a_deferred_run_is_retried_sooner_than_the_interval_with_a_doubling_wait() {
     let hour = Duration::from_secs(3600);
-    let first = crate::DEFERRED_RETRY_FIRST;
-    assert_eq!(crate::next_run_in(hour, 0), hour);
-    assert_eq!(crate::next_run_in(hour, 1), first);
-    assert_eq!(crate::next_run_in(hour, 2), first * 2);
-    assert_eq!(crate::next_run_in(hour, 3), first * 4);
-    assert_eq!(crate::next_run_in(hour, 40), hour);
+    let first = porter::DEFERRED_RETRY_FIRST;
+    assert_eq!(porter::next_run_in(hour, 0), hour);
+    assert_eq!(porter::next_run_in(hour, 1), first);
+    assert_eq!(porter::next_run_in(hour, 2), first * 2);
+    assert_eq!(porter::next_run_in(hour, 3), first * 4);
+    assert_eq!(porter::next_run_in(hour, 40), hour);
     assert_eq!(
-        crate::next_run_in(Duration::from_secs(5), 1),
+        porter::next_run_in(Duration::from_secs(5), 1),
         Duration::from_secs(5)
     );
 }
