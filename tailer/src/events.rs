@@ -76,6 +76,7 @@ counters! {
     connections_lost_total: "established connections to bucks that closed or failed",
     repair_buckets_total: "(bucket, home) pairs whose bucket was sent whole by the repair path",
     buckets_pending: "sealed buckets not yet acknowledged whole by every home",
+    janitor_passes_total: "spool janitor passes (each weighs every sealed bucket for pruning)",
 }
 
 /// The reading side's events: each observable happening is one method.
@@ -226,5 +227,10 @@ impl TailerEvents {
     pub fn spool_size(&self, bytes: u64, buckets: u64) {
         self.spool_bytes.store(bytes, Ordering::Relaxed);
         self.spool_buckets.store(buckets, Ordering::Relaxed);
+    }
+
+    /// The spool janitor finished a pass.
+    pub fn janitor_pass(&self) {
+        self.janitor_passes_total.fetch_add(1, Ordering::Relaxed);
     }
 }

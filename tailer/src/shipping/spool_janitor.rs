@@ -188,6 +188,7 @@ impl SpoolJanitor {
             delete(e, why, &mut bytes, &mut buckets);
         }
         events.spool_size(usage.bytes(), buckets);
+        events.janitor_pass();
         PruneReport {
             bytes,
             buckets,
