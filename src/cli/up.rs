@@ -148,12 +148,12 @@ fn sources(args: &UpArgs) -> anyhow::Result<Vec<SourceConfig>> {
 
 /// What `sluice up` writes before any agent starts: the data directory, keys, tokens and
 /// the cluster file.
+///
+/// Key files live in `dir/keys`: `tailer.key`, `buck.key`, `porter.token`, `api.token`.
 struct Prepared {
     dir: PathBuf,
-    keys: PathBuf,
     tailer_key: KeyPair,
     porter_token: String,
-    buck_key_path: PathBuf,
     cluster_path: PathBuf,
     api_token: Option<String>,
 }
@@ -228,10 +228,8 @@ fn prepare(
     };
     Ok(Prepared {
         dir,
-        keys,
         tailer_key,
         porter_token,
-        buck_key_path,
         cluster_path,
         api_token,
     })
@@ -256,10 +254,8 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     let http_addr = http.local_addr()?;
     let Some(Prepared {
         dir,
-        keys,
         tailer_key,
         porter_token,
-        buck_key_path,
         cluster_path,
         api_token,
     }) = start_when_space("sluice up", &args.dir, &shutdown, || async {
@@ -270,9 +266,10 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         return Ok(());
     };
 
+    let keys = dir.join("keys");
     let mut buck_config = buck::BuckConfig::new("local", dir.join("buck"));
     buck_config.cluster_file = Some(cluster_path.clone());
-    buck_config.key_file = Some(buck_key_path.clone());
+    buck_config.key_file = Some(keys.join("buck.key"));
     buck_config.allowed_tailers = vec![tailer_key.public_text()];
     buck_config.day_close_grace_secs = args.day_close_grace_secs;
     buck_config.retention_secs = args.retention_secs;
