@@ -328,13 +328,22 @@ impl Reader {
     }
 
     /// Frees one descriptor by closing the longest-idle file that is fully checkpointed.
+    ///
+    /// A file holding back a multi-line record is not a candidate: the record lives only
+    /// in the follower, and closing it would leave the record unread until the file
+    /// changes again (possibly never). It becomes one once the record is flushed, which
+    /// happens `multiline_flush_ms` after the file went quiet.
     fn evict_one(&mut self) -> bool {
         let victim = self
             .followers
             .iter()
             .enumerate()
             .filter(|(_, f)| {
-                !f.rotated && !f.done && f.durable == f.spooled && f.position() >= f.last_size
+                !f.rotated
+                    && !f.done
+                    && !f.has_pending_record()
+                    && f.durable == f.spooled
+                    && f.position() >= f.last_size
             })
             .min_by_key(|(_, f)| f.last_growth)
             .map(|(i, _)| i);

@@ -171,6 +171,35 @@ fn thousand_small_files_with_the_same_first_line() {
     assert_exactly_once(&rest, &[all, more].concat());
 }
 
+/// More files than `max_open_files`, each ending in a record that multi-line joining holds
+/// back (a next line could still continue it). Closing a file to free its descriptor must
+/// not drop that record: it is emitted once the file is quiet, as it would be if the file
+/// stayed open, and the file is closed only after.
+#[test]
+fn more_files_than_descriptors_lose_no_held_back_record() {
+    const FILES: usize = 120;
+    const LINES: usize = 10;
+    let mut h = Harness::with_source(
+        "max_open_files = 16\nmultiline_flush_ms = 30\nidle_close_secs = 0\n",
+        "{crawl}/*.log",
+        "format = \"plain\"\nmultiline = true\n",
+    );
+    let mut want = Vec::new();
+    for i in 0..FILES {
+        let dir = h.logs.join(format!("crawl-{}", i % 7));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lines: Vec<Vec<u8>> = (0..LINES)
+            .map(|n| format!("file {i} line {n}").into_bytes())
+            .collect();
+        append(&dir.join(format!("f{i:03}.log")), &lines);
+        want.extend(lines);
+    }
+    h.start();
+    let events = h.wait_lines(&want);
+    h.stop();
+    assert_exactly_once(&events, &want);
+}
+
 #[test]
 fn torn_spool_tail_is_cut_at_restart() {
     let mut h = Harness::new("");
