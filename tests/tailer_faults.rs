@@ -17,6 +17,15 @@ pub struct SingleBuck {
 /// One buck (id `b0`) plus a cluster file naming it, and a tailer config following
 /// `<dir>/jobs/{crawl}/crawl.log`. Returns the buck and the tailer config path.
 pub fn single_buck_setup(dir: &Dir, tailer_extra: &str) -> (SingleBuck, String) {
+    single_buck_setup_with(dir, "", tailer_extra)
+}
+
+/// As [`single_buck_setup`], with more TOML for the buck's config.
+pub fn single_buck_setup_with(
+    dir: &Dir,
+    buck_extra: &str,
+    tailer_extra: &str,
+) -> (SingleBuck, String) {
     let bk = KeyPair::generate();
     let tk = KeyPair::generate();
     bk.save(&dir.join("keys"), "b0").unwrap();
@@ -24,7 +33,7 @@ pub fn single_buck_setup(dir: &Dir, tailer_extra: &str) -> (SingleBuck, String) 
     let cluster = dir.join("cluster.toml");
     std::fs::write(&cluster, "[[buck]]\nid = \"b0\"\ningest = \"127.0.0.1:1\"\nhttp_url = \"http://127.0.0.1:1\"\nsince = \"2000-01-01\"\n").unwrap();
     let cfg = format!(
-        "id = \"b0\"\ndata_dir = {:?}\ncluster_file = {:?}\nkey_file = {:?}\nallowed_tailers = [{:?}]\n",
+        "id = \"b0\"\ndata_dir = {:?}\ncluster_file = {:?}\nkey_file = {:?}\nallowed_tailers = [{:?}]\n{buck_extra}\n",
         dir.join("b0").display().to_string(),
         cluster.display().to_string(),
         dir.join("keys/b0.key").display().to_string(),
@@ -121,5 +130,91 @@ fn sigkill_mid_stream_loses_nothing_and_stores_nothing_twice() {
         rows["n"].as_i64().unwrap() as usize,
         written,
         "one event per line: no torn or split records"
+    );
+}
+
+/// The value of one sample (name and labels as written) on an agent's `/metrics`.
+fn metric(http: &str, sample: &str) -> Option<f64> {
+    let text = reqwest::blocking::get(format!("{http}/metrics"))
+        .ok()?
+        .text()
+        .ok()?;
+    text.lines().find_map(|l| {
+        l.strip_prefix(sample)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+fn stored(http: &str, crawl: &str) -> Option<(i64, i64)> {
+    let r = sql(
+        http,
+        crawl,
+        "SELECT count(*) AS n, count(DISTINCT line) AS l FROM events",
+    )
+    .ok()?;
+    let r = r.first()?;
+    Some((r["n"].as_i64()?, r["l"].as_i64()?))
+}
+
+/// Real processes on both sides of a protocol upgrade: a new tailer to a buck that speaks
+/// only version 1 (as an old buck), a tailer offering only version 1 (as an old tailer)
+/// to a new buck, then that tailer upgraded in place. Every line arrives once, and the
+/// buck's `sessions_total` says which cipher each session used.
+#[test]
+fn old_and_new_sides_of_a_protocol_upgrade_deliver_every_line_once() {
+    const SALSA: &str = "sluice_buck_sessions_total{cipher=\"xsalsa20poly1305\"}";
+    const CHACHA: &str = "sluice_buck_sessions_total{cipher=\"xchacha20poly1305\"}";
+    let write = |dir: &Dir, from: usize, to: usize| {
+        let mut f = appender(&dir.join("jobs/k1/crawl.log"));
+        for i in from..to {
+            f.write_all(line(i).as_bytes()).unwrap();
+        }
+    };
+    let wait_stored = |http: &str, agent: &mut Agent, n: i64| {
+        wait_for(&format!("{n} lines stored"), PATIENCE, || {
+            agent.assert_running();
+            (stored(http, "k1")? == (n, n)).then_some(())
+        })
+    };
+
+    // A new tailer, an old buck.
+    let dir = Dir::new("protocol-old-buck");
+    let (buck, tcfg) = single_buck_setup_with(&dir, "max_protocol_version = 1", "");
+    write(&dir, 0, 500);
+    let mut tailer = Agent::spawn(&dir, "tailer", "tailer", &["--config", &tcfg]);
+    wait_stored(&buck.http, &mut tailer, 500);
+    assert!(metric(&buck.http, SALSA).unwrap() >= 1.0);
+    assert_eq!(metric(&buck.http, CHACHA), Some(0.0));
+    assert!(
+        tailer.terminate(std::time::Duration::from_secs(20)),
+        "clean stop"
+    );
+
+    // An old tailer, a new buck; then the tailer upgraded.
+    let dir = Dir::new("protocol-old-tailer");
+    let (buck, tcfg) = single_buck_setup_with(&dir, "", "max_protocol_version = 1");
+    write(&dir, 0, 500);
+    let mut tailer = Agent::spawn(&dir, "tailer-old", "tailer", &["--config", &tcfg]);
+    wait_stored(&buck.http, &mut tailer, 500);
+    assert!(metric(&buck.http, SALSA).unwrap() >= 1.0);
+    assert_eq!(metric(&buck.http, CHACHA), Some(0.0));
+    assert!(
+        tailer.terminate(std::time::Duration::from_secs(20)),
+        "clean stop"
+    );
+    let upgraded = std::fs::read_to_string(&tcfg)
+        .unwrap()
+        .replace("max_protocol_version = 1", "");
+    std::fs::write(&tcfg, upgraded).unwrap();
+    write(&dir, 500, 1000);
+    let mut tailer = Agent::spawn(&dir, "tailer-new", "tailer", &["--config", &tcfg]);
+    wait_stored(&buck.http, &mut tailer, 1000);
+    assert!(metric(&buck.http, CHACHA).unwrap() >= 1.0);
+    assert!(
+        tailer.terminate(std::time::Duration::from_secs(20)),
+        "clean stop"
     );
 }

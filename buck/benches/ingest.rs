@@ -19,7 +19,7 @@ use buck::segment_schema;
 use buck::{BuckConfig, BuckEvents, Bus, Origin, SegmentWriter, WriterOptions};
 use bytes::Bytes;
 use contracts::keys::KeyPair;
-use contracts::transport::{ClientHello, Direction, Message, ServerHello, Session, codec};
+use contracts::transport::{ClientHello, Message, codec};
 use contracts::{CrawlId, Event};
 use futures::{SinkExt, StreamExt};
 use tokio_util::codec::Framed;
@@ -210,21 +210,22 @@ async fn over_tcp(
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let mut framed = Framed::new(stream, codec());
     let hello = ClientHello::new(1, *tailer.public().as_bytes(), true, "bench".into());
+    let hello_bytes = hello.encode();
     framed
-        .send(Bytes::from(hello.encode()))
+        .send(Bytes::from(hello_bytes.clone()))
         .await
         .expect("hello");
     let Some(Ok(answer)) = framed.next().await else {
         panic!("no server hello")
     };
-    let ServerHello::Accept { salt, .. } = ServerHello::decode(&answer).expect("hello") else {
-        panic!("refused")
-    };
-    let mut session = Session::new(
+    let mut session = contracts::transport::join(
+        &hello,
+        &hello_bytes,
+        &answer,
         Some((tailer.secret(), &buck_key)),
-        salt,
-        Direction::TailerToBuck,
-    );
+    )
+    .expect("accepted")
+    .session;
 
     let started = Instant::now();
     let packets: Vec<Bytes> = events

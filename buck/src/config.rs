@@ -42,6 +42,12 @@ pub struct BuckConfig {
     /// refused unless this is false. Default true.
     #[serde(default = "default_true")]
     pub encryption: bool,
+    /// The newest transport protocol version to accept: 2 seals with XChaCha20-Poly1305
+    /// (`ChaChaBox`), 1 with XSalsa20-Poly1305 (`SalsaBox`). Tailers are answered with the
+    /// newest version both speak. Lower it only to try an old peer's side. Default: the
+    /// newest this build speaks (2).
+    #[serde(default = "default_max_protocol_version")]
+    pub max_protocol_version: u8,
     /// Seconds after the end of a UTC day at which that day's segment closes (and a part
     /// file this long after its creation). Default 3600.
     #[serde(default = "default_day_close_grace_secs")]
@@ -229,6 +235,9 @@ fn default_writer_max_delay_ms() -> u64 {
 fn default_max_open_segments() -> usize {
     64
 }
+fn default_max_protocol_version() -> u8 {
+    contracts::transport::PROTOCOL_MAX
+}
 fn default_max_connections() -> usize {
     1024
 }
@@ -293,6 +302,7 @@ impl BuckConfig {
             allowed_tailers: Vec::new(),
             allowed_tailers_file: None,
             encryption: true,
+            max_protocol_version: default_max_protocol_version(),
             day_close_grace_secs: default_day_close_grace_secs(),
             close_check_interval_ms: default_close_check_interval_ms(),
             sql_timeout_ms: default_sql_timeout_ms(),
@@ -367,6 +377,16 @@ impl BuckConfig {
             return Err(invalid(
                 "porter_token is shorter than 16 characters: use a random one (`sluice keygen --token` prints one)".into(),
             ));
+        }
+        if !(contracts::transport::PROTOCOL_MIN..=contracts::transport::PROTOCOL_MAX)
+            .contains(&self.max_protocol_version)
+        {
+            return Err(invalid(format!(
+                "max_protocol_version = {} is not a version this buck speaks: use {}..={}",
+                self.max_protocol_version,
+                contracts::transport::PROTOCOL_MIN,
+                contracts::transport::PROTOCOL_MAX
+            )));
         }
         if self.sql_max_concurrent == 0 {
             return Err(invalid(

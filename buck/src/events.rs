@@ -65,6 +65,8 @@ pub struct BuckEvents {
     /// rendered as `disk_full_episodes_total` and `disk_full`, named in health.
     pub disk: disk_space::DiskEpisodes,
     connections_accepted: AtomicU64,
+    /// Sessions started, by cipher: `none`, SalsaBox (version 1), ChaChaBox (version 2).
+    sessions_by_cipher: [AtomicU64; 3],
     segments_vanished: AtomicU64,
     porter_refused: AtomicU64,
     api_refused: AtomicU64,
@@ -137,6 +139,23 @@ impl BuckEvents {
         self.connections_accepted.fetch_add(1, Relaxed);
         self.connections_open.fetch_add(1, Relaxed);
     }
+    /// A tailer got past its hello; `cipher` is what its messages are sealed with.
+    pub(crate) fn session_started(&self, cipher: &str) {
+        let i = SESSION_CIPHERS
+            .iter()
+            .position(|c| *c == cipher)
+            .unwrap_or(0);
+        self.sessions_by_cipher[i].fetch_add(1, Relaxed);
+    }
+
+    /// Sessions started with `cipher` (`none`, `xsalsa20poly1305`, `xchacha20poly1305`).
+    pub fn sessions_with(&self, cipher: &str) -> u64 {
+        SESSION_CIPHERS
+            .iter()
+            .position(|c| *c == cipher)
+            .map_or(0, |i| self.sessions_by_cipher[i].load(Relaxed))
+    }
+
     pub(crate) fn connection_closed(&self) {
         self.connections_open.fetch_sub(1, Relaxed);
     }
@@ -449,8 +468,22 @@ impl BuckEvents {
             "reason",
             &rejections,
         );
+        let sessions: Vec<(&str, u64)> = SESSION_CIPHERS
+            .iter()
+            .zip(&self.sessions_by_cipher)
+            .map(|(c, n)| (*c, n.load(Relaxed)))
+            .collect();
+        e.counter_by(
+            "sessions_total",
+            "tailer sessions started, by the cipher sealing them",
+            "cipher",
+            &sessions,
+        );
     }
 }
+
+/// The `cipher` label values of `sessions_total`.
+const SESSION_CIPHERS: [&str; 3] = ["none", "xsalsa20poly1305", "xchacha20poly1305"];
 
 #[cfg(test)]
 mod tests {

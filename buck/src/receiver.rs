@@ -21,8 +21,8 @@ use bytes::Bytes;
 use contracts::frame::decode_frames;
 use contracts::keys::KeyPair;
 use contracts::transport::{
-    ClientHello, Direction, Message, PROTOCOL_MAX, PROTOCOL_MIN, RejectedFrame, ServerHello,
-    Session, TransportError, codec, random_salt,
+    self, ClientHello, Message, PROTOCOL_MIN, RejectedFrame, ServerHello, Session, TransportError,
+    codec,
 };
 use contracts::{CrawlId, Event};
 use futures::future::BoxFuture;
@@ -245,9 +245,10 @@ async fn connection(
     };
     let hello = ClientHello::decode(&bytes)
         .map_err(|e| closed(ConnectionRejection::Garbage, e.to_string()))?;
-    let Some(version) = hello.negotiate(PROTOCOL_MIN, PROTOCOL_MAX) else {
+    let max_version = ctx.config.max_protocol_version;
+    let Some(version) = hello.negotiate(PROTOCOL_MIN, max_version) else {
         let reason = format!(
-            "tailer speaks protocol versions {}..={}, this buck speaks {PROTOCOL_MIN}..={PROTOCOL_MAX}: upgrade the older side",
+            "tailer speaks protocol versions {}..={}, this buck speaks {PROTOCOL_MIN}..={max_version}: upgrade the older side",
             hello.min_version, hello.max_version
         );
         return refuse(
@@ -296,23 +297,25 @@ async fn connection(
     };
     // A tailer that asks for sealing gets it even from a buck that would accept plain.
     let encrypted = hello.encrypted;
-    let salt = random_salt();
-    let accept = ServerHello::Accept {
+    let tailer_key = crypto_box::PublicKey::from(hello.public_key);
+    let accepted = transport::accept(
+        &bytes,
         version,
-        buck_id: ctx.config.id.clone(),
-        salt,
-        encrypted,
-    };
-    if framed.send(Bytes::from(accept.encode())).await.is_err() {
+        max_version,
+        &ctx.config.id,
+        encrypted.then(|| (ctx.key.secret(), &tailer_key)),
+    );
+    if framed.send(Bytes::from(accepted.answer)).await.is_err() {
         return Ok(());
     }
-    tracing::info!(%peer, tailer = format!("{:016x}", hello.tailer_id), host = %hello.host, encrypted, "tailer connected");
-    let tailer_key = crypto_box::PublicKey::from(hello.public_key);
-    let mut session = Some(Session::new(
-        encrypted.then(|| (ctx.key.secret(), &tailer_key)),
-        salt,
-        Direction::BuckToTailer,
-    ));
+    let cipher = if encrypted {
+        accepted.cipher.name()
+    } else {
+        "none"
+    };
+    ctx.events.session_started(cipher);
+    tracing::info!(%peer, tailer = format!("{:016x}", hello.tailer_id), host = %hello.host, version, cipher, "tailer connected");
+    let mut session = Some(accepted.session);
     let mut pending: FuturesOrdered<BoxFuture<'static, Message>> = FuturesOrdered::new();
     let mut reading = true;
     // A key removed from the allow-list loses its open connections too, not only new ones.

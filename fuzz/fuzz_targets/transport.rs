@@ -4,7 +4,9 @@
 use std::sync::OnceLock;
 
 use contracts::keys::KeyPair;
-use contracts::transport::{ClientHello, Direction, Message, ServerHello, Session};
+use contracts::transport::{
+    Cipher, ClientHello, Direction, Message, ServerHello, Session, join, transcript,
+};
 use libfuzzer_sys::fuzz_target;
 
 // Key generation is slow next to decoding: made once, so the fuzzer spends its time on
@@ -24,4 +26,15 @@ fuzz_target!(|data: &[u8]| {
     let (a, b) = KEYS.get_or_init(|| (KeyPair::generate(), KeyPair::generate()));
     let mut sealed = Session::new(Some((a.secret(), b.public())), [7; 16], Direction::BuckToTailer);
     let _ = sealed.open(data);
+    let mut chacha = Session::negotiated(
+        Some((a.secret(), b.public())),
+        [7; 16],
+        Direction::BuckToTailer,
+        Cipher::ChaChaBox,
+        transcript(2, b"client", b"server"),
+    );
+    let _ = chacha.open(data);
+    // A tailer reading any answer to its hello.
+    let hello = ClientHello::new(1, [0; 32], true, "h".into());
+    let _ = join(&hello, b"hello", data, Some((a.secret(), b.public())));
 });

@@ -64,6 +64,12 @@ pub struct TailerConfig {
     /// Seal messages with crypto_box. Turning it off must be explicit. Default true.
     #[serde(default = "default_true")]
     pub encryption: bool,
+    /// The newest transport protocol version to offer: 2 seals with XChaCha20-Poly1305
+    /// (`ChaChaBox`), 1 with XSalsa20-Poly1305 (`SalsaBox`). A buck answers with the newest
+    /// version both speak, so an old buck still gets version 1. Lower it only to try an
+    /// old peer's side. Default: the newest this build speaks (2).
+    #[serde(default = "default_max_protocol_version")]
+    pub max_protocol_version: u8,
     /// zlib level of packets, 0-9. Default 1.
     #[serde(default = "default_compression_level")]
     pub compression_level: u32,
@@ -246,6 +252,9 @@ fn default_acked_save_ms() -> u64 {
 fn default_true() -> bool {
     true
 }
+fn default_max_protocol_version() -> u8 {
+    contracts::transport::PROTOCOL_MAX
+}
 fn default_compression_level() -> u32 {
     1
 }
@@ -393,6 +402,16 @@ impl TailerConfig {
             return Err(invalid(format!(
                 "bucket_interval_secs = {}: use a whole number of minutes (60, 120, ...) or, for tests, 1 to 59",
                 c.bucket_interval_secs
+            )));
+        }
+        if !(contracts::transport::PROTOCOL_MIN..=contracts::transport::PROTOCOL_MAX)
+            .contains(&c.max_protocol_version)
+        {
+            return Err(invalid(format!(
+                "max_protocol_version = {} is not a version this tailer speaks: use {}..={}",
+                c.max_protocol_version,
+                contracts::transport::PROTOCOL_MIN,
+                contracts::transport::PROTOCOL_MAX
             )));
         }
         if c.max_line_bytes == 0 || c.max_line_bytes > 65_000 {

@@ -49,8 +49,7 @@ use contracts::EventId;
 use contracts::frame::FrameReader;
 use contracts::keys::KeyPair;
 use contracts::transport::{
-    ClientHello, Direction, Message, PROTOCOL_MAX, PROTOCOL_MIN, ServerHello, Session, codec,
-    random_salt,
+    self, ClientHello, Message, PROTOCOL_MAX, PROTOCOL_MIN, ServerHello, codec,
 };
 use futures::{SinkExt as _, StreamExt as _};
 use tokio::io::AsyncReadExt as _;
@@ -796,10 +795,11 @@ async fn serve(
     buck_id: &str,
 ) -> Result<(), String> {
     let mut wire = Framed::new(stream, codec());
-    let hello = match wire.next().await {
-        Some(Ok(b)) => ClientHello::decode(&b).map_err(|e| format!("hello: {e}"))?,
+    let hello_bytes = match wire.next().await {
+        Some(Ok(b)) => b,
         _ => return Ok(()),
     };
+    let hello = ClientHello::decode(&hello_bytes).map_err(|e| format!("hello: {e}"))?;
     let allowed = s
         .allowed
         .lock()
@@ -813,20 +813,14 @@ async fn serve(
         let _ = wire.send(Bytes::from(reject.encode())).await;
         return Err("a tailer was refused".into());
     };
-    let salt = random_salt();
-    let accept = ServerHello::Accept {
-        version,
-        buck_id: buck_id.into(),
-        salt,
-        encrypted: hello.encrypted,
-    };
-    if wire.send(Bytes::from(accept.encode())).await.is_err() {
+    let tailer_key = crypto_box::PublicKey::from(hello.public_key);
+    let pair = hello.encrypted.then(|| (keys.secret(), &tailer_key));
+    let accepted = transport::accept(&hello_bytes, version, PROTOCOL_MAX, buck_id, pair);
+    if wire.send(Bytes::from(accepted.answer)).await.is_err() {
         return Ok(());
     }
     s.connections.fetch_add(1, Ordering::SeqCst);
-    let tailer_key = crypto_box::PublicKey::from(hello.public_key);
-    let pair = hello.encrypted.then(|| (keys.secret(), &tailer_key));
-    let mut session = Session::new(pair, salt, Direction::BuckToTailer);
+    let mut session = accepted.session;
     while let Some(Ok(buf)) = wire.next().await {
         let msg = session.open(&buf).map_err(|e| format!("open: {e}"))?;
         let reply = match msg {

@@ -10,7 +10,7 @@ use buck::{BuckConfig, BuckHandle};
 use bytes::Bytes;
 use contracts::keys::KeyPair;
 pub use contracts::transport::codec;
-use contracts::transport::{ClientHello, Direction, Message, ServerHello, Session};
+use contracts::transport::{ClientHello, Message, ServerHello, Session};
 use contracts::{CrawlId, Event, EventFlags, EventId, Format};
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -165,8 +165,27 @@ pub struct Client {
     pub framed: Framed<TcpStream, LengthDelimitedCodec>,
     pub session: Session,
     pub seq: u64,
-    /// The connection's salt, from the buck's hello.
+    /// What the session was made of (salt, cipher, the hellos' transcript), for a test
+    /// that makes another session for the same connection (with a wrong key, say).
+    pub made_of: SessionParts,
+}
+
+#[derive(Clone, Copy)]
+pub struct SessionParts {
     pub salt: [u8; 16],
+    pub cipher: contracts::transport::Cipher,
+    pub transcript: Option<[u8; 32]>,
+}
+
+impl SessionParts {
+    /// The parts of a connection that never got past its hello.
+    pub fn none() -> SessionParts {
+        SessionParts {
+            salt: [0; 16],
+            cipher: contracts::transport::Cipher::SalsaBox,
+            transcript: None,
+        }
+    }
 }
 
 pub fn hello(tailer: &KeyPair, encrypted: bool) -> ClientHello {
@@ -213,26 +232,40 @@ impl Client {
         buck_key: &crypto_box::PublicKey,
         hello: &ClientHello,
     ) -> Result<Client, String> {
-        let (framed, answer) = say_hello(addr, hello).await;
-        match answer {
-            Some(ServerHello::Accept {
-                salt, encrypted, ..
-            }) => {
-                let session = Session::new(
-                    encrypted.then(|| (tailer.secret(), buck_key)),
-                    salt,
-                    Direction::TailerToBuck,
-                );
-                Ok(Client {
-                    framed,
-                    session,
-                    seq: 0,
-                    salt,
-                })
-            }
-            Some(ServerHello::Reject { reason }) => Err(reason),
-            None => Err("connection closed".into()),
-        }
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let mut framed = Framed::new(stream, codec());
+        let hello_bytes = hello.encode();
+        framed
+            .send(Bytes::from(hello_bytes.clone()))
+            .await
+            .expect("send hello");
+        let Some(Ok(answer)) = framed.next().await else {
+            return Err("connection closed".into());
+        };
+        let joined = contracts::transport::join(
+            hello,
+            &hello_bytes,
+            &answer,
+            Some((tailer.secret(), buck_key)),
+        )
+        .map_err(|e| match e {
+            contracts::transport::JoinError::Refused(reason) => reason,
+            e => e.to_string(),
+        })?;
+        let Ok(ServerHello::Accept { salt, .. }) = ServerHello::decode(&answer) else {
+            return Err("not an acceptance".into());
+        };
+        let made_of = SessionParts {
+            salt,
+            cipher: joined.cipher,
+            transcript: contracts::transport::transcript(joined.version, &hello_bytes, &answer),
+        };
+        Ok(Client {
+            framed,
+            session: joined.session,
+            seq: 0,
+            made_of,
+        })
     }
 
     pub async fn send(&mut self, msg: &Message) -> Vec<u8> {

@@ -48,7 +48,7 @@ async fn hostile_connections_are_closed_and_counted_while_others_keep_working() 
         framed,
         session: Session::new(None, [0; 16], Direction::TailerToBuck),
         seq: 0,
-        salt: [0; 16],
+        made_of: SessionParts::none(),
     };
     assert!(garbage.closed_by_buck().await);
     eventually(
@@ -63,10 +63,12 @@ async fn hostile_connections_are_closed_and_counted_while_others_keep_working() 
     let mut forged = b.client().await;
     let mallory = KeyPair::generate();
     // The connection's salt and direction, the wrong secret key.
-    forged.session = Session::new(
+    forged.session = Session::negotiated(
         Some((mallory.secret(), &b.buck_key)),
-        forged.salt,
+        forged.made_of.salt,
         Direction::TailerToBuck,
+        forged.made_of.cipher,
+        forged.made_of.transcript,
     );
     forged
         .send(&Message::Live {
@@ -160,7 +162,7 @@ async fn hostile_connections_are_closed_and_counted_while_others_keep_working() 
         framed: tokio_util::codec::Framed::new(s, codec()),
         session: Session::new(None, [0; 16], Direction::TailerToBuck),
         seq: 0,
-        salt: [0; 16],
+        made_of: SessionParts::none(),
     };
     assert!(big.closed_by_buck().await);
     eventually(
@@ -344,4 +346,46 @@ async fn a_slowloris_holds_few_sockets_for_a_bounded_time_and_ingest_goes_on() {
         "{text}"
     );
     b.stop().await;
+}
+
+/// Old and new peers: a tailer offering only protocol version 1 (an old tailer) and one
+/// offering 2 both deliver to a new buck, sealed with SalsaBox and ChaChaBox; a new
+/// tailer also delivers to a buck that speaks only version 1 (an old buck).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_and_new_tailers_and_bucks_talk_with_the_newest_cipher_both_speak() {
+    let new_buck = TestBuck::start(|_| {}).await;
+    let mut old_hello = hello(&new_buck.tailer, true);
+    old_hello.max_version = 1;
+    let mut old_tailer = Client::connect_with(
+        new_buck.ingest,
+        &new_buck.tailer,
+        &new_buck.buck_key,
+        &old_hello,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        old_tailer.made_of.cipher,
+        contracts::transport::Cipher::SalsaBox
+    );
+    good_connection_works(&mut old_tailer, 0).await;
+    let mut new_tailer = new_buck.client().await;
+    assert_eq!(
+        new_tailer.made_of.cipher,
+        contracts::transport::Cipher::ChaChaBox
+    );
+    good_connection_works(&mut new_tailer, 1).await;
+    assert_eq!(rows(&new_buck, "good").await, 2);
+    let events = new_buck.handle().events();
+    assert_eq!(events.sessions_with("xsalsa20poly1305"), 1);
+    assert_eq!(events.sessions_with("xchacha20poly1305"), 1);
+
+    let old_buck = TestBuck::start(|c| c.max_protocol_version = 1).await;
+    let mut new_tailer = old_buck.client().await;
+    assert_eq!(
+        new_tailer.made_of.cipher,
+        contracts::transport::Cipher::SalsaBox
+    );
+    good_connection_works(&mut new_tailer, 0).await;
+    assert_eq!(rows(&old_buck, "good").await, 1);
 }

@@ -286,7 +286,7 @@ async fn a_silent_connection_times_out() {
             contracts::transport::Direction::TailerToBuck,
         ),
         seq: 0,
-        salt: [0; 16],
+        made_of: SessionParts::none(),
     };
     assert!(silent.closed_by_buck().await);
     eventually(

@@ -18,8 +18,8 @@ use bytes::Bytes;
 use contracts::BuckEntry;
 use contracts::keys::KeyPair;
 use contracts::transport::{
-    ClientHello, Direction, Message, PROTOCOL_MAX, PROTOCOL_MIN, PackedFrames, ServerHello,
-    Session, TransportError, codec,
+    ClientHello, HandshakeError, JoinError, Message, PackedFrames, Session, TransportError, codec,
+    join,
 };
 use crypto_box::PublicKey;
 use futures::{SinkExt, StreamExt};
@@ -50,6 +50,8 @@ pub(crate) struct LinkParams {
     pub keys: KeyPair,
     /// Whether messages are sealed.
     pub encryption: bool,
+    /// The newest protocol version offered in the hello.
+    pub max_protocol_version: u8,
     /// zlib level of what the tailer sends.
     pub compression_level: u32,
     /// TCP connect plus hello exchange.
@@ -116,8 +118,8 @@ pub(crate) enum LinkError {
         "the buck answered encrypted = {got} while this tailer has encryption = {want}: both sides must agree"
     )]
     EncryptionMismatch { want: bool, got: bool },
-    #[error("the buck chose protocol version {0}, which this tailer does not speak")]
-    Version(u8),
+    #[error("{0}")]
+    Handshake(HandshakeError),
     #[error("socket: {0}")]
     Io(#[from] std::io::Error),
     #[error("{0}")]
@@ -260,48 +262,48 @@ impl BuckConnection {
                 })?;
         stream.set_nodelay(true)?;
         let mut wire = Framed::new(stream, codec());
-        let hello = ClientHello::new(
+        let mut hello = ClientHello::new(
             self.params.tailer_id,
             *self.params.keys.public().as_bytes(),
             self.params.encryption,
             self.params.host.clone(),
         );
-        wire.send(Bytes::from(hello.encode())).await?;
+        hello.max_version = hello.max_version.min(self.params.max_protocol_version);
+        let hello_bytes = Bytes::from(hello.encode());
+        wire.send(hello_bytes.clone()).await?;
         let answer = match wire.next().await {
             Some(Ok(buf)) => buf,
             Some(Err(e)) if is_reset(&e) => return Err(LinkError::ClosedInHello),
             Some(Err(e)) => return Err(e.into()),
             None => return Err(LinkError::ClosedInHello),
         };
-        match ServerHello::decode(&answer).map_err(LinkError::BadHello)? {
-            ServerHello::Reject { reason } => Err(LinkError::Rejected(reason)),
-            ServerHello::Accept {
-                version,
-                buck_id,
-                salt,
-                encrypted,
-            } => {
-                if buck_id != self.entry.id {
-                    return Err(LinkError::WrongBuck { got: buck_id });
-                }
-                if !(PROTOCOL_MIN..=PROTOCOL_MAX).contains(&version) {
-                    return Err(LinkError::Version(version));
-                }
-                if encrypted != self.params.encryption {
-                    return Err(LinkError::EncryptionMismatch {
-                        want: self.params.encryption,
-                        got: encrypted,
-                    });
-                }
-                let keys = match (&self.buck_key, self.params.encryption) {
-                    (Some(k), true) => Some((self.params.keys.secret(), k)),
-                    _ => None,
-                };
-                let session = Session::new(keys, salt, Direction::TailerToBuck)
-                    .with_compression(self.params.compression_level);
-                Ok((wire, session))
-            }
+        let keys = match (&self.buck_key, self.params.encryption) {
+            (Some(k), true) => Some((self.params.keys.secret(), k)),
+            _ => None,
+        };
+        let joined = join(&hello, &hello_bytes, &answer, keys).map_err(|e| match e {
+            JoinError::Decode(d) => LinkError::BadHello(d),
+            JoinError::Refused(reason) => LinkError::Rejected(reason),
+            JoinError::Handshake(h) => LinkError::Handshake(h),
+        })?;
+        if joined.buck_id != self.entry.id {
+            return Err(LinkError::WrongBuck {
+                got: joined.buck_id,
+            });
         }
+        if joined.encrypted != self.params.encryption {
+            return Err(LinkError::EncryptionMismatch {
+                want: self.params.encryption,
+                got: joined.encrypted,
+            });
+        }
+        tracing::debug!(buck = %joined.buck_id, version = joined.version, cipher = joined.cipher.name(), "hello accepted");
+        Ok((
+            wire,
+            joined
+                .session
+                .with_compression(self.params.compression_level),
+        ))
     }
 
     /// Runs an established connection. Returns `None` on shutdown, else why it ended.

@@ -341,6 +341,7 @@ impl ShipperTask {
             host,
             keys,
             encryption: config.encryption,
+            max_protocol_version: config.max_protocol_version,
             compression_level: config.compression_level,
             connect_timeout: Duration::from_millis(config.connect_timeout_ms.max(1)),
             ping_interval: Duration::from_millis(config.ping_interval_ms.max(1)),

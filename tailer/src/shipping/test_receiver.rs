@@ -19,8 +19,7 @@ use bytes::Bytes;
 use contracts::frame::decode_frames;
 use contracts::keys::KeyPair;
 use contracts::transport::{
-    ClientHello, Direction, Message, PROTOCOL_MAX, PROTOCOL_MIN, RejectedFrame, ServerHello,
-    Session, codec, random_salt,
+    self, ClientHello, Message, PROTOCOL_MAX, PROTOCOL_MIN, RejectedFrame, ServerHello, codec,
 };
 use contracts::{Event, EventId};
 use futures::{SinkExt, StreamExt};
@@ -239,10 +238,11 @@ async fn serve(stream: TcpStream, inner: &Inner, cancel: CancellationToken) -> R
     let mut epoch = inner.epoch.subscribe();
     epoch.mark_unchanged();
     let mut wire = Framed::new(stream, codec());
-    let hello = match wire.next().await {
-        Some(Ok(b)) => ClientHello::decode(&b).map_err(|e| format!("hello: {e}"))?,
+    let hello_bytes = match wire.next().await {
+        Some(Ok(b)) => b,
         _ => return Ok(()),
     };
+    let hello = ClientHello::decode(&hello_bytes).map_err(|e| format!("hello: {e}"))?;
     let refusal = if !inner.allowed.contains(&hello.public_key) {
         Some("key not on the allow-list".to_owned())
     } else if !hello.encrypted && inner.encrypted {
@@ -259,21 +259,15 @@ async fn serve(stream: TcpStream, inner: &Inner, cancel: CancellationToken) -> R
             .await;
         return Ok(());
     };
-    let salt = random_salt();
-    let accept = ServerHello::Accept {
-        version,
-        buck_id: inner.id.clone(),
-        salt,
-        // As the real buck: a tailer that asks for sealing gets it.
-        encrypted: hello.encrypted,
-    };
-    if wire.send(Bytes::from(accept.encode())).await.is_err() {
+    let tailer_key = crypto_box::PublicKey::from(hello.public_key);
+    let keys = hello.encrypted.then(|| (inner.keys.secret(), &tailer_key));
+    // As the real buck: a tailer that asks for sealing gets it.
+    let accepted = transport::accept(&hello_bytes, version, PROTOCOL_MAX, &inner.id, keys);
+    if wire.send(Bytes::from(accepted.answer)).await.is_err() {
         return Ok(());
     }
     lock(&inner.stats).connections += 1;
-    let tailer_key = crypto_box::PublicKey::from(hello.public_key);
-    let keys = hello.encrypted.then(|| (inner.keys.secret(), &tailer_key));
-    let mut session = Session::new(keys, salt, Direction::BuckToTailer);
+    let mut session = accepted.session;
     loop {
         let buf = tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
@@ -436,16 +430,17 @@ mod tests {
             .unwrap();
         let mut wire = Framed::new(TcpStream::connect(r.addr()).await.unwrap(), codec());
         let hello = ClientHello::new(1, *tailer.public().as_bytes(), true, "t".into());
-        wire.send(Bytes::from(hello.encode())).await.unwrap();
-        let answer = ServerHello::decode(&wire.next().await.unwrap().unwrap()).unwrap();
-        let ServerHello::Accept { salt, .. } = answer else {
-            panic!("refused: {answer:?}")
-        };
-        let mut session = Session::new(
+        let hello_bytes = hello.encode();
+        wire.send(Bytes::from(hello_bytes.clone())).await.unwrap();
+        let answer = wire.next().await.unwrap().unwrap();
+        let mut session = transport::join(
+            &hello,
+            &hello_bytes,
+            &answer,
             Some((tailer.secret(), buck.public())),
-            salt,
-            Direction::TailerToBuck,
-        );
+        )
+        .unwrap()
+        .session;
         let ping = session.seal(&Message::Ping { token: 1 }).unwrap();
         wire.send(Bytes::from(ping.clone())).await.unwrap();
         let pong = session.open(&wire.next().await.unwrap().unwrap()).unwrap();
