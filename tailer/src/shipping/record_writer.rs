@@ -266,7 +266,9 @@ mod tests {
         assert_eq!(record.delivered, BTreeSet::from(["a".to_string()]));
         assert!(complete, "a replaced record still wakes the janitor");
         assert!(matches!(w.pop(), Some(SidecarWrite::Acked { .. })));
-        assert!(matches!(w.pop(), Some(SidecarWrite::Delivery { path, .. }) if path == PathBuf::from("/s/2.b")));
+        assert!(
+            matches!(w.pop(), Some(SidecarWrite::Delivery { path, .. }) if path == PathBuf::from("/s/2.b"))
+        );
         assert!(w.pop().is_none() && w.is_empty());
     }
 

@@ -173,11 +173,7 @@ impl ShipperTask {
             events.clone(),
             shutdown.clone(),
         ));
-        let state = ShipperState::new(
-            cluster.clone(),
-            ShippingPolicy::of(&config),
-            events.clone(),
-        );
+        let state = ShipperState::new(cluster.clone(), ShippingPolicy::of(&config), events.clone());
         let mut task = ShipperTask {
             cluster_stamp: FileStamp::of(&cluster_path),
             cluster_path,

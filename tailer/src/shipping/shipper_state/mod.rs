@@ -91,9 +91,7 @@ impl ShippingPolicy {
             compression_level: config.compression_level,
             inflight_max_bytes: config.inflight_max_bytes,
             read_chunk_bytes: config.read_chunk_bytes,
-            repair_delay: RepairDelay::up_to(Duration::from_secs(
-                config.repair_delay_max_secs,
-            )),
+            repair_delay: RepairDelay::up_to(Duration::from_secs(config.repair_delay_max_secs)),
         }
     }
 }
@@ -431,7 +429,9 @@ impl ShipperState {
                 Some(b) if b.entry == *entry => continue,
                 Some(b) => {
                     tracing::info!(buck = %id, "buck changed in the cluster file; reconnecting");
-                    self.commands.push(Command::Disconnect { buck: id.to_owned() });
+                    self.commands.push(Command::Disconnect {
+                        buck: id.to_owned(),
+                    });
                     b.entry = entry.clone();
                     b.status = Status::Connecting;
                     b.clear_send_queue();

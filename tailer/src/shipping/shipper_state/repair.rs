@@ -366,8 +366,7 @@ impl ShipperState {
             Outgoing::Message(Message::Live { frames, .. }) => Some(frames),
             Outgoing::Message(_) => None,
         };
-        let (frames, owners): (&Bytes, Vec<&BucketKey>) = match (live_frames, &f.message, &f.what)
-        {
+        let (frames, owners): (&Bytes, Vec<&BucketKey>) = match (live_frames, &f.message, &f.what) {
             (Some(frames), _, Sent::Live { buckets, .. }) => (
                 frames,
                 buckets

@@ -38,7 +38,11 @@ fn bucket(minute: u32) -> BucketKey {
 }
 
 fn path_of(b: &BucketKey) -> PathBuf {
-    PathBuf::from(format!("/spool/{}/{}.b", b.crawl.as_str(), b.start.timestamp()))
+    PathBuf::from(format!(
+        "/spool/{}/{}.b",
+        b.crawl.as_str(),
+        b.start.timestamp()
+    ))
 }
 
 fn entry(id: &str, since: NaiveDate) -> BuckEntry {
@@ -285,7 +289,10 @@ async fn a_home_that_was_down_is_sent_its_unacked_packets_when_it_returns() {
     h.live(&bucket(0), day(), frames.clone());
     h.state.on_sealed(bucket(0), path_of(&bucket(0)));
     assert_eq!(h.sends(&homes[0]).len(), 1);
-    assert!(h.sends(&homes[1]).is_empty(), "nothing goes to a home that is down");
+    assert!(
+        h.sends(&homes[1]).is_empty(),
+        "nothing goes to a home that is down"
+    );
     assert_eq!(h.state.in_flight(&homes[1]), vec![0], "kept for its return");
 
     h.state.on_link_up(&homes[1], 9);
@@ -356,11 +363,17 @@ async fn a_nacked_packet_is_sent_again_only_once_its_retry_after_has_passed() {
     assert_eq!(h.counter(|e| &e.nacks_total), 1);
     let now = pass(Duration::from_millis(499)).await;
     h.state.on_tick(now);
-    assert!(h.sends("b0").is_empty(), "no re-send before the retry-after");
+    assert!(
+        h.sends("b0").is_empty(),
+        "no re-send before the retry-after"
+    );
     let now = pass(Duration::from_millis(1)).await;
     h.state.on_tick(now);
     assert_eq!(h.sends("b0"), vec![(0, frames)]);
-    assert!(h.sends("b1").is_empty(), "the other home acked nothing wrong");
+    assert!(
+        h.sends("b1").is_empty(),
+        "the other home acked nothing wrong"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -378,10 +391,17 @@ async fn a_nack_delay_is_held_between_one_millisecond_and_one_minute() {
     assert!(h.sends("b0").is_empty());
     let now = pass(Duration::from_millis(1)).await;
     h.state.on_tick(now);
-    assert_eq!(h.sends("b0").len(), 1, "a huge retry-after is cut to a minute");
+    assert_eq!(
+        h.sends("b0").len(),
+        1,
+        "a huge retry-after is cut to a minute"
+    );
 
     h.state.on_nack("b0", 0, 0, "busy", Instant::now());
-    assert_eq!(h.state.next_deadline(), Some(Instant::now() + Duration::from_millis(1)));
+    assert_eq!(
+        h.state.next_deadline(),
+        Some(Instant::now() + Duration::from_millis(1))
+    );
     h.state.on_tick(Instant::now());
     assert!(h.sends("b0").is_empty(), "a zero retry-after still waits");
     let now = pass(Duration::from_millis(1)).await;
@@ -404,10 +424,17 @@ async fn a_retry_for_a_connection_that_ended_is_dropped_and_the_next_one_resends
     assert!(h.state.is_up("b0"));
     h.state.on_link_down("b0", 1);
     h.state.on_link_up("b0", 3);
-    assert_eq!(h.sends("b0").len(), 1, "the new connection gets what is unacked");
+    assert_eq!(
+        h.sends("b0").len(),
+        1,
+        "the new connection gets what is unacked"
+    );
     let now = pass(Duration::from_millis(100)).await;
     h.state.on_tick(now);
-    assert!(h.sends("b0").is_empty(), "the old connection's retry is void");
+    assert!(
+        h.sends("b0").is_empty(),
+        "the old connection's retry is void"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -477,9 +504,17 @@ async fn while_every_home_is_down_a_stand_in_takes_the_live_packets() {
     h.state.on_link_down(&homes[1], 0);
     h.live(&b, day(), frames.clone());
     h.state.on_tick(pass(Duration::from_millis(10)).await);
-    assert_eq!(h.sends(&first), vec![(0, frames)], "the first stand-in that is up");
+    assert_eq!(
+        h.sends(&first),
+        vec![(0, frames)],
+        "the first stand-in that is up"
+    );
     assert!(h.sends(&second).is_empty());
-    assert_eq!(h.state.in_flight(&homes[0]), vec![0], "only the first packet");
+    assert_eq!(
+        h.state.in_flight(&homes[0]),
+        vec![0],
+        "only the first packet"
+    );
     assert_eq!(h.counter(|e| &e.stand_in_packets_total), 1);
 
     // A stand-in's ack is an extra copy, not delivery.
@@ -542,7 +577,10 @@ async fn a_cluster_change_moves_homes_for_later_days_only() {
     want_today.sort();
     want_tomorrow.sort();
     assert_eq!(got_today, want_today, "today keeps its homes");
-    assert_eq!(got_tomorrow, want_tomorrow, "tomorrow goes to the new routing");
+    assert_eq!(
+        got_tomorrow, want_tomorrow,
+        "tomorrow goes to the new routing"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -585,7 +623,11 @@ async fn past_the_in_flight_limit_the_live_copy_is_dropped_and_input_paused() {
     assert!(h.state.live_saturated(), "no room for another input");
     h.live(&bucket(0), day(), frames);
     assert!(h.sends("b0").is_empty());
-    assert_eq!(h.counter(|e| &e.live_dropped_total), 40, "20 frames, two homes");
+    assert_eq!(
+        h.counter(|e| &e.live_dropped_total),
+        40,
+        "20 frames, two homes"
+    );
     h.ack("b0", 0);
     h.ack("b1", 0);
     assert!(!h.state.live_saturated(), "an ack makes room");
@@ -611,5 +653,8 @@ async fn packets_are_cut_at_their_size_limit_and_a_duplicate_ack_counts_once() {
     h.ack("b0", 0);
     let acked = h.counter(|e| &e.frames_acked_total);
     let first = all[0].1.len();
-    assert!(acked > 0 && acked < 10, "{acked} frames counted for a {first}-byte packet");
+    assert!(
+        acked > 0 && acked < 10,
+        "{acked} frames counted for a {first}-byte packet"
+    );
 }
