@@ -889,6 +889,10 @@ pub fn app_name(source: &SourceConfig, path: &Path) -> String {
         .unwrap_or_else(|| "log".into())
 }
 
+/// Capacity of the notify-to-reader channel, in wake-ups: one pending is enough, since a
+/// cycle looks at every file; a full channel drops the extra wake-up, never an event.
+const WAKE_QUEUE: usize = 1;
+
 /// Wakes the reader when a watched directory changes. If notify cannot start, or cannot
 /// watch a directory (the inotify watch limit), that is logged once and polling alone
 /// covers it.
@@ -901,7 +905,7 @@ struct Wake {
 
 impl Wake {
     fn new(use_notify: bool) -> Wake {
-        let (tx, rx) = mpsc::sync_channel(1);
+        let (tx, rx) = mpsc::sync_channel(WAKE_QUEUE);
         if !use_notify {
             tracing::info!(
                 "notify turned off (use_notify = false): following files by polling only"
