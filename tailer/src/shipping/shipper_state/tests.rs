@@ -1,5 +1,8 @@
 //! The state machine driven by hand: no sockets, no files, time paused.
 
+// A frame's place in a bucket file is one range, not a range of values.
+#![allow(clippy::single_range_in_vec_init)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 
