@@ -11,7 +11,7 @@
 //! leaves a whole tmp file that is newer than the state file, so loading reads the tmp file
 //! first and falls back to the state file when the tmp file is torn.
 //!
-//! What an offset means is the reader's business (see `reader.rs`): it is saved only once
+//! What an offset means is the reader's business (see `read_scheduler.rs`): it is saved only once
 //! every event before it is fsynced in the spool, and a seq is saved before its first use.
 
 use std::path::{Path, PathBuf};

@@ -12,7 +12,7 @@
 //! Reading (files -> events -> spool):
 //!
 //! - [`run`](run()): the whole tailer (reader thread + shipper), with two-phase shutdown.
-//! - [`reader`]: `Reader`, the scheduler over every file (discovery, rotation, pausing,
+//! - [`read_scheduler`]: `ReadScheduler`, the scheduler over every file (discovery, rotation, pausing,
 //!   checkpoints).
 //! - [`crawl_matcher`]: `CrawlMatcher`, a source pattern and the crawl it gives a path.
 //! - [`discovery`]: `Discovery`, expanding the patterns.
@@ -60,7 +60,7 @@ pub mod frame_batch;
 pub mod line_reader;
 pub mod pipeline;
 pub mod print;
-pub mod reader;
+pub mod read_scheduler;
 pub mod rotated_copy;
 pub mod run;
 pub mod shipping;

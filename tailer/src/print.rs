@@ -19,7 +19,7 @@ use crate::events::TailerEvents;
 use crate::file_follower::{FileContext, FileFollower, Input};
 use crate::fingerprint::{self, Fingerprint};
 use crate::frame_batch::FrameBatch;
-use crate::reader::app_name;
+use crate::read_scheduler::app_name;
 
 /// Prints every event of every matching file to `out` and returns how many there were.
 /// With `follow`, keeps printing what is appended (and new files) until an error, such as

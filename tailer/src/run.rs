@@ -13,7 +13,7 @@ use crate::config::TailerConfig;
 use crate::error::TailerError;
 use crate::events::TailerEvents;
 use crate::pipeline::{SHIPPER_QUEUE, SpoolUsage};
-use crate::reader::Reader;
+use crate::read_scheduler::ReadScheduler;
 use crate::shipping::Shipper;
 
 /// Runs the tailer until `shutdown` is cancelled or a part fails.
@@ -43,7 +43,7 @@ pub async fn run(
             // On Linux niceness is per thread: set it on this one too.
             set_nice(0, nice);
         }
-        Reader::new(config, tx, usage, events)?.run(&reader_stop)
+        ReadScheduler::new(config, tx, usage, events)?.run(&reader_stop)
     });
     let (read, shipped) = tokio::select! {
         read = &mut reader => {

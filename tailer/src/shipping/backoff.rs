@@ -75,4 +75,24 @@ mod tests {
         }
         assert!(seen.len() > 5, "waits are not jittered: {seen:?}");
     }
+
+    #[test]
+    fn bounds_out_of_order_or_zero_still_give_waits_within_them() {
+        let mut b = Backoff::new(500, 100);
+        for _ in 0..10 {
+            let d = b.next_delay();
+            assert!(
+                d >= Duration::from_millis(250) && d <= Duration::from_millis(500),
+                "a max below the min is raised to it: {d:?}"
+            );
+        }
+        let mut b = Backoff::new(0, 0);
+        for _ in 0..10 {
+            let d = b.next_delay();
+            assert!(
+                d > Duration::ZERO && d <= Duration::from_millis(1),
+                "a zero min still waits: {d:?}"
+            );
+        }
+    }
 }

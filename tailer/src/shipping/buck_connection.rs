@@ -8,7 +8,9 @@
 //! ends the task reports `Down` and tries again after an exponential, jittered backoff.
 //!
 //! The shipper keeps every unacknowledged message itself and re-sends it on the next
-//! `Up`, so nothing is lost when this task drops a connection mid-stream.
+//! `Up`, so nothing is lost when this task drops a connection mid-stream. The outbox is
+//! bounded ([`OUTBOX_QUEUE`]); the shipper only fills the room it has and never waits on
+//! it, so this task may wait on the shipper's channel without a cycle.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +32,7 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
+use super::shipper::OUTBOX_QUEUE;
 use crate::events::TailerEvents;
 
 /// Messages whose frames exceed this are sealed on the blocking pool: compressing and
@@ -76,7 +79,7 @@ pub(crate) enum LinkEvent {
         /// This connection's number.
         generation: u64,
         /// Where the shipper puts messages for this connection.
-        outbox: mpsc::UnboundedSender<Outgoing>,
+        outbox: mpsc::Sender<Outgoing>,
     },
     /// A connection attempt failed or an established connection ended.
     Down {
@@ -184,7 +187,7 @@ impl BuckConnection {
                     backoff.reset();
                     failures = 0;
                     let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
-                    let (outbox, inbox) = mpsc::unbounded_channel();
+                    let (outbox, inbox) = mpsc::channel(OUTBOX_QUEUE);
                     tracing::info!(buck = %buck, addr = %self.entry.ingest, "connected to buck");
                     self.events.connected();
                     let up = LinkEvent::Up {
@@ -311,7 +314,7 @@ impl BuckConnection {
         &self,
         mut wire: Wire,
         mut session: Session,
-        mut inbox: mpsc::UnboundedReceiver<Outgoing>,
+        mut inbox: mpsc::Receiver<Outgoing>,
     ) -> Option<LinkError> {
         let buck = &self.entry.id;
         let mut ping = tokio::time::interval(self.params.ping_interval);

@@ -4,8 +4,13 @@
 //! batch ([`ShipperInput::Live`](crate::pipeline::ShipperInput)) and word of each sealed
 //! bucket. From there:
 //!
-//! - [`Shipper`] (`shipper.rs`) owns the state: packets, in-flight tables, delivery per
-//!   (bucket, home), repair jobs. `docs/protocol.md` describes what it does on the wire.
+//! - `shipper_state/`: `ShipperState`, the I/O-free state machine that decides
+//!   everything: packets, in-flight tables, delivery per (bucket, home), repair jobs.
+//!   `docs/protocol.md` describes what it does on the wire.
+//! - [`Shipper`] (`shipper.rs`): the thin async shell around it: reads connection
+//!   reports, reader input, blocking-read answers and the clock, feeds them to the
+//!   state, and carries out its commands.
+//! - `record_writer.rs`: writes the records beside buckets, in order, off the shipper.
 //! - `buck_connection.rs`: one task per buck keeps a TCP connection open (hello, sealed
 //!   session, pings), re-opened with [`Backoff`].
 //! - [`delivery`]: the `.delivered` record beside each bucket, and the walks of a bucket
@@ -23,7 +28,9 @@ mod backoff;
 mod buck_connection;
 pub mod delivery;
 mod error;
+mod record_writer;
 mod shipper;
+mod shipper_state;
 mod sidecar;
 pub mod spool_janitor;
 // A buck for tests only: compiled for this crate's tests and, through the `test-support`

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use contracts::{Event, EventId};
 use tailer::pipeline::{ShipperInput, SpoolUsage};
-use tailer::reader::Reader;
+use tailer::read_scheduler::ReadScheduler;
 use tailer::{TailerConfig, TailerError, TailerEvents};
 use tokio_util::sync::CancellationToken;
 
@@ -143,7 +143,8 @@ impl Harness {
                 std::thread::sleep(Duration::from_millis(2));
             }
         });
-        let reader = std::thread::spawn(move || Reader::new(config, tx, usage, events)?.run(&stop));
+        let reader =
+            std::thread::spawn(move || ReadScheduler::new(config, tx, usage, events)?.run(&stop));
         self.running = Some(Running {
             token,
             reader,

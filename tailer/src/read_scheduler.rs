@@ -1,8 +1,8 @@
-//! `Reader`: the scheduler over every followed file. One thread runs it: it discovers
+//! `ReadScheduler`: the scheduler over every followed file. One thread runs it: it discovers
 //! files, notices rotations, reads lines into event frames, appends them to the spool, and
 //! checkpoints offsets once the spool has them on disk.
 //!
-//! One cycle (`Reader::step`):
+//! One cycle (`ReadScheduler::step`):
 //!
 //! 1. If the spool is full, reading pauses (nothing else is read until delivered buckets
 //!    are pruned); sealing and fsync continue.
@@ -55,7 +55,7 @@ struct Dormant {
 }
 
 /// The reading side of the tailer.
-pub struct Reader {
+pub struct ReadScheduler {
     config: TailerConfig,
     tailer_id: u64,
     host: String,
@@ -95,14 +95,14 @@ pub struct Reader {
 const FAULT_BACKOFF_MIN: Duration = Duration::from_millis(100);
 const FAULT_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-impl Reader {
+impl ReadScheduler {
     /// Opens the state (tailer id, checkpoints) and the spool (recovering it).
     pub fn new(
         config: TailerConfig,
         tx: Sender<ShipperInput>,
         usage: Arc<SpoolUsage>,
         events: Arc<TailerEvents>,
-    ) -> Result<Reader, TailerError> {
+    ) -> Result<ReadScheduler, TailerError> {
         let tailer_id = crate::tailer_id::load_or_create(&config.state_dir)?;
         let checkpointer = Checkpointer::new(&config.state_dir)?;
         let state = checkpointer.load()?;
@@ -135,7 +135,7 @@ impl Reader {
             vec![config.spool_dir.clone(), config.state_dir.clone()],
             disk_space::watch::DEFAULT_EVERY,
         );
-        Ok(Reader {
+        Ok(ReadScheduler {
             space,
             unsaved: false,
             fault_backoff: None,
@@ -898,6 +898,10 @@ pub fn app_name(source: &SourceConfig, path: &Path) -> String {
         .unwrap_or_else(|| "log".into())
 }
 
+/// Capacity of the notify-to-reader channel, in wake-ups: one pending is enough, since a
+/// cycle looks at every file; a full channel drops the extra wake-up, never an event.
+const WAKE_QUEUE: usize = 1;
+
 /// Wakes the reader when a watched directory changes. If notify cannot start, or cannot
 /// watch a directory (the inotify watch limit), that is logged once and polling alone
 /// covers it.
@@ -910,7 +914,7 @@ struct Wake {
 
 impl Wake {
     fn new(use_notify: bool) -> Wake {
-        let (tx, rx) = mpsc::sync_channel(1);
+        let (tx, rx) = mpsc::sync_channel(WAKE_QUEUE);
         if !use_notify {
             tracing::info!(
                 "notify turned off (use_notify = false): following files by polling only"
