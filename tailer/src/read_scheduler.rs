@@ -536,19 +536,26 @@ impl ReadScheduler {
         }
         let mut known = self.known();
         let mut assigned = false;
-        for Found {
+        let mut found = found.into_iter();
+        while let Some(Found {
             path,
             source,
             crawl,
-        } in found
+        }) = found.next()
         {
             let Ok(meta) = std::fs::metadata(&path) else {
+                self.discovery.revisit(&path);
                 continue;
             };
             if known.contains(&(meta.dev(), meta.ino())) {
                 continue;
             }
             if self.open_slots() == 0 && !self.evict_one() {
+                // No descriptor to spare: these are found again in a later pass.
+                self.discovery.revisit(&path);
+                for rest in found.by_ref() {
+                    self.discovery.revisit(&rest.path);
+                }
                 break;
             }
             let at_end = self.first_run && self.config.sources[source].start_at == StartAt::End;
@@ -556,6 +563,7 @@ impl ReadScheduler {
                 Ok(opened) => opened,
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "cannot open a matching file; will retry");
+                    self.discovery.revisit(&path);
                     continue;
                 }
             };
