@@ -92,7 +92,9 @@ impl Discovery {
     /// that did not change was returned before; one the caller could not take then must
     /// be handed to [`Discovery::revisit`] to be returned again.
     pub fn scan(&mut self, events: &TailerEvents) -> Vec<Found> {
-        let full = self.last_full.is_none_or(|t| t.elapsed() >= FULL_RESCAN_EVERY);
+        let full = self
+            .last_full
+            .is_none_or(|t| t.elapsed() >= FULL_RESCAN_EVERY);
         if full {
             self.last_full = Some(Instant::now());
         }
@@ -300,7 +302,10 @@ mod tests {
     /// it for that long.
     fn age(dir: &Path) {
         let past = SystemTime::now() - Duration::from_secs(60);
-        std::fs::File::open(dir).unwrap().set_modified(past).unwrap();
+        std::fs::File::open(dir)
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
     }
 
     fn names(found: &[Found], root: &Path) -> Vec<String> {

@@ -211,7 +211,11 @@ impl SpoolJanitor {
         }
     }
 
-    /// Runs passes until `shutdown`: every `every`, or when `kick` is notified.
+    /// Runs passes until `shutdown`: every `every`, and sooner when `kick` is notified
+    /// (a bucket was delivered) while the spool needs room: reading is paused, or the
+    /// spool holds half its `spool_max_bytes` or more. A pass walks the whole spool, so
+    /// a kick at every delivery would cost a walk per bucket: with thousands of crawls
+    /// sealing a bucket each a minute, the janitor would never rest.
     pub(crate) async fn run(
         self,
         every: Duration,
@@ -226,12 +230,24 @@ impl SpoolJanitor {
             if let Err(e) = tokio::task::spawn_blocking(move || j.pass(&u, &ev, Utc::now())).await {
                 tracing::error!("spool janitor pass failed: {e}");
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
-                _ = kick.notified() => {}
+            let next = tokio::time::Instant::now() + every;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep_until(next) => break,
+                    _ = kick.notified() => {
+                        if me.needs_room(&usage) {
+                            break;
+                        }
+                    }
+                }
             }
         }
+    }
+
+    /// Whether freeing space soon matters: reading is paused, or the spool is half full.
+    fn needs_room(&self, usage: &SpoolUsage) -> bool {
+        usage.paused.load(Ordering::Relaxed) || usage.bytes() >= self.max_bytes / 2
     }
 }
 
@@ -381,5 +397,63 @@ mod tests {
             0,
             "crawl directory left behind"
         );
+    }
+
+    /// Waits (in paused time, a millisecond at a time) until `events` counts `n` passes;
+    /// returns the virtual time it took.
+    async fn passes(events: &TailerEvents, n: u64) -> Duration {
+        let start = tokio::time::Instant::now();
+        while events.janitor_passes_total.load(Ordering::Relaxed) < n {
+            assert!(
+                start.elapsed() < Duration::from_secs(600),
+                "no pass {n} within 10 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        start.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_delivery_kicks_a_pass_only_when_the_spool_needs_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = SpoolJanitor {
+            spool: dir.path().to_path_buf(),
+            max_bytes: 1000,
+            max_age_secs: 3600,
+            interval_secs: 60,
+            headroom: disk_space::Headroom::NONE,
+        };
+        let kick = Arc::new(Notify::new());
+        let usage = SpoolUsage::new();
+        let events = Arc::new(TailerEvents::default());
+        let shutdown = CancellationToken::new();
+        let every = Duration::from_secs(60);
+        let task = tokio::spawn(j.run(
+            every,
+            kick.clone(),
+            usage.clone(),
+            events.clone(),
+            shutdown.clone(),
+        ));
+        passes(&events, 1).await;
+        // Deliveries while the spool is nearly empty wait for the interval.
+        for _ in 0..100 {
+            kick.notify_one();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(events.janitor_passes_total.load(Ordering::Relaxed), 1);
+        let waited = passes(&events, 2).await;
+        assert!(waited <= every, "the interval pass came after {waited:?}");
+        // Half full: a delivery brings the pass forward.
+        usage.bytes.store(500, Ordering::Relaxed);
+        kick.notify_one();
+        assert!(passes(&events, 3).await < Duration::from_secs(1));
+        // Paused: likewise, whatever the size.
+        usage.bytes.store(0, Ordering::Relaxed);
+        usage.paused.store(true, Ordering::Relaxed);
+        kick.notify_one();
+        assert!(passes(&events, 4).await < Duration::from_secs(1));
+        shutdown.cancel();
+        task.await.unwrap();
     }
 }
