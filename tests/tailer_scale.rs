@@ -532,17 +532,18 @@ fn sigkill_re_reads_about_one_checkpoint_interval() {
     });
     tailer.kill();
     // What the dead tailer left: its last saved offset and the frames it had spooled.
-    let state: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("state/checkpoints.json")).unwrap())
-            .unwrap();
-    let saved = state["files"]
-        .as_array()
+    // (Read as the tailer reads it: the state file, then its journal of later saves.)
+    let state = tailer::checkpointer::Checkpointer::new(&dir.join("state"))
         .unwrap()
+        .load()
+        .unwrap()
+        .expect("a saved state");
+    let saved = state
+        .files
         .iter()
-        .find(|f| f["path"].as_str().is_some_and(|p| p.ends_with("crawl.log")))
-        .expect("a checkpoint for the log")["offset"]
-        .as_u64()
-        .unwrap();
+        .find(|f| f.path.ends_with("crawl.log"))
+        .expect("a checkpoint for the log")
+        .offset;
     let buckets = bucket_files(&dir.join("spool"));
     let spooled: Vec<Event> = buckets.iter().flat_map(|b| bucket_events(b)).collect();
     let reread = spooled.iter().filter(|e| e.id.offset >= saved).count();

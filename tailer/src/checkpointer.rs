@@ -11,9 +11,23 @@
 //! leaves a whole tmp file that is newer than the state file, so loading reads the tmp file
 //! first and falls back to the state file when the tmp file is torn.
 //!
+//! Between two such saves, changes go to `checkpoints.journal`: a first line naming the
+//! state file's `generation`, then one JSON line per save with only what changed (files
+//! set, files gone, `next_seq`), appended and fdatasync'ed. Rewriting the whole state for
+//! every checkpoint costs as much as the files followed: with 20,000 files, 3 MB of JSON
+//! written and fsynced each `fsync_interval_ms` was most of the tailer's CPU while 1% of
+//! the files were being written. The state file is rewritten whole (compaction, with the
+//! next generation) when the journal outgrows it, at the first save after a start, and at
+//! a clean stop. Loading reads the state file, then the journal's lines if its
+//! generation is the state file's, up to the first line that does not parse (a torn
+//! append): a crash between a compaction's rename and the journal's reset leaves a journal
+//! of the old generation, which is ignored, as the state file already holds all of it.
+//!
 //! What an offset means is the reader's business (see `read_scheduler.rs`): it is saved only once
 //! every event before it is fsynced in the spool, and a seq is saved before its first use.
 
+use std::collections::HashMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use contracts::CrawlId;
@@ -26,6 +40,11 @@ use crate::fingerprint::Fingerprint;
 pub const STATE_VERSION: u32 = 1;
 /// Name of the state file inside the state directory.
 pub const STATE_FILE: &str = "checkpoints.json";
+/// Name of the journal of changes since the state file was written.
+pub const JOURNAL_FILE: &str = "checkpoints.journal";
+/// The journal is folded into the state file once it is larger than the state file and
+/// than this.
+const JOURNAL_MIN_COMPACT_BYTES: u64 = 1 << 20;
 
 /// The whole state file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +57,28 @@ pub struct State {
     pub next_seq: u64,
     /// One entry per file being followed or drained.
     pub files: Vec<FileCheckpoint>,
+    /// Which journal continues this file: its lines count only under the same
+    /// generation. Absent (0) in files written before the journal existed.
+    #[serde(default)]
+    pub generation: u64,
+}
+
+/// One journal line: what changed since the line before (or the state file).
+#[derive(Debug, Serialize, Deserialize)]
+struct JournalRecord {
+    next_seq: u64,
+    /// Files new or changed, whole.
+    #[serde(default)]
+    set: Vec<FileCheckpoint>,
+    /// Seqs of files no longer kept.
+    #[serde(default)]
+    gone: Vec<u64>,
+}
+
+/// The journal's first line.
+#[derive(Debug, Serialize, Deserialize)]
+struct JournalHeader {
+    generation: u64,
 }
 
 /// Where reading of one file (one seq) stands.
@@ -67,11 +108,28 @@ pub struct FileCheckpoint {
     pub rotated: bool,
 }
 
-/// Reads and writes the state file.
-#[derive(Debug, Clone)]
+/// Reads and writes the state file and its journal.
+#[derive(Debug)]
 pub struct Checkpointer {
     path: PathBuf,
     tmp: PathBuf,
+    journal_path: PathBuf,
+    /// The state as last saved, by seq, to say what changed; `None` until the first
+    /// save, which writes the state file whole.
+    last: Option<Saved>,
+    /// The generation of the state loaded at start: the first compaction takes the next.
+    loaded_generation: u64,
+}
+
+#[derive(Debug)]
+struct Saved {
+    generation: u64,
+    next_seq: u64,
+    files: HashMap<u64, FileCheckpoint>,
+    /// Bytes of the state file and of the journal.
+    state_bytes: u64,
+    journal_bytes: u64,
+    journal: std::fs::File,
 }
 
 impl Checkpointer {
@@ -82,7 +140,10 @@ impl Checkpointer {
         let path = state_dir.join(STATE_FILE);
         Ok(Checkpointer {
             tmp: durable_file::temp_path(&path),
+            journal_path: state_dir.join(JOURNAL_FILE),
             path,
+            last: None,
+            loaded_generation: 0,
         })
     }
 
@@ -92,8 +153,62 @@ impl Checkpointer {
     }
 
     /// Loads the state: `None` on first start. A whole tmp file left by an interrupted
-    /// save wins over the state file.
-    pub fn load(&self) -> Result<Option<State>, TailerError> {
+    /// save wins over the state file; the journal's changes of the same generation are
+    /// applied on top.
+    pub fn load(&mut self) -> Result<Option<State>, TailerError> {
+        let Some(mut state) = self.load_state_file()? else {
+            return Ok(None);
+        };
+        self.loaded_generation = state.generation;
+        self.apply_journal(&mut state)?;
+        Ok(Some(state))
+    }
+
+    /// Applies the journal's lines of `state`'s generation, up to a torn last line.
+    fn apply_journal(&self, state: &mut State) -> Result<(), TailerError> {
+        let bytes = match std::fs::read(&self.journal_path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(TailerError::io(
+                    "reading checkpoint journal",
+                    self.journal_path.clone(),
+                    e,
+                ));
+            }
+        };
+        let mut lines = bytes.split(|b| *b == b'\n');
+        let header: Option<JournalHeader> =
+            lines.next().and_then(|l| serde_json::from_slice(l).ok());
+        if header.is_none_or(|h| h.generation != state.generation) {
+            return Ok(());
+        }
+        let mut by_seq: HashMap<u64, FileCheckpoint> =
+            state.files.drain(..).map(|f| (f.seq, f)).collect();
+        let mut applied = 0usize;
+        for line in lines {
+            // Only a line ended by its newline was appended whole.
+            let Ok(record) = serde_json::from_slice::<JournalRecord>(line) else {
+                break;
+            };
+            for seq in record.gone {
+                by_seq.remove(&seq);
+            }
+            for f in record.set {
+                by_seq.insert(f.seq, f);
+            }
+            state.next_seq = state.next_seq.max(record.next_seq);
+            applied += 1;
+        }
+        state.files = by_seq.into_values().collect();
+        state
+            .files
+            .sort_by(|a, b| (a.seq, &a.path).cmp(&(b.seq, &b.path)));
+        tracing::debug!(records = applied, "applied the checkpoint journal");
+        Ok(())
+    }
+
+    fn load_state_file(&self) -> Result<Option<State>, TailerError> {
         match std::fs::read(&self.tmp) {
             Ok(bytes) => match self.parse(&bytes, &self.tmp) {
                 Ok(state) => {
@@ -133,15 +248,118 @@ impl Checkpointer {
         serde_json::from_value(value).map_err(|e| bad(e.to_string()))
     }
 
-    /// Saves `state` crash-safely (tmp, fsync, rename, fsync directory).
-    pub fn save(&self, state: &State) -> Result<(), TailerError> {
-        let bytes = serde_json::to_vec(state).map_err(|e| TailerError::State {
+    /// Saves `state` crash-safely: what changed since the last save, appended to the
+    /// journal, or the whole state file (the first save, or when the journal has outgrown
+    /// it). Returns whether anything was written.
+    pub fn save(&mut self, state: &State) -> Result<bool, TailerError> {
+        let compact = self
+            .last
+            .as_ref()
+            .is_none_or(|l| l.journal_bytes > l.state_bytes.max(JOURNAL_MIN_COMPACT_BYTES));
+        if compact {
+            self.compact(state)?;
+            return Ok(true);
+        }
+        let Some(last) = self.last.as_mut() else {
+            return Ok(false);
+        };
+        let mut record = JournalRecord {
+            next_seq: state.next_seq,
+            set: Vec::new(),
+            gone: Vec::new(),
+        };
+        let mut kept = std::collections::HashSet::with_capacity(state.files.len());
+        for f in &state.files {
+            kept.insert(f.seq);
+            if last.files.get(&f.seq) != Some(f) {
+                record.set.push(f.clone());
+            }
+        }
+        record.gone = last
+            .files
+            .keys()
+            .filter(|seq| !kept.contains(seq))
+            .copied()
+            .collect();
+        if record.set.is_empty() && record.gone.is_empty() && record.next_seq == last.next_seq {
+            return Ok(false);
+        }
+        let mut line = serde_json::to_vec(&record).map_err(|e| TailerError::State {
+            path: self.journal_path.clone(),
+            message: e.to_string(),
+        })?;
+        line.push(b'\n');
+        let io = |e| {
+            TailerError::io(
+                "appending to checkpoint journal",
+                self.journal_path.clone(),
+                e,
+            )
+        };
+        last.journal.write_all(&line).map_err(io)?;
+        last.journal.sync_data().map_err(io)?;
+        last.journal_bytes += line.len() as u64;
+        for seq in &record.gone {
+            last.files.remove(seq);
+        }
+        for f in record.set {
+            last.files.insert(f.seq, f);
+        }
+        last.next_seq = record.next_seq;
+        Ok(true)
+    }
+
+    /// Writes `state` whole as the next generation's state file, then starts that
+    /// generation's journal. Also what a clean stop does, so that the state file alone is
+    /// complete afterwards.
+    pub fn compact(&mut self, state: &State) -> Result<(), TailerError> {
+        let generation = self
+            .last
+            .as_ref()
+            .map_or(self.loaded_generation, |l| l.generation)
+            + 1;
+        let state = State {
+            generation,
+            ..state.clone()
+        };
+        let bytes = serde_json::to_vec(&state).map_err(|e| TailerError::State {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
         // `durable_file` writes through `checkpoints.json.tmp`, the file `load` recovers.
         durable_file::replace(&self.path, &bytes, durable_file::Durability::Synced)
-            .map_err(|e| TailerError::io("saving state file", self.path.clone(), e))
+            .map_err(|e| TailerError::io("saving state file", self.path.clone(), e))?;
+        let mut header =
+            serde_json::to_vec(&JournalHeader { generation }).map_err(|e| TailerError::State {
+                path: self.journal_path.clone(),
+                message: e.to_string(),
+            })?;
+        header.push(b'\n');
+        // A crash before this lands leaves the old generation's journal, which `load`
+        // ignores: the state file just written already holds all of it.
+        durable_file::replace(
+            &self.journal_path,
+            &header,
+            durable_file::Durability::Synced,
+        )
+        .map_err(|e| {
+            TailerError::io("starting checkpoint journal", self.journal_path.clone(), e)
+        })?;
+        let journal = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.journal_path)
+            .map_err(|e| {
+                TailerError::io("opening checkpoint journal", self.journal_path.clone(), e)
+            })?;
+        self.last = Some(Saved {
+            generation,
+            next_seq: state.next_seq,
+            files: state.files.into_iter().map(|f| (f.seq, f)).collect(),
+            state_bytes: bytes.len() as u64,
+            journal_bytes: header.len() as u64,
+            journal,
+        });
+        Ok(())
     }
 }
 
@@ -166,38 +384,109 @@ mod tests {
                 source: "/x/{crawl}.log".into(),
                 rotated: false,
             }],
+            generation: 0,
         }
+    }
+
+    /// `state` as loaded: the same but for the generation the checkpointer gave it.
+    fn loaded(c: &mut Checkpointer) -> Option<State> {
+        c.load().unwrap().map(|s| State { generation: 0, ..s })
     }
 
     #[test]
     fn save_load_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        let c = Checkpointer::new(dir.path()).unwrap();
+        let mut c = Checkpointer::new(dir.path()).unwrap();
         assert_eq!(c.load().unwrap(), None);
         c.save(&state(5)).unwrap();
-        assert_eq!(c.load().unwrap(), Some(state(5)));
+        assert_eq!(loaded(&mut c), Some(state(5)));
         assert!(!dir.path().join("checkpoints.json.tmp").exists());
     }
 
     #[test]
     fn interrupted_save_recovers_whole_tmp_and_ignores_torn_tmp() {
         let dir = tempfile::tempdir().unwrap();
-        let c = Checkpointer::new(dir.path()).unwrap();
+        let mut c = Checkpointer::new(dir.path()).unwrap();
         c.save(&state(5)).unwrap();
         // Crash after the tmp file was fsynced, before the rename: the newer state wins.
         let newer = serde_json::to_vec(&state(9)).unwrap();
         std::fs::write(dir.path().join("checkpoints.json.tmp"), &newer).unwrap();
-        assert_eq!(c.load().unwrap(), Some(state(9)));
+        assert_eq!(loaded(&mut c), Some(state(9)));
         // Crash in the middle of writing the tmp file: the last complete save wins.
         std::fs::write(
             dir.path().join("checkpoints.json.tmp"),
             &newer[..newer.len() / 2],
         )
         .unwrap();
-        assert_eq!(c.load().unwrap(), Some(state(5)));
+        assert_eq!(loaded(&mut c), Some(state(5)));
         // The next save replaces the torn tmp file.
-        c.save(&state(11)).unwrap();
-        assert_eq!(c.load().unwrap(), Some(state(11)));
+        c.compact(&state(11)).unwrap();
+        assert_eq!(loaded(&mut c), Some(state(11)));
+    }
+
+    fn with_offset(mut s: State, offset: u64) -> State {
+        s.files[0].offset = offset;
+        s
+    }
+
+    #[test]
+    fn later_saves_append_what_changed_and_load_applies_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Checkpointer::new(dir.path()).unwrap();
+        let first = state(5);
+        assert!(c.save(&first).unwrap());
+        let state_file = std::fs::read(dir.path().join(STATE_FILE)).unwrap();
+        // The offset moves, a second file appears, then the first goes.
+        let moved = with_offset(state(5), 900);
+        assert!(c.save(&moved).unwrap());
+        assert!(!c.save(&moved).unwrap(), "nothing changed, nothing written");
+        let mut two = moved.clone();
+        two.next_seq = 7;
+        two.files.push(FileCheckpoint {
+            seq: 6,
+            path: "/x/other.log".into(),
+            ..moved.files[0].clone()
+        });
+        assert!(c.save(&two).unwrap());
+        let mut second_only = two.clone();
+        second_only.files.remove(0);
+        assert!(c.save(&second_only).unwrap());
+        assert_eq!(
+            std::fs::read(dir.path().join(STATE_FILE)).unwrap(),
+            state_file,
+            "the state file is not rewritten for each save"
+        );
+        let mut again = Checkpointer::new(dir.path()).unwrap();
+        assert_eq!(loaded(&mut again), Some(second_only.clone()));
+
+        // A torn last line (a crash mid-append) is ignored: the saves before it stand.
+        let journal = dir.path().join(JOURNAL_FILE);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&journal)
+            .unwrap();
+        f.write_all(br#"{"next_seq":99,"set":[{"pa"#).unwrap();
+        assert_eq!(loaded(&mut again), Some(second_only));
+    }
+
+    #[test]
+    fn a_journal_of_an_older_generation_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Checkpointer::new(dir.path()).unwrap();
+        c.save(&state(5)).unwrap();
+        c.save(&with_offset(state(5), 100)).unwrap();
+        let old_journal = std::fs::read(dir.path().join(JOURNAL_FILE)).unwrap();
+        // Folded into a new state file; then a crash is simulated before the journal was
+        // reset, leaving the older generation's journal beside the newer state file.
+        c.compact(&with_offset(state(5), 300)).unwrap();
+        std::fs::write(dir.path().join(JOURNAL_FILE), old_journal).unwrap();
+        let mut again = Checkpointer::new(dir.path()).unwrap();
+        assert_eq!(loaded(&mut again), Some(with_offset(state(5), 300)));
+        // The first save after that start writes a newer generation still.
+        again.save(&with_offset(state(5), 400)).unwrap();
+        again.save(&with_offset(state(5), 500)).unwrap();
+        let mut third = Checkpointer::new(dir.path()).unwrap();
+        assert_eq!(loaded(&mut third), Some(with_offset(state(5), 500)));
     }
 
     #[test]

@@ -74,7 +74,6 @@ pub struct ReadScheduler {
     first_run: bool,
     last_discovery: Option<Instant>,
     last_dormant_check: Option<Instant>,
-    last_saved: Option<State>,
     last_save_check: Option<Instant>,
     paused: bool,
     wake: Wake,
@@ -104,7 +103,7 @@ impl ReadScheduler {
         events: Arc<TailerEvents>,
     ) -> Result<ReadScheduler, TailerError> {
         let tailer_id = crate::tailer_id::load_or_create(&config.state_dir)?;
-        let checkpointer = Checkpointer::new(&config.state_dir)?;
+        let mut checkpointer = Checkpointer::new(&config.state_dir)?;
         let state = checkpointer.load()?;
         let discovery = Discovery::new(&config.sources)?;
         let spool = SpoolWriter::open(&config, tx, usage.clone(), events.clone())?;
@@ -156,7 +155,6 @@ impl ReadScheduler {
             first_run,
             last_discovery: None,
             last_dormant_check: None,
-            last_saved: None,
             last_save_check: None,
             paused: false,
             wake_watched_roots: false,
@@ -224,7 +222,9 @@ impl ReadScheduler {
                 }
             }
             self.followers.retain(|f| !f.done);
-            self.save()
+            // Whole, so that the state file alone is complete after a clean stop.
+            let state = self.state();
+            self.checkpointer.compact(&state)
         });
         if let Err(e) = saved {
             if let Some((fault, path)) = e.storage_fault() {
@@ -787,13 +787,14 @@ impl ReadScheduler {
             tailer_id: self.tailer_id,
             next_seq: self.next_seq,
             files,
+            // The checkpointer numbers its own generations.
+            generation: 0,
         }
     }
 
     fn save(&mut self) -> Result<(), TailerError> {
         let state = self.state();
         self.checkpointer.save(&state)?;
-        self.last_saved = Some(state);
         self.unsaved = false;
         Ok(())
     }
@@ -808,14 +809,11 @@ impl ReadScheduler {
         }
         self.last_save_check = Some(Instant::now());
         let state = self.state();
-        if self.last_saved.as_ref() != Some(&state) {
-            // Offsets not saved only cost a re-read after a crash; the next cycle tries
-            // again rather than waiting for the next interval.
-            self.unsaved = true;
-            self.checkpointer.save(&state)?;
-            self.last_saved = Some(state);
-            self.unsaved = false;
-        }
+        // Offsets not saved only cost a re-read after a crash; the next cycle tries again
+        // rather than waiting for the next interval. Only what changed is written.
+        self.unsaved = true;
+        self.checkpointer.save(&state)?;
+        self.unsaved = false;
         Ok(())
     }
 }

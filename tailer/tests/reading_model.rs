@@ -52,7 +52,7 @@ fn followed(h: &Harness, log: &Path) -> bool {
         return false;
     };
     let Ok(Some(state)) =
-        tailer::checkpointer::Checkpointer::new(&h.config.state_dir).and_then(|c| c.load())
+        tailer::checkpointer::Checkpointer::new(&h.config.state_dir).and_then(|mut c| c.load())
     else {
         return false;
     };

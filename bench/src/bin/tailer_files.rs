@@ -8,6 +8,7 @@
 //! cargo build --release -p sluice-bench
 //! target/release/tailer_files [--files 20000] [--dirs 2000] [--idle-secs 10]
 //!     [--active-secs 30] [--new-per-sec 2] [--dir D] [--notify on,off]
+//!     [--tailer-extra 'key = value\nkey = value']
 //! ```
 //!
 //! The files are `<dir>/logs/d<N>/.../f<M>.log`, spread over `--dirs` directories two
@@ -53,6 +54,8 @@ struct Settings {
     idle_secs: u64,
     active_secs: u64,
     new_per_sec: usize,
+    /// More TOML lines for the tailer's config (`--tailer-extra`).
+    tailer_extra: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +72,9 @@ fn main() -> anyhow::Result<()> {
         idle_secs: num("--idle-secs", 10)?,
         active_secs: num("--active-secs", 30)?,
         new_per_sec: num("--new-per-sec", 2)? as usize,
+        tailer_extra: arg_value(&args, "--tailer-extra")
+            .unwrap_or_default()
+            .replace("\\n", "\n"),
     };
     let modes: Vec<String> = arg_value(&args, "--notify")
         .unwrap_or_else(|| "on,off".into())
@@ -229,13 +235,17 @@ fn run(dir: &Path, s: &Settings, notify: bool) -> anyhow::Result<RunResult> {
     buck_keys.save(dir, "buck")?;
     let ingest = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let pattern = logs.join("**/*.log");
-    let extra = if notify { "" } else { "use_notify = false" };
+    let extra = format!(
+        "{}\n{}",
+        s.tailer_extra,
+        if notify { "" } else { "use_notify = false" }
+    );
     let setup = common::write_tailer_setup(
         &dir.join("tailer"),
         &[ingest.local_addr()?],
         &buck_keys.public_text(),
         &pattern,
-        extra,
+        &extra,
     )?;
     let mut config = buck::BuckConfig::new("b0", dir.join("buck"));
     config.key_file = Some(dir.join("buck.key"));
