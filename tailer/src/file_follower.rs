@@ -102,6 +102,8 @@ pub struct FileFollower {
     pub last_growth: Instant,
     /// The last read failed (logged once until a read succeeds).
     pub failing: bool,
+    /// When it was last checked and read (see `ReadScheduler::read_all`).
+    pub last_polled: Instant,
     /// Static facts about the file.
     pub ctx: FileContext,
     input: Input,
@@ -218,6 +220,7 @@ impl FileFollower {
             last_size: 0,
             last_growth: Instant::now(),
             failing: false,
+            last_polled: Instant::now(),
             head: None,
             lines: LineReader::new(offset, ctx.max_line_bytes),
             records: Records::new(&ctx, seq),

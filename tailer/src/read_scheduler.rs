@@ -298,9 +298,13 @@ impl ReadScheduler {
         if !full && self.retry_append() {
             self.events.disk.resumed("tailer");
             self.wake_roots();
+            let (changed, overflow) = self.wake.take_changed();
+            self.changed.extend(changed);
+            self.look_at_all |= overflow;
+            let poll_all = self.look_at_all;
             self.resume_dormant()?;
             self.discover()?;
-            busy = self.read_all()?;
+            busy = self.read_all(poll_all)?;
         }
         if self.spool.tick(Utc::now())? && self.retry.is_none() {
             for f in &mut self.followers {
@@ -440,10 +444,8 @@ impl ReadScheduler {
         if sweep {
             self.last_dormant_sweep = Some(now);
         }
-        if look {
-            let (changed, overflow) = self.wake.take_changed();
-            self.changed.extend(changed);
-            self.look_at_all |= overflow || sweep;
+        if sweep {
+            self.look_at_all = true;
         }
         let all = self.look_at_all;
         let polled = self.dormant.iter().filter(|d| !d.watched).count();
@@ -477,7 +479,10 @@ impl ReadScheduler {
             self.resume(d)?;
         }
         if look {
-            self.changed.clear();
+            // Every closed file named was looked at; what is left is for open ones,
+            // which `read_all` takes next.
+            let open: HashSet<&Path> = self.followers.iter().map(|f| f.path.as_path()).collect();
+            self.changed.retain(|p| open.contains(p.as_path()));
             self.look_at_all = false;
         }
         Ok(())
@@ -673,10 +678,31 @@ impl ReadScheduler {
         Ok(())
     }
 
-    fn read_all(&mut self) -> Result<bool, TailerError> {
+    /// Checks and reads the open files. One that notify watches is skipped unless an
+    /// event named it, it was last polled a discovery interval ago, or it needs looking
+    /// at anyway (rotated, holding a record, failing, behind its size): without notify,
+    /// or with `poll_all` (events were lost), every one is.
+    fn read_all(&mut self, poll_all: bool) -> Result<bool, TailerError> {
         let mut busy = false;
+        let safety = Duration::from_millis(self.config.discovery_interval_ms);
         let mut i = 0;
         while i < self.followers.len() {
+            let f = &self.followers[i];
+            let named = !self.changed.is_empty() && self.changed.remove(&f.path);
+            let skip = !poll_all
+                && !named
+                && !f.rotated
+                && !f.done
+                && !f.failing
+                && !f.has_pending_record()
+                && f.position() >= f.last_size
+                && f.last_polled.elapsed() < safety
+                && self.wake.covers(&f.path);
+            if skip {
+                i += 1;
+                continue;
+            }
+            self.followers[i].last_polled = Instant::now();
             self.check_file(i)?;
             let budget = self.config.read_chunk_bytes.max(1);
             let now_us = Utc::now().timestamp_micros();
@@ -709,6 +735,8 @@ impl ReadScheduler {
             };
             if read as usize >= budget {
                 busy = true;
+                // More may be there: read on in the next cycle, event or not.
+                self.changed.insert(f.path.clone());
             }
             f.last_size = f.last_size.max(before + read);
             if read == 0 {
