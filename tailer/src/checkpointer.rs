@@ -252,24 +252,44 @@ impl Checkpointer {
     /// journal, or the whole state file (the first save, or when the journal has outgrown
     /// it). Returns whether anything was written.
     pub fn save(&mut self, state: &State) -> Result<bool, TailerError> {
+        self.save_files(state.tailer_id, state.next_seq, state.files.iter())
+    }
+
+    /// [`Checkpointer::save`] of the state made of `tailer_id`, `next_seq` and `files`,
+    /// borrowed: only what changed is copied (the reader's state is mostly closed files
+    /// whose entries do not move).
+    pub fn save_files<'a>(
+        &mut self,
+        tailer_id: u64,
+        next_seq: u64,
+        files: impl Iterator<Item = &'a FileCheckpoint>,
+    ) -> Result<bool, TailerError> {
         let compact = self
             .last
             .as_ref()
             .is_none_or(|l| l.journal_bytes > l.state_bytes.max(JOURNAL_MIN_COMPACT_BYTES));
         if compact {
-            self.compact(state)?;
+            let mut files: Vec<FileCheckpoint> = files.cloned().collect();
+            files.sort_by(|a, b| (a.seq, &a.path).cmp(&(b.seq, &b.path)));
+            self.compact(&State {
+                version: STATE_VERSION,
+                tailer_id,
+                next_seq,
+                files,
+                generation: 0,
+            })?;
             return Ok(true);
         }
         let Some(last) = self.last.as_mut() else {
             return Ok(false);
         };
         let mut record = JournalRecord {
-            next_seq: state.next_seq,
+            next_seq,
             set: Vec::new(),
             gone: Vec::new(),
         };
-        let mut kept = std::collections::HashSet::with_capacity(state.files.len());
-        for f in &state.files {
+        let mut kept = std::collections::HashSet::with_capacity(last.files.len());
+        for f in files {
             kept.insert(f.seq);
             if last.files.get(&f.seq) != Some(f) {
                 record.set.push(f.clone());

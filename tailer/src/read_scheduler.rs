@@ -57,6 +57,18 @@ struct Dormant {
     watched: bool,
     /// When polling (not watched), the next look is due.
     next_poll: Instant,
+    /// `path_key` of its path.
+    key: u64,
+}
+
+/// A hash of a path's bytes, to match the paths notify names against thousands of files
+/// without hashing each path (`Path`'s own hash walks its components) every pass. Two
+/// paths with the same key only cost an extra look.
+fn path_key(path: &Path) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    use std::os::unix::ffi::OsStrExt;
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+        .hash_one(path.as_os_str().as_bytes())
 }
 
 /// Every closed file is looked at (a `stat`) at least this often, notify or not: a
@@ -90,7 +102,7 @@ pub struct ReadScheduler {
     last_dormant_check: Option<Instant>,
     last_dormant_sweep: Option<Instant>,
     /// Paths notify named that a pass has not got to yet (it ran out of descriptors).
-    changed: HashSet<PathBuf>,
+    changed: HashSet<u64>,
     /// A sweep or a notify overflow that a pass has not finished.
     look_at_all: bool,
     last_save_check: Option<Instant>,
@@ -141,6 +153,7 @@ impl ReadScheduler {
                     .files
                     .into_iter()
                     .map(|cp| Dormant {
+                        key: path_key(&cp.path),
                         cp,
                         seen: None,
                         watched: false,
@@ -299,7 +312,7 @@ impl ReadScheduler {
             self.events.disk.resumed("tailer");
             self.wake_roots();
             let (changed, overflow) = self.wake.take_changed();
-            self.changed.extend(changed);
+            self.changed.extend(changed.iter().map(|p| path_key(p)));
             self.look_at_all |= overflow;
             let poll_all = self.look_at_all;
             self.resume_dormant()?;
@@ -398,6 +411,7 @@ impl ReadScheduler {
             .map(|m| (f.position(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
         let watched = self.wake.covers(&f.path);
         self.dormant.push(Dormant {
+            key: path_key(&f.path),
             cp: f.checkpoint(),
             seen,
             watched,
@@ -460,7 +474,7 @@ impl ReadScheduler {
                 && if all {
                     true
                 } else if d.watched {
-                    !self.changed.is_empty() && self.changed.contains(&d.cp.path)
+                    !self.changed.is_empty() && self.changed.contains(&d.key)
                 } else {
                     d.next_poll <= now
                 };
@@ -481,8 +495,8 @@ impl ReadScheduler {
         if look {
             // Every closed file named was looked at; what is left is for open ones,
             // which `read_all` takes next.
-            let open: HashSet<&Path> = self.followers.iter().map(|f| f.path.as_path()).collect();
-            self.changed.retain(|p| open.contains(p.as_path()));
+            let open: HashSet<u64> = self.followers.iter().map(|f| path_key(&f.path)).collect();
+            self.changed.retain(|k| open.contains(k));
             self.look_at_all = false;
         }
         Ok(())
@@ -688,7 +702,7 @@ impl ReadScheduler {
         let mut i = 0;
         while i < self.followers.len() {
             let f = &self.followers[i];
-            let named = !self.changed.is_empty() && self.changed.remove(&f.path);
+            let named = !self.changed.is_empty() && self.changed.remove(&path_key(&f.path));
             let skip = !poll_all
                 && !named
                 && !f.rotated
@@ -736,7 +750,7 @@ impl ReadScheduler {
             if read as usize >= budget {
                 busy = true;
                 // More may be there: read on in the next cycle, event or not.
-                self.changed.insert(f.path.clone());
+                self.changed.insert(path_key(&f.path));
             }
             f.last_size = f.last_size.max(before + read);
             if read == 0 {
@@ -873,14 +887,19 @@ impl ReadScheduler {
         self.save()
     }
 
-    fn state(&self) -> State {
-        let mut files: Vec<FileCheckpoint> = self
-            .followers
+    /// The entries of the open files kept in the state (a finished rotated copy whose
+    /// offsets are durable is not).
+    fn open_checkpoints(&self) -> Vec<FileCheckpoint> {
+        self.followers
             .iter()
             .filter(|f| !(f.done && f.durable == f.spooled))
             .map(FileFollower::checkpoint)
-            .chain(self.dormant.iter().map(|d| d.cp.clone()))
-            .collect();
+            .collect()
+    }
+
+    fn state(&self) -> State {
+        let mut files = self.open_checkpoints();
+        files.extend(self.dormant.iter().map(|d| d.cp.clone()));
         files.sort_by(|a, b| (a.seq, &a.path).cmp(&(b.seq, &b.path)));
         State {
             version: STATE_VERSION,
@@ -908,11 +927,14 @@ impl ReadScheduler {
             return Ok(());
         }
         self.last_save_check = Some(Instant::now());
-        let state = self.state();
         // Offsets not saved only cost a re-read after a crash; the next cycle tries again
-        // rather than waiting for the next interval. Only what changed is written.
+        // rather than waiting for the next interval. Only what changed is written, and
+        // only the open files' entries are made anew (closed ones are borrowed).
         self.unsaved = true;
-        self.checkpointer.save(&state)?;
+        let open = self.open_checkpoints();
+        let files = open.iter().chain(self.dormant.iter().map(|d| &d.cp));
+        self.checkpointer
+            .save_files(self.tailer_id, self.next_seq, files)?;
         self.unsaved = false;
         Ok(())
     }
