@@ -79,14 +79,18 @@ fn line_time_us(line: &[u8]) -> Option<i64> {
         .map(|t| t.timestamp_micros())
 }
 
-/// Events of one file, read as the tailer would (read time: just after its first line's
-/// time, so that the lines keep their own times).
-fn file_events(crawl: &CrawlId, seq: u64, bytes: &[u8]) -> Vec<Event> {
-    let read_us = bytes
-        .split(|&c| c == b'\n')
-        .find_map(line_time_us)
-        .unwrap_or(0)
-        + 3_600_000_000;
+/// Events of one file, read as the tailer would: at `read_us`, or, when `None`, just
+/// after its first line's time, so that the lines keep their own times. Read today, old
+/// lines are `time_suspect` and take the read time, so every file lands in today's
+/// segment, as with `sluice up` on old logs.
+fn file_events(crawl: &CrawlId, seq: u64, bytes: &[u8], read_us: Option<i64>) -> Vec<Event> {
+    let read_us = read_us.unwrap_or_else(|| {
+        bytes
+            .split(|&c| c == b'\n')
+            .find_map(line_time_us)
+            .unwrap_or(0)
+            + 3_600_000_000
+    });
     let mut b = EventBuilder::new(
         SourceFormat::CrawlLog,
         0x5eed,
@@ -182,30 +186,41 @@ fn measure(work: &Path, crawl_dir: &Path) -> anyhow::Result<(u64, u64, f64, Stri
     Ok((segment, object, secs, answer))
 }
 
-async fn real_set(work: &Path, dir: &Path) -> anyhow::Result<Row> {
+async fn real_set(work: &Path, dir: &Path, today: bool) -> anyhow::Result<Row> {
     let mut files = Vec::new();
     real_files(dir, &mut files);
     files.sort();
     anyhow::ensure!(!files.is_empty(), "no crawl logs under {}", dir.display());
-    let crawl = CrawlId::parse("real")?;
-    let raw_path = work.join("real.log");
+    let name = if today { "real-today" } else { "real-days" };
+    let crawl = CrawlId::parse(name)?;
+    let raw_path = work.join(format!("{name}.log"));
+    let now_us = Utc::now().timestamp_micros();
     let mut raw = Vec::new();
     let mut batches = Vec::new();
     let mut lines = 0;
     for (i, f) in files.iter().enumerate() {
         let bytes = std::fs::read(f)?;
         raw.extend_from_slice(&bytes);
-        let evs = file_events(&crawl, i as u64 + 1, &bytes);
+        let evs = file_events(&crawl, i as u64 + 1, &bytes, today.then_some(now_us));
         lines += evs.len() as u64;
         batches.push(evs);
     }
     std::fs::write(&raw_path, &raw)?;
-    let data = work.join("real-buck");
+    let data = work.join(format!("{name}-buck"));
     let ingest_secs = ingest(&data, batches).await?;
-    let (segment, object, archive_secs, answer) = measure(work, &data.join("segments/real"))?;
-    println!("real: sqlite3 on the first inflated object: {answer}");
+    let segs = data.join("segments").join(name);
+    let n_segs = segment_files(&segs).len();
+    let (segment, object, archive_secs, answer) = measure(work, &segs)?;
+    println!("{name}: sqlite3 on the first inflated object: {answer}");
     Ok(Row {
-        name: format!("Heritrix samples ({} files)", files.len()),
+        name: if today {
+            format!("Heritrix samples ({} files) read today: 1 segment", files.len())
+        } else {
+            format!(
+                "Heritrix samples ({} files) at their own times: {n_segs} day segments",
+                files.len()
+            )
+        },
         lines,
         raw: raw.len() as u64,
         gzip: gzip6(&raw_path)?,
@@ -288,7 +303,8 @@ async fn main() -> anyhow::Result<()> {
     let (work, _keep) = common::work_dir(common::arg_value(&args, "--dir").as_deref())?;
     println!("{}", common::machine_notes());
     let rows = vec![
-        real_set(&work, Path::new(&real)).await?,
+        real_set(&work, Path::new(&real), true).await?,
+        real_set(&work, Path::new(&real), false).await?,
         generated_set(&work, n).await?,
     ];
     println!();
