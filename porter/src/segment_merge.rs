@@ -159,8 +159,9 @@ pub fn merge_replicas(
 }
 
 /// Page size of a merged file: bigger pages hold more rows per page header and cell
-/// array, which is most of what zlib cannot squeeze out of a SQLite file.
-const MERGED_PAGE_SIZE: u32 = 65_536;
+/// array; past 16 KiB the last, part-empty page of each table costs more than that saves
+/// on small segments (measured: `docs/benchmarks.md`, "Storage").
+const MERGED_PAGE_SIZE: u32 = 16_384;
 
 fn merge_into(
     segment: &str,
@@ -229,8 +230,11 @@ fn merge_files(
     )
     .map_err(err)?;
     // The scratch file is thrown away on any failure, so it needs no journal.
+    // secure_delete makes SQLite zero the unused bytes of every page it writes (VACUUM
+    // INTO takes the setting along): otherwise they hold whatever its page buffers held
+    // before, which zlib cannot compress (16 KB of a 40 KB object on the real samples).
     conn.execute_batch(&format!(
-        "PRAGMA page_size={MERGED_PAGE_SIZE}; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+        "PRAGMA page_size={MERGED_PAGE_SIZE}; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA secure_delete=ON;"
     ))
     .map_err(err)?;
     for (i, r) in replicas.iter().enumerate() {

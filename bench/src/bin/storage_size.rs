@@ -180,8 +180,10 @@ fn measure(work: &Path, crawl_dir: &Path) -> anyhow::Result<(u64, u64, f64, Stri
             };
             let _ = std::fs::remove_file(&inflated);
         }
-        let _ = std::fs::remove_file(&merged);
-        let _ = std::fs::remove_file(&obj);
+        if std::env::var_os("STORAGE_SIZE_KEEP").is_none() {
+            let _ = std::fs::remove_file(&merged);
+            let _ = std::fs::remove_file(&obj);
+        }
     }
     Ok((segment, object, secs, answer))
 }
