@@ -16,3 +16,5 @@ mod real_logs;
 mod segments;
 /// The SQL read API: the trough query, attacks, limits, redirects.
 mod sql;
+/// Segments of schema version 1 (committed fixtures) beside version 2.
+mod schema_versions;
