@@ -37,8 +37,12 @@ pub struct CrawlColumns<'a> {
     pub mimetype: Option<Cow<'a, str>>,
     /// Thread (`#042`); stored only for a rebuilt line.
     pub thread: Option<Cow<'a, str>>,
-    /// Fetch timestamp and duration; stored only for a rebuilt line.
+    /// Fetch timestamp and duration as logged (`20181126142745781+41`); kept only for a
+    /// rebuilt line, and stored only when [`CrawlColumns::fetch_parts`] is `None`.
     pub fetch_time: Option<Cow<'a, str>>,
+    /// The fetch time as (event time minus fetch start, duration) in milliseconds, when
+    /// the views write those back as the logged text.
+    pub fetch_parts: Option<(i64, i64)>,
     /// Digest, as logged.
     pub digest: Option<Cow<'a, str>>,
     /// Source tag, as logged.
@@ -47,8 +51,8 @@ pub struct CrawlColumns<'a> {
     pub annotations: Option<Cow<'a, str>>,
     /// The trailing JSON object, when logged.
     pub extra: Option<Cow<'a, str>>,
-    /// The URL's host: the trough feed's `host`.
-    pub url_host: String,
+    /// The URL's host (the trough feed's `host`), when [`sql_url_host`] does not give it.
+    pub url_host: Option<String>,
 }
 
 /// One `event` row of a version-2 segment, before its names become `label` numbers.
@@ -92,6 +96,47 @@ pub fn heritrix_time(time_us: i64) -> Option<String> {
     DateTime::from_timestamp_micros(time_us).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
 }
 
+/// The host the views derive from a URL when `url_host` is NULL
+/// ([`crate::segment_schema::URL_HOST_SQL`]): the lowercased name after `dns:`, or what
+/// follows the first `://` up to the first `/`. The buck stores the host only where this
+/// differs from [`url_host`] (a port, user info, a query without a path).
+pub fn sql_url_host(url: &str) -> String {
+    if let Some(name) = url.strip_prefix("dns:") {
+        return name.to_ascii_lowercase();
+    }
+    let rest = match url.find("://") {
+        Some(i) => &url[i + 3..],
+        // SQL's `substr(url, instr(url, '://') + 3)` with instr 0: from the third character.
+        None => url.char_indices().nth(2).map_or("", |(i, _)| &url[i..]),
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    rest[..end].to_ascii_lowercase()
+}
+
+/// `fetch_time` (`20181126142745781+41`) as (event time minus fetch start, duration) in
+/// milliseconds, when the views' `strftime` and `printf` write exactly that text back.
+fn fetch_parts(fetch_time: &str, time_us: i64) -> Option<(i64, i64)> {
+    let (start, dur) = fetch_time.split_once('+')?;
+    if start.len() != 17 || !start.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let dur_ms: i64 = dur.parse().ok()?;
+    if dur_ms.to_string() != dur {
+        return None;
+    }
+    let start_ms = chrono::NaiveDateTime::parse_from_str(start, "%Y%m%d%H%M%S%3f")
+        .ok()?
+        .and_utc()
+        .timestamp_millis();
+    if !(0..=MAX_DERIVED_TIME_US / 1000).contains(&start_ms) {
+        return None;
+    }
+    let back = DateTime::from_timestamp_millis(start_ms)?
+        .format("%Y%m%d%H%M%S%3f")
+        .to_string();
+    (back == start).then_some((time_us.div_euclid(1000) - start_ms, dur_ms))
+}
+
 /// The crawl.log line the views make of `c` for an event at `time_us`: Heritrix's layout,
 /// status right-aligned in 5 columns, size in 10, one space between fields, the extra JSON
 /// last. `None` when a field it needs is missing.
@@ -101,6 +146,13 @@ pub fn rebuild_crawl_line(c: &CrawlColumns<'_>, time_us: i64) -> Option<String> 
         None => heritrix_time(time_us)?,
     };
     let size = c.size.map_or_else(|| "-".to_owned(), |s| s.to_string());
+    let fetch_time = match (c.fetch_parts, &c.fetch_time) {
+        (Some((ago, dur)), _) => {
+            let start = DateTime::from_timestamp_millis(time_us.div_euclid(1000) - ago)?;
+            format!("{}+{dur}", start.format("%Y%m%d%H%M%S%3f"))
+        }
+        (None, t) => t.as_deref()?.to_owned(),
+    };
     let mut line = format!(
         "{log_time} {:>5} {size:>10} {} {} {} {} {} {} {} {} {}",
         c.status,
@@ -109,7 +161,7 @@ pub fn rebuild_crawl_line(c: &CrawlColumns<'_>, time_us: i64) -> Option<String> 
         c.via.as_deref()?,
         c.mimetype.as_deref()?,
         c.thread.as_deref()?,
-        c.fetch_time.as_deref()?,
+        fetch_time,
         c.digest.as_deref()?,
         c.source_tag.as_deref()?,
         c.annotations.as_deref()?,
@@ -159,6 +211,8 @@ fn crawl_columns(ev: &Event) -> Option<CrawlColumns<'_>> {
     }
     let status = ev.field_str(Field::Status)?.trim().parse().ok()?;
     let url = ev.field_str(Field::Url)?;
+    let host = url_host(&url);
+    let fetch_time = ev.field_str(Field::FetchTime);
     let log_time = ev.field_str(Field::LogTime);
     let log_time = match (&log_time, heritrix_time(ev.time_us)) {
         (Some(t), Some(d)) if *t == d => None,
@@ -173,13 +227,16 @@ fn crawl_columns(ev: &Event) -> Option<CrawlColumns<'_>> {
         size: ev
             .field_str(Field::Size)
             .and_then(|s| s.trim().parse().ok()),
-        url_host: url_host(&url),
+        url_host: (sql_url_host(&url) != host).then_some(host),
         url,
         hop_path: ev.field_str(Field::HopPath),
         via: ev.field_str(Field::Via),
         mimetype: ev.field_str(Field::MimeType),
         thread: ev.field_str(Field::Thread),
-        fetch_time: ev.field_str(Field::FetchTime),
+        fetch_parts: fetch_time
+            .as_deref()
+            .and_then(|t| fetch_parts(t, ev.time_us)),
+        fetch_time,
         digest: ev.field_str(Field::Digest),
         source_tag: ev.field_str(Field::SourceTag),
         annotations: ev.field_str(Field::Annotations),
@@ -208,6 +265,7 @@ impl<'a> SegmentRow<'a> {
                 // The views read these two only to rebuild a line, and this one is stored.
                 c.thread = None;
                 c.fetch_time = None;
+                c.fetch_parts = None;
             }
             let fields = match fields {
                 Some(f) => Cow::Borrowed(f),
@@ -311,7 +369,8 @@ mod tests {
         let c = row.crawl.as_ref().unwrap();
         assert_eq!(c.log_time, None, "derived from the event time");
         assert_eq!((c.status, c.size), (404, Some(233)));
-        assert_eq!(c.url_host, "acid.matkelly.com");
+        assert_eq!(c.url_host, None, "derived from the URL");
+        assert_eq!(c.fetch_parts, Some((282 - 555 + 1000, 280)));
         assert_eq!(rebuild_crawl_line(c, t).as_deref(), Some(line));
         assert_eq!(row.tailer, -2);
         assert_eq!(row.original_len, None);
@@ -341,6 +400,31 @@ mod tests {
         let c = row.crawl.as_ref().unwrap();
         assert_eq!(c.log_time.as_deref(), Some("2006-08-15T09:53:58.470Z"));
         assert_eq!(rebuild_crawl_line(c, ev.time_us).as_deref(), Some(line));
+    }
+
+    #[test]
+    fn the_host_is_stored_only_where_the_views_would_not_find_it() {
+        for (url, derived) in [
+            ("http://WWW.Example.com/a/b", true),
+            ("dns:Acid.Matkelly.com", true),
+            ("https://h.org", true),
+            ("http://h.org:8080/", false),
+            ("http://user@h.org/", false),
+            ("http://h.org?q=1", false),
+            ("whois:x", false),
+        ] {
+            assert_eq!(sql_url_host(url) == url_host(url), derived, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_fetch_time_is_two_integers_when_they_write_it_back() {
+        let t = 1_543_242_468_282_000;
+        assert_eq!(fetch_parts("20181126142747555+280", t), Some((727, 280)));
+        assert_eq!(fetch_parts("20181126142747555+0280", t), None);
+        assert_eq!(fetch_parts("2018112614274755+280", t), None);
+        assert_eq!(fetch_parts("20181326142747555+280", t), None);
+        assert_eq!(fetch_parts("-", t), None);
     }
 
     #[test]

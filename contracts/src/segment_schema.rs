@@ -31,6 +31,27 @@ pub const SEGMENT_SCHEMA_VERSION: i64 = 2;
 /// Every version this build reads.
 pub const READABLE_VERSIONS: [i64; 2] = [1, 2];
 
+/// The trough feed's `host`: `url_host`, else derived from the URL. `$e` is the table
+/// alias with its dot (`"e."`), or `""` in the index.
+macro_rules! url_host_sql {
+    ($e:literal) => {
+        concat!(
+            "coalesce(", $e, "url_host, CASE WHEN ", $e, "url GLOB 'dns:*' THEN lower(substr(", $e,
+            "url, 5)) ELSE lower(substr(substr(", $e, "url, instr(", $e,
+            "url, '://') + 3), 1, instr(substr(", $e, "url, instr(", $e,
+            "url, '://') + 3) || '/', '/') - 1)) END)"
+        )
+    };
+}
+
+/// The fetch time as Heritrix writes it (`20181126142745781+41`): `fetch_time`, else
+/// made of the two integers.
+macro_rules! fetch_time_sql {
+    () => {
+        "coalesce(e.fetch_time, strftime('%Y%m%d%H%M%S', ((e.time_us - ((e.time_us % 1000) + 1000) % 1000) / 1000 - e.fetch_start_ago_ms) / 1000, 'unixepoch') || printf('%03d+%d', ((e.time_us - ((e.time_us % 1000) + 1000) % 1000) / 1000 - e.fetch_start_ago_ms) % 1000, e.fetch_duration_ms))"
+    };
+}
+
 /// The DDL of a version-1 segment, idempotent (`IF NOT EXISTS`).
 pub const SEGMENT_SCHEMA_V1_SQL: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -101,6 +122,8 @@ CREATE TABLE IF NOT EXISTS event (
     mimetype TEXT,
     thread TEXT,
     fetch_time TEXT,
+    fetch_start_ago_ms INTEGER,
+    fetch_duration_ms INTEGER,
     digest TEXT,
     source_tag TEXT,
     annotations TEXT,
@@ -113,11 +136,15 @@ CREATE TABLE IF NOT EXISTS event (
 
 macro_rules! indexes_v2_sql {
     () => {
-        "
+        concat!(
+            "
 CREATE UNIQUE INDEX IF NOT EXISTS event_id ON event(tailer, file_seq, file_offset);
 CREATE INDEX IF NOT EXISTS event_time ON event(time_us);
-CREATE INDEX IF NOT EXISTS event_url_host ON event(url_host) WHERE url_host IS NOT NULL;
+CREATE INDEX IF NOT EXISTS event_url_host ON event(",
+            url_host_sql!(""),
+            ") WHERE status IS NOT NULL;
 "
+        )
     };
 }
 
@@ -132,8 +159,13 @@ CREATE INDEX IF NOT EXISTS event_url_host ON event(url_host) WHERE url_host IS N
 /// - `fields` is NULL when the crawl.log columns give it; otherwise it is version 1's JSON.
 /// - The crawl.log columns are set for every event that has a `crawled_url` row
 ///   (`status` is not NULL exactly then); `log_time` is NULL when it is `time_us` written
-///   as Heritrix writes it, `size` NULL for `-`; `thread` and `fetch_time` only when the
-///   line is rebuilt. `url_host` is the trough feed's `host`.
+///   as Heritrix writes it, `size` NULL for `-`; `thread` and the fetch time only when the
+///   line is rebuilt. The fetch time (`20181126142745781+41`) is two integers,
+///   `fetch_start_ago_ms` (the event time minus the fetch start) and
+///   `fetch_duration_ms`, with `fetch_time` NULL, whenever they write it back exactly.
+/// - `url_host` is the trough feed's `host`, NULL when [`URL_HOST_SQL`] finds it in the
+///   URL (lowercased name after `://` up to the first `/`, or after `dns:`); the index on
+///   that expression serves the seed query.
 pub const SEGMENT_TABLES_V2_SQL: &str = tables_v2_sql!();
 
 /// The secondary indexes of a version-2 segment, idempotent: the unique id (which is what
@@ -160,7 +192,9 @@ macro_rules! crawl_line_sql {
         concat!(
             "printf('%s %5s %10s %s %s %s %s %s %s %s %s %s', coalesce(e.log_time, ",
             heritrix_time_sql!(),
-            "), e.status, coalesce(e.size, '-'), e.url, e.hop_path, e.via, e.mimetype, e.thread, e.fetch_time, e.digest, e.source_tag, e.annotations) || coalesce(' ' || e.extra, '')"
+            "), e.status, coalesce(e.size, '-'), e.url, e.hop_path, e.via, e.mimetype, e.thread, ",
+            fetch_time_sql!(),
+            ", e.digest, e.source_tag, e.annotations) || coalesce(' ' || e.extra, '')"
         )
     };
 }
@@ -207,10 +241,16 @@ macro_rules! crawled_url_columns_sql {
             extra_sql!("warcFileOffset", "integer"),
             " AS warc_offset, ",
             extra_sql!("warcFileRecordLength", "integer"),
-            " AS warc_content_bytes, e.url_host AS host"
+            " AS warc_content_bytes, ",
+            url_host_sql!("e."),
+            " AS host"
         )
     };
 }
+
+/// The trough feed's `host` of a version-2 row (SQL over the alias `e` of `event`);
+/// [`crate::segment_row::sql_url_host`] is the same in Rust.
+pub const URL_HOST_SQL: &str = url_host_sql!("e.");
 
 /// A version-2 crawl.log line rebuilt from its columns (SQL over the alias `e` of
 /// `event`); [`crate::segment_row::rebuild_crawl_line`] is the same in Rust.
@@ -223,7 +263,9 @@ macro_rules! crawl_fields_sql {
             "'log_time', coalesce(e.log_time, ",
             heritrix_time_sql!(),
             "), 'status', CAST(e.status AS TEXT), 'size', coalesce(CAST(e.size AS TEXT), '-'), 'url', e.url, 'hop_path', e.hop_path, ",
-            "'via', e.via, 'mimetype', e.mimetype, 'thread', e.thread, 'fetch_time', e.fetch_time, 'digest', e.digest, ",
+            "'via', e.via, 'mimetype', e.mimetype, 'thread', e.thread, 'fetch_time', ",
+            fetch_time_sql!(),
+            ", 'digest', e.digest, ",
             "'source_tag', e.source_tag, 'annotations', e.annotations"
         )
     };

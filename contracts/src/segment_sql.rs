@@ -92,10 +92,10 @@ pub fn insert_row(
     let c = row.crawl.as_ref();
     let mut stmt = conn.prepare_cached(
         "INSERT OR IGNORE INTO event(tailer, file_seq, file_offset, time_us, host, app, format, flags, original_len,
-            line, raw, fields, log_time, status, size, url, hop_path, via, mimetype, thread, fetch_time, digest,
-            source_tag, annotations, extra, url_host)
+            line, raw, fields, log_time, status, size, url, hop_path, via, mimetype, thread, fetch_time,
+            fetch_start_ago_ms, fetch_duration_ms, digest, source_tag, annotations, extra, url_host)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-            ?21, ?22, ?23, ?24, ?25, ?26)",
+            ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
     )?;
     let n = stmt.execute(params![
         row.tailer,
@@ -118,12 +118,17 @@ pub fn insert_row(
         c.and_then(|c| c.via.as_deref()),
         c.and_then(|c| c.mimetype.as_deref()),
         c.and_then(|c| c.thread.as_deref()),
-        c.and_then(|c| c.fetch_time.as_deref()),
+        c.and_then(|c| match c.fetch_parts {
+            Some(_) => None,
+            None => c.fetch_time.as_deref(),
+        }),
+        c.and_then(|c| c.fetch_parts.map(|p| p.0)),
+        c.and_then(|c| c.fetch_parts.map(|p| p.1)),
         c.and_then(|c| c.digest.as_deref()),
         c.and_then(|c| c.source_tag.as_deref()),
         c.and_then(|c| c.annotations.as_deref()),
         c.and_then(|c| c.extra.as_deref()),
-        c.map(|c| c.url_host.as_str()),
+        c.and_then(|c| c.url_host.as_deref()),
     ])?;
     Ok(n > 0)
 }

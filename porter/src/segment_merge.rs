@@ -260,7 +260,7 @@ fn merge_files(
 }
 
 /// The columns of version 2's `event` besides `n` and the three `label` numbers.
-const V2_PLAIN_COLUMNS: [&str; 22] = [
+const V2_PLAIN_COLUMNS: [&str; 25] = [
     "tailer",
     "file_seq",
     "file_offset",
@@ -279,10 +279,13 @@ const V2_PLAIN_COLUMNS: [&str; 22] = [
     "mimetype",
     "thread",
     "fetch_time",
+    "fetch_start_ago_ms",
+    "fetch_duration_ms",
     "digest",
     "source_tag",
     "annotations",
     "extra",
+    "url_host",
 ];
 
 fn merge_attached_v2(conn: &Connection, n: usize) -> rusqlite::Result<SegmentSummary> {
@@ -307,7 +310,7 @@ fn merge_attached_v2(conn: &Connection, n: usize) -> rusqlite::Result<SegmentSum
     let arms: Vec<String> = (0..n)
         .map(|i| {
             format!(
-                "SELECT {plain}, mh.n AS host, ma.n AS app, mf.n AS format, e.url_host FROM r{i}.event e \
+                "SELECT {plain}, mh.n AS host, ma.n AS app, mf.n AS format FROM r{i}.event e \
                  JOIN r{i}.label h ON h.n = e.host JOIN main.label mh ON mh.text = h.text \
                  JOIN r{i}.label a ON a.n = e.app JOIN main.label ma ON ma.text = a.text \
                  JOIN r{i}.label f ON f.n = e.format JOIN main.label mf ON mf.text = f.text"
@@ -316,8 +319,8 @@ fn merge_attached_v2(conn: &Connection, n: usize) -> rusqlite::Result<SegmentSum
         .collect();
     let cols = V2_PLAIN_COLUMNS.join(", ");
     conn.execute_batch(&format!(
-        "INSERT OR IGNORE INTO main.event ({cols}, host, app, format, url_host) \
-         SELECT {cols}, host, app, format, url_host FROM ({}) ORDER BY time_us, tailer, file_seq, file_offset",
+        "INSERT OR IGNORE INTO main.event ({cols}, host, app, format) \
+         SELECT {cols}, host, app, format FROM ({}) ORDER BY time_us, tailer, file_seq, file_offset",
         arms.join(" UNION ALL ")
     ))?;
     conn.execute_batch("DROP INDEX merge_event_id")?;
