@@ -514,8 +514,14 @@ impl WriterState {
                         .map_err(SegmentError::sqlite(&seg.path))?;
                     in_tx.push(key);
                 }
-                let new = segment_sql::insert_any(&seg.conn, seg.version, &mut seg.labels, &ev)
-                    .map_err(SegmentError::sqlite(&seg.path))?;
+                // A re-sent bucket is mostly events already stored: looking the id up
+                // first skips making a row only to have the insert ignore it.
+                let stored = req.origin == Origin::Repair
+                    && segment_sql::contains_id(&seg.conn, seg.version, &ev.id)
+                        .map_err(SegmentError::sqlite(&seg.path))?;
+                let new = !stored
+                    && segment_sql::insert_any(&seg.conn, seg.version, &mut seg.labels, &ev)
+                        .map_err(SegmentError::sqlite(&seg.path))?;
                 if new {
                     outcomes[i].inserted += 1;
                     *bytes += ev.raw.len() as u64;

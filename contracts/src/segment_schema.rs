@@ -142,7 +142,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS event_id ON event(tailer, file_seq, file_offse
 CREATE INDEX IF NOT EXISTS event_time ON event(time_us);
 CREATE INDEX IF NOT EXISTS event_url_host ON event(",
             url_host_sql!(""),
-            ") WHERE status IS NOT NULL;
+            ");
 "
         )
     };

@@ -372,4 +372,40 @@ mod tests {
         assert!(contains_id(&v2, 2, &evs[0].id).unwrap());
         assert!(contains_id(&v1, 1, &evs[0].id).unwrap());
     }
+
+    fn plan(conn: &Connection, sql: &str) -> String {
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// The seed query finds its rows through the host index, through the views and
+    /// through a `UNION ALL` as the SQL API builds it; a query over every `crawled_url`
+    /// row scans the table instead of visiting it row by row through an index.
+    #[test]
+    fn the_seed_query_uses_the_host_index_and_a_full_scan_does_not() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("s.sqlite");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SEGMENT_SCHEMA_SQL).unwrap();
+        let seed = r#"SELECT count(id) FROM crawled_urls WHERE host = "www.example.com" GROUP BY status_code"#;
+        assert!(plan(&conn, seed).contains("USING INDEX event_url_host"), "{}", plan(&conn, seed));
+        let all = "SELECT status_code, count(*) FROM crawled_urls GROUP BY status_code";
+        assert!(!plan(&conn, all).contains("USING INDEX"), "{}", plan(&conn, all));
+        let q = Connection::open_in_memory().unwrap();
+        q.execute("ATTACH DATABASE ?1 AS s0", [path.to_string_lossy().as_ref()])
+            .unwrap();
+        q.execute("ATTACH DATABASE ?1 AS s1", [path.to_string_lossy().as_ref()])
+            .unwrap();
+        q.execute_batch(
+            "CREATE TEMP VIEW crawled_urls AS SELECT * FROM s0.crawled_urls UNION ALL SELECT * FROM s1.crawled_urls",
+        )
+        .unwrap();
+        let p = plan(&q, seed);
+        assert_eq!(p.matches("USING INDEX event_url_host").count(), 2, "{p}");
+    }
 }
