@@ -62,11 +62,14 @@ pub fn write_segment(
         .map_err(|e| ArchieError::Internal(format!("fixture crawl: {e}")))?;
     let mut labels = contracts::segment_sql::Labels::new();
     for e in events {
-        let id = e
-            .id
-            .parse()
-            .map_err(|err| ArchieError::Internal(format!("fixture event id: {err}")))?;
-        let p = parsers::parse_line(parsers::SourceFormat::CrawlLog, e.line.as_bytes(), e.time_us);
+        let id =
+            e.id.parse()
+                .map_err(|err| ArchieError::Internal(format!("fixture event id: {err}")))?;
+        let p = parsers::parse_line(
+            parsers::SourceFormat::CrawlLog,
+            e.line.as_bytes(),
+            e.time_us,
+        );
         let ev = contracts::Event {
             id,
             time_us: e.time_us,

@@ -148,7 +148,11 @@ fn open_existing(
         .map_err(err(path))?;
     // A file that already has tables keeps the version it was made in.
     let version = check_version(&conn, path)?;
-    let ddl = if version == Some(1) { SCHEMA_V1 } else { SCHEMA };
+    let ddl = if version == Some(1) {
+        SCHEMA_V1
+    } else {
+        SCHEMA
+    };
     conn.execute_batch(ddl).map_err(err(path))?;
     let day_text = day.format("%Y-%m-%d").to_string();
     let initial = [
@@ -199,7 +203,8 @@ fn check_version(conn: &Connection, path: &Path) -> Result<Option<i64>, SegmentE
         found,
         supported: SCHEMA_VERSION,
     };
-    let v = contracts::segment_sql::schema_version(conn, "main").map_err(|e| unsupported(e.to_string()))?;
+    let v = contracts::segment_sql::schema_version(conn, "main")
+        .map_err(|e| unsupported(e.to_string()))?;
     if !contracts::segment_schema::READABLE_VERSIONS.contains(&v) {
         return Err(unsupported(v.to_string()));
     }

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
-use contracts::segment_sql::{self, Labels};
 use contracts::segment_path::{parse_segment_file_name, segment_path};
+use contracts::segment_sql::{self, Labels};
 use contracts::{CrawlId, Event};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -862,4 +862,3 @@ impl WriterState {
         self.events.segments_open_now(n);
     }
 }
-

@@ -163,7 +163,10 @@ fn fetch_parts(fetch_time: &str, time_us: i64) -> Option<(i64, i64)> {
         return None;
     }
     let dur_ms: i64 = dur.parse().ok()?;
-    if dur.is_empty() || (dur.len() > 1 && dur.starts_with('0')) || !dur.bytes().all(|c| c.is_ascii_digit()) {
+    if dur.is_empty()
+        || (dur.len() > 1 && dur.starts_with('0'))
+        || !dur.bytes().all(|c| c.is_ascii_digit())
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> u32 {

@@ -36,9 +36,20 @@ pub const READABLE_VERSIONS: [i64; 2] = [1, 2];
 macro_rules! url_host_sql {
     ($e:literal) => {
         concat!(
-            "coalesce(", $e, "url_host, CASE WHEN ", $e, "url GLOB 'dns:*' THEN lower(substr(", $e,
-            "url, 5)) ELSE lower(substr(substr(", $e, "url, instr(", $e,
-            "url, '://') + 3), 1, instr(substr(", $e, "url, instr(", $e,
+            "coalesce(",
+            $e,
+            "url_host, CASE WHEN ",
+            $e,
+            "url GLOB 'dns:*' THEN lower(substr(",
+            $e,
+            "url, 5)) ELSE lower(substr(substr(",
+            $e,
+            "url, instr(",
+            $e,
+            "url, '://') + 3), 1, instr(substr(",
+            $e,
+            "url, instr(",
+            $e,
             "url, '://') + 3) || '/', '/') - 1)) END)"
         )
     };

@@ -337,11 +337,8 @@ mod tests {
         v1.execute_batch(SEGMENT_SCHEMA_V1_SQL).unwrap();
         let v2 = Connection::open_in_memory().unwrap();
         v2.execute_batch(SEGMENT_SCHEMA_SQL).unwrap();
-        v2.execute(
-            "INSERT INTO meta VALUES ('schema_version', '2')",
-            [],
-        )
-        .unwrap();
+        v2.execute("INSERT INTO meta VALUES ('schema_version', '2')", [])
+            .unwrap();
         let mut labels = Labels::new();
         // Offsets 9 and 10 sort as text "10" < "9": the digest must follow the text.
         let evs = [
@@ -393,14 +390,28 @@ mod tests {
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(SEGMENT_SCHEMA_SQL).unwrap();
         let seed = r#"SELECT count(id) FROM crawled_urls WHERE host = "www.example.com" GROUP BY status_code"#;
-        assert!(plan(&conn, seed).contains("USING INDEX event_url_host"), "{}", plan(&conn, seed));
+        assert!(
+            plan(&conn, seed).contains("USING INDEX event_url_host"),
+            "{}",
+            plan(&conn, seed)
+        );
         let all = "SELECT status_code, count(*) FROM crawled_urls GROUP BY status_code";
-        assert!(!plan(&conn, all).contains("USING INDEX"), "{}", plan(&conn, all));
+        assert!(
+            !plan(&conn, all).contains("USING INDEX"),
+            "{}",
+            plan(&conn, all)
+        );
         let q = Connection::open_in_memory().unwrap();
-        q.execute("ATTACH DATABASE ?1 AS s0", [path.to_string_lossy().as_ref()])
-            .unwrap();
-        q.execute("ATTACH DATABASE ?1 AS s1", [path.to_string_lossy().as_ref()])
-            .unwrap();
+        q.execute(
+            "ATTACH DATABASE ?1 AS s0",
+            [path.to_string_lossy().as_ref()],
+        )
+        .unwrap();
+        q.execute(
+            "ATTACH DATABASE ?1 AS s1",
+            [path.to_string_lossy().as_ref()],
+        )
+        .unwrap();
         q.execute_batch(
             "CREATE TEMP VIEW crawled_urls AS SELECT * FROM s0.crawled_urls UNION ALL SELECT * FROM s1.crawled_urls",
         )

@@ -396,7 +396,7 @@ async fn fetch_from_bucks(
         segment_merge::make_indexes(&l2, &m2)
     })
     .await
-        .map_err(|e| PorterError::segment(&label, format!("merge task failed: {e}")));
+    .map_err(|e| PorterError::segment(&label, format!("merge task failed: {e}")));
     for f in &files {
         let _ = tokio::fs::remove_file(f).await;
     }

@@ -24,7 +24,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use contracts::ids_digest::IdsDigest;
-use contracts::segment_schema::{SEGMENT_SCHEMA_VERSION, SEGMENT_TABLES_V2_SQL, SEGMENT_VIEWS_V2_SQL};
+use contracts::segment_schema::{
+    SEGMENT_SCHEMA_VERSION, SEGMENT_TABLES_V2_SQL, SEGMENT_VIEWS_V2_SQL,
+};
 use contracts::segment_sql::{self, Labels};
 use contracts::{CrawlId, Event, EventFlags, EventId, Format};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -363,12 +365,16 @@ fn upgrade_v1(segment: &str, from: &Path, to: &Path) -> Result<(), PorterError> 
             .collect::<rusqlite::Result<_>>()
             .map_err(err)?;
         for (k, v) in meta {
-            dst.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)", (k, v))
-                .map_err(err)?;
+            dst.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+                (k, v),
+            )
+            .map_err(err)?;
         }
     }
     // The crawl is not stored per row; any valid id does for building the event.
-    let crawl = CrawlId::parse("segment").map_err(|e| PorterError::segment(segment, e.to_string()))?;
+    let crawl =
+        CrawlId::parse("segment").map_err(|e| PorterError::segment(segment, e.to_string()))?;
     let mut labels = Labels::new();
     let mut stmt = src
         .prepare("SELECT id, time_us, host, app, format, flags, original_len, line, raw, fields FROM events ORDER BY rowid")
@@ -376,9 +382,9 @@ fn upgrade_v1(segment: &str, from: &Path, to: &Path) -> Result<(), PorterError> 
     let mut rows = stmt.query([]).map_err(err)?;
     while let Some(r) = rows.next().map_err(err)? {
         let id: String = r.get(0).map_err(err)?;
-        let id: EventId = id.parse().map_err(|e| {
-            PorterError::segment(segment, format!("{}: {e}", from.display()))
-        })?;
+        let id: EventId = id
+            .parse()
+            .map_err(|e| PorterError::segment(segment, format!("{}: {e}", from.display())))?;
         let time_us: i64 = r.get(1).map_err(err)?;
         let format: String = r.get(4).map_err(err)?;
         let line: String = r.get(7).map_err(err)?;

@@ -14,7 +14,9 @@ use contracts::{CrawlId, Event, EventFlags, Format};
 use porter::archive_store::ArchiveStore;
 use porter::buck_client::SegmentState;
 use porter::test_support::test_buck::{TestBuck, write_cluster_file};
-use porter::{LocalDirStore, Manifest, PorterConfig, PorterEvents, archive_with_store, fetch_with_store};
+use porter::{
+    LocalDirStore, Manifest, PorterConfig, PorterEvents, archive_with_store, fetch_with_store,
+};
 use rusqlite::Connection;
 
 const CRAWL: &str = "fixture";
@@ -159,13 +161,22 @@ fn a_v2_segment_answers_every_column_as_the_v1_fixture_does() {
     assert_eq!(rows(&v1, ALL_EVENTS).len(), 132);
     assert_same_rows(&rows(&v2, ALL_EVENTS), &rows(&v1, ALL_EVENTS), "ALL_EVENTS");
     assert_eq!(rows(&v1, ALL_CRAWLED_URLS).len(), 128);
-    assert_same_rows(&rows(&v2, ALL_CRAWLED_URLS), &rows(&v1, ALL_CRAWLED_URLS), "ALL_CRAWLED_URLS");
+    assert_same_rows(
+        &rows(&v2, ALL_CRAWLED_URLS),
+        &rows(&v1, ALL_CRAWLED_URLS),
+        "ALL_CRAWLED_URLS",
+    );
     // Most crawl.log lines are stored once, as columns; the rest keep their text.
     let conn = Connection::open(&v2).unwrap();
     let rebuilt: i64 = conn
-        .query_row("SELECT count(*) FROM event WHERE line IS NULL", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM event WHERE line IS NULL", [], |r| {
+            r.get(0)
+        })
         .unwrap();
-    assert!(rebuilt >= 100, "only {rebuilt} of 128 crawl.log lines rebuilt");
+    assert!(
+        rebuilt >= 100,
+        "only {rebuilt} of 128 crawl.log lines rebuilt"
+    );
 }
 
 /// An old buck's version-1 copy and a new buck's version-2 copy (missing some events) of
@@ -186,9 +197,14 @@ async fn v1_and_v2_replicas_archive_to_the_same_ids_hash_and_fetch_whole() {
     b1.serve(CRAWL, day(), 0, v2, SegmentState::Closed);
     let config = config(root, &[&b0, &b1]);
     let store: Arc<dyn ArchiveStore> = Arc::new(LocalDirStore::new(root.join("archive")).unwrap());
-    let report = archive_with_store(&config, store.clone(), false, Arc::new(PorterEvents::default()))
-        .await
-        .unwrap();
+    let report = archive_with_store(
+        &config,
+        store.clone(),
+        false,
+        Arc::new(PorterEvents::default()),
+    )
+    .await
+    .unwrap();
     assert_eq!((report.archived, report.events), (1, 132), "{report:?}");
     let m = Manifest::from_json(
         "m",
@@ -199,13 +215,32 @@ async fn v1_and_v2_replicas_archive_to_the_same_ids_hash_and_fetch_whole() {
     )
     .unwrap();
     let old = v1_manifest();
-    assert_eq!(m.ids_sha256, old.ids_sha256, "the same events, the same ids hash");
-    assert_eq!((m.events, m.first_time_us, m.last_time_us), (old.events, old.first_time_us, old.last_time_us));
-    assert!(m.object_bytes < old.object_bytes, "{} >= {}", m.object_bytes, old.object_bytes);
+    assert_eq!(
+        m.ids_sha256, old.ids_sha256,
+        "the same events, the same ids hash"
+    );
+    assert_eq!(
+        (m.events, m.first_time_us, m.last_time_us),
+        (old.events, old.first_time_us, old.last_time_us)
+    );
+    assert!(
+        m.object_bytes < old.object_bytes,
+        "{} >= {}",
+        m.object_bytes,
+        old.object_bytes
+    );
 
     let fetched = fetch(&config, store, &root.join("fetched")).await;
-    assert_same_rows(&rows(&fetched, ALL_EVENTS), &rows(&v1, ALL_EVENTS), "ALL_EVENTS");
-    assert_same_rows(&rows(&fetched, ALL_CRAWLED_URLS), &rows(&v1, ALL_CRAWLED_URLS), "ALL_CRAWLED_URLS");
+    assert_same_rows(
+        &rows(&fetched, ALL_EVENTS),
+        &rows(&v1, ALL_EVENTS),
+        "ALL_EVENTS",
+    );
+    assert_same_rows(
+        &rows(&fetched, ALL_CRAWLED_URLS),
+        &rows(&v1, ALL_CRAWLED_URLS),
+        "ALL_CRAWLED_URLS",
+    );
     let conn = Connection::open(&fetched).unwrap();
     let mut indexes: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'event_%' ORDER BY name")
@@ -215,7 +250,11 @@ async fn v1_and_v2_replicas_archive_to_the_same_ids_hash_and_fetch_whole() {
         .map(Result::unwrap)
         .collect();
     indexes.sort();
-    assert_eq!(indexes, ["event_id", "event_time", "event_url_host"], "rebuilt on fetch");
+    assert_eq!(
+        indexes,
+        ["event_id", "event_time", "event_url_host"],
+        "rebuilt on fetch"
+    );
     let seed = r#"SELECT count(id) FROM crawled_urls WHERE host = "acid.matkelly.com" GROUP BY status_code;"#;
     assert_eq!(rows(&fetched, seed), rows(&v1, seed));
     assert!(!rows(&v1, seed).is_empty());
@@ -225,7 +264,10 @@ async fn v1_and_v2_replicas_archive_to_the_same_ids_hash_and_fetch_whole() {
 /// the seed query answers there as on the version-1 segment.
 #[tokio::test]
 async fn an_archived_v2_object_answers_the_seed_query_in_the_sqlite3_shell() {
-    let Ok(out) = std::process::Command::new("sqlite3").arg("--version").output() else {
+    let Ok(out) = std::process::Command::new("sqlite3")
+        .arg("--version")
+        .output()
+    else {
         eprintln!("no sqlite3 shell on this machine: nothing to check");
         return;
     };
@@ -243,20 +285,34 @@ async fn an_archived_v2_object_answers_the_seed_query_in_the_sqlite3_shell() {
     let seed = r#"SELECT count(id) FROM crawled_urls WHERE host = "acid.matkelly.com" GROUP BY status_code;"#;
     let shell = std::process::Command::new("sqlite3")
         .arg(&inflated)
-        .arg(format!("{seed} SELECT count(*), sum(length(line)) FROM events;"))
+        .arg(format!(
+            "{seed} SELECT count(*), sum(length(line)) FROM events;"
+        ))
         .output()
         .unwrap();
-    assert!(shell.status.success(), "{}", String::from_utf8_lossy(&shell.stderr));
+    assert!(
+        shell.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shell.stderr)
+    );
     let v1 = v1_dir().join("2018-11-26.sqlite");
     let mut want: Vec<String> = rows(&v1, seed)
         .iter()
-        .map(|r| format!("{:?}", r[0]).replace("Integer(", "").replace(')', ""))
+        .map(|r| {
+            format!("{:?}", r[0])
+                .replace("Integer(", "")
+                .replace(')', "")
+        })
         .collect();
     let totals = rows(&v1, "SELECT count(*), sum(length(line)) FROM events");
     want.push(format!(
         "{}|{}",
-        format!("{:?}", totals[0][0]).replace("Integer(", "").replace(')', ""),
-        format!("{:?}", totals[0][1]).replace("Integer(", "").replace(')', "")
+        format!("{:?}", totals[0][0])
+            .replace("Integer(", "")
+            .replace(')', ""),
+        format!("{:?}", totals[0][1])
+            .replace("Integer(", "")
+            .replace(')', "")
     ));
     let got: Vec<String> = String::from_utf8_lossy(&shell.stdout)
         .lines()
@@ -286,8 +342,16 @@ async fn a_v1_archived_object_is_fetched_and_read() {
     let store: Arc<dyn ArchiveStore> = Arc::new(LocalDirStore::new(archive).unwrap());
     let fetched = fetch(&config, store, &root.join("fetched")).await;
     let v1 = v1_dir().join("2018-11-26.sqlite");
-    assert_same_rows(&rows(&fetched, ALL_EVENTS), &rows(&v1, ALL_EVENTS), "ALL_EVENTS");
-    assert_same_rows(&rows(&fetched, ALL_CRAWLED_URLS), &rows(&v1, ALL_CRAWLED_URLS), "ALL_CRAWLED_URLS");
+    assert_same_rows(
+        &rows(&fetched, ALL_EVENTS),
+        &rows(&v1, ALL_EVENTS),
+        "ALL_EVENTS",
+    );
+    assert_same_rows(
+        &rows(&fetched, ALL_CRAWLED_URLS),
+        &rows(&v1, ALL_CRAWLED_URLS),
+        "ALL_CRAWLED_URLS",
+    );
     let summary = porter::segment_merge::summarize("t", &fetched).unwrap();
     assert_eq!(summary.ids_sha256, v1_manifest().ids_sha256);
 }

@@ -216,7 +216,10 @@ async fn real_set(work: &Path, dir: &Path, today: bool) -> anyhow::Result<Row> {
     println!("{name}: sqlite3 on the first inflated object: {answer}");
     Ok(Row {
         name: if today {
-            format!("Heritrix samples ({} files) read today: 1 segment", files.len())
+            format!(
+                "Heritrix samples ({} files) read today: 1 segment",
+                files.len()
+            )
         } else {
             format!(
                 "Heritrix samples ({} files) at their own times: {n_segs} day segments",

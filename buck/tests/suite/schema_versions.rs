@@ -7,8 +7,7 @@ fn v1_fixture() -> std::path::PathBuf {
         .join("../fixtures/segments/v1/2018-11-26.sqlite")
 }
 
-const SEED: &str =
-    r#"SELECT count(id) AS n FROM crawled_urls WHERE host = "www.example.com" GROUP BY status_code;"#;
+const SEED: &str = r#"SELECT count(id) AS n FROM crawled_urls WHERE host = "www.example.com" GROUP BY status_code;"#;
 
 fn example_line(time_us: i64, status: i64, i: usize) -> String {
     let t = chrono::DateTime::from_timestamp_micros(time_us)

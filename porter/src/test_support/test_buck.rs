@@ -12,7 +12,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::NaiveDate;
-use contracts::segment_schema::{SEGMENT_SCHEMA_SQL, SEGMENT_SCHEMA_V1_SQL, SEGMENT_SCHEMA_VERSION};
+use contracts::segment_schema::{
+    SEGMENT_SCHEMA_SQL, SEGMENT_SCHEMA_V1_SQL, SEGMENT_SCHEMA_VERSION,
+};
 use contracts::segment_sql;
 use rusqlite::Connection;
 
