@@ -288,6 +288,20 @@ pub fn event_stats(
     )
 }
 
+/// Number of events with `from_us <= time_us < to_us`.
+pub fn count_in_range(conn: &Connection, from_us: i64, to_us: i64) -> rusqlite::Result<u64> {
+    let table = if schema_version(conn, "main")? == 1 {
+        "events"
+    } else {
+        "event"
+    };
+    conn.query_row(
+        &format!("SELECT count(*) FROM {table} WHERE time_us >= ?1 AND time_us < ?2"),
+        (from_us, to_us),
+        |r| Ok(r.get::<_, i64>(0)?.max(0) as u64),
+    )
+}
+
 /// Makes the secondary indexes of a version-2 segment that lacks them (an archived,
 /// compacted copy); does nothing to a version-1 one, whose copies keep theirs.
 pub fn create_indexes(conn: &Connection) -> rusqlite::Result<()> {
@@ -304,6 +318,144 @@ pub fn drop_indexes(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
     }
     Ok(())
+}
+
+/// One event as a bulk reader (archie's index) takes it: what the `events` view gives,
+/// without `raw` and `fields`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLine {
+    /// Event time.
+    pub time_us: i64,
+    /// `TAILERHEX-SEQ-OFFSET`.
+    pub id: String,
+    /// Host name.
+    pub host: String,
+    /// App name.
+    pub app: String,
+    /// Format name.
+    pub format: String,
+    /// Flag bits.
+    pub flags: i64,
+    /// The line (lossy text when not UTF-8, as `events.line`).
+    pub line: String,
+}
+
+/// Reads the events of a segment with `from_us <= time_us < to_us` in time order (ties in
+/// row order), whatever its version. On version 2 it reads the `event` table and rebuilds
+/// lines in Rust ([`crate::segment_row::rebuild_crawl_line`], the same layout as the
+/// views' SQL, which costs several times more per row).
+#[derive(Debug)]
+pub struct EventLines {
+    version: i64,
+    labels: HashMap<i64, String>,
+}
+
+const RANGE_V1_SQL: &str = "SELECT time_us, id, host, app, format, flags, line FROM events \
+     WHERE time_us >= ?1 AND time_us < ?2 ORDER BY time_us";
+
+const RANGE_V2_SQL: &str = "SELECT e.time_us, e.tailer, e.file_seq, e.file_offset, e.host, e.app, e.format, e.flags, \
+     e.line, e.log_time, e.status, e.size, e.url, e.hop_path, e.via, e.mimetype, e.thread, e.fetch_time, \
+     e.fetch_start_ago_ms, e.fetch_duration_ms, e.digest, e.source_tag, e.annotations, e.extra \
+     FROM event e WHERE e.time_us >= ?1 AND e.time_us < ?2 ORDER BY e.time_us";
+
+impl EventLines {
+    /// A reader of the segment open on `conn`.
+    pub fn new(conn: &Connection) -> rusqlite::Result<EventLines> {
+        let version = schema_version(conn, "main")?;
+        let mut labels = HashMap::new();
+        if version >= 2 {
+            let mut stmt = conn.prepare("SELECT n, text FROM label")?;
+            let mut rows = stmt.query([])?;
+            while let Some(r) = rows.next()? {
+                labels.insert(r.get(0)?, r.get(1)?);
+            }
+        }
+        Ok(EventLines { version, labels })
+    }
+
+    /// The query to run with `(from_us, to_us)`; its rows go to [`EventLines::read`].
+    pub fn sql(&self) -> &'static str {
+        if self.version == 1 {
+            RANGE_V1_SQL
+        } else {
+            RANGE_V2_SQL
+        }
+    }
+
+    /// One row of [`EventLines::sql`].
+    pub fn read(&self, r: &rusqlite::Row<'_>) -> rusqlite::Result<EventLine> {
+        let text = |i: usize| -> rusqlite::Result<String> {
+            Ok(match r.get_ref(i)? {
+                rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                    String::from_utf8_lossy(t).into_owned()
+                }
+                rusqlite::types::ValueRef::Null => String::new(),
+                v => format!("{v:?}"),
+            })
+        };
+        if self.version == 1 {
+            return Ok(EventLine {
+                time_us: r.get(0)?,
+                id: text(1)?,
+                host: text(2)?,
+                app: text(3)?,
+                format: text(4)?,
+                flags: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
+                line: text(6)?,
+            });
+        }
+        let time_us: i64 = r.get(0)?;
+        let label = |i: usize| -> rusqlite::Result<String> {
+            let n: i64 = r.get(i)?;
+            Ok(self.labels.get(&n).cloned().unwrap_or_default())
+        };
+        let line = match r.get_ref(8)? {
+            rusqlite::types::ValueRef::Null => {
+                let s = |i: usize| -> rusqlite::Result<Option<std::borrow::Cow<'_, str>>> {
+                    Ok(r.get_ref(i)?
+                        .as_str_or_null()?
+                        .map(std::borrow::Cow::Borrowed))
+                };
+                let fetch = match (r.get::<_, Option<i64>>(18)?, r.get::<_, Option<i64>>(19)?) {
+                    (Some(a), Some(d)) => Some((a, d)),
+                    _ => None,
+                };
+                let c = crate::segment_row::CrawlColumns {
+                    log_time: s(9)?,
+                    status: r.get::<_, Option<i64>>(10)?.unwrap_or(0),
+                    size: r.get(11)?,
+                    url: s(12)?.unwrap_or_default(),
+                    hop_path: s(13)?,
+                    via: s(14)?,
+                    mimetype: s(15)?,
+                    thread: s(16)?,
+                    fetch_time: s(17)?,
+                    fetch_parts: fetch,
+                    digest: s(20)?,
+                    source_tag: s(21)?,
+                    annotations: s(22)?,
+                    extra: s(23)?,
+                    url_host: None,
+                };
+                crate::segment_row::rebuild_crawl_line(&c, time_us).unwrap_or_default()
+            }
+            _ => text(8)?,
+        };
+        Ok(EventLine {
+            time_us,
+            id: EventId {
+                tailer: r.get::<_, i64>(1)? as u64,
+                file_seq: r.get::<_, i64>(2)? as u64,
+                offset: r.get::<_, i64>(3)? as u64,
+            }
+            .to_string(),
+            host: label(4)?,
+            app: label(5)?,
+            format: label(6)?,
+            flags: r.get(7)?,
+            line,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -365,6 +517,18 @@ mod tests {
                 .collect()
         };
         assert_eq!(rows(&v1), rows(&v2));
+        for c in [&v1, &v2] {
+            let reader = EventLines::new(c).unwrap();
+            let mut stmt = c.prepare(reader.sql()).unwrap();
+            let got: Vec<EventLine> = stmt
+                .query_map((i64::MIN, i64::MAX), |r| reader.read(r))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(got.len(), 2);
+            assert_eq!(got[1].line, "caf\u{fffd}");
+            assert_eq!(got[0].id, evs[0].id.to_string());
+        }
         assert_eq!(event_stats(&v2, "main").unwrap().0, 2);
         assert!(contains_id(&v2, 2, &evs[0].id).unwrap());
         assert!(contains_id(&v1, 1, &evs[0].id).unwrap());

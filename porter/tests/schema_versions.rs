@@ -166,6 +166,30 @@ fn a_v2_segment_answers_every_column_as_the_v1_fixture_does() {
         &rows(&v1, ALL_CRAWLED_URLS),
         "ALL_CRAWLED_URLS",
     );
+    // A bulk reader (archie's) rebuilds the same lines in Rust as the views in SQL.
+    let conn = Connection::open(&v2).unwrap();
+    let reader = segment_sql::EventLines::new(&conn).unwrap();
+    let mut stmt = conn.prepare(reader.sql()).unwrap();
+    let mut got: Vec<(String, String)> = stmt
+        .query_map((i64::MIN, i64::MAX), |r| reader.read(r))
+        .unwrap()
+        .map(|r| {
+            let r = r.unwrap();
+            (r.id, r.line)
+        })
+        .collect();
+    got.sort();
+    let want: Vec<(String, String)> = rows(&v1, "SELECT id, line FROM events ORDER BY id")
+        .into_iter()
+        .map(|r| match (&r[0], &r[1]) {
+            (rusqlite::types::Value::Text(a), rusqlite::types::Value::Text(b)) => {
+                (a.clone(), b.clone())
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(got, want);
+    drop(stmt);
     // Most crawl.log lines are stored once, as columns; the rest keep their text.
     let conn = Connection::open(&v2).unwrap();
     let rebuilt: i64 = conn
