@@ -202,17 +202,10 @@ fn rebuild_into(c: &CrawlColumns<'_>, time_us: i64, derived: Option<&str>) -> Op
         (None, Some(d)) => line.push_str(d),
         (None, None) => push_time(&mut line, exact_ms(time_us)?, false)?,
     }
-    let pad = |line: &mut String, v: &str, width: usize| {
-        line.push(' ');
-        for _ in v.len()..width {
-            line.push(' ');
-        }
-        line.push_str(v);
-    };
-    pad(&mut line, &c.status.to_string(), 5);
+    push_int_padded(&mut line, c.status, 5);
     match c.size {
-        Some(s) => pad(&mut line, &s.to_string(), 10),
-        None => pad(&mut line, "-", 10),
+        Some(s) => push_int_padded(&mut line, s, 10),
+        None => line.push_str("          -"),
     }
     for f in [
         Some(c.url.as_ref()),
@@ -229,7 +222,7 @@ fn rebuild_into(c: &CrawlColumns<'_>, time_us: i64, derived: Option<&str>) -> Op
         (Some((ago, dur)), _) => {
             push_time(&mut line, time_us.div_euclid(1000) - ago, true)?;
             line.push('+');
-            line.push_str(&dur.to_string());
+            line.push_str(decimal(dur, &mut [0; 20]));
         }
         (None, t) => line.push_str(t.as_deref()?),
     }
@@ -246,6 +239,37 @@ fn rebuild_into(c: &CrawlColumns<'_>, time_us: i64, derived: Option<&str>) -> Op
         line.push_str(x);
     }
     Some(line)
+}
+
+/// `v` in decimal, written into `buf` without allocating: it runs for every rebuilt line.
+fn decimal(v: i64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    let mut n = v.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if v < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    // ASCII digits and '-' only.
+    std::str::from_utf8(&buf[i..]).unwrap_or_default()
+}
+
+/// Appends a space, then `v` right-aligned in `width` columns (as `printf`'s `%5s`).
+fn push_int_padded(out: &mut String, v: i64, width: usize) {
+    let mut buf = [0; 20];
+    let d = decimal(v, &mut buf);
+    out.push(' ');
+    for _ in d.len()..width {
+        out.push(' ');
+    }
+    out.push_str(d);
 }
 
 /// `time_us` in milliseconds when it is whole milliseconds.

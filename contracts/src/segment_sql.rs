@@ -7,6 +7,7 @@
 //! id, every id) reads the `event` table directly.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -328,12 +329,12 @@ pub struct EventLine {
     pub time_us: i64,
     /// `TAILERHEX-SEQ-OFFSET`.
     pub id: String,
-    /// Host name.
-    pub host: String,
+    /// Host name (shared: a segment has a handful).
+    pub host: Arc<str>,
     /// App name.
-    pub app: String,
+    pub app: Arc<str>,
     /// Format name.
-    pub format: String,
+    pub format: Arc<str>,
     /// Flag bits.
     pub flags: i64,
     /// The line (lossy text when not UTF-8, as `events.line`).
@@ -347,7 +348,7 @@ pub struct EventLine {
 #[derive(Debug)]
 pub struct EventLines {
     version: i64,
-    labels: HashMap<i64, String>,
+    labels: HashMap<i64, Arc<str>>,
 }
 
 const RANGE_V1_SQL: &str = "SELECT time_us, id, host, app, format, flags, line FROM events \
@@ -367,7 +368,7 @@ impl EventLines {
             let mut stmt = conn.prepare("SELECT n, text FROM label")?;
             let mut rows = stmt.query([])?;
             while let Some(r) = rows.next()? {
-                labels.insert(r.get(0)?, r.get(1)?);
+                labels.insert(r.get(0)?, Arc::from(r.get::<_, String>(1)?));
             }
         }
         Ok(EventLines { version, labels })
@@ -397,17 +398,21 @@ impl EventLines {
             return Ok(EventLine {
                 time_us: r.get(0)?,
                 id: text(1)?,
-                host: text(2)?,
-                app: text(3)?,
-                format: text(4)?,
+                host: Arc::from(text(2)?),
+                app: Arc::from(text(3)?),
+                format: Arc::from(text(4)?),
                 flags: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
                 line: text(6)?,
             });
         }
         let time_us: i64 = r.get(0)?;
-        let label = |i: usize| -> rusqlite::Result<String> {
+        let label = |i: usize| -> rusqlite::Result<Arc<str>> {
             let n: i64 = r.get(i)?;
-            Ok(self.labels.get(&n).cloned().unwrap_or_default())
+            Ok(self
+                .labels
+                .get(&n)
+                .cloned()
+                .unwrap_or_else(|| Arc::from("")))
         };
         let line = match r.get_ref(8)? {
             rusqlite::types::ValueRef::Null => {
