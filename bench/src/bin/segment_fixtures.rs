@@ -146,7 +146,8 @@ async fn main() -> anyhow::Result<()> {
     std::fs::copy(&seg, dir.join("2018-11-26.sqlite"))?;
 
     let merged = tmp.path().join("merged.sqlite");
-    let summary = porter::segment_merge::merge_replicas("fixture", &[seg.clone()], &merged)?;
+    let summary =
+        porter::segment_merge::merge_replicas("fixture", std::slice::from_ref(&seg), &merged)?;
     let okey = porter::manifest::object_key(&crawl, day, 0);
     let object = dir.join("archive").join(&okey);
     let packed = porter::object_codec::compress(&merged, &object)?;
