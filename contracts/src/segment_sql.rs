@@ -363,6 +363,12 @@ impl EventLines {
     /// A reader of the segment open on `conn`.
     pub fn new(conn: &Connection) -> rusqlite::Result<EventLines> {
         let version = schema_version(conn, "main")?;
+        if !crate::segment_schema::READABLE_VERSIONS.contains(&version) {
+            return Err(rusqlite::Error::InvalidParameterName(format!(
+                "segment schema version {version} is not supported (this build reads up to {}); upgrade it",
+                crate::segment_schema::SEGMENT_SCHEMA_VERSION
+            )));
+        }
         let mut labels = HashMap::new();
         if version >= 2 {
             let mut stmt = conn.prepare("SELECT n, text FROM label")?;
