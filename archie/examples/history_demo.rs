@@ -41,7 +41,7 @@ async fn main() {
             .map(|i| {
                 let t = start + i * 86_400_000_000 / per_day;
                 FixtureEvent {
-                    id: format!("9:{d}:{i}"),
+                    id: format!("{:016x}-{d}-{i}", 9),
                     time_us: t,
                     host: format!("crawler-{}", i % 3),
                     app: "heritrix".into(),

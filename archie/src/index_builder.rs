@@ -58,16 +58,8 @@ pub struct BuildReport {
     pub events: u64,
 }
 
-/// One event read from a segment.
-struct SourceRow {
-    time_us: i64,
-    id: String,
-    host: String,
-    app: String,
-    format: String,
-    flags: i64,
-    line: String,
-}
+/// One event read from a segment (any schema version).
+type SourceRow = contracts::segment_sql::EventLine;
 
 struct Batch {
     index: u64,
@@ -112,14 +104,8 @@ impl<'a> IndexBuilder<'a> {
         let mut total = 0u64;
         for s in segments {
             let conn = open_segment(&s.path)?;
-            let n: i64 = conn
-                .query_row(
-                    "SELECT count(*) FROM events WHERE time_us >= ?1 AND time_us < ?2",
-                    (from_us, to_us),
-                    |r| r.get(0),
-                )
+            total += contracts::segment_sql::count_in_range(&conn, from_us, to_us)
                 .map_err(|e| bad_segment(&s.path, e))?;
-            total += n.max(0) as u64;
             opened.push((s, conn));
         }
         self.progress.total.store(total, Ordering::Relaxed);
@@ -199,36 +185,35 @@ impl<'a> IndexBuilder<'a> {
             let mut stmts = Vec::with_capacity(group.len());
             for &i in group {
                 let (s, conn) = &opened[i];
-                let stmt = conn
-                    .prepare(
-                        "SELECT time_us, id, host, app, format, flags, line FROM events
-                         WHERE time_us >= ?1 AND time_us < ?2 ORDER BY time_us",
-                    )
+                let reader = contracts::segment_sql::EventLines::new(conn)
                     .map_err(|e| bad_segment(&s.path, e))?;
-                stmts.push((i, stmt));
+                let stmt = conn
+                    .prepare(reader.sql())
+                    .map_err(|e| bad_segment(&s.path, e))?;
+                stmts.push((i, stmt, reader));
             }
             let mut cursors = Vec::with_capacity(stmts.len());
-            for (i, stmt) in stmts.iter_mut() {
+            for (i, stmt, reader) in stmts.iter_mut() {
                 let rows = stmt
                     .query((from_us, to_us))
                     .map_err(|e| bad_segment(&opened[*i].0.path, e))?;
-                cursors.push((*i, rows));
+                cursors.push((*i, rows, &*reader));
             }
             // Merge the day's segments (parts, and crawls of a pattern) by time; ties go to
             // the earlier segment, so the order is the same on every build.
             let mut heads: Vec<Option<SourceRow>> = Vec::with_capacity(cursors.len());
             let mut heap = BinaryHeap::new();
-            for (c, (i, rows)) in cursors.iter_mut().enumerate() {
-                let head = next_row(rows, &opened[*i].0.path)?;
+            for (c, (i, rows, reader)) in cursors.iter_mut().enumerate() {
+                let head = next_row(rows, reader, &opened[*i].0.path)?;
                 if let Some(h) = &head {
                     heap.push(Reverse((h.time_us, c)));
                 }
                 heads.push(head);
             }
             while let Some(Reverse((_, c))) = heap.pop() {
-                let (i, rows) = &mut cursors[c];
+                let (i, rows, reader) = &mut cursors[c];
                 let seg = opened[*i].0;
-                let next = next_row(rows, &seg.path)?;
+                let next = next_row(rows, reader, &seg.path)?;
                 if let Some(h) = &next {
                     heap.push(Reverse((h.time_us, c)));
                 }
@@ -382,30 +367,14 @@ fn bad_segment(path: &Path, e: rusqlite::Error) -> ArchieError {
     }
 }
 
-fn next_row(rows: &mut rusqlite::Rows<'_>, path: &Path) -> Result<Option<SourceRow>, ArchieError> {
+fn next_row(
+    rows: &mut rusqlite::Rows<'_>,
+    reader: &contracts::segment_sql::EventLines,
+    path: &Path,
+) -> Result<Option<SourceRow>, ArchieError> {
     let Some(r) = rows.next().map_err(|e| bad_segment(path, e))? else {
         return Ok(None);
     };
-    let text = |i: usize| -> Result<String, rusqlite::Error> {
-        Ok(match r.get_ref(i)? {
-            rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
-                String::from_utf8_lossy(t).into_owned()
-            }
-            rusqlite::types::ValueRef::Null => String::new(),
-            v => format!("{v:?}"),
-        })
-    };
-    let row = (|| -> Result<SourceRow, rusqlite::Error> {
-        Ok(SourceRow {
-            time_us: r.get(0)?,
-            id: text(1)?,
-            host: text(2)?,
-            app: text(3)?,
-            format: text(4)?,
-            flags: r.get::<_, Option<i64>>(5)?.unwrap_or(0),
-            line: text(6)?,
-        })
-    })()
-    .map_err(|e| bad_segment(path, e))?;
+    let row = reader.read(r).map_err(|e| bad_segment(path, e))?;
     Ok(Some(row))
 }

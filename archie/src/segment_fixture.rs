@@ -1,6 +1,7 @@
-//! Segment files for tests and the benchmark: the segment schema (from `contracts`) and a
-//! generator of real-looking Heritrix crawl.log lines, seeded so every run makes the
-//! same data.
+//! Segment files for tests and the benchmark: segments written as the buck writes them
+//! (`contracts::segment_sql`, the current schema version, lines parsed by `parsers` as the
+//! tailer does) and a generator of real-looking Heritrix crawl.log lines, seeded so every
+//! run makes the same data.
 
 use std::path::Path;
 
@@ -9,11 +10,12 @@ use rusqlite::Connection;
 use crate::error::ArchieError;
 
 const SEGMENT_SCHEMA: &str = contracts::segment_schema::SEGMENT_SCHEMA_SQL;
+const SCHEMA_VERSION: i64 = contracts::segment_schema::SEGMENT_SCHEMA_VERSION;
 
 /// One event to write into a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FixtureEvent {
-    /// Event id (contract 1's text form).
+    /// Event id (contract 1's text form, `TAILERHEX-SEQ-OFFSET`).
     pub id: String,
     /// Event time, microseconds since the epoch.
     pub time_us: i64,
@@ -42,8 +44,9 @@ pub fn write_segment(
         .map_err(&err)?;
     conn.execute_batch(SEGMENT_SCHEMA).map_err(&err)?;
     let tx = conn.transaction().map_err(&err)?;
+    let version = SCHEMA_VERSION.to_string();
     for (k, v) in [
-        ("schema_version", "1"),
+        ("schema_version", version.as_str()),
         ("crawl", crawl),
         ("day", day),
         ("part", "0"),
@@ -55,25 +58,31 @@ pub fn write_segment(
         )
         .map_err(&err)?;
     }
-    {
-        let mut stmt = tx
-            .prepare(
-                "INSERT OR IGNORE INTO events(id, time, time_us, host, app, format, flags, original_len, line, raw, fields)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'crawl_log', 0, ?6, ?7, NULL, '{}')",
-            )
-            .map_err(&err)?;
-        for e in events {
-            stmt.execute(rusqlite::params![
-                e.id,
-                crate::index_reader::format_time(e.time_us),
-                e.time_us,
-                e.host,
-                e.app,
-                e.line.len() as i64,
-                e.line
-            ])
-            .map_err(&err)?;
-        }
+    let crawl_id = contracts::CrawlId::parse(crawl)
+        .map_err(|e| ArchieError::Internal(format!("fixture crawl: {e}")))?;
+    let mut labels = contracts::segment_sql::Labels::new();
+    for e in events {
+        let id =
+            e.id.parse()
+                .map_err(|err| ArchieError::Internal(format!("fixture event id: {err}")))?;
+        let p = parsers::parse_line(
+            parsers::SourceFormat::CrawlLog,
+            e.line.as_bytes(),
+            e.time_us,
+        );
+        let ev = contracts::Event {
+            id,
+            time_us: e.time_us,
+            flags: contracts::EventFlags::default(),
+            original_len: e.line.len() as u64,
+            format: p.format,
+            crawl: crawl_id.clone(),
+            host: e.host.clone(),
+            app: e.app.clone(),
+            fields: p.fields,
+            raw: e.line.as_bytes().to_vec(),
+        };
+        contracts::segment_sql::insert_event(&tx, &mut labels, &ev).map_err(&err)?;
     }
     tx.commit().map_err(&err)?;
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE;")

@@ -84,12 +84,7 @@ fn time_text(us: Option<i64>) -> Option<String> {
 
 fn describe(f: &SegmentFile) -> Result<SegmentInfo, SegmentError> {
     let conn = segment_schema::open_read_only(&f.path)?;
-    let (rows, first, last): (i64, Option<i64>, Option<i64>) = conn
-        .query_row(
-            "SELECT count(*), min(time_us), max(time_us) FROM events",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+    let (rows, first, last) = contracts::segment_sql::event_stats(&conn, "main")
         .map_err(SegmentError::sqlite(&f.path))?;
     let state = segment_schema::read_state(&conn, &f.path)?;
     let archived =
@@ -102,7 +97,7 @@ fn describe(f: &SegmentFile) -> Result<SegmentInfo, SegmentError> {
         day: f.day.format("%Y-%m-%d").to_string(),
         part: f.part,
         name: f.name(),
-        rows: rows.max(0) as u64,
+        rows,
         bytes: size(f.path.clone()) + size(wal.into()),
         first_event: time_text(first),
         last_event: time_text(last),

@@ -1,17 +1,16 @@
-//! The segment file: its schema (version [`SCHEMA_VERSION`]), its `meta` table, and how
-//! a segment is opened for writing or reading.
+//! The segment file: its schema (version [`SCHEMA_VERSION`], in
+//! [`contracts::segment_schema`]), its `meta` table, and how a segment is opened for
+//! writing or reading.
 //!
-//! `events` holds every event once (UNIQUE on `id`). `crawled_url` has exactly the
-//! columns of Heritrix's trough feed; each row's rowid is the rowid of its event, which is
-//! how the `crawled_urls` view adds the event `id`. Segments are never VACUUMed (that
-//! could renumber rowids); copies are made with the backup API, which keeps pages as
-//! they are.
+//! A new file is made in the current version; a file made by an older buck keeps its
+//! version and is written as it was (`contracts::segment_sql::insert_any`), so an upgrade
+//! never mixes two layouts in one file. Segments are never VACUUMed (that could renumber
+//! rowids); copies are made with the backup API, which keeps pages as they are.
 
 use std::path::Path;
 
 use chrono::NaiveDate;
 use contracts::CrawlId;
-use contracts::ids_digest::IdsDigest;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::SegmentError;
@@ -23,6 +22,7 @@ pub const WRITER_CACHE_KIB: u32 = 32 * 1024;
 pub const SCHEMA_VERSION: i64 = contracts::segment_schema::SEGMENT_SCHEMA_VERSION;
 
 const SCHEMA: &str = contracts::segment_schema::SEGMENT_SCHEMA_SQL;
+const SCHEMA_V1: &str = contracts::segment_schema::SEGMENT_SCHEMA_V1_SQL;
 
 /// Meta keys. `state` is `open` or `closed`; the `archived_*` keys are written by
 /// `POST /segments/../archived`. Pruning after retention will add its own keys.
@@ -146,8 +146,14 @@ fn open_existing(
     // avoids re-reading index pages from the OS on every insert.
     conn.pragma_update(None, "cache_size", -(WRITER_CACHE_KIB as i64))
         .map_err(err(path))?;
-    conn.execute_batch(SCHEMA).map_err(err(path))?;
-    check_version(&conn, path)?;
+    // A file that already has tables keeps the version it was made in.
+    let version = check_version(&conn, path)?;
+    let ddl = if version == Some(1) {
+        SCHEMA_V1
+    } else {
+        SCHEMA
+    };
+    conn.execute_batch(ddl).map_err(err(path))?;
     let day_text = day.format("%Y-%m-%d").to_string();
     let initial = [
         (meta::SCHEMA_VERSION, SCHEMA_VERSION.to_string()),
@@ -179,16 +185,35 @@ pub fn open_read_only(path: &Path) -> Result<Connection, SegmentError> {
     Ok(conn)
 }
 
-fn check_version(conn: &Connection, path: &Path) -> Result<(), SegmentError> {
-    let v = get_meta(conn, path, meta::SCHEMA_VERSION)?;
-    match v {
-        Some(v) if v != SCHEMA_VERSION.to_string() => Err(SegmentError::SchemaVersion {
-            path: path.into(),
-            found: v,
-            supported: SCHEMA_VERSION,
-        }),
-        _ => Ok(()),
+/// The version of a file that has tables (`None` for a new, empty one); an error for a
+/// version this build cannot read.
+fn check_version(conn: &Connection, path: &Path) -> Result<Option<i64>, SegmentError> {
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(SegmentError::sqlite(path))?;
+    if tables == 0 {
+        return Ok(None);
     }
+    let unsupported = |found: String| SegmentError::SchemaVersion {
+        path: path.into(),
+        found,
+        supported: SCHEMA_VERSION,
+    };
+    let v = contracts::segment_sql::schema_version(conn, "main")
+        .map_err(|e| unsupported(e.to_string()))?;
+    if !contracts::segment_schema::READABLE_VERSIONS.contains(&v) {
+        return Err(unsupported(v.to_string()));
+    }
+    Ok(Some(v))
+}
+
+/// The schema version of an open segment.
+pub fn version(conn: &Connection, path: &Path) -> Result<i64, SegmentError> {
+    Ok(check_version(conn, path)?.unwrap_or(SCHEMA_VERSION))
 }
 
 /// A meta value.
@@ -220,20 +245,9 @@ pub fn read_state(conn: &Connection, path: &Path) -> Result<SegmentState, Segmen
 
 /// The segment's ids digest ([`contracts::ids_digest`]: what an archive manifest records
 /// as `ids_sha256`) and its row count, so a buck can tell whether a segment changed since
-/// it was archived. `ORDER BY id` sorts bytewise (SQLite's BINARY collation), the order
-/// the digest is defined in.
+/// it was archived. The same events give the same digest in either schema version.
 pub fn ids_digest(conn: &Connection, path: &Path) -> Result<(String, u64), SegmentError> {
-    let mut digest = IdsDigest::new();
-    let mut stmt = conn
-        .prepare("SELECT id FROM events ORDER BY id")
-        .map_err(SegmentError::sqlite(path))?;
-    let mut rows = stmt.query([]).map_err(SegmentError::sqlite(path))?;
-    while let Some(r) = rows.next().map_err(SegmentError::sqlite(path))? {
-        let id: String = r.get(0).map_err(SegmentError::sqlite(path))?;
-        digest.push(&id);
-    }
-    let n = digest.rows();
-    Ok((digest.finish(), n))
+    contracts::segment_sql::ids_digest(conn, "main").map_err(SegmentError::sqlite(path))
 }
 
 #[cfg(test)]
@@ -278,6 +292,16 @@ mod tests {
         let path = d.path().join("s.sqlite");
         let day = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
         let conn = open_for_write(&path, &CrawlId::parse("c").unwrap(), day, 0, 0).unwrap();
+        let mut b = parsers::EventBuilder::new(
+            parsers::SourceFormat::CrawlLog,
+            1,
+            0,
+            CrawlId::parse("c").unwrap(),
+            "crawler-1".into(),
+            "heritrix".into(),
+            60_000,
+        );
+        let mut labels = contracts::segment_sql::Labels::new();
         for (i, (host, status)) in [
             ("www.example.com", 200),
             ("www.example.com", 200),
@@ -287,12 +311,14 @@ mod tests {
         .iter()
         .enumerate()
         {
-            conn.execute(
-                "INSERT INTO events(id, time, time_us, host, app, format, flags, original_len, line, fields) VALUES (?1, '', 0, 'h', 'a', 'crawl_log', 0, 0, '', '{}')",
-                [format!("1-0-{i}")],
-            )
-            .unwrap();
-            conn.execute("INSERT INTO crawled_url(rowid, status_code, host) VALUES (last_insert_rowid(), ?1, ?2)", (status, host)).unwrap();
+            let line = format!(
+                "2026-11-21T10:00:00.000Z {status:>5} 10 http://{host}/{i} L - text/html #001 20261121095959999+1 - - -"
+            );
+            let ev = b.build(
+                parsers::RawRecord::line(i as u64 * 100, line.into_bytes()),
+                1_795_262_400_000_000,
+            );
+            assert!(contracts::segment_sql::insert_event(&conn, &mut labels, &ev).unwrap());
         }
         let mut stmt = conn.prepare(r#"SELECT count(id) FROM crawled_urls WHERE host = "www.example.com" GROUP BY status_code;"#).unwrap();
         let counts: Vec<i64> = stmt
@@ -306,7 +332,7 @@ mod tests {
             get_meta(&conn, &path, meta::SCHEMA_VERSION)
                 .unwrap()
                 .as_deref(),
-            Some("1")
+            Some("2")
         );
         let (digest, rows) = ids_digest(&conn, &path).unwrap();
         assert_eq!(rows, 4);

@@ -17,11 +17,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, SecondsFormat, Utc};
-use contracts::crawled_url::CrawledUrl;
+use chrono::{NaiveDate, Utc};
 use contracts::segment_path::{parse_segment_file_name, segment_path};
+use contracts::segment_sql::{self, Labels};
 use contracts::{CrawlId, Event};
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::BuckConfig;
@@ -185,6 +185,10 @@ struct PartInfo {
 struct OpenSegment {
     conn: Connection,
     path: PathBuf,
+    /// The file's schema version: a file made before version 2 is written as it was.
+    version: i64,
+    /// `label` numbers of this file; dropped with the connection.
+    labels: Labels,
     last_used: u64,
     /// The file's (device, inode) when it was opened: if the path names another file,
     /// or none, the file was deleted or replaced under the buck.
@@ -510,7 +514,15 @@ impl WriterState {
                         .map_err(SegmentError::sqlite(&seg.path))?;
                     in_tx.push(key);
                 }
-                if insert_event(&seg.conn, &ev).map_err(SegmentError::sqlite(&seg.path))? {
+                // A re-sent bucket is mostly events already stored: looking the id up
+                // first skips making a row only to have the insert ignore it.
+                let stored = req.origin == Origin::Repair
+                    && segment_sql::contains_id(&seg.conn, seg.version, &ev.id)
+                        .map_err(SegmentError::sqlite(&seg.path))?;
+                let new = !stored
+                    && segment_sql::insert_any(&seg.conn, seg.version, &mut seg.labels, &ev)
+                        .map_err(SegmentError::sqlite(&seg.path))?;
+                if new {
                     outcomes[i].inserted += 1;
                     *bytes += ev.raw.len() as u64;
                     let late_flag = req.origin == Origin::Repair;
@@ -563,16 +575,12 @@ impl WriterState {
                 .collect(),
             None => return Ok(false),
         };
-        let id = ev.id.to_string();
         let now = now_us();
         for part in closed {
             let seg = self.segment(&(ev.crawl.clone(), day, part), now)?;
-            let found = seg
-                .conn
-                .prepare_cached("SELECT 1 FROM events WHERE id = ?1")
-                .and_then(|mut s| s.query_row([&id], |_| Ok(())).optional())
-                .map_err(SegmentError::sqlite(&seg.path))?;
-            if found.is_some() {
+            if segment_sql::contains_id(&seg.conn, seg.version, &ev.id)
+                .map_err(SegmentError::sqlite(&seg.path))?
+            {
                 return Ok(true);
             }
         }
@@ -621,10 +629,13 @@ impl WriterState {
                 );
                 self.report_open();
             }
+            let version = segment_schema::version(&conn, &path)?;
             self.conns.insert(
                 key.clone(),
                 OpenSegment {
                     conn,
+                    version,
+                    labels: Labels::new(),
                     file_id: file_id(&path),
                     path,
                     last_used: 0,
@@ -849,139 +860,5 @@ impl WriterState {
             .filter(|p| p.state == SegmentState::Open)
             .count();
         self.events.segments_open_now(n);
-    }
-}
-
-/// Inserts one event (and its `crawled_url` row); returns whether it was new.
-/// The event's parsed fields as a JSON object text, written straight into one string: this
-/// runs for every event on the ingest path, where building a `serde_json::Map` of owned
-/// strings first cost a tenth of the writer's time. A field named twice keeps its first value.
-fn fields_json(ev: &Event) -> String {
-    let mut out = String::with_capacity(ev.raw.len() + 16 * ev.fields.len() + 2);
-    out.push('{');
-    let mut seen = 0u64;
-    for s in &ev.fields {
-        let bit = 1u64 << ((s.field as u8) % 64);
-        if seen & bit != 0 {
-            continue;
-        }
-        let Some(v) = ev.field_str(s.field) else {
-            continue;
-        };
-        seen |= bit;
-        if out.len() > 1 {
-            out.push(',');
-        }
-        out.push('"');
-        out.push_str(s.field.name());
-        out.push_str("\":");
-        // Serializing a &str to a String cannot fail.
-        out.push_str(&serde_json::to_string(v.as_ref()).unwrap_or_else(|_| "null".into()));
-    }
-    out.push('}');
-    out
-}
-
-fn insert_event(conn: &Connection, ev: &Event) -> rusqlite::Result<bool> {
-    let id = ev.id.to_string();
-    let time = ev.time().to_rfc3339_opts(SecondsFormat::Micros, true);
-    let (line, raw) = match std::str::from_utf8(&ev.raw) {
-        Ok(s) => (std::borrow::Cow::Borrowed(s), None),
-        Err(_) => (String::from_utf8_lossy(&ev.raw), Some(ev.raw.as_slice())),
-    };
-    let fields = fields_json(ev);
-    let mut stmt = conn.prepare_cached(
-        "INSERT OR IGNORE INTO events(id, time, time_us, host, app, format, flags, original_len, line, raw, fields)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?;
-    let n = stmt.execute(rusqlite::params![
-        id,
-        time,
-        ev.time_us,
-        ev.host,
-        ev.app,
-        ev.format.name(),
-        ev.flags.0,
-        ev.original_len as i64,
-        line,
-        raw,
-        fields
-    ])?;
-    if n == 0 {
-        return Ok(false);
-    }
-    if let Some(c) = CrawledUrl::from_event(ev) {
-        let rowid = conn.last_insert_rowid();
-        let mut stmt = conn.prepare_cached(
-            "INSERT INTO crawled_url(rowid, timestamp, status_code, size, payload_size, url, hop_path, is_seed_redirect, via,
-                mimetype, content_digest, seed, is_duplicate, warc_filename, warc_offset, warc_content_bytes, host)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        )?;
-        stmt.execute(rusqlite::params![
-            rowid,
-            c.timestamp,
-            c.status_code,
-            c.size,
-            c.payload_size,
-            c.url,
-            c.hop_path,
-            c.is_seed_redirect,
-            c.via,
-            c.mimetype,
-            c.content_digest,
-            c.seed,
-            c.is_duplicate,
-            c.warc_filename,
-            c.warc_offset,
-            c.warc_content_bytes,
-            c.host
-        ])?;
-    }
-    Ok(true)
-}
-
-#[cfg(test)]
-mod fields_json_tests {
-    use contracts::{CrawlId, EventFlags, EventId, Field, FieldSpan, Format};
-
-    use super::*;
-
-    #[test]
-    fn fields_json_is_the_fields_as_a_json_object() {
-        let raw = "a \"quoted\"\\ value\tand é".as_bytes().to_vec();
-        let span = |field, start: usize, len: usize| FieldSpan {
-            field,
-            start: start as u32,
-            len: len as u32,
-        };
-        let ev = Event {
-            id: EventId {
-                tailer: 1,
-                file_seq: 2,
-                offset: 3,
-            },
-            time_us: 0,
-            flags: EventFlags::default(),
-            original_len: raw.len() as u64,
-            format: Format::Plain,
-            crawl: CrawlId::parse("c").unwrap(),
-            host: "h".into(),
-            app: "a".into(),
-            fields: vec![
-                span(Field::Url, 0, 1),
-                span(Field::Message, 2, raw.len() - 2),
-            ],
-            raw,
-        };
-        let v: serde_json::Value = serde_json::from_str(&fields_json(&ev)).expect("valid JSON");
-        assert_eq!(
-            v,
-            serde_json::json!({"url": "a", "message": "\"quoted\"\\ value\tand é"})
-        );
-        let none = Event {
-            fields: vec![],
-            ..ev
-        };
-        assert_eq!(fields_json(&none), "{}");
     }
 }

@@ -17,7 +17,10 @@
 //! - [`cluster`]: the cluster file and rendezvous routing (`HomeBucks`).
 //! - [`crawled_url`]: the trough columns derived from a crawl.log event.
 //! - [`segment_path`]: where a (crawl, day) segment lives.
-//! - [`segment_schema`]: the segment's tables and view, as SQL.
+//! - [`segment_schema`]: the segment's tables and views, as SQL, every version.
+//! - [`segment_row`]: an event as a version-2 segment row; the crawl.log line rebuilt.
+//! - `segment_sql` (feature `sqlite`): writing rows, and reading any version's ids,
+//!   counts and indexes.
 //! - [`ids_digest`]: a segment's identity, sha256 over its sorted event ids.
 //! - [`tokenizer`]: the tokens of a line.
 //!
@@ -56,7 +59,10 @@ pub mod frame;
 pub mod ids_digest;
 pub mod keys;
 pub mod segment_path;
+pub mod segment_row;
 pub mod segment_schema;
+#[cfg(feature = "sqlite")]
+pub mod segment_sql;
 pub mod spool_file;
 pub mod tokenizer;
 pub mod transport;

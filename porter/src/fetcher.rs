@@ -314,7 +314,10 @@ async fn fetch_archived(
                 ),
             });
         }
-        Ok(size)
+        // Verified as archived; only now is it changed, by the indexes it was archived
+        // without.
+        segment_merge::make_indexes(&m2.object_key, &u2)?;
+        Ok(std::fs::metadata(&u2).map_or(size, |m| m.len()))
     })
     .await
     .map_err(|e| PorterError::segment(&key, format!("unpack task failed: {e}")))?;
@@ -388,9 +391,12 @@ async fn fetch_from_bucks(
     }
     let merged = temp_sibling(&dest);
     let (l2, f2, m2) = (label.clone(), files.clone(), merged.clone());
-    let r = tokio::task::spawn_blocking(move || segment_merge::merge_replicas(&l2, &f2, &m2))
-        .await
-        .map_err(|e| PorterError::segment(&label, format!("merge task failed: {e}")));
+    let r = tokio::task::spawn_blocking(move || {
+        segment_merge::merge_replicas(&l2, &f2, &m2)?;
+        segment_merge::make_indexes(&l2, &m2)
+    })
+    .await
+    .map_err(|e| PorterError::segment(&label, format!("merge task failed: {e}")));
     for f in &files {
         let _ = tokio::fs::remove_file(f).await;
     }

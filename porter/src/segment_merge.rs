@@ -1,7 +1,16 @@
 //! Merging the replicas of one segment into a single compacted SQLite file, and the
 //! [`SegmentSummary`] (count, time range, ids hash, tailers) that goes into its manifest.
 //!
-//! The merge does not hard-code the buck's schema: it copies the first replica's schema,
+//! When any replica is in segment schema version 2 (`contracts::segment_schema`), the
+//! merge is version 2, compacted for the archive (contract 8): the union of the replicas'
+//! `event` rows in time order (ties by id), `label` numbers remapped by their text, no
+//! secondary index (a fetch makes them again: `contracts::segment_sql::create_indexes`),
+//! the views last. A version-1 replica among them is first rewritten as version 2: its
+//! lines are parsed again with the tailer's parser (`parsers`), so its rows become what a
+//! version-2 buck would have written for the same events, and the ids hash is the same.
+//!
+//! Replicas that are all version 1 (what an older buck left) are merged as they always
+//! were, into a version-1 file. That merge does not hard-code the buck's schema: it copies the first replica's schema,
 //! then the union of every replica's rows with `INSERT OR IGNORE` (the unique event id
 //! drops duplicates). Tables that point at `events` (by a foreign key, an
 //! `event_id`/`event_rowid` column, or, as the buck's `crawled_url` does, by sharing the
@@ -15,7 +24,12 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use contracts::ids_digest::IdsDigest;
-use rusqlite::{Connection, OpenFlags};
+use contracts::segment_schema::{
+    SEGMENT_SCHEMA_VERSION, SEGMENT_TABLES_V2_SQL, SEGMENT_VIEWS_V2_SQL,
+};
+use contracts::segment_sql::{self, Labels};
+use contracts::{CrawlId, Event, EventFlags, EventId, Format};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::error::PorterError;
 
@@ -146,11 +160,69 @@ pub fn merge_replicas(
     result
 }
 
+/// Page size of a merged file: bigger pages hold more rows per page header and cell
+/// array; past 16 KiB the last, part-empty page of each table costs more than that saves
+/// on small segments (measured: `docs/benchmarks.md`, "Storage").
+const MERGED_PAGE_SIZE: u32 = 16_384;
+
 fn merge_into(
     segment: &str,
     replicas: &[PathBuf],
     scratch: &Path,
     out: &Path,
+) -> Result<SegmentSummary, PorterError> {
+    let mut versions = Vec::with_capacity(replicas.len());
+    for r in replicas {
+        let v = Connection::open_with_flags(r, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| segment_sql::schema_version(&c, "main"))
+            .map_err(|e| {
+                PorterError::segment(
+                    segment,
+                    format!("replica {} is not a readable sqlite file: {e}", r.display()),
+                )
+            })?;
+        if !contracts::segment_schema::READABLE_VERSIONS.contains(&v) {
+            return Err(PorterError::segment(
+                segment,
+                format!(
+                    "replica {}: segment schema version {v} is not supported (this porter reads up to {SEGMENT_SCHEMA_VERSION}); upgrade the porter",
+                    r.display()
+                ),
+            ));
+        }
+        versions.push(v);
+    }
+    if versions.iter().all(|&v| v == 1) {
+        return merge_files(segment, replicas, scratch, out, merge_attached);
+    }
+    // Version-1 replicas rewritten as version 2, removed whatever happens.
+    let mut upgraded = Vec::new();
+    let mut inputs = Vec::with_capacity(replicas.len());
+    let result = (|| {
+        for (i, (r, v)) in replicas.iter().zip(&versions).enumerate() {
+            if *v == 1 {
+                let to = scratch.with_extension(format!("v1-{i}"));
+                upgraded.push(to.clone());
+                upgrade_v1(segment, r, &to)?;
+                inputs.push(to);
+            } else {
+                inputs.push(r.clone());
+            }
+        }
+        merge_files(segment, &inputs, scratch, out, merge_attached_v2)
+    })();
+    for f in upgraded {
+        let _ = std::fs::remove_file(f);
+    }
+    result
+}
+
+fn merge_files(
+    segment: &str,
+    replicas: &[PathBuf],
+    scratch: &Path,
+    out: &Path,
+    merge: fn(&Connection, usize) -> rusqlite::Result<SegmentSummary>,
 ) -> Result<SegmentSummary, PorterError> {
     let what = format!("merge into {}", out.display());
     let err = |e: rusqlite::Error| PorterError::sqlite(segment, scratch, &what, e);
@@ -160,8 +232,13 @@ fn merge_into(
     )
     .map_err(err)?;
     // The scratch file is thrown away on any failure, so it needs no journal.
-    conn.execute_batch("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
-        .map_err(err)?;
+    // secure_delete makes SQLite zero the unused bytes of every page it writes (VACUUM
+    // INTO takes the setting along): otherwise they hold whatever its page buffers held
+    // before, which zlib cannot compress (16 KB of a 40 KB object on the real samples).
+    conn.execute_batch(&format!(
+        "PRAGMA page_size={MERGED_PAGE_SIZE}; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA secure_delete=ON;"
+    ))
+    .map_err(err)?;
     for (i, r) in replicas.iter().enumerate() {
         conn.execute(
             &format!("ATTACH DATABASE ?1 AS r{i}"),
@@ -174,7 +251,7 @@ fn merge_into(
             )
         })?;
     }
-    let summary = merge_attached(&conn, replicas.len()).map_err(err)?;
+    let summary = merge(&conn, replicas.len()).map_err(err)?;
     for i in 0..replicas.len() {
         conn.execute_batch(&format!("DETACH DATABASE r{i}"))
             .map_err(err)?;
@@ -182,6 +259,166 @@ fn merge_into(
     conn.execute("VACUUM INTO ?1", [out.to_string_lossy().as_ref()])
         .map_err(|e| PorterError::sqlite(segment, out, &what, e))?;
     Ok(summary)
+}
+
+/// The columns of version 2's `event` besides `n` and the three `label` numbers.
+const V2_PLAIN_COLUMNS: [&str; 25] = [
+    "tailer",
+    "file_seq",
+    "file_offset",
+    "time_us",
+    "flags",
+    "original_len",
+    "line",
+    "raw",
+    "fields",
+    "log_time",
+    "status",
+    "size",
+    "url",
+    "hop_path",
+    "via",
+    "mimetype",
+    "thread",
+    "fetch_time",
+    "fetch_start_ago_ms",
+    "fetch_duration_ms",
+    "digest",
+    "source_tag",
+    "annotations",
+    "extra",
+    "url_host",
+];
+
+fn merge_attached_v2(conn: &Connection, n: usize) -> rusqlite::Result<SegmentSummary> {
+    conn.execute_batch(SEGMENT_TABLES_V2_SQL)?;
+    // The unique id drops the copies of an event the replicas share; the archived copy
+    // goes without it (and without the other indexes) once the rows are in.
+    conn.execute_batch(
+        "CREATE UNIQUE INDEX merge_event_id ON event(tailer, file_seq, file_offset)",
+    )?;
+    for i in 0..n {
+        conn.execute_batch(&format!(
+            "INSERT OR IGNORE INTO main.meta (key, value) SELECT key, value FROM r{i}.meta;
+             INSERT OR IGNORE INTO main.label (text) SELECT text FROM r{i}.label ORDER BY n;"
+        ))?;
+    }
+    conn.execute(
+        "INSERT OR REPLACE INTO main.meta (key, value) VALUES ('schema_version', ?1)",
+        [SEGMENT_SCHEMA_VERSION.to_string()],
+    )?;
+    let plain: Vec<String> = V2_PLAIN_COLUMNS.iter().map(|c| format!("e.{c}")).collect();
+    let plain = plain.join(", ");
+    let arms: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "SELECT {plain}, mh.n AS host, ma.n AS app, mf.n AS format FROM r{i}.event e \
+                 JOIN r{i}.label h ON h.n = e.host JOIN main.label mh ON mh.text = h.text \
+                 JOIN r{i}.label a ON a.n = e.app JOIN main.label ma ON ma.text = a.text \
+                 JOIN r{i}.label f ON f.n = e.format JOIN main.label mf ON mf.text = f.text"
+            )
+        })
+        .collect();
+    let cols = V2_PLAIN_COLUMNS.join(", ");
+    conn.execute_batch(&format!(
+        "INSERT OR IGNORE INTO main.event ({cols}, host, app, format) \
+         SELECT {cols}, host, app, format FROM ({}) ORDER BY time_us, tailer, file_seq, file_offset",
+        arms.join(" UNION ALL ")
+    ))?;
+    conn.execute_batch("DROP INDEX merge_event_id")?;
+    conn.execute_batch(SEGMENT_VIEWS_V2_SQL)?;
+    summarize_conn(conn, "main")
+}
+
+/// Rewrites the version-1 segment `from` as a version-2 file `to`: each row becomes the
+/// event it was (its line parsed again with the crawl.log parser when it is one) and is
+/// written as a version-2 buck writes it. A row's fields JSON is kept as it was where the
+/// version-2 row still stores one.
+fn upgrade_v1(segment: &str, from: &Path, to: &Path) -> Result<(), PorterError> {
+    let _ = std::fs::remove_file(to);
+    let what = format!("rewrite {} as schema version 2", from.display());
+    let err = |e: rusqlite::Error| PorterError::sqlite(segment, to, &what, e);
+    let src = Connection::open_with_flags(from, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| PorterError::sqlite(segment, from, &what, e))?;
+    let dst = Connection::open(to).map_err(err)?;
+    dst.execute_batch("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN;")
+        .map_err(err)?;
+    dst.execute_batch(SEGMENT_TABLES_V2_SQL).map_err(err)?;
+    dst.execute_batch(
+        "CREATE UNIQUE INDEX IF NOT EXISTS event_id ON event(tailer, file_seq, file_offset)",
+    )
+    .map_err(err)?;
+    let has_meta = src
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(err)?
+        .is_some();
+    if has_meta {
+        let mut stmt = src.prepare("SELECT key, value FROM meta").map_err(err)?;
+        let meta: Vec<(String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(err)?;
+        for (k, v) in meta {
+            dst.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+                (k, v),
+            )
+            .map_err(err)?;
+        }
+    }
+    // The crawl is not stored per row; any valid id does for building the event.
+    let crawl =
+        CrawlId::parse("segment").map_err(|e| PorterError::segment(segment, e.to_string()))?;
+    let mut labels = Labels::new();
+    let mut stmt = src
+        .prepare("SELECT id, time_us, host, app, format, flags, original_len, line, raw, fields FROM events ORDER BY rowid")
+        .map_err(err)?;
+    let mut rows = stmt.query([]).map_err(err)?;
+    while let Some(r) = rows.next().map_err(err)? {
+        let id: String = r.get(0).map_err(err)?;
+        let id: EventId = id
+            .parse()
+            .map_err(|e| PorterError::segment(segment, format!("{}: {e}", from.display())))?;
+        let time_us: i64 = r.get(1).map_err(err)?;
+        let format: String = r.get(4).map_err(err)?;
+        let line: String = r.get(7).map_err(err)?;
+        let raw: Option<Vec<u8>> = r.get(8).map_err(err)?;
+        let fields_json: Option<String> = r.get(9).map_err(err)?;
+        let raw = raw.unwrap_or_else(|| line.into_bytes());
+        let format = Format::from_name(&format).unwrap_or(Format::Plain);
+        let fields = if format == Format::CrawlLog {
+            let p = parsers::parse_line(parsers::SourceFormat::CrawlLog, &raw, time_us);
+            if p.format == Format::CrawlLog && !p.failed {
+                p.fields
+            } else {
+                Vec::new()
+            }
+        } else {
+            Vec::new()
+        };
+        let ev = Event {
+            id,
+            time_us,
+            flags: EventFlags(r.get::<_, i64>(5).map_err(err)? as u8),
+            original_len: r.get::<_, i64>(6).map_err(err)?.max(0) as u64,
+            format,
+            crawl: crawl.clone(),
+            host: r.get(2).map_err(err)?,
+            app: r.get(3).map_err(err)?,
+            fields,
+            raw,
+        };
+        let row = contracts::segment_row::SegmentRow::of(&ev, fields_json.as_deref());
+        segment_sql::insert_row(&dst, &mut labels, &row).map_err(err)?;
+    }
+    dst.execute_batch("COMMIT").map_err(err)?;
+    Ok(())
 }
 
 fn merge_attached(conn: &Connection, n: usize) -> rusqlite::Result<SegmentSummary> {
@@ -309,6 +546,16 @@ fn merge_attached(conn: &Connection, n: usize) -> rusqlite::Result<SegmentSummar
     summarize_conn(conn, "main")
 }
 
+/// Makes the secondary indexes a merged or archived copy goes without (contract 8: "rebuilt
+/// on fetch"), so a fetched segment answers time ranges and the trough query as the
+/// buck's own does. A version-1 file keeps its indexes through a merge: nothing to do.
+pub fn make_indexes(segment: &str, path: &Path) -> Result<(), PorterError> {
+    let what = "rebuild indexes";
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .map_err(|e| PorterError::sqlite(segment, path, what, e))?;
+    segment_sql::create_indexes(&conn).map_err(|e| PorterError::sqlite(segment, path, what, e))
+}
+
 /// Summarizes a segment file (used on files from the archive or a single buck).
 pub fn summarize(segment: &str, path: &Path) -> Result<SegmentSummary, PorterError> {
     // Read-write without create: a WAL-mode copy may need its -shm made to be read.
@@ -319,6 +566,23 @@ pub fn summarize(segment: &str, path: &Path) -> Result<SegmentSummary, PorterErr
 }
 
 fn summarize_conn(conn: &Connection, schema: &str) -> rusqlite::Result<SegmentSummary> {
+    if segment_sql::schema_version(conn, schema)? >= 2 {
+        let (ids_sha256, events) = segment_sql::ids_digest(conn, schema)?;
+        let (_, first_time_us, last_time_us) = segment_sql::event_stats(conn, schema)?;
+        let tailers: Vec<String> = conn
+            .prepare(&format!(
+                "SELECT DISTINCT printf('%016x', tailer) AS t FROM {schema}.event ORDER BY t"
+            ))?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        return Ok(SegmentSummary {
+            events,
+            first_time_us,
+            last_time_us,
+            ids_sha256,
+            tailers,
+        });
+    }
     let mut digest = IdsDigest::new();
     let mut tailers = BTreeSet::new();
     // BINARY collation: bytewise order, the same on every machine and the order the ids

@@ -772,12 +772,13 @@ async fn an_unreachable_buck_postpones_archiving() {
 #[tokio::test]
 async fn archive_and_fetch_through_s3_with_multipart() {
     let fx = Fixture::new(2).await;
-    // Enough events that the compressed object passes a 5 MiB multipart threshold.
+    // Enough random bytes that the compressed object passes a 5 MiB multipart threshold
+    // (each URL is stored once, so it takes 128 random bytes per URL).
     let mut all = events(0x5, 60_000, day_start_us(day()));
     for (i, e) in all.iter_mut().enumerate() {
         e.url = format!(
             "http://example.com/{}/{}",
-            hex::encode(porter::test_support::noise(48, i as u64 + 1)),
+            hex::encode(porter::test_support::noise(128, i as u64 + 1)),
             i
         );
     }

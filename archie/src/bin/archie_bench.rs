@@ -71,7 +71,7 @@ async fn main() {
             raw_bytes += line.len() as u64 + 1;
             writeln!(raw, "{line}").expect("raw write");
             evs.push(FixtureEvent {
-                id: format!("1:{d}:{i}"),
+                id: format!("{:016x}-{d}-{i}", 1),
                 time_us: t,
                 host: format!("crawler-{}", i % 4),
                 app: "heritrix".into(),

@@ -40,7 +40,7 @@ impl Fixture {
             let t = day_start + (i as i64 * 86_400_000_000 / per_day as i64) / 1000 * 1000;
             let hosts = ["crawler-1", "crawler-2", "crawler-3"];
             evs.push(FixtureEvent {
-                id: format!("{seed:x}:{part}:{i}"),
+                id: format!("{seed:016x}-{part}-{i}"),
                 time_us: t,
                 host: hosts[rng.below(3) as usize].to_owned(),
                 app: "heritrix".into(),

@@ -12,6 +12,8 @@ mod ingest;
 mod parts;
 /// Real Heritrix crawl logs: counts by status and host.
 mod real_logs;
+/// Segments of schema version 1 (committed fixtures) beside version 2.
+mod schema_versions;
 /// The segment API for porter.
 mod segments;
 /// The SQL read API: the trough query, attacks, limits, redirects.

@@ -163,42 +163,33 @@ fn build(
     let tx = conn.unchecked_transaction()?;
     let mut offset = 0u64;
     let mut last_us = 0i64;
-    {
-        let mut ev = tx.prepare("INSERT INTO events (id, time, time_us, host, app, format, flags, original_len, line, fields) VALUES (?1, ?2, ?3, 'crawler-01', 'heritrix', 'crawl_log', 0, ?4, ?5, '[]')")?;
-        let mut cu = tx.prepare("INSERT INTO crawled_url (rowid, timestamp, status_code, size, url, hop_path, is_seed_redirect, via, mimetype, content_digest, seed, is_duplicate, host) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?9, ?10, 0, ?11)")?;
-        for i in 0..n {
-            let line = &lines[i % lines.len()];
-            writeln!(log, "{line}")?;
-            let f: Vec<&str> = line.split_whitespace().collect();
-            let time_us = chrono::DateTime::parse_from_rfc3339(f[0])
-                .map(|t| t.timestamp_micros())
-                .unwrap_or(last_us);
-            last_us = time_us;
-            let id = format!("{:016x}-{}-{offset}", 0x5eed_u64, 1);
-            ev.execute(rusqlite::params![
-                id,
-                f[0],
-                time_us,
-                line.len() as i64,
-                line
-            ])?;
-            let rowid = tx.last_insert_rowid();
-            let opt = |s: &str| if s == "-" { None } else { Some(s.to_string()) };
-            cu.execute(rusqlite::params![
-                rowid,
-                f[0],
-                f[1].parse::<i64>().unwrap_or(0),
-                f[2].parse::<i64>().ok(),
-                f[3],
-                f[4],
-                opt(f[5]),
-                opt(f[6]),
-                opt(f[9]),
-                f.get(10).and_then(|s| opt(s)),
-                contracts::crawled_url::url_host(f[3]),
-            ])?;
-            offset += line.len() as u64 + 1;
-        }
+    let crawl = contracts::CrawlId::parse("bench")?;
+    let mut labels = contracts::segment_sql::Labels::new();
+    for i in 0..n {
+        let line = &lines[i % lines.len()];
+        writeln!(log, "{line}")?;
+        // As the buck writes it: the line parsed as the tailer does, the time its log time.
+        let p = parsers::parse_line(parsers::SourceFormat::CrawlLog, line.as_bytes(), last_us);
+        let time_us = p.time_us.unwrap_or(last_us);
+        last_us = time_us;
+        let ev = contracts::Event {
+            id: contracts::EventId {
+                tailer: 0x5eed,
+                file_seq: 1,
+                offset,
+            },
+            time_us,
+            flags: contracts::EventFlags::default(),
+            original_len: line.len() as u64,
+            format: p.format,
+            crawl: crawl.clone(),
+            host: "crawler-01".into(),
+            app: "heritrix".into(),
+            fields: p.fields,
+            raw: line.as_bytes().to_vec(),
+        };
+        contracts::segment_sql::insert_event(&tx, &mut labels, &ev)?;
+        offset += line.len() as u64 + 1;
     }
     tx.commit()?;
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;

@@ -12,7 +12,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::NaiveDate;
-use contracts::segment_schema::{SEGMENT_SCHEMA_SQL, SEGMENT_SCHEMA_VERSION};
+use contracts::segment_schema::{
+    SEGMENT_SCHEMA_SQL, SEGMENT_SCHEMA_V1_SQL, SEGMENT_SCHEMA_VERSION,
+};
+use contracts::segment_sql;
 use rusqlite::Connection;
 
 use crate::buck_client::{ArchivedNotice, SegmentListing, SegmentState};
@@ -36,36 +39,52 @@ pub fn events(tailer: u64, n: usize, start_us: i64) -> Vec<TestEvent> {
         .collect()
 }
 
+/// The event of a test event: a crawl.log line with its URL, parsed as the tailer does.
+pub fn to_event(e: &TestEvent) -> contracts::Event {
+    let line = format!(
+        "2026-11-02T00:00:00.000Z   200   1234 {} - - text/html #1 - - -",
+        e.url
+    );
+    let parsed = parsers::parse_line(parsers::SourceFormat::CrawlLog, line.as_bytes(), e.time_us);
+    contracts::Event {
+        id: e.id.parse().expect("test event id"),
+        time_us: e.time_us,
+        flags: contracts::EventFlags::default(),
+        original_len: line.len() as u64,
+        format: parsed.format,
+        crawl: contracts::CrawlId::parse("test").expect("crawl"),
+        host: "crawler-1".into(),
+        app: "heritrix".into(),
+        fields: parsed.fields,
+        raw: line.into_bytes(),
+    }
+}
+
 /// Writes a segment file with the buck's schema, inserting `events` in the given order
 /// (so two files of the same events have different rowids).
 pub fn write_segment(path: &Path, events: &[TestEvent]) {
+    write_segment_version(path, events, SEGMENT_SCHEMA_VERSION)
+}
+
+/// [`write_segment`] in schema `version` (1 or 2), as a buck of that version writes it.
+pub fn write_segment_version(path: &Path, events: &[TestEvent], version: i64) {
     let _ = std::fs::remove_file(path);
     let conn = Connection::open(path).expect("open segment");
-    conn.execute_batch(SEGMENT_SCHEMA_SQL).expect("schema");
+    let ddl = if version == 1 {
+        SEGMENT_SCHEMA_V1_SQL
+    } else {
+        SEGMENT_SCHEMA_SQL
+    };
+    conn.execute_batch(ddl).expect("schema");
     // A closed segment, as the bucks serve them for archiving.
     conn.execute_batch(&format!(
-        "INSERT INTO meta VALUES ('schema_version', '{SEGMENT_SCHEMA_VERSION}'), ('state', 'closed');"
+        "INSERT INTO meta VALUES ('schema_version', '{version}'), ('state', 'closed');"
     ))
     .expect("meta");
     let tx = conn.unchecked_transaction().expect("tx");
+    let mut labels = segment_sql::Labels::new();
     for e in events {
-        let line = format!(
-            "2026-11-02T00:00:00.000Z   200   1234 {} - - text/html #1 - - -",
-            e.url
-        );
-        tx.execute(
-            "INSERT INTO events (id, time, time_us, host, app, format, flags, original_len, line, raw, fields)
-             VALUES (?1, '', ?2, 'crawler-1', 'heritrix', 'crawl_log', 0, ?3, ?4, ?5, '[]')",
-            rusqlite::params![e.id, e.time_us, line.len() as i64, line, line.as_bytes()],
-        )
-        .expect("insert event");
-        let rowid = tx.last_insert_rowid();
-        tx.execute(
-            "INSERT INTO crawled_url (rowid, timestamp, status_code, size, url, hop_path, is_seed_redirect, is_duplicate, host)
-             VALUES (?1, '', 200, 1234, ?2, '', 0, 0, 'example.com')",
-            rusqlite::params![rowid, e.url],
-        )
-        .expect("insert crawled_url");
+        segment_sql::insert_any(&tx, version, &mut labels, &to_event(e)).expect("insert event");
     }
     tx.commit().expect("commit");
 }
