@@ -378,15 +378,9 @@ impl BuckConfig {
                 "porter_token is shorter than 16 characters: use a random one (`sluice keygen --token` prints one)".into(),
             ));
         }
-        if !(contracts::transport::PROTOCOL_MIN..=contracts::transport::PROTOCOL_MAX)
-            .contains(&self.max_protocol_version)
+        if let Some(problem) = contracts::transport::max_version_problem(self.max_protocol_version)
         {
-            return Err(invalid(format!(
-                "max_protocol_version = {} is not a version this buck speaks: use {}..={}",
-                self.max_protocol_version,
-                contracts::transport::PROTOCOL_MIN,
-                contracts::transport::PROTOCOL_MAX
-            )));
+            return Err(invalid(problem));
         }
         if self.sql_max_concurrent == 0 {
             return Err(invalid(

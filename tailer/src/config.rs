@@ -404,15 +404,8 @@ impl TailerConfig {
                 c.bucket_interval_secs
             )));
         }
-        if !(contracts::transport::PROTOCOL_MIN..=contracts::transport::PROTOCOL_MAX)
-            .contains(&c.max_protocol_version)
-        {
-            return Err(invalid(format!(
-                "max_protocol_version = {} is not a version this tailer speaks: use {}..={}",
-                c.max_protocol_version,
-                contracts::transport::PROTOCOL_MIN,
-                contracts::transport::PROTOCOL_MAX
-            )));
+        if let Some(problem) = contracts::transport::max_version_problem(c.max_protocol_version) {
+            return Err(invalid(problem));
         }
         if c.max_line_bytes == 0 || c.max_line_bytes > 65_000 {
             return Err(invalid(format!(

@@ -460,6 +460,16 @@ mod tests {
     }
 
     #[test]
+    fn a_max_version_setting_outside_what_this_build_speaks_is_named() {
+        use crate::transport::max_version_problem;
+        assert_eq!(max_version_problem(1), None);
+        assert_eq!(max_version_problem(PROTOCOL_MAX), None);
+        let problem = max_version_problem(9).unwrap();
+        assert!(problem.contains("max_protocol_version = 9"), "{problem}");
+        assert!(max_version_problem(0).is_some());
+    }
+
+    #[test]
     fn the_transcript_covers_both_hellos_from_version_2_on() {
         assert_eq!(transcript(1, b"a", b"b"), None);
         let t = transcript(2, b"client", b"server").unwrap();

@@ -35,6 +35,16 @@ pub const PROTOCOL_MIN: u8 = 1;
 /// Newest protocol version this build speaks.
 pub const PROTOCOL_MAX: u8 = 2;
 
+/// Why `max_protocol_version` (a tailer's or a buck's setting) cannot be used, if it
+/// cannot: it must be a version this build speaks.
+pub fn max_version_problem(max_protocol_version: u8) -> Option<String> {
+    (!(PROTOCOL_MIN..=PROTOCOL_MAX).contains(&max_protocol_version)).then(|| {
+        format!(
+            "max_protocol_version = {max_protocol_version} is not a version this build speaks: use {PROTOCOL_MIN}..={PROTOCOL_MAX}"
+        )
+    })
+}
+
 /// The framing of the TCP stream, for both sides: a `u32` big-endian length before each
 /// hello or message (tokio-util's default), capped at [`MAX_MESSAGE_BYTES`] so that a
 /// peer cannot make the other buffer an arbitrary length it declares.
