@@ -47,6 +47,12 @@ enum Command {
         /// file:///path. Default: DIR/archive.
         #[arg(long)]
         archive: Option<String>,
+        /// With an s3:// archive: address buckets as ENDPOINT/bucket (path style), as most
+        /// S3-compatible servers (MinIO, Ceph RGW, SeaweedFS) need. The endpoint, keys and
+        /// region come from the AWS environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
+        /// AWS_SECRET_ACCESS_KEY, AWS_REGION).
+        #[arg(long)]
+        s3_path_style: bool,
         /// Archive a closed segment once its day ended this many seconds ago.
         #[arg(long, default_value_t = 172_800)]
         archive_age_secs: u64,
@@ -154,6 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             retention_secs,
             cluster_extra,
             archive,
+            s3_path_style,
             archive_age_secs,
             archive_interval_secs,
             base_path,
@@ -173,6 +180,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     retention_secs,
                     cluster_extra,
                     archive,
+                    s3_path_style,
                     archive_age_secs,
                     archive_interval_secs,
                     base_path,

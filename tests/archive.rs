@@ -5,6 +5,7 @@ use std::io::Write;
 use std::process::Command;
 
 use chrono::{Duration, Utc};
+use porter::ArchiveStore;
 use serde_json::Value;
 
 use crate::util::{Dir, PATIENCE, Up, appender, sql_count, wait_for};
@@ -384,4 +385,88 @@ fn a_porter_below_its_headroom_defers_without_failing_and_archives_once_allowed(
     wait_for("the buck to list the day archived", PATIENCE, || {
         fx.states().filter(|s| s.iter().all(|s| s == "archived"))
     });
+}
+
+/// `sluice up --archive s3://bucket/prefix --s3-path-style` with the AWS environment
+/// (`AWS_ENDPOINT_URL`, keys, region) pointing at an S3-compatible server (the test
+/// SeaweedFS): a closed day is archived under the prefix, the buck marks it archived,
+/// and the object is the segment's.
+#[test]
+fn sluice_up_archives_to_an_s3_compatible_server_named_in_the_environment() {
+    let endpoint = porter::test_support::s3_server::s3_endpoint();
+    let bucket = porter::test_support::s3_server::fresh_bucket();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The store as the porter in `sluice up` sees it: the bucket, under the prefix.
+    let store = porter::S3Store::new(
+        &bucket,
+        "sluice",
+        &porter::test_support::s3_server::s3_settings(),
+        64 << 20,
+        5 << 20,
+    )
+    .unwrap();
+    rt.block_on(store.ensure_bucket()).unwrap();
+
+    let dir = Dir::new("up-s3");
+    let log = dir.join("crawl.log");
+    let day = (Utc::now() - Duration::days(3)).date_naive();
+    let mut f = appender(&log);
+    for i in 0..50i64 {
+        let t = day.and_hms_opt(9, 0, 0).unwrap().and_utc() + Duration::milliseconds(i * 10);
+        writeln!(
+            f,
+            "{}   200 {i:>10} http://s3.example.com/{i} L - text/html #001 - sha1:{:032x} - -",
+            t.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+            i * 104_729
+        )
+        .unwrap();
+    }
+    drop(f);
+    let archive = format!("s3://{bucket}/sluice");
+    let log_s = log.display().to_string();
+    // By name, not by address: the SDK addresses buckets as `bucket.host` (virtual-host
+    // style) unless told otherwise, and `<bucket>.localhost` does not resolve, so the
+    // archive works only with path style.
+    let by_name = endpoint.endpoint.replace("127.0.0.1", "localhost");
+    let up = Up::start_with_env(
+        &dir,
+        &[
+            "--crawl",
+            "s3crawl",
+            "--day-close-grace-secs",
+            "0",
+            "--archive",
+            &archive,
+            "--s3-path-style",
+            "--archive-age-secs",
+            "0",
+            "--archive-interval-secs",
+            "1",
+            &log_s,
+        ],
+        &[
+            ("AWS_ENDPOINT_URL", by_name.as_str()),
+            ("AWS_ACCESS_KEY_ID", endpoint.access_key.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", endpoint.secret_key.as_str()),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    );
+    let key = format!("s3crawl/{day}.sqlite.z");
+    let manifest_key = format!("{key}.json");
+    wait_for(
+        "the day's object and its manifest in the bucket",
+        PATIENCE,
+        || {
+            let objects = rt.block_on(store.list("s3crawl/")).ok()?;
+            let has = |k: &str| objects.iter().any(|o| o.key == k && o.size > 0);
+            (has(&key) && has(&manifest_key)).then_some(())
+        },
+    );
+    let manifest: Value =
+        serde_json::from_slice(&rt.block_on(store.get_bytes(&manifest_key)).unwrap()).unwrap();
+    assert_eq!(manifest["events"], 50, "{manifest}");
+    drop(up);
 }

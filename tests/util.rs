@@ -186,12 +186,19 @@ pub struct Up {
 impl Up {
     /// Starts `sluice up --dir <dir>/up --http 127.0.0.1:0` with `extra` args and waits for readiness.
     pub fn start(dir: &Dir, extra: &[&str]) -> Up {
+        Up::start_with_env(dir, extra, &[])
+    }
+
+    /// As [`Up::start`], with these environment variables set for `sluice up`.
+    pub fn start_with_env(dir: &Dir, extra: &[&str], env: &[(&str, &str)]) -> Up {
         let data = dir.join("up");
         let _ = std::fs::remove_file(data.join("up.json"));
         let data_s = data.display().to_string();
         let mut args = vec!["up", "--dir", &data_s, "--http", "127.0.0.1:0"];
         args.extend_from_slice(extra);
-        let mut agent = Agent::spawn(dir, "up", "sluice", &args);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.args(&args).envs(env.iter().copied());
+        let mut agent = Agent::spawn_command(dir, "up", cmd);
         let state = data.join("up.json");
         let url = wait_for("sluice up to write up.json", PATIENCE, || {
             agent.assert_running();

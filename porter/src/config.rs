@@ -89,7 +89,7 @@ pub struct S3Settings {
     pub region: String,
     /// Address buckets as `endpoint/bucket` rather than `bucket.endpoint` (needed by most
     /// S3-compatible servers). Default false.
-    #[serde(default)]
+    #[serde(default, alias = "force_path_style")]
     pub path_style: bool,
     /// Access key id. Default: from the AWS chain.
     #[serde(default)]
@@ -253,6 +253,16 @@ mod tests {
         assert!(c.s3.path_style);
         assert_eq!(c.s3.access_key_id.as_deref(), Some("k"));
         assert_eq!(c.webhdfs, WebHdfsSettings::default());
+    }
+
+    #[test]
+    fn force_path_style_is_path_style_under_the_sdk_s_name() {
+        let text = "archive = \"s3://b/p\"\ncluster_file = \"c.toml\"\nwork_dir = \"w\"\n[s3]\nforce_path_style = true\n";
+        let c = PorterConfig::parse(text, Path::new("porter.toml")).expect("valid config");
+        assert!(c.s3.path_style);
+        let text = text.replace("force_path_style = true", "");
+        let c = PorterConfig::parse(&text, Path::new("porter.toml")).expect("valid config");
+        assert!(!c.s3.path_style, "off unless asked for");
     }
 
     #[test]

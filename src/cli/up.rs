@@ -39,6 +39,8 @@ pub struct UpArgs {
     /// Where the porter archives closed segments: an `s3://`, `webhdfs://` or `file://`
     /// URL; `None` for `<dir>/archive`.
     pub archive: Option<String>,
+    /// With an `s3://` archive: path-style addressing (`endpoint/bucket`).
+    pub s3_path_style: bool,
     /// A closed segment is archived once its day ended this long ago, in seconds.
     pub archive_age_secs: u64,
     /// Seconds between the porter's archive runs.
@@ -320,6 +322,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     let mut porter_config =
         porter::PorterConfig::new(archive, cluster_path.clone(), dir.join("porter"));
     porter_config.archive_age_secs = args.archive_age_secs;
+    porter_config.s3.path_style = args.s3_path_style;
     porter_config.buck_token = Some(porter_token);
     porter_config.interval_secs = args.archive_interval_secs;
     // Archiving and history can wait; the buck's commits cannot: both keep the tailer's
