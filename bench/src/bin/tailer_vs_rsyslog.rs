@@ -223,8 +223,12 @@ fn print_stage_costs(run: &Path, log_bytes: u64) {
     for (name, secs) in [
         ("zlib (`PackedFrames::new`)", costs.deflate_secs),
         (
-            "wrap + crypto_box XSalsa20-Poly1305 (`seal_live`)",
+            "wrap + crypto_box XSalsa20-Poly1305 (`seal_live`, version 1)",
             costs.seal_secs,
+        ),
+        (
+            "wrap + crypto_box XChaCha20-Poly1305 (`seal_live`, version 2)",
+            costs.seal_chacha_secs,
         ),
     ] {
         println!(
