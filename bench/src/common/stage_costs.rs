@@ -68,7 +68,7 @@ pub fn measure(spool: &Path, packet_max: usize, level: u32) -> anyhow::Result<St
         .sum();
 
     let (tailer, buck) = (KeyPair::generate(), KeyPair::generate());
-    let mut seal_with = |cipher: Cipher| -> anyhow::Result<f64> {
+    let seal_with = |cipher: Cipher| -> anyhow::Result<f64> {
         let mut session = Session::negotiated(
             Some((tailer.secret(), buck.public())),
             [7; 16],
