@@ -33,7 +33,7 @@ use crate::buck_client::{ArchivedNotice, BuckClient, SegmentState};
 use crate::config::PorterConfig;
 use crate::error::{PorterError, StoreErrorKind};
 use crate::events::PorterEvents;
-use crate::manifest::{MANIFEST_VERSION, Manifest, manifest_key, object_key};
+use crate::manifest::{Manifest, manifest_key, object_key};
 use crate::object_codec;
 use crate::segment_merge;
 
@@ -433,27 +433,16 @@ async fn archive_in(
     };
     let okey = object_key(&c.crawl, c.day, c.part);
     let mkey = manifest_key(&c.crawl, c.day, c.part);
-    let mut replicas: Vec<String> = c.replicas.iter().map(|b| b.id.clone()).collect();
-    replicas.sort();
-    let mut manifest = Manifest {
-        version: MANIFEST_VERSION,
-        crawl: c.crawl.as_str().to_string(),
-        day: c.day,
-        part: c.part,
-        events: summary.events,
-        first_time_us: summary.first_time_us,
-        last_time_us: summary.last_time_us,
-        ids_sha256: summary.ids_sha256.clone(),
-        file_sha256: packed.file_sha256,
-        file_bytes: packed.file_bytes,
-        object_key: okey.clone(),
-        object_sha256: packed.object_sha256,
-        object_bytes: packed.object_bytes,
-        compression: "zlib".into(),
-        tailers: summary.tailers.clone(),
+    let replicas: Vec<String> = c.replicas.iter().map(|b| b.id.clone()).collect();
+    let mut manifest = Manifest::of_packed_segment(
+        &c.crawl,
+        c.day,
+        c.part,
+        &summary,
+        packed,
         replicas,
-        archived_at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    };
+        Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
 
     // 1. A manifest in place means a complete, verified archive: same ids, done.
     if let Some(existing) = read_manifest(store, &mkey).await? {

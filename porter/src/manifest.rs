@@ -71,6 +71,40 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The manifest of segment (`crawl`, `day`, `part`) merged into what `summary`
+    /// describes and packed into `packed`, from the `replicas` merged (sorted here),
+    /// written at `archived_at` (RFC 3339, UTC).
+    pub fn of_packed_segment(
+        crawl: &CrawlId,
+        day: NaiveDate,
+        part: u32,
+        summary: &crate::segment_merge::SegmentSummary,
+        packed: crate::object_codec::Packed,
+        mut replicas: Vec<String>,
+        archived_at: String,
+    ) -> Manifest {
+        replicas.sort();
+        Manifest {
+            version: MANIFEST_VERSION,
+            crawl: crawl.as_str().to_string(),
+            day,
+            part,
+            events: summary.events,
+            first_time_us: summary.first_time_us,
+            last_time_us: summary.last_time_us,
+            ids_sha256: summary.ids_sha256.clone(),
+            file_sha256: packed.file_sha256,
+            file_bytes: packed.file_bytes,
+            object_key: object_key(crawl, day, part),
+            object_sha256: packed.object_sha256,
+            object_bytes: packed.object_bytes,
+            compression: "zlib".into(),
+            tailers: summary.tailers.clone(),
+            replicas,
+            archived_at,
+        }
+    }
+
     /// Parses a manifest, refusing versions this porter does not know.
     pub fn from_json(key: &str, data: &[u8]) -> Result<Manifest, String> {
         #[derive(Deserialize)]

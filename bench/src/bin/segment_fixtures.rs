@@ -151,25 +151,15 @@ async fn main() -> anyhow::Result<()> {
     let okey = porter::manifest::object_key(&crawl, day, 0);
     let object = dir.join("archive").join(&okey);
     let packed = porter::object_codec::compress(&merged, &object)?;
-    let manifest = porter::Manifest {
-        version: porter::manifest::MANIFEST_VERSION,
-        crawl: crawl.to_string(),
+    let manifest = porter::Manifest::of_packed_segment(
+        &crawl,
         day,
-        part: 0,
-        events: summary.events,
-        first_time_us: summary.first_time_us,
-        last_time_us: summary.last_time_us,
-        ids_sha256: summary.ids_sha256.clone(),
-        file_sha256: packed.file_sha256,
-        file_bytes: packed.file_bytes,
-        object_key: okey.clone(),
-        object_sha256: packed.object_sha256,
-        object_bytes: packed.object_bytes,
-        compression: "zlib".into(),
-        tailers: summary.tailers.clone(),
-        replicas: vec!["buck-a".into()],
-        archived_at: "2018-11-27T00:00:00Z".into(),
-    };
+        0,
+        &summary,
+        packed,
+        vec!["buck-a".into()],
+        "2018-11-27T00:00:00Z".into(),
+    );
     std::fs::write(
         dir.join("archive")
             .join(porter::manifest::manifest_key(&crawl, day, 0)),
@@ -179,7 +169,7 @@ async fn main() -> anyhow::Result<()> {
         "schema v{version}: {n} events, ids_sha256 {}, segment {} bytes, object {} bytes, in {}",
         summary.ids_sha256,
         std::fs::metadata(dir.join("2018-11-26.sqlite"))?.len(),
-        packed.object_bytes,
+        manifest.object_bytes,
         dir.display()
     );
     Ok(())
