@@ -416,7 +416,18 @@ fn a_full_porter_work_disk_defers_the_run_and_it_archives_once_the_disk_grows() 
     std::fs::create_dir_all(&work).unwrap();
     std::fs::write(&cfg, fx.porter_config(&dir, &archive, &work, "0")).unwrap();
     let segment = dir.join(&format!("up/buck/segments/pe/{}.sqlite", fx.day));
-    let size = std::fs::metadata(&segment).expect("the segment").len();
+    // The pages the buck's copy will hold, not the file's length: a closed segment's
+    // last pages can still sit in its WAL while a reader holds the checkpoint back.
+    let size: i64 =
+        rusqlite::Connection::open_with_flags(&segment, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                    [],
+                    |r| r.get(0),
+                )
+            })
+            .expect("the segment's size in pages");
     assert!(
         size > 512 << 10,
         "the segment ({size} bytes) must not fit the tmpfs"
