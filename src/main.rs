@@ -136,6 +136,55 @@ enum Command {
         /// One SELECT statement.
         sql: String,
     },
+    /// Write a crawl's original lines for a time range to stdout, byte for byte, in the
+    /// order they were written: each source file's lines in offset order, the files
+    /// merged by event time (ties by tailer and file seq), day after day. Lines that were
+    /// not UTF-8 come back as their bytes; a multi-line record comes back whole. Days a
+    /// buck no longer holds (archived and pruned) come from --archive. A progress bar is
+    /// drawn on stderr when it is a terminal. See docs/incident.md.
+    ///
+    /// Example: sluice export --api http://buck-1:8080 crawl-7 --from 2026-11-20T00:00:00Z
+    /// --to 2026-11-21T00:00:00Z --status 5xx > lines
+    Export {
+        /// Base URL of a buck (any buck of the cluster: one that is not the crawl's home
+        /// redirects). Default: the one `sluice up --dir DIR` is running.
+        #[arg(long)]
+        api: Option<String>,
+        /// The `sluice up` directory to find the URL in.
+        #[arg(long, default_value = "sluice-data")]
+        dir: PathBuf,
+        /// The buck's api_token, when it needs one (any buck off loopback).
+        #[arg(long, env = "SLUICE_API_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Range start, RFC 3339, inclusive (e.g. 2026-11-20T00:00:00Z).
+        #[arg(long)]
+        from: String,
+        /// Range end, RFC 3339, exclusive.
+        #[arg(long)]
+        to: String,
+        /// Only crawl.log lines whose URL has this host (the SQL API's crawled_urls.host),
+        /// case-insensitive. Other formats never match.
+        #[arg(long)]
+        host: Option<String>,
+        /// Only crawl.log lines with these fetch statuses: codes, classes or ranges,
+        /// comma-separated (200,4xx,-5003,500-599). Other formats never match.
+        #[arg(long)]
+        status: Option<String>,
+        /// The archive, for days the buck no longer holds: file:///dir, s3://bucket/prefix
+        /// (AWS_ENDPOINT_URL and the AWS keys from the environment) or
+        /// webhdfs://namenode:port/path.
+        #[arg(long)]
+        archive: Option<String>,
+        /// With an s3:// archive: path-style addressing (MinIO, Ceph RGW, SeaweedFS).
+        #[arg(long)]
+        s3_path_style: bool,
+        /// Scratch directory for archived segments while they are read (one day's objects
+        /// at a time). Default: the system's temporary directory.
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// The crawl.
+        crawl: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -149,8 +198,62 @@ fn main() -> ExitCode {
     }
 }
 
+/// `sluice up`'s URL in `dir`, else the default address.
+fn up_url(dir: &std::path::Path) -> String {
+    match sluice_cli::up::read_state(dir) {
+        Ok(s) => format!("http://{}{}", s.http, s.base_path),
+        Err(_) => "http://127.0.0.1:8080".to_owned(),
+    }
+}
+
+fn rfc3339(flag: &str, v: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            anyhow::anyhow!("{flag} {v:?} is not an RFC 3339 time ({e}); e.g. 2026-11-21T00:00:00Z")
+        })
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Export {
+            api,
+            dir,
+            token,
+            from,
+            to,
+            host,
+            status,
+            archive,
+            s3_path_style,
+            work_dir,
+            crawl,
+        } => {
+            let args = sluice_cli::export::ExportArgs {
+                api: api.unwrap_or_else(|| up_url(&dir)),
+                token,
+                crawl,
+                from: rfc3339("--from", &from)?,
+                to: rfc3339("--to", &to)?,
+                host,
+                status,
+                archive,
+                s3_path_style,
+                work_dir,
+            };
+            sluice_cli::runtime()?.block_on(async {
+                let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+                let report = sluice_cli::export::run(&args, &mut out).await?;
+                tracing::info!(
+                    lines = report.lines,
+                    bytes = report.bytes,
+                    days_from_bucks = report.days_from_bucks,
+                    days_from_archive = report.days_from_archive,
+                    "export done"
+                );
+                Ok(())
+            })
+        }
         Command::Up {
             dir,
             http,

@@ -85,6 +85,15 @@ pub struct BuckConfig {
     /// cannot hold the WAL from being checkpointed. Default 10,000.
     #[serde(default = "default_sql_send_timeout_ms")]
     pub sql_send_timeout_ms: u64,
+    /// Longest time one `GET /export` stream may take, in seconds: past it the stream is
+    /// cut (the client sees an incomplete body and says so). Exports share the SQL API's
+    /// `sql_max_concurrent` slots and `sql_send_timeout_ms`. Default 600.
+    #[serde(default = "default_export_timeout_secs")]
+    pub export_timeout_secs: u64,
+    /// Most bytes of lines one `GET /export` stream carries; past it the stream is cut.
+    /// `sluice export` asks for one day per request. Default 4,294,967,296 (4 GiB).
+    #[serde(default = "default_export_max_bytes")]
+    pub export_max_bytes: u64,
     /// Events the live bus holds for its slowest subscriber before that subscriber is told
     /// it missed some. Default 4096.
     #[serde(default = "default_bus_capacity")]
@@ -220,6 +229,12 @@ fn default_sql_max_concurrent() -> usize {
 fn default_sql_send_timeout_ms() -> u64 {
     10_000
 }
+fn default_export_timeout_secs() -> u64 {
+    600
+}
+fn default_export_max_bytes() -> u64 {
+    4 << 30
+}
 fn default_bus_capacity() -> usize {
     4096
 }
@@ -310,6 +325,8 @@ impl BuckConfig {
             sql_max_columns: default_sql_max_columns(),
             sql_max_concurrent: default_sql_max_concurrent(),
             sql_send_timeout_ms: default_sql_send_timeout_ms(),
+            export_timeout_secs: default_export_timeout_secs(),
+            export_max_bytes: default_export_max_bytes(),
             sql_max_rows: default_sql_max_rows(),
             sql_max_bytes: default_sql_max_bytes(),
             bus_capacity: default_bus_capacity(),

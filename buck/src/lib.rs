@@ -19,6 +19,7 @@
 //! - [`segment_files`]: finding segment files on disk.
 //! - [`pub_sub`]: `Bus`, the lossy live bus with explicit `Missed(n)`.
 //! - [`sql_api`]: the read API (`POST /?segment=`, `POST /sql`).
+//! - `export_api` (private): `GET /export`, original lines byte for byte.
 //! - [`segment_api`]: `GET /segments`, segment copies, `archived` receipts.
 //! - [`live_feed`]: the bus subscriber that feeds the socket.io live broker, and `GET /api/bucks`.
 //! - [`allow_list`], [`cluster_view`]: files re-read when they change.
@@ -50,6 +51,7 @@ pub mod cluster_view;
 pub mod config;
 pub mod error;
 pub mod events;
+mod export_api;
 pub mod live_feed;
 mod porter_token;
 pub mod pub_sub;
@@ -189,13 +191,14 @@ pub async fn start(
 }
 
 impl BuckHandle {
-    /// The HTTP API: `POST /?segment=`, `POST /sql`, `GET /segments`,
+    /// The HTTP API: `POST /?segment=`, `POST /sql`, `GET /export`, `GET /segments`,
     /// `GET /segments/{crawl}/{name}`, `POST /segments/{crawl}/{name}/archived`.
     /// No `/healthz` or `/metrics`: the binary adds those once.
     pub fn router(&self) -> Router {
         let sql = Router::new()
             .route("/", post(sql_api::trough_query))
             .route("/sql", post(sql_api::range_query))
+            .route("/export", get(export_api::export))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.api.clone(),
                 api_token::require,

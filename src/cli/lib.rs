@@ -9,11 +9,13 @@
 //! - [`up`]: `sluice up`, every agent in one process on loopback.
 //! - [`serve`]: one HTTP listener with an agent's router, `/healthz` and `/metrics`.
 //! - [`sql_client`]: `sluice sql`, a table printer over the read API.
+//! - [`export`]: `sluice export`, original lines byte for byte from bucks and the archive.
 //! - [`space_wait`]: starting on a full disk waits for space.
 //! - [`logging`]: tracing set-up; [`runtime`]: the one async runtime of every binary.
 #![deny(missing_docs)]
 
 pub mod agents;
+pub mod export;
 pub mod logging;
 pub mod serve;
 pub mod space_wait;
