@@ -6,6 +6,7 @@
 //! - `edge`: SQL memory bombs and a flood of slow queries against `sluice up`.
 //! - `disk_faults`: a full or failing disk under running agents (tmpfs in a private mount namespace).
 //! - `off_loopback`: `sluice up` off loopback (in a private network namespace) is closed without its tokens.
+//! - `export`: `sluice export` equals the input files byte for byte, from the buck and the archive.
 //! - `history`: archie through `sluice up`: search answers equal grep; the page in Chromium.
 //! - `live`: the live stream through the pipeline to Node and Chromium clients.
 //! - `resource_faults`: a descriptor limit far below the number of followed files.
@@ -21,6 +22,7 @@ mod archive;
 mod cluster;
 mod disk_faults;
 mod edge;
+mod export;
 mod history;
 mod live;
 mod metrics;
