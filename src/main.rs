@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -185,6 +186,55 @@ enum Command {
         /// The crawl.
         crawl: String,
     },
+    /// Build a history index of a crawl's range on this machine and exit when it is
+    /// ready: archie's index, in an archie work dir, fetched from the archive (and the
+    /// bucks of the cluster file for days not archived yet), with a progress bar on
+    /// stderr when it is a terminal. An archie or `sluice up` started over the same work
+    /// dir then serves it (GET /history lists it; search it at /history/ID/search) until
+    /// it expires. The work dir must not be in use by a running archie. See
+    /// docs/incident.md.
+    ///
+    /// Example (a second history machine): sluice reindex crawl-7 --from
+    /// 2026-11-20T00:00:00Z --to 2026-11-21T00:00:00Z --work-dir /var/lib/archie
+    /// --archive s3://sluice-archive/prod --cluster-file /etc/sluice/cluster.toml
+    Reindex {
+        /// A `sluice up` directory to take the defaults from: its archie work dir
+        /// (DIR/archie), archive (DIR/archive), cluster file and porter token.
+        #[arg(long, default_value = "sluice-data")]
+        dir: PathBuf,
+        /// Archie's work dir (the `work_dir` of the archie that will serve the index).
+        /// Default: DIR/archie.
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// The archive: file:///dir, s3://bucket/prefix or webhdfs://host:port/path.
+        /// Default: file://DIR/archive.
+        #[arg(long)]
+        archive: Option<String>,
+        /// With an s3:// archive: path-style addressing (MinIO, Ceph RGW, SeaweedFS).
+        #[arg(long)]
+        s3_path_style: bool,
+        /// The cluster file, for days the archive does not hold yet (fetched from the
+        /// bucks). Default: DIR/cluster.toml.
+        #[arg(long)]
+        cluster_file: Option<PathBuf>,
+        /// The bucks' porter_token (their segment API needs it). Default: DIR/keys/porter.token.
+        #[arg(long, env = "SLUICE_PORTER_TOKEN", hide_env_values = true)]
+        buck_token: Option<String>,
+        /// Seconds the index lives once ready.
+        #[arg(long, default_value_t = 86_400)]
+        expiry_secs: u64,
+        /// Threads building the full-text index (each builds one shard).
+        #[arg(long, default_value_t = 2)]
+        index_threads: usize,
+        /// Range start, RFC 3339, inclusive.
+        #[arg(long)]
+        from: String,
+        /// Range end, RFC 3339, exclusive.
+        #[arg(long)]
+        to: String,
+        /// The crawl, or a pattern with `*` (crawl-2026-*).
+        crawl: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -216,6 +266,52 @@ fn rfc3339(flag: &str, v: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>>
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Reindex {
+            dir,
+            work_dir,
+            archive,
+            s3_path_style,
+            cluster_file,
+            buck_token,
+            expiry_secs,
+            index_threads,
+            from,
+            to,
+            crawl,
+        } => {
+            let dir = std::path::absolute(&dir)
+                .with_context(|| format!("resolving {}", dir.display()))?;
+            let archive =
+                archive.unwrap_or_else(|| format!("file://{}", dir.join("archive").display()));
+            let buck_token = buck_token.or_else(|| {
+                std::fs::read_to_string(dir.join("keys/porter.token"))
+                    .ok()
+                    .map(|t| t.trim().to_owned())
+            });
+            let mut porter_config = porter::PorterConfig::new(
+                archive,
+                cluster_file.unwrap_or_else(|| dir.join("cluster.toml")),
+                dir.join("porter"),
+            );
+            porter_config.s3.path_style = s3_path_style;
+            porter_config.buck_token = buck_token;
+            let config = archie::ArchieConfig {
+                expiry_secs,
+                index_threads,
+                ..archie::ArchieConfig::new(work_dir.unwrap_or_else(|| dir.join("archie")))
+            };
+            let (from, to) = (rfc3339("--from", &from)?, rfc3339("--to", &to)?);
+            let (record, reused) = sluice_cli::runtime()?.block_on(sluice_cli::reindex::build(
+                config,
+                porter_config,
+                &crawl,
+                from,
+                to,
+            ))?;
+            eprintln!("{}", sluice_cli::reindex::summary(&record, reused));
+            println!("{}", serde_json::to_string(&record)?);
+            Ok(())
+        }
         Command::Export {
             api,
             dir,

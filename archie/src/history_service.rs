@@ -72,6 +72,24 @@ pub struct HistoryService {
     tasks: TaskTracker,
     /// The free space kept on `work_dir`'s file system; starts as the config's.
     headroom: Mutex<disk_space::Headroom>,
+    /// `work_dir/archie.lock`, `flock`ed while this service lives (released on close).
+    _work_dir_lock: std::fs::File,
+}
+
+/// Takes the work dir's lock file (`archie.lock`, an advisory `flock`), or says who may
+/// hold it.
+fn lock_work_dir(work_dir: &std::path::Path) -> Result<std::fs::File, ArchieError> {
+    let path = work_dir.join("archie.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| ArchieError::io(&path, e))?;
+    file.try_lock().map_err(|_| ArchieError::WorkDirBusy {
+            path: work_dir.to_path_buf(),
+        })?;
+    Ok(file)
 }
 
 /// Whether `crawl` matches `pattern`, where `*` stands for any run of characters.
@@ -121,6 +139,9 @@ impl HistoryService {
     ) -> Result<Arc<HistoryService>, ArchieError> {
         std::fs::create_dir_all(&config.work_dir)
             .map_err(|e| ArchieError::io(&config.work_dir, e))?;
+        // Before the catalog is read: another process's builds must not be failed or
+        // its request directories removed.
+        let work_dir_lock = lock_work_dir(&config.work_dir)?;
         let catalog = Catalog::new(&config.work_dir);
         let mut requests = HashMap::new();
         let now = Utc::now();
@@ -163,6 +184,7 @@ impl HistoryService {
             }),
             shutdown,
             tasks: TaskTracker::new(),
+            _work_dir_lock: work_dir_lock,
         });
         svc.save()?;
         Ok(svc)
