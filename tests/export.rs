@@ -28,14 +28,18 @@ fn rfc(t: DateTime<Utc>) -> String {
 fn wait_export_equals(api: &str, crawl: &str, range: (&str, &str), extra: &[&str], want: &[u8]) {
     let mut last = Vec::new();
     let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        wait_for(&format!("export of {crawl} to equal its input"), PATIENCE, || {
-            let mut args = vec!["--api", api, "--from", range.0, "--to", range.1];
-            args.extend_from_slice(extra);
-            args.push(crawl);
-            let out = export(&args);
-            last = out.stdout.clone();
-            (out.status.success() && out.stdout == want).then_some(())
-        })
+        wait_for(
+            &format!("export of {crawl} to equal its input"),
+            PATIENCE,
+            || {
+                let mut args = vec!["--api", api, "--from", range.0, "--to", range.1];
+                args.extend_from_slice(extra);
+                args.push(crawl);
+                let out = export(&args);
+                last = out.stdout.clone();
+                (out.status.success() && out.stdout == want).then_some(())
+            },
+        )
     }));
     if got.is_err() {
         let at = last
@@ -173,13 +177,34 @@ fn export_of_a_held_crawl_equals_its_input_files_byte_for_byte() {
         !out.status.success() && err.contains("crawl nosuch") && err.contains("check the crawl id"),
         "{err}"
     );
-    let out = export(&["--api", &up.url, "--from", "yesterday", "--to", &to, "real0"]);
+    let out = export(&[
+        "--api",
+        &up.url,
+        "--from",
+        "yesterday",
+        "--to",
+        &to,
+        "real0",
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("RFC 3339"), "{err}");
-    let out = export(&["--api", "http://127.0.0.1:9", "--from", &from, "--to", &to, "real0"]);
+    let out = export(&[
+        "--api",
+        "http://127.0.0.1:9",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "real0",
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("cannot reach the buck"), "{err}");
-    let out = export(&["--api", &up.url, "--from", &from, "--to", &to, "--status", "4yy", "real0"]);
+    assert!(
+        !out.status.success() && err.contains("cannot reach the buck"),
+        "{err}"
+    );
+    let out = export(&[
+        "--api", &up.url, "--from", &from, "--to", &to, "--status", "4yy", "real0",
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("--status"), "{err}");
 }
@@ -234,14 +259,21 @@ fn export_reads_days_archived_and_pruned_from_the_archive() {
         ],
     );
     for (crawl, _) in &inputs {
-        wait_for(&format!("{crawl}'s day to be archived and pruned"), PATIENCE, || {
-            dir.join(&format!("up/buck/segments/{crawl}/{day}.sqlite.pruned"))
-                .exists()
-                .then_some(())
-        });
+        wait_for(
+            &format!("{crawl}'s day to be archived and pruned"),
+            PATIENCE,
+            || {
+                dir.join(&format!("up/buck/segments/{crawl}/{day}.sqlite.pruned"))
+                    .exists()
+                    .then_some(())
+            },
+        );
     }
     let from = rfc(day.and_hms_opt(0, 0, 0).unwrap().and_utc());
-    let to = rfc((day + chrono::Days::new(1)).and_hms_opt(0, 0, 0).unwrap().and_utc());
+    let to = rfc((day + chrono::Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc());
 
     // Without the archive the export says where the missing day is.
     let out = export(&["--api", &up.url, "--from", &from, "--to", &to, "arch"]);
@@ -253,7 +285,13 @@ fn export_reads_days_archived_and_pruned_from_the_archive() {
 
     let archive = format!("file://{}", dir.join("up/archive").display());
     for (crawl, bytes) in &inputs {
-        wait_export_equals(&up.url, crawl, (&from, &to), &["--archive", &archive], bytes);
+        wait_export_equals(
+            &up.url,
+            crawl,
+            (&from, &to),
+            &["--archive", &archive],
+            bytes,
+        );
     }
     let (_, log) = &inputs[0];
     let want = grep_crawl_log(log, &|s, h| s == 404 && h == "acid.matkelly.com");
@@ -262,7 +300,14 @@ fn export_reads_days_archived_and_pruned_from_the_archive() {
         &up.url,
         "arch",
         (&from, &to),
-        &["--archive", &archive, "--status", "404", "--host", "acid.matkelly.com"],
+        &[
+            "--archive",
+            &archive,
+            "--status",
+            "404",
+            "--host",
+            "acid.matkelly.com",
+        ],
         &want,
     );
     // Half of the day: the range is half-open, by event time.
@@ -275,7 +320,13 @@ fn export_reads_days_archived_and_pruned_from_the_archive() {
         .copied()
         .collect();
     assert_eq!(want.iter().filter(|&&b| b == b'\n').count(), 200);
-    wait_export_equals(&up.url, "arch", (&from, &rfc(mid)), &["--archive", &archive], &want);
+    wait_export_equals(
+        &up.url,
+        "arch",
+        (&from, &rfc(mid)),
+        &["--archive", &archive],
+        &want,
+    );
 
     // The same from an S3-compatible server (the test SeaweedFS): the archived objects
     // copied into a fresh bucket, read through the AWS environment with path style.
@@ -306,7 +357,11 @@ fn export_reads_days_archived_and_pruned_from_the_archive() {
     for (crawl, bytes) in &inputs {
         let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["export", "--api", &up.url, "--from", &from, "--to", &to])
-            .args(["--archive", &format!("s3://{bucket}/sluice"), "--s3-path-style"])
+            .args([
+                "--archive",
+                &format!("s3://{bucket}/sluice"),
+                "--s3-path-style",
+            ])
             .arg(crawl)
             .env("RUST_LOG", "warn")
             .env("AWS_ENDPOINT_URL", &by_name)
@@ -320,6 +375,9 @@ fn export_reads_days_archived_and_pruned_from_the_archive() {
             "export from S3: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(out.stdout == *bytes, "export of {crawl} from S3 differs from its input");
+        assert!(
+            out.stdout == *bytes,
+            "export of {crawl} from S3 differs from its input"
+        );
     }
 }

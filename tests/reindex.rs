@@ -79,7 +79,8 @@ fn a_reindex_of_an_archived_day_is_served_by_sluice_up_and_answers_like_grep() {
         for f in std::fs::read_dir(dir.join("up/archive/ri")).ok()?.flatten() {
             let name = f.file_name().to_string_lossy().into_owned();
             if name.ends_with(".json") {
-                let m: Value = serde_json::from_str(&std::fs::read_to_string(f.path()).ok()?).ok()?;
+                let m: Value =
+                    serde_json::from_str(&std::fs::read_to_string(f.path()).ok()?).ok()?;
                 total += m["events"].as_i64()?;
             }
         }
@@ -101,7 +102,10 @@ fn a_reindex_of_an_archived_day_is_served_by_sluice_up_and_answers_like_grep() {
     let out = reindex(&args);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("in use"), "{err}");
-    assert!(up.agent.terminate(std::time::Duration::from_secs(30)), "sluice up did not stop cleanly");
+    assert!(
+        up.agent.terminate(std::time::Duration::from_secs(30)),
+        "sluice up did not stop cleanly"
+    );
 
     // Built with the buck down: from the archive alone.
     let r = record(&reindex(&args));
@@ -129,7 +133,11 @@ fn a_reindex_of_an_archived_day_is_served_by_sluice_up_and_answers_like_grep() {
     // `archie build` makes the same index in another work dir (another history machine).
     let work = dir.join("archie2");
     let archie_toml = dir.join("archie2.toml");
-    std::fs::write(&archie_toml, format!("work_dir = {:?}\n", work.display().to_string())).unwrap();
+    std::fs::write(
+        &archie_toml,
+        format!("work_dir = {:?}\n", work.display().to_string()),
+    )
+    .unwrap();
     let porter_toml = dir.join("porter2.toml");
     std::fs::write(
         &porter_toml,

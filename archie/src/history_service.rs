@@ -87,8 +87,8 @@ fn lock_work_dir(work_dir: &std::path::Path) -> Result<std::fs::File, ArchieErro
         .open(&path)
         .map_err(|e| ArchieError::io(&path, e))?;
     file.try_lock().map_err(|_| ArchieError::WorkDirBusy {
-            path: work_dir.to_path_buf(),
-        })?;
+        path: work_dir.to_path_buf(),
+    })?;
     Ok(file)
 }
 

@@ -35,7 +35,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::api_state::ApiState;
 use crate::segment_files::{SegmentFile, list_crawl};
 use crate::segment_schema::TOMBSTONE_SUFFIX;
-use crate::sql_api::{CHUNK_BYTES, error};
+use crate::sql_api::{ApiError, CHUNK_BYTES, error};
 
 /// The query string of `GET /export`.
 #[derive(Debug, Deserialize)]
@@ -50,9 +50,9 @@ pub(crate) struct ExportParams {
 
 type Chunk = Result<Bytes, std::io::Error>;
 
-fn parse_time(name: &str, v: Option<String>) -> Result<DateTime<Utc>, Response> {
+fn parse_time(name: &str, v: Option<String>) -> Result<DateTime<Utc>, ApiError> {
     let v = v.ok_or_else(|| {
-        error(
+        ApiError(
             StatusCode::BAD_REQUEST,
             format!("missing {name}: give an RFC 3339 time, e.g. 2026-11-21T00:00:00Z"),
         )
@@ -60,7 +60,7 @@ fn parse_time(name: &str, v: Option<String>) -> Result<DateTime<Utc>, Response> 
     DateTime::parse_from_rfc3339(&v)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {
-            error(
+            ApiError(
                 StatusCode::BAD_REQUEST,
                 format!("{name}={v:?} is not an RFC 3339 time ({e}); e.g. 2026-11-21T00:00:00Z"),
             )
@@ -94,7 +94,9 @@ pub(crate) async fn export(
         Err(e) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("bad query string ({e}): expected crawl, from, to and optionally host and status"),
+                format!(
+                    "bad query string ({e}): expected crawl, from, to and optionally host and status"
+                ),
             );
         }
     };
@@ -110,7 +112,7 @@ pub(crate) async fn export(
     };
     let (from, to) = match (parse_time("from", p.from), parse_time("to", p.to)) {
         (Ok(f), Ok(t)) => (f, t),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return r.into_response(),
     };
     if to <= from {
         return error(

@@ -87,7 +87,9 @@ impl StatusFilter {
 
     /// Whether `status` passes.
     pub fn matches(&self, status: i64) -> bool {
-        self.ranges.iter().any(|&(lo, hi)| lo <= status && status <= hi)
+        self.ranges
+            .iter()
+            .any(|&(lo, hi)| lo <= status && status <= hi)
     }
 
     /// The filter as SQL over the column `col` (integers only, no user text).
@@ -741,7 +743,13 @@ mod tests {
     #[test]
     fn status_filters_parse_codes_classes_and_ranges() {
         let f = StatusFilter::parse("200, 4xx,-5003--5000").unwrap();
-        for (s, ok) in [(200, true), (404, true), (301, false), (-5001, true), (-1, false)] {
+        for (s, ok) in [
+            (200, true),
+            (404, true),
+            (301, false),
+            (-5001, true),
+            (-1, false),
+        ] {
             assert_eq!(f.matches(s), ok, "{s}");
         }
         assert!(StatusFilter::parse("abc").is_err());

@@ -106,8 +106,8 @@ enum DayAnswer {
 
 /// Exports `args` to `out`. Errors say what failed and what to do.
 pub async fn run(args: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<ExportReport> {
-    let crawl = CrawlId::parse(&args.crawl)
-        .map_err(|e| anyhow::anyhow!("crawl {:?}: {e}", args.crawl))?;
+    let crawl =
+        CrawlId::parse(&args.crawl).map_err(|e| anyhow::anyhow!("crawl {:?}: {e}", args.crawl))?;
     if args.to <= args.from {
         bail!(
             "empty range: --to ({}) must be after --from ({})",
@@ -406,6 +406,9 @@ mod tests {
         assert_eq!(d[0].1, t("2026-11-20T22:00:00Z"));
         assert_eq!(d[0].2, t("2026-11-21T00:00:00Z"));
         assert_eq!(d[1].2, t("2026-11-22T00:00:00Z"));
-        assert_eq!(days(t("2026-11-20T22:00:00Z"), t("2026-11-20T22:00:01Z")).len(), 1);
+        assert_eq!(
+            days(t("2026-11-20T22:00:00Z"), t("2026-11-20T22:00:01Z")).len(),
+            1
+        );
     }
 }

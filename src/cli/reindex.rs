@@ -123,9 +123,7 @@ fn show(bar: &indicatif::ProgressBar, r: &RequestRecord) {
             events_total,
         } => {
             bar.set_position(500 + (*percent * 5.0) as u64);
-            bar.set_message(format!(
-                "indexing {percent:.1}% of {events_total} events"
-            ));
+            bar.set_message(format!("indexing {percent:.1}% of {events_total} events"));
         }
         _ => bar.set_position(1000),
     }
