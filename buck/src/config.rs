@@ -493,7 +493,7 @@ mod tests {
     fn parse_config() {
         let key = contracts::keys::KeyPair::generate().public_text();
         let text = format!(
-            "id = \"b1\"\ndata_dir = \"/tmp/x\"\nallowed_tailers = [\"{key}\"]\nencryption = false\nday_close_grace_secs = 5\nsql_max_rows = 10\n"
+            "id = \"b1\"\ndata_dir = \"/tmp/x\"\nallowed_tailers = [\"{key}\"]\nencryption = false\nday_close_grace_secs = 5\nsql_max_rows = 10\nexport_max_bytes = 1000\n"
         );
         let c = BuckConfig::parse(&text, Path::new("buck.toml")).unwrap();
         assert_eq!(c.id, "b1");
@@ -502,12 +502,14 @@ mod tests {
         assert_eq!(c.sql_max_rows, 10);
         assert_eq!(c.sql_timeout_ms, 10_000);
         assert_eq!(c.sql_max_bytes, 64 * 1024 * 1024);
+        assert_eq!((c.export_max_bytes, c.export_timeout_secs), (1000, 600));
         assert_eq!(c.key_path(), Path::new("/tmp/x/buck.key"));
         let mut expected = BuckConfig::new("b1", "/tmp/x");
         expected.allowed_tailers = vec![key];
         expected.encryption = false;
         expected.day_close_grace_secs = 5;
         expected.sql_max_rows = 10;
+        expected.export_max_bytes = 1000;
         assert_eq!(c, expected);
 
         let e = BuckConfig::parse(

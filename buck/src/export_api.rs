@@ -67,7 +67,7 @@ fn parse_time(name: &str, v: Option<String>) -> Result<DateTime<Utc>, ApiError> 
         })
 }
 
-/// Days of `crawl` pruned after archiving (a tombstone keeps the name), within `[first, last]`.
+/// Days of `crawl` pruned after archiving (a tombstone keeps the name).
 fn pruned_days(segments_dir: &std::path::Path, crawl: &CrawlId) -> Vec<NaiveDate> {
     let mut days: Vec<NaiveDate> = std::fs::read_dir(segments_dir.join(crawl.as_str()))
         .into_iter()

@@ -302,6 +302,19 @@ async fn export_day(
             .unwrap_or(body);
         bail!("the buck at {url} answered {status}: {}", message.trim());
     }
+    // The day's segment was pruned but a late part file is still on the buck: only the
+    // part is in this answer. Rare (an event that arrived after the day was archived);
+    // said, not hidden.
+    if resp
+        .headers()
+        .get("x-sluice-pruned")
+        .is_some_and(|v| !v.is_empty())
+    {
+        eprintln!(
+            "sluice export: warning: day {} of crawl {crawl}: the buck holds only a late part file of it (its segment was archived and pruned), so the output has the part's lines only; export the day again once the porter has archived the part",
+            from.date_naive()
+        );
+    }
     let mut body = resp.bytes_stream();
     let start = w.bytes;
     while let Some(chunk) = body.next().await {
