@@ -72,8 +72,9 @@ pub struct HistoryService {
     tasks: TaskTracker,
     /// The free space kept on `work_dir`'s file system; starts as the config's.
     headroom: Mutex<disk_space::Headroom>,
-    /// `work_dir/archie.lock`, `flock`ed while this service lives (released on close).
-    _work_dir_lock: std::fs::File,
+    /// `work_dir/archie.lock`, `flock`ed from open until [`HistoryService::release_work_dir`]
+    /// (after a stop: the router may keep this service alive a little longer).
+    work_dir_lock: Mutex<Option<std::fs::File>>,
 }
 
 /// Takes the work dir's lock file (`archie.lock`, an advisory `flock`), or says who may
@@ -184,10 +185,20 @@ impl HistoryService {
             }),
             shutdown,
             tasks: TaskTracker::new(),
-            _work_dir_lock: work_dir_lock,
+            work_dir_lock: Mutex::new(Some(work_dir_lock)),
         });
         svc.save()?;
         Ok(svc)
+    }
+
+    /// Lets another process open the work dir: call it once every build has stopped.
+    pub fn release_work_dir(&self) {
+        drop(
+            self.work_dir_lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -852,5 +863,27 @@ mod tests {
         assert!(!crawl_matches("ab*ba", "aba"));
         assert!(check_crawl_spec("crawl-*").is_ok());
         assert!(check_crawl_spec("../x").is_err());
+    }
+
+    #[test]
+    fn one_service_holds_a_work_dir_until_it_releases_it() {
+        let d = tempfile::tempdir().unwrap();
+        let open = || {
+            HistoryService::open(
+                ArchieConfig::new(d.path()),
+                Arc::new(crate::LocalDirSource::new(d.path().join("none"))),
+                Arc::new(ArchieEvents::default()),
+                CancellationToken::new(),
+            )
+        };
+        let first = open().unwrap();
+        let second = open().err().expect("a second service on the same work dir");
+        assert!(
+            matches!(second, ArchieError::WorkDirBusy { .. }),
+            "{second}"
+        );
+        assert!(second.to_string().contains("in use"), "{second}");
+        first.release_work_dir();
+        assert!(open().is_ok(), "released, the work dir opens again");
     }
 }
