@@ -48,7 +48,11 @@ pub(crate) struct ExportParams {
     status: Option<String>,
 }
 
-type Chunk = Result<Bytes, std::io::Error>;
+/// What the reading thread hands the response: bytes, or why it stopped.
+enum Chunk {
+    Data(Bytes),
+    Fail(StatusCode, String),
+}
 
 fn parse_time(name: &str, v: Option<String>) -> Result<DateTime<Utc>, ApiError> {
     let v = v.ok_or_else(|| {
@@ -238,6 +242,7 @@ pub(crate) async fn export(
             limits: &limits,
             buf: Vec::with_capacity(CHUNK_BYTES * 2),
             sent: 0,
+            limit_hit: None,
         };
         let started = Instant::now();
         let mut lines = 0u64;
@@ -251,7 +256,8 @@ pub(crate) async fn export(
                 Ok(n) => lines += n,
                 Err(e) => {
                     tracing::warn!(crawl = %label, day = %day, error = %e, "export stopped");
-                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                    let status = sink.limit_hit.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    let _ = tx.blocking_send(Chunk::Fail(status, e.to_string()));
                     return;
                 }
             }
@@ -265,11 +271,15 @@ pub(crate) async fn export(
     // Hold the status until the first chunk (or the end): an error before any byte is a
     // proper error reply.
     let first_chunk = match rx.recv().await {
-        Some(Ok(b)) => Some(b),
-        Some(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Some(Chunk::Data(b)) => Some(b),
+        Some(Chunk::Fail(status, message)) => return error(status, message),
         None => None,
     };
-    let rest = ReceiverStream::new(rx);
+    // After the first byte the status is sent: a failure can only cut the body.
+    let rest = ReceiverStream::new(rx).map(|c| match c {
+        Chunk::Data(b) => Ok(b),
+        Chunk::Fail(_, message) => Err(std::io::Error::other(message)),
+    });
     let stream = futures::stream::iter(first_chunk.map(Ok::<Bytes, std::io::Error>)).chain(rest);
     let mut response = Response::new(Body::from_stream(stream));
     let headers = response.headers_mut();
@@ -302,11 +312,14 @@ struct ChunkSink<'a> {
     limits: &'a StreamLimits,
     buf: Vec<u8>,
     sent: u64,
+    /// The status of the limit that stopped the stream, if one did.
+    limit_hit: Option<StatusCode>,
 }
 
 impl ChunkSink<'_> {
     fn push(&mut self, line: &[u8]) -> std::io::Result<()> {
         if self.sent + (self.buf.len() + line.len()) as u64 > self.limits.max_bytes {
+            self.limit_hit = Some(StatusCode::PAYLOAD_TOO_LARGE);
             return Err(std::io::Error::other(format!(
                 "export cut at {} bytes (export_max_bytes): export a shorter range",
                 self.limits.max_bytes
@@ -321,6 +334,7 @@ impl ChunkSink<'_> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         if Instant::now() >= self.limits.deadline {
+            self.limit_hit = Some(StatusCode::REQUEST_TIMEOUT);
             return Err(std::io::Error::other(format!(
                 "export stopped after {} s (export_timeout_secs): export a shorter range",
                 self.limits.timeout_secs
@@ -336,7 +350,7 @@ impl ChunkSink<'_> {
         self.sent += chunk.len() as u64;
         match self.rt.block_on(tokio::time::timeout(
             self.limits.send_timeout,
-            self.tx.send(Ok(chunk)),
+            self.tx.send(Chunk::Data(chunk)),
         )) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(std::io::Error::other("the client went away")),

@@ -294,6 +294,12 @@ async fn export_day(
             crawl_unknown,
         });
     }
+    if status == StatusCode::UNAUTHORIZED {
+        bail!(
+            "the buck at {} refused the export (401): it needs its api_token; pass --token or set SLUICE_API_TOKEN",
+            url.origin().ascii_serialization()
+        );
+    }
     if !status.is_success() {
         let body = resp.text().await.unwrap_or_default();
         let message = serde_json::from_str::<serde_json::Value>(&body)
