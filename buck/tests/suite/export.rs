@@ -64,7 +64,7 @@ async fn export_is_guarded_bounded_and_answers_the_lines() {
 
     for (path, status, says) in [
         (
-            format!("/export?crawl=ex&from=yesterday&to=2026-11-22T00:00:00Z"),
+            "/export?crawl=ex&from=yesterday&to=2026-11-22T00:00:00Z".to_string(),
             400,
             "RFC 3339",
         ),
