@@ -3,6 +3,7 @@
 //! - `up`: `sluice up` end to end: a line written to a file is answered by SQL.
 //! - `archive`: `sluice up` archives closed segments; `porter fetch` brings them back.
 //! - `cluster`: 3 bucks and 2 tailers; homes only; a killed home catches up.
+//! - `feeds`: `GET /subscribe` to fast and stalled curl clients, Graphite, `sluice check`.
 //! - `edge`: SQL memory bombs and a flood of slow queries against `sluice up`.
 //! - `disk_faults`: a full or failing disk under running agents (tmpfs in a private mount namespace).
 //! - `off_loopback`: `sluice up` off loopback (in a private network namespace) is closed without its tokens.
@@ -21,6 +22,7 @@ mod archive;
 mod cluster;
 mod disk_faults;
 mod edge;
+mod feeds;
 mod history;
 mod live;
 mod metrics;
