@@ -270,3 +270,43 @@ async fn graphite_reconnects_when_the_listener_comes_up_and_ingest_never_waits()
     sums_until(&mut rx, &[("sluice.b1.crawls.down.lines.other", 50.0)]).await;
     b.stop().await;
 }
+
+/// A stream open when the buck stops ends with `{"closed": "shutdown"}`, and the buck
+/// stops cleanly (a subscriber never holds it up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ends_with_a_closed_record_when_the_buck_stops() {
+    let b = TestBuck::start(|_| {}).await;
+    let stream = reqwest::Client::new()
+        .get(format!("{}/subscribe", b.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let t = now_us();
+    let mut c = b.client().await;
+    assert!(matches!(
+        c.live(&[plain_event("s", 1, t, "one line")]).await,
+        Message::Ack { .. }
+    ));
+    let reader = tokio::spawn(records(stream, |r| {
+        r.iter().any(|v| v.get("closed").is_some())
+    }));
+    // The event is streamed before the stop is asked for.
+    eventually(
+        Duration::from_secs(10),
+        "the event queued for the stream",
+        || async {
+            let mut m = String::new();
+            b.handle().events().render_prometheus(&mut m);
+            m.lines().any(|l| l == "sluice_buck_subscribe_sent_total 1")
+        },
+    )
+    .await;
+    tokio::time::timeout(Duration::from_secs(20), b.stop())
+        .await
+        .expect("the buck stops with a subscriber open");
+    let got = reader.await.unwrap();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0]["line"], "one line");
+    assert_eq!(got[1]["closed"], "shutdown");
+}
