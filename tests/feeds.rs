@@ -195,6 +195,10 @@ fn subscribers_fast_get_exactly_the_matching_lines_and_a_stalled_curl_gets_dropp
             )
         })
     });
+    eprintln!(
+        "stalled client: {} events, {dropped} dropped (in queue records), {dropped_while_stopped} counted while stopped",
+        events.len()
+    );
     assert!(dropped > 0);
     let unique: HashSet<&String> = events.iter().collect();
     assert_eq!(unique.len(), events.len(), "an event twice");
