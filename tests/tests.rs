@@ -3,6 +3,7 @@
 //! - `up`: `sluice up` end to end: a line written to a file is answered by SQL.
 //! - `archive`: `sluice up` archives closed segments; `porter fetch` brings them back.
 //! - `cluster`: 3 bucks and 2 tailers; homes only; a killed home catches up.
+//! - `deploy`: the systemd units verify; the Ansible playbook installs a cluster that answers SQL.
 //! - `edge`: SQL memory bombs and a flood of slow queries against `sluice up`.
 //! - `disk_faults`: a full or failing disk under running agents (tmpfs in a private mount namespace).
 //! - `off_loopback`: `sluice up` off loopback (in a private network namespace) is closed without its tokens.
@@ -19,6 +20,7 @@ mod util;
 
 mod archive;
 mod cluster;
+mod deploy;
 mod disk_faults;
 mod edge;
 mod history;
