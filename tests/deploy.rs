@@ -268,7 +268,7 @@ fn the_playbook_installs_a_two_buck_cluster_whose_units_answer_sql_for_every_lin
         .unwrap()
         .trim()
         .to_owned();
-    let mut agents = vec![
+    let mut agents = [
         Agent::spawn_command(
             &dir,
             "buck-a",
