@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::cluster_view::ClusterView;
 use crate::config::BuckConfig;
 use crate::events::BuckEvents;
+use crate::summary_cache::SummaryCache;
 
 /// Shared by every HTTP handler.
 pub(crate) struct ApiState {
@@ -15,4 +16,6 @@ pub(crate) struct ApiState {
     pub sql_queries: Arc<tokio::sync::Semaphore>,
     /// Permits for segment copies in progress (`segment_downloads_max`).
     pub segment_downloads: Arc<tokio::sync::Semaphore>,
+    /// Hour summaries and figures of closed segments (`GET /crawls...`).
+    pub summaries: SummaryCache,
 }

@@ -188,6 +188,21 @@ pub struct BuckConfig {
     /// The cluster file's `http_url` must then end with it. Default: none (served at `/`).
     #[serde(default)]
     pub base_path: String,
+    /// Memory for the hour summaries of closed segments that `GET /crawls/{crawl}/summary`
+    /// merges (least recently used evicted), in bytes. Default 64 MiB.
+    #[serde(default = "default_summary_cache_bytes")]
+    pub summary_cache_bytes: usize,
+    /// Steps one summary request may ask for (`(to - from) / step`); more is a 400.
+    /// Default 744 (31 days of hours).
+    #[serde(default = "default_summary_max_steps")]
+    pub summary_max_steps: u64,
+}
+
+fn default_summary_cache_bytes() -> usize {
+    64 << 20
+}
+fn default_summary_max_steps() -> u64 {
+    744
 }
 
 fn default_true() -> bool {
@@ -336,6 +351,8 @@ impl BuckConfig {
             http: edge::EdgeConfig::default(),
             segment_downloads_max: default_segment_downloads_max(),
             base_path: String::new(),
+            summary_cache_bytes: default_summary_cache_bytes(),
+            summary_max_steps: default_summary_max_steps(),
         }
     }
 

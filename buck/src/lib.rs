@@ -48,6 +48,8 @@ mod api_state;
 mod api_token;
 pub mod cluster_view;
 pub mod config;
+mod crawl_api;
+pub mod crawl_summary;
 pub mod error;
 pub mod events;
 pub mod live_feed;
@@ -59,6 +61,7 @@ pub mod segment_files;
 pub mod segment_schema;
 pub mod segment_writer;
 pub mod sql_api;
+pub mod summary_cache;
 
 use std::sync::Arc;
 
@@ -153,6 +156,7 @@ pub async fn start(
     let api = Arc::new(ApiState {
         segment_downloads: Arc::new(tokio::sync::Semaphore::new(config.segment_downloads_max)),
         sql_queries: Arc::new(tokio::sync::Semaphore::new(config.sql_max_concurrent)),
+        summaries: summary_cache::SummaryCache::new(config.summary_cache_bytes),
         config,
         events,
         cluster,
@@ -196,6 +200,8 @@ impl BuckHandle {
         let sql = Router::new()
             .route("/", post(sql_api::trough_query))
             .route("/sql", post(sql_api::range_query))
+            .route("/crawls", get(crawl_api::list))
+            .route("/crawls/{crawl}/summary", get(crawl_api::summary))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.api.clone(),
                 api_token::require,
