@@ -230,6 +230,66 @@ fn day_of_hour(hour: i64) -> NaiveDate {
 
 type PerHour = Vec<Arc<HourSummary>>;
 
+/// How often closed segments of recent days are looked for to summarize ahead of the
+/// first request.
+const WARM_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Days back (before today) whose closed segments are summarized ahead of time: the days
+/// a crawls page shows first.
+const WARM_DAYS: i64 = 2;
+
+/// Summarizes closed segments of the last [`WARM_DAYS`] days into the cache as they
+/// appear, so the first summary of a closed day is a merge (a million-line day takes
+/// seconds to read). Yields to queries: it runs only with a free SQL permit.
+pub(crate) async fn warm_summaries(state: Arc<ApiState>, shutdown: tokio_util::sync::CancellationToken) {
+    loop {
+        let Ok(permit) = state.sql_queries.clone().try_acquire_owned() else {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(WARM_EVERY) => continue,
+            }
+        };
+        let st = state.clone();
+        let stop = shutdown.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let since = Utc::now().date_naive() - chrono::Duration::days(WARM_DAYS);
+            let files = list_all(&st.config.segments_dir()).unwrap_or_default();
+            for f in files.into_iter().filter(|f| f.day >= since) {
+                if stop.is_cancelled() {
+                    return;
+                }
+                if let Err(e) = warm_one(&st, &f) {
+                    tracing::debug!(segment = %f.path.display(), error = %e, "summary warm-up skipped a segment");
+                }
+            }
+        })
+        .await;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(WARM_EVERY) => {}
+        }
+    }
+}
+
+/// Summarizes one closed segment's day into the cache unless it is there; an open
+/// segment is left alone (it changes; requests read it).
+fn warm_one(state: &ApiState, f: &SegmentFile) -> Result<(), SegmentError> {
+    let Some(stamp) = FileStamp::of(&f.path) else {
+        return Ok(());
+    };
+    let first = f.day.and_hms_opt(0, 0, 0).map_or(0, |t| t.and_utc().timestamp()) / 3600;
+    if (first..first + 24).all(|h| state.summaries.get(&f.path, stamp, h).is_some()) {
+        return Ok(());
+    }
+    let conn = segment_schema::open_read_only(&f.path)?;
+    if segment_schema::read_state(&conn, &f.path)? != SegmentState::Closed {
+        return Ok(());
+    }
+    drop(conn);
+    hour_summaries(state, std::slice::from_ref(f), first, first + 24).map(|_| ())
+}
+
 /// For each file, the summaries of every hour in `[first_hour, end_hour)` (empty for
 /// hours outside its day): from the cache for closed segments, else read.
 fn hour_summaries(

@@ -151,7 +151,7 @@ pub async fn start(
         broker.clone(),
         shutdown.clone(),
     ));
-    tracker.spawn(receiver::run(ingest, ctx, shutdown, tracker.clone()));
+    let receiver_shutdown = shutdown.clone();
     tracing::info!(id = %config.id, public_key = %public_key, "buck started");
     let api = Arc::new(ApiState {
         segment_downloads: Arc::new(tokio::sync::Semaphore::new(config.segment_downloads_max)),
@@ -161,6 +161,13 @@ pub async fn start(
         events,
         cluster,
     });
+    tracker.spawn(crawl_api::warm_summaries(api.clone(), shutdown));
+    tracker.spawn(receiver::run(
+        ingest,
+        ctx,
+        receiver_shutdown,
+        tracker.clone(),
+    ));
     let browser = {
         let cluster = api.cluster.clone();
         edge::browser_guard::BrowserGuard::new(
