@@ -241,7 +241,10 @@ const WARM_DAYS: i64 = 2;
 /// Summarizes closed segments of the last [`WARM_DAYS`] days into the cache as they
 /// appear, so the first summary of a closed day is a merge (a million-line day takes
 /// seconds to read). Yields to queries: it runs only with a free SQL permit.
-pub(crate) async fn warm_summaries(state: Arc<ApiState>, shutdown: tokio_util::sync::CancellationToken) {
+pub(crate) async fn warm_summaries(
+    state: Arc<ApiState>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
     loop {
         let Ok(permit) = state.sql_queries.clone().try_acquire_owned() else {
             tokio::select! {
@@ -278,7 +281,11 @@ fn warm_one(state: &ApiState, f: &SegmentFile) -> Result<(), SegmentError> {
     let Some(stamp) = FileStamp::of(&f.path) else {
         return Ok(());
     };
-    let first = f.day.and_hms_opt(0, 0, 0).map_or(0, |t| t.and_utc().timestamp()) / 3600;
+    let first = f
+        .day
+        .and_hms_opt(0, 0, 0)
+        .map_or(0, |t| t.and_utc().timestamp())
+        / 3600;
     if (first..first + 24).all(|h| state.summaries.get(&f.path, stamp, h).is_some()) {
         return Ok(());
     }

@@ -50,7 +50,10 @@ async fn write_day(data_dir: &Path, n: u64) -> anyhow::Result<()> {
         offset += line.len() as u64;
         if batch.len() == 1000 {
             writer
-                .write(std::mem::replace(&mut batch, Vec::with_capacity(1000)), Origin::Live)
+                .write(
+                    std::mem::replace(&mut batch, Vec::with_capacity(1000)),
+                    Origin::Live,
+                )
                 .await?;
         }
     }
@@ -71,7 +74,10 @@ async fn write_day(data_dir: &Path, n: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn timed_get(client: &reqwest::Client, url: &str) -> anyhow::Result<(f64, serde_json::Value)> {
+async fn timed_get(
+    client: &reqwest::Client,
+    url: &str,
+) -> anyhow::Result<(f64, serde_json::Value)> {
     let started = Instant::now();
     let r = client.get(url).send().await?;
     anyhow::ensure!(r.status().is_success(), "{url}: {}", r.status());
