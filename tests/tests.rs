@@ -3,6 +3,7 @@
 //! - `up`: `sluice up` end to end: a line written to a file is answered by SQL.
 //! - `archive`: `sluice up` archives closed segments; `porter fetch` brings them back.
 //! - `cluster`: 3 bucks and 2 tailers; homes only; a killed home catches up.
+//! - `console`: the SQL console in Chromium: 100,000 rows, cancel, truncation, downloads.
 //! - `crawls`: the crawls page in Chromium: a day's chart and table equal the log.
 //! - `deploy`: the systemd units verify; the Ansible playbook installs a cluster that answers SQL.
 //! - `edge`: SQL memory bombs and a flood of slow queries against `sluice up`.
@@ -21,6 +22,7 @@ mod util;
 
 mod archive;
 mod cluster;
+mod console;
 mod crawls;
 mod deploy;
 mod disk_faults;
