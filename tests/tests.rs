@@ -1,6 +1,7 @@
 //! Cross-process tests: the real binaries, real files, real TCP on loopback.
 //!
 //! - `up`: `sluice up` end to end: a line written to a file is answered by SQL.
+//! - `a11y`: every page passes axe-core (WCAG 2 AA) without serious violations.
 //! - `archive`: `sluice up` archives closed segments; `porter fetch` brings them back.
 //! - `cluster`: 3 bucks and 2 tailers; homes only; a killed home catches up.
 //! - `console`: the SQL console in Chromium: 100,000 rows, cancel, truncation, downloads.
@@ -20,6 +21,7 @@
 
 mod util;
 
+mod a11y;
 mod archive;
 mod cluster;
 mod console;
