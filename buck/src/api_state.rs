@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::cluster_view::ClusterView;
 use crate::config::BuckConfig;
 use crate::events::BuckEvents;
+use crate::summary_cache::SummaryCache;
 
 /// Shared by every HTTP handler.
 pub(crate) struct ApiState {
@@ -21,4 +22,6 @@ pub(crate) struct ApiState {
     pub bus: crate::pub_sub::Bus,
     /// The buck's shutdown: ends every subscriber's stream.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Hour summaries and figures of closed segments (`GET /crawls...`).
+    pub summaries: SummaryCache,
 }

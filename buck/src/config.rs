@@ -198,6 +198,21 @@ pub struct BuckConfig {
     /// (100,000), `reconnect_max_secs` (60). Default: none (nothing is pushed).
     #[serde(default)]
     pub graphite: Option<crate::graphite::GraphiteConfig>,
+    /// Memory for the hour summaries of closed segments that `GET /crawls/{crawl}/summary`
+    /// merges (least recently used evicted), in bytes. Default 64 MiB.
+    #[serde(default = "default_summary_cache_bytes")]
+    pub summary_cache_bytes: usize,
+    /// Steps one summary request may ask for (`(to - from) / step`); more is a 400.
+    /// Default 744 (31 days of hours).
+    #[serde(default = "default_summary_max_steps")]
+    pub summary_max_steps: u64,
+}
+
+fn default_summary_cache_bytes() -> usize {
+    64 << 20
+}
+fn default_summary_max_steps() -> u64 {
+    744
 }
 
 fn default_true() -> bool {
@@ -348,6 +363,8 @@ impl BuckConfig {
             base_path: String::new(),
             subscribe: crate::subscribe::SubscribeConfig::default(),
             graphite: None,
+            summary_cache_bytes: default_summary_cache_bytes(),
+            summary_max_steps: default_summary_max_steps(),
         }
     }
 

@@ -50,6 +50,8 @@ mod api_state;
 mod api_token;
 pub mod cluster_view;
 pub mod config;
+mod crawl_api;
+pub mod crawl_summary;
 pub mod error;
 pub mod events;
 pub mod feed_events;
@@ -64,6 +66,7 @@ pub mod segment_schema;
 pub mod segment_writer;
 pub mod sql_api;
 pub mod subscribe;
+pub mod summary_cache;
 
 use std::sync::Arc;
 
@@ -167,12 +170,7 @@ pub async fn start(
             shutdown.clone(),
         ));
     }
-    tracker.spawn(receiver::run(
-        ingest,
-        ctx,
-        shutdown.clone(),
-        tracker.clone(),
-    ));
+    let receiver_shutdown = shutdown.clone();
     tracing::info!(id = %config.id, public_key = %public_key, "buck started");
     let api = Arc::new(ApiState {
         segment_downloads: Arc::new(tokio::sync::Semaphore::new(config.segment_downloads_max)),
@@ -181,11 +179,19 @@ pub async fn start(
             config.subscribe.max_subscribers,
         )),
         bus: bus.clone(),
-        shutdown,
+        shutdown: shutdown.clone(),
+        summaries: summary_cache::SummaryCache::new(config.summary_cache_bytes),
         config,
         events,
         cluster,
     });
+    tracker.spawn(crawl_api::warm_summaries(api.clone(), shutdown));
+    tracker.spawn(receiver::run(
+        ingest,
+        ctx,
+        receiver_shutdown,
+        tracker.clone(),
+    ));
     let browser = {
         let cluster = api.cluster.clone();
         edge::browser_guard::BrowserGuard::new(
@@ -226,6 +232,8 @@ impl BuckHandle {
             .route("/", post(sql_api::trough_query))
             .route("/sql", post(sql_api::range_query))
             .route("/subscribe", get(subscribe::subscribe))
+            .route("/crawls", get(crawl_api::list))
+            .route("/crawls/{crawl}/summary", get(crawl_api::summary))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.api.clone(),
                 api_token::require,

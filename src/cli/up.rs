@@ -392,6 +392,17 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         args.base_path,
         dir.display()
     );
+    let base = format!("http://{http_addr}{}", args.base_path);
+    if web::live_view_built() {
+        eprintln!(
+            "sluice up: pages: {base}/ui/live (live view), {base}/ui/sql (SQL console), {base}/ui/history, {base}/ui/crawls"
+        );
+    } else {
+        tracing::warn!(
+            "the live view is not built into this binary (no npm when it was compiled): {base}/ui/live says how to build it; \
+             the SQL console, history and crawls pages work. Run scripts/install-web-deps and rebuild."
+        );
+    }
     eprintln!(
         "sluice up: try  sluice sql --dir {} {} 'SELECT status_code, count(*) FROM crawled_url GROUP BY status_code'",
         dir.display(),

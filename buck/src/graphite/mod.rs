@@ -5,8 +5,9 @@
 //! interval (so Graphite's `sum`/`integral` add them up):
 //!
 //! - `<prefix>.<buck>.crawls.<crawl>.lines.<class>`: lines stored, `class` one of
-//!   `1xx`..`5xx`, `failed` (negative Heritrix codes), `unknown` (other codes),
-//!   `other` (lines that are not crawl.log lines); only non-zero classes are sent;
+//!   `1xx`..`5xx`, `failed` (negative Heritrix codes), `other` (other codes, and lines
+//!   that are not crawl.log lines), as `contracts::status_class::StatusClass` (the crawl summaries'
+//!   classes); only non-zero classes are sent;
 //! - `<prefix>.<buck>.crawls.<crawl>.log_bytes`, `.fetched_bytes` (crawl.log `size`),
 //!   `.hosts` (distinct website hosts of crawl.log URLs, see [`distinct_hosts`]);
 //! - `<prefix>.<buck>.buck.<counter>`: the buck's ingest counters over the interval
@@ -74,9 +75,12 @@ fn lines(
     crawls.sort_by(|a, b| a.0.cmp(&b.0));
     for (crawl, c) in crawls {
         let p = format!("{base}.crawls.{}", component(&crawl));
-        for (class, n) in tally::CLASSES.iter().zip(c.lines) {
+        for (class, n) in contracts::status_class::StatusClass::ALL
+            .iter()
+            .zip(c.lines)
+        {
             if n > 0 {
-                out.push(format!("{p}.lines.{class} {n} {at_secs}"));
+                out.push(format!("{p}.lines.{} {n} {at_secs}", class.name()));
             }
         }
         out.push(format!("{p}.log_bytes {} {at_secs}", c.log_bytes));

@@ -6,37 +6,25 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use contracts::event::{Field, Format};
+use contracts::status_class::StatusClass;
 
 use super::distinct_hosts::DistinctHosts;
 use crate::pub_sub::Published;
 
-/// The line classes, in path order: `lines.<class>`.
-pub const CLASSES: [&str; 8] = [
-    "1xx", "2xx", "3xx", "4xx", "5xx", "failed", "unknown", "other",
-];
-
 /// One crawl's counts over one interval.
 #[derive(Debug, Default, Clone)]
 pub struct CrawlCounts {
-    /// Lines by class, indexed like [`CLASSES`]: crawl.log lines by status class
-    /// (negative Heritrix codes are `failed`, codes outside 1xx-5xx and unparsable ones
-    /// `unknown`), every other format `other`.
-    pub lines: [u64; 8],
+    /// Lines by class, indexed by `StatusClass::index` (the classes the crawl summaries
+    /// count, so a chart and a Graphite series agree): crawl.log lines by status class,
+    /// negative Heritrix codes `failed`; other codes and every line that is not a
+    /// crawl.log line `other`.
+    pub lines: [u64; StatusClass::ALL.len()],
     /// Bytes of the lines as logged (their original length).
     pub log_bytes: u64,
     /// Bytes fetched, the crawl.log `size` field summed.
     pub fetched_bytes: u64,
     /// Website hosts of crawl.log URLs.
     pub hosts: DistinctHosts,
-}
-
-/// The class index of a crawl.log status code.
-fn class_of(status: Option<i64>) -> usize {
-    match status {
-        Some(c) if c < 0 => 5,
-        Some(c @ 100..=599) => (c / 100 - 1) as usize,
-        _ => 6,
-    }
 }
 
 /// The current interval's counts, per crawl.
@@ -59,13 +47,13 @@ impl Tally {
             };
             c.log_bytes += e.original_len;
             if e.format != Format::CrawlLog {
-                c.lines[7] += 1;
+                c.lines[StatusClass::Other.index()] += 1;
                 continue;
             }
             let status = e
                 .field_str(Field::Status)
                 .and_then(|s| s.trim().parse::<i64>().ok());
-            c.lines[class_of(status)] += 1;
+            c.lines[StatusClass::of(status).index()] += 1;
             if let Some(size) = e
                 .field_str(Field::Size)
                 .and_then(|s| s.trim().parse::<u64>().ok())
@@ -84,22 +72,5 @@ impl Tally {
     /// The interval's counts, leaving an empty tally for the next one.
     pub fn take(&self) -> HashMap<String, CrawlCounts> {
         std::mem::take(&mut *self.crawls.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn classes() {
-        assert_eq!(CLASSES[class_of(Some(200))], "2xx");
-        assert_eq!(CLASSES[class_of(Some(404))], "4xx");
-        assert_eq!(CLASSES[class_of(Some(599))], "5xx");
-        assert_eq!(CLASSES[class_of(Some(101))], "1xx");
-        assert_eq!(CLASSES[class_of(Some(-5002))], "failed");
-        assert_eq!(CLASSES[class_of(Some(0))], "unknown");
-        assert_eq!(CLASSES[class_of(Some(600))], "unknown");
-        assert_eq!(CLASSES[class_of(None)], "unknown");
     }
 }

@@ -20,3 +20,5 @@ mod schema_versions;
 mod segments;
 /// The SQL read API: the trough query, attacks, limits, redirects.
 mod sql;
+/// Per-crawl summaries and the crawls list.
+mod summaries;
