@@ -330,6 +330,18 @@ async fn empty_ranges_bad_segments_and_bad_requests_say_so() {
         assert_eq!(s, 400, "{body}: {v}");
         assert!(!v["error"].as_str().unwrap().is_empty());
     }
+    // A bad time names the field and shows the form, not a JSON decoder's message.
+    let (_, v) = srv
+        .post(
+            "/history",
+            json!({"crawl": "crawl-a", "start": "yesterday", "end": "2026-11-02T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(
+        v["error"].as_str().unwrap_or(""),
+        "start \"yesterday\" is not an RFC 3339 time (premature end of input): write it like 2026-11-20T00:00:00Z",
+        "{v}"
+    );
     let (s, _) = srv.get("/history/0000000000000000").await;
     assert_eq!(s, 404);
     srv.stop().await;
