@@ -146,7 +146,7 @@ async function poll() {
   $("state").textContent = text;
   $("state").className = r.state === "failed" ? "error" : (r.state === "ready" && r.events_indexed === 0 ? "notice" : "muted");
   $("bar").firstElementChild.style.width = pct + "%";
-  $("expires").textContent = r.expires_at ? "expires " + r.expires_at : "";
+  $("expires").textContent = r.expires_at ? "expires " + shortTime(r.expires_at) + " UTC" : "";
   $("message").textContent = r.message || "";
   const searchable = r.state === "ready" || r.state === "indexing";
   $("search-box").hidden = !searchable;
