@@ -524,9 +524,11 @@ async fn sql_is_held_to_value_row_byte_and_concurrency_limits() {
     }
 
     // A statement that runs to its time limit holds the only slot: others get 503. (A
-    // probe may take the slot first and the slow one be refused: then start it again.)
+    // probe may take the slot first and the slow one be refused: then start it again.
+    // The probes run back to back, so on a loaded machine the slow one can lose that
+    // race several times in a row; a refused attempt costs milliseconds.)
     let mut refused = 0;
-    for _attempt in 0..5 {
+    for _attempt in 0..50 {
         let slow = {
             let (client, url) = (srv.client.clone(), format!("{}/history/{id}/sql", srv.base));
             tokio::spawn(async move {
