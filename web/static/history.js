@@ -9,10 +9,13 @@ let pollTimer = null;
 let nextCursor = null;
 let lastQuery = null;
 
+$("token").value = localStorage.getItem("sluice-api-token") || "";
+$("token").addEventListener("change", () => { localStorage.setItem("sluice-api-token", $("token").value); loadList(); });
+
 async function call(method, path, body) {
   const init = { method, headers: {} };
-  // The API token the SQL console keeps in this browser, if any (never in a URL).
-  const token = localStorage.getItem("sluice-api-token");
+  // The API token kept in this browser (shared by every page), never in a URL.
+  const token = $("token").value.trim();
   if (token) init.headers.authorization = "Bearer " + token;
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
