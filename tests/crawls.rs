@@ -78,5 +78,13 @@ fn the_crawls_page_charts_a_day_whose_numbers_equal_the_log() {
         "the choice is not in the URL: {last}"
     );
     assert_eq!(last["violations"], serde_json::json!([]), "{last}");
+    // sluice up's one buck is the crawl's home, and it answers (up, or degraded with why).
+    let states = last["homeStates"].as_array().cloned().unwrap_or_default();
+    assert_eq!(states.len(), 1, "{last}");
+    let state = states[0].as_str().unwrap_or("");
+    assert!(
+        state == "(up)" || state.starts_with("(degraded"),
+        "the home is shown as {state:?}: {last}"
+    );
     assert!(shot.exists());
 }

@@ -80,12 +80,38 @@ async function loadCrawls() {
       link.href = h.http_url.replace(/\/$/, "") + "/ui/crawls?crawl=" + encodeURIComponent(c.crawl);
       link.textContent = h.id + (h.this_buck ? " (this buck)" : "");
       homes.appendChild(link);
+      const state = document.createElement("span");
+      state.className = "home-state";
+      state.dataset.url = h.http_url;
+      homes.append(" ", state);
     });
     body.appendChild(tr);
   }
   setStatus(crawls.length + (crawls.length === 1 ? " crawl" : " crawls"));
+  homeStates();
   const chosen = params.get("crawl");
   if (chosen) choose(chosen, params.get("range") || "24h", false);
+}
+
+// Whether each home answers its /healthz (the cluster's bucks allow this page's origin),
+// said in words: "up", "degraded: ..." or "down".
+async function homeStates() {
+  const spans = [...document.querySelectorAll(".home-state")];
+  const urls = [...new Set(spans.map((s) => s.dataset.url))];
+  await Promise.all(urls.map(async (url) => {
+    let text;
+    try {
+      const r = await fetch(url.replace(/\/$/, "") + "/healthz", { signal: AbortSignal.timeout(3000) });
+      const body = (await r.text()).trim();
+      text = r.ok ? (body.startsWith("degraded") ? body : "up") : "down (" + r.status + ")";
+    } catch {
+      text = "down";
+    }
+    for (const s of spans.filter((x) => x.dataset.url === url)) {
+      s.textContent = "(" + text + ")";
+      s.className = "home-state " + (text === "up" ? "up" : "down");
+    }
+  }));
 }
 
 function rangeOf(range) {

@@ -22,6 +22,8 @@ try {
   await page.goto(`${base}/ui/crawls`, { waitUntil: "networkidle" });
   await page.waitForSelector(`#crawls tr[data-crawl="${crawl}"]`, { timeout: 15000 });
   const listed = await page.textContent(`#crawls tr[data-crawl="${crawl}"] td.rows`);
+  await page.waitForFunction(() => [...document.querySelectorAll(".home-state")].every((s) => s.textContent), null, { timeout: 10000 });
+  const homeStates = await page.$$eval(".home-state", (s) => s.map((x) => x.textContent));
   await page.click(`#crawls tr[data-crawl="${crawl}"] a`);
   await page.waitForSelector("#steps tbody tr", { timeout: 15000 });
   await page.fill("#day", day);
@@ -40,7 +42,7 @@ try {
   const bars = await page.$$eval("#chart rect", (r) => r.length);
   const url = page.url();
   await page.screenshot({ path: shot, fullPage: true });
-  process.stdout.write(JSON.stringify({ done: true, listed: num(listed), total, byClass, bars, url, violations }) + "\n");
+  process.stdout.write(JSON.stringify({ done: true, listed: num(listed), total, byClass, bars, url, violations, homeStates }) + "\n");
 } catch (e) {
   process.stdout.write(JSON.stringify({ fail: String(e) }) + "\n");
 } finally {
