@@ -8,6 +8,7 @@
 //! - `crawls`: the crawls page in Chromium: a day's chart and table equal the log.
 //! - `deploy`: the systemd units verify; the Ansible playbook installs a cluster that answers SQL.
 //! - `edge`: SQL memory bombs and a flood of slow queries against `sluice up`.
+//! - `feeds`: `GET /subscribe` to fast and stalled curl clients, Graphite, `sluice check`.
 //! - `disk_faults`: a full or failing disk under running agents (tmpfs in a private mount namespace).
 //! - `off_loopback`: `sluice up` off loopback (in a private network namespace) is closed without its tokens.
 //! - `history`: archie through `sluice up`: search answers equal grep; the page in Chromium.
@@ -29,6 +30,7 @@ mod crawls;
 mod deploy;
 mod disk_faults;
 mod edge;
+mod feeds;
 mod history;
 mod live;
 mod metrics;

@@ -16,6 +16,12 @@ pub(crate) struct ApiState {
     pub sql_queries: Arc<tokio::sync::Semaphore>,
     /// Permits for segment copies in progress (`segment_downloads_max`).
     pub segment_downloads: Arc<tokio::sync::Semaphore>,
+    /// Slots of `GET /subscribe` streams (`[subscribe] max_subscribers`).
+    pub subscribers: Arc<tokio::sync::Semaphore>,
+    /// The live bus, for `GET /subscribe`.
+    pub bus: crate::pub_sub::Bus,
+    /// The buck's shutdown: ends every subscriber's stream.
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// Hour summaries and figures of closed segments (`GET /crawls...`).
     pub summaries: SummaryCache,
 }

@@ -51,6 +51,8 @@ pub struct UpArgs {
     /// and archie keep twice as much, so that they pause first and the buck can still
     /// store what is spooled.
     pub min_free_bytes: u64,
+    /// Where the buck pushes per-crawl counters in Graphite's plaintext protocol.
+    pub graphite: Option<buck::graphite::GraphiteConfig>,
 }
 
 /// What a running `sluice up` writes to `<dir>/up.json` once it is ready, so scripts and
@@ -284,6 +286,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     buck_config.min_free_bytes = args.min_free_bytes;
     buck_config.porter_token = Some(porter_token.clone());
     buck_config.api_token = api_token.clone();
+    buck_config.graphite = args.graphite.clone();
     buck_config
         .validate(&dir.join("buck.toml"))
         .context("buck config")?;
