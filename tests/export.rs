@@ -230,50 +230,82 @@ fn crawl_log(day: NaiveDate, n: i64) -> Vec<u8> {
     v
 }
 
+/// `sluice up` holding two crawls whose day (three days ago) was archived to its local
+/// directory and pruned from the buck: a crawl.log and plain text.
+struct ArchivedDay {
+    dir: Dir,
+    up: Up,
+    day: NaiveDate,
+    inputs: Vec<(&'static str, Vec<u8>)>,
+    from: String,
+    to: String,
+}
+
+impl ArchivedDay {
+    fn start(name: &str) -> ArchivedDay {
+        let dir = Dir::new(name);
+        let logs = dir.join("logs");
+        let day = (Utc::now() - Duration::days(3)).date_naive();
+        let noon = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
+        let inputs: Vec<(&str, Vec<u8>)> = vec![
+            ("arch", crawl_log(day, 400)),
+            ("archplain", plain_text(noon)),
+        ];
+        for (crawl, bytes) in &inputs {
+            write(&logs.join(crawl).join("input.log"), bytes);
+        }
+        let pattern = logs.join("{crawl}/input.log").display().to_string();
+        let up = Up::start(
+            &dir,
+            &[
+                "--day-close-grace-secs",
+                "0",
+                "--archive-age-secs",
+                "0",
+                "--archive-interval-secs",
+                "1",
+                "--retention-secs",
+                "300",
+                &pattern,
+            ],
+        );
+        for (crawl, _) in &inputs {
+            wait_for(
+                &format!("{crawl}'s day to be archived and pruned"),
+                PATIENCE,
+                || {
+                    dir.join(&format!("up/buck/segments/{crawl}/{day}.sqlite.pruned"))
+                        .exists()
+                        .then_some(())
+                },
+            );
+        }
+        let from = rfc(day.and_hms_opt(0, 0, 0).unwrap().and_utc());
+        let to = rfc((day + chrono::Days::new(1))
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc());
+        ArchivedDay {
+            dir,
+            up,
+            day,
+            inputs,
+            from,
+            to,
+        }
+    }
+}
+
 #[test]
 fn export_reads_days_archived_and_pruned_from_the_archive() {
-    let dir = Dir::new("export-archive");
-    let logs = dir.join("logs");
-    let day = (Utc::now() - Duration::days(3)).date_naive();
-    let noon = day.and_hms_opt(12, 0, 0).unwrap().and_utc();
-    let inputs: Vec<(&str, Vec<u8>)> = vec![
-        ("arch", crawl_log(day, 400)),
-        ("archplain", plain_text(noon)),
-    ];
-    for (crawl, bytes) in &inputs {
-        write(&logs.join(crawl).join("input.log"), bytes);
-    }
-    let pattern = logs.join("{crawl}/input.log").display().to_string();
-    let up = Up::start(
-        &dir,
-        &[
-            "--day-close-grace-secs",
-            "0",
-            "--archive-age-secs",
-            "0",
-            "--archive-interval-secs",
-            "1",
-            "--retention-secs",
-            "300",
-            &pattern,
-        ],
-    );
-    for (crawl, _) in &inputs {
-        wait_for(
-            &format!("{crawl}'s day to be archived and pruned"),
-            PATIENCE,
-            || {
-                dir.join(&format!("up/buck/segments/{crawl}/{day}.sqlite.pruned"))
-                    .exists()
-                    .then_some(())
-            },
-        );
-    }
-    let from = rfc(day.and_hms_opt(0, 0, 0).unwrap().and_utc());
-    let to = rfc((day + chrono::Days::new(1))
-        .and_hms_opt(0, 0, 0)
-        .unwrap()
-        .and_utc());
+    let ArchivedDay {
+        dir,
+        up,
+        day,
+        inputs,
+        from,
+        to,
+    } = ArchivedDay::start("export-archive");
 
     // Without the archive the export says where the missing day is.
     let out = export(&["--api", &up.url, "--from", &from, "--to", &to, "arch"]);
@@ -327,9 +359,20 @@ fn export_reads_days_archived_and_pruned_from_the_archive() {
         &["--archive", &archive],
         &want,
     );
+}
 
-    // The same from an S3-compatible server (the test SeaweedFS): the archived objects
-    // copied into a fresh bucket, read through the AWS environment with path style.
+/// The same from an S3-compatible server (the test SeaweedFS): the archived objects
+/// copied into a fresh bucket, read through the AWS environment with path style.
+#[test]
+fn export_reads_pruned_days_from_an_s3_compatible_archive() {
+    let ArchivedDay {
+        dir,
+        up,
+        inputs,
+        from,
+        to,
+        ..
+    } = ArchivedDay::start("export-s3");
     let endpoint = porter::test_support::s3_server::s3_endpoint();
     let bucket = porter::test_support::s3_server::fresh_bucket();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -345,6 +388,13 @@ fn export_reads_days_archived_and_pruned_from_the_archive() {
     )
     .unwrap();
     rt.block_on(store.ensure_bucket()).unwrap();
+    // Retried as the porter retries its store.
+    let store = porter::RetryStore::new(
+        std::sync::Arc::new(store),
+        5,
+        std::time::Duration::from_millis(200),
+        std::time::Duration::from_secs(60),
+    );
     for (crawl, _) in &inputs {
         for f in std::fs::read_dir(dir.join(&format!("up/archive/{crawl}"))).unwrap() {
             let f = f.unwrap();

@@ -265,9 +265,21 @@ async fn export_day(
         if let Some(t) = &args.token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().await.with_context(|| {
-            format!("cannot reach the buck at {url}: is it (or `sluice up`) running there?")
-        })?;
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_connect() || e.is_timeout() => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "cannot reach the buck at {url}: is it (or `sluice up`) running there?"
+                )));
+            }
+            // Connected, then cut before the head was read: the buck stopped the stream
+            // at once (a limit, or it is shutting down).
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "the buck at {url} broke off the export of crawl {crawl} from {from}: a limit such as export_max_bytes or export_timeout_secs, or it is stopping; its log says which"
+                )));
+            }
+        };
         if resp.status() == StatusCode::TEMPORARY_REDIRECT && hops < 4 {
             hops += 1;
             let loc = resp

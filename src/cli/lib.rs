@@ -8,6 +8,7 @@
 //! - [`agents`]: one agent from its config file (`sluice tail`, `sluice buck`).
 //! - [`up`]: `sluice up`, every agent in one process on loopback.
 //! - [`serve`]: one HTTP listener with an agent's router, `/healthz` and `/metrics`.
+//! - [`check`]: `sluice check`, a Nagios/Icinga plugin.
 //! - [`sql_client`]: `sluice sql`, a table printer over the read API.
 //! - [`export`]: `sluice export`, original lines byte for byte from bucks and the archive.
 //! - [`reindex`]: `sluice reindex` / `archie build`, a history index built on this machine.
@@ -16,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod agents;
+pub mod check;
 pub mod export;
 pub mod logging;
 pub mod reindex;

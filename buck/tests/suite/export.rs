@@ -55,12 +55,19 @@ async fn export_is_guarded_bounded_and_answers_the_lines() {
 
     // All the lines are more than export_max_bytes: the stream is cut after its first
     // chunk (64 KiB), and the client sees a body that did not end cleanly.
-    let r = get(&b, &format!("/export?crawl=ex&{RANGE}"), Some("s3cret")).await;
-    assert_eq!(r.status(), 200);
-    assert!(
-        r.bytes().await.is_err(),
-        "a cut stream must not look complete"
-    );
+    // (The cut can come before the client has read the head: then the request fails.)
+    let cut = reqwest::Client::new()
+        .get(format!("{}/export?crawl=ex&{RANGE}", b.http))
+        .bearer_auth("s3cret")
+        .send()
+        .await;
+    if let Ok(r) = cut {
+        assert_eq!(r.status(), 200);
+        assert!(
+            r.bytes().await.is_err(),
+            "a cut stream must not look complete"
+        );
+    }
 
     for (path, status, says) in [
         (
