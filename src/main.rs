@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -149,6 +150,104 @@ enum Command {
         /// One SELECT statement.
         sql: String,
     },
+    /// Write a crawl's original lines for a time range to stdout, byte for byte, in the
+    /// order they were written: each source file's lines in offset order, the files
+    /// merged by event time (ties by tailer and file seq), day after day. Lines that were
+    /// not UTF-8 come back as their bytes; a multi-line record comes back whole. Days a
+    /// buck no longer holds (archived and pruned) come from --archive. A progress bar is
+    /// drawn on stderr when it is a terminal. See docs/incident.md.
+    ///
+    /// Example: sluice export --api http://buck-1:8080 crawl-7 --from 2026-11-20T00:00:00Z
+    /// --to 2026-11-21T00:00:00Z --status 5xx > lines
+    Export {
+        /// Base URL of a buck (any buck of the cluster: one that is not the crawl's home
+        /// redirects). Default: the one `sluice up --dir DIR` is running.
+        #[arg(long)]
+        api: Option<String>,
+        /// The `sluice up` directory to find the URL in.
+        #[arg(long, default_value = "sluice-data")]
+        dir: PathBuf,
+        /// The buck's api_token, when it needs one (any buck off loopback).
+        #[arg(long, env = "SLUICE_API_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Range start, RFC 3339, inclusive (e.g. 2026-11-20T00:00:00Z).
+        #[arg(long)]
+        from: String,
+        /// Range end, RFC 3339, exclusive.
+        #[arg(long)]
+        to: String,
+        /// Only crawl.log lines whose URL has this host (the SQL API's crawled_urls.host),
+        /// case-insensitive. Other formats never match.
+        #[arg(long)]
+        host: Option<String>,
+        /// Only crawl.log lines with these fetch statuses: codes, classes or ranges,
+        /// comma-separated (200,4xx,-5003,500-599). Other formats never match.
+        #[arg(long)]
+        status: Option<String>,
+        /// The archive, for days the buck no longer holds: file:///dir, s3://bucket/prefix
+        /// (AWS_ENDPOINT_URL and the AWS keys from the environment) or
+        /// webhdfs://namenode:port/path.
+        #[arg(long)]
+        archive: Option<String>,
+        /// With an s3:// archive: path-style addressing (MinIO, Ceph RGW, SeaweedFS).
+        #[arg(long)]
+        s3_path_style: bool,
+        /// Scratch directory for archived segments while they are read (one day's objects
+        /// at a time). Default: the system's temporary directory.
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// The crawl.
+        crawl: String,
+    },
+    /// Build a history index of a crawl's range on this machine and exit when it is
+    /// ready: archie's index, in an archie work dir, fetched from the archive (and the
+    /// bucks of the cluster file for days not archived yet), with a progress bar on
+    /// stderr when it is a terminal. An archie or `sluice up` started over the same work
+    /// dir then serves it (GET /history lists it; search it at /history/ID/search) until
+    /// it expires. The work dir must not be in use by a running archie. See
+    /// docs/incident.md.
+    ///
+    /// Example (a second history machine): sluice reindex crawl-7 --from
+    /// 2026-11-20T00:00:00Z --to 2026-11-21T00:00:00Z --work-dir /var/lib/archie
+    /// --archive s3://sluice-archive/prod --cluster-file /etc/sluice/cluster.toml
+    Reindex {
+        /// A `sluice up` directory to take the defaults from: its archie work dir
+        /// (DIR/archie), archive (DIR/archive), cluster file and porter token.
+        #[arg(long, default_value = "sluice-data")]
+        dir: PathBuf,
+        /// Archie's work dir (the `work_dir` of the archie that will serve the index).
+        /// Default: DIR/archie.
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
+        /// The archive: file:///dir, s3://bucket/prefix or webhdfs://host:port/path.
+        /// Default: file://DIR/archive.
+        #[arg(long)]
+        archive: Option<String>,
+        /// With an s3:// archive: path-style addressing (MinIO, Ceph RGW, SeaweedFS).
+        #[arg(long)]
+        s3_path_style: bool,
+        /// The cluster file, for days the archive does not hold yet (fetched from the
+        /// bucks). Default: DIR/cluster.toml.
+        #[arg(long)]
+        cluster_file: Option<PathBuf>,
+        /// The bucks' porter_token (their segment API needs it). Default: DIR/keys/porter.token.
+        #[arg(long, env = "SLUICE_PORTER_TOKEN", hide_env_values = true)]
+        buck_token: Option<String>,
+        /// Seconds the index lives once ready.
+        #[arg(long, default_value_t = 86_400)]
+        expiry_secs: u64,
+        /// Threads building the full-text index (each builds one shard).
+        #[arg(long, default_value_t = 2)]
+        index_threads: usize,
+        /// Range start, RFC 3339, inclusive.
+        #[arg(long)]
+        from: String,
+        /// Range end, RFC 3339, exclusive.
+        #[arg(long)]
+        to: String,
+        /// The crawl, or a pattern with `*` (crawl-2026-*).
+        crawl: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -176,8 +275,108 @@ fn main() -> ExitCode {
     }
 }
 
+/// `sluice up`'s URL in `dir`, else the default address.
+fn up_url(dir: &std::path::Path) -> String {
+    match sluice_cli::up::read_state(dir) {
+        Ok(s) => format!("http://{}{}", s.http, s.base_path),
+        Err(_) => "http://127.0.0.1:8080".to_owned(),
+    }
+}
+
+fn rfc3339(flag: &str, v: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            anyhow::anyhow!("{flag} {v:?} is not an RFC 3339 time ({e}); e.g. 2026-11-21T00:00:00Z")
+        })
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Reindex {
+            dir,
+            work_dir,
+            archive,
+            s3_path_style,
+            cluster_file,
+            buck_token,
+            expiry_secs,
+            index_threads,
+            from,
+            to,
+            crawl,
+        } => {
+            let dir = std::path::absolute(&dir)
+                .with_context(|| format!("resolving {}", dir.display()))?;
+            let archive =
+                archive.unwrap_or_else(|| format!("file://{}", dir.join("archive").display()));
+            let buck_token = buck_token.or_else(|| {
+                std::fs::read_to_string(dir.join("keys/porter.token"))
+                    .ok()
+                    .map(|t| t.trim().to_owned())
+            });
+            let mut porter_config = porter::PorterConfig::new(
+                archive,
+                cluster_file.unwrap_or_else(|| dir.join("cluster.toml")),
+                dir.join("porter"),
+            );
+            porter_config.s3.path_style = s3_path_style;
+            porter_config.buck_token = buck_token;
+            let config = archie::ArchieConfig {
+                expiry_secs,
+                index_threads,
+                ..archie::ArchieConfig::new(work_dir.unwrap_or_else(|| dir.join("archie")))
+            };
+            let (from, to) = (rfc3339("--from", &from)?, rfc3339("--to", &to)?);
+            let (record, reused) = sluice_cli::runtime()?.block_on(sluice_cli::reindex::build(
+                config,
+                porter_config,
+                &crawl,
+                from,
+                to,
+            ))?;
+            eprintln!("{}", sluice_cli::reindex::summary(&record, reused));
+            println!("{}", serde_json::to_string(&record)?);
+            Ok(())
+        }
+        Command::Export {
+            api,
+            dir,
+            token,
+            from,
+            to,
+            host,
+            status,
+            archive,
+            s3_path_style,
+            work_dir,
+            crawl,
+        } => {
+            let args = sluice_cli::export::ExportArgs {
+                api: api.unwrap_or_else(|| up_url(&dir)),
+                token,
+                crawl,
+                from: rfc3339("--from", &from)?,
+                to: rfc3339("--to", &to)?,
+                host,
+                status,
+                archive,
+                s3_path_style,
+                work_dir,
+            };
+            sluice_cli::runtime()?.block_on(async {
+                let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+                let report = sluice_cli::export::run(&args, &mut out).await?;
+                tracing::info!(
+                    lines = report.lines,
+                    bytes = report.bytes,
+                    days_from_bucks = report.days_from_bucks,
+                    days_from_archive = report.days_from_archive,
+                    "export done"
+                );
+                Ok(())
+            })
+        }
         Command::Up {
             dir,
             http,

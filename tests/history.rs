@@ -18,7 +18,7 @@ fn get(url: &str) -> Value {
 }
 
 /// Every line found by `search?mode=..&q=..`, following cursors to the end.
-fn search_all(base: &str, id: &str, mode: &str, q: &str) -> BTreeSet<String> {
+pub(crate) fn search_all(base: &str, id: &str, mode: &str, q: &str) -> BTreeSet<String> {
     let mut got = BTreeSet::new();
     let mut cursor: Option<String> = None;
     loop {

@@ -11,7 +11,9 @@
 //! - `feeds`: `GET /subscribe` to fast and stalled curl clients, Graphite, `sluice check`.
 //! - `disk_faults`: a full or failing disk under running agents (tmpfs in a private mount namespace).
 //! - `off_loopback`: `sluice up` off loopback (in a private network namespace) is closed without its tokens.
+//! - `export`: `sluice export` equals the input files byte for byte, from the buck and the archive.
 //! - `history`: archie through `sluice up`: search answers equal grep; the page in Chromium.
+//! - `reindex`: `sluice reindex` / `archie build` from the archive, served by `sluice up`, answers like grep.
 //! - `live`: the live stream through the pipeline to Node and Chromium clients.
 //! - `resource_faults`: a descriptor limit far below the number of followed files.
 //! - `tailer_faults`: SIGKILL the tailer mid-stream, again and again; nothing lost or doubled.
@@ -30,11 +32,13 @@ mod crawls;
 mod deploy;
 mod disk_faults;
 mod edge;
+mod export;
 mod feeds;
 mod history;
 mod live;
 mod metrics;
 mod off_loopback;
+mod reindex;
 mod resource_faults;
 mod tailer_faults;
 mod tailer_scale;

@@ -87,6 +87,15 @@ pub enum ArchieError {
     /// A reply would pass its size limit (`sql_max_bytes`, `sql_max_value_bytes`).
     #[error("{0}")]
     TooLarge(String),
+    /// Another process (an archie, `sluice up`, `sluice reindex`) holds the work dir: two
+    /// would delete each other's indexes and overwrite each other's catalog.
+    #[error(
+        "work dir {path} is in use by another archie, `sluice up` or `sluice reindex`: stop it, or give this one its own work_dir"
+    )]
+    WorkDirBusy {
+        /// The work dir.
+        path: PathBuf,
+    },
     /// A background task died unexpectedly.
     #[error("internal error: {0}")]
     Internal(String),

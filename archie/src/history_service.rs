@@ -72,6 +72,25 @@ pub struct HistoryService {
     tasks: TaskTracker,
     /// The free space kept on `work_dir`'s file system; starts as the config's.
     headroom: Mutex<disk_space::Headroom>,
+    /// `work_dir/archie.lock`, `flock`ed from open until [`HistoryService::release_work_dir`]
+    /// (after a stop: the router may keep this service alive a little longer).
+    work_dir_lock: Mutex<Option<std::fs::File>>,
+}
+
+/// Takes the work dir's lock file (`archie.lock`, an advisory `flock`), or says who may
+/// hold it.
+fn lock_work_dir(work_dir: &std::path::Path) -> Result<std::fs::File, ArchieError> {
+    let path = work_dir.join("archie.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| ArchieError::io(&path, e))?;
+    file.try_lock().map_err(|_| ArchieError::WorkDirBusy {
+        path: work_dir.to_path_buf(),
+    })?;
+    Ok(file)
 }
 
 /// Whether `crawl` matches `pattern`, where `*` stands for any run of characters.
@@ -121,6 +140,9 @@ impl HistoryService {
     ) -> Result<Arc<HistoryService>, ArchieError> {
         std::fs::create_dir_all(&config.work_dir)
             .map_err(|e| ArchieError::io(&config.work_dir, e))?;
+        // Before the catalog is read: another process's builds must not be failed or
+        // its request directories removed.
+        let work_dir_lock = lock_work_dir(&config.work_dir)?;
         let catalog = Catalog::new(&config.work_dir);
         let mut requests = HashMap::new();
         let now = Utc::now();
@@ -163,9 +185,20 @@ impl HistoryService {
             }),
             shutdown,
             tasks: TaskTracker::new(),
+            work_dir_lock: Mutex::new(Some(work_dir_lock)),
         });
         svc.save()?;
         Ok(svc)
+    }
+
+    /// Lets another process open the work dir: call it once every build has stopped.
+    pub fn release_work_dir(&self) {
+        drop(
+            self.work_dir_lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -831,5 +864,27 @@ mod tests {
         assert!(!crawl_matches("ab*ba", "aba"));
         assert!(check_crawl_spec("crawl-*").is_ok());
         assert!(check_crawl_spec("../x").is_err());
+    }
+
+    #[test]
+    fn one_service_holds_a_work_dir_until_it_releases_it() {
+        let d = tempfile::tempdir().unwrap();
+        let open = || {
+            HistoryService::open(
+                ArchieConfig::new(d.path()),
+                Arc::new(crate::LocalDirSource::new(d.path().join("none"))),
+                Arc::new(ArchieEvents::default()),
+                CancellationToken::new(),
+            )
+        };
+        let first = open().unwrap();
+        let second = open().err().expect("a second service on the same work dir");
+        assert!(
+            matches!(second, ArchieError::WorkDirBusy { .. }),
+            "{second}"
+        );
+        assert!(second.to_string().contains("in use"), "{second}");
+        first.release_work_dir();
+        assert!(open().is_ok(), "released, the work dir opens again");
     }
 }

@@ -84,10 +84,12 @@ impl ArchieHandle {
     }
 
     /// Waits, after the shutdown token fires, for the reaper and every build to stop
-    /// (builds stop at their next batch and are marked failed).
+    /// (builds stop at their next batch and are marked failed), then releases the work
+    /// dir's lock.
     pub async fn join(self) {
         let _ = self.reaper.await;
         self.service.wait_builds().await;
+        self.service.release_work_dir();
     }
 }
 

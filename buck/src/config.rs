@@ -85,6 +85,15 @@ pub struct BuckConfig {
     /// cannot hold the WAL from being checkpointed. Default 10,000.
     #[serde(default = "default_sql_send_timeout_ms")]
     pub sql_send_timeout_ms: u64,
+    /// Longest time one `GET /export` stream may take, in seconds: past it the stream is
+    /// cut (the client sees an incomplete body and says so). Exports share the SQL API's
+    /// `sql_max_concurrent` slots and `sql_send_timeout_ms`. Default 600.
+    #[serde(default = "default_export_timeout_secs")]
+    pub export_timeout_secs: u64,
+    /// Most bytes of lines one `GET /export` stream carries; past it the stream is cut.
+    /// `sluice export` asks for one day per request. Default 4,294,967,296 (4 GiB).
+    #[serde(default = "default_export_max_bytes")]
+    pub export_max_bytes: u64,
     /// Events the live bus holds for its slowest subscriber before that subscriber is told
     /// it missed some. Default 4096.
     #[serde(default = "default_bus_capacity")]
@@ -245,6 +254,12 @@ fn default_sql_max_concurrent() -> usize {
 fn default_sql_send_timeout_ms() -> u64 {
     10_000
 }
+fn default_export_timeout_secs() -> u64 {
+    600
+}
+fn default_export_max_bytes() -> u64 {
+    4 << 30
+}
 fn default_bus_capacity() -> usize {
     4096
 }
@@ -335,6 +350,8 @@ impl BuckConfig {
             sql_max_columns: default_sql_max_columns(),
             sql_max_concurrent: default_sql_max_concurrent(),
             sql_send_timeout_ms: default_sql_send_timeout_ms(),
+            export_timeout_secs: default_export_timeout_secs(),
+            export_max_bytes: default_export_max_bytes(),
             sql_max_rows: default_sql_max_rows(),
             sql_max_bytes: default_sql_max_bytes(),
             bus_capacity: default_bus_capacity(),
@@ -511,7 +528,7 @@ mod tests {
     fn parse_config() {
         let key = contracts::keys::KeyPair::generate().public_text();
         let text = format!(
-            "id = \"b1\"\ndata_dir = \"/tmp/x\"\nallowed_tailers = [\"{key}\"]\nencryption = false\nday_close_grace_secs = 5\nsql_max_rows = 10\n"
+            "id = \"b1\"\ndata_dir = \"/tmp/x\"\nallowed_tailers = [\"{key}\"]\nencryption = false\nday_close_grace_secs = 5\nsql_max_rows = 10\nexport_max_bytes = 1000\n"
         );
         let c = BuckConfig::parse(&text, Path::new("buck.toml")).unwrap();
         assert_eq!(c.id, "b1");
@@ -520,12 +537,14 @@ mod tests {
         assert_eq!(c.sql_max_rows, 10);
         assert_eq!(c.sql_timeout_ms, 10_000);
         assert_eq!(c.sql_max_bytes, 64 * 1024 * 1024);
+        assert_eq!((c.export_max_bytes, c.export_timeout_secs), (1000, 600));
         assert_eq!(c.key_path(), Path::new("/tmp/x/buck.key"));
         let mut expected = BuckConfig::new("b1", "/tmp/x");
         expected.allowed_tailers = vec![key];
         expected.encryption = false;
         expected.day_close_grace_secs = 5;
         expected.sql_max_rows = 10;
+        expected.export_max_bytes = 1000;
         assert_eq!(c, expected);
 
         let e = BuckConfig::parse(

@@ -19,6 +19,7 @@
 //! - [`segment_files`]: finding segment files on disk.
 //! - [`pub_sub`]: `Bus`, the lossy live bus with explicit `Missed(n)`.
 //! - [`sql_api`]: the read API (`POST /?segment=`, `POST /sql`).
+//! - `export_api` (private): `GET /export`, original lines byte for byte.
 //! - [`segment_api`]: `GET /segments`, segment copies, `archived` receipts.
 //! - [`subscribe`]: `GET /subscribe`, the bus as NDJSON with the live view's filters.
 //! - [`graphite`]: per-crawl counters pushed to Graphite; [`feed_events`]: their counters.
@@ -54,6 +55,7 @@ mod crawl_api;
 pub mod crawl_summary;
 pub mod error;
 pub mod events;
+mod export_api;
 pub mod feed_events;
 pub mod graphite;
 pub mod live_feed;
@@ -224,13 +226,14 @@ pub async fn start(
 }
 
 impl BuckHandle {
-    /// The HTTP API: `POST /?segment=`, `POST /sql`, `GET /subscribe`, `GET /segments`,
+    /// The HTTP API: `POST /?segment=`, `POST /sql`, `GET /export`, `GET /subscribe`, `GET /segments`,
     /// `GET /segments/{crawl}/{name}`, `POST /segments/{crawl}/{name}/archived`.
     /// No `/healthz` or `/metrics`: the binary adds those once.
     pub fn router(&self) -> Router {
         let sql = Router::new()
             .route("/", post(sql_api::trough_query))
             .route("/sql", post(sql_api::range_query))
+            .route("/export", get(export_api::export))
             .route("/subscribe", get(subscribe::subscribe))
             .route("/crawls", get(crawl_api::list))
             .route("/crawls/{crawl}/summary", get(crawl_api::summary))

@@ -21,6 +21,8 @@
 //! - [`segment_row`]: an event as a version-2 segment row; the crawl.log line rebuilt.
 //! - `segment_sql` (feature `sqlite`): writing rows, and reading any version's ids,
 //!   counts and indexes.
+//! - `original_lines` (feature `sqlite`): a day's original lines, byte for byte, in the
+//!   order written (export).
 //! - [`ids_digest`]: a segment's identity, sha256 over its sorted event ids.
 //! - [`tokenizer`]: the tokens of a line.
 //!
@@ -58,6 +60,8 @@ pub mod event;
 pub mod frame;
 pub mod ids_digest;
 pub mod keys;
+#[cfg(feature = "sqlite")]
+pub mod original_lines;
 pub mod segment_path;
 pub mod segment_row;
 pub mod segment_schema;

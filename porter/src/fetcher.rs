@@ -251,6 +251,59 @@ pub async fn fetch_with_store(
     Ok(report)
 }
 
+/// The archived segments of `crawl` whose day meets `[from, to)`, as (day, part,
+/// manifest key), sorted by (day, part).
+pub async fn list_archived(
+    store: &dyn ArchiveStore,
+    crawl: &CrawlId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(NaiveDate, u32, String)>, PorterError> {
+    let mut out = Vec::new();
+    if to <= from {
+        return Ok(out);
+    }
+    let first_day = from.date_naive();
+    let last_day = (to - chrono::Duration::microseconds(1)).date_naive();
+    let manifest_tail = format!(".sqlite{OBJECT_SUFFIX}{MANIFEST_SUFFIX}");
+    for obj in store.list(&format!("{}/", crawl.as_str())).await? {
+        let Some(name) = obj
+            .key
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.strip_suffix(&manifest_tail))
+        else {
+            continue;
+        };
+        if let Some((day, part)) = parse_segment_file_name(&format!("{name}.sqlite"))
+            && day >= first_day
+            && day <= last_day
+        {
+            out.push((day, part, obj.key.clone()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Fetches one archived segment (named by its manifest) into `dir` as
+/// `<day>[.pN].sqlite`, verified against the manifest and with its indexes made again.
+/// Returns it and the bytes transferred.
+pub async fn fetch_one_archived(
+    store: &dyn ArchiveStore,
+    events: &PorterEvents,
+    crawl: &CrawlId,
+    day: NaiveDate,
+    part: u32,
+    manifest_key: &str,
+    dir: &Path,
+) -> Result<(FetchedSegment, u64), PorterError> {
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| PorterError::io(dir, e))?;
+    fetch_archived(store, events, crawl, day, part, manifest_key, dir).await
+}
+
 async fn fetch_archived(
     store: &dyn ArchiveStore,
     events: &PorterEvents,

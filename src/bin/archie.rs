@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use sluice_cli::serve::{self, HealthSource, MetricsSource};
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +23,27 @@ struct Args {
     /// HTTP address for the API and the history page.
     #[arg(long, default_value = "127.0.0.1:8090")]
     http: String,
+    /// Without a command, archie serves; `build` makes one index and exits.
+    #[command(subcommand)]
+    command: Option<ArchieCommand>,
+}
+
+#[derive(Subcommand)]
+enum ArchieCommand {
+    /// Build the history index of a crawl's range in the config's work_dir and exit once
+    /// it is ready (progress bar on stderr when a terminal). Archie started later over
+    /// the same work_dir serves it until it expires; the work_dir must not be in use by
+    /// a running archie. The same as `sluice reindex`; see docs/incident.md.
+    Build {
+        /// Range start, RFC 3339, inclusive.
+        #[arg(long)]
+        from: String,
+        /// Range end, RFC 3339, exclusive.
+        #[arg(long)]
+        to: String,
+        /// The crawl, or a pattern with `*`.
+        crawl: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -36,8 +57,30 @@ fn main() -> ExitCode {
     }
 }
 
+fn time(flag: &str, v: &str) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| {
+            anyhow::anyhow!("{flag} {v:?} is not an RFC 3339 time ({e}); e.g. 2026-11-21T00:00:00Z")
+        })
+}
+
 fn run(args: Args) -> anyhow::Result<()> {
     let config = archie::ArchieConfig::load(&args.config)?;
+    if let Some(ArchieCommand::Build { from, to, crawl }) = &args.command {
+        let porter_config = porter::PorterConfig::load(&args.porter_config)?;
+        let (from, to) = (time("--from", from)?, time("--to", to)?);
+        let (record, reused) = sluice_cli::runtime()?.block_on(sluice_cli::reindex::build(
+            config,
+            porter_config,
+            crawl,
+            from,
+            to,
+        ))?;
+        eprintln!("{}", sluice_cli::reindex::summary(&record, reused));
+        println!("{}", serde_json::to_string(&record)?);
+        return Ok(());
+    }
     let http_limits = config.http.clone();
     let porter_config = porter::PorterConfig::load(&args.porter_config)?;
     // Pages of the cluster's bucks may use archie from a browser; others may not.

@@ -10,13 +10,17 @@
 //! - [`serve`]: one HTTP listener with an agent's router, `/healthz` and `/metrics`.
 //! - [`check`]: `sluice check`, a Nagios/Icinga plugin.
 //! - [`sql_client`]: `sluice sql`, a table printer over the read API.
+//! - [`export`]: `sluice export`, original lines byte for byte from bucks and the archive.
+//! - [`reindex`]: `sluice reindex` / `archie build`, a history index built on this machine.
 //! - [`space_wait`]: starting on a full disk waits for space.
 //! - [`logging`]: tracing set-up; [`runtime`]: the one async runtime of every binary.
 #![deny(missing_docs)]
 
 pub mod agents;
 pub mod check;
+pub mod export;
 pub mod logging;
+pub mod reindex;
 pub mod serve;
 pub mod space_wait;
 pub mod sql_client;

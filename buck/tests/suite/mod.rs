@@ -2,6 +2,8 @@
 
 /// The live bus: lagging subscribers, late events.
 mod bus;
+/// `GET /export`: the original lines, guarded and bounded.
+mod export;
 /// Faults under a running buck: segment files deleted or corrupt.
 mod faults;
 /// Monitoring feeds: `GET /subscribe` limits and token, Graphite counts and reconnects.
