@@ -55,7 +55,7 @@ fn make_events(crawl: &CrawlId, n: usize, tailer: u64, time_us: i64) -> Vec<Even
             // Heritrix's layout (status in 5 columns, size in 10), so that most lines are
             // stored as columns, as a real crawl.log's are.
             let line = format!(
-                "{log_time} {status:>5} {:>10} http://{h}/path/{i}.html L http://{h}/ text/html #0{:02} {fetch}+{dur} sha1:ABCDEFGHIJKLMNOPQRSTUVWXYZ234567 - {{\"warcFilename\":\"crawl-00001.warc.gz\",\"warcFileOffset\":{},\"contentSize\":{}}}",
+                "{log_time} {status:>5} {:>10} http://{h}/path/{i}.html L http://{h}/ text/html #0{:02} {fetch}+{dur} sha1:ABCDEFGHIJKLMNOPQRSTUVWXYZ234567 - - {{\"warcFilename\":\"crawl-00001.warc.gz\",\"warcFileOffset\":{},\"contentSize\":{}}}",
                 i % 100_000,
                 i % 50,
                 i * 1000,
@@ -172,6 +172,10 @@ fn bare_rusqlite(dir: &std::path::Path, crawl: &CrawlId, events: &[Event]) {
         rate(events.len(), started.elapsed().as_secs_f64()),
         cpu_since(cpu, events.len())
     );
+    let columns: i64 = conn
+        .query_row("SELECT count(*) FROM event WHERE line IS NULL", [], |r| r.get(0))
+        .expect("count");
+    println!("  ({columns} of {} lines stored as columns)", events.len());
 }
 
 async fn over_tcp(
