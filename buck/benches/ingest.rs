@@ -173,7 +173,9 @@ fn bare_rusqlite(dir: &std::path::Path, crawl: &CrawlId, events: &[Event]) {
         cpu_since(cpu, events.len())
     );
     let columns: i64 = conn
-        .query_row("SELECT count(*) FROM event WHERE line IS NULL", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM event WHERE line IS NULL", [], |r| {
+            r.get(0)
+        })
         .expect("count");
     println!("  ({columns} of {} lines stored as columns)", events.len());
 }

@@ -221,7 +221,9 @@ mod tests {
         for _ in 0..n {
             writer.execute_batch("BEGIN").unwrap();
             for _ in 0..25 {
-                writer.execute("INSERT INTO t VALUES (?1)", [&blob]).unwrap();
+                writer
+                    .execute("INSERT INTO t VALUES (?1)", [&blob])
+                    .unwrap();
             }
             writer.execute_batch("COMMIT").unwrap();
             ckpt.after_commit(seg, writer).unwrap();

@@ -10,7 +10,6 @@
 
 use std::borrow::Cow;
 
-
 use crate::crawled_url::url_host;
 use crate::{Event, Field, Format};
 
@@ -478,8 +477,16 @@ mod tests {
                 .and_utc()
                 .timestamp_millis()
         };
-        let mut times: Vec<i64> = (0..=last_ms).step_by(29 * day as usize + 3_661_001).collect();
-        for (from, to) in [(1970, 1974), (1999, 2002), (2099, 2102), (2399, 2402), (9998, 9999)] {
+        let mut times: Vec<i64> = (0..=last_ms)
+            .step_by(29 * day as usize + 3_661_001)
+            .collect();
+        for (from, to) in [
+            (1970, 1974),
+            (1999, 2002),
+            (2099, 2102),
+            (2399, 2402),
+            (9998, 9999),
+        ] {
             times.extend((at(from)..at(to + 1).min(last_ms + 1)).step_by(day as usize));
         }
         times.extend([last_ms, 0, day - 1]);
