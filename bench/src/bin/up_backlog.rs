@@ -69,14 +69,19 @@ fn inserted(addr: &str) -> anyhow::Result<u64> {
     s.read_to_string(&mut body)?;
     Ok(body
         .lines()
-        .find_map(|l| l.strip_prefix("sluice_buck_inserted_total ")?.trim().parse().ok())
+        .find_map(|l| {
+            l.strip_prefix("sluice_buck_inserted_total ")?
+                .trim()
+                .parse()
+                .ok()
+        })
         .unwrap_or(0))
 }
 
 /// Writes about `bytes` of crawl.log lines to `path`; returns the number of lines.
 fn write_backlog(path: &Path, bytes: u64) -> anyhow::Result<u64> {
     std::fs::create_dir_all(path.parent().context("log path has a parent")?)?;
-    let mut gen = common::LineGen::new(7);
+    let mut lines_gen = common::LineGen::new(7);
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     let mut buf = Vec::with_capacity(512);
     let (mut written, mut lines) = (0u64, 0u64);
@@ -86,7 +91,7 @@ fn write_backlog(path: &Path, bytes: u64) -> anyhow::Result<u64> {
     while written < bytes {
         buf.clear();
         let at = start + chrono::Duration::microseconds((lines as i64) * 500);
-        gen.line(at, None, &mut buf);
+        lines_gen.line(at, None, &mut buf);
         out.write_all(&buf)?;
         written += buf.len() as u64;
         lines += 1;
@@ -165,7 +170,9 @@ fn main() -> anyhow::Result<()> {
     let (cpu, peak_kib) = cpu_and_peak(pid);
     let secs = done.as_secs_f64();
     let gib = bytes as f64 / (1u64 << 30) as f64;
-    println!("| lines/s to SQL-visible | MiB/s | wall | CPU-s (whole process) | CPU-s per GiB | CPU share | peak RSS |");
+    println!(
+        "| lines/s to SQL-visible | MiB/s | wall | CPU-s (whole process) | CPU-s per GiB | CPU share | peak RSS |"
+    );
     println!("|---|---|---|---|---|---|---|");
     println!(
         "| {:.0} | {:.1} | {secs:.1} s | {cpu:.1} | {:.0} | {:.2} cores | {:.0} MiB |",
