@@ -5,14 +5,14 @@
 //! copies them into the file and fsyncs both, on the writer thread: a fifth of the
 //! writer's time went there, and each fsync stalled every ack waiting on that commit.
 //! Here the writer's connection counts its WAL pages (a WAL hook, which also turns the
-//! automatic checkpoint off) and, past [`BACKGROUND_PAGES`], hands the segment to this
+//! automatic checkpoint off) and, past [`BACKGROUND_BYTES`], hands the segment to this
 //! thread, which runs a `PASSIVE` checkpoint (it never waits for the writer or for
 //! readers) on a second connection to the same file.
 //!
 //! A checkpoint that runs while the writer appends copies what was committed when it
 //! began, so under a steady load the log may never be wholly copied at the moment the
 //! writer starts its next transaction, which is when SQLite starts the log over. Past
-//! [`INLINE_PAGES`] the writer therefore checkpoints itself, as before: by then most
+//! [`INLINE_BYTES`] the writer therefore checkpoints itself, as before: by then most
 //! frames are copied, so that costs little, and the WAL stays bounded.
 //!
 //! The second connection must never be the last one open on its file: SQLite removes
@@ -27,13 +27,13 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
 
-/// WAL pages (4 KiB each) after which a commit asks for a background checkpoint: SQLite's
-/// own automatic checkpoint cadence.
-pub const BACKGROUND_PAGES: i32 = 1_000;
+/// WAL bytes after which a commit asks for a background checkpoint: SQLite's own
+/// automatic checkpoint cadence (1,000 pages of 4 KiB).
+pub const BACKGROUND_BYTES: i64 = 4 << 20;
 
-/// WAL pages after which the writer checkpoints on its own thread (64 MiB): the bound on
-/// a WAL under a load that never leaves the background checkpoint a quiet moment.
-pub const INLINE_PAGES: i32 = 16_000;
+/// WAL bytes after which the writer checkpoints on its own thread: the bound on a WAL
+/// under a load that never leaves the background checkpoint a quiet moment.
+pub const INLINE_BYTES: i64 = 64 << 20;
 
 /// Segments waiting for the checkpoint thread; a full queue just leaves the request to
 /// the next commit.
@@ -48,6 +48,8 @@ pub struct SegmentCheckpoint {
     wal_pages: Arc<AtomicI32>,
     /// Queued for the thread and not yet done.
     queued: AtomicBool,
+    /// The file's page size, in bytes (a WAL frame holds one page).
+    page_bytes: i64,
 }
 
 impl SegmentCheckpoint {
@@ -67,6 +69,13 @@ impl SegmentCheckpoint {
                 return None;
             }
         };
+        let page_bytes: i64 = match writer.query_row("PRAGMA page_size", [], |r| r.get(0)) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "no page size; the writer checkpoints this segment itself");
+                return None;
+            }
+        };
         let wal_pages = Arc::new(AtomicI32::new(0));
         let counter = wal_pages.clone();
         let hooked = writer.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages| {
@@ -82,12 +91,13 @@ impl SegmentCheckpoint {
             conn: Mutex::new(Some(conn)),
             wal_pages,
             queued: AtomicBool::new(false),
+            page_bytes: page_bytes.max(512),
         }))
     }
 
-    /// Frames in the WAL after the last commit.
-    pub fn wal_pages(&self) -> i32 {
-        self.wal_pages.load(Ordering::Relaxed)
+    /// Bytes of pages in the WAL after the last commit.
+    pub fn wal_bytes(&self) -> i64 {
+        i64::from(self.wal_pages.load(Ordering::Relaxed)) * self.page_bytes
     }
 
     /// Closes the second connection, waiting for a checkpoint in progress. The writer
@@ -120,8 +130,8 @@ impl SegmentCheckpoint {
 /// The sending side, held by the segment writer.
 pub struct WalCheckpointer {
     tx: SyncSender<Arc<SegmentCheckpoint>>,
-    background_pages: i32,
-    inline_pages: i32,
+    background_bytes: i64,
+    inline_bytes: i64,
 }
 
 /// The checkpoint thread, to join at shutdown (after the writer dropped its sender).
@@ -137,15 +147,15 @@ impl CheckpointThread {
 }
 
 impl WalCheckpointer {
-    /// Starts the checkpoint thread, with the limits [`BACKGROUND_PAGES`] and
-    /// [`INLINE_PAGES`].
+    /// Starts the checkpoint thread, with the limits [`BACKGROUND_BYTES`] and
+    /// [`INLINE_BYTES`].
     pub fn spawn() -> std::io::Result<(WalCheckpointer, CheckpointThread)> {
-        WalCheckpointer::with_limits(BACKGROUND_PAGES, INLINE_PAGES)
+        WalCheckpointer::with_limits(BACKGROUND_BYTES, INLINE_BYTES)
     }
 
     fn with_limits(
-        background_pages: i32,
-        inline_pages: i32,
+        background_bytes: i64,
+        inline_bytes: i64,
     ) -> std::io::Result<(WalCheckpointer, CheckpointThread)> {
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let handle = std::thread::Builder::new()
@@ -154,8 +164,8 @@ impl WalCheckpointer {
         Ok((
             WalCheckpointer {
                 tx,
-                background_pages,
-                inline_pages,
+                background_bytes,
+                inline_bytes,
             },
             CheckpointThread { handle },
         ))
@@ -170,8 +180,8 @@ impl WalCheckpointer {
         seg: &Arc<SegmentCheckpoint>,
         writer: &Connection,
     ) -> rusqlite::Result<()> {
-        let pages = seg.wal_pages();
-        if pages >= self.inline_pages {
+        let bytes = seg.wal_bytes();
+        if bytes >= self.inline_bytes {
             let _in_progress = match seg.conn.lock() {
                 Ok(g) => g,
                 Err(poisoned) => poisoned.into_inner(),
@@ -179,7 +189,7 @@ impl WalCheckpointer {
             writer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
             return Ok(());
         }
-        if pages >= self.background_pages && !seg.queued.swap(true, Ordering::Relaxed) {
+        if bytes >= self.background_bytes && !seg.queued.swap(true, Ordering::Relaxed) {
             match self.tx.try_send(seg.clone()) {
                 Ok(()) => {}
                 Err(TrySendError::Full(s) | TrySendError::Disconnected(s)) => {
@@ -237,7 +247,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("s.sqlite");
         let (writer, seg) = writer_with_checkpoint(&path);
-        let (ckpt, thread) = WalCheckpointer::with_limits(100, i32::MAX).unwrap();
+        let (ckpt, thread) = WalCheckpointer::with_limits(100 * 4096, i64::MAX).unwrap();
         commit(&writer, &ckpt, &seg, 20);
         let file_len = || std::fs::metadata(&path).unwrap().len();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -257,7 +267,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("s.sqlite");
         let (writer, seg) = writer_with_checkpoint(&path);
-        let (ckpt, thread) = WalCheckpointer::with_limits(100, 800).unwrap();
+        let (ckpt, thread) = WalCheckpointer::with_limits(100 * 4096, 800 * 4096).unwrap();
         // 300 commits: 22 MiB, 5,600 pages, through a WAL limited to 800.
         commit(&writer, &ckpt, &seg, 300);
         let limit = (800 + 30) * (4096 + 24) + 32;
