@@ -69,6 +69,16 @@ enum Command {
         /// by themselves when space returns.
         #[arg(long, default_value_t = 256 << 20)]
         min_free_bytes: u64,
+        /// Push per-crawl counters to this Graphite plaintext listener (host:port; carbon
+        /// listens on 2003). Default: none.
+        #[arg(long)]
+        graphite: Option<String>,
+        /// With --graphite: the first component of every path.
+        #[arg(long, default_value = "sluice", requires = "graphite")]
+        graphite_prefix: String,
+        /// With --graphite: seconds per interval.
+        #[arg(long, default_value_t = 60, requires = "graphite")]
+        graphite_interval_secs: u64,
         /// Files or globs to follow (a {crawl} placeholder captures the crawl id from the
         /// path). Without any, the bundled sample Heritrix crawl logs are used.
         paths: Vec<String>,
@@ -117,6 +127,9 @@ enum Command {
         #[arg(long)]
         token: bool,
     },
+    /// A Nagios/Icinga plugin: one status line, exit 0 OK, 1 WARNING, 2 CRITICAL,
+    /// 3 UNKNOWN.
+    Check(sluice_cli::check::CheckArgs),
     /// Run one SQL statement over a crawl's segments and print a table.
     Sql {
         /// Base URL of a buck (default: the one `sluice up --dir DIR` is running).
@@ -140,7 +153,21 @@ enum Command {
 
 fn main() -> ExitCode {
     sluice_cli::logging::init();
-    match run(Cli::parse()) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A plugin's bad arguments are UNKNOWN (3), not clap's usage error (2), which a
+        // monitoring system would read as CRITICAL.
+        Err(e) if std::env::args().nth(1).as_deref() == Some("check") && e.use_stderr() => {
+            let _ = e.print();
+            println!("SLUICE CHECK UNKNOWN - bad arguments (see sluice check --help)");
+            return ExitCode::from(3);
+        }
+        Err(e) => e.exit(),
+    };
+    if let Command::Check(args) = cli.command {
+        return ExitCode::from(sluice_cli::check::run(args));
+    }
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sluice: {e:#}");
@@ -165,6 +192,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             archive_interval_secs,
             base_path,
             min_free_bytes,
+            graphite,
+            graphite_prefix,
+            graphite_interval_secs,
             paths,
         } => sluice_cli::runtime()?.block_on(async {
             let shutdown = CancellationToken::new();
@@ -185,6 +215,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     archive_interval_secs,
                     base_path,
                     min_free_bytes,
+                    graphite: graphite.map(|address| buck::graphite::GraphiteConfig {
+                        prefix: graphite_prefix,
+                        interval_secs: graphite_interval_secs,
+                        ..buck::graphite::GraphiteConfig::new(address)
+                    }),
                 },
                 shutdown,
             )
@@ -224,6 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Check(_) => Ok(()),
         Command::Sql {
             url,
             dir,

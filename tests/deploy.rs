@@ -154,13 +154,15 @@ impl Host {
         let exec = exec.unwrap_or_else(|| panic!("{unit} has no ExecStart"));
         let words: Vec<String> = exec
             .split_whitespace()
-            .map(|w| match w.strip_prefix("${").and_then(|w| w.strip_suffix('}')) {
-                Some(var) => env
-                    .get(var)
-                    .unwrap_or_else(|| panic!("{unit}: ${{{var}}} is not set"))
-                    .clone(),
-                None => self.map(w),
-            })
+            .map(
+                |w| match w.strip_prefix("${").and_then(|w| w.strip_suffix('}')) {
+                    Some(var) => env
+                        .get(var)
+                        .unwrap_or_else(|| panic!("{unit}: ${{{var}}} is not set"))
+                        .clone(),
+                    None => self.map(w),
+                },
+            )
             .collect();
         let mut cmd = Command::new(&words[0]);
         cmd.args(&words[1..]);
@@ -266,12 +268,32 @@ fn the_playbook_installs_a_two_buck_cluster_whose_units_answer_sql_for_every_lin
         .unwrap()
         .trim()
         .to_owned();
-    let mut agents = vec![
-        Agent::spawn_command(&dir, "buck-a", host("buck-a").exec_start("sluice-buck.service")),
-        Agent::spawn_command(&dir, "buck-b", host("buck-b").exec_start("sluice-buck.service")),
-        Agent::spawn_command(&dir, "tailer", host("crawler-1").exec_start("sluice-tailer.service")),
-        Agent::spawn_command(&dir, "porter", host("buck-a").exec_start("sluice-porter.service")),
-        Agent::spawn_command(&dir, "archie", host("buck-a").exec_start("sluice-archie.service")),
+    let mut agents = [
+        Agent::spawn_command(
+            &dir,
+            "buck-a",
+            host("buck-a").exec_start("sluice-buck.service"),
+        ),
+        Agent::spawn_command(
+            &dir,
+            "buck-b",
+            host("buck-b").exec_start("sluice-buck.service"),
+        ),
+        Agent::spawn_command(
+            &dir,
+            "tailer",
+            host("crawler-1").exec_start("sluice-tailer.service"),
+        ),
+        Agent::spawn_command(
+            &dir,
+            "porter",
+            host("buck-a").exec_start("sluice-porter.service"),
+        ),
+        Agent::spawn_command(
+            &dir,
+            "archie",
+            host("buck-a").exec_start("sluice-archie.service"),
+        ),
     ];
     // Both bucks are the crawl's homes (two bucks, two replicas): each holds every line.
     for http in [a_http, b_http] {

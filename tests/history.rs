@@ -167,4 +167,49 @@ fn a_history_request_over_the_archive_answers_like_grep() {
         ),
         "{last}"
     );
+    // Issue 17 item 5: a header, times to the millisecond, matches highlighted, a
+    // histogram with axes and counts, clear errors, and a request that can be deleted.
+    assert_eq!(
+        last["header"],
+        serde_json::json!(["time (UTC)", "crawler", "crawl", "line", "context"]),
+        "{last}"
+    );
+    let first_time = last["firstTime"].as_str().unwrap_or("");
+    assert!(
+        first_time.len() <= 23 && first_time.as_bytes().get(10) == Some(&b' '),
+        "time shown as {first_time:?}: {last}"
+    );
+    let marks = last["marks"].as_array().cloned().unwrap_or_default();
+    assert!(!marks.is_empty(), "no match highlighted: {last}");
+    assert!(
+        marks.iter().all(|m| m
+            .as_str()
+            .unwrap_or("")
+            .eq_ignore_ascii_case("acid.matkelly.com")),
+        "{last}"
+    );
+    assert_eq!(last["barRects"], 60, "{last}");
+    assert!(
+        last["axisLabels"].as_array().is_some_and(|a| a.len() >= 4),
+        "{last}"
+    );
+    assert!(
+        last["badDate"]
+            .as_str()
+            .unwrap_or("")
+            .contains("\"yesterday\" is not an RFC 3339 time"),
+        "{last}"
+    );
+    assert!(
+        last["unknownCrawl"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no segments cover no-such-crawl"),
+        "{last}"
+    );
+    assert_eq!(
+        last["requestsAfter"].as_u64().map(|n| n + 1),
+        last["requestsBefore"].as_u64(),
+        "{last}"
+    );
 }

@@ -245,12 +245,18 @@ fn sluice_up_off_loopback_is_closed_without_its_tokens() {
             assert!(!body.contains("count"), "SQL with {what} answered: {body}");
         }
 
-        // (3) The segment API is the porters': 401 without the porter token, even with the
-        // API token; listed with it.
+        // (3) The segment API is the porters': 401 without the porter token, a copy even
+        // with the API token; listed with it (and, for monitoring, with the API token).
         let segments = format!("{url}/segments");
         for (what, r) in [
             ("no token", client.get(&segments)),
-            ("the API token", bearer(client.get(&segments), &token)),
+            (
+                "the API token, a segment copy",
+                bearer(
+                    client.get(format!("{segments}/{CRAWL}/{}", day.format("%Y-%m-%d"))),
+                    &token,
+                ),
+            ),
             (
                 "no token, an archived receipt",
                 client
@@ -264,6 +270,11 @@ fn sluice_up_off_loopback_is_closed_without_its_tokens() {
             let (status, body) = send(r);
             assert_eq!(status, 401, "segment API with {what}: {body}");
         }
+        let (status, body) = send(bearer(client.get(&segments), &token));
+        assert_eq!(
+            status, 200,
+            "the segment listing with the API token: {body}"
+        );
         let (status, body) = send(bearer(client.get(&segments), &porter_token));
         assert_eq!(status, 200, "segment API with the porter token: {body}");
         let listed: Vec<Value> = serde_json::from_str(&body).expect("a segment list");
@@ -282,6 +293,20 @@ fn sluice_up_off_loopback_is_closed_without_its_tokens() {
         assert_eq!(status, 401, "a history request without the token: {body}");
         let (status, body) = send(bearer(client.get(&history), &token));
         assert_eq!(status, 200, "history with the token: {body}");
+
+        // GET /subscribe: the API token's, like SQL (the stream itself is not read here).
+        let subscribe = format!("{url}/subscribe?crawl={CRAWL}");
+        let status_of = |r: RequestBuilder| r.send().map(|r| r.status().as_u16()).unwrap_or(0);
+        assert_eq!(
+            status_of(client.get(&subscribe)),
+            401,
+            "subscribe without the token"
+        );
+        assert_eq!(
+            status_of(bearer(client.get(&subscribe), &token)),
+            200,
+            "subscribe with the token"
+        );
 
         let refused = socket_io_connect(client, &url, "");
         assert!(
@@ -323,7 +348,7 @@ fn sluice_up_off_loopback_is_closed_without_its_tokens() {
     );
     assert_eq!(
         line("sluice_buck_api_refused_total "),
-        "sluice_buck_api_refused_total 5"
+        "sluice_buck_api_refused_total 6"
     );
     assert_eq!(
         line("sluice_archie_token_refused_total "),

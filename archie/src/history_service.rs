@@ -647,10 +647,11 @@ impl HistoryService {
             ))
         } else if segments.is_empty() {
             Some(format!(
-                "no segments cover {} from {} to {}",
+                "no segments cover {} from {} to {} in {}: check the crawl id and the range",
                 record.crawl,
                 record.start.to_rfc3339(),
-                record.end.to_rfc3339()
+                record.end.to_rfc3339(),
+                self.source.describe()
             ))
         } else {
             None

@@ -90,8 +90,19 @@ pub fn router(svc: Arc<HistoryService>) -> Router {
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     crawl: String,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
+    start: String,
+    end: String,
+}
+
+/// A request's `start` or `end`, with an error that names the field and shows the form.
+fn request_time(name: &str, v: &str) -> Result<DateTime<Utc>, ArchieError> {
+    DateTime::parse_from_rfc3339(v.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            ArchieError::BadRequest(format!(
+                "{name} {v:?} is not an RFC 3339 time ({e}): write it like 2026-11-20T00:00:00Z"
+            ))
+        })
 }
 
 async fn create(
@@ -105,12 +116,21 @@ async fn create(
             e.body_text()
         ))
     })?;
+    let (start, end) = match (
+        request_time("start", &body.start),
+        request_time("end", &body.end),
+    ) {
+        (Ok(s), Ok(e)) => (s, e),
+        (Err(e), _) | (_, Err(e)) => {
+            svc.events().request_rejected();
+            return Err(e);
+        }
+    };
     // Submitting saves the catalog (an fsync): off the runtime.
     let svc2 = svc.clone();
-    let (r, reused) =
-        tokio::task::spawn_blocking(move || svc2.submit(&body.crawl, body.start, body.end))
-            .await
-            .map_err(|e| ArchieError::Internal(e.to_string()))??;
+    let (r, reused) = tokio::task::spawn_blocking(move || svc2.submit(&body.crawl, start, end))
+        .await
+        .map_err(|e| ArchieError::Internal(e.to_string()))??;
     let mut v = serde_json::to_value(&r).map_err(|e| ArchieError::Internal(e.to_string()))?;
     v["reused"] = json!(reused);
     Ok((StatusCode::ACCEPTED, Json(v)).into_response())

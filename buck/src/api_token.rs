@@ -1,4 +1,4 @@
-//! The SQL API's optional token (`api_token` in the config).
+//! The read API's optional token (`api_token` in the config): SQL and `GET /subscribe`.
 
 use std::sync::Arc;
 
@@ -29,11 +29,11 @@ pub(crate) async fn require(
     } else {
         "no token"
     };
-    tracing::warn!(method = %req.method(), path = %req.uri().path(), "SQL API request refused: {why}");
+    tracing::warn!(method = %req.method(), path = %req.uri().path(), "read API request refused: {why}");
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],
-        "this buck's SQL API needs a token: send `Authorization: Bearer <token>` (never in the URL, where proxies and browser history keep it)\n",
+        "this buck's read API (SQL, /subscribe) needs a token: send `Authorization: Bearer <token>` (never in the URL, where proxies and browser history keep it)\n",
     )
         .into_response()
 }

@@ -188,6 +188,31 @@ pub struct BuckConfig {
     /// The cluster file's `http_url` must then end with it. Default: none (served at `/`).
     #[serde(default)]
     pub base_path: String,
+    /// `GET /subscribe`, the NDJSON stream for scripts: a `[subscribe]` table with
+    /// `max_subscribers` (32), `client_queue` (4,096 records), `max_duration_secs` (0: no
+    /// limit), `keepalive_secs` (20). See docs/monitoring.md.
+    #[serde(default)]
+    pub subscribe: crate::subscribe::SubscribeConfig,
+    /// Per-crawl counters pushed to Graphite: a `[graphite]` table with `address`
+    /// (required), `prefix` ("sluice"), `interval_secs` (60), `max_buffered_lines`
+    /// (100,000), `reconnect_max_secs` (60). Default: none (nothing is pushed).
+    #[serde(default)]
+    pub graphite: Option<crate::graphite::GraphiteConfig>,
+    /// Memory for the hour summaries of closed segments that `GET /crawls/{crawl}/summary`
+    /// merges (least recently used evicted), in bytes. Default 64 MiB.
+    #[serde(default = "default_summary_cache_bytes")]
+    pub summary_cache_bytes: usize,
+    /// Steps one summary request may ask for (`(to - from) / step`); more is a 400.
+    /// Default 744 (31 days of hours).
+    #[serde(default = "default_summary_max_steps")]
+    pub summary_max_steps: u64,
+}
+
+fn default_summary_cache_bytes() -> usize {
+    64 << 20
+}
+fn default_summary_max_steps() -> u64 {
+    744
 }
 
 fn default_true() -> bool {
@@ -336,6 +361,10 @@ impl BuckConfig {
             http: edge::EdgeConfig::default(),
             segment_downloads_max: default_segment_downloads_max(),
             base_path: String::new(),
+            subscribe: crate::subscribe::SubscribeConfig::default(),
+            graphite: None,
+            summary_cache_bytes: default_summary_cache_bytes(),
+            summary_max_steps: default_summary_max_steps(),
         }
     }
 
@@ -428,6 +457,12 @@ impl BuckConfig {
                 .map_err(|e| invalid(e.to_string()))?;
         }
         check_base_path(&self.base_path).map_err(|e| invalid(format!("base_path: {e}")))?;
+        if let Some(problem) = self.subscribe.problem() {
+            return Err(invalid(problem));
+        }
+        if let Some(problem) = self.graphite.as_ref().and_then(|g| g.problem()) {
+            return Err(invalid(problem));
+        }
         Ok(())
     }
 

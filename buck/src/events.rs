@@ -64,6 +64,8 @@ pub struct BuckEvents {
     /// Full, read-only or low-space episodes of the segments' disk: logged once each,
     /// rendered as `disk_full_episodes_total` and `disk_full`, named in health.
     pub disk: disk_space::DiskEpisodes,
+    /// The monitoring feeds' counters (`GET /subscribe`, Graphite).
+    pub feeds: crate::feed_events::FeedEvents,
     connections_accepted: AtomicU64,
     /// Sessions started, by cipher: `none`, SalsaBox (version 1), ChaChaBox (version 2).
     sessions_by_cipher: [AtomicU64; 3],
@@ -479,6 +481,7 @@ impl BuckEvents {
             "cipher",
             &sessions,
         );
+        self.feeds.render(&mut e);
     }
 }
 

@@ -21,6 +21,8 @@
 //! - [`pub_sub`]: `Bus`, the lossy live bus with explicit `Missed(n)`.
 //! - [`sql_api`]: the read API (`POST /?segment=`, `POST /sql`).
 //! - [`segment_api`]: `GET /segments`, segment copies, `archived` receipts.
+//! - [`subscribe`]: `GET /subscribe`, the bus as NDJSON with the live view's filters.
+//! - [`graphite`]: per-crawl counters pushed to Graphite; [`feed_events`]: their counters.
 //! - [`live_feed`]: the bus subscriber that feeds the socket.io live broker, and `GET /api/bucks`.
 //! - [`allow_list`], [`cluster_view`]: files re-read when they change.
 //! - [`events`]: `BuckEvents`, every counter.
@@ -49,8 +51,12 @@ mod api_state;
 mod api_token;
 pub mod cluster_view;
 pub mod config;
+mod crawl_api;
+pub mod crawl_summary;
 pub mod error;
 pub mod events;
+pub mod feed_events;
+pub mod graphite;
 pub mod live_feed;
 mod porter_token;
 pub mod pub_sub;
@@ -60,6 +66,8 @@ pub mod segment_files;
 pub mod segment_schema;
 pub mod segment_writer;
 pub mod sql_api;
+pub mod subscribe;
+pub mod summary_cache;
 pub mod wal_checkpointer;
 
 use std::sync::Arc;
@@ -117,7 +125,11 @@ pub async fn start(
     }
     let key = KeyPair::load_or_create(&config.key_path())?;
     let events = Arc::new(BuckEvents::default());
-    let bus = Bus::new(config.bus_capacity, events.clone());
+    let tally = config
+        .graphite
+        .as_ref()
+        .map(|_| Arc::new(graphite::Tally::default()));
+    let bus = Bus::new(config.bus_capacity, events.clone()).counting(tally.clone());
     let allow = AllowList::new(&config)?;
     let cluster = Arc::new(ClusterView::new(config.cluster_file.clone())?);
     if let Some(c) = cluster.get()
@@ -150,15 +162,38 @@ pub async fn start(
         broker.clone(),
         shutdown.clone(),
     ));
-    tracker.spawn(receiver::run(ingest, ctx, shutdown, tracker.clone()));
+    if let (Some(g), Some(tally)) = (config.graphite.clone(), tally) {
+        tracing::info!(address = %g.address, interval_secs = g.interval_secs, "pushing counters to graphite");
+        tracker.spawn(graphite::run(
+            g,
+            config.id.clone(),
+            tally,
+            events.clone(),
+            shutdown.clone(),
+        ));
+    }
+    let receiver_shutdown = shutdown.clone();
     tracing::info!(id = %config.id, public_key = %public_key, "buck started");
     let api = Arc::new(ApiState {
         segment_downloads: Arc::new(tokio::sync::Semaphore::new(config.segment_downloads_max)),
         sql_queries: Arc::new(tokio::sync::Semaphore::new(config.sql_max_concurrent)),
+        subscribers: Arc::new(tokio::sync::Semaphore::new(
+            config.subscribe.max_subscribers,
+        )),
+        bus: bus.clone(),
+        shutdown: shutdown.clone(),
+        summaries: summary_cache::SummaryCache::new(config.summary_cache_bytes),
         config,
         events,
         cluster,
     });
+    tracker.spawn(crawl_api::warm_summaries(api.clone(), shutdown));
+    tracker.spawn(receiver::run(
+        ingest,
+        ctx,
+        receiver_shutdown,
+        tracker.clone(),
+    ));
     let browser = {
         let cluster = api.cluster.clone();
         edge::browser_guard::BrowserGuard::new(
@@ -191,21 +226,29 @@ pub async fn start(
 }
 
 impl BuckHandle {
-    /// The HTTP API: `POST /?segment=`, `POST /sql`, `GET /segments`,
+    /// The HTTP API: `POST /?segment=`, `POST /sql`, `GET /subscribe`, `GET /segments`,
     /// `GET /segments/{crawl}/{name}`, `POST /segments/{crawl}/{name}/archived`.
     /// No `/healthz` or `/metrics`: the binary adds those once.
     pub fn router(&self) -> Router {
         let sql = Router::new()
             .route("/", post(sql_api::trough_query))
             .route("/sql", post(sql_api::range_query))
+            .route("/subscribe", get(subscribe::subscribe))
+            .route("/crawls", get(crawl_api::list))
+            .route("/crawls/{crawl}/summary", get(crawl_api::summary))
             .route_layer(axum::middleware::from_fn_with_state(
                 self.api.clone(),
                 api_token::require,
             ));
         // The porter's routes: a receipt here lets the buck prune, so only a porter's
         // credential opens them.
-        let segments = Router::new()
+        let listing = Router::new()
             .route("/segments", get(segment_api::list))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.api.clone(),
+                porter_token::require_for_listing,
+            ));
+        let segments = Router::new()
             .route("/segments/{crawl}/{name}", get(segment_api::download))
             .route(
                 "/segments/{crawl}/{name}/archived",
@@ -218,6 +261,7 @@ impl BuckHandle {
         Router::new()
             .merge(sql)
             .merge(segments)
+            .merge(listing)
             .route("/api/bucks", get(live_feed::bucks))
             .with_state(self.api.clone())
     }

@@ -18,6 +18,29 @@ pub(crate) async fn require(
     req: Request,
     next: Next,
 ) -> Response {
+    check(api, req, next, false).await
+}
+
+/// For the listing (`GET /segments`) alone: the porter's credential, or the API token
+/// when one is configured. The listing says what the SQL API can read anyway (crawls,
+/// days, row counts, times, archived or not), and monitoring (`sluice check archive`)
+/// should not need the credential that lets a buck prune. Copies and receipts stay the
+/// porter's.
+pub(crate) async fn require_for_listing(
+    State(api): State<Arc<ApiState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    check(api, req, next, true).await
+}
+
+async fn check(api: Arc<ApiState>, req: Request, next: Next, listing: bool) -> Response {
+    if listing
+        && let Some(api_token) = api.config.api_token.as_deref()
+        && edge::bearer::carries(req.headers(), api_token)
+    {
+        return next.run(req).await;
+    }
     let why = match api.config.porter_token.as_deref() {
         Some(want) if edge::bearer::carries(req.headers(), want) => {
             return next.run(req).await;

@@ -16,6 +16,7 @@ use contracts::Event;
 use tokio::sync::broadcast;
 
 use crate::events::BuckEvents;
+use crate::graphite::Tally;
 
 /// An event as published: stored, and whether it came late (the repair path).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,13 +41,26 @@ pub enum BusItem {
 pub struct Bus {
     tx: broadcast::Sender<Arc<Published>>,
     events: Arc<BuckEvents>,
+    /// The Graphite pusher's per-crawl counts, when `[graphite]` is configured: counted
+    /// here because every newly stored event passes here, and only here.
+    tally: Option<Arc<Tally>>,
 }
 
 impl Bus {
     /// A bus that holds up to `capacity` events for its slowest subscriber.
     pub fn new(capacity: usize, events: Arc<BuckEvents>) -> Bus {
         let (tx, _) = broadcast::channel(capacity.max(1));
-        Bus { tx, events }
+        Bus {
+            tx,
+            events,
+            tally: None,
+        }
+    }
+
+    /// The same bus, also counting what it publishes in `tally` (before any clone).
+    pub fn counting(mut self, tally: Option<Arc<Tally>>) -> Bus {
+        self.tally = tally;
+        self
     }
 
     /// Publishes events; never blocks. With no subscriber they are dropped (and still
@@ -57,6 +71,9 @@ impl Bus {
         // Counted first: whoever receives an event then sees it counted.
         if n > 0 {
             self.events.published(n, late);
+        }
+        if let Some(t) = &self.tally {
+            t.record(&items);
         }
         for item in items {
             // An error only means there is no subscriber right now.

@@ -8,7 +8,8 @@
 //!   `<data_dir>/tmp`, streamed, and deleted (unlinked as soon as it is opened for
 //!   streaming); at most `segment_downloads_max` at once, 503 past it.
 //!
-//! Every route needs the porter's credential (`porter_token`), see `porter_token.rs`.
+//! Every route needs the porter's credential (`porter_token`), see `porter_token.rs`;
+//! the listing also takes the API token when one is configured.
 //! - `POST /segments/{crawl}/{name}/archived`: the manifest's `ids_sha256` and `rows`;
 //!   recorded in the segment's meta; the reply says whether the segment is unchanged.
 

@@ -30,7 +30,9 @@ use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::CrawlId;
 use futures::StreamExt;
-use readonly_sql::{RowEncoder, RowFit, ValueLimits, install_authorizer, sqlite_message};
+use readonly_sql::{
+    ReplyFormat, RowEncoder, RowFit, ValueLimits, install_authorizer, sqlite_message,
+};
 use rusqlite::{Connection, OpenFlags};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -52,6 +54,7 @@ pub const MAX_ATTACHED: usize = 125;
 #[derive(Debug, Deserialize)]
 pub(crate) struct TroughParams {
     segment: Option<String>,
+    format: Option<String>,
 }
 
 /// `POST /sql?crawl=..&from=..&to=..`.
@@ -60,6 +63,7 @@ pub(crate) struct RangeParams {
     crawl: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    format: Option<String>,
 }
 
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
@@ -88,13 +92,23 @@ pub(crate) async fn trough_query(
     params: Result<Query<TroughParams>, QueryRejection>,
     body: String,
 ) -> Response {
-    let Some(crawl) = params.ok().and_then(|p| p.0.segment) else {
+    let Some(Query(p)) = params.ok() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad query string: expected ?segment=<crawl> and optionally format=json|ndjson|csv",
+        );
+    };
+    let Some(crawl) = p.segment else {
         return error(
             StatusCode::BAD_REQUEST,
             "missing ?segment=<crawl>: say which crawl to query",
         );
     };
-    query(state, uri, crawl, None, body).await
+    let format = match ReplyFormat::parse(p.format.as_deref()) {
+        Ok(f) => f,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    query(state, uri, crawl, None, body, format).await
 }
 
 pub(crate) async fn range_query(
@@ -150,7 +164,11 @@ pub(crate) async fn range_query(
             format!("empty range: to ({to}) must be after from ({from})"),
         );
     }
-    query(state, uri, crawl, Some((from, to)), body).await
+    let format = match ReplyFormat::parse(p.format.as_deref()) {
+        Ok(f) => f,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    query(state, uri, crawl, Some((from, to)), body, format).await
 }
 
 /// The days a half-open range touches.
@@ -165,6 +183,7 @@ async fn query(
     crawl: String,
     range: Option<(DateTime<Utc>, DateTime<Utc>)>,
     sql: String,
+    format: ReplyFormat,
 ) -> Response {
     state.events.sql_query();
     // Each query holds a blocking thread and a read transaction: a bounded number run,
@@ -182,7 +201,7 @@ async fn query(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return resp;
     };
-    let response = query_inner(&state, uri, crawl, range, sql, permit).await;
+    let response = query_inner(&state, uri, crawl, range, sql, permit, format).await;
     if response.status().is_client_error() || response.status().is_server_error() {
         state.events.sql_error();
     }
@@ -196,6 +215,7 @@ async fn query_inner(
     range: Option<(DateTime<Utc>, DateTime<Utc>)>,
     sql: String,
     permit: tokio::sync::OwnedSemaphorePermit,
+    format: ReplyFormat,
 ) -> Response {
     let crawl = match CrawlId::parse(&crawl) {
         Ok(c) => c,
@@ -282,6 +302,7 @@ async fn query_inner(
         max_value_bytes: state.config.sql_max_value_bytes,
         max_columns: state.config.sql_max_columns,
         send_timeout: std::time::Duration::from_millis(state.config.sql_send_timeout_ms),
+        format,
     };
     let (tx, mut rx) = mpsc::channel::<Chunk>(4);
     let events = state.events.clone();
@@ -321,7 +342,7 @@ async fn query_inner(
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
+        HeaderValue::from_static(format.content_type()),
     );
     if let Ok(v) = HeaderValue::from_str(&days.join(",")) {
         headers.insert("x-sluice-days", v);
@@ -340,6 +361,7 @@ struct Limits {
     max_value_bytes: u64,
     max_columns: u32,
     send_timeout: std::time::Duration,
+    format: ReplyFormat,
 }
 
 enum Chunk {
@@ -472,7 +494,7 @@ fn execute(
         Err(e) => return fail(StatusCode::BAD_REQUEST, sqlite_message(&e)),
     };
     let mut out = Vec::with_capacity(CHUNK_BYTES * 2);
-    out.push(b'[');
+    limits.format.open(&encoder, &mut out);
     let mut started = false;
     let mut sent_bytes = 0u64;
     let mut n = 0u64;
@@ -494,7 +516,7 @@ fn execute(
         match rows.next() {
             Ok(Some(row)) => {
                 if n >= limits.max_rows {
-                    push_marker(
+                    limits.format.marker(
                         &mut out,
                         n,
                         "_sluice_truncated",
@@ -503,16 +525,14 @@ fn execute(
                     break Outcome::Truncated;
                 }
                 row_buf.clear();
-                if n > 0 {
-                    row_buf.push(b',');
-                }
                 // One row is also held to four values' worth (4 x sql_max_value_bytes):
                 // SQLite keeps every value of the row expanded while it is encoded.
                 let room = limits
                     .max_bytes
                     .saturating_sub(sent_bytes + out.len() as u64)
                     .min(limits.max_value_bytes.saturating_mul(MAX_ROW_VALUES));
-                let too_big = encoder.encode(row, &mut row_buf, room) == RowFit::TooBig;
+                let too_big =
+                    limits.format.row(&encoder, n, row, &mut row_buf, room) == RowFit::TooBig;
                 if too_big && (n == 0 || row_buf.len() as u64 >= limits.max_value_bytes) {
                     let message = format!(
                         "a row is larger than a reply may hold ({} bytes, sql_max_bytes) or than {MAX_ROW_VALUES} times sql_max_value_bytes ({} bytes): select fewer or smaller columns",
@@ -521,11 +541,11 @@ fn execute(
                     if n == 0 {
                         return fail(StatusCode::PAYLOAD_TOO_LARGE, message);
                     }
-                    push_marker(&mut out, n, "_sluice_error", &message);
+                    limits.format.marker(&mut out, n, "_sluice_error", &message);
                     break Outcome::Failed;
                 }
                 if too_big || sent_bytes + (out.len() + row_buf.len()) as u64 > limits.max_bytes {
-                    push_marker(
+                    limits.format.marker(
                         &mut out,
                         n,
                         "_sluice_truncated",
@@ -556,26 +576,18 @@ fn execute(
                     let _ = tx.blocking_send(Chunk::Fail(status, message));
                     return outcome;
                 }
-                push_marker(&mut out, n, "_sluice_error", &message);
+                limits.format.marker(&mut out, n, "_sluice_error", &message);
                 break outcome;
             }
         }
     };
     if !matches!(outcome, Outcome::ClientGone | Outcome::ClientTooSlow) {
-        out.push(b']');
+        limits.format.close(&mut out);
         if let Some(gone) = send(&mut out, &mut started, &mut sent_bytes) {
             return gone;
         }
     }
     outcome
-}
-
-fn push_marker(out: &mut Vec<u8>, rows_before: u64, key: &str, message: &str) {
-    if rows_before > 0 {
-        out.push(b',');
-    }
-    let marker = serde_json::json!({ key: message });
-    out.extend_from_slice(marker.to_string().as_bytes());
 }
 
 #[cfg(test)]

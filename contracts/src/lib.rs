@@ -64,6 +64,7 @@ pub mod segment_schema;
 #[cfg(feature = "sqlite")]
 pub mod segment_sql;
 pub mod spool_file;
+pub mod status_class;
 pub mod tokenizer;
 pub mod transport;
 pub mod varint;

@@ -32,14 +32,19 @@ impl Item {
 
     pub fn json(&self) -> &RawValue {
         self.json.get_or_init(|| {
-            let mut v = self.event.to_json();
-            if self.late
-                && let Some(m) = v.as_object_mut()
-            {
-                m.insert("late".into(), serde_json::Value::Bool(true));
-            }
+            let v = event_json(&self.event, self.late);
             // A Value always serialises; the fallback only keeps this free of unwrap().
             serde_json::value::to_raw_value(&v).unwrap_or_else(|_| RawValue::NULL.to_owned())
         })
     }
+}
+
+/// An event as the live view sends it: `Event::to_json`, plus `late: true` for a row a
+/// repair inserted. The buck's `GET /subscribe` sends the same object, one per line.
+pub fn event_json(event: &Event, late: bool) -> serde_json::Value {
+    let mut v = event.to_json();
+    if late && let Some(m) = v.as_object_mut() {
+        m.insert("late".into(), serde_json::Value::Bool(true));
+    }
+    v
 }

@@ -53,4 +53,5 @@ pub use broker::LiveBroker;
 pub use config::LiveConfig;
 pub use error::FilterError;
 pub use events::{LiveCounts, LiveEvents};
+pub use item::event_json;
 pub use socketioxide::layer::SocketIoLayer;

@@ -20,20 +20,33 @@ pub enum RowFit {
 pub struct RowEncoder {
     /// Each column's `"name":`, encoded once.
     keys: Vec<Vec<u8>>,
+    /// The column names as the statement gave them.
+    names: Vec<String>,
 }
 
 impl RowEncoder {
     /// An encoder for a statement with these column names.
     pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> RowEncoder {
+        let names: Vec<String> = names.into_iter().map(str::to_owned).collect();
         let keys = names
-            .into_iter()
+            .iter()
             .map(|name| {
                 let mut k = serde_json::to_vec(name).unwrap_or_else(|_| b"\"?\"".to_vec());
                 k.push(b':');
                 k
             })
             .collect();
-        RowEncoder { keys }
+        RowEncoder { keys, names }
+    }
+
+    /// The column names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(String::as_str)
+    }
+
+    /// How many columns a row has.
+    pub fn columns(&self) -> usize {
+        self.names.len()
     }
 
     /// Appends `row` as one JSON object to `out`, stopping as soon as the object would

@@ -12,10 +12,12 @@
 
 mod authorizer;
 mod json_rows;
+mod reply_format;
 mod value_limits;
 
 pub use authorizer::{authorize, install_authorizer};
 pub use json_rows::{RowEncoder, RowFit, encoded_size, write_value};
+pub use reply_format::ReplyFormat;
 pub use value_limits::ValueLimits;
 
 /// SQLite's own message for an error, without rusqlite's wrapping: what a user is shown.

@@ -8,12 +8,14 @@
 //! - [`agents`]: one agent from its config file (`sluice tail`, `sluice buck`).
 //! - [`up`]: `sluice up`, every agent in one process on loopback.
 //! - [`serve`]: one HTTP listener with an agent's router, `/healthz` and `/metrics`.
+//! - [`check`]: `sluice check`, a Nagios/Icinga plugin.
 //! - [`sql_client`]: `sluice sql`, a table printer over the read API.
 //! - [`space_wait`]: starting on a full disk waits for space.
 //! - [`logging`]: tracing set-up; [`runtime`]: the one async runtime of every binary.
 #![deny(missing_docs)]
 
 pub mod agents;
+pub mod check;
 pub mod logging;
 pub mod serve;
 pub mod space_wait;

@@ -51,6 +51,8 @@ pub struct UpArgs {
     /// and archie keep twice as much, so that they pause first and the buck can still
     /// store what is spooled.
     pub min_free_bytes: u64,
+    /// Where the buck pushes per-crawl counters in Graphite's plaintext protocol.
+    pub graphite: Option<buck::graphite::GraphiteConfig>,
 }
 
 /// What a running `sluice up` writes to `<dir>/up.json` once it is ready, so scripts and
@@ -284,6 +286,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     buck_config.min_free_bytes = args.min_free_bytes;
     buck_config.porter_token = Some(porter_token.clone());
     buck_config.api_token = api_token.clone();
+    buck_config.graphite = args.graphite.clone();
     buck_config
         .validate(&dir.join("buck.toml"))
         .context("buck config")?;
@@ -389,6 +392,17 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         args.base_path,
         dir.display()
     );
+    let base = format!("http://{http_addr}{}", args.base_path);
+    if web::live_view_built() {
+        eprintln!(
+            "sluice up: pages: {base}/ui/live (live view), {base}/ui/sql (SQL console), {base}/ui/history, {base}/ui/crawls"
+        );
+    } else {
+        tracing::warn!(
+            "the live view is not built into this binary (no npm when it was compiled): {base}/ui/live says how to build it; \
+             the SQL console, history and crawls pages work. Run scripts/install-web-deps and rebuild."
+        );
+    }
     eprintln!(
         "sluice up: try  sluice sql --dir {} {} 'SELECT status_code, count(*) FROM crawled_url GROUP BY status_code'",
         dir.display(),

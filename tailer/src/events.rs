@@ -53,6 +53,7 @@ counters! {
     rotations_total: "rotations detected (rename, copytruncate, compressed)",
     copytruncate_window_bytes_total: "bytes that may have been lost in a copytruncate window (written between copy and truncate)",
     spool_bytes: "bytes in the spool",
+    spool_max_bytes: "the spool's size limit (spool_max_bytes): reading pauses when spool_bytes reaches it",
     spool_buckets: "bucket files in the spool",
     spool_full_pauses_total: "times reading paused because the spool was full",
     spool_paused: "1 while reading is paused because the spool is full",
@@ -221,6 +222,11 @@ impl TailerEvents {
     /// A delivered bucket was deleted from the spool.
     pub fn bucket_pruned(&self) {
         self.buckets_pruned_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The spool's size limit, from the config.
+    pub fn spool_limit(&self, bytes: u64) {
+        self.spool_max_bytes.store(bytes, Ordering::Relaxed);
     }
 
     /// The spool now holds `bytes` bytes in `buckets` bucket files.

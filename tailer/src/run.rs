@@ -25,6 +25,7 @@ pub async fn run(
     if config.nice != 0 {
         renice_process(config.nice);
     }
+    events.spool_limit(config.spool_max_bytes);
     let (tx, rx) = tokio::sync::mpsc::channel(SHIPPER_QUEUE);
     let usage = SpoolUsage::new();
     let mut shipper = Shipper::spawn(

@@ -37,6 +37,7 @@ mod dist {
 
 const CONSOLE_HTML: &str = include_str!("../static/console.html");
 const HISTORY_HTML: &str = include_str!("../static/history.html");
+const CRAWLS_HTML: &str = include_str!("../static/crawls.html");
 
 /// Scripts and styles of the static pages, served as files: pages carry no inline code, so
 /// the Content-Security-Policy can forbid it.
@@ -45,6 +46,8 @@ const STATIC_FILES: &[(&str, &str)] = &[
     ("console.css", include_str!("../static/console.css")),
     ("history.js", include_str!("../static/history.js")),
     ("history.css", include_str!("../static/history.css")),
+    ("crawls.js", include_str!("../static/crawls.js")),
+    ("crawls.css", include_str!("../static/crawls.css")),
 ];
 
 async fn static_file(Path(file): Path<String>) -> Response {
@@ -152,6 +155,10 @@ pub fn router_with(base: &str) -> Router {
             &format!("{base}/ui/history"),
             get(|| async { Html(HISTORY_HTML) }),
         )
+        .route(
+            &format!("{base}/ui/crawls"),
+            get(|| async { Html(CRAWLS_HTML) }),
+        )
         .route(&format!("{base}/ui/assets/{{*file}}"), get(asset))
         .route(&format!("{base}/ui/static/{{file}}"), get(static_file))
         .route(
@@ -229,6 +236,8 @@ mod http_tests {
         assert_eq!(get(&app, "/ui/").await.1.as_deref(), Some("/ui/live"));
         assert_eq!(get(&app, "/ui/live").await.0, built);
         assert_eq!(get(&app, "/ui/sql").await.0, StatusCode::OK);
+        assert_eq!(get(&app, "/ui/crawls").await.0, StatusCode::OK);
+        assert_eq!(get(&app, "/ui/static/crawls.js").await.0, StatusCode::OK);
         assert_eq!(
             get(&app, "/ui/assets/nope.js").await.0,
             StatusCode::NOT_FOUND

@@ -9,10 +9,13 @@ let pollTimer = null;
 let nextCursor = null;
 let lastQuery = null;
 
+$("token").value = localStorage.getItem("sluice-api-token") || "";
+$("token").addEventListener("change", () => { localStorage.setItem("sluice-api-token", $("token").value); loadList(); });
+
 async function call(method, path, body) {
   const init = { method, headers: {} };
-  // The API token the SQL console keeps in this browser, if any (never in a URL).
-  const token = localStorage.getItem("sluice-api-token");
+  // The API token kept in this browser (shared by every page), never in a URL.
+  const token = $("token").value.trim();
   if (token) init.headers.authorization = "Bearer " + token;
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
@@ -37,11 +40,53 @@ function describe(r) {
     case "queued": return ["queued", 0];
     case "fetching": return [`fetching ${r.done} of ${r.total} segments, ${fmtBytes(r.bytes)}`, r.total ? 10 * r.done / r.total : 0];
     case "indexing": return [`indexing ${r.percent}% of ${r.events_total} events (searchable so far: ${r.events_indexed})`, 10 + 0.9 * r.percent];
-    case "ready": return [`ready: ${r.events_indexed} events`, 100];
+    case "ready": return [`ready: ${r.events_indexed} events` + (r.events_indexed === 0 && r.message ? ` (${r.message})` : ""), 100];
     case "failed": return ["failed: " + r.reason, 100];
     case "expired": return ["expired: " + r.reason, 0];
     default: return [r.state, 0];
   }
+}
+
+// Times as people read them: to the millisecond, without the T and the nanoseconds.
+function shortTime(t) {
+  const m = /^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(\.\d{1,3})?\d*(Z|[+-]\d\d:\d\d)?$/.exec(t || "");
+  return m ? m[1] + " " + m[2] + (m[3] || "") : (t || "");
+}
+
+async function remove(id) {
+  try {
+    await call("DELETE", "/" + id);
+    if (id === current) {
+      current = null;
+      setUrl(null);
+      $("current").hidden = true;
+      $("search-box").hidden = true;
+    }
+    loadList();
+  } catch (e) { $("request-error").textContent = e.message; }
+}
+
+// Highlights what the search matched in a line: the term or substring (any case), or
+// the regular expression.
+function highlight(cell, text) {
+  const q = lastQuery && lastQuery.get("q");
+  if (!q) { cell.textContent = text; return; }
+  let re;
+  try {
+    re = lastQuery.get("mode") === "regex"
+      ? new RegExp(q, "gi")
+      : new RegExp(q.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "gi");
+  } catch { cell.textContent = text; return; }
+  let last = 0;
+  for (const m of text.matchAll(re)) {
+    if (!m[0]) break;
+    cell.append(text.slice(last, m.index));
+    const mark = document.createElement("mark");
+    mark.textContent = m[0];
+    cell.append(mark);
+    last = m.index + m[0].length;
+  }
+  cell.append(text.slice(last));
 }
 
 function setUrl(id) {
@@ -52,22 +97,28 @@ function setUrl(id) {
 
 async function loadList() {
   try {
-    const { requests } = await call("GET", "");
+    // Deleted and expired requests have no index left: not worth a row.
+    const requests = (await call("GET", "")).requests.filter((r) => r.state !== "expired");
     const t = $("requests");
     t.replaceChildren();
     if (!requests.length) return;
-    const head = t.insertRow();
-    for (const h of ["request", "state", "events", "expires"]) {
-      const th = document.createElement("th"); th.textContent = h; head.appendChild(th);
+    const head = t.createTHead().insertRow();
+    for (const h of ["request", "state", "events", "expires", ""]) {
+      const th = document.createElement("th"); th.scope = "col"; th.textContent = h; head.appendChild(th);
     }
+    const body = t.createTBody();
     for (const r of requests) {
-      const row = t.insertRow();
+      const row = body.insertRow();
       const a = document.createElement("button");
       a.className = "link"; a.textContent = r.name; a.onclick = () => show(r.id);
       row.insertCell().appendChild(a);
       row.insertCell().textContent = r.state;
       row.insertCell().textContent = r.events_indexed;
-      row.insertCell().textContent = r.expires_at || "";
+      row.insertCell().textContent = shortTime(r.expires_at || "");
+      const del = document.createElement("button");
+      del.className = "link"; del.textContent = "delete"; del.setAttribute("aria-label", "delete " + r.name);
+      del.onclick = () => remove(r.id);
+      row.insertCell().appendChild(del);
     }
   } catch (e) { $("request-error").textContent = e.message; }
 }
@@ -96,9 +147,9 @@ async function poll() {
   const [text, pct] = describe(r);
   $("name").textContent = r.name;
   $("state").textContent = text;
-  $("state").className = r.state === "failed" ? "error" : "muted";
+  $("state").className = r.state === "failed" ? "error" : (r.state === "ready" && r.events_indexed === 0 ? "notice" : "muted");
   $("bar").firstElementChild.style.width = pct + "%";
-  $("expires").textContent = r.expires_at ? "expires " + r.expires_at : "";
+  $("expires").textContent = r.expires_at ? "expires " + shortTime(r.expires_at) + " UTC" : "";
   $("message").textContent = r.message || "";
   const searchable = r.state === "ready" || r.state === "indexing";
   $("search-box").hidden = !searchable;
@@ -147,7 +198,7 @@ async function page() {
 function lineRow(l, cls) {
   const tr = document.createElement("tr");
   if (cls) tr.className = cls;
-  tr.insertCell().textContent = l.time;
+  const time = tr.insertCell(); time.className = "time"; time.textContent = shortTime(l.time); time.title = l.time;
   tr.insertCell().textContent = l.host;
   const c = tr.insertCell();
   const a = document.createElement("a");
@@ -155,7 +206,7 @@ function lineRow(l, cls) {
   a.textContent = l.crawl;
   a.title = "live view of " + l.crawl;
   c.appendChild(a);
-  const t = tr.insertCell(); t.className = "line"; t.textContent = l.line;
+  const t = tr.insertCell(); t.className = "line"; highlight(t, l.line);
   const ctx = document.createElement("button");
   ctx.className = "link"; ctx.textContent = "context"; ctx.onclick = () => context(l.event, tr);
   tr.insertCell().appendChild(ctx);
@@ -170,31 +221,58 @@ async function context(event, tr) {
   } catch (e) { $("search-error").textContent = e.message; }
 }
 
+function svgEl(name, attrs, text) {
+  const el = document.createElementNS("http://www.w3.org/2000/svg", name);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
 async function histogram() {
   const p = new URLSearchParams(lastQuery);
   p.set("buckets", "60");
   try {
     const h = await call("GET", `/${current}/histogram?${p}`);
     const max = Math.max(1, ...h.counts);
-    const div = $("histogram");
-    div.replaceChildren();
+    const svg = $("histogram");
+    svg.replaceChildren();
+    const W = 900, H = 140, left = 48, right = 8, top = 8, bottom = 30;
+    const bw = (W - left - right) / Math.max(1, h.counts.length);
+    const y = (v) => top + (H - top - bottom) * (1 - v / max);
+    svg.appendChild(svgEl("line", { class: "axis", x1: left, y1: top, x2: left, y2: H - bottom }));
+    svg.appendChild(svgEl("line", { class: "axis", x1: left, y1: H - bottom, x2: W - right, y2: H - bottom }));
+    for (const v of [0, Math.round(max / 2), max]) {
+      svg.appendChild(svgEl("text", { x: left - 6, y: y(v) + 4, "text-anchor": "end" }, v.toLocaleString("en-US")));
+    }
     h.counts.forEach((n, i) => {
-      const b = document.createElement("div");
-      const from = new Date((h.from_us + i * h.bucket_us) / 1000).toISOString();
-      const to = new Date(Math.min(h.to_us, h.from_us + (i + 1) * h.bucket_us) / 1000).toISOString();
-      b.style.height = (100 * n / max) + "%";
-      b.title = `${n} from ${from} to ${to}`;
-      b.onclick = () => { $("from").value = from; $("to").value = to; search(); };
-      div.appendChild(b);
+      const fromUs = h.from_us + i * h.bucket_us;
+      const from = new Date(fromUs / 1000).toISOString();
+      const to = new Date(Math.min(h.to_us, fromUs + h.bucket_us) / 1000).toISOString();
+      const x = left + i * bw;
+      const r = svgEl("rect", { class: "bar", x: x + 0.5, y: y(n), width: Math.max(1, bw - 1), height: Math.max(n ? 1 : 0, y(0) - y(n)) });
+      r.appendChild(svgEl("title", {}, `${n.toLocaleString("en-US")} from ${shortTime(from)} to ${shortTime(to)}`));
+      r.addEventListener("click", () => { $("from").value = from; $("to").value = to; search(); });
+      svg.appendChild(r);
+      if (i % 10 === 0) {
+        svg.appendChild(svgEl("text", { x: x, y: H - bottom + 14 }, shortTime(from).slice(5, 16)));
+      }
     });
-    $("hist-label").textContent = `${h.total} matches from ${new Date(h.from_us / 1000).toISOString()} to ${new Date(h.to_us / 1000).toISOString()}` +
-      (h.stats.timed_out ? " (counting stopped at the time limit)" : "");
+    $("hist-label").textContent = `${h.total.toLocaleString("en-US")} matches from ${shortTime(new Date(h.from_us / 1000).toISOString())} to ${shortTime(new Date(h.to_us / 1000).toISOString())} UTC` +
+      (h.stats.timed_out ? " (counting stopped at the time limit)." : ".");
   } catch (e) { $("search-error").textContent = e.message; }
 }
 
 $("request-form").onsubmit = async (ev) => {
   ev.preventDefault();
   $("request-error").textContent = "";
+  for (const k of ["start", "end"]) {
+    const v = $(k).value.trim();
+    if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/.test(v) || isNaN(Date.parse(v))) {
+      $("request-error").textContent = `${k} "${v}" is not an RFC 3339 time: write it like 2026-11-20T00:00:00Z`;
+      $(k).focus();
+      return;
+    }
+  }
   try {
     const r = await call("POST", "", { crawl: $("crawl").value.trim(), start: $("start").value.trim(), end: $("end").value.trim() });
     lastQuery = null;
@@ -204,6 +282,28 @@ $("request-form").onsubmit = async (ev) => {
 };
 $("search-form").onsubmit = (ev) => { ev.preventDefault(); search(); };
 $("more").onclick = () => page();
+$("delete").onclick = () => current && remove(current);
+const iso = (d) => d.toISOString().replace(/\.\d+Z$/, "Z");
+for (const b of document.querySelectorAll("[data-range]")) {
+  b.onclick = () => {
+    const end = new Date(); end.setUTCSeconds(0, 0); end.setUTCMinutes(end.getUTCMinutes() + 1);
+    $("end").value = iso(end);
+    $("start").value = iso(new Date(end - Number(b.dataset.range) * 1000));
+  };
+}
+$("day").onchange = () => {
+  if (!$("day").value) return;
+  const start = new Date($("day").value + "T00:00:00Z");
+  $("start").value = iso(start);
+  $("end").value = iso(new Date(+start + 86400e3));
+};
+// Crawl names for the picker, from the buck's crawls API (archie alone has none).
+fetch(base + "/crawls", { headers: localStorage.getItem("sluice-api-token") ? { authorization: "Bearer " + localStorage.getItem("sluice-api-token") } : {} })
+  .then((r) => (r.ok ? r.json() : []))
+  .then((crawls) => {
+    for (const c of crawls) { const o = document.createElement("option"); o.value = c.crawl; $("crawl-list").appendChild(o); }
+  })
+  .catch(() => { /* the picker is a convenience */ });
 
 // Defaults: the last 24 hours, to the minute.
 const now = new Date(); now.setUTCSeconds(0, 0);

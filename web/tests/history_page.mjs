@@ -40,8 +40,32 @@ try {
     rows.filter((r) => !r.textContent.toLowerCase().includes(t.toLowerCase())).length, term);
   if (bad) throw new Error(`${bad} result rows do not contain ${term}`);
   const bars = await page.$$eval("#histogram *", (b) => b.length);
+  const barRects = await page.$$eval("#histogram rect.bar", (b) => b.length);
+  const axisLabels = await page.$$eval("#histogram text", (t) => t.map((x) => x.textContent));
+  const header = await page.$$eval("#results thead th", (th) => th.map((x) => x.textContent));
+  const firstTime = await page.textContent("#results tbody tr td.time");
+  const marks = await page.$$eval("#results tbody tr:not([class]) mark", (m) => m.slice(0, 5).map((x) => x.textContent));
   await page.screenshot({ path: screenshot, fullPage: false });
-  process.stdout.write(JSON.stringify({ done: true, shown, page_size: PAGE_SIZE, histogram_elements: bars }) + "\n", () => process.exit(0));
+
+  // A bad date is caught before it is sent, with the form to use.
+  await page.fill("#start", "yesterday");
+  await page.click("#request");
+  const badDate = await page.textContent("#request-error");
+  // A crawl with no segments says so instead of a bare "ready: 0 events".
+  await page.fill("#crawl", "no-such-crawl");
+  await page.fill("#start", start);
+  await page.click("#request");
+  await page.waitForFunction(() => document.querySelector("#name").textContent.includes("no-such-crawl") &&
+    /ready|failed/.test(document.querySelector("#state").textContent), null, { timeout: 30000 });
+  const unknownCrawl = await page.textContent("#state");
+  // Delete the request shown: it leaves the list.
+  const listed = () => [...document.querySelectorAll("#requests tbody tr")].filter((r) => r.textContent.includes("no-such-crawl")).length;
+  await page.waitForFunction(listed, null, { timeout: 10000 });
+  const before = await page.$$eval("#requests tbody tr", (r) => r.length);
+  await page.click("#delete");
+  await page.waitForFunction(() => ![...document.querySelectorAll("#requests tbody tr")].some((r) => r.textContent.includes("no-such-crawl")), null, { timeout: 10000 });
+  const after = await page.$$eval("#requests tbody tr", (r) => r.length);
+  process.stdout.write(JSON.stringify({ done: true, shown, page_size: PAGE_SIZE, histogram_elements: bars, barRects, axisLabels, header, firstTime, marks, badDate, unknownCrawl, requestsBefore: before, requestsAfter: after }) + "\n", () => process.exit(0));
 } catch (e) {
   if (page) await page.screenshot({ path: screenshot.replace(/\.png$/, "-failed.png") }).catch(() => {});
   process.stdout.write(JSON.stringify({ fail: String((e && e.stack) || e) }) + "\n", () => process.exit(1));

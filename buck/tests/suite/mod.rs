@@ -4,6 +4,8 @@
 mod bus;
 /// Faults under a running buck: segment files deleted or corrupt.
 mod faults;
+/// Monitoring feeds: `GET /subscribe` limits and token, Graphite counts and reconnects.
+mod feeds;
 /// Hostile connections: garbage, forged, replayed, wrong key, bad version.
 mod hostile;
 /// Ingest: exactly once, acks after commit, pipelining, shutdown.
@@ -18,3 +20,5 @@ mod schema_versions;
 mod segments;
 /// The SQL read API: the trough query, attacks, limits, redirects.
 mod sql;
+/// Per-crawl summaries and the crawls list.
+mod summaries;

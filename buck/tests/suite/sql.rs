@@ -391,3 +391,65 @@ async fn oversized_values_rows_and_column_counts_get_a_clear_4xx() {
     assert!(body.contains("too many columns"), "{body}");
     b.stop().await;
 }
+
+/// Issue 17 item 4: the whole result as CSV or NDJSON, streamed by the server for a
+/// console's download: the same rows as the JSON array, a header row in CSV, the
+/// truncation marker as a last line, and a 400 for a format it does not know.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_stream_as_csv_and_ndjson_with_the_same_rows() {
+    let b = TestBuck::start(|c| c.sql_max_rows = 150).await;
+    let mut c = b.client().await;
+    let events: Vec<_> = (0..120)
+        .map(|i| {
+            let url = format!("http://www.example.com/{i},\"q\"");
+            crawl_log_event("dl", i * 200, &crawl_line(200 + (i as u32 % 3), &url)).unwrap()
+        })
+        .collect();
+    assert!(matches!(c.live(&events).await, Message::Ack { .. }));
+    let sql = "SELECT url, status_code FROM crawled_url ORDER BY url";
+    let json = b.query("dl", sql).await;
+    assert_eq!(json.len(), 120);
+
+    let (status, headers, body) = b.post("/?segment=dl&format=ndjson", sql).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "application/x-ndjson");
+    let lines: Vec<serde_json::Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, json);
+
+    let (status, headers, body) = b.post("/?segment=dl&format=csv", sql).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
+    let rows: Vec<&str> = body.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(rows[0], "url,status_code");
+    assert_eq!(rows.len(), 121);
+    for (csv, j) in rows[1..].iter().zip(&json) {
+        // The URL holds a comma and quotes: quoted, quotes doubled.
+        let url = j["url"].as_str().unwrap().replace('"', "\"\"");
+        assert_eq!(*csv, format!("\"{url}\",{}", j["status_code"]));
+    }
+
+    // Past sql_max_rows: the last line says so, in each format.
+    let many = "SELECT a.url FROM crawled_url a, crawled_url b LIMIT 200";
+    let (_, _, body) = b.post("/?segment=dl&format=csv", many).await;
+    assert!(
+        body.trim_end()
+            .ends_with("_sluice_truncated: reply cut at 150 rows (sql_max_rows)"),
+        "{body}"
+    );
+    let (_, _, body) = b
+        .post(
+            "/sql?crawl=dl&from=2026-11-21T00:00:00Z&to=2026-11-22T00:00:00Z&format=ndjson",
+            many,
+        )
+        .await;
+    let last: serde_json::Value = serde_json::from_str(body.lines().last().unwrap()).unwrap();
+    assert!(last["_sluice_truncated"].is_string(), "{body}");
+    assert_eq!(body.lines().count(), 151);
+
+    let (status, _, body) = b.post("/?segment=dl&format=xml", sql).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("ndjson or csv"), "{body}");
+}

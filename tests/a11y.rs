@@ -1,0 +1,43 @@
+//! Issue 17 item 7: every page passes axe-core's WCAG 2 A/AA rules with no serious or
+//! critical violation, in Chromium against `sluice up` holding a real crawl log.
+
+use crate::util::{Dir, PATIENCE, Up, real_logs, sql_count, wait_for};
+
+#[test]
+fn every_page_passes_axe_without_serious_violations() {
+    let dir = Dir::new("a11y");
+    let log = real_logs()[0].display().to_string();
+    let up = Up::start(&dir, &["--crawl", "a11y", &log]);
+    wait_for("the crawl's lines", PATIENCE, || {
+        sql_count(&up.url, "a11y", "SELECT count(*) FROM events").filter(|&c| c > 0)
+    });
+    let pages = ["ui/sql", "ui/history", "ui/crawls?crawl={crawl}"];
+    let out = std::process::Command::new("node")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/tests/a11y.mjs"))
+        .args([up.url.as_str(), "a11y"])
+        .args(pages)
+        .output()
+        .expect("running node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let reports: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(
+        reports.last().map(|r| r["done"].clone()),
+        Some(serde_json::Value::Bool(true)),
+        "a11y: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checked: Vec<&str> = reports.iter().filter_map(|r| r["page"].as_str()).collect();
+    assert_eq!(checked, pages, "{stdout}");
+    let serious: Vec<&serde_json::Value> = reports
+        .iter()
+        .flat_map(|r| r["violations"].as_array().into_iter().flatten())
+        .filter(|v| matches!(v["impact"].as_str(), Some("serious" | "critical")))
+        .collect();
+    assert!(
+        serious.is_empty(),
+        "serious accessibility violations: {stdout}"
+    );
+}
