@@ -5,7 +5,13 @@
 //!    commit, pipelined;
 //! 3. the ceiling: a bare rusqlite loop inserting the same rows into the same schema in
 //!    one transaction;
-//! 4. the trough query on a 1M-row segment, through the HTTP API.
+//! 4. the trough query on a 1M-row segment, through the HTTP API (skipped when
+//!    `query_rows` is 0).
+//!
+//! The events are crawl.log lines in Heritrix's layout (most are stored as columns and
+//! rebuilt on read, as a real crawl.log's are). Each figure comes with the CPU it took,
+//! per million events: the whole process, and the writer thread alone (`/proc`, 10 ms
+//! ticks), since wall time on a shared machine says little.
 //!
 //! `cargo bench -p sluice-buck --bench ingest -- [events] [query_rows]`
 
@@ -36,16 +42,22 @@ fn make_events(crawl: &CrawlId, n: usize, tailer: u64, time_us: i64) -> Vec<Even
         "heritrix".into(),
         60_000,
     );
+    // Whole milliseconds, as Heritrix logs them: the line is rebuilt from its columns.
+    let at = chrono::DateTime::from_timestamp_micros(time_us - time_us % 1000).unwrap();
+    let log_time = at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
     let mut offset = 0u64;
     (0..n)
         .map(|i| {
             let h = if i % 10 == 0 { "www.example.com".to_owned() } else { format!("host{}.example.org", i % HOSTS) };
             let status = [200, 200, 200, 301, 404, -1][i % 6];
+            let dur = i % 900;
+            let fetch = (at - chrono::Duration::milliseconds(dur as i64 + 5)).format("%Y%m%d%H%M%S%3f");
+            // Heritrix's layout (status in 5 columns, size in 10), so that most lines are
+            // stored as columns, as a real crawl.log's are.
             let line = format!(
-                "2026-11-21T10:00:00.000Z {status:>5} {:>6} http://{h}/path/{i}.html L http://{h}/ text/html #0{:02} 20261121095959999+{} sha1:ABCDEFGHIJKLMNOPQRSTUVWXYZ234567 - {{\"warcFilename\":\"crawl-00001.warc.gz\",\"warcFileOffset\":{},\"contentSize\":{}}}",
+                "{log_time} {status:>5} {:>10} http://{h}/path/{i}.html L http://{h}/ text/html #0{:02} {fetch}+{dur} sha1:ABCDEFGHIJKLMNOPQRSTUVWXYZ234567 - - {{\"warcFilename\":\"crawl-00001.warc.gz\",\"warcFileOffset\":{},\"contentSize\":{}}}",
                 i % 100_000,
                 i % 50,
-                i % 900,
                 i * 1000,
                 i % 100_000 + 300
             );
@@ -54,6 +66,40 @@ fn make_events(crawl: &CrawlId, n: usize, tailer: u64, time_us: i64) -> Vec<Even
             ev
         })
         .collect()
+}
+
+/// CPU seconds used so far by the whole process and by its `segment-writer` thread(s),
+/// from `/proc` (clock ticks of 10 ms).
+fn cpu_secs() -> (f64, f64) {
+    let ticks = |stat: &str| -> f64 {
+        // Fields after the `(comm)`: state is the 3rd field, utime the 14th, stime the 15th.
+        let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (t(11) + t(12)) / 100.0
+    };
+    let all = std::fs::read_to_string("/proc/self/stat").map_or(0.0, |s| ticks(&s));
+    let mut writer = 0.0;
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if comm.trim_end().starts_with("segment-writer") {
+                writer += std::fs::read_to_string(t.path().join("stat")).map_or(0.0, |s| ticks(&s));
+            }
+        }
+    }
+    (all, writer)
+}
+
+/// CPU seconds since `from` (process, writer threads), as text per million events.
+fn cpu_since(from: (f64, f64), n: usize) -> String {
+    let now = cpu_secs();
+    let per_m = 1e6 / n.max(1) as f64;
+    format!(
+        "  cpu {:.1} s/M events (writer threads {:.1})",
+        (now.0 - from.0) * per_m,
+        (now.1 - from.1) * per_m
+    )
 }
 
 fn rate(n: usize, secs: f64) -> String {
@@ -68,6 +114,7 @@ async fn writer_direct(dir: &std::path::Path, events: &[Event]) {
     let (writer, thread) =
         SegmentWriter::spawn(WriterOptions::from_config(&cfg), bus, stats.clone()).expect("writer");
     for (label, pass) in [("new rows", 0), ("all duplicates", 1)] {
+        let cpu = cpu_secs();
         let started = Instant::now();
         let mut tasks = Vec::new();
         // Eight concurrent producers of 1000-event requests, as eight tailer connections.
@@ -84,7 +131,11 @@ async fn writer_direct(dir: &std::path::Path, events: &[Event]) {
             t.await.expect("task");
         }
         let secs = started.elapsed().as_secs_f64();
-        println!("segment writer, {label:<15} {}", rate(events.len(), secs));
+        println!(
+            "segment writer, {label:<15} {}{}",
+            rate(events.len(), secs),
+            cpu_since(cpu, events.len())
+        );
         let _ = pass;
     }
     let c = stats.snapshot();
@@ -109,6 +160,7 @@ fn bare_rusqlite(dir: &std::path::Path, crawl: &CrawlId, events: &[Event]) {
         .map(|e| contracts::segment_row::SegmentRow::of(e, None))
         .collect();
     let mut labels = contracts::segment_sql::Labels::new();
+    let cpu = cpu_secs();
     let started = Instant::now();
     conn.execute_batch("BEGIN").expect("begin");
     for row in &rows {
@@ -116,9 +168,16 @@ fn bare_rusqlite(dir: &std::path::Path, crawl: &CrawlId, events: &[Event]) {
     }
     conn.execute_batch("COMMIT").expect("commit");
     println!(
-        "bare rusqlite, one transaction {}",
-        rate(events.len(), started.elapsed().as_secs_f64())
+        "bare rusqlite, one transaction {}{}",
+        rate(events.len(), started.elapsed().as_secs_f64()),
+        cpu_since(cpu, events.len())
     );
+    let columns: i64 = conn
+        .query_row("SELECT count(*) FROM event WHERE line IS NULL", [], |r| {
+            r.get(0)
+        })
+        .expect("count");
+    println!("  ({columns} of {} lines stored as columns)", events.len());
 }
 
 async fn over_tcp(
@@ -174,6 +233,7 @@ async fn over_tcp(
     .expect("accepted")
     .session;
 
+    let cpu = cpu_secs();
     let started = Instant::now();
     let packets: Vec<Bytes> = events
         .chunks(1000)
@@ -207,8 +267,9 @@ async fn over_tcp(
         }
     }
     println!(
-        "tailer -> buck over TCP (sealed) {}",
-        rate(events.len(), started.elapsed().as_secs_f64())
+        "tailer -> buck over TCP (sealed) {}{}",
+        rate(events.len(), started.elapsed().as_secs_f64()),
+        cpu_since(cpu, events.len())
     );
     (shutdown, handle, http_url)
 }
@@ -240,6 +301,9 @@ fn main() {
         handle.join().await.expect("stop");
         drop(events);
 
+        if query_rows == 0 {
+            return;
+        }
         // The trough query on a segment of `query_rows` rows.
         let d4 = tempfile::tempdir().expect("dir");
         // The tailer of the hello (1): a buck refuses events under another tailer's id.

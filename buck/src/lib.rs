@@ -16,6 +16,7 @@
 //! - `receiver` (private): tailer connections, hello, sealed messages, acks.
 //! - [`segment_writer`]: `SegmentWriter`, the writer thread: group commit, part files, closing.
 //! - [`segment_schema`]: the segment file's schema, `meta`, durability settings.
+//! - [`wal_checkpointer`]: the thread that folds busy segments' WAL into their files.
 //! - [`segment_files`]: finding segment files on disk.
 //! - [`pub_sub`]: `Bus`, the lossy live bus with explicit `Missed(n)`.
 //! - [`sql_api`]: the read API (`POST /?segment=`, `POST /sql`).
@@ -69,6 +70,7 @@ pub mod segment_writer;
 pub mod sql_api;
 pub mod subscribe;
 pub mod summary_cache;
+pub mod wal_checkpointer;
 
 use std::sync::Arc;
 

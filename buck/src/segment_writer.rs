@@ -29,6 +29,7 @@ use crate::error::{BuckError, SegmentError};
 use crate::events::BuckEvents;
 use crate::pub_sub::{Bus, Published};
 use crate::segment_schema::{self, SegmentState, meta};
+use crate::wal_checkpointer::{CheckpointThread, SegmentCheckpoint, WalCheckpointer};
 
 /// How the writer batches, caches and closes.
 #[derive(Debug, Clone)]
@@ -107,15 +108,19 @@ pub struct SegmentWriter {
     tx: mpsc::Sender<WriteRequest>,
 }
 
-/// The writer thread, to join at shutdown.
+/// The writer thread (and its WAL checkpoint thread), to join at shutdown.
 pub struct WriterThread {
     handle: std::thread::JoinHandle<()>,
+    checkpoint: CheckpointThread,
 }
 
 impl WriterThread {
     /// Waits (blocking) for the thread to finish its last batch.
     pub fn join(self) -> Result<(), BuckError> {
-        self.handle.join().map_err(|_| BuckError::WriterPanicked)
+        let r = self.handle.join().map_err(|_| BuckError::WriterPanicked);
+        // The writer's end of the queue is gone with it, so this one stops too.
+        self.checkpoint.join();
+        r
     }
 }
 
@@ -128,7 +133,13 @@ impl SegmentWriter {
         events: Arc<BuckEvents>,
     ) -> Result<(SegmentWriter, WriterThread), SegmentError> {
         let rt = tokio::runtime::Handle::current();
+        let (checkpointer, checkpoint_thread) =
+            WalCheckpointer::spawn().map_err(|source| SegmentError::Io {
+                path: opts.segments_dir.clone(),
+                source,
+            })?;
         let mut state = WriterState {
+            checkpointer,
             space: disk_space::HeadroomWatch::new(
                 opts.headroom,
                 vec![opts.segments_dir.clone()],
@@ -151,7 +162,13 @@ impl SegmentWriter {
                 path: opts.segments_dir.clone(),
                 source,
             })?;
-        Ok((SegmentWriter { tx }, WriterThread { handle }))
+        Ok((
+            SegmentWriter { tx },
+            WriterThread {
+                handle,
+                checkpoint: checkpoint_thread,
+            },
+        ))
     }
 
     /// Stores `events` and returns once they are committed (or the batch failed).
@@ -195,10 +212,25 @@ struct OpenSegment {
     file_id: Option<(u64, u64)>,
     /// The batch in which the file was last seen to be the one opened.
     checked_batch: u64,
+    /// Its WAL checkpoints, run by the checkpoint thread (`None`: SQLite's automatic
+    /// checkpoint on this connection, as before).
+    checkpoint: Option<Arc<SegmentCheckpoint>>,
+}
+
+impl Drop for OpenSegment {
+    fn drop(&mut self) {
+        // Before `conn` (fields drop after this): the checkpoint connection must not be
+        // the file's last, which would remove the WAL by a name a new file may have.
+        if let Some(c) = &self.checkpoint {
+            c.close();
+        }
+    }
 }
 
 struct WriterState {
     opts: WriterOptions,
+    /// Copies the WAL of busy segments into their files off this thread.
+    checkpointer: WalCheckpointer,
     /// The segments' file system against `min_free_bytes` / `min_free_percent`.
     space: disk_space::HeadroomWatch,
     bus: Bus,
@@ -431,6 +463,15 @@ impl WriterState {
                             .map_err(SegmentError::sqlite(&s.path))?;
                     }
                 }
+                for key in &in_tx {
+                    if let Some(s) = self.conns.get(key)
+                        && let Some(c) = &s.checkpoint
+                        && let Err(e) = self.checkpointer.after_commit(c, &s.conn)
+                    {
+                        // Committed all the same; the next commit tries again.
+                        tracing::warn!(path = %s.path.display(), error = %e, "WAL checkpoint failed");
+                    }
+                }
                 Ok(())
             });
         match result {
@@ -608,7 +649,7 @@ impl WriterState {
         if !self.conns.contains_key(key) {
             let (crawl, day, part) = key;
             let path = segment_path(&self.opts.segments_dir, crawl, *day, *part);
-            let conn = match segment_schema::open_for_write(&path, crawl, *day, *part, now) {
+            let mut conn = match segment_schema::open_for_write(&path, crawl, *day, *part, now) {
                 Err(e) if e.is_corruption() => {
                     self.quarantine(&path, &e)?;
                     segment_schema::open_for_write(&path, crawl, *day, *part, now)?
@@ -630,6 +671,7 @@ impl WriterState {
                 self.report_open();
             }
             let version = segment_schema::version(&conn, &path)?;
+            let checkpoint = SegmentCheckpoint::attach(&mut conn, &path);
             self.conns.insert(
                 key.clone(),
                 OpenSegment {
@@ -640,6 +682,7 @@ impl WriterState {
                     path,
                     last_used: 0,
                     checked_batch: self.batch_no,
+                    checkpoint,
                 },
             );
         }
