@@ -230,6 +230,14 @@ fn print_stage_costs(run: &Path, log_bytes: u64) {
             "wrap + crypto_box XChaCha20-Poly1305 (`seal_live`, version 2)",
             costs.seal_chacha_secs,
         ),
+        (
+            "repair chunks to two homes, compressed per connection (`seal`, version 2)",
+            costs.repair_two_homes_per_connection_secs,
+        ),
+        (
+            "repair chunks to two homes, compressed once (`seal_chunk`, version 2)",
+            costs.repair_two_homes_once_secs,
+        ),
     ] {
         println!(
             "| {name} | {:.2} | {:.0} |",

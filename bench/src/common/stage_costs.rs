@@ -6,10 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
+use contracts::CrawlId;
 use contracts::frame::FrameReader;
 use contracts::keys::KeyPair;
 use contracts::spool_file::SPOOL_HEADER_LEN;
-use contracts::transport::{Cipher, Direction, PackedFrames, Session};
+use contracts::transport::{
+    ChunkHead, Cipher, Direction, MAX_CHUNK_BYTES, Message, PackedFrames, Session,
+};
 
 /// CPU seconds of each stage over all the frames.
 pub struct StageCosts {
@@ -25,6 +28,12 @@ pub struct StageCosts {
     pub seal_secs: f64,
     /// The same with `ChaChaBox` (protocol version 2, what two current sides use).
     pub seal_chacha_secs: f64,
+    /// The frames cut into repair chunks (`MAX_CHUNK_BYTES`) sent to two homes with
+    /// `ChaChaBox`: each connection compressing and sealing its own (`Session::seal`, as
+    /// before), and compressed once then sealed per home (`PackedFrames::new` and
+    /// `Session::seal_chunk`, as now).
+    pub repair_two_homes_per_connection_secs: f64,
+    pub repair_two_homes_once_secs: f64,
 }
 
 /// Cuts the bucket files under `spool` into live-sized packets of whole frames and runs
@@ -86,6 +95,9 @@ pub fn measure(spool: &Path, packet_max: usize, level: u32) -> anyhow::Result<St
     };
     let seal_secs = seal_with(Cipher::SalsaBox)?;
     let seal_chacha_secs = seal_with(Cipher::ChaChaBox)?;
+    drop(packed);
+    let (repair_two_homes_per_connection_secs, repair_two_homes_once_secs) =
+        repair_two_homes(&packets, level, &tailer, &buck)?;
     Ok(StageCosts {
         frame_bytes,
         packets: packets.len() as u64,
@@ -93,7 +105,79 @@ pub fn measure(spool: &Path, packet_max: usize, level: u32) -> anyhow::Result<St
         deflated_bytes,
         seal_secs,
         seal_chacha_secs,
+        repair_two_homes_per_connection_secs,
+        repair_two_homes_once_secs,
     })
+}
+
+/// CPU seconds to send `packets`' frames, cut into repair chunks, to two homes: each
+/// connection compressing its own chunk, then each chunk compressed once.
+fn repair_two_homes(
+    packets: &[Bytes],
+    level: u32,
+    tailer: &KeyPair,
+    buck: &KeyPair,
+) -> anyhow::Result<(f64, f64)> {
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut chunk = Vec::with_capacity(MAX_CHUNK_BYTES);
+    for p in packets {
+        if chunk.len() + p.len() > MAX_CHUNK_BYTES && !chunk.is_empty() {
+            chunks.push(Bytes::from(std::mem::take(&mut chunk)));
+        }
+        chunk.extend_from_slice(p);
+    }
+    if !chunk.is_empty() {
+        chunks.push(Bytes::from(chunk));
+    }
+    let crawl = CrawlId::parse("bench-crawl")?;
+    let sessions = || {
+        [0u8, 1].map(|salt| {
+            Session::negotiated(
+                Some((tailer.secret(), buck.public())),
+                [salt; 16],
+                Direction::TailerToBuck,
+                Cipher::ChaChaBox,
+                None,
+            )
+            .with_compression(level)
+        })
+    };
+    let mut homes = sessions();
+    let cpu0 = thread_cpu();
+    let mut sealed = 0usize;
+    for (n, frames) in chunks.iter().enumerate() {
+        let msg = Message::BucketChunk {
+            seq: n as u64,
+            crawl: crawl.clone(),
+            bucket_start: 0,
+            chunk: n as u32,
+            last: n + 1 == chunks.len(),
+            frames: frames.clone(),
+        };
+        for home in &mut homes {
+            sealed += home.seal(&msg)?.len();
+        }
+    }
+    let per_connection = (thread_cpu() - cpu0).as_secs_f64();
+
+    let mut homes = sessions();
+    let cpu0 = thread_cpu();
+    for (n, frames) in chunks.iter().enumerate() {
+        let packed = PackedFrames::new(frames.clone(), level)?;
+        let head = ChunkHead {
+            seq: n as u64,
+            crawl: &crawl,
+            bucket_start: 0,
+            chunk: n as u32,
+            last: n + 1 == chunks.len(),
+        };
+        for home in &mut homes {
+            sealed += home.seal_chunk(&head, &packed)?.len();
+        }
+    }
+    let once = (thread_cpu() - cpu0).as_secs_f64();
+    anyhow::ensure!(sealed > 0, "nothing sealed");
+    Ok((per_connection, once))
 }
 
 fn collect_buckets(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {

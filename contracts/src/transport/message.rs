@@ -10,6 +10,9 @@ use super::MAX_CHUNK_BYTES;
 /// The first byte of an encoded `Message::Live`.
 pub(super) const LIVE_TAG: u8 = 1;
 
+/// The first byte of an encoded `Message::BucketChunk`.
+const CHUNK_TAG: u8 = 2;
+
 /// A frame the buck refused for good: the tailer counts it and never re-sends it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectedFrame {
@@ -72,6 +75,34 @@ pub enum Message {
     },
 }
 
+/// The fields of a `Message::BucketChunk` before its frames: what
+/// [`super::Session::seal_chunk`] puts before frames compressed once for every home.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkHead<'a> {
+    /// The sender's sequence number, echoed by the ack.
+    pub seq: u64,
+    /// The bucket's crawl.
+    pub crawl: &'a CrawlId,
+    /// The bucket's start, seconds since the epoch.
+    pub bucket_start: i64,
+    /// Index of this chunk within the bucket.
+    pub chunk: u32,
+    /// Whether this is the bucket's last chunk.
+    pub last: bool,
+}
+
+impl ChunkHead<'_> {
+    /// Encodes the tag and fields, as `Message::encode` does before the frames.
+    pub(super) fn encode(&self, out: &mut Vec<u8>) {
+        out.push(CHUNK_TAG);
+        varint::put_u64(out, self.seq);
+        varint::put_blob(out, self.crawl.as_str().as_bytes());
+        varint::put_i64(out, self.bucket_start);
+        varint::put_u64(out, self.chunk.into());
+        out.push(u8::from(self.last));
+    }
+}
+
 impl Message {
     /// Encodes the message body (before compression and sealing).
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -89,12 +120,14 @@ impl Message {
                 last,
                 frames,
             } => {
-                out.push(2);
-                varint::put_u64(out, *seq);
-                varint::put_blob(out, crawl.as_str().as_bytes());
-                varint::put_i64(out, *bucket_start);
-                varint::put_u64(out, (*chunk).into());
-                out.push(u8::from(*last));
+                ChunkHead {
+                    seq: *seq,
+                    crawl,
+                    bucket_start: *bucket_start,
+                    chunk: *chunk,
+                    last: *last,
+                }
+                .encode(out);
                 out.extend_from_slice(frames);
             }
             Message::Ack { seq, rejected } => {
@@ -140,7 +173,7 @@ impl Message {
                     frames: Bytes::copy_from_slice(r.remaining()),
                 }
             }
-            2 => {
+            CHUNK_TAG => {
                 let seq = r.varint()?;
                 let at = r.pos();
                 let crawl = CrawlId::parse_bytes(r.blob(crate::crawl_id::MAX_CRAWL_ID_BYTES)?)

@@ -18,7 +18,7 @@ mod zlib;
 
 pub use handshake::{Accepted, JoinError, Joined, accept, join};
 pub use hello::{Cipher, ClientHello, HandshakeError, ServerHello, transcript};
-pub use message::{Message, RejectedFrame};
+pub use message::{ChunkHead, Message, RejectedFrame};
 pub use session::{Direction, PackedFrames, Session, TransportError, random_salt};
 
 use tokio_util::codec::LengthDelimitedCodec;

@@ -10,7 +10,7 @@ use crate::DecodeError;
 use crate::varint::{self, Reader};
 
 use super::hello::Cipher;
-use super::message::{LIVE_TAG, Message};
+use super::message::{ChunkHead, LIVE_TAG, Message};
 use super::zlib::{
     ZLIB_HEADER, adler32, adler32_combine, deflate_into, inflate_at_most, stored_block,
 };
@@ -204,16 +204,41 @@ impl Session {
         seq: u64,
         frames: &PackedFrames,
     ) -> Result<Vec<u8>, TransportError> {
+        self.seal_packed(
+            |body| {
+                body.push(LIVE_TAG);
+                varint::put_u64(body, seq);
+            },
+            frames,
+        )
+    }
+
+    /// Seals the `Message::BucketChunk` of `head` and `frames` (a repair chunk) for this
+    /// connection from frames compressed once, as [`Session::seal_live`] does for a
+    /// live packet: the receiver gets the same message [`Session::seal`] would send.
+    pub fn seal_chunk(
+        &mut self,
+        head: &ChunkHead<'_>,
+        frames: &PackedFrames,
+    ) -> Result<Vec<u8>, TransportError> {
+        self.seal_packed(|body| head.encode(body), frames)
+    }
+
+    /// Seals a message whose body is what `head` writes followed by `frames`.
+    fn seal_packed(
+        &mut self,
+        head: impl FnOnce(&mut Vec<u8>),
+        frames: &PackedFrames,
+    ) -> Result<Vec<u8>, TransportError> {
         let counter = self.next_send;
         if counter >= COUNTER_LIMIT {
             return Err(TransportError::CounterExhausted);
         }
         self.body.clear();
-        self.body.push(LIVE_TAG);
-        varint::put_u64(&mut self.body, seq);
+        head(&mut self.body);
         // zlib header, the message head as a stored block, the frames' own blocks, and
         // the Adler-32 of the whole body, combined from the two parts'.
-        let mut out = self.wire_buffer(frames.deflated().len() + 32);
+        let mut out = self.wire_buffer(frames.deflated().len() + self.body.len() + 32);
         out.extend_from_slice(&ZLIB_HEADER);
         stored_block(&self.body, &mut out)?;
         out.extend_from_slice(frames.deflated());
@@ -346,6 +371,11 @@ impl PackedFrames {
     /// The frames, uncompressed.
     pub fn frames(&self) -> &Bytes {
         &self.frames
+    }
+
+    /// Bytes of the frames compressed: about what sealing them for a connection encrypts.
+    pub fn compressed_len(&self) -> usize {
+        self.zlib.len()
     }
 
     /// Bytes held: the frames and their compressed form.
@@ -509,6 +539,46 @@ mod tests {
                 prop_assert_eq!(b.open(&w)?, Message::Ping { token: seq });
                 let w = t.seal_live(seq ^ 1, &packed)?;
                 prop_assert_eq!(b.open(&w)?, Message::Live { seq: seq ^ 1, frames: frames.clone() });
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn a_repair_chunk_packed_once_opens_as_the_same_bucket_chunk_on_every_connection(
+            frames in prop::collection::vec(any::<u8>(), 0..20_000),
+            repeat in 1usize..40,
+            crawl in "[a-z0-9][a-z0-9._-]{0,60}",
+            bucket_start: i64,
+            chunk: u32,
+            last: bool,
+            seq: u64,
+            enc: bool,
+            level in 0u32..10,
+        ) {
+            let frames: Vec<u8> = frames.iter().copied().cycle().take(frames.len() * repeat).collect();
+            let frames = Bytes::from(frames);
+            let crawl = CrawlId::parse(&crawl).map_err(|e| TestCaseError::reject(e.to_string()))?;
+            let packed = PackedFrames::new(frames.clone(), level)?;
+            let expected = Message::BucketChunk {
+                seq,
+                crawl: crawl.clone(),
+                bucket_start,
+                chunk,
+                last,
+                frames: frames.clone(),
+            };
+            let head = ChunkHead { seq, crawl: &crawl, bucket_start, chunk, last };
+            // Two homes: one compression, two seals, and each opens to what an ordinary
+            // seal of the whole message would have sent.
+            for _home in 0..2 {
+                let (mut t, mut b, ..) = pair(enc);
+                prop_assert_eq!(b.open(&t.seal(&Message::Ping { token: seq })?)?, Message::Ping { token: seq });
+                let w = t.seal_chunk(&head, &packed)?;
+                prop_assert_eq!(b.open(&w)?, expected.clone());
+                let w = t.seal(&expected)?;
+                prop_assert_eq!(b.open(&w)?, expected.clone());
             }
         }
     }

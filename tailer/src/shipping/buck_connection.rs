@@ -17,12 +17,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use contracts::BuckEntry;
 use contracts::keys::KeyPair;
 use contracts::transport::{
-    ClientHello, HandshakeError, JoinError, Message, PackedFrames, Session, TransportError, codec,
-    join,
+    ChunkHead, ClientHello, HandshakeError, JoinError, Message, PackedFrames, Session,
+    TransportError, codec, join,
 };
+use contracts::{BuckEntry, CrawlId};
 use crypto_box::PublicKey;
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -406,6 +406,22 @@ pub(crate) enum Outgoing {
         /// The frames, compressed.
         packed: Arc<PackedFrames>,
     },
+    /// A repair chunk whose frames were compressed once, however many homes it goes to
+    /// (see [`super::chunk_packs`]): the connection only seals it.
+    Chunk {
+        /// The buck's sequence number for it.
+        seq: u64,
+        /// The bucket's crawl.
+        crawl: CrawlId,
+        /// The bucket's start, seconds since the epoch.
+        bucket_start: i64,
+        /// Index of the chunk within the bucket.
+        chunk: u32,
+        /// Whether it is the bucket's last chunk.
+        last: bool,
+        /// The frames, compressed.
+        packed: Arc<PackedFrames>,
+    },
 }
 
 /// Seals `out`, on the blocking pool when it is large. The session moves there and back
@@ -415,11 +431,29 @@ async fn seal(mut session: Session, out: Outgoing) -> Result<(Session, Vec<u8>),
         Outgoing::Message(Message::Live { frames, .. } | Message::BucketChunk { frames, .. }) => {
             frames.len() > SEAL_INLINE_MAX_BYTES
         }
+        Outgoing::Chunk { packed, .. } => packed.compressed_len() > SEAL_INLINE_MAX_BYTES,
         _ => false,
     };
     let seal_one = |session: &mut Session, out: &Outgoing| match out {
         Outgoing::Message(m) => session.seal(m),
         Outgoing::Live { seq, packed } => session.seal_live(*seq, packed),
+        Outgoing::Chunk {
+            seq,
+            crawl,
+            bucket_start,
+            chunk,
+            last,
+            packed,
+        } => session.seal_chunk(
+            &ChunkHead {
+                seq: *seq,
+                crawl,
+                bucket_start: *bucket_start,
+                chunk: *chunk,
+                last: *last,
+            },
+            packed,
+        ),
     };
     if !large {
         let w = seal_one(&mut session, &out)?;

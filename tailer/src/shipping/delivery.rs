@@ -10,12 +10,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
 use std::ops::{ControlFlow, Range};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::NaiveDate;
 use contracts::frame::{FrameError, FrameReader};
 use contracts::spool_file::{SPOOL_HEADER_LEN, check_spool_header};
-use contracts::transport::MAX_CHUNK_BYTES;
+use contracts::transport::{MAX_CHUNK_BYTES, PackedFrames};
 use contracts::{ClusterFile, CrawlId, Event, EventId};
 use serde::{Deserialize, Serialize};
 
@@ -187,6 +188,9 @@ pub struct Chunk {
     pub settled: Vec<Range<u64>>,
     /// Whether this is the bucket's last chunk.
     pub last: bool,
+    /// `frames` compressed once for every home it goes to, when the reader did so;
+    /// otherwise the connection compresses them.
+    pub packed: Option<Arc<PackedFrames>>,
 }
 
 /// Reads, from byte `offset` of the bucket at `path` (0 for the start), the next chunk of
@@ -240,6 +244,7 @@ pub fn read_chunk(
         next_offset,
         last,
         settled,
+        packed: None,
     })
 }
 

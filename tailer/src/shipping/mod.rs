@@ -13,6 +13,7 @@
 //! - `record_writer.rs`: writes the records beside buckets, in order, off the shipper.
 //! - `buck_connection.rs`: one task per buck keeps a TCP connection open (hello, sealed
 //!   session, pings), re-opened with [`Backoff`].
+//! - `chunk_packs.rs`: repair chunks compressed once for every home they go to.
 //! - [`delivery`]: the `.delivered` record beside each bucket, and the walks of a bucket
 //!   file that count frames per home and cut the repair chunks.
 //! - [`acked_ranges`]: the `.acked` record beside each bucket, the byte ranges each home
@@ -26,6 +27,7 @@ mod ack_ledger;
 pub mod acked_ranges;
 mod backoff;
 mod buck_connection;
+mod chunk_packs;
 pub mod delivery;
 mod error;
 mod record_writer;

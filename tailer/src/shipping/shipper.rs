@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use super::ShippingError;
 use super::acked_ranges::AckedRecord;
 use super::buck_connection::{BuckConnection, LinkEvent, LinkParams, Outgoing};
+use super::chunk_packs::ChunkPacks;
 use super::delivery::{Chunk, DeliveryRecord, scan_bucket};
 use super::record_writer::{RECORD_QUEUE, SidecarWrite, write_records};
 use super::shipper_state::{Command, Scanned, ShipperState, ShippingPolicy};
@@ -118,6 +119,8 @@ struct ShipperTask {
     done_tx: mpsc::Sender<Done>,
     done_rx: mpsc::Receiver<Done>,
     records: mpsc::Sender<SidecarWrite>,
+    /// Repair chunks compressed once for all the homes they go to.
+    chunk_packs: Arc<ChunkPacks>,
 }
 
 impl ShipperTask {
@@ -190,6 +193,7 @@ impl ShipperTask {
             done_tx,
             done_rx,
             records,
+            chunk_packs: Arc::default(),
         };
         task.execute().await;
         task.adopt_leftover_buckets().await;
@@ -342,8 +346,20 @@ impl ShipperTask {
                 }
                 Command::ReadChunk(request) => {
                     let tx = self.done_tx.clone();
+                    let packs = self.chunk_packs.clone();
+                    let level = self.config.compression_level;
                     tokio::task::spawn_blocking(move || {
-                        let result = request.read();
+                        let result = request.read().map(|mut chunk| {
+                            // Compressed here, on the blocking pool, and only once when
+                            // another home's read gave the same frames.
+                            match packs.pack(&request.path, request.offset, &chunk.frames, level) {
+                                Ok(packed) => chunk.packed = Some(packed),
+                                Err(e) => {
+                                    tracing::warn!(path = %request.path.display(), error = %e, "cannot compress a repair chunk once for all homes; its connection compresses it");
+                                }
+                            }
+                            chunk
+                        });
                         let _ = tx.blocking_send(Done::ChunkRead {
                             job: request.job,
                             result,

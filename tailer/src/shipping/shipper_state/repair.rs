@@ -364,9 +364,15 @@ impl ShipperState {
         let live_frames = match &f.message {
             Outgoing::Live { packed, .. } => Some(packed.frames()),
             Outgoing::Message(Message::Live { frames, .. }) => Some(frames),
-            Outgoing::Message(_) => None,
+            Outgoing::Message(_) | Outgoing::Chunk { .. } => None,
         };
-        let (frames, owners): (&Bytes, Vec<&BucketKey>) = match (live_frames, &f.message, &f.what) {
+        let chunk_frames = match &f.message {
+            Outgoing::Message(Message::BucketChunk { frames, .. }) => Some(frames),
+            Outgoing::Chunk { packed, .. } => Some(packed.frames()),
+            _ => None,
+        };
+        let (frames, owners): (&Bytes, Vec<&BucketKey>) = match (live_frames, chunk_frames, &f.what)
+        {
             (Some(frames), _, Sent::Live { buckets, .. }) => (
                 frames,
                 buckets
@@ -374,11 +380,7 @@ impl ShipperState {
                     .flat_map(|s| std::iter::repeat_n(&s.key, s.frames as usize))
                     .collect(),
             ),
-            (
-                _,
-                Outgoing::Message(Message::BucketChunk { frames, .. }),
-                Sent::Chunk { job, .. },
-            ) => {
+            (_, Some(frames), Sent::Chunk { job, .. }) => {
                 let Some(j) = self.jobs.get(job) else { return };
                 (frames, vec![&j.bucket; f.frames as usize])
             }
@@ -437,14 +439,24 @@ impl ShipperState {
             return;
         };
         let seq = b.take_seq();
-        let message = Outgoing::Message(Message::BucketChunk {
-            seq,
-            crawl,
-            bucket_start,
-            chunk: n,
-            last: chunk.last,
-            frames: chunk.frames,
-        });
+        let message = match chunk.packed {
+            Some(packed) => Outgoing::Chunk {
+                seq,
+                crawl,
+                bucket_start,
+                chunk: n,
+                last: chunk.last,
+                packed,
+            },
+            None => Outgoing::Message(Message::BucketChunk {
+                seq,
+                crawl,
+                bucket_start,
+                chunk: n,
+                last: chunk.last,
+                frames: chunk.frames,
+            }),
+        };
         b.inflight.insert(
             seq,
             InFlight {

@@ -145,7 +145,9 @@ impl Harness {
     fn sends(&mut self, buck: &str) -> Vec<(u64, Bytes)> {
         std::iter::from_fn(|| self.state.next_send(buck))
             .map(|m| match m {
-                Outgoing::Live { seq, packed } => (seq, packed.frames().clone()),
+                Outgoing::Live { seq, packed } | Outgoing::Chunk { seq, packed, .. } => {
+                    (seq, packed.frames().clone())
+                }
                 Outgoing::Message(
                     Message::Live { seq, frames } | Message::BucketChunk { seq, frames, .. },
                 ) => (seq, frames),
@@ -235,6 +237,7 @@ fn whole_chunk(frames: Bytes, count: u32) -> Chunk {
         next_offset: end,
         settled: vec![FIRST_FRAME_AT..end],
         last: true,
+        packed: None,
     }
 }
 
