@@ -231,7 +231,7 @@ impl Filter {
                 return false;
             };
             let site = url_host(&url);
-            if !self.site.iter().any(|s| *s == site) {
+            if !self.site.contains(&site) {
                 return false;
             }
         }
