@@ -179,7 +179,8 @@ function fill(el, ev, highlight) {
     el.title = ev._gap.text;
     return;
   }
-  const crawlLog = ev.format === "crawl_log";
+  // Columns when the parser found the URL; a crawl.log line it could not split keeps the line view.
+  const crawlLog = ev.format === "crawl_log" && !!field(ev, "url");
   el.className = crawlLog ? "row cl" : "row other";
   el.classList.toggle("late", !!ev.late);
   el.title = "";
