@@ -222,10 +222,9 @@ fn a_stalled_client_is_told_what_it_missed_while_a_fast_one_misses_nothing() {
     );
 }
 
-#[test]
-fn the_live_view_shows_appended_lines_from_two_bucks_and_survives_one_dying() {
-    require_web_deps(true);
-    let dir = Dir::new("live-browser");
+/// A second buck, "other", beside the one `sluice up` will start in `dir/up`, and the
+/// `--cluster-extra` file that makes it a second home of the crawl.
+fn second_home(dir: &Dir) -> (crate::util::BuckProc, PathBuf) {
     let up_dir = dir.join("up");
     let tailer_key = KeyPair::generate();
     tailer_key.save(&up_dir.join("keys"), "tailer").unwrap();
@@ -242,7 +241,7 @@ fn the_live_view_shows_appended_lines_from_two_bucks_and_survives_one_dying() {
         tailer_key.public_text()
     );
     std::fs::write(dir.join("other.toml"), cfg).unwrap();
-    let other = start_buck(&dir, "other", 0);
+    let other = start_buck(dir, "other", 0);
     let extra = dir.join("extra.toml");
     std::fs::write(
         &extra,
@@ -254,6 +253,14 @@ fn the_live_view_shows_appended_lines_from_two_bucks_and_survives_one_dying() {
         ),
     )
     .unwrap();
+    (other, extra)
+}
+
+#[test]
+fn the_live_view_shows_appended_lines_from_two_bucks_and_survives_one_dying() {
+    require_web_deps(true);
+    let dir = Dir::new("live-browser");
+    let (other, extra) = second_home(&dir);
     let log = dir.join("crawl.log");
     appender(&log);
     let (log_s, extra_s) = (log.display().to_string(), extra.display().to_string());
@@ -289,4 +296,88 @@ fn the_live_view_shows_appended_lines_from_two_bucks_and_survives_one_dying() {
     );
     assert!(last["write_to_visible_ms"].as_u64().unwrap() <= 1000);
     assert!(shot.exists(), "screenshot saved");
+}
+
+/// Kills the process whose pid is in a file, when dropped: the buck the browser test
+/// restarts is not this process's child.
+struct KillPidFile(PathBuf);
+
+impl Drop for KillPidFile {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Issue 17 items 1 and 3, in Chromium against `sluice up` and a second buck, with real
+/// Heritrix crawl.log lines: the columns of a known line, a `site` filter showing exactly
+/// that website's lines, click-to-filter, a row expanded to its whole line with the match
+/// highlighted, the banner and gap marker when a buck dies, and after its restart every
+/// line written during the outage arriving from it (see `web/tests/live_columns.mjs`).
+#[test]
+fn the_live_view_shows_crawl_log_columns_and_catches_up_after_a_buck_restart() {
+    require_web_deps(true);
+    let dir = Dir::new("live-columns");
+    let (other, extra) = second_home(&dir);
+    let log = dir.join("crawl.log");
+    appender(&log);
+    let (log_s, extra_s) = (log.display().to_string(), extra.display().to_string());
+    let up = Up::start(
+        &dir,
+        &["--crawl", "lc", "--cluster-extra", &extra_s, &log_s],
+    );
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    // Real Heritrix output shipped in the repository (samples/heritrix/SOURCES.md).
+    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/heritrix");
+    let pid_file = dir.join("other-restarted.pid");
+    let _restarted = KillPidFile(pid_file.clone());
+    let strip = |a: &str| a.trim_start_matches("http://").to_owned();
+    let outp = Command::new("node")
+        .arg(web_dir().join("tests/live_columns.mjs"))
+        .args([
+            up.url.clone(),
+            log_s,
+            "lc".into(),
+            real.join("crawl-h3.3.0.log").display().to_string(),
+            real.join("crawl.log").display().to_string(),
+            other.agent.pid().to_string(),
+            artifacts.display().to_string(),
+            env!("CARGO_BIN_EXE_buck").into(),
+            dir.join("other.toml").display().to_string(),
+            other.ingest.clone(),
+            strip(&other.http),
+            pid_file.display().to_string(),
+            dir.join("other-restarted.log").display().to_string(),
+        ])
+        .output()
+        .expect("running node");
+    let stdout = String::from_utf8_lossy(&outp.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&outp.stderr));
+    let last: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null);
+    if last["done"] != Value::Bool(true) {
+        eprintln!(
+            "---- restarted buck other ----\n{}",
+            std::fs::read_to_string(dir.join("other-restarted.log")).unwrap_or_default()
+        );
+    }
+    assert_eq!(
+        last["done"],
+        Value::Bool(true),
+        "browser test failed: {last}"
+    );
+    assert_eq!(last["outage_lines_from_restarted_buck"], 47);
+    assert!(artifacts.join("live-columns-site.png").exists());
 }

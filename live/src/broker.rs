@@ -255,21 +255,105 @@ impl LiveBroker {
     }
 }
 
-/// The last `filter.backfill` matching events no older than `filter.backfill_secs`,
-/// oldest first.
+/// The last `filter.backfill` matching events, oldest first: those no older than
+/// `filter.backfill_secs`, or, for a catch-up (`filter.after_us`), those whose event time
+/// is at or after it, whatever their age, so a reconnecting client gets the lines it
+/// missed while the buck was down (as far as the ring reaches).
 fn backfill(ring: &VecDeque<Arc<Item>>, filter: &Filter, now: Instant) -> Vec<Arc<Item>> {
     if filter.backfill == 0 {
         return Vec::new();
     }
     let oldest = now.checked_sub(Duration::from_secs(filter.backfill_secs));
-    let mut out: Vec<Arc<Item>> = ring
-        .iter()
-        .rev()
-        .take_while(|i| oldest.is_none_or(|o| i.at >= o))
-        .filter(|i| filter.matches(&i.event))
-        .take(filter.backfill)
-        .cloned()
-        .collect();
+    let in_range = |i: &Arc<Item>| match filter.after_us {
+        Some(after) => i.event.time_us >= after,
+        None => oldest.is_none_or(|o| i.at >= o),
+    };
+    let mut out: Vec<Arc<Item>> = match filter.after_us {
+        // Event times are not in ring order (repairs, several tailers): scan it all.
+        Some(_) => ring
+            .iter()
+            .rev()
+            .filter(|i| in_range(i) && filter.matches(&i.event))
+            .take(filter.backfill)
+            .cloned()
+            .collect(),
+        None => ring
+            .iter()
+            .rev()
+            .take_while(|i| in_range(i))
+            .filter(|i| filter.matches(&i.event))
+            .take(filter.backfill)
+            .cloned()
+            .collect(),
+    };
     out.reverse();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LiveConfig;
+    use contracts::event::{EventId, Format};
+
+    fn item(offset: u64, time_us: i64, at: Instant) -> Arc<Item> {
+        let event = Event {
+            id: EventId {
+                tailer: 1,
+                file_seq: 1,
+                offset,
+            },
+            time_us,
+            flags: Default::default(),
+            original_len: 1,
+            format: Format::Plain,
+            crawl: contracts::CrawlId::parse("c1").unwrap(),
+            host: "h".into(),
+            app: "a".into(),
+            fields: vec![],
+            raw: b"x".to_vec(),
+        };
+        Arc::new(Item::new(Arc::new(event), false, at))
+    }
+
+    fn offsets(items: &[Arc<Item>]) -> Vec<u64> {
+        items.iter().map(|i| i.event.id.offset).collect()
+    }
+
+    #[test]
+    fn catch_up_reaches_past_the_age_limit_from_the_last_event_seen() {
+        let now = Instant::now() + Duration::from_secs(3600);
+        let old = now - Duration::from_secs(1000);
+        // Events 0..60, one second apart in event time; the first 50 published long ago.
+        let ring: VecDeque<Arc<Item>> = (0..60u64)
+            .map(|n| item(n, n as i64 * 1_000_000, if n < 50 { old } else { now }))
+            .collect();
+        let cfg = LiveConfig::default();
+        let by_age = Filter::compile(&serde_json::json!({"backfill": 200}), &cfg).unwrap();
+        assert_eq!(
+            offsets(&backfill(&ring, &by_age, now)),
+            (50..60).collect::<Vec<_>>()
+        );
+        // The client last saw event 12: it gets 12 (again; it drops duplicates) to 59.
+        let after = chrono::DateTime::from_timestamp_micros(12_000_000).unwrap();
+        let catch_up = Filter::compile(
+            &serde_json::json!({"backfill": 200, "after": after.to_rfc3339()}),
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(
+            offsets(&backfill(&ring, &catch_up, now)),
+            (12..60).collect::<Vec<_>>()
+        );
+        // Bounded: the newest `backfill` of them.
+        let capped = Filter::compile(
+            &serde_json::json!({"backfill": 5, "after": after.to_rfc3339()}),
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(
+            offsets(&backfill(&ring, &capped, now)),
+            (55..60).collect::<Vec<_>>()
+        );
+    }
 }

@@ -31,6 +31,11 @@ pub enum FilterError {
     /// `text_mode` is neither `substring` nor `token`.
     #[error("text_mode {0:?} is unknown; use substring or token")]
     TextMode(String),
+    /// `after` is not an RFC 3339 time.
+    #[error(
+        "after {0:?} is not an RFC 3339 time; send an event's `time`, e.g. 2026-11-21T10:00:00.000000Z"
+    )]
+    After(String),
 }
 
 impl FilterError {
@@ -43,6 +48,7 @@ impl FilterError {
             FilterError::RegexTooLong { .. } => "regex_too_long",
             FilterError::Regex(_) => "bad_regex",
             FilterError::TextMode(_) => "bad_text_mode",
+            FilterError::After(_) => "bad_after",
         }
     }
 }

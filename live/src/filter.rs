@@ -1,6 +1,7 @@
 //! `Filter`: what one client asked to see, compiled once and matched against every event
 //! the buck publishes, so only matching events cross the network.
 
+use contracts::crawled_url::url_host;
 use contracts::event::{Field, Format};
 use contracts::{Event, tokenizer};
 use regex::{Regex, RegexBuilder};
@@ -20,8 +21,14 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 pub struct FilterRequest {
     /// Exact crawl id.
     pub crawl: Option<String>,
-    /// Exact host name, case-insensitive.
+    /// The crawler machine's host name (the tailer's `host`), exact, case-insensitive.
     pub host: Option<String>,
+    /// The website: the crawled URL's host (as `contracts::crawled_url::url_host` computes
+    /// it), exact, case-insensitive. Comma-separated alternatives.
+    pub site: Option<String>,
+    /// The crawl.log MIME type, case-insensitive: exact (`text/html`) or a family
+    /// (`image/*`). Comma-separated alternatives.
+    pub mime: Option<String>,
     /// Exact app name, case-insensitive.
     pub app: Option<String>,
     /// `plain`, `crawl_log` or `syslog`.
@@ -38,6 +45,11 @@ pub struct FilterRequest {
     pub backfill: Option<usize>,
     /// How far back backfill may reach, in seconds.
     pub backfill_secs: Option<u64>,
+    /// Catch-up after a reconnect: the time (RFC 3339) of the last event the client saw
+    /// from this buck. Backfill then holds every matching event in the ring from that
+    /// time on (up to `backfill` of them, whatever their age), so the lines a client missed
+    /// while the buck was down arrive.
+    pub after: Option<String>,
 }
 
 /// One `status` alternative.
@@ -45,6 +57,14 @@ pub struct FilterRequest {
 struct StatusRange {
     lo: i64,
     hi: i64,
+}
+
+/// One `mime` alternative, lowercased.
+#[derive(Debug)]
+enum Mime {
+    Exact(String),
+    /// `image/*`: kept as `image/`.
+    Family(String),
 }
 
 #[derive(Debug)]
@@ -58,6 +78,8 @@ enum Text {
 pub struct Filter {
     crawl: Option<String>,
     host: Option<String>,
+    site: Vec<String>,
+    mime: Vec<Mime>,
     app: Option<String>,
     format: Option<Format>,
     status: Vec<StatusRange>,
@@ -67,6 +89,9 @@ pub struct Filter {
     pub backfill: usize,
     /// Backfill age asked for, in seconds, already capped by the config.
     pub backfill_secs: u64,
+    /// Catch-up start (event time, microseconds since the epoch): backfill from here
+    /// instead of by age.
+    pub after_us: Option<i64>,
     echo: Value,
 }
 
@@ -123,6 +148,25 @@ impl Filter {
         };
         let crawl = nonempty(req.crawl);
         let host = nonempty(req.host);
+        let site_text = nonempty(req.site);
+        let site = list(site_text.as_deref());
+        let mime_text = nonempty(req.mime);
+        let mime = list(mime_text.as_deref())
+            .into_iter()
+            .map(|m| match m.strip_suffix('*') {
+                Some(family) => Mime::Family(family.to_owned()),
+                None => Mime::Exact(m),
+            })
+            .collect();
+        let after_text = nonempty(req.after);
+        let after_us = match &after_text {
+            None => None,
+            Some(t) => Some(
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map_err(|_| FilterError::After(t.clone()))?
+                    .timestamp_micros(),
+            ),
+        };
         let app = nonempty(req.app);
         let backfill = req.backfill.unwrap_or(0).min(cfg.backfill_events);
         let backfill_secs = req
@@ -130,14 +174,16 @@ impl Filter {
             .unwrap_or(cfg.backfill_secs)
             .min(cfg.backfill_secs);
         let echo = json!({
-            "crawl": crawl, "host": host, "app": app, "format": format.map(|f| f.name()),
+            "crawl": crawl, "host": host, "site": site_text, "mime": mime_text, "app": app, "format": format.map(|f| f.name()),
             "status": status_text, "text": text_text,
             "text_mode": match text { Some(Text::Token(_)) => "token", _ => "substring" },
-            "regex": regex_text, "backfill": backfill, "backfill_secs": backfill_secs,
+            "regex": regex_text, "backfill": backfill, "backfill_secs": backfill_secs, "after": after_text,
         });
         Ok(Filter {
             crawl,
             host,
+            site,
+            mime,
             app,
             format,
             status,
@@ -145,6 +191,7 @@ impl Filter {
             regex,
             backfill,
             backfill_secs,
+            after_us,
             echo,
         })
     }
@@ -179,6 +226,28 @@ impl Filter {
                 _ => return false,
             }
         }
+        if !self.site.is_empty() {
+            let Some(url) = e.field_str(Field::Url) else {
+                return false;
+            };
+            let site = url_host(&url);
+            if !self.site.contains(&site) {
+                return false;
+            }
+        }
+        if !self.mime.is_empty() {
+            let Some(m) = e.field_str(Field::MimeType) else {
+                return false;
+            };
+            let m = m.trim().to_ascii_lowercase();
+            let hit = self.mime.iter().any(|want| match want {
+                Mime::Exact(x) => *x == m,
+                Mime::Family(f) => m.starts_with(f.as_str()),
+            });
+            if !hit {
+                return false;
+            }
+        }
         if self.text.is_none() && self.regex.is_none() {
             return true;
         }
@@ -190,6 +259,15 @@ impl Filter {
         };
         text_ok && self.regex.as_ref().is_none_or(|re| re.is_match(&line))
     }
+}
+
+/// A comma-separated list, trimmed and lowercased, empty parts left out.
+fn list(s: Option<&str>) -> Vec<String> {
+    s.unwrap_or("")
+        .split(',')
+        .map(|p| p.trim().to_ascii_lowercase())
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 /// Parses `200`, `-5002`, `4xx`, `400-499` and comma-separated lists of them.
@@ -263,6 +341,79 @@ mod tests {
             }],
             raw: line.into_bytes(),
         }
+    }
+
+    /// A crawl.log event with its status, URL and MIME type spans, as the parser marks them.
+    fn crawled(url: &str, mime: &str) -> Event {
+        let mut e = ev("c1", "crawler-07", "200", "");
+        let line = format!("2026-11-21T10:00:00.000Z 200 10 {url} L http://via/ {mime} #001");
+        let span = |field, s: &str| FieldSpan {
+            field,
+            start: line.find(s).unwrap() as u32,
+            len: s.len() as u32,
+        };
+        e.fields = vec![
+            span(Field::Status, " 200 "),
+            span(Field::Url, url),
+            span(Field::MimeType, mime),
+        ];
+        e.fields[0].start += 1;
+        e.fields[0].len = 3;
+        e.original_len = line.len() as u64;
+        e.raw = line.into_bytes();
+        e
+    }
+
+    #[test]
+    fn site_is_the_urls_host_not_the_crawler() {
+        let e = crawled("https://WWW.Example.com:8443/a?b=c", "text/html");
+        assert!(f(json!({"site": "www.example.com"})).unwrap().matches(&e));
+        assert!(f(json!({"site": "WWW.EXAMPLE.COM"})).unwrap().matches(&e));
+        assert!(
+            f(json!({"site": "a.org, www.example.com"}))
+                .unwrap()
+                .matches(&e)
+        );
+        assert!(!f(json!({"site": "example.com"})).unwrap().matches(&e));
+        assert!(!f(json!({"site": "crawler-07"})).unwrap().matches(&e));
+        assert!(f(json!({"host": "crawler-07"})).unwrap().matches(&e));
+        let dns = crawled("dns:www.example.com", "text/dns");
+        assert!(f(json!({"site": "www.example.com"})).unwrap().matches(&dns));
+        // A line without a URL field (syslog, plain) never matches a site filter.
+        let no_url = ev("c1", "h", "200", "http://www.example.com/");
+        assert!(
+            !f(json!({"site": "www.example.com"}))
+                .unwrap()
+                .matches(&no_url)
+        );
+    }
+
+    #[test]
+    fn mime_exact_or_family() {
+        let html = crawled("http://a/", "text/html");
+        let png = crawled("http://a/i.png", "image/png");
+        assert!(f(json!({"mime": "TEXT/HTML"})).unwrap().matches(&html));
+        assert!(!f(json!({"mime": "text/htm"})).unwrap().matches(&html));
+        assert!(f(json!({"mime": "image/*"})).unwrap().matches(&png));
+        assert!(!f(json!({"mime": "image/*"})).unwrap().matches(&html));
+        assert!(
+            f(json!({"mime": "image/*, text/html"}))
+                .unwrap()
+                .matches(&html)
+        );
+        let both = f(json!({"mime": "image/*", "site": "a", "status": "2xx"})).unwrap();
+        assert!(both.matches(&png) && !both.matches(&html));
+    }
+
+    #[test]
+    fn after_is_an_rfc3339_time() {
+        let fl = f(json!({"after": "2026-11-21T10:00:00.000001Z", "backfill": 5})).unwrap();
+        assert_eq!(fl.after_us, Some(1_795_255_200_000_001));
+        assert_eq!(fl.echo()["after"], "2026-11-21T10:00:00.000001Z");
+        assert_eq!(
+            f(json!({"after": "yesterday"})).unwrap_err().code(),
+            "bad_after"
+        );
     }
 
     fn f(v: Value) -> Result<Filter, FilterError> {

@@ -9,7 +9,8 @@ const SUBSCRIBE_RETRY_MS = 3000;
 
 export class Bucks {
   /**
-   * handlers: onEvents(buckId, batch), onNotice(buckId, kind, payload), onState(buckId, state, detail)
+   * handlers: onEvents(buckId, batch), onNotice(buckId, kind, payload),
+   * onState(buckId, state, detail, downSince), onCatchUp(buckId, lines)
    */
   constructor(handlers, { token, backfill = 200 } = {}) {
     this.handlers = handlers;
@@ -34,11 +35,22 @@ export class Bucks {
   /** Sends the filter to every buck (and to any that connects later). */
   subscribe(filter) {
     this.filter = filter;
-    for (const c of this.conns.values()) c.subscribe();
+    // A new filter starts a new stream: the catch-up point is for the old one.
+    for (const c of this.conns.values()) {
+      c.lastTime = null;
+      c.subscribe();
+    }
   }
 
   states() {
-    return [...this.conns.values()].map((c) => ({ id: c.id, state: c.state, detail: c.detail }));
+    return [...this.conns.values()].map((c) => ({
+      id: c.id,
+      state: c.state,
+      detail: c.detail,
+      downSince: c.downSince,
+      lastTime: c.lastTime,
+      caughtUp: c.caughtUp,
+    }));
   }
 }
 
@@ -48,6 +60,12 @@ class Conn {
     this.id = id;
     this.retries = 0;
     this.timer = null;
+    // The newest event time seen from this buck: after a reconnect the buck is asked for
+    // everything from there on, so lines of the outage arrive (deduplicated by id).
+    this.lastTime = null;
+    this.downSince = null;
+    this.catchingUp = false;
+    this.caughtUp = 0;
     // A buck behind a path prefix serves socket.io under that prefix.
     const url = new URL(http_url, location.href);
     const path = url.pathname.replace(/\/+$/, "") + "/socket.io/";
@@ -70,7 +88,14 @@ class Conn {
       clearTimeout(this.subTimer);
       this.setState("green", "live");
     });
-    s.on("events", (batch) => owner.handlers.onEvents(this.id, batch));
+    s.on("events", (batch) => {
+      for (const e of batch.events) if (!this.lastTime || e.time > this.lastTime) this.lastTime = e.time;
+      if (batch.backfill && this.catchingUp) {
+        this.caughtUp += batch.events.length;
+        owner.handlers.onCatchUp?.(this.id, this.caughtUp);
+      }
+      owner.handlers.onEvents(this.id, batch);
+    });
     s.on("dropped", (d) => owner.handlers.onNotice(this.id, "dropped", d));
     s.on("capped", (c) => {
       owner.handlers.onNotice(this.id, "capped", c);
@@ -102,15 +127,23 @@ class Conn {
     clearTimeout(this.subTimer);
     if (!this.socket.connected) return;
     this.setState("amber", "subscribing");
-    this.socket.emit("subscribe", { ...this.owner.filter, backfill: this.owner.backfill });
+    const payload = { ...this.owner.filter, backfill: this.owner.backfill };
+    this.catchingUp = !!this.lastTime;
+    if (this.lastTime) payload.after = this.lastTime;
+    this.socket.emit("subscribe", payload);
     // A subscribe that crossed the buck's connect handling can go unanswered: ask again.
     this.subTimer = setTimeout(() => this.state !== "green" && this.subscribe(), SUBSCRIBE_RETRY_MS);
   }
 
   setState(state, detail) {
+    if (state === "red" && this.state !== "red") {
+      this.downSince = new Date();
+      this.caughtUp = 0;
+    }
+    if (state === "green") this.downSince = null;
     this.state = state;
     this.detail = detail;
-    this.owner.handlers.onState(this.id, state, detail);
+    this.owner.handlers.onState(this.id, state, detail, this.downSince);
   }
 
   close() {

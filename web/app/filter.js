@@ -1,7 +1,8 @@
 // The filter: what the user typed, the URL that shares it, the payload the bucks get,
 // and the pattern that highlights matches in the lines.
 
-export const FILTER_KEYS = ["crawl", "host", "app", "format", "status", "text", "regex"];
+// `site` is the website (the crawled URL's host); `host` is the crawler machine.
+export const FILTER_KEYS = ["crawl", "site", "status", "mime", "host", "app", "format", "text", "regex"];
 
 /** The filter in a URL's query string (?crawl=..&status=4xx). Empty values are left out. */
 export function filterFromSearch(search) {

@@ -5,7 +5,7 @@
 import { Bucks } from "./bucks.js";
 import { FILTER_KEYS, filterFromSearch, filterToUrl, highlighter } from "./filter.js";
 import { Merger, eventMillis } from "./merge.js";
-import { ROW_H, VirtualList } from "./view.js";
+import { CLICK_FILTER, ROW_H, VirtualList, highlightInto } from "./view.js";
 
 const params = new URLSearchParams(location.search);
 const num = (k, d) => {
@@ -28,6 +28,10 @@ let pausedByScroll = false;
 let newWhilePaused = 0;
 let received = 0;
 const dropped = new Map(); // buck -> {count, reasons}
+const perBuck = new Map(); // buck -> ids received from it (for tests: what each buck sent)
+const down = new Map(); // buck -> {since, detail, gap} while its connection is down
+let gapSeq = 0;
+let selected = null;
 const rate = { count: 0, since: performance.now(), value: 0 };
 
 const list = new VirtualList($("rows"), {
@@ -56,9 +60,14 @@ function showPause() {
 }
 
 function onEvents(buck, batch) {
+  let ids = perBuck.get(buck);
+  if (!ids) perBuck.set(buck, (ids = new Set()));
   for (const e of batch.events) {
     e._t = eventMillis(e);
     e._buck = buck;
+    ids.add(e.id);
+    // Bounded like the buffer: the oldest ids go first.
+    if (ids.size > 5 * MAX_LINES) ids.delete(ids.values().next().value);
     pending.push(e);
   }
   received += batch.events.length;
@@ -124,7 +133,9 @@ function onNotice(buck, kind, p) {
   }
 }
 
-function onState(buck, state, detail) {
+const clock = (d) => d.toISOString().slice(11, 19);
+
+function onState(buck, state, detail, downSince) {
   let el = document.querySelector(`.badge[data-buck="${CSS.escape(buck)}"]`);
   if (!el) {
     el = document.createElement("span");
@@ -133,13 +144,94 @@ function onState(buck, state, detail) {
     $("bucks").appendChild(el);
   }
   el.dataset.state = state;
-  el.textContent = buck;
+  // State in words too, not by colour alone.
+  el.textContent = state === "red" ? `${buck} down` : state === "amber" ? `${buck} …` : buck;
   el.title = detail;
+  if (state === "red" && !down.has(buck)) buckDown(buck, downSince || new Date(), detail);
+  else if (state === "red") down.get(buck).detail = detail;
+  else if (state === "green" && down.has(buck)) buckBack(buck);
+  showBanner();
+}
+
+// A buck's connection dropped: a marker in the stream where its lines may be missing,
+// until it is back and has sent what it holds from the last line seen on.
+function buckDown(buck, since, detail) {
+  const last = merger.rows.length ? merger.rows[merger.rows.length - 1] : null;
+  const gap = {
+    id: `gap:${buck}:${++gapSeq}`,
+    time: last ? last.time : since.toISOString(),
+    _t: last ? last._t : since.getTime(),
+    _gap: { buck, since, text: "" },
+  };
+  gapText(gap, null);
+  down.set(buck, { since, detail, gap });
+  pending.push(gap);
+  if (!frame) frame = requestAnimationFrame(() => flush(true));
+}
+
+function buckBack(buck) {
+  const d = down.get(buck);
+  down.delete(buck);
+  d.gap._gap.back = new Date();
+  gapText(d.gap, 0);
+  list.refresh();
+}
+
+function gapText(gap, caughtUp) {
+  const g = gap._gap;
+  g.caughtUp = caughtUp;
+  g.text = g.back
+    ? `▲ buck ${g.buck} was down ${clock(g.since)}–${clock(g.back)} UTC; caught up ${caughtUp ?? 0} lines from it since the last one seen`
+    : `▲ buck ${g.buck} down since ${clock(g.since)} UTC: its lines from here may be missing until it is back`;
+}
+
+function onCatchUp(buck, lines) {
+  // The newest gap of this buck that is closed: the catch-up belongs to it.
+  const gap = merger.rows.findLast((r) => r._gap && r._gap.buck === buck);
+  if (gap && gap._gap.back) {
+    gapText(gap, lines);
+    list.refresh();
+  }
+}
+
+function showBanner() {
+  const b = $("banner");
+  if (!down.size) {
+    b.hidden = true;
+    b.textContent = "";
+    return;
+  }
+  b.textContent = [...down]
+    .map(([buck, d]) => `Buck ${buck} is down since ${clock(d.since)} UTC (${d.detail.replace(/^down: /, "")}); lines it alone holds may be missing until it is back.`)
+    .join(" ");
+  b.hidden = false;
+}
+
+function showDetail(ev) {
+  selected = ev;
+  if (!ev || ev._gap) {
+    $("detail").hidden = true;
+    return;
+  }
+  // The whole line: matches past the row's cut-off show here.
+  highlightInto($("detail-line"), ev.line, highlighter(filter));
+  const dl = $("detail-fields");
+  dl.textContent = "";
+  const facts = { time: ev.time, crawl: ev.crawl, crawler: ev.host, app: ev.app, format: ev.format, id: ev.id, ...(ev.fields || {}) };
+  if (ev.original_len) facts.original_len = ev.original_len;
+  for (const [k, v] of Object.entries(facts)) {
+    const dt = document.createElement("dt");
+    dt.textContent = k;
+    const dd = document.createElement("dd");
+    dd.textContent = String(v).trim();
+    dl.append(dt, dd);
+  }
+  $("detail").hidden = false;
 }
 
 // The token is the one the SQL console keeps in this browser: never in a URL, where
 // proxies, history and Referer headers would keep it.
-const bucks = new Bucks({ onEvents, onNotice, onState }, { token: localStorage.getItem("sluice-api-token") || undefined });
+const bucks = new Bucks({ onEvents, onNotice, onState, onCatchUp }, { token: localStorage.getItem("sluice-api-token") || undefined });
 
 function applyFilter(f) {
   filter = f;
@@ -147,6 +239,7 @@ function applyFilter(f) {
   $("error").hidden = true;
   merger.clear();
   pending = [];
+  for (const d of down.values()) pending.push(d.gap);
   list.setHighlight(highlighter(filter));
   list.render(merger.rows);
   bucks.subscribe(filter);
@@ -183,6 +276,27 @@ $("filter").addEventListener("submit", (ev) => {
   applyFilter(formFilter());
 });
 $("pause").addEventListener("click", () => setPaused(!paused));
+// Click a value (status, site, mime, crawler) to filter on it; anywhere else on a row to
+// see the whole line.
+$("rows").addEventListener("click", (ev) => {
+  const row = ev.target.closest(".row");
+  if (!row || !row._ev) return;
+  const cell = ev.target.closest("[data-filter]");
+  if (cell && cell.textContent && !row._ev._gap) {
+    const key = cell.dataset.filter;
+    const f = { ...filter, [key]: cell.textContent };
+    $(`f-${key}`).value = cell.textContent;
+    applyFilter(f);
+    return;
+  }
+  showDetail(row._ev);
+});
+$("rows").addEventListener("keydown", (ev) => {
+  const row = ev.target.closest(".row");
+  if (ev.key === "Enter" && row && row._ev) showDetail(row._ev);
+  if (ev.key === "Escape") showDetail(null);
+});
+$("detail-close").addEventListener("click", () => showDetail(null));
 $("live").addEventListener("click", () => setPaused(false));
 window.addEventListener("resize", () => {
   list.measure();
@@ -198,15 +312,20 @@ setInterval(() => showStats(true), 1000);
 // For tests and the curious: what the page holds, without scraping the DOM.
 window.sluiceLive = {
   stats: () => ({
-    lines: merger.rows.length,
+    lines: merger.rows.filter((r) => !r._gap).length,
     received,
     duplicates: merger.duplicates,
     paused,
     newWhilePaused,
     dropped: Object.fromEntries([...dropped].map(([b, d]) => [b, d.count])),
     bucks: bucks.states(),
+    down: [...down.keys()],
   }),
-  ids: () => merger.rows.map((r) => r.id),
-  lines: () => merger.rows.map((r) => r.line),
+  // Ids each buck sent (live and backfill), and the gap markers with their text.
+  fromBuck: (b) => [...(perBuck.get(b) || [])],
+  gaps: () => merger.rows.filter((r) => r._gap).map((r) => ({ buck: r._gap.buck, text: r._gap.text, caughtUp: r._gap.caughtUp, back: !!r._gap.back })),
+  ids: () => merger.rows.filter((r) => !r._gap).map((r) => r.id),
+  rows: () => merger.rows.filter((r) => !r._gap).map((r) => ({ id: r.id, line: r.line })),
+  lines: () => merger.rows.filter((r) => !r._gap).map((r) => r.line),
   setPaused,
 };

@@ -40,6 +40,12 @@ export class VirtualList {
     for (const el of this.pool) el._ev = null;
   }
 
+  /** Redraws every visible row (a row's object changed in place). */
+  refresh() {
+    for (const el of this.pool) if (el._ev) el._ev = null;
+    this.render();
+  }
+
   /** Moves the view by `dy` pixels without counting it as the user's scroll. */
   scrollBy(dy) {
     if (!dy) return;
@@ -99,12 +105,20 @@ export class VirtualList {
   }
 }
 
+// Every row has every cell; CSS shows the crawl.log columns for crawl.log lines, and the
+// line (with its parsed fields) for other formats.
+const CELLS = ["time", "status", "size", "site", "url", "hop", "via", "mime", "line", "crawler", "crawl"];
+// Cells whose value filters the view when clicked, and the filter key each sets.
+export const CLICK_FILTER = { status: "status", site: "site", mime: "mime", crawler: "host" };
+
 function makeRow() {
   const el = document.createElement("div");
   el.className = "row";
-  for (const c of ["time", "crawl", "host", "status", "line"]) {
+  el.tabIndex = 0;
+  for (const c of CELLS) {
     const cell = document.createElement("span");
     cell.className = c;
+    if (CLICK_FILTER[c]) cell.dataset.filter = CLICK_FILTER[c];
     el.appendChild(cell);
   }
   el._idx = -1;
@@ -119,31 +133,88 @@ function statusClass(code) {
   return `status s${Math.min(5, Math.floor(n / 100))}`;
 }
 
-function fill(el, ev, highlight) {
-  const [time, crawl, host, status, line] = el.children;
-  time.textContent = ev.time ? ev.time.slice(11, 23) : "";
-  time.title = ev.time || "";
-  crawl.textContent = ev.crawl;
-  host.textContent = ev.host;
-  const code = ev.fields && ev.fields.status !== undefined ? ev.fields.status.trim() : "";
-  status.textContent = code;
-  status.className = statusClass(code);
-  el.classList.toggle("late", !!ev.late);
-  line.title = ev.line;
+/** The website of a crawled URL: its host, lowercased (a `dns:` URL's name), as the bucks compute it. */
+export function siteOf(url) {
+  if (!url) return "";
+  let rest = url.trim();
+  const scheme = rest.indexOf("://");
+  if (scheme >= 0) rest = rest.slice(scheme + 3);
+  else if (/^dns:/i.test(rest)) rest = rest.slice(4);
+  const auth = rest.split(/[/?#]/, 1)[0];
+  const hostPort = auth.slice(auth.lastIndexOf("@") + 1);
+  const host = hostPort.startsWith("[") ? hostPort.slice(0, hostPort.indexOf("]") + 1) : hostPort.split(":")[0];
+  return host.toLowerCase();
+}
+
+const field = (ev, k) => (ev.fields && ev.fields[k] !== undefined ? String(ev.fields[k]).trim() : "");
+
+/** Fills `el` with `text`, its matches of `highlight` in <mark>. */
+export function highlightInto(el, text, highlight) {
   if (!highlight) {
-    line.textContent = ev.line;
+    el.textContent = text;
     return;
   }
-  line.textContent = "";
+  el.textContent = "";
   let at = 0;
   highlight.lastIndex = 0;
-  for (const m of ev.line.matchAll(highlight)) {
+  for (const m of text.matchAll(highlight)) {
     if (!m[0]) continue;
-    if (m.index > at) line.appendChild(document.createTextNode(ev.line.slice(at, m.index)));
+    if (m.index > at) el.appendChild(document.createTextNode(text.slice(at, m.index)));
     const mark = document.createElement("mark");
     mark.textContent = m[0];
-    line.appendChild(mark);
+    el.appendChild(mark);
     at = m.index + m[0].length;
   }
-  if (at < ev.line.length) line.appendChild(document.createTextNode(ev.line.slice(at)));
+  if (at < text.length) el.appendChild(document.createTextNode(text.slice(at)));
+}
+
+function fill(el, ev, highlight) {
+  const c = {};
+  for (const cell of el.children) c[cell.className.split(" ")[0]] = cell;
+  if (ev._gap) {
+    el.className = "row gap";
+    for (const k of CELLS) c[k].textContent = "";
+    c.time.textContent = ev.time ? ev.time.slice(11, 23) : "";
+    c.line.textContent = ev._gap.text;
+    el.title = ev._gap.text;
+    return;
+  }
+  // Columns when the parser found the URL; a crawl.log line it could not split keeps the line view.
+  const crawlLog = ev.format === "crawl_log" && !!field(ev, "url");
+  el.className = crawlLog ? "row cl" : "row other";
+  el.classList.toggle("late", !!ev.late);
+  el.title = "";
+  c.time.textContent = ev.time ? ev.time.slice(11, 23) : "";
+  c.time.title = ev.time || "";
+  c.crawl.textContent = ev.crawl;
+  c.crawler.textContent = ev.host;
+  c.crawler.title = `crawler machine ${ev.host} (click to filter)`;
+  const code = field(ev, "status");
+  c.status.textContent = code;
+  c.status.className = statusClass(code);
+  if (crawlLog) {
+    const url = field(ev, "url");
+    if (ev._site === undefined) ev._site = siteOf(url);
+    c.size.textContent = field(ev, "size");
+    c.site.textContent = ev._site;
+    c.site.title = ev._site ? `website ${ev._site} (click to filter)` : "";
+    highlightInto(c.url, url, highlight);
+    c.url.title = url;
+    c.hop.textContent = field(ev, "hop_path");
+    const via = field(ev, "via");
+    c.via.textContent = via === "-" ? "" : via;
+    c.via.title = via;
+    c.mime.textContent = field(ev, "mimetype");
+    c.mime.title = c.mime.textContent;
+    c.line.textContent = "";
+  } else {
+    for (const k of ["size", "site", "url", "hop", "via", "mime"]) c[k].textContent = "";
+    // Other formats: their parsed fields first, then the line.
+    const parsed = Object.entries(ev.fields || {})
+      .filter(([k]) => k !== "status")
+      .map(([k, v]) => `${k}=${String(v).trim()}`)
+      .join(" ");
+    highlightInto(c.line, parsed ? `${parsed} · ${ev.line}` : ev.line, highlight);
+    c.line.title = ev.line;
+  }
 }
