@@ -11,7 +11,7 @@ fn every_page_passes_axe_without_serious_violations() {
     wait_for("the crawl's lines", PATIENCE, || {
         sql_count(&up.url, "a11y", "SELECT count(*) FROM events").filter(|&c| c > 0)
     });
-    let pages = ["ui/sql", "ui/history", "ui/crawls?crawl={crawl}"];
+    let pages = ["ui/live", "ui/sql", "ui/history", "ui/crawls?crawl={crawl}"];
     let out = std::process::Command::new("node")
         .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/tests/a11y.mjs"))
         .args([up.url.as_str(), "a11y"])
