@@ -189,6 +189,21 @@ fn a_history_request_over_the_archive_answers_like_grep() {
         "{last}"
     );
     assert_eq!(last["barRects"], 60, "{last}");
+    // The site and status filters: only the term's 404 lines, each shown, counted alike.
+    let filtered = last["filtered"].as_array().cloned().unwrap_or_default();
+    let want_404 = term
+        .iter()
+        .filter(|l| l.split_whitespace().nth(1) == Some("404"))
+        .count();
+    assert!(want_404 > 0);
+    assert_eq!(filtered.len(), want_404.min(200), "{last}");
+    assert!(
+        last["filteredTotal"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(&format!("{want_404} matches")),
+        "{last}"
+    );
     assert!(
         last["axisLabels"].as_array().is_some_and(|a| a.len() >= 4),
         "{last}"

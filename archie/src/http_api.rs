@@ -2,8 +2,8 @@
 //!
 //! - `POST /history` {crawl, start, end} -> 202 {id, name, state, reused}
 //! - `GET /history` -> every request; `GET /history/{id}` -> one; `DELETE /history/{id}`
-//! - `GET /history/{id}/search?q&mode&from&to&host&limit&cursor&order`
-//! - `GET /history/{id}/histogram?q&mode&from&to&host&buckets`
+//! - `GET /history/{id}/search?q&mode&from&to&host&site&status&limit&cursor&order`
+//! - `GET /history/{id}/histogram?q&mode&from&to&host&site&status&buckets`
 //! - `GET /history/{id}/context?event&before&after`
 //! - `POST /history/{id}/sql` (one SQL statement as the body)
 //!
@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::ArchieError;
+use crate::field_filter::FieldFilter;
 use crate::history_service::HistoryService;
 use crate::index_reader::{EventRow, IndexReader, Order, WalkFilter, WalkStats};
 use crate::query_plan::{QueryPlan, SearchMode};
@@ -168,6 +169,8 @@ struct SearchQuery {
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     host: Option<String>,
+    site: Option<String>,
+    status: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
     #[serde(default)]
@@ -231,6 +234,7 @@ async fn search(
         _ => None,
     };
     let plan = QueryPlan::new(&q.q, q.mode)?;
+    let fields = FieldFilter::parse(q.site.as_deref(), q.status.as_deref())?;
     let time_limit = Duration::from_secs(svc.config().search_time_limit_secs);
     let started = Instant::now();
     let (lines, stats) = blocking(move || {
@@ -240,6 +244,7 @@ async fn search(
             from_us: q.from.unwrap_or(s.record.start).timestamp_micros(),
             to_us: q.to.unwrap_or(s.record.end).timestamp_micros(),
             host: q.host.as_deref().filter(|h| !h.is_empty()),
+            fields: fields.as_ref(),
             after_seq,
             order: q.order,
             deadline: started + time_limit,
@@ -302,12 +307,14 @@ async fn histogram(
     }
     let bucket_us = ((to - from) as u64).div_ceil(buckets as u64).max(1) as i64;
     let host = q.host.filter(|h| !h.is_empty());
+    let fields = FieldFilter::parse(q.site.as_deref(), q.status.as_deref())?;
     let (counts, walk, complete) = blocking(move || {
         let reader = IndexReader::open(&s.files, s.upto)?;
         let mut counts = vec![0u64; buckets];
         if plan.narrowing.is_none()
             && matches!(plan.verifier, crate::query_plan::Verifier::All)
             && host.is_none()
+            && fields.is_none()
         {
             let n = reader.count_by_bucket(from, to, bucket_us, &mut counts)?;
             let walk = WalkStats {
@@ -321,6 +328,7 @@ async fn histogram(
             from_us: from,
             to_us: to,
             host: host.as_deref(),
+            fields: fields.as_ref(),
             after_seq: None,
             order: Order::Asc,
             deadline: started + time_limit,

@@ -76,6 +76,8 @@ pub struct WalkFilter<'a> {
     pub to_us: i64,
     /// Only this host.
     pub host: Option<&'a str>,
+    /// Only crawl.log lines of these sites and statuses.
+    pub fields: Option<&'a crate::field_filter::FieldFilter>,
     /// Seqs after this one (asc) or before it (desc): the cursor.
     pub after_seq: Option<i64>,
     /// Direction.
@@ -158,6 +160,9 @@ impl IndexReader {
             let ok = row.time_us >= filter.from_us
                 && row.time_us < filter.to_us
                 && filter.host.is_none_or(|h| h == row.host)
+                && filter
+                    .fields
+                    .is_none_or(|f| f.matches(&row.format, &row.line))
                 && filter.plan.verifier.matches(&row.line);
             if ok { f(row) } else { true }
         };

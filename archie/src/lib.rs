@@ -35,6 +35,7 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod field_filter;
 pub mod history_service;
 pub mod http_api;
 pub mod index_builder;

@@ -71,6 +71,7 @@ fn partial_index_answers_exactly_for_what_is_committed() {
                 from_us,
                 to_us,
                 host: None,
+                fields: None,
                 after_seq: None,
                 order: Order::Asc,
                 deadline: Instant::now() + Duration::from_secs(60),

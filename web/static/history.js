@@ -165,7 +165,8 @@ function query() {
   const p = new URLSearchParams();
   p.set("q", $("q").value);
   p.set("mode", $("mode").value);
-  for (const k of ["from", "to", "host"]) if ($(k).value.trim()) p.set(k, $(k).value.trim());
+  for (const k of ["from", "to", "host", "site"]) if ($(k).value.trim()) p.set(k, $(k).value.trim());
+  if ($("status-filter").value.trim()) p.set("status", $("status-filter").value.trim());
   return p;
 }
 

@@ -47,6 +47,18 @@ try {
   const marks = await page.$$eval("#results tbody tr:not([class]) mark", (m) => m.slice(0, 5).map((x) => x.textContent));
   await page.screenshot({ path: screenshot, fullPage: false });
 
+  // Site and status filters: only the term's 404 lines.
+  await page.fill("#site", term);
+  await page.fill("#status-filter", "404");
+  await page.click("#search");
+  await page.waitForFunction(() => /lines shown/.test(document.querySelector("#stats").textContent) &&
+    [...document.querySelectorAll("#results tbody tr")].filter((r) => !r.className).every((r) => r.cells[3].textContent.split(/\s+/)[1] === "404"),
+    null, { timeout: 10000 });
+  const filtered = await page.$$eval("#results tbody tr", (rows) => rows.filter((r) => !r.className).map((r) => r.cells[3].textContent.split(/\s+/)[1]));
+  const filteredTotal = await page.textContent("#hist-label");
+  await page.fill("#site", "");
+  await page.fill("#status-filter", "");
+
   // A bad date is caught before it is sent, with the form to use.
   await page.fill("#start", "yesterday");
   await page.click("#request");
@@ -65,7 +77,7 @@ try {
   await page.click("#delete");
   await page.waitForFunction(() => ![...document.querySelectorAll("#requests tbody tr")].some((r) => r.textContent.includes("no-such-crawl")), null, { timeout: 10000 });
   const after = await page.$$eval("#requests tbody tr", (r) => r.length);
-  process.stdout.write(JSON.stringify({ done: true, shown, page_size: PAGE_SIZE, histogram_elements: bars, barRects, axisLabels, header, firstTime, marks, badDate, unknownCrawl, requestsBefore: before, requestsAfter: after }) + "\n", () => process.exit(0));
+  process.stdout.write(JSON.stringify({ done: true, shown, page_size: PAGE_SIZE, histogram_elements: bars, barRects, axisLabels, header, firstTime, marks, badDate, unknownCrawl, requestsBefore: before, requestsAfter: after, filtered, filteredTotal }) + "\n", () => process.exit(0));
 } catch (e) {
   if (page) await page.screenshot({ path: screenshot.replace(/\.png$/, "-failed.png") }).catch(() => {});
   process.stdout.write(JSON.stringify({ fail: String((e && e.stack) || e) }) + "\n", () => process.exit(1));

@@ -223,6 +223,7 @@ async fn main() {
             from_us: start.timestamp_micros(),
             to_us: end.timestamp_micros(),
             host: None,
+            fields: None,
             after_seq: None,
             order: Order::Asc,
             deadline: Instant::now() + Duration::from_secs(600),
