@@ -41,3 +41,43 @@ fn every_page_passes_axe_without_serious_violations() {
         "serious accessibility violations: {stdout}"
     );
 }
+
+/// Issue 17 item 7: the live view at 900 px keeps its header to two rows, `/` focuses the
+/// text filter, Esc in a filter box clears the filter, and the crawl box suggests the
+/// buck's crawls.
+#[test]
+fn the_live_view_has_its_keys_and_a_compact_header() {
+    let dir = Dir::new("live-keys");
+    let log = real_logs()[0].display().to_string();
+    let up = Up::start(&dir, &["--crawl", "keys", &log]);
+    wait_for("the crawl's lines", PATIENCE, || {
+        sql_count(&up.url, "keys", "SELECT count(*) FROM events").filter(|&c| c > 0)
+    });
+    let out = std::process::Command::new("node")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/tests/live_keys.mjs"))
+        .args([up.url.as_str(), "keys"])
+        .output()
+        .expect("running node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last: serde_json::Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or(serde_json::Value::Null);
+    assert_eq!(
+        last["done"],
+        serde_json::Value::Bool(true),
+        "live keys: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(last["suggested"], serde_json::json!(["keys"]), "{last}");
+    assert_eq!(last["focused"], "f-text", "{last}");
+    assert_eq!(last["before"]["status"], "4xx", "{last}");
+    assert_eq!(last["after"]["status"], "", "{last}");
+    assert_eq!(last["after"]["crawl"], "", "{last}");
+    let rows = last["headerRows"]["rows"].as_u64().unwrap_or(99);
+    assert!(
+        rows <= 2,
+        "the header wraps into {rows} rows at 900 px: {last}"
+    );
+}

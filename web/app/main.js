@@ -276,6 +276,31 @@ $("filter").addEventListener("submit", (ev) => {
   applyFilter(formFilter());
 });
 $("pause").addEventListener("click", () => setPaused(!paused));
+// Keys: `/` jumps to the filter (as in most log viewers); Esc in a filter box clears the
+// filter; Esc elsewhere closes the expanded line.
+document.addEventListener("keydown", (ev) => {
+  const inField = ev.target.closest && ev.target.closest("input, select, textarea");
+  if (ev.key === "/" && !inField) {
+    ev.preventDefault();
+    $("f-text").focus();
+  } else if (ev.key === "Escape" && inField && ev.target.closest("#filter")) {
+    for (const k of FILTER_KEYS) $(`f-${k}`).value = "";
+    applyFilter({});
+  }
+});
+// Crawl names for the crawl box, from this buck's crawls API.
+fetch(new URL("../crawls", location.href), {
+  headers: localStorage.getItem("sluice-api-token") ? { authorization: "Bearer " + localStorage.getItem("sluice-api-token") } : {},
+})
+  .then((r) => (r.ok ? r.json() : []))
+  .then((crawls) => {
+    for (const c of crawls) {
+      const o = document.createElement("option");
+      o.value = c.crawl;
+      $("crawl-list").appendChild(o);
+    }
+  })
+  .catch(() => { /* the picker is a convenience */ });
 // Click a value (status, site, mime, crawler) to filter on it; anywhere else on a row to
 // see the whole line.
 $("rows").addEventListener("click", (ev) => {
