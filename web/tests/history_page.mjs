@@ -51,9 +51,14 @@ try {
   await page.fill("#site", term);
   await page.fill("#status-filter", "404");
   await page.click("#search");
-  await page.waitForFunction(() => /lines shown/.test(document.querySelector("#stats").textContent) &&
-    [...document.querySelectorAll("#results tbody tr")].filter((r) => !r.className).every((r) => r.cells[3].textContent.split(/\s+/)[1] === "404"),
-    null, { timeout: 10000 });
+  // The old rows are cleared when the search starts and the old stats stay until it
+  // answers: wait for rows of this search (the fixture has 404 lines of the term).
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll("#results tbody tr")].filter((r) => !r.className);
+    return /lines shown/.test(document.querySelector("#stats").textContent) && rows.length > 0 &&
+      rows.every((r) => r.cells[3].textContent.split(/\s+/)[1] === "404") &&
+      !/^200 matches/.test(document.querySelector("#hist-label").textContent);
+  }, null, { timeout: 10000 });
   const filtered = await page.$$eval("#results tbody tr", (rows) => rows.filter((r) => !r.className).map((r) => r.cells[3].textContent.split(/\s+/)[1]));
   const filteredTotal = await page.textContent("#hist-label");
   await page.fill("#site", "");
