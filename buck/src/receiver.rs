@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use contracts::frame::decode_frames;
 use contracts::keys::KeyPair;
 use contracts::transport::{
     self, ClientHello, Message, PROTOCOL_MIN, RejectedFrame, ServerHello, Session, TransportError,
@@ -28,6 +27,7 @@ use contracts::{CrawlId, Event};
 use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, SinkExt, StreamExt};
+use parsers::stream_events::decode_stream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -486,7 +486,8 @@ fn handle(
     ))
 }
 
-/// Decodes a message's frames. An undecodable event (including an invalid crawl id), an
+/// Decodes a message's frames (version-1 events or a frame stream; the fields a compact
+/// event leaves out are parsed from its line here). An undecodable event (including an invalid crawl id), an
 /// event whose id names another tailer than the connection's `tailer_id` (so that one
 /// allowed key cannot pre-insert ids that would suppress another host's lines) or, in a
 /// bucket chunk, an event of another crawl is rejected for good; a framing error rejects
@@ -497,7 +498,7 @@ fn decode_events(
     bucket_crawl: Option<&CrawlId>,
     tailer_id: u64,
 ) -> (Vec<Event>, Vec<RejectedFrame>, usize) {
-    let (items, framing) = decode_frames(frames);
+    let (items, framing) = decode_stream(frames);
     let mut events = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();
     let mut foreign = 0;

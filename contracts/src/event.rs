@@ -73,7 +73,7 @@ impl Format {
         }
     }
 
-    fn from_code(c: u8) -> Option<Format> {
+    pub(crate) fn from_code(c: u8) -> Option<Format> {
         Some(match c {
             1 => Format::Plain,
             2 => Format::CrawlLog,
@@ -110,7 +110,7 @@ impl EventFlags {
     pub const MULTILINE: u8 = 16;
     /// The raw bytes are not valid UTF-8.
     pub const INVALID_UTF8: u8 = 32;
-    const KNOWN: u8 = 63;
+    pub(crate) const KNOWN: u8 = 63;
 
     /// Whether `bit` is set.
     pub fn has(self, bit: u8) -> bool {
@@ -288,74 +288,19 @@ impl Event {
 
     /// Decodes one event from exactly `buf` (a frame's payload).
     pub fn decode(buf: &[u8]) -> Result<Event, DecodeError> {
-        const WHAT: &str = "event";
-        let mut r = Reader::new(buf, WHAT);
-        let (id, time_us) = read_front(&mut r)?;
-        let at = r.pos();
-        let flags = EventFlags(r.u8()?);
-        if flags.0 & !EventFlags::KNOWN != 0 {
-            return Err(DecodeError::invalid(
-                WHAT,
-                at,
-                format!("unknown flag bits {:#x}", flags.0),
-            ));
-        }
-        let at = r.pos();
-        let code = r.u8()?;
-        let format = Format::from_code(code)
-            .ok_or_else(|| DecodeError::invalid(WHAT, at, format!("unknown format code {code}")))?;
-        let original_len = r.varint()?;
-        let at = r.pos();
-        let crawl = CrawlId::parse_bytes(r.blob(crate::crawl_id::MAX_CRAWL_ID_BYTES)?)
-            .map_err(|e| DecodeError::invalid(WHAT, at, e.to_string()))?;
-        let host = r.str(MAX_NAME_BYTES)?.to_owned();
-        let app = r.str(MAX_NAME_BYTES)?.to_owned();
-        let n = r.len(Field::ALL.len())?;
-        let mut spans = Vec::with_capacity(n);
-        for _ in 0..n {
-            let at = r.pos();
-            let code = r.u8()?;
-            let field = Field::from_code(code).ok_or_else(|| {
-                DecodeError::invalid(WHAT, at, format!("unknown field code {code}"))
-            })?;
-            let start = r.len(u32::MAX as usize)? as u32;
-            let len = r.len(u32::MAX as usize)? as u32;
-            spans.push((at, FieldSpan { field, start, len }));
-        }
-        let raw = r.remaining().to_vec();
-        for (at, s) in &spans {
-            if u64::from(s.start) + u64::from(s.len) > raw.len() as u64 {
-                return Err(DecodeError::invalid(
-                    WHAT,
-                    *at,
-                    format!(
-                        "field {} span {}+{} lies outside the {}-byte line",
-                        s.field.name(),
-                        s.start,
-                        s.len,
-                        raw.len()
-                    ),
-                ));
-            }
-        }
-        if original_len < raw.len() as u64 {
-            return Err(DecodeError::invalid(
-                WHAT,
-                0,
-                "original length is shorter than the line",
-            ));
-        }
+        let mut fields = Vec::new();
+        let parts = EventParts::decode(buf, &mut fields)?;
         Ok(Event {
-            id,
-            time_us,
-            flags,
-            original_len,
-            format,
-            crawl,
-            host,
-            app,
-            fields: spans.into_iter().map(|(_, s)| s).collect(),
-            raw,
+            id: parts.id,
+            time_us: parts.time_us,
+            flags: parts.flags,
+            original_len: parts.original_len,
+            format: parts.format,
+            crawl: parts.crawl,
+            host: parts.host.to_owned(),
+            app: parts.app.to_owned(),
+            fields,
+            raw: parts.raw.to_vec(),
         })
     }
 
@@ -434,6 +379,122 @@ fn read_front(r: &mut Reader<'_>) -> Result<(EventId, i64), DecodeError> {
         },
         time_us,
     ))
+}
+
+/// A version-1 event decoded without copying its line or names: the frame stream reader
+/// reads old frames through it, and [`Event::decode`] owns the result.
+pub(crate) struct EventParts<'a> {
+    pub(crate) id: EventId,
+    pub(crate) time_us: i64,
+    pub(crate) flags: EventFlags,
+    pub(crate) original_len: u64,
+    pub(crate) format: Format,
+    pub(crate) crawl: CrawlId,
+    pub(crate) host: &'a str,
+    pub(crate) app: &'a str,
+    pub(crate) raw: &'a [u8],
+}
+
+impl<'a> EventParts<'a> {
+    /// Decodes `buf`, writing its spans to `spans` (cleared first).
+    pub(crate) fn decode(
+        buf: &'a [u8],
+        spans: &mut Vec<FieldSpan>,
+    ) -> Result<EventParts<'a>, DecodeError> {
+        const WHAT: &str = "event";
+        spans.clear();
+        let mut r = Reader::new(buf, WHAT);
+        let (id, time_us) = read_front(&mut r)?;
+        let at = r.pos();
+        let flags = EventFlags(r.u8()?);
+        if flags.0 & !EventFlags::KNOWN != 0 {
+            return Err(DecodeError::invalid(
+                WHAT,
+                at,
+                format!("unknown flag bits {:#x}", flags.0),
+            ));
+        }
+        let at = r.pos();
+        let code = r.u8()?;
+        let format = Format::from_code(code)
+            .ok_or_else(|| DecodeError::invalid(WHAT, at, format!("unknown format code {code}")))?;
+        let original_len = r.varint()?;
+        let at = r.pos();
+        let crawl = CrawlId::parse_bytes(r.blob(crate::crawl_id::MAX_CRAWL_ID_BYTES)?)
+            .map_err(|e| DecodeError::invalid(WHAT, at, e.to_string()))?;
+        let host = r.str(MAX_NAME_BYTES)?;
+        let app = r.str(MAX_NAME_BYTES)?;
+        let n = r.len(Field::ALL.len())?;
+        let mut checks = [0usize; Field::ALL.len()];
+        for check in checks.iter_mut().take(n) {
+            *check = r.pos();
+            spans.push(read_span(&mut r, WHAT)?);
+        }
+        let raw = r.remaining();
+        check_spans(spans, &checks, raw.len(), WHAT)?;
+        if original_len < raw.len() as u64 {
+            return Err(DecodeError::invalid(
+                WHAT,
+                0,
+                "original length is shorter than the line",
+            ));
+        }
+        Ok(EventParts {
+            id,
+            time_us,
+            flags,
+            original_len,
+            format,
+            crawl,
+            host,
+            app,
+            raw,
+        })
+    }
+}
+
+/// Reads one span: field code, start, length.
+pub(crate) fn read_span(r: &mut Reader<'_>, what: &'static str) -> Result<FieldSpan, DecodeError> {
+    let at = r.pos();
+    let code = r.u8()?;
+    let field = Field::from_code(code)
+        .ok_or_else(|| DecodeError::invalid(what, at, format!("unknown field code {code}")))?;
+    let start = r.len(u32::MAX as usize)? as u32;
+    let len = r.len(u32::MAX as usize)? as u32;
+    Ok(FieldSpan { field, start, len })
+}
+
+/// Fails unless every span lies inside a line of `raw_len` bytes; `at` holds where each
+/// span was read, for the error.
+pub(crate) fn check_spans(
+    spans: &[FieldSpan],
+    at: &[usize],
+    raw_len: usize,
+    what: &'static str,
+) -> Result<(), DecodeError> {
+    for (s, at) in spans.iter().zip(at) {
+        if u64::from(s.start) + u64::from(s.len) > raw_len as u64 {
+            return Err(DecodeError::invalid(
+                what,
+                *at,
+                format!(
+                    "field {} span {}+{} lies outside the {}-byte line",
+                    s.field.name(),
+                    s.start,
+                    s.len,
+                    raw_len
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Appends one span: field code, start, length.
+pub(crate) fn put_span(out: &mut Vec<u8>, f: &FieldSpan) {
+    out.push(f.field as u8);
+    varint::put_u64(out, f.start.into());
+    varint::put_u64(out, f.len.into());
 }
 
 /// An event whose parts are borrowed: the tailer encodes one per line straight from its
@@ -551,9 +612,7 @@ impl EventRef<'_> {
         varint::put_blob(out, self.app.as_bytes());
         varint::put_u64(out, self.fields.len() as u64);
         for f in self.fields {
-            out.push(f.field as u8);
-            varint::put_u64(out, f.start.into());
-            varint::put_u64(out, f.len.into());
+            put_span(out, f);
         }
         // The raw line runs to the end of the frame: its length is implied.
         out.extend_from_slice(self.raw);

@@ -58,6 +58,7 @@ pub mod crawled_url;
 mod error;
 pub mod event;
 pub mod frame;
+pub mod frame_stream;
 pub mod ids_digest;
 pub mod keys;
 #[cfg(feature = "sqlite")]

@@ -1,7 +1,8 @@
 //! The spool bucket file: one crawl's frames for one time interval, in arrival order.
 //!
 //! Layout: an 8-byte header (the magic `SLUICSB`, then a version byte; see `docs/formats.md`), then
-//! frames. Writers only append, so after a crash only the last frame can be torn;
+//! frames: version-1 events only in a version-1 file, a frame stream (context frames,
+//! compact events, and version-1 events too) in a version-2 file. Writers only append, so after a crash only the last frame can be torn;
 //! [`recover`] finds the end of the last whole, decodable frame so the writer can cut
 //! the file there.
 
@@ -10,12 +11,18 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
 use crate::frame::{FrameError, FrameReader};
-use crate::{CrawlId, DecodeError, Event};
+use crate::frame_stream::{FrameRead, FrameStreamReader};
+use crate::{CrawlId, DecodeError};
 
 /// Magic bytes at the start of every spool bucket file.
 pub const SPOOL_MAGIC: &[u8; 7] = b"SLUICSB";
-/// Spool bucket format version written by this build.
-pub const SPOOL_VERSION: u8 = 1;
+/// Spool bucket format version written by this build: 2, a frame stream.
+pub const SPOOL_VERSION: u8 = 2;
+/// Oldest spool bucket format version this build reads: 1, version-1 events only.
+pub const SPOOL_MIN_VERSION: u8 = 1;
+/// Where the version byte is: a writer that appends a frame stream to a version-1 file
+/// (one left by the build before an upgrade) sets it to [`SPOOL_VERSION`] first.
+pub const SPOOL_VERSION_AT: usize = 7;
 /// Length of the header.
 pub const SPOOL_HEADER_LEN: usize = 8;
 
@@ -27,8 +34,8 @@ pub fn spool_header() -> [u8; SPOOL_HEADER_LEN] {
     h
 }
 
-/// Checks a bucket file's header.
-pub fn check_spool_header(buf: &[u8]) -> Result<(), DecodeError> {
+/// Checks a bucket file's header and returns its version.
+pub fn check_spool_header(buf: &[u8]) -> Result<u8, DecodeError> {
     const WHAT: &str = "spool bucket";
     if buf.len() < SPOOL_HEADER_LEN {
         return Err(DecodeError::Truncated {
@@ -44,15 +51,16 @@ pub fn check_spool_header(buf: &[u8]) -> Result<(), DecodeError> {
             "not a spool bucket file (bad magic)",
         ));
     }
-    if buf[7] != SPOOL_VERSION {
+    let version = buf[SPOOL_VERSION_AT];
+    if !(SPOOL_MIN_VERSION..=SPOOL_VERSION).contains(&version) {
         return Err(DecodeError::Version {
             what: WHAT,
-            found: buf[7].into(),
-            min: SPOOL_VERSION.into(),
+            found: version.into(),
+            min: SPOOL_MIN_VERSION.into(),
             max: SPOOL_VERSION.into(),
         });
     }
-    Ok(())
+    Ok(version)
 }
 
 /// What recovery found in a bucket file's bytes.
@@ -60,23 +68,37 @@ pub fn check_spool_header(buf: &[u8]) -> Result<(), DecodeError> {
 pub struct Recovered {
     /// Byte length of the header plus every whole, decodable frame: where the file must be cut.
     pub good_len: usize,
-    /// Number of whole frames.
+    /// Number of whole frames (context frames included).
     pub frames: usize,
+    /// Number of events in them.
+    pub events: usize,
+    /// The file's format version.
+    pub version: u8,
     /// Why the rest (if any) was cut: a torn frame, or a frame that does not decode.
     pub cut_reason: Option<String>,
 }
 
 /// Walks a bucket file's bytes (header included) and says where its good part ends.
 pub fn recover(buf: &[u8]) -> Result<Recovered, DecodeError> {
-    check_spool_header(buf)?;
+    let version = check_spool_header(buf)?;
     let body = &buf[SPOOL_HEADER_LEN..];
     let mut frames = 0;
+    let mut events = 0;
     let mut good = 0;
     let mut cut_reason = None;
+    let mut reader = FrameStreamReader::new();
     for item in FrameReader::new(body) {
         match item {
             Ok((at, payload)) => {
-                if let Err(e) = Event::decode(payload) {
+                let error = match reader.read(payload) {
+                    FrameRead::Context => None,
+                    FrameRead::Event(_) => {
+                        events += 1;
+                        None
+                    }
+                    FrameRead::BadContext(e) | FrameRead::BadEvent { error: e, .. } => Some(e),
+                };
+                if let Some(e) = error {
                     cut_reason = Some(format!(
                         "frame at byte {} does not decode: {e}",
                         at + SPOOL_HEADER_LEN
@@ -95,6 +117,8 @@ pub fn recover(buf: &[u8]) -> Result<Recovered, DecodeError> {
     Ok(Recovered {
         good_len: SPOOL_HEADER_LEN + good,
         frames,
+        events,
+        version,
         cut_reason,
     })
 }
@@ -170,6 +194,39 @@ mod tests {
             prop_assert_eq!(r.cut_reason.is_some(), r.good_len != cut);
             prop_assert_eq!(r.frames, ends.iter().position(|&e| e == r.good_len).unwrap_or(0));
         }
+    }
+
+    proptest! {
+        #[test]
+        fn a_torn_frame_stream_is_cut_at_a_frame_boundary(events in prop::collection::vec(arb_event(), 1..5), cut in any::<prop::sample::Index>()) {
+            let mut buf = spool_header().to_vec();
+            let mut ends = vec![buf.len()];
+            let mut w = crate::frame_stream::FrameStreamWriter::new();
+            for e in &events {
+                let before = buf.len();
+                w.push(&mut buf, &e.view());
+                // A context frame and its event are two ends.
+                if let Some(Ok((at, _))) = FrameReader::new(&buf[before..]).nth(1) {
+                    ends.push(before + at);
+                }
+                ends.push(buf.len());
+            }
+            let cut = SPOOL_HEADER_LEN + cut.index(buf.len() - SPOOL_HEADER_LEN + 1);
+            let r = recover(&buf[..cut])?;
+            prop_assert!(ends.contains(&r.good_len));
+            prop_assert_eq!(r.cut_reason.is_some(), r.good_len != cut);
+            prop_assert_eq!(r.version, SPOOL_VERSION);
+            prop_assert!(r.events <= events.len());
+        }
+    }
+
+    #[test]
+    fn a_version_1_file_is_still_read() {
+        let mut buf = spool_header().to_vec();
+        buf[SPOOL_VERSION_AT] = 1;
+        put_event_frame(&mut buf, &crate::event::tests::small_event());
+        let r = recover(&buf).unwrap();
+        assert_eq!((r.version, r.events, r.good_len), (1, 1, buf.len()));
     }
 
     #[test]

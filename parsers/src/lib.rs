@@ -69,6 +69,7 @@ pub mod parsed;
 mod plain;
 pub mod raw_record;
 pub mod source_format;
+pub mod stream_events;
 mod syslog;
 mod timestamp;
 mod utf8_cut;

@@ -2,8 +2,9 @@
 //!
 //! The tailer offers a range of protocol versions; the buck answers with the newest both
 //! speak. The version fixes the cipher: version 1 seals with `SalsaBox`
-//! (X25519 + XSalsa20-Poly1305), version 2 with `ChaChaBox` (X25519 + XChaCha20-Poly1305,
-//! which has SIMD backends). A version-2 answer names its cipher and the buck's newest
+//! (X25519 + XSalsa20-Poly1305), versions 2 and 3 with `ChaChaBox` (X25519 +
+//! XChaCha20-Poly1305, which has SIMD backends). Version 3 adds frame streams to Live and
+//! BucketChunk messages (`crate::frame_stream`). A version-2 answer names its cipher and the buck's newest
 //! version, and from version 2 on every sealed message authenticates both hellos as they
 //! were sent (see [`transcript`]; it takes the salt's place in the nonces): a hello altered on the way, to strip an offer and force
 //! the older cipher, makes the first message fail authentication. The hello layouts are
@@ -419,11 +420,21 @@ mod tests {
     #[test]
     fn the_tailer_takes_the_newest_version_both_speak_and_refuses_less() {
         let new = ClientHello::new(1, [0; 32], true, "h".into());
-        assert_eq!(new.max_version, 2);
-        // A new buck: ChaChaBox.
+        assert_eq!(new.max_version, 3);
+        // A new buck: frame streams and ChaChaBox.
+        assert_eq!(
+            new.check_accept(3, 3, Cipher::ChaChaBox),
+            Ok(Cipher::ChaChaBox)
+        );
+        // A buck of version 2: ChaChaBox, version-1 events.
         assert_eq!(
             new.check_accept(2, 2, Cipher::ChaChaBox),
             Ok(Cipher::ChaChaBox)
+        );
+        // Both speak 3 but 2 was chosen: refused.
+        assert_eq!(
+            new.check_accept(2, 3, Cipher::ChaChaBox),
+            Err(HandshakeError::Downgrade { chosen: 2, both: 3 })
         );
         // An old buck answers version 1 in version 1's layout, which reads as max 1.
         assert_eq!(
@@ -445,8 +456,8 @@ mod tests {
         );
         // A version not offered.
         assert!(matches!(
-            new.check_accept(3, 3, Cipher::ChaChaBox),
-            Err(HandshakeError::Version { got: 3, .. })
+            new.check_accept(4, 4, Cipher::ChaChaBox),
+            Err(HandshakeError::Version { got: 4, .. })
         ));
         // An old tailer (max 1) is content with version 1 whatever the buck speaks.
         let old = ClientHello {

@@ -33,7 +33,11 @@ pub const MAX_CHUNK_BYTES: usize = 1024 * 1024;
 /// Oldest protocol version this build speaks.
 pub const PROTOCOL_MIN: u8 = 1;
 /// Newest protocol version this build speaks.
-pub const PROTOCOL_MAX: u8 = 2;
+pub const PROTOCOL_MAX: u8 = 3;
+/// The first protocol version whose Live and BucketChunk messages may carry frame streams
+/// (context frames and compact events, `crate::frame_stream`). A tailer sends version-1
+/// events to an older buck.
+pub const FRAME_STREAM_VERSION: u8 = 3;
 
 /// Why `max_protocol_version` (a tailer's or a buck's setting) cannot be used, if it
 /// cannot: it must be a version this build speaks.
