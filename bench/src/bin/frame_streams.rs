@@ -1,0 +1,234 @@
+//! What frame streams (issue 14 item 1) save and what they move: version-1 frames against
+//! frame streams on real Heritrix logs and on generated high-entropy lines (random hosts,
+//! paths and sha1 digests), cut into 64 KiB packets as the tailer ships them.
+//!
+//! Per encoding: frame bytes per byte of log; the tailer's cost to encode the frames and
+//! compress each packet (zlib level 1, the default); wire bytes per byte of log; and the
+//! buck's cost to decode the frames back to whole events. Version-1 frames carry the
+//! parsed spans; a frame stream does not, so the buck parses each line again: that parse
+//! is the cost that moves from tailer to buck. CPU is this thread's user + system time per
+//! GiB of log, so other load on the machine barely moves it.
+//!
+//!     cargo run --release -p sluice-bench --bin frame_streams [MiB of generated lines, default 64]
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use contracts::frame_stream::FrameStreamWriter;
+use contracts::{CrawlId, Event};
+use flate2::{Compress, Compression, FlushCompress};
+use parsers::{EventBuilder, RawRecord, SourceFormat};
+
+#[path = "../common/mod.rs"]
+mod common;
+
+const PACKET: usize = 64 * 1024;
+
+/// This thread's CPU time (user + system), in seconds.
+fn thread_cpu() -> f64 {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage writes a whole rusage into the pointer it is given.
+    #[allow(unsafe_code)]
+    let ru = unsafe {
+        if libc::getrusage(libc::RUSAGE_THREAD, ru.as_mut_ptr()) != 0 {
+            return 0.0;
+        }
+        ru.assume_init()
+    };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+/// The events the tailer builds from `log` (one crawl.log line per line).
+fn events(log: &[u8]) -> Vec<Event> {
+    let mut b = EventBuilder::new(
+        SourceFormat::CrawlLog,
+        0x5eed,
+        1,
+        CrawlId::parse("bench").expect("a valid crawl id"),
+        "crawler-01.example.org".into(),
+        "heritrix".into(),
+        60_000,
+    );
+    let now = Utc::now().timestamp_micros();
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    for line in log.split(|&c| c == b'\n') {
+        if !line.is_empty() {
+            out.push(b.build(RawRecord::line(offset, line.to_vec()), now));
+        }
+        offset += line.len() as u64 + 1;
+    }
+    out
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Encoding {
+    Version1,
+    Stream,
+}
+
+/// Encodes `events` into packets of at most 64 KiB; a stream packet has a writer of its
+/// own, as the tailer's live packets do.
+fn encode(events: &[Event], how: Encoding) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut cur = Vec::with_capacity(PACKET + 4096);
+    let mut writer = FrameStreamWriter::new();
+    for e in events {
+        if cur.len() >= PACKET {
+            out.push(std::mem::replace(&mut cur, Vec::with_capacity(PACKET + 4096)));
+            writer.restart();
+        }
+        let ok = match how {
+            Encoding::Version1 => contracts::frame::put_event_frame(&mut cur, e),
+            Encoding::Stream => writer.push(&mut cur, &e.view()),
+        };
+        assert!(ok, "every bench line fits a frame");
+    }
+    out.push(cur);
+    out
+}
+
+fn compress(packets: &[Vec<u8>]) -> anyhow::Result<u64> {
+    let mut z = Compress::new(Compression::new(1), true);
+    let mut buf = Vec::with_capacity(PACKET * 2);
+    let mut wire = 0u64;
+    for p in packets {
+        z.reset();
+        buf.clear();
+        let before_in = z.total_in();
+        loop {
+            let consumed = (z.total_in() - before_in) as usize;
+            buf.reserve(PACKET);
+            let status = z
+                .compress_vec(&p[consumed..], &mut buf, FlushCompress::Finish)
+                .context("deflate")?;
+            if status == flate2::Status::StreamEnd {
+                break;
+            }
+        }
+        wire += buf.len() as u64;
+    }
+    Ok(wire)
+}
+
+/// Decodes every packet to whole events as the buck does; returns how many.
+fn decode(packets: &[Vec<u8>], how: Encoding) -> usize {
+    let mut n = 0;
+    for p in packets {
+        let (events, framing) = match how {
+            Encoding::Version1 => contracts::frame::decode_frames(p),
+            Encoding::Stream => parsers::stream_events::decode_stream(p),
+        };
+        assert!(framing.is_none());
+        n += events.iter().filter(|e| e.is_ok()).count();
+    }
+    n
+}
+
+fn real_logs(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            real_logs(&p, out);
+        } else if p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.contains("crawl") && n.ends_with(".log"))
+        {
+            out.push(p);
+        }
+    }
+}
+
+fn table(name: &str, log: &[u8]) -> anyhow::Result<()> {
+    let events = events(log);
+    let gib = log.len() as f64 / (1u64 << 30) as f64;
+    let raw: usize = events.iter().map(|e| e.raw.len()).sum();
+    // Small inputs are run several times over, so the CPU figures are not all noise.
+    let rounds = ((256 << 20) / log.len().max(1)).clamp(1, 200);
+    println!(
+        "\n{name}: {:.1} MiB of log, {} lines ({:.0} bytes of line on average), {rounds} round(s)\n",
+        log.len() as f64 / 1048576.0,
+        events.len(),
+        raw as f64 / events.len().max(1) as f64
+    );
+    println!(
+        "| frames | frames / log | wire / log (zlib 1) | tailer: encode + zlib, CPU-s per GiB | buck: decode, CPU-s per GiB |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    for how in [Encoding::Version1, Encoding::Stream] {
+        let (mut encode_cpu, mut decode_cpu) = (0.0, 0.0);
+        let (mut frames, mut wire) = (0, 0);
+        for _ in 0..rounds {
+            let started = thread_cpu();
+            let packets = encode(&events, how);
+            wire = compress(&packets)?;
+            encode_cpu += thread_cpu() - started;
+            frames = packets.iter().map(Vec::len).sum::<usize>();
+            let started = thread_cpu();
+            let n = decode(&packets, how);
+            decode_cpu += thread_cpu() - started;
+            anyhow::ensure!(n == events.len(), "{n} of {} events decoded", events.len());
+        }
+        println!(
+            "| {} | {:.3} | {:.3} | {:.2} | {:.2} |",
+            match how {
+                Encoding::Version1 => "version-1 events",
+                Encoding::Stream => "frame stream",
+            },
+            frames as f64 / log.len() as f64,
+            wire as f64 / log.len() as f64,
+            encode_cpu / rounds as f64 / gib,
+            decode_cpu / rounds as f64 / gib
+        );
+    }
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let mib: usize = std::env::args()
+        .nth(1)
+        .map(|a| a.parse())
+        .transpose()
+        .context("the size must be a number of MiB")?
+        .unwrap_or(64);
+    println!("{}", common::machine_notes());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real/heritrix");
+    let mut files = Vec::new();
+    real_logs(&root, &mut files);
+    files.sort();
+    let mut real = Vec::new();
+    for f in &files {
+        real.extend(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?);
+        if !real.ends_with(b"\n") {
+            real.push(b'\n');
+        }
+    }
+    anyhow::ensure!(!real.is_empty(), "no crawl logs under {}", root.display());
+    table(
+        &format!("real Heritrix logs ({} files)", files.len()),
+        &real,
+    )?;
+
+    let mut lines = common::LineGen::new(11);
+    let start: DateTime<Utc> = "2026-11-21T00:00:00Z".parse()?;
+    let mut generated = Vec::with_capacity(mib << 20);
+    let mut i = 0i64;
+    while generated.len() < mib << 20 {
+        lines.line(
+            start + chrono::Duration::milliseconds(i * 10),
+            None,
+            &mut generated,
+        );
+        i += 1;
+    }
+    table(
+        "generated crawl.log lines (random hosts, paths, sha1)",
+        &generated,
+    )
+}
