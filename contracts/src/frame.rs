@@ -33,11 +33,17 @@ pub enum FrameError {
 /// Appends one frame holding `event` (an [`Event`] or an [`EventRef`]) to `out`. The event
 /// must already fit (see [`EventRef::fit`]); returns false and writes nothing otherwise.
 pub fn put_event_frame<'a>(out: &mut Vec<u8>, event: impl Into<EventRef<'a>>) -> bool {
+    put_frame(out, |out| event.into().encode(out))
+}
+
+/// Appends one frame whose payload `body` writes; false, with nothing appended, when the
+/// payload is empty or longer than a frame allows.
+pub(crate) fn put_frame(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) -> bool {
     let at = out.len();
-    // The length goes first but is only known once the event is written: patching it
+    // The length goes first but is only known once the payload is written: patching it
     // afterwards saves sizing every field twice.
     out.extend_from_slice(&[0, 0]);
-    event.into().encode(out);
+    body(out);
     let len = out.len() - at - 2;
     if len == 0 || len > MAX_FRAME_PAYLOAD {
         out.truncate(at);

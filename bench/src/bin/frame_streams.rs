@@ -11,10 +11,8 @@
 //!
 //!     cargo run --release -p sluice-bench --bin frame_streams [MiB of generated lines, default 64]
 
-use std::path::{Path, PathBuf};
-
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use contracts::frame_stream::FrameStreamWriter;
 use contracts::{CrawlId, Event};
 use flate2::{Compress, Compression, FlushCompress};
@@ -24,21 +22,6 @@ use parsers::{EventBuilder, RawRecord, SourceFormat};
 mod common;
 
 const PACKET: usize = 64 * 1024;
-
-/// This thread's CPU time (user + system), in seconds.
-fn thread_cpu() -> f64 {
-    let mut ru = std::mem::MaybeUninit::<libc::rusage>::uninit();
-    // SAFETY: getrusage writes a whole rusage into the pointer it is given.
-    #[allow(unsafe_code)]
-    let ru = unsafe {
-        if libc::getrusage(libc::RUSAGE_THREAD, ru.as_mut_ptr()) != 0 {
-            return 0.0;
-        }
-        ru.assume_init()
-    };
-    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
-    t(ru.ru_utime) + t(ru.ru_stime)
-}
 
 /// The events the tailer builds from `log` (one crawl.log line per line).
 fn events(log: &[u8]) -> Vec<Event> {
@@ -77,7 +60,10 @@ fn encode(events: &[Event], how: Encoding) -> Vec<Vec<u8>> {
     let mut writer = FrameStreamWriter::new();
     for e in events {
         if cur.len() >= PACKET {
-            out.push(std::mem::replace(&mut cur, Vec::with_capacity(PACKET + 4096)));
+            out.push(std::mem::replace(
+                &mut cur,
+                Vec::with_capacity(PACKET + 4096),
+            ));
             writer.restart();
         }
         let ok = match how {
@@ -127,24 +113,6 @@ fn decode(packets: &[Vec<u8>], how: Encoding) -> usize {
     n
 }
 
-fn real_logs(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            real_logs(&p, out);
-        } else if p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.contains("crawl") && n.ends_with(".log"))
-        {
-            out.push(p);
-        }
-    }
-}
-
 fn table(name: &str, log: &[u8]) -> anyhow::Result<()> {
     let events = events(log);
     let gib = log.len() as f64 / (1u64 << 30) as f64;
@@ -165,14 +133,14 @@ fn table(name: &str, log: &[u8]) -> anyhow::Result<()> {
         let (mut encode_cpu, mut decode_cpu) = (0.0, 0.0);
         let (mut frames, mut wire) = (0, 0);
         for _ in 0..rounds {
-            let started = thread_cpu();
+            let started = common::thread_cpu_secs();
             let packets = encode(&events, how);
             wire = compress(&packets)?;
-            encode_cpu += thread_cpu() - started;
+            encode_cpu += common::thread_cpu_secs() - started;
             frames = packets.iter().map(Vec::len).sum::<usize>();
-            let started = thread_cpu();
+            let started = common::thread_cpu_secs();
             let n = decode(&packets, how);
-            decode_cpu += thread_cpu() - started;
+            decode_cpu += common::thread_cpu_secs() - started;
             anyhow::ensure!(n == events.len(), "{n} of {} events decoded", events.len());
         }
         println!(
@@ -198,35 +166,10 @@ fn main() -> anyhow::Result<()> {
         .context("the size must be a number of MiB")?
         .unwrap_or(64);
     println!("{}", common::machine_notes());
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real/heritrix");
-    let mut files = Vec::new();
-    real_logs(&root, &mut files);
-    files.sort();
-    let mut real = Vec::new();
-    for f in &files {
-        real.extend(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?);
-        if !real.ends_with(b"\n") {
-            real.push(b'\n');
-        }
-    }
-    anyhow::ensure!(!real.is_empty(), "no crawl logs under {}", root.display());
-    table(
-        &format!("real Heritrix logs ({} files)", files.len()),
-        &real,
-    )?;
+    let (files, real) = common::real_crawl_logs()?;
+    table(&format!("real Heritrix logs ({files} files)"), &real)?;
 
-    let mut lines = common::LineGen::new(11);
-    let start: DateTime<Utc> = "2026-11-21T00:00:00Z".parse()?;
-    let mut generated = Vec::with_capacity(mib << 20);
-    let mut i = 0i64;
-    while generated.len() < mib << 20 {
-        lines.line(
-            start + chrono::Duration::milliseconds(i * 10),
-            None,
-            &mut generated,
-        );
-        i += 1;
-    }
+    let generated = common::generated_crawl_log(mib, 11);
     table(
         "generated crawl.log lines (random hosts, paths, sha1)",
         &generated,

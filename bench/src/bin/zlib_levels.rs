@@ -12,10 +12,8 @@
 //!
 //!     cargo run --release -p sluice-bench --bin zlib_levels [MiB of generated lines, default 64]
 
-use std::path::{Path, PathBuf};
-
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use contracts::CrawlId;
 use flate2::{Compress, Compression, FlushCompress};
 use parsers::{EventBuilder, RawRecord, SourceFormat};
@@ -24,21 +22,6 @@ use parsers::{EventBuilder, RawRecord, SourceFormat};
 mod common;
 
 const PACKET: usize = 64 * 1024;
-
-/// This thread's CPU time (user + system), in seconds.
-fn thread_cpu() -> f64 {
-    let mut ru = std::mem::MaybeUninit::<libc::rusage>::uninit();
-    // SAFETY: getrusage writes a whole rusage into the pointer it is given.
-    #[allow(unsafe_code)]
-    let ru = unsafe {
-        if libc::getrusage(libc::RUSAGE_THREAD, ru.as_mut_ptr()) != 0 {
-            return 0.0;
-        }
-        ru.assume_init()
-    };
-    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
-    t(ru.ru_utime) + t(ru.ru_stime)
-}
 
 /// The frames of `log` (one crawl.log per line), as the tailer encodes them, in packets.
 fn packets(log: &[u8]) -> Vec<Vec<u8>> {
@@ -80,7 +63,7 @@ fn compress(packets: &[Vec<u8>], level: u32, window: u8, one_stream: bool) -> an
     let mut z = Compress::new_with_window_bits(Compression::new(level), true, window);
     let mut buf = Vec::with_capacity(PACKET * 2);
     let mut wire = 0u64;
-    let started = thread_cpu();
+    let started = common::thread_cpu_secs();
     for p in packets {
         if !one_stream {
             z.reset();
@@ -109,26 +92,8 @@ fn compress(packets: &[Vec<u8>], level: u32, window: u8, one_stream: bool) -> an
     }
     Ok(Row {
         wire,
-        cpu: thread_cpu() - started,
+        cpu: common::thread_cpu_secs() - started,
     })
-}
-
-fn real_logs(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            real_logs(&p, out);
-        } else if p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.contains("crawl") && n.ends_with(".log"))
-        {
-            out.push(p);
-        }
-    }
 }
 
 fn table(name: &str, log: &[u8]) -> anyhow::Result<()> {
@@ -177,35 +142,10 @@ fn main() -> anyhow::Result<()> {
         .transpose()
         .context("the size must be a number of MiB")?
         .unwrap_or(64);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real/heritrix");
-    let mut files = Vec::new();
-    real_logs(&root, &mut files);
-    files.sort();
-    let mut real = Vec::new();
-    for f in &files {
-        real.extend(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?);
-        if !real.ends_with(b"\n") {
-            real.push(b'\n');
-        }
-    }
-    anyhow::ensure!(!real.is_empty(), "no crawl logs under {}", root.display());
-    table(
-        &format!("real Heritrix logs ({} files)", files.len()),
-        &real,
-    )?;
+    let (files, real) = common::real_crawl_logs()?;
+    table(&format!("real Heritrix logs ({files} files)"), &real)?;
 
-    let mut lines = common::LineGen::new(11);
-    let start: DateTime<Utc> = "2026-11-21T00:00:00Z".parse()?;
-    let mut generated = Vec::with_capacity(mib << 20);
-    let mut i = 0i64;
-    while generated.len() < mib << 20 {
-        lines.line(
-            start + chrono::Duration::milliseconds(i * 10),
-            None,
-            &mut generated,
-        );
-        i += 1;
-    }
+    let generated = common::generated_crawl_log(mib, 11);
     table(
         "generated crawl.log lines (random hosts, paths, sha1)",
         &generated,

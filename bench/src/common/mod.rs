@@ -560,3 +560,71 @@ pub fn machine_notes() -> String {
         load.join(" ")
     )
 }
+
+/// This thread's CPU time (user + system) in seconds: what a figure per GiB is measured
+/// in, since other load on the machine barely moves it.
+pub fn thread_cpu_secs() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts)
+    };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// The real Heritrix crawl logs under `shared/data/real/heritrix`, concatenated in path
+/// order (each ending in a newline), and how many files they were.
+pub fn real_crawl_logs() -> anyhow::Result<(usize, Vec<u8>)> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.contains("crawl") && n.ends_with(".log"))
+            {
+                out.push(p);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/real/heritrix");
+    let mut files = Vec::new();
+    walk(&root, &mut files);
+    files.sort();
+    let mut real = Vec::new();
+    for f in &files {
+        real.extend(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?);
+        if !real.ends_with(b"\n") {
+            real.push(b'\n');
+        }
+    }
+    anyhow::ensure!(!real.is_empty(), "no crawl logs under {}", root.display());
+    Ok((files.len(), real))
+}
+
+/// `mib` MiB of generated crawl.log lines (random hosts, paths, sha1 digests), 10 ms apart
+/// from 2026-11-21T00:00:00Z.
+pub fn generated_crawl_log(mib: usize, seed: u64) -> Vec<u8> {
+    let mut lines = LineGen::new(seed);
+    let start = DateTime::<Utc>::from_timestamp(1_795_219_200, 0).unwrap_or_default();
+    let mut out = Vec::with_capacity(mib << 20);
+    let mut i = 0i64;
+    while out.len() < mib << 20 {
+        lines.line(
+            start + chrono::Duration::milliseconds(i * 10),
+            None,
+            &mut out,
+        );
+        i += 1;
+    }
+    out
+}

@@ -147,6 +147,15 @@ impl FrameStreamReader {
         }
     }
 
+    /// Moves past an event read whole: the next is coded against it. Returns its number.
+    fn advance(&mut self, offset: u64, original_len: u64, time_us: i64) -> u32 {
+        self.next_offset = offset.wrapping_add(original_len);
+        self.last_time_us = time_us;
+        let index = self.events;
+        self.events = self.events.wrapping_add(1);
+        index
+    }
+
     fn bad_event<'s>(&mut self, error: DecodeError) -> FrameRead<'s> {
         let index = self.events;
         self.events = self.events.wrapping_add(1);
@@ -181,10 +190,7 @@ impl FrameStreamReader {
             });
         }
         self.broken = None;
-        self.next_offset = parts.id.offset.wrapping_add(parts.original_len);
-        self.last_time_us = parts.time_us;
-        let index = self.events;
-        self.events = self.events.wrapping_add(1);
+        let index = self.advance(parts.id.offset, parts.original_len, parts.time_us);
         let Some(context) = self.context.as_ref() else {
             return FrameRead::Context;
         };
@@ -227,10 +233,7 @@ impl FrameStreamReader {
             Ok(compact) => compact,
             Err(error) => return self.bad_event(error),
         };
-        self.next_offset = compact.offset.wrapping_add(compact.original_len);
-        self.last_time_us = compact.time_us;
-        let index = self.events;
-        self.events = self.events.wrapping_add(1);
+        let index = self.advance(compact.offset, compact.original_len, compact.time_us);
         let Some(context) = self.context.as_ref() else {
             return FrameRead::Context;
         };

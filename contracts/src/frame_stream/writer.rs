@@ -2,7 +2,7 @@
 
 use super::{EXT_ORIGINAL_LEN, EXT_SPANS, FrameContext, TAG_COMPACT, TAG_CONTEXT, TAG_EXTENDED};
 use crate::event::put_span;
-use crate::frame::MAX_FRAME_PAYLOAD;
+use crate::frame::put_frame;
 use crate::varint;
 use crate::{EventFlags, EventRef};
 
@@ -114,23 +114,6 @@ impl FrameStreamWriter {
         self.last_time_us = event.time_us;
         true
     }
-}
-
-/// Appends one frame whose payload `body` writes; false, with nothing appended, when the
-/// payload is empty or longer than a frame allows.
-fn put_frame(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) -> bool {
-    let at = out.len();
-    // The length is patched in once the payload is written: sizing it first would walk
-    // every part twice.
-    out.extend_from_slice(&[0, 0]);
-    body(out);
-    let len = out.len() - at - 2;
-    if len == 0 || len > MAX_FRAME_PAYLOAD {
-        out.truncate(at);
-        return false;
-    }
-    out[at..at + 2].copy_from_slice(&(len as u16).to_be_bytes());
-    true
 }
 
 /// A context frame's payload: what the events after it share, and the offset and time the
