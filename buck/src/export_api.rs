@@ -134,18 +134,9 @@ pub(crate) async fn export(
     };
     // An export holds a blocking thread and read transactions, as a query does: it takes
     // one of the same slots.
-    let Ok(permit) = state.sql_queries.clone().try_acquire_owned() else {
-        state.events.sql_busy();
-        let mut resp = error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "{} queries or exports are running (sql_max_concurrent): retry in a moment",
-                state.config.sql_max_concurrent
-            ),
-        );
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return resp;
+    let permit = match state.sql_slot() {
+        Ok(p) => p,
+        Err(busy) => return busy.into_response(),
     };
     let dir = state.config.segments_dir();
     let listed = {

@@ -186,20 +186,9 @@ async fn query(
     format: ReplyFormat,
 ) -> Response {
     state.events.sql_query();
-    // Each query holds a blocking thread and a read transaction: a bounded number run,
-    // the rest are told to come back rather than queued where they would pin memory.
-    let Ok(permit) = state.sql_queries.clone().try_acquire_owned() else {
-        state.events.sql_busy();
-        let mut resp = error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "{} queries are running (sql_max_concurrent): retry in a moment",
-                state.config.sql_max_concurrent
-            ),
-        );
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return resp;
+    let permit = match state.sql_slot() {
+        Ok(p) => p,
+        Err(busy) => return busy.into_response(),
     };
     let response = query_inner(&state, uri, crawl, range, sql, permit, format).await;
     if response.status().is_client_error() || response.status().is_server_error() {
