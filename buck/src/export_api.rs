@@ -25,8 +25,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::CrawlId;
-use contracts::original_lines::{LineFilter, StatusFilter, write_day_lines};
+use contracts::original_lines::{LineFilter, write_day_lines};
 use contracts::segment_path::parse_segment_file_name;
+use contracts::status_filter::StatusFilter;
 use futures::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -126,7 +127,7 @@ pub(crate) async fn export(
     }
     let status = match p.status.as_deref().map(StatusFilter::parse).transpose() {
         Ok(s) => s,
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let filter = LineFilter {
         url_host: p.host.filter(|h| !h.is_empty()),

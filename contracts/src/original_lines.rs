@@ -36,72 +36,10 @@ use rusqlite::{Connection, OpenFlags};
 use crate::segment_row::{CrawlColumns, rebuild_crawl_line};
 use crate::segment_schema::{READABLE_VERSIONS, SEGMENT_SCHEMA_VERSION, URL_HOST_SQL};
 use crate::segment_sql::schema_version;
+use crate::status_filter::StatusFilter;
 
 /// Lines held per cursor page, before dividing by the number of cursors.
 const PAGE_LINES_BUDGET: usize = 64 * 1024;
-
-/// Fetch statuses a line must have: comma-separated codes (`200`, `-5003`), classes
-/// (`4xx`) or ranges (`400-499`), as the live view's `status` filter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusFilter {
-    ranges: Vec<(i64, i64)>,
-}
-
-impl StatusFilter {
-    /// Parses `200,4xx,500-599`; an error says which part is wrong.
-    pub fn parse(spec: &str) -> Result<StatusFilter, String> {
-        let mut ranges = Vec::new();
-        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let bad = || {
-                format!(
-                    "status {part:?}: expected a code (200, -5003), a class (4xx) or a range (400-499)"
-                )
-            };
-            let lower = part.to_ascii_lowercase();
-            let range = if let Some(d) = lower.strip_suffix("xx") {
-                let d: i64 = d.parse().map_err(|_| bad())?;
-                if !(1..=9).contains(&d) {
-                    return Err(bad());
-                }
-                (d * 100, d * 100 + 99)
-            } else if let Ok(c) = part.parse::<i64>() {
-                (c, c)
-            } else {
-                // A range; the first '-' after the first character splits it, so that
-                // negative codes (-5003--5000) still read.
-                let i = part[1..].find('-').map(|i| i + 1).ok_or_else(bad)?;
-                let lo: i64 = part[..i].trim().parse().map_err(|_| bad())?;
-                let hi: i64 = part[i + 1..].trim().parse().map_err(|_| bad())?;
-                if lo > hi {
-                    return Err(bad());
-                }
-                (lo, hi)
-            };
-            ranges.push(range);
-        }
-        if ranges.is_empty() {
-            return Err("status filter is empty: give a code, class or range".into());
-        }
-        Ok(StatusFilter { ranges })
-    }
-
-    /// Whether `status` passes.
-    pub fn matches(&self, status: i64) -> bool {
-        self.ranges
-            .iter()
-            .any(|&(lo, hi)| lo <= status && status <= hi)
-    }
-
-    /// The filter as SQL over the column `col` (integers only, no user text).
-    fn sql(&self, col: &str) -> String {
-        let alts: Vec<String> = self
-            .ranges
-            .iter()
-            .map(|(lo, hi)| format!("{col} BETWEEN {lo} AND {hi}"))
-            .collect();
-        format!("({})", alts.join(" OR "))
-    }
-}
 
 /// Which lines to write. Both filters apply to crawl.log lines only (the trough feed's
 /// `host` and `status_code`, as `crawled_urls` answers them); another line never passes
@@ -110,7 +48,7 @@ impl StatusFilter {
 pub struct LineFilter {
     /// The crawled URL's host (`crawled_urls.host`), case-insensitive.
     pub url_host: Option<String>,
-    /// The fetch status.
+    /// The fetch status ([`crate::status_filter`]).
     pub status: Option<StatusFilter>,
 }
 
@@ -738,23 +676,6 @@ mod tests {
                 format!("{}\n{}\n", lines[0], lines[2]).into_bytes()
             );
         }
-    }
-
-    #[test]
-    fn status_filters_parse_codes_classes_and_ranges() {
-        let f = StatusFilter::parse("200, 4xx,-5003--5000").unwrap();
-        for (s, ok) in [
-            (200, true),
-            (404, true),
-            (301, false),
-            (-5001, true),
-            (-1, false),
-        ] {
-            assert_eq!(f.matches(s), ok, "{s}");
-        }
-        assert!(StatusFilter::parse("abc").is_err());
-        assert!(StatusFilter::parse("").is_err());
-        assert!(StatusFilter::parse("500-400").is_err());
     }
 
     #[test]
