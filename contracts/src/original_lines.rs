@@ -33,9 +33,9 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::segment_row::{CrawlColumns, rebuild_crawl_line};
+use crate::EventId;
 use crate::segment_schema::{READABLE_VERSIONS, SEGMENT_SCHEMA_VERSION, URL_HOST_SQL};
-use crate::segment_sql::schema_version;
+use crate::segment_sql::{crawl_columns_sql, rebuild_stored_line, schema_version};
 use crate::status_filter::StatusFilter;
 
 /// Lines held per cursor page, before dividing by the number of cursors.
@@ -136,18 +136,15 @@ struct Reader {
     page: usize,
 }
 
-/// `TAILERHEX-SEQ-OFFSET` part `n` (0, 1, 2) as an integer, for version-1 ids.
+/// Part `n` (0 tailer, 1 file seq, 2 offset) of a version-1 text id, as SQLite's signed
+/// integer, as version 2 stores it.
 fn id_part(id: &str, n: usize) -> Option<i64> {
-    let mut parts = id.split('-');
-    let (t, s, o) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    match n {
-        0 => u64::from_str_radix(t, 16).ok().map(|v| v as i64),
-        1 => s.parse::<u64>().ok().map(|v| v as i64),
-        _ => o.parse::<u64>().ok().map(|v| v as i64),
-    }
+    let id: EventId = id.parse().ok()?;
+    Some(match n {
+        0 => id.tailer,
+        1 => id.file_seq,
+        _ => id.offset,
+    } as i64)
 }
 
 /// Writes, to `sink`, every line of the day segment files `files` (a day's segment and
@@ -273,12 +270,11 @@ impl Reader {
                     where_.push_str(&s.sql("e.status"));
                 }
                 format!(
-                    "SELECT e.file_offset, e.time_us, e.raw, e.line, e.log_time, e.status, e.size, e.url, e.hop_path, e.via,
-                        e.mimetype, e.thread, e.fetch_time, e.fetch_start_ago_ms, e.fetch_duration_ms, e.digest,
-                        e.source_tag, e.annotations, e.extra
+                    "SELECT e.file_offset, e.time_us, e.raw, e.line, {}
                      FROM s{i}.event e
                      WHERE e.tailer = ?1 AND e.file_seq = ?2 AND e.file_offset > ?3 AND e.time_us >= ?4 AND e.time_us < ?5{where_}
-                     ORDER BY e.file_offset LIMIT ?6"
+                     ORDER BY e.file_offset LIMIT ?6",
+                    crawl_columns_sql!()
                 )
             };
             inputs.push(SegmentInput {
@@ -375,8 +371,7 @@ impl Reader {
             let mut bytes = match (r.get_ref(2).map_err(&err)?, r.get_ref(3).map_err(&err)?) {
                 (ValueRef::Blob(b) | ValueRef::Text(b), _) => b.to_vec(),
                 (_, ValueRef::Text(t) | ValueRef::Blob(t)) => t.to_vec(),
-                _ => self
-                    .rebuild(r, time_us)
+                _ => rebuild_stored_line(r, 4, time_us)
                     .map_err(&err)?
                     .ok_or_else(|| OriginalLinesError::Damaged {
                         path: input.path.clone(),
@@ -396,46 +391,6 @@ impl Reader {
             c.done = true;
         }
         Ok(())
-    }
-
-    /// A version-2 row's crawl.log line, made from its columns.
-    fn rebuild(&self, r: &rusqlite::Row<'_>, time_us: i64) -> rusqlite::Result<Option<String>> {
-        if r.as_ref().column_count() < 19 {
-            return Ok(None);
-        }
-        let s = |i: usize| -> rusqlite::Result<Option<std::borrow::Cow<'_, str>>> {
-            Ok(r.get_ref(i)?
-                .as_str_or_null()?
-                .map(std::borrow::Cow::Borrowed))
-        };
-        let Some(status) = r.get::<_, Option<i64>>(5)? else {
-            return Ok(None);
-        };
-        let Some(url) = s(7)? else {
-            return Ok(None);
-        };
-        let fetch_parts = match (r.get::<_, Option<i64>>(13)?, r.get::<_, Option<i64>>(14)?) {
-            (Some(a), Some(d)) => Some((a, d)),
-            _ => None,
-        };
-        let c = CrawlColumns {
-            log_time: s(4)?,
-            status,
-            size: r.get(6)?,
-            url,
-            hop_path: s(8)?,
-            via: s(9)?,
-            mimetype: s(10)?,
-            thread: s(11)?,
-            fetch_time: s(12)?,
-            fetch_parts,
-            digest: s(15)?,
-            source_tag: s(16)?,
-            annotations: s(17)?,
-            extra: s(18)?,
-            url_host: None,
-        };
-        Ok(rebuild_crawl_line(&c, time_us))
     }
 
     /// The time of the next line of `s` (its lowest offset over its cursors).
