@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use crate::util::{Dir, PATIENCE, Up, appender, sql_count, wait_for};
+use crate::util::{Dir, PATIENCE, Up, appender, run_browser_script, sql_count, wait_for};
 
 /// Peak resident memory of a process, in bytes (`VmHWM`).
 fn peak_rss(pid: u32) -> u64 {
@@ -251,23 +251,7 @@ fn foreign_pages_and_rebinding_hosts_are_refused_and_the_console_waits_for_a_cli
         "refusals not counted"
     );
 
-    let out = std::process::Command::new("node")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/tests/console_page.mjs"))
-        .args([&up.url, "web"])
-        .output()
-        .expect("running node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last: serde_json::Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or(serde_json::Value::Null);
-    assert_eq!(
-        last["done"],
-        serde_json::Value::Bool(true),
-        "console page: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let last = run_browser_script("console_page.mjs", &[&up.url, "web"]).last;
     assert_eq!(last["filled"], "SELECT count(*) AS n FROM events");
     assert_eq!(
         last["afterLoad"], last["before"],

@@ -12,28 +12,10 @@ use chrono::Utc;
 use contracts::keys::KeyPair;
 use serde_json::Value;
 
-use crate::util::{Dir, PATIENCE, Up, appender, sql, sql_count, start_buck, wait_for};
-
-fn web_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
-}
-
-fn require_web_deps(browser: bool) {
-    assert!(
-        web_dir().join("node_modules/socket.io-client").is_dir(),
-        "web/node_modules is missing: run scripts/install-web-deps"
-    );
-    if browser {
-        assert!(
-            Path::new("/usr/bin/chromium").exists(),
-            "/usr/bin/chromium is missing: run scripts/install-web-deps"
-        );
-        assert!(
-            web_dir().join("dist").is_dir(),
-            "web/dist is missing: run scripts/build-web"
-        );
-    }
-}
+use crate::util::{
+    Dir, PATIENCE, Up, appender, require_web_deps, run_browser_script, sql, sql_count, start_buck,
+    wait_for, web_dir,
+};
 
 /// A Node socket.io client (web/tests/live_client.mjs) whose JSON lines arrive on a channel.
 struct NodeClient {
@@ -271,29 +253,17 @@ fn the_live_view_shows_appended_lines_from_two_bucks_and_survives_one_dying() {
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let shot = artifacts.join("live-pipeline.png");
-    let outp = Command::new("node")
-        .arg(web_dir().join("tests/pipeline_live_view.mjs"))
-        .args([
+    let last = run_browser_script(
+        "pipeline_live_view.mjs",
+        &[
             &up.url,
             &log_s,
             "lv",
             &other.agent.pid().to_string(),
             &shot.display().to_string(),
-        ])
-        .output()
-        .expect("running node");
-    let stdout = String::from_utf8_lossy(&outp.stdout);
-    eprintln!("{stdout}{}", String::from_utf8_lossy(&outp.stderr));
-    let last: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or(Value::Null);
-    assert_eq!(
-        last["done"],
-        Value::Bool(true),
-        "browser test failed: {last}"
-    );
+        ],
+    )
+    .last;
     assert!(last["write_to_visible_ms"].as_u64().unwrap() <= 1000);
     assert!(shot.exists(), "screenshot saved");
 }
@@ -313,6 +283,22 @@ impl Drop for KillPidFile {
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
             }
+        }
+    }
+}
+
+/// Prints a log file when the test fails, whichever check fails: an agent the test
+/// started by hand leaves its reasons there.
+struct ShowLogOnFailure(&'static str, PathBuf);
+
+impl Drop for ShowLogOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "---- {} ----\n{}",
+                self.0,
+                std::fs::read_to_string(&self.1).unwrap_or_default()
+            );
         }
     }
 }
@@ -341,43 +327,27 @@ fn the_live_view_shows_crawl_log_columns_and_catches_up_after_a_buck_restart() {
     let pid_file = dir.join("other-restarted.pid");
     let _restarted = KillPidFile(pid_file.clone());
     let strip = |a: &str| a.trim_start_matches("http://").to_owned();
-    let outp = Command::new("node")
-        .arg(web_dir().join("tests/live_columns.mjs"))
-        .args([
-            up.url.clone(),
-            log_s,
-            "lc".into(),
-            real.join("crawl-h3.3.0.log").display().to_string(),
-            real.join("crawl.log").display().to_string(),
-            other.agent.pid().to_string(),
-            artifacts.display().to_string(),
-            env!("CARGO_BIN_EXE_buck").into(),
-            dir.join("other.toml").display().to_string(),
-            other.ingest.clone(),
-            strip(&other.http),
-            pid_file.display().to_string(),
-            dir.join("other-restarted.log").display().to_string(),
-        ])
-        .output()
-        .expect("running node");
-    let stdout = String::from_utf8_lossy(&outp.stdout);
-    eprintln!("{stdout}{}", String::from_utf8_lossy(&outp.stderr));
-    let last: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or(Value::Null);
-    if last["done"] != Value::Bool(true) {
-        eprintln!(
-            "---- restarted buck other ----\n{}",
-            std::fs::read_to_string(dir.join("other-restarted.log")).unwrap_or_default()
-        );
-    }
-    assert_eq!(
-        last["done"],
-        Value::Bool(true),
-        "browser test failed: {last}"
-    );
+    let restarted_log = dir.join("other-restarted.log");
+    let _show = ShowLogOnFailure("restarted buck other", restarted_log.clone());
+    let last = run_browser_script(
+        "live_columns.mjs",
+        &[
+            &up.url,
+            &log_s,
+            "lc",
+            &real.join("crawl-h3.3.0.log").display().to_string(),
+            &real.join("crawl.log").display().to_string(),
+            &other.agent.pid().to_string(),
+            &artifacts.display().to_string(),
+            env!("CARGO_BIN_EXE_buck"),
+            &dir.join("other.toml").display().to_string(),
+            &other.ingest,
+            &strip(&other.http),
+            &pid_file.display().to_string(),
+            &restarted_log.display().to_string(),
+        ],
+    )
+    .last;
     assert_eq!(last["outage_lines_from_restarted_buck"], 47);
     assert!(artifacts.join("live-columns-site.png").exists());
 }
