@@ -71,6 +71,8 @@ pub mod segment_sql;
 pub mod spool_file;
 pub mod status_class;
 pub mod status_filter;
+#[cfg(test)]
+mod test_events;
 pub mod tokenizer;
 pub mod transport;
 pub mod varint;

@@ -435,7 +435,7 @@ mod tests {
     use super::*;
     use crate::segment_schema::{SEGMENT_SCHEMA_SQL, SEGMENT_SCHEMA_V1_SQL};
     use crate::segment_sql::{Labels, insert_event, insert_event_v1};
-    use crate::{CrawlId, Event, EventFlags, EventId, Field, FieldSpan, Format};
+    use crate::{CrawlId, Event, EventFlags, EventId, Format};
 
     fn event(tailer: u64, seq: u64, offset: u64, time_s: i64, raw: &[u8]) -> Event {
         Event {
@@ -457,52 +457,13 @@ mod tests {
     }
 
     fn crawl_event(offset: u64, line: &str, time_us: i64) -> Event {
-        let mut fields = Vec::new();
-        let b = line.as_bytes();
-        let mut pos = 0;
-        for f in [
-            Field::LogTime,
-            Field::Status,
-            Field::Size,
-            Field::Url,
-            Field::HopPath,
-            Field::Via,
-            Field::MimeType,
-            Field::Thread,
-            Field::FetchTime,
-            Field::Digest,
-            Field::SourceTag,
-            Field::Annotations,
-        ] {
-            while pos < b.len() && b[pos] == b' ' {
-                pos += 1;
-            }
-            let start = pos;
-            while pos < b.len() && b[pos] != b' ' {
-                pos += 1;
-            }
-            fields.push(FieldSpan {
-                field: f,
-                start: start as u32,
-                len: (pos - start) as u32,
-            });
-        }
-        Event {
-            id: EventId {
-                tailer: 7,
-                file_seq: 1,
-                offset,
-            },
-            time_us,
-            flags: EventFlags::default(),
-            original_len: b.len() as u64,
-            format: Format::CrawlLog,
-            crawl: CrawlId::parse("c").unwrap(),
-            host: "h".into(),
-            app: "a".into(),
-            fields,
-            raw: b.to_vec(),
-        }
+        let mut e = crate::test_events::crawl_event(line, time_us);
+        e.id = EventId {
+            tailer: 7,
+            file_seq: 1,
+            offset,
+        };
+        e
     }
 
     fn segment(dir: &Path, name: &str, version: i64, events: &[Event]) -> PathBuf {
