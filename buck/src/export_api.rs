@@ -23,7 +23,7 @@ use axum::extract::{OriginalUri, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use contracts::CrawlId;
 use contracts::original_lines::{LineFilter, write_day_lines};
 use contracts::segment_path::parse_segment_file_name;
@@ -36,7 +36,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::api_state::ApiState;
 use crate::segment_files::{SegmentFile, list_crawl};
 use crate::segment_schema::TOMBSTONE_SUFFIX;
-use crate::sql_api::{ApiError, CHUNK_BYTES, error};
+use crate::sql_api::{CHUNK_BYTES, error, parse_time};
 
 /// The query string of `GET /export`.
 #[derive(Debug, Deserialize)]
@@ -53,23 +53,6 @@ pub(crate) struct ExportParams {
 enum Chunk {
     Data(Bytes),
     Fail(StatusCode, String),
-}
-
-fn parse_time(name: &str, v: Option<String>) -> Result<DateTime<Utc>, ApiError> {
-    let v = v.ok_or_else(|| {
-        ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("missing {name}: give an RFC 3339 time, e.g. 2026-11-21T00:00:00Z"),
-        )
-    })?;
-    DateTime::parse_from_rfc3339(&v)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("{name}={v:?} is not an RFC 3339 time ({e}); e.g. 2026-11-21T00:00:00Z"),
-            )
-        })
 }
 
 /// Days of `crawl` pruned after archiving (a tombstone keeps the name).

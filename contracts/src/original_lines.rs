@@ -595,6 +595,14 @@ mod tests {
     }
 
     #[test]
+    fn uris_escape_reserved_characters() {
+        assert_eq!(
+            read_only_uri(Path::new("/a b/c?#%.sqlite")),
+            "file:/a%20b/c%3F%23%25.sqlite?mode=ro"
+        );
+    }
+
+    #[test]
     fn a_range_keeps_only_its_lines() {
         let d = tempfile::tempdir().unwrap();
         let f = segment(
