@@ -192,7 +192,7 @@ pub async fn fetch_with_store(
                         part,
                         manifest_key,
                     } => {
-                        fetch_archived(
+                        fetch_one_archived(
                             store.as_ref(),
                             &events,
                             crawl,
@@ -289,18 +289,6 @@ pub async fn fetch_one_archived(
     tokio::fs::create_dir_all(dir)
         .await
         .map_err(|e| PorterError::io(dir, e))?;
-    fetch_archived(store, events, crawl, day, part, manifest_key, dir).await
-}
-
-async fn fetch_archived(
-    store: &dyn ArchiveStore,
-    events: &PorterEvents,
-    crawl: &CrawlId,
-    day: NaiveDate,
-    part: u32,
-    manifest_key: &str,
-    dir: &Path,
-) -> Result<(FetchedSegment, u64), PorterError> {
     let data = store.get_bytes(manifest_key).await?;
     let manifest =
         Manifest::from_json(manifest_key, &data).map_err(|message| PorterError::Corrupt {
