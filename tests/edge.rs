@@ -280,12 +280,18 @@ fn a_buck_off_loopback_without_a_token_refuses_to_start() {
         ),
     )
     .expect("writing a config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_buck"))
-        .args(["--config", &cfg.display().to_string()])
-        .args(["--ingest", "127.0.0.1:0", "--http", "0.0.0.0:0"])
-        .output()
-        .expect("running buck");
-    assert!(!out.status.success());
+    assert_refuses_without_a_token(
+        std::process::Command::new(env!("CARGO_BIN_EXE_buck"))
+            .args(["--config", &cfg.display().to_string()])
+            .args(["--ingest", "127.0.0.1:0", "--http", "0.0.0.0:0"]),
+    );
+}
+
+/// Runs an agent asked to listen off loopback without `api_token`: it must exit with an
+/// error that names `api_token` and how to make one.
+fn assert_refuses_without_a_token(agent: &mut std::process::Command) {
+    let out = agent.output().expect("running the agent");
+    assert!(!out.status.success(), "it started without a token");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("api_token") && err.contains("sluice keygen --token"),
@@ -314,17 +320,11 @@ fn archie_off_loopback_without_a_token_refuses_to_start() {
         ),
     )
     .expect("writing a porter config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_archie"))
-        .args(["--config", &cfg.display().to_string()])
-        .args(["--porter-config", &porter.display().to_string()])
-        .args(["--http", "0.0.0.0:0"])
-        .output()
-        .expect("running archie");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("api_token") && err.contains("sluice keygen --token"),
-        "{err}"
+    assert_refuses_without_a_token(
+        std::process::Command::new(env!("CARGO_BIN_EXE_archie"))
+            .args(["--config", &cfg.display().to_string()])
+            .args(["--porter-config", &porter.display().to_string()])
+            .args(["--http", "0.0.0.0:0"]),
     );
 }
 

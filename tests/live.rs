@@ -238,21 +238,33 @@ fn second_home(dir: &Dir) -> (crate::util::BuckProc, PathBuf) {
     (other, extra)
 }
 
-#[test]
-fn the_live_view_shows_appended_lines_from_two_bucks_and_survives_one_dying() {
-    require_web_deps(true);
-    let dir = Dir::new("live-browser");
-    let (other, extra) = second_home(&dir);
+/// `sluice up` following `dir/crawl.log` (made empty) as `crawl`, whose second home is
+/// the buck "other" ([`second_home`]); returns both and the log's path.
+fn up_with_two_homes(dir: &Dir, crawl: &str) -> (Up, crate::util::BuckProc, String) {
+    let (other, extra) = second_home(dir);
     let log = dir.join("crawl.log");
     appender(&log);
     let (log_s, extra_s) = (log.display().to_string(), extra.display().to_string());
     let up = Up::start(
-        &dir,
-        &["--crawl", "lv", "--cluster-extra", &extra_s, &log_s],
+        dir,
+        &["--crawl", crawl, "--cluster-extra", &extra_s, &log_s],
     );
+    (up, other, log_s)
+}
+
+/// Where browser tests leave their screenshots.
+fn artifacts_dir() -> PathBuf {
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
-    let shot = artifacts.join("live-pipeline.png");
+    artifacts
+}
+
+#[test]
+fn the_live_view_shows_appended_lines_from_two_bucks_and_survives_one_dying() {
+    require_web_deps(true);
+    let dir = Dir::new("live-browser");
+    let (up, other, log_s) = up_with_two_homes(&dir, "lv");
+    let shot = artifacts_dir().join("live-pipeline.png");
     let last = run_browser_script(
         "pipeline_live_view.mjs",
         &[
@@ -312,16 +324,8 @@ impl Drop for ShowLogOnFailure {
 fn the_live_view_shows_crawl_log_columns_and_catches_up_after_a_buck_restart() {
     require_web_deps(true);
     let dir = Dir::new("live-columns");
-    let (other, extra) = second_home(&dir);
-    let log = dir.join("crawl.log");
-    appender(&log);
-    let (log_s, extra_s) = (log.display().to_string(), extra.display().to_string());
-    let up = Up::start(
-        &dir,
-        &["--crawl", "lc", "--cluster-extra", &extra_s, &log_s],
-    );
-    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
+    let (up, other, log_s) = up_with_two_homes(&dir, "lc");
+    let artifacts = artifacts_dir();
     // Real Heritrix output shipped in the repository (samples/heritrix/SOURCES.md).
     let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/heritrix");
     let pid_file = dir.join("other-restarted.pid");
