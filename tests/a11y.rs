@@ -1,7 +1,7 @@
 //! Issue 17 item 7: every page passes axe-core's WCAG 2 A/AA rules with no serious or
 //! critical violation, in Chromium against `sluice up` holding a real crawl log.
 
-use crate::util::{Dir, PATIENCE, Up, real_logs, sql_count, wait_for};
+use crate::util::{Dir, PATIENCE, Up, real_logs, run_browser_script, sql_count, wait_for};
 
 #[test]
 fn every_page_passes_axe_without_serious_violations() {
@@ -12,25 +12,10 @@ fn every_page_passes_axe_without_serious_violations() {
         sql_count(&up.url, "a11y", "SELECT count(*) FROM events").filter(|&c| c > 0)
     });
     let pages = ["ui/live", "ui/sql", "ui/history", "ui/crawls?crawl={crawl}"];
-    let out = std::process::Command::new("node")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/tests/a11y.mjs"))
-        .args([up.url.as_str(), "a11y"])
-        .args(pages)
-        .output()
-        .expect("running node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let reports: Vec<serde_json::Value> = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    assert_eq!(
-        reports.last().map(|r| r["done"].clone()),
-        Some(serde_json::Value::Bool(true)),
-        "a11y: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args: Vec<&str> = [up.url.as_str(), "a11y"].into_iter().chain(pages).collect();
+    let reports = run_browser_script("a11y.mjs", &args).reports;
     let checked: Vec<&str> = reports.iter().filter_map(|r| r["page"].as_str()).collect();
-    assert_eq!(checked, pages, "{stdout}");
+    assert_eq!(checked, pages, "{reports:?}");
     let serious: Vec<&serde_json::Value> = reports
         .iter()
         .flat_map(|r| r["violations"].as_array().into_iter().flatten())
@@ -38,7 +23,7 @@ fn every_page_passes_axe_without_serious_violations() {
         .collect();
     assert!(
         serious.is_empty(),
-        "serious accessibility violations: {stdout}"
+        "serious accessibility violations: {serious:?}"
     );
 }
 
@@ -53,23 +38,7 @@ fn the_live_view_has_its_keys_and_a_compact_header() {
     wait_for("the crawl's lines", PATIENCE, || {
         sql_count(&up.url, "keys", "SELECT count(*) FROM events").filter(|&c| c > 0)
     });
-    let out = std::process::Command::new("node")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/tests/live_keys.mjs"))
-        .args([up.url.as_str(), "keys"])
-        .output()
-        .expect("running node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last: serde_json::Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or(serde_json::Value::Null);
-    assert_eq!(
-        last["done"],
-        serde_json::Value::Bool(true),
-        "live keys: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let last = run_browser_script("live_keys.mjs", &[&up.url, "keys"]).last;
     assert_eq!(last["suggested"], serde_json::json!(["keys"]), "{last}");
     assert_eq!(last["focused"], "f-text", "{last}");
     assert_eq!(last["before"]["status"], "4xx", "{last}");

@@ -1,7 +1,7 @@
 //! Issue 17 item 4: the SQL console with large results, in Chromium against `sluice up`.
 //! The screenshot is kept in `test-artifacts/sql-console.png`.
 
-use crate::util::{Dir, PATIENCE, Up, sql_count, wait_for, write_log};
+use crate::util::{Dir, PATIENCE, Up, run_browser_script, sql_count, wait_for, write_log};
 
 #[test]
 fn the_console_draws_a_hundred_thousand_rows_cancels_truncates_and_downloads() {
@@ -17,25 +17,16 @@ fn the_console_draws_a_hundred_thousand_rows_cancels_truncates_and_downloads() {
     std::fs::create_dir_all(&artifacts).unwrap();
     let shot = artifacts.join("sql-console.png");
     let csv = dir.join("download.csv");
-    let out = std::process::Command::new("node")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/tests/console_big.mjs"))
-        .args([&up.url, "big"])
-        .arg(&shot)
-        .arg(&csv)
-        .output()
-        .expect("running node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last: serde_json::Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or(serde_json::Value::Null);
-    assert_eq!(
-        last["done"],
-        serde_json::Value::Bool(true),
-        "console: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let last = run_browser_script(
+        "console_big.mjs",
+        &[
+            &up.url,
+            "big",
+            &shot.display().to_string(),
+            &csv.display().to_string(),
+        ],
+    )
+    .last;
     // Run is disabled while a query runs; Cancel aborts it and gives Run back.
     assert_eq!(
         last["during"],

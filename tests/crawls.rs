@@ -8,7 +8,7 @@ use std::io::Write;
 use chrono::{Duration, Utc};
 use contracts::status_class::StatusClass;
 
-use crate::util::{Dir, PATIENCE, Up, appender, sql_count, wait_for};
+use crate::util::{Dir, PATIENCE, Up, appender, run_browser_script, sql_count, wait_for};
 
 #[test]
 fn the_crawls_page_charts_a_day_whose_numbers_equal_the_log() {
@@ -46,24 +46,16 @@ fn the_crawls_page_charts_a_day_whose_numbers_equal_the_log() {
     let shot =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts/crawls-page.png");
     std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
-    let out = std::process::Command::new("node")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/tests/crawls_page.mjs"))
-        .args([&up.url, "weekly-7", &day.to_string()])
-        .arg(&shot)
-        .output()
-        .expect("running node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last: serde_json::Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or(serde_json::Value::Null);
-    assert_eq!(
-        last["done"],
-        serde_json::Value::Bool(true),
-        "crawls page: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let last = run_browser_script(
+        "crawls_page.mjs",
+        &[
+            &up.url,
+            "weekly-7",
+            &day.to_string(),
+            &shot.display().to_string(),
+        ],
+    )
+    .last;
     assert_eq!(last["listed"], n, "the crawls table: {last}");
     assert_eq!(last["total"], n, "the day's table: {last}");
     for (class, count) in &want {

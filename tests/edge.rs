@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use crate::util::{Dir, PATIENCE, Up, appender, sql_count, wait_for};
+use crate::util::{Dir, PATIENCE, Up, appender, run_browser_script, sql_count, wait_for};
 
 /// Peak resident memory of a process, in bytes (`VmHWM`).
 fn peak_rss(pid: u32) -> u64 {
@@ -251,23 +251,7 @@ fn foreign_pages_and_rebinding_hosts_are_refused_and_the_console_waits_for_a_cli
         "refusals not counted"
     );
 
-    let out = std::process::Command::new("node")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/tests/console_page.mjs"))
-        .args([&up.url, "web"])
-        .output()
-        .expect("running node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last: serde_json::Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or(serde_json::Value::Null);
-    assert_eq!(
-        last["done"],
-        serde_json::Value::Bool(true),
-        "console page: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let last = run_browser_script("console_page.mjs", &[&up.url, "web"]).last;
     assert_eq!(last["filled"], "SELECT count(*) AS n FROM events");
     assert_eq!(
         last["afterLoad"], last["before"],
@@ -296,12 +280,18 @@ fn a_buck_off_loopback_without_a_token_refuses_to_start() {
         ),
     )
     .expect("writing a config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_buck"))
-        .args(["--config", &cfg.display().to_string()])
-        .args(["--ingest", "127.0.0.1:0", "--http", "0.0.0.0:0"])
-        .output()
-        .expect("running buck");
-    assert!(!out.status.success());
+    assert_refuses_without_a_token(
+        std::process::Command::new(env!("CARGO_BIN_EXE_buck"))
+            .args(["--config", &cfg.display().to_string()])
+            .args(["--ingest", "127.0.0.1:0", "--http", "0.0.0.0:0"]),
+    );
+}
+
+/// Runs an agent asked to listen off loopback without `api_token`: it must exit with an
+/// error that names `api_token` and how to make one.
+fn assert_refuses_without_a_token(agent: &mut std::process::Command) {
+    let out = agent.output().expect("running the agent");
+    assert!(!out.status.success(), "it started without a token");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("api_token") && err.contains("sluice keygen --token"),
@@ -330,17 +320,11 @@ fn archie_off_loopback_without_a_token_refuses_to_start() {
         ),
     )
     .expect("writing a porter config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_archie"))
-        .args(["--config", &cfg.display().to_string()])
-        .args(["--porter-config", &porter.display().to_string()])
-        .args(["--http", "0.0.0.0:0"])
-        .output()
-        .expect("running archie");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("api_token") && err.contains("sluice keygen --token"),
-        "{err}"
+    assert_refuses_without_a_token(
+        std::process::Command::new(env!("CARGO_BIN_EXE_archie"))
+            .args(["--config", &cfg.display().to_string()])
+            .args(["--porter-config", &porter.display().to_string()])
+            .args(["--http", "0.0.0.0:0"]),
     );
 }
 

@@ -4,12 +4,11 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::process::Command;
 
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
-use crate::util::{Dir, PATIENCE, Up, appender, sql_count, wait_for};
+use crate::util::{Dir, PATIENCE, Up, appender, run_browser_script, sql_count, wait_for};
 
 fn get(url: &str) -> Value {
     reqwest::blocking::get(url)
@@ -135,30 +134,18 @@ fn a_history_request_over_the_archive_answers_like_grep() {
     // The history page renders the request, a search and its results in Chromium.
     let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts/history.png");
     std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
-    let out = Command::new("node")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/tests/history_page.mjs"))
-        .args([
+    let last = run_browser_script(
+        "history_page.mjs",
+        &[
             &up.url,
             "hi",
             &start.to_rfc3339(),
             &end.to_rfc3339(),
             "acid.matkelly.com",
             &shot.display().to_string(),
-        ])
-        .output()
-        .expect("running node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or(Value::Null);
-    assert_eq!(
-        last["done"],
-        Value::Bool(true),
-        "history page: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        ],
+    )
+    .last;
     assert_eq!(
         last["shown"].as_u64(),
         Some(

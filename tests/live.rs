@@ -12,28 +12,10 @@ use chrono::Utc;
 use contracts::keys::KeyPair;
 use serde_json::Value;
 
-use crate::util::{Dir, PATIENCE, Up, appender, sql, sql_count, start_buck, wait_for};
-
-fn web_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
-}
-
-fn require_web_deps(browser: bool) {
-    assert!(
-        web_dir().join("node_modules/socket.io-client").is_dir(),
-        "web/node_modules is missing: run scripts/install-web-deps"
-    );
-    if browser {
-        assert!(
-            Path::new("/usr/bin/chromium").exists(),
-            "/usr/bin/chromium is missing: run scripts/install-web-deps"
-        );
-        assert!(
-            web_dir().join("dist").is_dir(),
-            "web/dist is missing: run scripts/build-web"
-        );
-    }
-}
+use crate::util::{
+    Dir, PATIENCE, Up, appender, require_web_deps, run_browser_script, sql, sql_count, start_buck,
+    wait_for, web_dir,
+};
 
 /// A Node socket.io client (web/tests/live_client.mjs) whose JSON lines arrive on a channel.
 struct NodeClient {
@@ -256,44 +238,44 @@ fn second_home(dir: &Dir) -> (crate::util::BuckProc, PathBuf) {
     (other, extra)
 }
 
-#[test]
-fn the_live_view_shows_appended_lines_from_two_bucks_and_survives_one_dying() {
-    require_web_deps(true);
-    let dir = Dir::new("live-browser");
-    let (other, extra) = second_home(&dir);
+/// `sluice up` following `dir/crawl.log` (made empty) as `crawl`, whose second home is
+/// the buck "other" ([`second_home`]); returns both and the log's path.
+fn up_with_two_homes(dir: &Dir, crawl: &str) -> (Up, crate::util::BuckProc, String) {
+    let (other, extra) = second_home(dir);
     let log = dir.join("crawl.log");
     appender(&log);
     let (log_s, extra_s) = (log.display().to_string(), extra.display().to_string());
     let up = Up::start(
-        &dir,
-        &["--crawl", "lv", "--cluster-extra", &extra_s, &log_s],
+        dir,
+        &["--crawl", crawl, "--cluster-extra", &extra_s, &log_s],
     );
+    (up, other, log_s)
+}
+
+/// Where browser tests leave their screenshots.
+fn artifacts_dir() -> PathBuf {
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
-    let shot = artifacts.join("live-pipeline.png");
-    let outp = Command::new("node")
-        .arg(web_dir().join("tests/pipeline_live_view.mjs"))
-        .args([
+    artifacts
+}
+
+#[test]
+fn the_live_view_shows_appended_lines_from_two_bucks_and_survives_one_dying() {
+    require_web_deps(true);
+    let dir = Dir::new("live-browser");
+    let (up, other, log_s) = up_with_two_homes(&dir, "lv");
+    let shot = artifacts_dir().join("live-pipeline.png");
+    let last = run_browser_script(
+        "pipeline_live_view.mjs",
+        &[
             &up.url,
             &log_s,
             "lv",
             &other.agent.pid().to_string(),
             &shot.display().to_string(),
-        ])
-        .output()
-        .expect("running node");
-    let stdout = String::from_utf8_lossy(&outp.stdout);
-    eprintln!("{stdout}{}", String::from_utf8_lossy(&outp.stderr));
-    let last: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or(Value::Null);
-    assert_eq!(
-        last["done"],
-        Value::Bool(true),
-        "browser test failed: {last}"
-    );
+        ],
+    )
+    .last;
     assert!(last["write_to_visible_ms"].as_u64().unwrap() <= 1000);
     assert!(shot.exists(), "screenshot saved");
 }
@@ -317,6 +299,22 @@ impl Drop for KillPidFile {
     }
 }
 
+/// Prints a log file when the test fails, whichever check fails: an agent the test
+/// started by hand leaves its reasons there.
+struct ShowLogOnFailure(&'static str, PathBuf);
+
+impl Drop for ShowLogOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "---- {} ----\n{}",
+                self.0,
+                std::fs::read_to_string(&self.1).unwrap_or_default()
+            );
+        }
+    }
+}
+
 /// Issue 17 items 1 and 3, in Chromium against `sluice up` and a second buck, with real
 /// Heritrix crawl.log lines: the columns of a known line, a `site` filter showing exactly
 /// that website's lines, click-to-filter, a row expanded to its whole line with the match
@@ -326,58 +324,34 @@ impl Drop for KillPidFile {
 fn the_live_view_shows_crawl_log_columns_and_catches_up_after_a_buck_restart() {
     require_web_deps(true);
     let dir = Dir::new("live-columns");
-    let (other, extra) = second_home(&dir);
-    let log = dir.join("crawl.log");
-    appender(&log);
-    let (log_s, extra_s) = (log.display().to_string(), extra.display().to_string());
-    let up = Up::start(
-        &dir,
-        &["--crawl", "lc", "--cluster-extra", &extra_s, &log_s],
-    );
-    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("test-artifacts");
-    std::fs::create_dir_all(&artifacts).unwrap();
+    let (up, other, log_s) = up_with_two_homes(&dir, "lc");
+    let artifacts = artifacts_dir();
     // Real Heritrix output shipped in the repository (samples/heritrix/SOURCES.md).
     let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/heritrix");
     let pid_file = dir.join("other-restarted.pid");
     let _restarted = KillPidFile(pid_file.clone());
     let strip = |a: &str| a.trim_start_matches("http://").to_owned();
-    let outp = Command::new("node")
-        .arg(web_dir().join("tests/live_columns.mjs"))
-        .args([
-            up.url.clone(),
-            log_s,
-            "lc".into(),
-            real.join("crawl-h3.3.0.log").display().to_string(),
-            real.join("crawl.log").display().to_string(),
-            other.agent.pid().to_string(),
-            artifacts.display().to_string(),
-            env!("CARGO_BIN_EXE_buck").into(),
-            dir.join("other.toml").display().to_string(),
-            other.ingest.clone(),
-            strip(&other.http),
-            pid_file.display().to_string(),
-            dir.join("other-restarted.log").display().to_string(),
-        ])
-        .output()
-        .expect("running node");
-    let stdout = String::from_utf8_lossy(&outp.stdout);
-    eprintln!("{stdout}{}", String::from_utf8_lossy(&outp.stderr));
-    let last: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or(Value::Null);
-    if last["done"] != Value::Bool(true) {
-        eprintln!(
-            "---- restarted buck other ----\n{}",
-            std::fs::read_to_string(dir.join("other-restarted.log")).unwrap_or_default()
-        );
-    }
-    assert_eq!(
-        last["done"],
-        Value::Bool(true),
-        "browser test failed: {last}"
-    );
+    let restarted_log = dir.join("other-restarted.log");
+    let _show = ShowLogOnFailure("restarted buck other", restarted_log.clone());
+    let last = run_browser_script(
+        "live_columns.mjs",
+        &[
+            &up.url,
+            &log_s,
+            "lc",
+            &real.join("crawl-h3.3.0.log").display().to_string(),
+            &real.join("crawl.log").display().to_string(),
+            &other.agent.pid().to_string(),
+            &artifacts.display().to_string(),
+            env!("CARGO_BIN_EXE_buck"),
+            &dir.join("other.toml").display().to_string(),
+            &other.ingest,
+            &strip(&other.http),
+            &pid_file.display().to_string(),
+            &restarted_log.display().to_string(),
+        ],
+    )
+    .last;
     assert_eq!(last["outage_lines_from_restarted_buck"], 47);
     assert!(artifacts.join("live-columns-site.png").exists());
 }

@@ -177,6 +177,65 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
 /// machines are shared and noisy.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
+/// The browser app's crate, whose `tests/` holds the Node and Chromium scripts.
+pub fn web_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
+}
+
+/// Fails with what to run when the Node packages (and, for a `browser` test, Chromium
+/// and the built app) are missing, instead of a puzzling error from deep inside a script.
+pub fn require_web_deps(browser: bool) {
+    assert!(
+        web_dir().join("node_modules/socket.io-client").is_dir(),
+        "web/node_modules is missing: run scripts/install-web-deps"
+    );
+    if browser {
+        assert!(
+            Path::new("/usr/bin/chromium").exists(),
+            "/usr/bin/chromium is missing: run scripts/install-web-deps"
+        );
+        assert!(
+            web_dir().join("dist").is_dir(),
+            "web/dist is missing: run scripts/build-web"
+        );
+    }
+}
+
+/// What a browser script reported.
+pub struct BrowserRun {
+    /// Every JSON line it printed, in order.
+    pub reports: Vec<Value>,
+    /// The last of them, `{"done": true, ..}` with the figures the test checks.
+    pub last: Value,
+}
+
+/// Runs the browser script `web/tests/<script>` in Node with `args` and asserts that it
+/// finished: its last JSON line says `"done": true`. A script reports by JSON lines and
+/// says `done` only at its end, so anything else (a failed step, a crash, a missing
+/// line) fails here with all it printed.
+pub fn run_browser_script(script: &str, args: &[&str]) -> BrowserRun {
+    require_web_deps(true);
+    let out = Command::new("node")
+        .arg(web_dir().join("tests").join(script))
+        .args(args)
+        .output()
+        .expect("running node (is Node.js installed? scripts/install-web-deps)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let reports: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let last = reports.last().cloned().unwrap_or(Value::Null);
+    assert_eq!(
+        last["done"],
+        Value::Bool(true),
+        "{script} did not finish ({}): {stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    BrowserRun { reports, last }
+}
+
 /// A running `sluice up`.
 pub struct Up {
     pub agent: Agent,

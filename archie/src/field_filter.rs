@@ -2,7 +2,7 @@
 //! host (`site`) and the fetch status, as the live view filters them. Another format's
 //! line never passes a filter that is set.
 
-use contracts::original_lines::StatusFilter;
+use contracts::status_filter::StatusFilter;
 
 use crate::error::ArchieError;
 
@@ -29,7 +29,9 @@ impl FieldFilter {
             .filter(|s| !s.is_empty())
             .collect();
         let status = match status.map(str::trim).filter(|s| !s.is_empty()) {
-            Some(s) => Some(StatusFilter::parse(s).map_err(ArchieError::BadRequest)?),
+            Some(s) => {
+                Some(StatusFilter::parse(s).map_err(|e| ArchieError::BadRequest(e.to_string()))?)
+            }
             None => None,
         };
         if sites.is_empty() && status.is_none() {

@@ -171,17 +171,9 @@ async fn summary_reply(
             ),
         ));
     }
-    let Ok(permit) = state.sql_queries.clone().try_acquire_owned() else {
-        state.events.sql_busy();
-        return Ok((
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "1")],
-            Json(serde_json::json!({"error": format!(
-                "{} queries and summaries are running (sql_max_concurrent); retry shortly",
-                state.config.sql_max_concurrent
-            )})),
-        )
-            .into_response());
+    let permit = match state.sql_slot() {
+        Ok(p) => p,
+        Err(busy) => return Ok(busy.into_response()),
     };
     let st = state.clone();
     let hours = tokio::task::spawn_blocking(move || {
@@ -448,14 +440,9 @@ fn segment_figures(
 }
 
 pub(crate) async fn list(State(state): State<Arc<ApiState>>) -> Response {
-    let Ok(permit) = state.sql_queries.clone().try_acquire_owned() else {
-        state.events.sql_busy();
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "1")],
-            Json(serde_json::json!({"error": "too many queries running (sql_max_concurrent); retry shortly"})),
-        )
-            .into_response();
+    let permit = match state.sql_slot() {
+        Ok(p) => p,
+        Err(busy) => return busy.into_response(),
     };
     let st = state.clone();
     let res = tokio::task::spawn_blocking(move || {

@@ -23,10 +23,11 @@ use axum::extract::{OriginalUri, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use contracts::CrawlId;
-use contracts::original_lines::{LineFilter, StatusFilter, write_day_lines};
+use contracts::original_lines::{LineFilter, write_day_lines};
 use contracts::segment_path::parse_segment_file_name;
+use contracts::status_filter::StatusFilter;
 use futures::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -35,7 +36,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::api_state::ApiState;
 use crate::segment_files::{SegmentFile, list_crawl};
 use crate::segment_schema::TOMBSTONE_SUFFIX;
-use crate::sql_api::{ApiError, CHUNK_BYTES, error};
+use crate::sql_api::{CHUNK_BYTES, error, parse_time};
 
 /// The query string of `GET /export`.
 #[derive(Debug, Deserialize)]
@@ -52,23 +53,6 @@ pub(crate) struct ExportParams {
 enum Chunk {
     Data(Bytes),
     Fail(StatusCode, String),
-}
-
-fn parse_time(name: &str, v: Option<String>) -> Result<DateTime<Utc>, ApiError> {
-    let v = v.ok_or_else(|| {
-        ApiError(
-            StatusCode::BAD_REQUEST,
-            format!("missing {name}: give an RFC 3339 time, e.g. 2026-11-21T00:00:00Z"),
-        )
-    })?;
-    DateTime::parse_from_rfc3339(&v)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("{name}={v:?} is not an RFC 3339 time ({e}); e.g. 2026-11-21T00:00:00Z"),
-            )
-        })
 }
 
 /// Days of `crawl` pruned after archiving (a tombstone keeps the name).
@@ -126,7 +110,7 @@ pub(crate) async fn export(
     }
     let status = match p.status.as_deref().map(StatusFilter::parse).transpose() {
         Ok(s) => s,
-        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let filter = LineFilter {
         url_host: p.host.filter(|h| !h.is_empty()),
@@ -134,18 +118,9 @@ pub(crate) async fn export(
     };
     // An export holds a blocking thread and read transactions, as a query does: it takes
     // one of the same slots.
-    let Ok(permit) = state.sql_queries.clone().try_acquire_owned() else {
-        state.events.sql_busy();
-        let mut resp = error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "{} queries or exports are running (sql_max_concurrent): retry in a moment",
-                state.config.sql_max_concurrent
-            ),
-        );
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return resp;
+    let permit = match state.sql_slot() {
+        Ok(p) => p,
+        Err(busy) => return busy.into_response(),
     };
     let dir = state.config.segments_dir();
     let listed = {

@@ -29,6 +29,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::CrawlId;
+use contracts::original_lines::read_only_uri;
 use futures::StreamExt;
 use readonly_sql::{
     ReplyFormat, RowEncoder, RowFit, ValueLimits, install_authorizer, sqlite_message,
@@ -86,6 +87,25 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The query parameter `name`, an RFC 3339 time; a 400 that says how to write it when it
+/// is missing or not one.
+pub(crate) fn parse_time(name: &str, v: Option<String>) -> Result<DateTime<Utc>, ApiError> {
+    let v = v.ok_or_else(|| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("missing ?{name}=: give an RFC 3339 time, e.g. 2026-11-21T00:00:00Z"),
+        )
+    })?;
+    DateTime::parse_from_rfc3339(&v)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("{name}={v:?} is not an RFC 3339 time ({e}); e.g. 2026-11-21T00:00:00Z"),
+            )
+        })
+}
+
 pub(crate) async fn trough_query(
     State(state): State<Arc<ApiState>>,
     OriginalUri(uri): OriginalUri,
@@ -132,29 +152,11 @@ pub(crate) async fn range_query(
             "missing ?crawl=<crawl>: say which crawl to query",
         );
     };
-    let parse = |name: &str, v: Option<String>| -> Result<DateTime<Utc>, ApiError> {
-        let v = v.ok_or_else(|| {
-            ApiError(
-                StatusCode::BAD_REQUEST,
-                format!("missing ?{name}=<RFC 3339 time>"),
-            )
-        })?;
-        DateTime::parse_from_rfc3339(&v)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| {
-                ApiError(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "{name}={v:?} is not an RFC 3339 time ({e}); e.g. 2026-11-21T00:00:00Z"
-                    ),
-                )
-            })
-    };
-    let from = match parse("from", p.from) {
+    let from = match parse_time("from", p.from) {
         Ok(t) => t,
         Err(r) => return r.into_response(),
     };
-    let to = match parse("to", p.to) {
+    let to = match parse_time("to", p.to) {
         Ok(t) => t,
         Err(r) => return r.into_response(),
     };
@@ -186,20 +188,9 @@ async fn query(
     format: ReplyFormat,
 ) -> Response {
     state.events.sql_query();
-    // Each query holds a blocking thread and a read transaction: a bounded number run,
-    // the rest are told to come back rather than queued where they would pin memory.
-    let Ok(permit) = state.sql_queries.clone().try_acquire_owned() else {
-        state.events.sql_busy();
-        let mut resp = error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "{} queries are running (sql_max_concurrent): retry in a moment",
-                state.config.sql_max_concurrent
-            ),
-        );
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return resp;
+    let permit = match state.sql_slot() {
+        Ok(p) => p,
+        Err(busy) => return busy.into_response(),
     };
     let response = query_inner(&state, uri, crawl, range, sql, permit, format).await;
     if response.status().is_client_error() || response.status().is_server_error() {
@@ -379,20 +370,6 @@ enum Outcome {
     ClientTooSlow,
 }
 
-/// A SQLite URI for a file path: reserved characters percent-encoded.
-fn file_uri(path: &std::path::Path) -> String {
-    let mut out = String::from("file:");
-    for b in path.to_string_lossy().bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out.push_str("?mode=ro");
-    out
-}
-
 /// Opens the query connection: segments attached, TEMP views made, authorizer installed.
 fn prepare_connection(files: &[SegmentFile], limits: &Limits) -> Result<Connection, String> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -401,8 +378,11 @@ fn prepare_connection(files: &[SegmentFile], limits: &Limits) -> Result<Connecti
     let mut conn = Connection::open_with_flags(":memory:", flags)
         .map_err(|e| format!("cannot open a query connection: {e}"))?;
     for (i, f) in files.iter().enumerate() {
-        conn.execute(&format!("ATTACH DATABASE ?1 AS s{i}"), [file_uri(&f.path)])
-            .map_err(|e| format!("cannot attach segment {}/{}: {e}", f.crawl, f.name()))?;
+        conn.execute(
+            &format!("ATTACH DATABASE ?1 AS s{i}"),
+            [read_only_uri(&f.path)],
+        )
+        .map_err(|e| format!("cannot attach segment {}/{}: {e}", f.crawl, f.name()))?;
     }
     for view in ["events", "crawled_url", "crawled_urls"] {
         let union: Vec<String> = (0..files.len())
@@ -593,14 +573,6 @@ fn execute(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uris_escape_reserved_characters() {
-        assert_eq!(
-            file_uri(std::path::Path::new("/a b/c?#%.sqlite")),
-            "file:/a%20b/c%3F%23%25.sqlite?mode=ro"
-        );
-    }
 
     #[test]
     fn range_days_are_half_open() {

@@ -23,6 +23,7 @@
 //!   counts and indexes.
 //! - `original_lines` (feature `sqlite`): a day's original lines, byte for byte, in the
 //!   order written (export).
+//! - [`status_filter`]: the one status filter syntax (`200,4xx,500-599`) and its matcher.
 //! - [`ids_digest`]: a segment's identity, sha256 over its sorted event ids.
 //! - [`tokenizer`]: the tokens of a line.
 //!
@@ -70,6 +71,9 @@ pub mod segment_schema;
 pub mod segment_sql;
 pub mod spool_file;
 pub mod status_class;
+pub mod status_filter;
+#[cfg(test)]
+mod test_events;
 pub mod tokenizer;
 pub mod transport;
 pub mod varint;

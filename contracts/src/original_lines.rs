@@ -33,75 +33,13 @@ use rusqlite::functions::FunctionFlags;
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 
-use crate::segment_row::{CrawlColumns, rebuild_crawl_line};
+use crate::EventId;
 use crate::segment_schema::{READABLE_VERSIONS, SEGMENT_SCHEMA_VERSION, URL_HOST_SQL};
-use crate::segment_sql::schema_version;
+use crate::segment_sql::{crawl_columns_sql, rebuild_stored_line, schema_version};
+use crate::status_filter::StatusFilter;
 
 /// Lines held per cursor page, before dividing by the number of cursors.
 const PAGE_LINES_BUDGET: usize = 64 * 1024;
-
-/// Fetch statuses a line must have: comma-separated codes (`200`, `-5003`), classes
-/// (`4xx`) or ranges (`400-499`), as the live view's `status` filter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusFilter {
-    ranges: Vec<(i64, i64)>,
-}
-
-impl StatusFilter {
-    /// Parses `200,4xx,500-599`; an error says which part is wrong.
-    pub fn parse(spec: &str) -> Result<StatusFilter, String> {
-        let mut ranges = Vec::new();
-        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let bad = || {
-                format!(
-                    "status {part:?}: expected a code (200, -5003), a class (4xx) or a range (400-499)"
-                )
-            };
-            let lower = part.to_ascii_lowercase();
-            let range = if let Some(d) = lower.strip_suffix("xx") {
-                let d: i64 = d.parse().map_err(|_| bad())?;
-                if !(1..=9).contains(&d) {
-                    return Err(bad());
-                }
-                (d * 100, d * 100 + 99)
-            } else if let Ok(c) = part.parse::<i64>() {
-                (c, c)
-            } else {
-                // A range; the first '-' after the first character splits it, so that
-                // negative codes (-5003--5000) still read.
-                let i = part[1..].find('-').map(|i| i + 1).ok_or_else(bad)?;
-                let lo: i64 = part[..i].trim().parse().map_err(|_| bad())?;
-                let hi: i64 = part[i + 1..].trim().parse().map_err(|_| bad())?;
-                if lo > hi {
-                    return Err(bad());
-                }
-                (lo, hi)
-            };
-            ranges.push(range);
-        }
-        if ranges.is_empty() {
-            return Err("status filter is empty: give a code, class or range".into());
-        }
-        Ok(StatusFilter { ranges })
-    }
-
-    /// Whether `status` passes.
-    pub fn matches(&self, status: i64) -> bool {
-        self.ranges
-            .iter()
-            .any(|&(lo, hi)| lo <= status && status <= hi)
-    }
-
-    /// The filter as SQL over the column `col` (integers only, no user text).
-    fn sql(&self, col: &str) -> String {
-        let alts: Vec<String> = self
-            .ranges
-            .iter()
-            .map(|(lo, hi)| format!("{col} BETWEEN {lo} AND {hi}"))
-            .collect();
-        format!("({})", alts.join(" OR "))
-    }
-}
 
 /// Which lines to write. Both filters apply to crawl.log lines only (the trough feed's
 /// `host` and `status_code`, as `crawled_urls` answers them); another line never passes
@@ -110,7 +48,7 @@ impl StatusFilter {
 pub struct LineFilter {
     /// The crawled URL's host (`crawled_urls.host`), case-insensitive.
     pub url_host: Option<String>,
-    /// The fetch status.
+    /// The fetch status ([`crate::status_filter`]).
     pub status: Option<StatusFilter>,
 }
 
@@ -198,18 +136,15 @@ struct Reader {
     page: usize,
 }
 
-/// `TAILERHEX-SEQ-OFFSET` part `n` (0, 1, 2) as an integer, for version-1 ids.
+/// Part `n` (0 tailer, 1 file seq, 2 offset) of a version-1 text id, as SQLite's signed
+/// integer, as version 2 stores it.
 fn id_part(id: &str, n: usize) -> Option<i64> {
-    let mut parts = id.split('-');
-    let (t, s, o) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    match n {
-        0 => u64::from_str_radix(t, 16).ok().map(|v| v as i64),
-        1 => s.parse::<u64>().ok().map(|v| v as i64),
-        _ => o.parse::<u64>().ok().map(|v| v as i64),
-    }
+    let id: EventId = id.parse().ok()?;
+    Some(match n {
+        0 => id.tailer,
+        1 => id.file_seq,
+        _ => id.offset,
+    } as i64)
 }
 
 /// Writes, to `sink`, every line of the day segment files `files` (a day's segment and
@@ -335,12 +270,11 @@ impl Reader {
                     where_.push_str(&s.sql("e.status"));
                 }
                 format!(
-                    "SELECT e.file_offset, e.time_us, e.raw, e.line, e.log_time, e.status, e.size, e.url, e.hop_path, e.via,
-                        e.mimetype, e.thread, e.fetch_time, e.fetch_start_ago_ms, e.fetch_duration_ms, e.digest,
-                        e.source_tag, e.annotations, e.extra
+                    "SELECT e.file_offset, e.time_us, e.raw, e.line, {}
                      FROM s{i}.event e
                      WHERE e.tailer = ?1 AND e.file_seq = ?2 AND e.file_offset > ?3 AND e.time_us >= ?4 AND e.time_us < ?5{where_}
-                     ORDER BY e.file_offset LIMIT ?6"
+                     ORDER BY e.file_offset LIMIT ?6",
+                    crawl_columns_sql!()
                 )
             };
             inputs.push(SegmentInput {
@@ -437,8 +371,7 @@ impl Reader {
             let mut bytes = match (r.get_ref(2).map_err(&err)?, r.get_ref(3).map_err(&err)?) {
                 (ValueRef::Blob(b) | ValueRef::Text(b), _) => b.to_vec(),
                 (_, ValueRef::Text(t) | ValueRef::Blob(t)) => t.to_vec(),
-                _ => self
-                    .rebuild(r, time_us)
+                _ => rebuild_stored_line(r, 4, time_us)
                     .map_err(&err)?
                     .ok_or_else(|| OriginalLinesError::Damaged {
                         path: input.path.clone(),
@@ -458,46 +391,6 @@ impl Reader {
             c.done = true;
         }
         Ok(())
-    }
-
-    /// A version-2 row's crawl.log line, made from its columns.
-    fn rebuild(&self, r: &rusqlite::Row<'_>, time_us: i64) -> rusqlite::Result<Option<String>> {
-        if r.as_ref().column_count() < 19 {
-            return Ok(None);
-        }
-        let s = |i: usize| -> rusqlite::Result<Option<std::borrow::Cow<'_, str>>> {
-            Ok(r.get_ref(i)?
-                .as_str_or_null()?
-                .map(std::borrow::Cow::Borrowed))
-        };
-        let Some(status) = r.get::<_, Option<i64>>(5)? else {
-            return Ok(None);
-        };
-        let Some(url) = s(7)? else {
-            return Ok(None);
-        };
-        let fetch_parts = match (r.get::<_, Option<i64>>(13)?, r.get::<_, Option<i64>>(14)?) {
-            (Some(a), Some(d)) => Some((a, d)),
-            _ => None,
-        };
-        let c = CrawlColumns {
-            log_time: s(4)?,
-            status,
-            size: r.get(6)?,
-            url,
-            hop_path: s(8)?,
-            via: s(9)?,
-            mimetype: s(10)?,
-            thread: s(11)?,
-            fetch_time: s(12)?,
-            fetch_parts,
-            digest: s(15)?,
-            source_tag: s(16)?,
-            annotations: s(17)?,
-            extra: s(18)?,
-            url_host: None,
-        };
-        Ok(rebuild_crawl_line(&c, time_us))
     }
 
     /// The time of the next line of `s` (its lowest offset over its cursors).
@@ -542,7 +435,7 @@ mod tests {
     use super::*;
     use crate::segment_schema::{SEGMENT_SCHEMA_SQL, SEGMENT_SCHEMA_V1_SQL};
     use crate::segment_sql::{Labels, insert_event, insert_event_v1};
-    use crate::{CrawlId, Event, EventFlags, EventId, Field, FieldSpan, Format};
+    use crate::{CrawlId, Event, EventFlags, EventId, Format};
 
     fn event(tailer: u64, seq: u64, offset: u64, time_s: i64, raw: &[u8]) -> Event {
         Event {
@@ -564,52 +457,13 @@ mod tests {
     }
 
     fn crawl_event(offset: u64, line: &str, time_us: i64) -> Event {
-        let mut fields = Vec::new();
-        let b = line.as_bytes();
-        let mut pos = 0;
-        for f in [
-            Field::LogTime,
-            Field::Status,
-            Field::Size,
-            Field::Url,
-            Field::HopPath,
-            Field::Via,
-            Field::MimeType,
-            Field::Thread,
-            Field::FetchTime,
-            Field::Digest,
-            Field::SourceTag,
-            Field::Annotations,
-        ] {
-            while pos < b.len() && b[pos] == b' ' {
-                pos += 1;
-            }
-            let start = pos;
-            while pos < b.len() && b[pos] != b' ' {
-                pos += 1;
-            }
-            fields.push(FieldSpan {
-                field: f,
-                start: start as u32,
-                len: (pos - start) as u32,
-            });
-        }
-        Event {
-            id: EventId {
-                tailer: 7,
-                file_seq: 1,
-                offset,
-            },
-            time_us,
-            flags: EventFlags::default(),
-            original_len: b.len() as u64,
-            format: Format::CrawlLog,
-            crawl: CrawlId::parse("c").unwrap(),
-            host: "h".into(),
-            app: "a".into(),
-            fields,
-            raw: b.to_vec(),
-        }
+        let mut e = crate::test_events::crawl_event(line, time_us);
+        e.id = EventId {
+            tailer: 7,
+            file_seq: 1,
+            offset,
+        };
+        e
     }
 
     fn segment(dir: &Path, name: &str, version: i64, events: &[Event]) -> PathBuf {
@@ -741,20 +595,11 @@ mod tests {
     }
 
     #[test]
-    fn status_filters_parse_codes_classes_and_ranges() {
-        let f = StatusFilter::parse("200, 4xx,-5003--5000").unwrap();
-        for (s, ok) in [
-            (200, true),
-            (404, true),
-            (301, false),
-            (-5001, true),
-            (-1, false),
-        ] {
-            assert_eq!(f.matches(s), ok, "{s}");
-        }
-        assert!(StatusFilter::parse("abc").is_err());
-        assert!(StatusFilter::parse("").is_err());
-        assert!(StatusFilter::parse("500-400").is_err());
+    fn uris_escape_reserved_characters() {
+        assert_eq!(
+            read_only_uri(Path::new("/a b/c?#%.sqlite")),
+            "file:/a%20b/c%3F%23%25.sqlite?mode=ro"
+        );
     }
 
     #[test]

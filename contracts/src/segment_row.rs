@@ -459,7 +459,7 @@ impl<'a> SegmentRow<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{CrawlId, EventFlags, EventId, FieldSpan};
+    use crate::test_events::crawl_event;
     use chrono::{DateTime, Datelike};
 
     /// The integer calendar writes what chrono writes over the whole range it takes
@@ -524,65 +524,6 @@ mod tests {
             assert_eq!(fetch_parts(bad, t), None, "{bad}");
         }
         assert!(fetch_parts("20000229000000000+1", 951_782_400_000_000).is_some());
-    }
-
-    fn crawl_event(line: &str, time_us: i64) -> Event {
-        // Spans by splitting on runs of spaces, as the crawl.log parser does for the
-        // leading eleven fields; the rest is annotations then an optional JSON object.
-        let mut fields = Vec::new();
-        let b = line.as_bytes();
-        let mut pos = 0;
-        let leading = [
-            Field::LogTime,
-            Field::Status,
-            Field::Size,
-            Field::Url,
-            Field::HopPath,
-            Field::Via,
-            Field::MimeType,
-            Field::Thread,
-            Field::FetchTime,
-            Field::Digest,
-            Field::SourceTag,
-            Field::Annotations,
-        ];
-        for f in leading {
-            while pos < b.len() && b[pos] == b' ' {
-                pos += 1;
-            }
-            let start = pos;
-            while pos < b.len() && b[pos] != b' ' {
-                pos += 1;
-            }
-            fields.push(FieldSpan {
-                field: f,
-                start: start as u32,
-                len: (pos - start) as u32,
-            });
-        }
-        if pos + 1 < b.len() {
-            fields.push(FieldSpan {
-                field: Field::Extra,
-                start: pos as u32 + 1,
-                len: (b.len() - pos - 1) as u32,
-            });
-        }
-        Event {
-            id: EventId {
-                tailer: u64::MAX - 1,
-                file_seq: 3,
-                offset: 99,
-            },
-            time_us,
-            flags: EventFlags::default(),
-            original_len: b.len() as u64,
-            format: Format::CrawlLog,
-            crawl: CrawlId::parse("c").unwrap(),
-            host: "h".into(),
-            app: "a".into(),
-            fields,
-            raw: b.to_vec(),
-        }
     }
 
     #[test]

@@ -354,10 +354,76 @@ pub struct EventLines {
 const RANGE_V1_SQL: &str = "SELECT time_us, id, host, app, format, flags, line FROM events \
      WHERE time_us >= ?1 AND time_us < ?2 ORDER BY time_us";
 
-const RANGE_V2_SQL: &str = "SELECT e.time_us, e.tailer, e.file_seq, e.file_offset, e.host, e.app, e.format, e.flags, \
-     e.line, e.log_time, e.status, e.size, e.url, e.hop_path, e.via, e.mimetype, e.thread, e.fetch_time, \
-     e.fetch_start_ago_ms, e.fetch_duration_ms, e.digest, e.source_tag, e.annotations, e.extra \
-     FROM event e WHERE e.time_us >= ?1 AND e.time_us < ?2 ORDER BY e.time_us";
+/// The columns of a version-2 `event` row (alias `e`) that a crawl.log line is rebuilt
+/// from, in the order [`rebuild_stored_line`] reads them. A macro, so that a query can
+/// `concat!` it.
+macro_rules! crawl_columns_sql {
+    () => {
+        "e.log_time, e.status, e.size, e.url, e.hop_path, e.via, e.mimetype, e.thread, \
+         e.fetch_time, e.fetch_start_ago_ms, e.fetch_duration_ms, e.digest, e.source_tag, \
+         e.annotations, e.extra"
+    };
+}
+pub(crate) use crawl_columns_sql;
+
+/// How many columns [`crawl_columns_sql`] selects.
+const CRAWL_COLUMNS: usize = 15;
+
+/// The crawl.log line of a version-2 row stored as columns (its `line` is NULL): the
+/// [`crawl_columns_sql`] columns, selected from column `first` on, made into the line the
+/// views make ([`crate::segment_row::rebuild_crawl_line`]). `None` when the row has no
+/// status or URL (it was not stored as columns) or lacks a field the layout needs.
+pub(crate) fn rebuild_stored_line(
+    r: &rusqlite::Row<'_>,
+    first: usize,
+    time_us: i64,
+) -> rusqlite::Result<Option<String>> {
+    if r.as_ref().column_count() < first + CRAWL_COLUMNS {
+        return Ok(None);
+    }
+    let s = |i: usize| -> rusqlite::Result<Option<std::borrow::Cow<'_, str>>> {
+        Ok(r.get_ref(first + i)?
+            .as_str_or_null()?
+            .map(std::borrow::Cow::Borrowed))
+    };
+    let Some(status) = r.get::<_, Option<i64>>(first + 1)? else {
+        return Ok(None);
+    };
+    let Some(url) = s(3)? else {
+        return Ok(None);
+    };
+    let fetch_parts = match (
+        r.get::<_, Option<i64>>(first + 9)?,
+        r.get::<_, Option<i64>>(first + 10)?,
+    ) {
+        (Some(ago), Some(duration)) => Some((ago, duration)),
+        _ => None,
+    };
+    let c = crate::segment_row::CrawlColumns {
+        log_time: s(0)?,
+        status,
+        size: r.get(first + 2)?,
+        url,
+        hop_path: s(4)?,
+        via: s(5)?,
+        mimetype: s(6)?,
+        thread: s(7)?,
+        fetch_time: s(8)?,
+        fetch_parts,
+        digest: s(11)?,
+        source_tag: s(12)?,
+        annotations: s(13)?,
+        extra: s(14)?,
+        url_host: None,
+    };
+    Ok(crate::segment_row::rebuild_crawl_line(&c, time_us))
+}
+
+const RANGE_V2_SQL: &str = concat!(
+    "SELECT e.time_us, e.tailer, e.file_seq, e.file_offset, e.host, e.app, e.format, e.flags, e.line, ",
+    crawl_columns_sql!(),
+    " FROM event e WHERE e.time_us >= ?1 AND e.time_us < ?2 ORDER BY e.time_us"
+);
 
 impl EventLines {
     /// A reader of the segment open on `conn`.
@@ -422,33 +488,7 @@ impl EventLines {
         };
         let line = match r.get_ref(8)? {
             rusqlite::types::ValueRef::Null => {
-                let s = |i: usize| -> rusqlite::Result<Option<std::borrow::Cow<'_, str>>> {
-                    Ok(r.get_ref(i)?
-                        .as_str_or_null()?
-                        .map(std::borrow::Cow::Borrowed))
-                };
-                let fetch = match (r.get::<_, Option<i64>>(18)?, r.get::<_, Option<i64>>(19)?) {
-                    (Some(a), Some(d)) => Some((a, d)),
-                    _ => None,
-                };
-                let c = crate::segment_row::CrawlColumns {
-                    log_time: s(9)?,
-                    status: r.get::<_, Option<i64>>(10)?.unwrap_or(0),
-                    size: r.get(11)?,
-                    url: s(12)?.unwrap_or_default(),
-                    hop_path: s(13)?,
-                    via: s(14)?,
-                    mimetype: s(15)?,
-                    thread: s(16)?,
-                    fetch_time: s(17)?,
-                    fetch_parts: fetch,
-                    digest: s(20)?,
-                    source_tag: s(21)?,
-                    annotations: s(22)?,
-                    extra: s(23)?,
-                    url_host: None,
-                };
-                crate::segment_row::rebuild_crawl_line(&c, time_us).unwrap_or_default()
+                rebuild_stored_line(r, 9, time_us)?.unwrap_or_default()
             }
             _ => text(8)?,
         };

@@ -11,9 +11,9 @@ pub enum FilterError {
         "subscribe payload is not a filter object: {0}; send e.g. {{\"crawl\": \"c1\", \"status\": \"4xx\"}}"
     )]
     Payload(String),
-    /// `status` is not a code, class or range.
-    #[error("status filter {0:?} is not a code (200, -5002), a class (4xx) or a range (400-499)")]
-    Status(String),
+    /// `status` is not a list of codes, classes or ranges.
+    #[error(transparent)]
+    Status(#[from] contracts::status_filter::StatusFilterError),
     /// `format` names no known format.
     #[error("format {0:?} is unknown; use plain, crawl_log or syslog")]
     Format(String),

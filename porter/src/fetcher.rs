@@ -125,35 +125,20 @@ pub async fn fetch_with_store(
     if to <= from {
         return Ok(report);
     }
-    let first_day = from.date_naive();
-    let last_day = (to - chrono::Duration::microseconds(1)).date_naive();
-    let in_range = |d: NaiveDate| d >= first_day && d <= last_day;
+    let days = days_of(from, to);
     tokio::fs::create_dir_all(dir)
         .await
         .map_err(|e| PorterError::io(dir, e))?;
 
     let mut jobs = Vec::new();
     let mut archived = BTreeSet::new();
-    let manifest_tail = format!(".sqlite{OBJECT_SUFFIX}{MANIFEST_SUFFIX}");
-    for obj in store.list(&format!("{}/", crawl.as_str())).await? {
-        let Some(name) = obj
-            .key
-            .rsplit('/')
-            .next()
-            .and_then(|n| n.strip_suffix(&manifest_tail))
-        else {
-            continue;
-        };
-        if let Some((day, part)) = parse_segment_file_name(&format!("{name}.sqlite"))
-            && in_range(day)
-        {
-            archived.insert((day, part));
-            jobs.push(Job::Archived {
-                day,
-                part,
-                manifest_key: obj.key.clone(),
-            });
-        }
+    for (day, part, manifest_key) in list_archived(store.as_ref(), crawl, from, to).await? {
+        archived.insert((day, part));
+        jobs.push(Job::Archived {
+            day,
+            part,
+            manifest_key,
+        });
     }
 
     // Days not archived yet come from the bucks that list them.
@@ -167,7 +152,7 @@ pub async fn fetch_with_store(
             Ok(list) => {
                 for s in list {
                     if s.crawl == crawl.as_str()
-                        && in_range(s.day)
+                        && days.contains(&s.day)
                         && !archived.contains(&(s.day, s.part))
                     {
                         from_bucks
@@ -207,7 +192,7 @@ pub async fn fetch_with_store(
                         part,
                         manifest_key,
                     } => {
-                        fetch_archived(
+                        fetch_one_archived(
                             store.as_ref(),
                             &events,
                             crawl,
@@ -251,6 +236,11 @@ pub async fn fetch_with_store(
     Ok(report)
 }
 
+/// The UTC days the half-open range `[from, to)` meets (`to > from`).
+fn days_of(from: DateTime<Utc>, to: DateTime<Utc>) -> std::ops::RangeInclusive<NaiveDate> {
+    from.date_naive()..=(to - chrono::Duration::microseconds(1)).date_naive()
+}
+
 /// The archived segments of `crawl` whose day meets `[from, to)`, as (day, part,
 /// manifest key), sorted by (day, part).
 pub async fn list_archived(
@@ -263,8 +253,7 @@ pub async fn list_archived(
     if to <= from {
         return Ok(out);
     }
-    let first_day = from.date_naive();
-    let last_day = (to - chrono::Duration::microseconds(1)).date_naive();
+    let days = days_of(from, to);
     let manifest_tail = format!(".sqlite{OBJECT_SUFFIX}{MANIFEST_SUFFIX}");
     for obj in store.list(&format!("{}/", crawl.as_str())).await? {
         let Some(name) = obj
@@ -276,8 +265,7 @@ pub async fn list_archived(
             continue;
         };
         if let Some((day, part)) = parse_segment_file_name(&format!("{name}.sqlite"))
-            && day >= first_day
-            && day <= last_day
+            && days.contains(&day)
         {
             out.push((day, part, obj.key.clone()));
         }
@@ -301,18 +289,6 @@ pub async fn fetch_one_archived(
     tokio::fs::create_dir_all(dir)
         .await
         .map_err(|e| PorterError::io(dir, e))?;
-    fetch_archived(store, events, crawl, day, part, manifest_key, dir).await
-}
-
-async fn fetch_archived(
-    store: &dyn ArchiveStore,
-    events: &PorterEvents,
-    crawl: &CrawlId,
-    day: NaiveDate,
-    part: u32,
-    manifest_key: &str,
-    dir: &Path,
-) -> Result<(FetchedSegment, u64), PorterError> {
     let data = store.get_bytes(manifest_key).await?;
     let manifest =
         Manifest::from_json(manifest_key, &data).map_err(|message| PorterError::Corrupt {

@@ -16,7 +16,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::CrawlId;
-use contracts::original_lines::{LineFilter, StatusFilter, write_day_lines};
+use contracts::original_lines::{LineFilter, write_day_lines};
+use contracts::status_filter::StatusFilter;
 use futures::StreamExt;
 use reqwest::StatusCode;
 
@@ -403,8 +404,7 @@ async fn archive_day(
             .status
             .as_deref()
             .map(StatusFilter::parse)
-            .transpose()
-            .map_err(anyhow::Error::msg)?,
+            .transpose()?,
     };
     // SQLite is synchronous; this thread may block while the rest of the runtime runs.
     tokio::task::block_in_place(|| {

@@ -1,4 +1,5 @@
 use std::path::Path;
+use std::time::Duration;
 
 use contracts::transport::Message;
 use contracts::{ClusterFile, CrawlId};
@@ -452,4 +453,66 @@ async fn results_stream_as_csv_and_ndjson_with_the_same_rows() {
     let (status, _, body) = b.post("/?segment=dl&format=xml", sql).await;
     assert_eq!(status, 400);
     assert!(body.contains("ndjson or csv"), "{body}");
+}
+
+/// A GET's status, headers and body.
+async fn get_reply(url: String) -> (reqwest::StatusCode, reqwest::header::HeaderMap, String) {
+    let r = reqwest::get(url).await.unwrap();
+    (r.status(), r.headers().clone(), r.text().await.unwrap())
+}
+
+/// Queries, exports and crawl summaries share `sql_max_concurrent` slots: while a slow
+/// query holds the only one, each of them is told 503 with `Retry-After` and which limit
+/// refused it, and the slot is free again once the query ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_sql_slot_refuses_queries_exports_and_summaries_alike() {
+    let b = TestBuck::start(|c| {
+        c.sql_max_concurrent = 1;
+        c.sql_timeout_ms = 2_000;
+    })
+    .await;
+    let mut c = b.client().await;
+    let event = crawl_log_event("busy", 0, &crawl_line(200, "http://www.example.com/")).unwrap();
+    assert!(matches!(c.live(&[event]).await, Message::Ack { .. }));
+
+    // Counts until sql_timeout_ms stops it.
+    let endless =
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT max(x) FROM n";
+    let slow = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("{}/?segment=busy", b.http))
+            .body(endless)
+            .send(),
+    );
+    let crawls = format!("{}/crawls", b.http);
+    eventually(
+        Duration::from_secs(5),
+        "the slow query to hold the slot",
+        || async { get_reply(crawls.clone()).await.0 == 503 },
+    )
+    .await;
+
+    let range = "from=2026-11-21T00:00:00Z&to=2026-11-22T00:00:00Z";
+    let refused = [
+        b.post("/?segment=busy", "SELECT 1").await,
+        get_reply(format!("{}/export?crawl=busy&{range}", b.http)).await,
+        get_reply(format!("{}/crawls/busy/summary?{range}", b.http)).await,
+        get_reply(crawls.clone()).await,
+    ];
+    for (status, headers, body) in refused {
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(headers["retry-after"], "1");
+        assert!(body.contains("sql_max_concurrent"), "{body}");
+    }
+
+    let timed_out = slow.await.unwrap().unwrap();
+    assert!(timed_out.status().is_client_error(), "{timed_out:?}");
+    eventually(
+        Duration::from_secs(5),
+        "the slot to be free again",
+        || async { get_reply(crawls.clone()).await.0 == 200 },
+    )
+    .await;
+    let rows = b.query("busy", "SELECT count(*) AS n FROM events").await;
+    assert_eq!(rows[0]["n"], 1);
 }
