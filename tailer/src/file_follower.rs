@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use contracts::CrawlId;
@@ -21,6 +21,16 @@ use crate::events::TailerEvents;
 use crate::fingerprint::{self, FINGERPRINT_BYTES, Fingerprint};
 use crate::frame_batch::FrameBatch;
 use crate::line_reader::LineReader;
+
+/// A hash of a path's bytes, to match the paths notify names against thousands of files
+/// without hashing each path (`Path`'s own hash walks its components) every pass. Two
+/// paths with the same key only cost an extra look.
+pub fn path_key(path: &Path) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    use std::os::unix::ffi::OsStrExt;
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+        .hash_one(path.as_os_str().as_bytes())
+}
 
 /// Where a follower's bytes come from.
 #[derive(Debug)]
@@ -104,6 +114,10 @@ pub struct FileFollower {
     pub failing: bool,
     /// When it was last checked and read (see `ReadScheduler::read_all`).
     pub last_polled: Instant,
+    /// [`path_key`] of `path`.
+    pub key: u64,
+    /// Whether notify watches its directory, once the reader has asked (`None`: ask).
+    pub watched: Option<bool>,
     /// Static facts about the file.
     pub ctx: FileContext,
     input: Input,
@@ -206,6 +220,7 @@ impl FileFollower {
         ctx: FileContext,
     ) -> FileFollower {
         FileFollower {
+            key: path_key(&path),
             path,
             dev,
             inode,
@@ -221,6 +236,7 @@ impl FileFollower {
             last_growth: Instant::now(),
             failing: false,
             last_polled: Instant::now(),
+            watched: None,
             head: None,
             lines: LineReader::new(offset, ctx.max_line_bytes),
             records: Records::new(&ctx, seq),
