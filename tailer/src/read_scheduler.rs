@@ -426,7 +426,7 @@ impl ReadScheduler {
         }
         // Highest index first: `swap_remove` moves the last follower into the hole, and
         // that one is never a victim still to be taken.
-        victims.sort_unstable_by(|a, b| b.1.cmp(&a.1));
+        victims.sort_unstable_by_key(|v| std::cmp::Reverse(v.1));
         let closed = victims.len();
         for (_, i) in victims {
             let f = self.followers.swap_remove(i);
