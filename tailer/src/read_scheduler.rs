@@ -666,19 +666,22 @@ impl ReadScheduler {
             // With a few paths found (a file created in a directory returns that
             // directory's files), a `stat` of each costs less than hashing every
             // followed path, and tells the same by device and inode below.
-            let followed: HashSet<&Path> = self
+            // By the paths' bytes: every path here was made the same way (a directory
+            // listing's entry joined to its directory), and hashing bytes costs a
+            // fraction of hashing a `Path` component by component.
+            let followed: HashSet<&std::ffi::OsStr> = self
                 .followers
                 .iter()
                 .filter(|f| !f.rotated)
-                .map(|f| f.path.as_path())
+                .map(|f| f.path.as_os_str())
                 .chain(
                     self.dormant
                         .iter()
                         .filter(|d| !d.cp.rotated)
-                        .map(|d| d.cp.path.as_path()),
+                        .map(|d| d.cp.path.as_os_str()),
                 )
                 .collect();
-            found.retain(|f| !followed.contains(f.path.as_path()));
+            found.retain(|f| !followed.contains(f.path.as_os_str()));
         }
         let mut known = self.known();
         let mut assigned = false;
@@ -995,10 +998,22 @@ impl ReadScheduler {
         }
     }
 
+    /// Saves what changed since the last save. Only the open files' entries are made
+    /// anew and compared; a closed file's entry cannot change, so once saved it is only
+    /// looked up by seq (a new file's seq is saved this way twice a second while files
+    /// appear: comparing 20,000 entries each time showed in the profile).
     fn save(&mut self) -> Result<(), TailerError> {
-        let state = self.state();
-        self.checkpointer.save(&state)?;
+        let open = self.open_checkpoints();
+        let files = open
+            .iter()
+            .map(|f| (f, false))
+            .chain(self.dormant.iter().map(|d| (&d.cp, d.saved)));
+        self.checkpointer
+            .save_files(self.tailer_id, self.next_seq, files)?;
         self.unsaved = false;
+        for d in &mut self.dormant {
+            d.saved = true;
+        }
         Ok(())
     }
 
@@ -1012,21 +1027,9 @@ impl ReadScheduler {
         }
         self.last_save_check = Some(Instant::now());
         // Offsets not saved only cost a re-read after a crash; the next cycle tries again
-        // rather than waiting for the next interval. Only what changed is written, and
-        // only the open files' entries are made anew (closed ones are borrowed).
+        // rather than waiting for the next interval. Only what changed is written.
         self.unsaved = true;
-        let open = self.open_checkpoints();
-        let files = open
-            .iter()
-            .map(|f| (f, false))
-            .chain(self.dormant.iter().map(|d| (&d.cp, d.saved)));
-        self.checkpointer
-            .save_files(self.tailer_id, self.next_seq, files)?;
-        self.unsaved = false;
-        for d in &mut self.dormant {
-            d.saved = true;
-        }
-        Ok(())
+        self.save()
     }
 }
 
