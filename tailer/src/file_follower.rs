@@ -118,6 +118,10 @@ pub struct FileFollower {
     pub key: u64,
     /// Whether notify watches its directory, once the reader has asked (`None`: ask).
     pub watched: Option<bool>,
+    /// Its checkpoint entry as last made, and whether that was saved: made anew only
+    /// when the file moved on, so an open file that did not costs no copy and no
+    /// comparison at each save.
+    entry: Option<(FileCheckpoint, bool)>,
     /// Static facts about the file.
     pub ctx: FileContext,
     input: Input,
@@ -237,6 +241,7 @@ impl FileFollower {
             failing: false,
             last_polled: Instant::now(),
             watched: None,
+            entry: None,
             head: None,
             lines: LineReader::new(offset, ctx.max_line_bytes),
             records: Records::new(&ctx, seq),
@@ -374,6 +379,41 @@ impl FileFollower {
     pub fn mark_durable(&mut self) {
         self.durable = self.spooled;
         self.durable_tail = self.spooled_tail;
+    }
+
+    /// Makes its checkpoint entry anew if the file moved on since it was last made.
+    pub fn refresh_entry(&mut self) {
+        let current = self.entry.as_ref().is_some_and(|(c, _)| {
+            c.seq == self.seq
+                && c.offset == self.durable
+                && c.tail == self.durable_tail
+                && c.fingerprint == self.fingerprint
+                && c.rotated == self.rotated
+        });
+        if !current {
+            self.entry = Some((self.checkpoint(), false));
+        }
+    }
+
+    /// Its checkpoint entry as last made (see [`FileFollower::refresh_entry`]) and whether
+    /// it was saved since.
+    pub fn entry(&self) -> Option<(&FileCheckpoint, bool)> {
+        self.entry.as_ref().map(|(c, saved)| (c, *saved))
+    }
+
+    /// The entry last made was saved.
+    pub fn entry_saved(&mut self) {
+        if let Some((_, saved)) = &mut self.entry {
+            *saved = true;
+        }
+    }
+
+    /// Its current checkpoint entry, and whether it is saved as it is.
+    pub fn into_entry(mut self) -> (FileCheckpoint, bool) {
+        self.refresh_entry();
+        self.entry
+            .take()
+            .unwrap_or_else(|| (self.checkpoint(), false))
     }
 
     /// The checkpoint entry for this file.

@@ -444,13 +444,15 @@ impl ReadScheduler {
             .and_then(|file| file.metadata().ok())
             .map(|m| (f.position(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
         let watched = f.watched.unwrap_or_else(|| self.wake.covers(&f.path));
+        let key = f.key;
+        let (cp, saved) = f.into_entry();
         self.dormant.push(Dormant {
-            key: f.key,
-            cp: f.checkpoint(),
+            key,
+            cp,
             seen,
             watched,
             next_poll: Instant::now(),
-            saved: false,
+            saved,
         });
     }
 
@@ -765,6 +767,7 @@ impl ReadScheduler {
         // `read`: once a discovery interval, 3,000 system calls a second for 1,024 open
         // files that did not change.
         let safety = DORMANT_SWEEP_EVERY;
+        let now = Instant::now();
         let mut i = 0;
         while i < self.followers.len() {
             if self.followers[i].watched.is_none() {
@@ -783,7 +786,7 @@ impl ReadScheduler {
                 && !f.has_pending_record()
                 && f.position() >= f.last_size
                 && f.watched == Some(true)
-                && f.last_polled.elapsed() < safety;
+                && now.saturating_duration_since(f.last_polled) < safety;
             if skip {
                 i += 1;
                 continue;
@@ -1003,14 +1006,21 @@ impl ReadScheduler {
     /// looked up by seq (a new file's seq is saved this way twice a second while files
     /// appear: comparing 20,000 entries each time showed in the profile).
     fn save(&mut self) -> Result<(), TailerError> {
-        let open = self.open_checkpoints();
-        let files = open
+        for f in &mut self.followers {
+            f.refresh_entry();
+        }
+        let files = self
+            .followers
             .iter()
-            .map(|f| (f, false))
+            .filter(|f| !(f.done && f.durable == f.spooled))
+            .filter_map(FileFollower::entry)
             .chain(self.dormant.iter().map(|d| (&d.cp, d.saved)));
         self.checkpointer
             .save_files(self.tailer_id, self.next_seq, files)?;
         self.unsaved = false;
+        for f in &mut self.followers {
+            f.entry_saved();
+        }
         for d in &mut self.dormant {
             d.saved = true;
         }
