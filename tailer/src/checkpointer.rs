@@ -252,24 +252,30 @@ impl Checkpointer {
     /// journal, or the whole state file (the first save, or when the journal has outgrown
     /// it). Returns whether anything was written.
     pub fn save(&mut self, state: &State) -> Result<bool, TailerError> {
-        self.save_files(state.tailer_id, state.next_seq, state.files.iter())
+        self.save_files(
+            state.tailer_id,
+            state.next_seq,
+            state.files.iter().map(|f| (f, false)),
+        )
     }
 
     /// [`Checkpointer::save`] of the state made of `tailer_id`, `next_seq` and `files`,
     /// borrowed: only what changed is copied (the reader's state is mostly closed files
-    /// whose entries do not move).
+    /// whose entries do not move). Each entry comes with whether the caller knows it is
+    /// unchanged since it was last saved (a closed file's entry does not move): such an
+    /// entry is only looked up by seq, not compared field by field.
     pub fn save_files<'a>(
         &mut self,
         tailer_id: u64,
         next_seq: u64,
-        files: impl Iterator<Item = &'a FileCheckpoint>,
+        files: impl Iterator<Item = (&'a FileCheckpoint, bool)> + Clone,
     ) -> Result<bool, TailerError> {
         let compact = self
             .last
             .as_ref()
             .is_none_or(|l| l.journal_bytes > l.state_bytes.max(JOURNAL_MIN_COMPACT_BYTES));
         if compact {
-            let mut files: Vec<FileCheckpoint> = files.cloned().collect();
+            let mut files: Vec<FileCheckpoint> = files.map(|(f, _)| f.clone()).collect();
             files.sort_by(|a, b| (a.seq, &a.path).cmp(&(b.seq, &b.path)));
             self.compact(&State {
                 version: STATE_VERSION,
@@ -288,19 +294,30 @@ impl Checkpointer {
             set: Vec::new(),
             gone: Vec::new(),
         };
-        let mut kept = std::collections::HashSet::with_capacity(last.files.len());
-        for f in files {
-            kept.insert(f.seq);
-            if last.files.get(&f.seq) != Some(f) {
-                record.set.push(f.clone());
+        // Seqs are unique in a state, so when every saved seq is still there, nothing is
+        // gone, and the set of kept seqs (20,000 of them, each checkpoint interval) need
+        // not be built.
+        let mut still_there = 0usize;
+        for (f, unchanged) in files.clone() {
+            match last.files.get(&f.seq) {
+                Some(saved) => {
+                    still_there += 1;
+                    if !unchanged && saved != f {
+                        record.set.push(f.clone());
+                    }
+                }
+                None => record.set.push(f.clone()),
             }
         }
-        record.gone = last
-            .files
-            .keys()
-            .filter(|seq| !kept.contains(seq))
-            .copied()
-            .collect();
+        if still_there < last.files.len() {
+            let kept: std::collections::HashSet<u64> = files.map(|(f, _)| f.seq).collect();
+            record.gone = last
+                .files
+                .keys()
+                .filter(|seq| !kept.contains(seq))
+                .copied()
+                .collect();
+        }
         if record.set.is_empty() && record.gone.is_empty() && record.next_seq == last.next_seq {
             return Ok(false);
         }
@@ -447,6 +464,46 @@ mod tests {
     fn with_offset(mut s: State, offset: u64) -> State {
         s.files[0].offset = offset;
         s
+    }
+
+    /// Entries the caller vouches for as unchanged are only looked up by seq: one that is
+    /// new is still written, and one that went away is still recorded as gone.
+    #[test]
+    fn entries_known_unchanged_are_not_compared_but_new_and_gone_ones_are_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Checkpointer::new(dir.path()).unwrap();
+        let first = state(5);
+        let other = FileCheckpoint {
+            seq: 6,
+            path: "/x/other.log".into(),
+            ..first.files[0].clone()
+        };
+        assert!(c.save(&first).unwrap());
+        // A new entry vouched for as unchanged is not in the saved state: it is written.
+        let files = [first.files[0].clone(), other.clone()];
+        assert!(
+            c.save_files(first.tailer_id, 7, files.iter().map(|f| (f, true)))
+                .unwrap()
+        );
+        // Vouched for and saved: nothing to write.
+        assert!(
+            !c.save_files(first.tailer_id, 7, files.iter().map(|f| (f, true)))
+                .unwrap()
+        );
+        // The first goes; the other stays, vouched for.
+        assert!(
+            c.save_files(first.tailer_id, 7, std::iter::once((&other, true)))
+                .unwrap()
+        );
+        let mut again = Checkpointer::new(dir.path()).unwrap();
+        let want = State {
+            version: STATE_VERSION,
+            tailer_id: first.tailer_id,
+            next_seq: 7,
+            files: vec![other],
+            generation: 0,
+        };
+        assert_eq!(loaded(&mut again), Some(want));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use contracts::CrawlId;
@@ -21,6 +21,16 @@ use crate::events::TailerEvents;
 use crate::fingerprint::{self, FINGERPRINT_BYTES, Fingerprint};
 use crate::frame_batch::FrameBatch;
 use crate::line_reader::LineReader;
+
+/// A hash of a path's bytes, to match the paths notify names against thousands of files
+/// without hashing each path (`Path`'s own hash walks its components) every pass. Two
+/// paths with the same key only cost an extra look.
+pub fn path_key(path: &Path) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    use std::os::unix::ffi::OsStrExt;
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+        .hash_one(path.as_os_str().as_bytes())
+}
 
 /// Where a follower's bytes come from.
 #[derive(Debug)]
@@ -104,6 +114,14 @@ pub struct FileFollower {
     pub failing: bool,
     /// When it was last checked and read (see `ReadScheduler::read_all`).
     pub last_polled: Instant,
+    /// [`path_key`] of `path`.
+    pub key: u64,
+    /// Whether notify watches its directory, once the reader has asked (`None`: ask).
+    pub watched: Option<bool>,
+    /// Its checkpoint entry as last made, and whether that was saved: made anew only
+    /// when the file moved on, so an open file that did not costs no copy and no
+    /// comparison at each save.
+    entry: Option<(FileCheckpoint, bool)>,
     /// Static facts about the file.
     pub ctx: FileContext,
     input: Input,
@@ -206,6 +224,7 @@ impl FileFollower {
         ctx: FileContext,
     ) -> FileFollower {
         FileFollower {
+            key: path_key(&path),
             path,
             dev,
             inode,
@@ -221,6 +240,8 @@ impl FileFollower {
             last_growth: Instant::now(),
             failing: false,
             last_polled: Instant::now(),
+            watched: None,
+            entry: None,
             head: None,
             lines: LineReader::new(offset, ctx.max_line_bytes),
             records: Records::new(&ctx, seq),
@@ -358,6 +379,41 @@ impl FileFollower {
     pub fn mark_durable(&mut self) {
         self.durable = self.spooled;
         self.durable_tail = self.spooled_tail;
+    }
+
+    /// Makes its checkpoint entry anew if the file moved on since it was last made.
+    pub fn refresh_entry(&mut self) {
+        let current = self.entry.as_ref().is_some_and(|(c, _)| {
+            c.seq == self.seq
+                && c.offset == self.durable
+                && c.tail == self.durable_tail
+                && c.fingerprint == self.fingerprint
+                && c.rotated == self.rotated
+        });
+        if !current {
+            self.entry = Some((self.checkpoint(), false));
+        }
+    }
+
+    /// Its checkpoint entry as last made (see [`FileFollower::refresh_entry`]) and whether
+    /// it was saved since.
+    pub fn entry(&self) -> Option<(&FileCheckpoint, bool)> {
+        self.entry.as_ref().map(|(c, saved)| (c, *saved))
+    }
+
+    /// The entry last made was saved.
+    pub fn entry_saved(&mut self) {
+        if let Some((_, saved)) = &mut self.entry {
+            *saved = true;
+        }
+    }
+
+    /// Its current checkpoint entry, and whether it is saved as it is.
+    pub fn into_entry(mut self) -> (FileCheckpoint, bool) {
+        self.refresh_entry();
+        self.entry
+            .take()
+            .unwrap_or_else(|| (self.checkpoint(), false))
     }
 
     /// The checkpoint entry for this file.

@@ -39,7 +39,7 @@ pub fn print_events(
     let mut count = 0u64;
     let multiline_flush = Duration::from_millis(config.multiline_flush_ms);
     loop {
-        for found in discovery.scan(&events) {
+        for found in discovery.scan(&events, &crate::discovery::NoWatch) {
             if !seen.insert(found.path.clone()) {
                 continue;
             }

@@ -19,7 +19,8 @@
 //! whichever comes first: notify makes following prompt, polling makes it certain
 //! (directories notify cannot watch, a watch limit, network file systems).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,10 +34,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpointer::{Checkpointer, FileCheckpoint, STATE_VERSION, State};
 use crate::config::{SourceConfig, SourceFormat, StartAt, TailerConfig};
-use crate::discovery::{Discovery, Found};
+use crate::discovery::{DirWatch, Discovery, Found};
 use crate::error::TailerError;
 use crate::events::TailerEvents;
-use crate::file_follower::{FileContext, FileFollower, Input};
+use crate::file_follower::{FileContext, FileFollower, Input, path_key};
 use crate::fingerprint::{self, Fingerprint};
 use crate::frame_batch::FrameBatch;
 use crate::pipeline::{ShipperInput, SpoolUsage};
@@ -59,16 +60,8 @@ struct Dormant {
     next_poll: Instant,
     /// `path_key` of its path.
     key: u64,
-}
-
-/// A hash of a path's bytes, to match the paths notify names against thousands of files
-/// without hashing each path (`Path`'s own hash walks its components) every pass. Two
-/// paths with the same key only cost an extra look.
-fn path_key(path: &Path) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-    use std::os::unix::ffi::OsStrExt;
-    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-        .hash_one(path.as_os_str().as_bytes())
+    /// Its entry is in the state as last saved (it cannot change while it is closed).
+    saved: bool,
 }
 
 /// Every closed file is looked at (a `stat`) at least this often, notify or not: a
@@ -103,6 +96,10 @@ pub struct ReadScheduler {
     last_dormant_sweep: Option<Instant>,
     /// Paths notify named that a pass has not got to yet (it ran out of descriptors).
     changed: HashSet<u64>,
+    /// `path_key`s of the directories notify named (or named an entry of) since the last
+    /// discovery pass, and whether it lost events meanwhile: the pass `stat`s those.
+    changed_dirs: HashSet<u64>,
+    changed_dirs_lost: bool,
     /// A sweep or a notify overflow that a pass has not finished.
     look_at_all: bool,
     last_save_check: Option<Instant>,
@@ -158,6 +155,7 @@ impl ReadScheduler {
                         seen: None,
                         watched: false,
                         next_poll: Instant::now(),
+                        saved: false,
                     })
                     .collect();
                 (s.next_seq, dormant, false)
@@ -194,6 +192,8 @@ impl ReadScheduler {
             last_dormant_check: None,
             last_dormant_sweep: None,
             changed: HashSet::new(),
+            changed_dirs: HashSet::new(),
+            changed_dirs_lost: false,
             look_at_all: false,
             last_save_check: None,
             paused: false,
@@ -311,9 +311,24 @@ impl ReadScheduler {
         if !full && self.retry_append() {
             self.events.disk.resumed("tailer");
             self.wake_roots();
-            let (changed, overflow) = self.wake.take_changed();
-            self.changed.extend(changed.iter().map(|p| path_key(p)));
+            let (changed, moved, overflow) = self.wake.take_changed();
+            for p in &changed {
+                self.changed.insert(path_key(p));
+                self.changed_dirs.insert(path_key(p));
+                if let Some(dir) = p.parent() {
+                    self.changed_dirs.insert(path_key(dir));
+                }
+            }
+            if self.wake.forget_named_dirs(&moved) {
+                for f in &mut self.followers {
+                    f.watched = None;
+                }
+                for d in &mut self.dormant {
+                    d.watched = self.wake.covers(&d.cp.path);
+                }
+            }
             self.look_at_all |= overflow;
+            self.changed_dirs_lost |= overflow;
             let poll_all = self.look_at_all;
             self.resume_dormant()?;
             self.discover()?;
@@ -372,13 +387,26 @@ impl ReadScheduler {
     }
 
     /// Frees one descriptor by closing the longest-idle file that is fully checkpointed.
+    fn evict_one(&mut self) -> bool {
+        self.evict_oldest(1) == 1
+    }
+
+    /// Frees up to `n` descriptors by closing the longest-idle files that are fully
+    /// checkpointed; returns how many were closed. One scan of the open files serves the
+    /// whole batch: with 20,000 files and 1,024 descriptors, hundreds of closed files are
+    /// reopened a second, and a scan per reopening was most of what reopening cost.
     ///
     /// A file holding back a multi-line record is not a candidate: the record lives only
     /// in the follower, and closing it would leave the record unread until the file
     /// changes again (possibly never). It becomes one once the record is flushed, which
-    /// happens `multiline_flush_ms` after the file went quiet.
-    fn evict_one(&mut self) -> bool {
-        let victim = self
+    /// happens `multiline_flush_ms` after the file went quiet. Nor is one an event named
+    /// since it was last read: it has news, and closed, it would wait for the next event.
+    fn evict_oldest(&mut self, n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        let changed = &self.changed;
+        let mut victims: Vec<(Instant, usize)> = self
             .followers
             .iter()
             .enumerate()
@@ -388,17 +416,23 @@ impl ReadScheduler {
                     && !f.has_pending_record()
                     && f.durable == f.spooled
                     && f.position() >= f.last_size
+                    && (changed.is_empty() || !changed.contains(&f.key))
             })
-            .min_by_key(|(_, f)| f.last_growth)
-            .map(|(i, _)| i);
-        match victim {
-            Some(i) => {
-                let f = self.followers.swap_remove(i);
-                self.make_dormant(f);
-                true
-            }
-            None => false,
+            .map(|(i, f)| (f.last_growth, i))
+            .collect();
+        if victims.len() > n {
+            victims.select_nth_unstable(n - 1);
+            victims.truncate(n);
         }
+        // Highest index first: `swap_remove` moves the last follower into the hole, and
+        // that one is never a victim still to be taken.
+        victims.sort_unstable_by_key(|v| std::cmp::Reverse(v.1));
+        let closed = victims.len();
+        for (_, i) in victims {
+            let f = self.followers.swap_remove(i);
+            self.make_dormant(f);
+        }
+        closed
     }
 
     fn make_dormant(&mut self, f: FileFollower) {
@@ -409,13 +443,16 @@ impl ReadScheduler {
             .plain()
             .and_then(|file| file.metadata().ok())
             .map(|m| (f.position(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
-        let watched = self.wake.covers(&f.path);
+        let watched = f.watched.unwrap_or_else(|| self.wake.covers(&f.path));
+        let key = f.key;
+        let (cp, saved) = f.into_entry();
         self.dormant.push(Dormant {
-            key: path_key(&f.path),
-            cp: f.checkpoint(),
+            key,
+            cp,
             seen,
             watched,
             next_poll: Instant::now(),
+            saved,
         });
     }
 
@@ -466,9 +503,8 @@ impl ReadScheduler {
         let poll_gap = every.max(Duration::from_secs_f64(
             polled as f64 / DORMANT_POLLS_PER_SEC as f64,
         ));
-        let mut i = 0;
-        while i < self.dormant.len() {
-            let d = &mut self.dormant[i];
+        let mut wanted = Vec::new();
+        for (i, d) in self.dormant.iter_mut().enumerate() {
             let must = d.seen.is_none() || d.cp.rotated;
             let due = look
                 && if all {
@@ -481,22 +517,32 @@ impl ReadScheduler {
             if due && !d.watched {
                 d.next_poll = now + poll_gap;
             }
-            if !(must || due && needs_resume(d)) {
-                i += 1;
-                continue;
+            if must || due && needs_resume(d) {
+                wanted.push(i);
             }
-            if self.open_slots() == 0 && !self.evict_one() {
-                // What is left is looked at in a later pass: keep what notify named.
-                return Ok(());
-            }
+        }
+        let short = wanted.len().saturating_sub(self.open_slots());
+        self.evict_oldest(short);
+        let can = wanted.len().min(self.open_slots());
+        let all_resumed = can == wanted.len();
+        wanted.truncate(can);
+        // Highest index first: `swap_remove` moves the last entry (one not wanted, or a
+        // file just closed) into the hole.
+        for i in wanted.into_iter().rev() {
             let d = self.dormant.swap_remove(i);
             self.resume(d)?;
         }
-        if look {
+        if !all_resumed {
+            // What is left is looked at in a later pass: keep what notify named.
+            return Ok(());
+        }
+        if look && !self.changed.is_empty() {
             // Every closed file named was looked at; what is left is for open ones,
             // which `read_all` takes next.
-            let open: HashSet<u64> = self.followers.iter().map(|f| path_key(&f.path)).collect();
+            let open: HashSet<u64> = self.followers.iter().map(|f| f.key).collect();
             self.changed.retain(|k| open.contains(k));
+        }
+        if look {
             self.look_at_all = false;
         }
         Ok(())
@@ -600,30 +646,44 @@ impl ReadScheduler {
             return Ok(());
         }
         self.last_discovery = Some(Instant::now());
-        let mut found = self.discovery.scan(&self.events);
+        let watch = QuietDirs {
+            watching: &self.wake.watching,
+            changed: &self.changed_dirs,
+            lost: self.changed_dirs_lost,
+        };
+        let mut found = self.discovery.scan(&self.events, &watch);
+        // What notify named is accounted for: the pass looked at those directories.
+        self.changed_dirs.clear();
+        self.changed_dirs_lost = false;
         if found.is_empty() {
             // Nothing listed anew: no need to build the sets below (20,000 paths hashed
             // each discovery interval).
             self.first_run = false;
             return Ok(());
         }
-        {
+        if found.len() > FOUND_STAT_MAX {
             // A path already followed (and not rotated away) needs no stat here: if
             // another file has taken its place, the follower's own check or the dormant
             // check sees the new identity first and the path is found again next pass.
-            let followed: HashSet<&Path> = self
+            // With a few paths found (a file created in a directory returns that
+            // directory's files), a `stat` of each costs less than hashing every
+            // followed path, and tells the same by device and inode below.
+            // By the paths' bytes: every path here was made the same way (a directory
+            // listing's entry joined to its directory), and hashing bytes costs a
+            // fraction of hashing a `Path` component by component.
+            let followed: HashSet<&std::ffi::OsStr> = self
                 .followers
                 .iter()
                 .filter(|f| !f.rotated)
-                .map(|f| f.path.as_path())
+                .map(|f| f.path.as_os_str())
                 .chain(
                     self.dormant
                         .iter()
                         .filter(|d| !d.cp.rotated)
-                        .map(|d| d.cp.path.as_path()),
+                        .map(|d| d.cp.path.as_os_str()),
                 )
                 .collect();
-            found.retain(|f| !followed.contains(f.path.as_path()));
+            found.retain(|f| !followed.contains(f.path.as_os_str()));
         }
         let mut known = self.known();
         let mut assigned = false;
@@ -693,16 +753,31 @@ impl ReadScheduler {
     }
 
     /// Checks and reads the open files. One that notify watches is skipped unless an
-    /// event named it, it was last polled a discovery interval ago, or it needs looking
-    /// at anyway (rotated, holding a record, failing, behind its size): without notify,
-    /// or with `poll_all` (events were lost), every one is.
+    /// event named it, it was last polled [`DORMANT_SWEEP_EVERY`] ago, or it needs
+    /// looking at anyway (rotated, holding a record, failing, behind its size): without
+    /// notify, or with `poll_all` (events were lost), every one is.
     fn read_all(&mut self, poll_all: bool) -> Result<bool, TailerError> {
         let mut busy = false;
-        let safety = Duration::from_millis(self.config.discovery_interval_ms);
+        // Keys of files with more to read than one chunk.
+        let mut more = Vec::new();
+        // Notify names every write, rename and deletion in a watched directory (and says
+        // when it lost events: `poll_all`), so a watched open file needs no look of its
+        // own between events; the rare look is for what no event can miss by design
+        // but a kernel could (as for closed files). A look is an `fstat`, a `stat` and a
+        // `read`: once a discovery interval, 3,000 system calls a second for 1,024 open
+        // files that did not change.
+        let safety = DORMANT_SWEEP_EVERY;
+        let now = Instant::now();
         let mut i = 0;
         while i < self.followers.len() {
+            if self.followers[i].watched.is_none() {
+                let watched = self.wake.covers(&self.followers[i].path);
+                self.followers[i].watched = Some(watched);
+            }
             let f = &self.followers[i];
-            let named = !self.changed.is_empty() && self.changed.remove(&path_key(&f.path));
+            // Every follower of the path is named (a rotated one and its successor share
+            // it): the keys are cleared after the pass.
+            let named = !self.changed.is_empty() && self.changed.contains(&f.key);
             let skip = !poll_all
                 && !named
                 && !f.rotated
@@ -710,25 +785,31 @@ impl ReadScheduler {
                 && !f.failing
                 && !f.has_pending_record()
                 && f.position() >= f.last_size
-                && f.last_polled.elapsed() < safety
-                && self.wake.covers(&f.path);
+                && f.watched == Some(true)
+                && now.saturating_duration_since(f.last_polled) < safety;
             if skip {
                 i += 1;
                 continue;
             }
             self.followers[i].last_polled = Instant::now();
-            self.check_file(i)?;
+            let size = self.check_file(i)?;
             let budget = self.config.read_chunk_bytes.max(1);
             let now_us = Utc::now().timestamp_micros();
             let f = &mut self.followers[i];
             let before = f.position();
-            let read = f.read(
-                &mut self.scratch,
-                budget,
-                now_us,
-                &mut self.batch,
-                &self.events,
-            );
+            // A plain file no longer than what was read has nothing to read: a polled
+            // file that did not grow costs its `fstat` and no `read`.
+            let read = if size.is_some_and(|len| len <= before) && !f.failing {
+                Ok(0)
+            } else {
+                f.read(
+                    &mut self.scratch,
+                    budget,
+                    now_us,
+                    &mut self.batch,
+                    &self.events,
+                )
+            };
             let read = match read {
                 Ok(n) => {
                     f.failing = false;
@@ -750,7 +831,7 @@ impl ReadScheduler {
             if read as usize >= budget {
                 busy = true;
                 // More may be there: read on in the next cycle, event or not.
-                self.changed.insert(path_key(&f.path));
+                more.push(f.key);
             }
             f.last_size = f.last_size.max(before + read);
             if read == 0 {
@@ -782,11 +863,18 @@ impl ReadScheduler {
                         }
                     }
                     self.retry = Some((crawl, std::mem::take(&mut self.batch)));
+                    self.changed.extend(more);
                     return Ok(false);
                 }
             }
             i += 1;
         }
+        if !self.changed.is_empty() {
+            for f in &self.followers {
+                self.changed.remove(&f.key);
+            }
+        }
+        self.changed.extend(more);
         Ok(busy)
     }
 
@@ -808,20 +896,21 @@ impl ReadScheduler {
         }
     }
 
-    /// Notices what happened to an open file since the last cycle.
-    fn check_file(&mut self, i: usize) -> Result<(), TailerError> {
+    /// Notices what happened to an open file since the last cycle. Returns the size of
+    /// a plain file that is still at its path (`None`: read it to know).
+    fn check_file(&mut self, i: usize) -> Result<Option<u64>, TailerError> {
         let f = &self.followers[i];
         if f.rotated || f.done {
-            return Ok(());
+            return Ok(None);
         }
         let Some(file) = f.input().plain() else {
-            return Ok(());
+            return Ok(None);
         };
         let fmeta = file
             .metadata()
             .map_err(|e| TailerError::io("reading file metadata", f.path.clone(), e))?;
         if fmeta.len() < f.position() || fmeta.len() < f.last_size {
-            return self.truncated(i, fmeta.len());
+            return self.truncated(i, fmeta.len()).map(|()| None);
         }
         // Truncated and written past the old position between two looks: the size alone
         // cannot tell, the bytes before the spooled offset can (one small pread, only
@@ -832,7 +921,7 @@ impl ReadScheduler {
                 || fingerprint::tail_of(file, f.spooled).map_err(io)? == Some(f.spooled_tail);
             // Nothing read yet has no tail: the head tells a rewrite from growth.
             if !tail_ok || !fingerprint::head_matches(file, &f.fingerprint).map_err(io)? {
-                return self.truncated(i, fmeta.len());
+                return self.truncated(i, fmeta.len()).map(|()| None);
             }
         }
         let gone = match std::fs::metadata(&f.path) {
@@ -846,8 +935,9 @@ impl ReadScheduler {
             f.rotated = true;
             self.events.rotation();
             tracing::info!(path = %f.path.display(), seq = f.seq, inode = f.inode, "file rotated away or deleted: reading it to its end");
+            return Ok(None);
         }
-        Ok(())
+        Ok(Some(fmeta.len()))
     }
 
     /// The open file is shorter than the read position: copytruncate (or a rewrite).
@@ -911,10 +1001,29 @@ impl ReadScheduler {
         }
     }
 
+    /// Saves what changed since the last save. Only the open files' entries are made
+    /// anew and compared; a closed file's entry cannot change, so once saved it is only
+    /// looked up by seq (a new file's seq is saved this way twice a second while files
+    /// appear: comparing 20,000 entries each time showed in the profile).
     fn save(&mut self) -> Result<(), TailerError> {
-        let state = self.state();
-        self.checkpointer.save(&state)?;
+        for f in &mut self.followers {
+            f.refresh_entry();
+        }
+        let files = self
+            .followers
+            .iter()
+            .filter(|f| !(f.done && f.durable == f.spooled))
+            .filter_map(FileFollower::entry)
+            .chain(self.dormant.iter().map(|d| (&d.cp, d.saved)));
+        self.checkpointer
+            .save_files(self.tailer_id, self.next_seq, files)?;
         self.unsaved = false;
+        for f in &mut self.followers {
+            f.entry_saved();
+        }
+        for d in &mut self.dormant {
+            d.saved = true;
+        }
         Ok(())
     }
 
@@ -928,17 +1037,16 @@ impl ReadScheduler {
         }
         self.last_save_check = Some(Instant::now());
         // Offsets not saved only cost a re-read after a crash; the next cycle tries again
-        // rather than waiting for the next interval. Only what changed is written, and
-        // only the open files' entries are made anew (closed ones are borrowed).
+        // rather than waiting for the next interval. Only what changed is written.
         self.unsaved = true;
-        let open = self.open_checkpoints();
-        let files = open.iter().chain(self.dormant.iter().map(|d| &d.cp));
-        self.checkpointer
-            .save_files(self.tailer_id, self.next_seq, files)?;
-        self.unsaved = false;
-        Ok(())
+        self.save()
     }
 }
+
+/// Up to this many paths found by a discovery pass are told from followed files by their
+/// device and inode alone (a `stat` each); more (the first pass, a full rescan) are first
+/// looked up by path.
+const FOUND_STAT_MAX: usize = 64;
 
 /// The share of the process's descriptor limit (`ulimit -n`) the reader may keep open for
 /// followed files: the rest is for the spool, sockets, notify and, in `sluice up`, the
@@ -995,6 +1103,27 @@ fn open_new(
     Ok((file, meta, head, start, tail))
 }
 
+/// Notify's view of directories for a discovery pass: a watched directory nothing was
+/// named in since the last pass holds the names it held then.
+struct QuietDirs<'a> {
+    watching: &'a HashMap<OsString, Instant>,
+    /// `path_key`s of directories events named (or named an entry of).
+    changed: &'a HashSet<u64>,
+    /// Events were lost: nothing is known to be quiet.
+    lost: bool,
+}
+
+impl DirWatch for QuietDirs<'_> {
+    fn unchanged_since(&self, dir: &Path, since: Instant) -> bool {
+        !self.lost
+            && self
+                .watching
+                .get(dir.as_os_str())
+                .is_some_and(|from| *from <= since)
+            && !self.changed.contains(&path_key(dir))
+    }
+}
+
 fn needs_resume(d: &Dormant) -> bool {
     let Some((size, mtime)) = d.seen else {
         return true;
@@ -1037,9 +1166,10 @@ struct Wake {
     rx: mpsc::Receiver<()>,
     watcher: Option<notify::RecommendedWatcher>,
     /// Directories a watch was asked for (whether or not it took).
-    watched: HashSet<PathBuf>,
-    /// Directories whose watch took: notify names what changes in them.
-    watching: HashSet<PathBuf>,
+    watched: HashSet<OsString>,
+    /// Directories whose watch took, and since when: notify names what changes in them.
+    /// Both keyed by the path's bytes (a `Path`'s hash walks its components).
+    watching: HashMap<OsString, Instant>,
     /// Paths named by events since the last `take_changed`.
     changed: Arc<std::sync::Mutex<ChangedPaths>>,
     warned: bool,
@@ -1049,6 +1179,9 @@ struct Wake {
 #[derive(Default)]
 struct ChangedPaths {
     paths: HashSet<PathBuf>,
+    /// Of those, the paths named by a removal or a rename (or an event of unknown kind):
+    /// a watched directory among them may have lost its watch.
+    moved: HashSet<PathBuf>,
     /// Events were lost (the kernel's queue overflowed, or too many paths to keep):
     /// everything must be looked at.
     overflow: bool,
@@ -1069,7 +1202,7 @@ impl Wake {
                 rx,
                 watcher: None,
                 watched: HashSet::new(),
-                watching: HashSet::new(),
+                watching: HashMap::new(),
                 changed,
                 warned: true,
             };
@@ -1078,12 +1211,28 @@ impl Wake {
         let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             {
                 let mut c = report.lock().unwrap_or_else(|e| e.into_inner());
+                use notify::EventKind;
+                use notify::event::ModifyKind;
                 match res {
+                    // An open, a read or a close changes nothing, and the reader's own
+                    // opens and directory listings make them: counting them would have
+                    // every reopened file and listed directory looked at again.
+                    Ok(event) if matches!(event.kind, EventKind::Access(_)) => return,
                     Ok(event) if !event.need_rescan() => {
+                        let moved = matches!(
+                            event.kind,
+                            EventKind::Remove(_)
+                                | EventKind::Modify(ModifyKind::Name(_))
+                                | EventKind::Any
+                                | EventKind::Other
+                        );
                         for p in event.paths {
                             if c.paths.len() >= CHANGED_PATHS_MAX {
                                 c.overflow = true;
                                 break;
+                            }
+                            if moved {
+                                c.moved.insert(p.clone());
                             }
                             c.paths.insert(p);
                         }
@@ -1105,7 +1254,7 @@ impl Wake {
             rx,
             watcher,
             watched: HashSet::new(),
-            watching: HashSet::new(),
+            watching: HashMap::new(),
             changed,
             warned: false,
         }
@@ -1113,14 +1262,38 @@ impl Wake {
 
     /// Whether notify reports changes to `path` (its directory is watched).
     fn covers(&self, path: &Path) -> bool {
-        path.parent().is_some_and(|d| self.watching.contains(d))
+        path.parent()
+            .is_some_and(|d| self.watching.contains_key(d.as_os_str()))
     }
 
     /// The paths events named since the last call, and whether some were lost.
-    fn take_changed(&self) -> (HashSet<PathBuf>, bool) {
+    fn take_changed(&self) -> (HashSet<PathBuf>, HashSet<PathBuf>, bool) {
         let mut c = self.changed.lock().unwrap_or_else(|e| e.into_inner());
         let overflow = std::mem::take(&mut c.overflow);
-        (std::mem::take(&mut c.paths), overflow)
+        (
+            std::mem::take(&mut c.paths),
+            std::mem::take(&mut c.moved),
+            overflow,
+        )
+    }
+
+    /// A watched directory that a removal or rename names may have been deleted, renamed
+    /// or replaced: its watch may be dead, so it counts as unwatched (polled, `stat`ed)
+    /// until a file found in it watches it again.
+    /// Returns whether any was forgotten.
+    fn forget_named_dirs(&mut self, named: &HashSet<PathBuf>) -> bool {
+        let mut forgot = false;
+        if self.watching.is_empty() {
+            return forgot;
+        }
+        for p in named {
+            if self.watching.remove(p.as_os_str()).is_some() {
+                self.watched.remove(p.as_os_str());
+                forgot = true;
+                tracing::debug!(dir = %p.display(), "an event named a watched directory: watching it again when a file in it is found");
+            }
+        }
+        forgot
     }
 
     fn watch_parent(&mut self, path: &Path) {
@@ -1134,13 +1307,14 @@ impl Wake {
         let Some(w) = self.watcher.as_mut() else {
             return;
         };
-        if self.watched.contains(dir) {
+        if self.watched.contains(dir.as_os_str()) {
             return;
         }
-        self.watched.insert(dir.to_path_buf());
+        self.watched.insert(dir.as_os_str().to_owned());
         match w.watch(dir, notify::RecursiveMode::NonRecursive) {
             Ok(()) => {
-                self.watching.insert(dir.to_path_buf());
+                self.watching
+                    .insert(dir.as_os_str().to_owned(), Instant::now());
             }
             Err(e) => {
                 if !self.warned {

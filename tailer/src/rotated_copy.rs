@@ -42,41 +42,50 @@ pub struct Located {
 /// be taken (the file that was just truncated under the checkpoint).
 pub fn locate(cp: &FileCheckpoint, exclude: Option<(u64, u64)>) -> Option<Located> {
     // A rotated file is never at its old path any more (that is how it was found rotated);
-    // whatever is there now, even on the same inode number, is a newer file.
-    let mut candidates = if cp.rotated {
-        Vec::new()
-    } else {
-        vec![cp.path.clone()]
-    };
-    if let (Some(dir), Some(name)) = (
+    // whatever is there now, even on the same inode number, is a newer file. Otherwise
+    // the path itself comes first, and the directory is listed for copies only when the
+    // path does not hold the bytes: reopening a closed file that merely grew (hundreds a
+    // second with many files) then costs no directory listing.
+    if !cp.rotated
+        && let Some(l) = try_candidate(cp, &cp.path, exclude)
+    {
+        return Some(l);
+    }
+    let (Some(dir), Some(name)) = (
         cp.path.parent(),
         cp.path.file_name().and_then(|n| n.to_str()),
-    ) {
-        let mut copies: Vec<(std::time::SystemTime, PathBuf)> = rotated_copies_of(dir, name)
-            .into_iter()
-            .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
-            .collect();
-        // Most recent first: the copy just made by the rotation that was missed.
-        copies.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        candidates.extend(copies.into_iter().map(|(_, p)| p));
-    }
-    for path in candidates {
-        let found = if path.extension().is_some_and(|x| x == "gz") {
-            try_gzip(cp, &path)
-        } else {
-            try_plain(cp, &path, exclude)
-        };
-        match found {
-            Ok(Some(l)) => return Some(l),
-            Ok(None) => {
-                tracing::debug!(candidate = %path.display(), seq = cp.seq, offset = cp.offset, head_len = cp.fingerprint.len, tail_len = cp.tail.len, "not the rotated copy")
-            }
-            Err(e) => {
-                tracing::debug!(path = %path.display(), error = %e, "cannot check candidate rotated copy")
-            }
+    ) else {
+        return None;
+    };
+    let mut copies: Vec<(std::time::SystemTime, PathBuf)> = rotated_copies_of(dir, name)
+        .into_iter()
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .collect();
+    // Most recent first: the copy just made by the rotation that was missed.
+    copies.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    copies
+        .into_iter()
+        .find_map(|(_, path)| try_candidate(cp, &path, exclude))
+}
+
+/// Whether `path` holds the checkpointed file's bytes (logged at debug when not).
+fn try_candidate(cp: &FileCheckpoint, path: &Path, exclude: Option<(u64, u64)>) -> Option<Located> {
+    let found = if path.extension().is_some_and(|x| x == "gz") {
+        try_gzip(cp, path)
+    } else {
+        try_plain(cp, path, exclude)
+    };
+    match found {
+        Ok(Some(l)) => Some(l),
+        Ok(None) => {
+            tracing::debug!(candidate = %path.display(), seq = cp.seq, offset = cp.offset, head_len = cp.fingerprint.len, tail_len = cp.tail.len, "not the rotated copy");
+            None
+        }
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "cannot check candidate rotated copy");
+            None
         }
     }
-    None
 }
 
 fn try_plain(
