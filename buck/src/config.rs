@@ -105,10 +105,16 @@ pub struct BuckConfig {
     /// Most events committed in one transaction (group commit). Default 20000.
     #[serde(default = "default_writer_max_batch_events")]
     pub writer_max_batch_events: usize,
-    /// How long the writer waits for more requests before committing a batch, in
-    /// milliseconds. 0 commits whatever is queued at once. Default 2.
+    /// How long the writer waits for the next request before committing a batch, in
+    /// milliseconds: a batch grows while requests keep coming within this of each other.
+    /// 0 commits whatever is queued at once. Default 2.
     #[serde(default = "default_writer_max_delay_ms")]
     pub writer_max_delay_ms: u64,
+    /// Longest a batch keeps growing after its first request while requests keep coming
+    /// (a backlog), in milliseconds: the most an ack (and the live view) waits for the
+    /// batch to fill. Larger batches rewrite fewer index pages per event. Default 50.
+    #[serde(default = "default_writer_max_batch_ms")]
+    pub writer_max_batch_ms: u64,
     /// Segment files kept open by the writer at once (least recently used are closed).
     /// Default 64.
     #[serde(default = "default_max_open_segments")]
@@ -116,9 +122,17 @@ pub struct BuckConfig {
     /// Tailer connections served at once; more wait in the listen backlog. Default 1024.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
-    /// Messages of one connection being committed at once (pipelining). Default 8.
+    /// Messages of one connection being committed at once (pipelining). Under a backlog
+    /// the writer commits what is queued in one transaction, so this bounds how large
+    /// a transaction one tailer can fill. Default 64.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// Bytes of messages (as received: sealed and compressed) of one connection being
+    /// committed at once; the next message waits past it, except that one is always let
+    /// in when none is pending. Default 16 MiB (what 8 messages of the 2 MiB maximum
+    /// held before `max_in_flight` became 64).
+    #[serde(default = "default_max_in_flight_bytes")]
+    pub max_in_flight_bytes: usize,
     /// Time a new connection has to send its hello, in milliseconds. Default 10000.
     #[serde(default = "default_hello_timeout_ms")]
     pub hello_timeout_ms: u64,
@@ -272,6 +286,9 @@ fn default_writer_max_batch_events() -> usize {
 fn default_writer_max_delay_ms() -> u64 {
     2
 }
+fn default_writer_max_batch_ms() -> u64 {
+    50
+}
 fn default_max_open_segments() -> usize {
     64
 }
@@ -282,7 +299,10 @@ fn default_max_connections() -> usize {
     1024
 }
 fn default_max_in_flight() -> usize {
-    8
+    64
+}
+fn default_max_in_flight_bytes() -> usize {
+    16 << 20
 }
 fn default_max_pending_hellos() -> usize {
     64
@@ -358,9 +378,11 @@ impl BuckConfig {
             writer_queue: default_writer_queue(),
             writer_max_batch_events: default_writer_max_batch_events(),
             writer_max_delay_ms: default_writer_max_delay_ms(),
+            writer_max_batch_ms: default_writer_max_batch_ms(),
             max_open_segments: default_max_open_segments(),
             max_connections: default_max_connections(),
             max_in_flight: default_max_in_flight(),
+            max_in_flight_bytes: default_max_in_flight_bytes(),
             hello_timeout_ms: default_hello_timeout_ms(),
             max_pending_hellos: default_max_pending_hellos(),
             max_connections_per_address: default_max_connections_per_address(),
@@ -456,6 +478,7 @@ impl BuckConfig {
                 self.max_connections_per_address,
             ),
             ("max_in_flight", self.max_in_flight),
+            ("max_in_flight_bytes", self.max_in_flight_bytes),
         ] {
             if v == 0 {
                 return Err(invalid(format!("{name} must be at least 1")));

@@ -50,6 +50,7 @@
 pub mod allow_list;
 mod api_state;
 mod api_token;
+mod batch_gathering;
 pub mod cluster_view;
 pub mod config;
 mod crawl_api;

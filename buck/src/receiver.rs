@@ -6,8 +6,9 @@
 //! must come within `hello_timeout_ms`), at most `max_connections` tailers past it, at
 //! most `max_connections_per_address` from one address, and none silent for longer than
 //! `idle_timeout_ms`. A connection
-//! reads up to `max_in_flight` messages ahead while earlier ones are being committed; the
-//! replies go out in message order. Anything that breaks the protocol — garbage bytes, a
+//! reads up to `max_in_flight` messages (and `max_in_flight_bytes` of them) ahead while
+//! earlier ones are being committed, so that under a backlog the writer finds enough
+//! queued to make one large transaction of it; the replies go out in message order. Anything that breaks the protocol — garbage bytes, a
 //! message that fails authentication (wrong key, forged), a replayed or reordered counter
 //! — closes that connection only, with a logged and counted reason; nothing of that
 //! message is stored.
@@ -316,7 +317,10 @@ async fn connection(
     ctx.events.session_started(cipher);
     tracing::info!(%peer, tailer = format!("{:016x}", hello.tailer_id), host = %hello.host, version, cipher, "tailer connected");
     let mut session = Some(accepted.session);
-    let mut pending: FuturesOrdered<BoxFuture<'static, Message>> = FuturesOrdered::new();
+    // Each reply comes with the bytes of its message, so that what is held in flight is
+    // bounded in bytes (`max_in_flight_bytes`) as well as in messages.
+    let mut pending: FuturesOrdered<BoxFuture<'static, (Message, usize)>> = FuturesOrdered::new();
+    let mut pending_bytes = 0usize;
     let mut reading = true;
     // A key removed from the allow-list loses its open connections too, not only new ones.
     let mut recheck = tokio::time::interval(ALLOW_LIST_RECHECK);
@@ -330,7 +334,8 @@ async fn connection(
         }
         tokio::select! {
             biased;
-            Some(reply) = pending.next(), if !pending.is_empty() => {
+            Some((reply, bytes)) = pending.next(), if !pending.is_empty() => {
+                pending_bytes -= bytes;
                 let sess = session.as_mut().ok_or_else(|| closed(ConnectionRejection::Garbage, "session lost"))?;
                 let wire = sess.seal(&reply).map_err(|e| closed(ConnectionRejection::Garbage, format!("sealing a reply: {e}")))?;
                 if framed.send(Bytes::from(wire)).await.is_err() {
@@ -354,11 +359,16 @@ async fn connection(
                     ));
                 }
             }
-            frame = framed.next(), if reading && pending.len() < ctx.config.max_in_flight => match frame {
+            // Past the byte bound the next message waits, but one message is always let
+            // in when nothing is pending, however large.
+            frame = framed.next(), if reading
+                && pending.len() < ctx.config.max_in_flight
+                && pending_bytes < ctx.config.max_in_flight_bytes => match frame {
                 None => reading = false,
                 Some(Err(e)) => return Err(closed(ConnectionRejection::Garbage, format!("reading a message: {e}"))),
                 Some(Ok(wire)) => {
                     heard = tokio::time::Instant::now();
+                    let bytes = wire.len();
                     let opened = open_message(&mut session, wire).await?;
                     let msg = opened.map_err(|e| {
                         let why = match e {
@@ -369,7 +379,8 @@ async fn connection(
                         closed(why, e.to_string())
                     })?;
                     if let Some(reply) = handle(msg, tailer_id, ctx)? {
-                        pending.push_back(reply);
+                        pending_bytes += bytes;
+                        pending.push_back(reply.map(move |m| (m, bytes)).boxed());
                     }
                 }
             },

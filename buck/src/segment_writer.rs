@@ -3,9 +3,10 @@
 //! rusqlite is synchronous, so the writer runs on its own thread, fed by a bounded mpsc
 //! ([`WriterOptions::queue`] requests): when it falls behind, connections wait to enqueue
 //! and stop reading their sockets, which is the backpressure a tailer sees as slower
-//! acks. It commits many requests in one transaction per touched segment (group commit,
-//! up to `max_batch_events` events or `max_delay` of waiting), answers each request only
-//! after the commit, then publishes what was newly inserted on the [`Bus`].
+//! acks. It commits many requests in one transaction per touched segment (group commit:
+//! the batch grows while requests keep coming, up to `max_batch_events` events or
+//! `max_batch_wait`, see [`crate::batch_gathering`]), answers each request only after
+//! the commit, then publishes what was newly inserted on the [`Bus`].
 //!
 //! It also closes segments: a day's segment `day_close_grace` after the day ends, a part
 //! file `day_close_grace` after it was created (or after its day ended, if later). The
@@ -24,6 +25,7 @@ use contracts::{CrawlId, Event};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::batch_gathering::{BatchLimits, gather};
 use crate::config::BuckConfig;
 use crate::error::{BuckError, SegmentError};
 use crate::events::BuckEvents;
@@ -40,8 +42,12 @@ pub struct WriterOptions {
     pub queue: usize,
     /// Most events per transaction.
     pub max_batch_events: usize,
-    /// Longest wait for more requests before committing.
+    /// Longest wait for the next request before committing: a quiet gap this long ends
+    /// the batch.
     pub max_delay: Duration,
+    /// Longest a batch keeps growing after its first request, while requests keep
+    /// coming within `max_delay` of each other (a backlog).
+    pub max_batch_wait: Duration,
     /// Segment connections kept open.
     pub max_open_segments: usize,
     /// Grace after a day's end (or a part's creation) before its segment closes.
@@ -64,6 +70,7 @@ impl WriterOptions {
             queue: c.writer_queue,
             max_batch_events: c.writer_max_batch_events,
             max_delay: Duration::from_millis(c.writer_max_delay_ms),
+            max_batch_wait: Duration::from_millis(c.writer_max_batch_ms),
             max_open_segments: c.max_open_segments,
             day_close_grace: Duration::from_secs(c.day_close_grace_secs),
             close_check_interval: Duration::from_millis(c.close_check_interval_ms),
@@ -387,38 +394,16 @@ impl WriterState {
                 Ok(None) => break,
                 Err(_) => continue,
             };
-            let mut n = first.events.len();
-            let mut batch = vec![first];
-            let deadline = Instant::now() + self.opts.max_delay;
-            while n < self.opts.max_batch_events {
-                match rx.try_recv() {
-                    Ok(r) => {
-                        n += r.events.len();
-                        batch.push(r);
-                    }
-                    Err(mpsc::error::TryRecvError::Disconnected) => {
-                        open = false;
-                        break;
-                    }
-                    Err(mpsc::error::TryRecvError::Empty) => {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            break;
-                        }
-                        match rt.block_on(tokio::time::timeout(left, rx.recv())) {
-                            Ok(Some(r)) => {
-                                n += r.events.len();
-                                batch.push(r);
-                            }
-                            Ok(None) => {
-                                open = false;
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                }
-            }
+            let limits = BatchLimits {
+                max_events: self.opts.max_batch_events,
+                gap: self.opts.max_delay,
+                max_wait: self.opts.max_batch_wait,
+            };
+            let gathered = rt.block_on(gather(first, &mut rx, limits, |r: &WriteRequest| {
+                r.events.len()
+            }));
+            open = gathered.open;
+            let batch = gathered.requests;
             self.commit_batch(batch);
         }
         tracing::info!("segment writer stopped");

@@ -4,17 +4,21 @@
 //!
 //! ```text
 //! cargo build --release --bin sluice -p sluice-bench --bin up_backlog
-//! target/release/up_backlog [--size-mib 128] [--sluice target/release/sluice] [--dir D]
+//! target/release/up_backlog [--size-mib 128] [--sluice target/release/sluice]
+//!     [--baseline OTHER_SLUICE] [--runs 1] [--dir D]
 //! ```
 //!
 //! Writes `--size-mib` of high-entropy Heritrix 3 crawl.log lines (the generator of
 //! `tailer_vs_rsyslog`, logged over the last minutes) to `<dir>/logs/bench/crawl.log`,
-//! then starts `sluice up --dir <dir>/up --http 127.0.0.1:0 '<dir>/logs/{crawl}/crawl.log'`
+//! then starts `sluice up --dir <dir>/up-N --http 127.0.0.1:0 '<dir>/logs/{crawl}/crawl.log'`
 //! (every other setting at its default) and polls its `/metrics` every 20 ms until
 //! `sluice_buck_inserted_total` (rows committed, so visible in SQL) counts every line.
 //! Figures, from `/proc/<pid>` of the `sluice up` process (every agent in it): lines/s
 //! from the start to the last line visible, CPU seconds (user + system) and CPU-s per
-//! GiB of log, peak RSS.
+//! GiB of log, peak RSS; the CPU of its `segment-writer` and `wal-checkpoint` threads;
+//! and the segment transactions it took (`sluice_buck_commits_total`) with the events
+//! per transaction. With `--baseline`, each of `--runs` runs starts that binary first
+//! and then `--sluice` on the same backlog, so the two meet the same machine load.
 
 // A bench crate: its helpers may unwrap (clippy.toml allows it only in #[test] fns).
 #![allow(clippy::unwrap_used)]
@@ -40,25 +44,59 @@ impl Drop for UpProcess {
     }
 }
 
-/// (CPU seconds, user + system, of every thread; peak RSS in KiB) of `pid`.
-fn cpu_and_peak(pid: u32) -> (f64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+/// CPU seconds (user + system) in the text of a `/proc/.../stat` file.
+fn stat_cpu_secs(stat: &str) -> f64 {
     let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     // Clock ticks of 1/100 s, as on the Linux systems this runs on.
-    let cpu = (t(11) + t(12)) / 100.0;
+    (t(11) + t(12)) / 100.0
+}
+
+/// What `/proc` says of the `sluice up` process.
+struct ProcessCpu {
+    /// Every thread, user + system seconds.
+    all: f64,
+    /// The `segment-writer` thread.
+    writer: f64,
+    /// The `wal-checkpoint` thread.
+    checkpoint: f64,
+    /// Peak RSS, KiB.
+    peak_kib: u64,
+}
+
+fn process_cpu(pid: u32) -> ProcessCpu {
+    let all =
+        stat_cpu_secs(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default());
+    let (mut writer, mut checkpoint) = (0.0, 0.0);
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            let cpu =
+                std::fs::read_to_string(t.path().join("stat")).map_or(0.0, |s| stat_cpu_secs(&s));
+            match comm.trim_end() {
+                "segment-writer" => writer += cpu,
+                "wal-checkpoint" => checkpoint += cpu,
+                _ => {}
+            }
+        }
+    }
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let peak = status
+    let peak_kib = status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0);
-    (cpu, peak)
+    ProcessCpu {
+        all,
+        writer,
+        checkpoint,
+        peak_kib,
+    }
 }
 
-/// `sluice_buck_inserted_total` from `GET /metrics` at `addr`.
-fn inserted(addr: &str) -> anyhow::Result<u64> {
+/// (`sluice_buck_inserted_total`, `sluice_buck_commits_total`) from `GET /metrics` at `addr`.
+fn buck_counts(addr: &str) -> anyhow::Result<(u64, u64)> {
     let mut s = std::net::TcpStream::connect(addr)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
@@ -67,15 +105,15 @@ fn inserted(addr: &str) -> anyhow::Result<u64> {
     )?;
     let mut body = String::new();
     s.read_to_string(&mut body)?;
-    Ok(body
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("sluice_buck_inserted_total ")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0))
+    let counter = |name: &str| {
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Ok((
+        counter("sluice_buck_inserted_total"),
+        counter("sluice_buck_commits_total"),
+    ))
 }
 
 /// Writes about `bytes` of crawl.log lines to `path`; returns the number of lines.
@@ -100,40 +138,21 @@ fn write_backlog(path: &Path, bytes: u64) -> anyhow::Result<u64> {
     Ok(lines)
 }
 
-fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let size_mib: u64 = arg_value(&args, "--size-mib").map_or(Ok(128), |v| v.parse())?;
-    let sluice = match arg_value(&args, "--sluice") {
-        Some(p) => PathBuf::from(p),
-        None => std::env::current_exe()?
-            .parent()
-            .context("the benchmark's directory")?
-            .join("sluice"),
-    };
-    if !sluice.exists() {
-        bail!(
-            "{} not found: build it with `cargo build --release --bin sluice` or pass --sluice",
-            sluice.display()
-        );
-    }
-    let dir_arg = arg_value(&args, "--dir");
-    let (dir, _keep) = common::work_dir(dir_arg.as_deref())?;
-    let log = dir.join("logs").join("bench").join("crawl.log");
-    let lines = write_backlog(&log, size_mib << 20)?;
-    let bytes = std::fs::metadata(&log)?.len();
-    println!("# up_backlog");
-    println!(
-        "{lines} lines, {:.1} MiB, in {}",
-        bytes as f64 / (1 << 20) as f64,
-        log.display()
-    );
-
-    let up_dir = dir.join("up");
+/// One run of `sluice` over the backlog in `dir`, with its state in `up_dir` (removed
+/// afterwards); prints its row.
+fn run_once(
+    label: &str,
+    sluice: &Path,
+    dir: &Path,
+    up_dir: &Path,
+    lines: u64,
+    bytes: u64,
+) -> anyhow::Result<()> {
     let pattern = format!("{}/logs/{{crawl}}/crawl.log", dir.display());
     let started = Instant::now();
-    let child = Command::new(&sluice)
+    let child = Command::new(sluice)
         .args(["up", "--dir"])
-        .arg(&up_dir)
+        .arg(up_dir)
         .args(["--http", "127.0.0.1:0", &pattern])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -155,10 +174,10 @@ fn main() -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut last = (0, Instant::now());
-    let done = loop {
-        let n = inserted(&addr).unwrap_or(0);
+    let (done, commits) = loop {
+        let (n, commits) = buck_counts(&addr).unwrap_or((0, 0));
         if n >= lines {
-            break started.elapsed();
+            break (started.elapsed(), commits);
         }
         if n != last.0 {
             last = (n, Instant::now());
@@ -167,21 +186,84 @@ fn main() -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let (cpu, peak_kib) = cpu_and_peak(pid);
+    let cpu = process_cpu(pid);
+    drop(up);
+    let _ = std::fs::remove_dir_all(up_dir);
     let secs = done.as_secs_f64();
     let gib = bytes as f64 / (1u64 << 30) as f64;
     println!(
-        "| lines/s to SQL-visible | MiB/s | wall | CPU-s (whole process) | CPU-s per GiB | CPU share | peak RSS |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    println!(
-        "| {:.0} | {:.1} | {secs:.1} s | {cpu:.1} | {:.0} | {:.2} cores | {:.0} MiB |",
+        "| {label} | {:.0} | {:.1} | {secs:.1} s | {:.1} | **{:.0}** | {:.0} | {:.0} | {:.2} cores | {:.0} MiB | {commits} | {:.0} |",
         lines as f64 / secs,
         bytes as f64 / (1 << 20) as f64 / secs,
-        cpu / gib,
-        cpu / secs,
-        peak_kib as f64 / 1024.0
+        cpu.all,
+        cpu.all / gib,
+        cpu.writer / gib,
+        cpu.checkpoint / gib,
+        cpu.all / secs,
+        cpu.peak_kib as f64 / 1024.0,
+        lines as f64 / commits.max(1) as f64,
     );
-    drop(up);
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let size_mib: u64 = arg_value(&args, "--size-mib").map_or(Ok(128), |v| v.parse())?;
+    let runs: usize = arg_value(&args, "--runs").map_or(Ok(1), |v| v.parse())?;
+    let sluice = match arg_value(&args, "--sluice") {
+        Some(p) => PathBuf::from(p),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the benchmark's directory")?
+            .join("sluice"),
+    };
+    let baseline = arg_value(&args, "--baseline").map(PathBuf::from);
+    for bin in std::iter::once(&sluice).chain(baseline.as_ref()) {
+        if !bin.exists() {
+            bail!(
+                "{} not found: build it with `cargo build --release --bin sluice` or pass --sluice",
+                bin.display()
+            );
+        }
+    }
+    let dir_arg = arg_value(&args, "--dir");
+    let (dir, _keep) = common::work_dir(dir_arg.as_deref())?;
+    let log = dir.join("logs").join("bench").join("crawl.log");
+    let lines = write_backlog(&log, size_mib << 20)?;
+    let bytes = std::fs::metadata(&log)?.len();
+    println!("# up_backlog");
+    println!(
+        "{lines} lines, {:.1} MiB, in {}; {}",
+        bytes as f64 / (1 << 20) as f64,
+        log.display(),
+        common::machine_notes()
+    );
+    println!(
+        "| binary | lines/s to SQL-visible | MiB/s | wall | CPU-s (whole process) | CPU-s per GiB | writer thread CPU-s per GiB | checkpoint thread CPU-s per GiB | CPU share | peak RSS | commits | events per commit |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut n = 0;
+    for _ in 0..runs {
+        if let Some(b) = &baseline {
+            n += 1;
+            run_once(
+                "baseline",
+                b,
+                &dir,
+                &dir.join(format!("up-{n}")),
+                lines,
+                bytes,
+            )?;
+        }
+        n += 1;
+        run_once(
+            "sluice",
+            &sluice,
+            &dir,
+            &dir.join(format!("up-{n}")),
+            lines,
+            bytes,
+        )?;
+    }
     Ok(())
 }
