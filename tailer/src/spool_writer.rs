@@ -25,8 +25,8 @@ use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::CrawlId;
 use contracts::spool_file::{
-    SPOOL_HEADER_LEN, bucket_start, parse_spool_bucket_path, recover, spool_bucket_path,
-    spool_header,
+    SPOOL_HEADER_LEN, SPOOL_VERSION, SPOOL_VERSION_AT, bucket_start, check_spool_header,
+    parse_spool_bucket_path, recover, spool_bucket_path, spool_header,
 };
 use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::TrySendError;
@@ -174,6 +174,7 @@ impl SpoolWriter {
                     tracing::warn!(path = %path.display(), "cannot cut the acked record back to the recovered bucket, removing it (the bucket is re-sent whole): {e}");
                     let _ = std::fs::remove_file(AckedRecord::path_of(&path));
                 }
+                upgrade_header(&path)?;
                 let file = std::fs::OpenOptions::new()
                     .append(true)
                     .open(&path)
@@ -376,6 +377,8 @@ impl SpoolWriter {
             // The new file's name must survive a crash as well as its bytes.
             durable_file::sync_dir(parent)
                 .map_err(|e| TailerError::io("syncing spool directory", parent, e))?;
+        } else {
+            upgrade_header(&path)?;
         }
         Ok(OpenBucket {
             key: BucketKey {
@@ -493,6 +496,7 @@ fn recover_file(path: &Path) -> Result<u64, TailerError> {
         tracing::warn!(
             path = %path.display(),
             kept_frames = r.frames,
+            kept_events = r.events,
             cut_bytes = bytes.len() - r.good_len,
             reason = %reason,
             "cutting the torn tail of a spool bucket (its lines are read again from the checkpoint)"
@@ -507,6 +511,34 @@ fn recover_file(path: &Path) -> Result<u64, TailerError> {
             .map_err(|e| TailerError::io("syncing spool bucket", path, e))?;
     }
     Ok(r.good_len as u64)
+}
+
+/// Sets the version byte of a bucket file written by an older build (version 1: events
+/// only) to this build's, before frame streams are appended to it. The older events stay
+/// readable: a version-2 reader reads version-1 events anywhere in a stream. Synced, so a
+/// crash never leaves a version-1 header over a stream.
+fn upgrade_header(path: &Path) -> Result<(), TailerError> {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| TailerError::io("opening spool bucket", path, e))?;
+    let mut header = [0u8; SPOOL_HEADER_LEN];
+    file.read_exact(&mut header)
+        .map_err(|e| TailerError::io("reading spool bucket header", path, e))?;
+    let version = check_spool_header(&header).map_err(|e| TailerError::Spool {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    if version >= SPOOL_VERSION {
+        return Ok(());
+    }
+    tracing::info!(path = %path.display(), version, "appending to a spool bucket of an older version: its header now says version {SPOOL_VERSION}");
+    file.write_all_at(&[SPOOL_VERSION], SPOOL_VERSION_AT as u64)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| TailerError::io("upgrading spool bucket header", path, e))
 }
 
 /// Every `*.b` file under the spool (crawl/YYYY/MM/DD/HH/name: depth 6 at most).
