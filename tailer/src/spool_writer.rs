@@ -641,7 +641,7 @@ mod tests {
         };
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len() as u64, usage.bytes());
-        assert_eq!(recover(&bytes).unwrap().frames, 3);
+        assert_eq!(recover(&bytes).unwrap().events, 3);
     }
 
     /// r16: a clock stepped back by an hour never sends frames to a bucket already
@@ -680,7 +680,7 @@ mod tests {
         );
         assert!(!path_at(t - hour).exists());
         assert_eq!(
-            recover(&std::fs::read(path_at(t)).unwrap()).unwrap().frames,
+            recover(&std::fs::read(path_at(t)).unwrap()).unwrap().events,
             2
         );
         // The clock is right again and bucket t is sealed; then it steps back once more.
@@ -688,7 +688,7 @@ mod tests {
         assert_eq!(sealed(&mut rx), vec![t]);
         w.append(&crawl, &mut batch(&[ev(20)]), t - hour).unwrap();
         assert_eq!(
-            recover(&std::fs::read(path_at(t)).unwrap()).unwrap().frames,
+            recover(&std::fs::read(path_at(t)).unwrap()).unwrap().events,
             2
         );
         assert!(!path_at(t - hour).exists());
@@ -715,7 +715,7 @@ mod tests {
         assert_eq!(
             recover(&std::fs::read(path_at(t + sec)).unwrap())
                 .unwrap()
-                .frames,
+                .events,
             1
         );
         assert!(path_at(t + sec * 2).exists());
@@ -778,7 +778,7 @@ mod tests {
         w.append(&crawl, &mut b, now).unwrap();
         assert!(b.is_empty());
         let bytes = std::fs::read(&path).unwrap();
-        assert_eq!(recover(&bytes).unwrap().frames, 3);
+        assert_eq!(recover(&bytes).unwrap().events, 3);
         assert!(bytes.ends_with(&frames));
     }
 
