@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use contracts::Event;
-use contracts::frame::decode_frames;
 use contracts::spool_file::{SPOOL_HEADER_LEN, check_spool_header};
 use serde_json::Value;
 
@@ -168,7 +167,7 @@ fn bucket_files(dir: &Path) -> Vec<PathBuf> {
 fn bucket_events(path: &Path) -> Vec<Event> {
     let bytes = std::fs::read(path).unwrap();
     check_spool_header(&bytes).expect("a spool bucket header");
-    let (events, _torn) = decode_frames(&bytes[SPOOL_HEADER_LEN..]);
+    let (events, _torn) = parsers::stream_events::decode_stream(&bytes[SPOOL_HEADER_LEN..]);
     events.into_iter().filter_map(Result::ok).collect()
 }
 

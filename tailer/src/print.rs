@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use contracts::Event;
-use contracts::frame::FrameReader;
+use parsers::stream_events::decode_stream;
 
 use crate::config::TailerConfig;
 use crate::discovery::Discovery;
@@ -105,14 +104,19 @@ pub fn print_events(
 }
 
 /// Prints the batch's events and empties it. The reader hands out frames, as it does to
-/// the spool: decoding them back shows exactly what would be shipped.
+/// the spool: decoding them back (with the fields a buck computes from each line) shows
+/// exactly what would be shipped.
 fn write_all(batch: &mut FrameBatch, out: &mut dyn Write) -> Result<u64, TailerError> {
     let n = batch.len() as u64;
     let mut line = String::new();
-    for frame in FrameReader::new(batch.bytes()) {
-        let event = frame
-            .map_err(|e| e.to_string())
-            .and_then(|(_, payload)| Event::decode(payload).map_err(|e| e.to_string()))
+    let (events, framing) = decode_stream(batch.bytes());
+    if let Some(e) = framing {
+        return Err(TailerError::Task(format!(
+            "print mode: the reader's frames are torn: {e}"
+        )));
+    }
+    for event in events {
+        let event = event
             .map_err(|e| TailerError::Task(format!("print mode: an event does not decode: {e}")))?;
         line.clear();
         line.push_str(&event.to_json().to_string());

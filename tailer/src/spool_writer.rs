@@ -25,8 +25,8 @@ use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::CrawlId;
 use contracts::spool_file::{
-    SPOOL_HEADER_LEN, bucket_start, parse_spool_bucket_path, recover, spool_bucket_path,
-    spool_header,
+    SPOOL_HEADER_LEN, SPOOL_VERSION, SPOOL_VERSION_AT, bucket_start, check_spool_header,
+    parse_spool_bucket_path, recover, spool_bucket_path, spool_header,
 };
 use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::TrySendError;
@@ -174,6 +174,7 @@ impl SpoolWriter {
                     tracing::warn!(path = %path.display(), "cannot cut the acked record back to the recovered bucket, removing it (the bucket is re-sent whole): {e}");
                     let _ = std::fs::remove_file(AckedRecord::path_of(&path));
                 }
+                upgrade_header(&path)?;
                 let file = std::fs::OpenOptions::new()
                     .append(true)
                     .open(&path)
@@ -376,6 +377,8 @@ impl SpoolWriter {
             // The new file's name must survive a crash as well as its bytes.
             durable_file::sync_dir(parent)
                 .map_err(|e| TailerError::io("syncing spool directory", parent, e))?;
+        } else {
+            upgrade_header(&path)?;
         }
         Ok(OpenBucket {
             key: BucketKey {
@@ -493,6 +496,7 @@ fn recover_file(path: &Path) -> Result<u64, TailerError> {
         tracing::warn!(
             path = %path.display(),
             kept_frames = r.frames,
+            kept_events = r.events,
             cut_bytes = bytes.len() - r.good_len,
             reason = %reason,
             "cutting the torn tail of a spool bucket (its lines are read again from the checkpoint)"
@@ -507,6 +511,34 @@ fn recover_file(path: &Path) -> Result<u64, TailerError> {
             .map_err(|e| TailerError::io("syncing spool bucket", path, e))?;
     }
     Ok(r.good_len as u64)
+}
+
+/// Sets the version byte of a bucket file written by an older build (version 1: events
+/// only) to this build's, before frame streams are appended to it. The older events stay
+/// readable: a version-2 reader reads version-1 events anywhere in a stream. Synced, so a
+/// crash never leaves a version-1 header over a stream.
+fn upgrade_header(path: &Path) -> Result<(), TailerError> {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| TailerError::io("opening spool bucket", path, e))?;
+    let mut header = [0u8; SPOOL_HEADER_LEN];
+    file.read_exact(&mut header)
+        .map_err(|e| TailerError::io("reading spool bucket header", path, e))?;
+    let version = check_spool_header(&header).map_err(|e| TailerError::Spool {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    if version >= SPOOL_VERSION {
+        return Ok(());
+    }
+    tracing::info!(path = %path.display(), version, "appending to a spool bucket of an older version: its header now says version {SPOOL_VERSION}");
+    file.write_all_at(&[SPOOL_VERSION], SPOOL_VERSION_AT as u64)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| TailerError::io("upgrading spool bucket header", path, e))
 }
 
 /// Every `*.b` file under the spool (crawl/YYYY/MM/DD/HH/name: depth 6 at most).
@@ -609,7 +641,7 @@ mod tests {
         };
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len() as u64, usage.bytes());
-        assert_eq!(recover(&bytes).unwrap().frames, 3);
+        assert_eq!(recover(&bytes).unwrap().events, 3);
     }
 
     /// r16: a clock stepped back by an hour never sends frames to a bucket already
@@ -648,7 +680,7 @@ mod tests {
         );
         assert!(!path_at(t - hour).exists());
         assert_eq!(
-            recover(&std::fs::read(path_at(t)).unwrap()).unwrap().frames,
+            recover(&std::fs::read(path_at(t)).unwrap()).unwrap().events,
             2
         );
         // The clock is right again and bucket t is sealed; then it steps back once more.
@@ -656,7 +688,7 @@ mod tests {
         assert_eq!(sealed(&mut rx), vec![t]);
         w.append(&crawl, &mut batch(&[ev(20)]), t - hour).unwrap();
         assert_eq!(
-            recover(&std::fs::read(path_at(t)).unwrap()).unwrap().frames,
+            recover(&std::fs::read(path_at(t)).unwrap()).unwrap().events,
             2
         );
         assert!(!path_at(t - hour).exists());
@@ -683,7 +715,7 @@ mod tests {
         assert_eq!(
             recover(&std::fs::read(path_at(t + sec)).unwrap())
                 .unwrap()
-                .frames,
+                .events,
             1
         );
         assert!(path_at(t + sec * 2).exists());
@@ -746,7 +778,7 @@ mod tests {
         w.append(&crawl, &mut b, now).unwrap();
         assert!(b.is_empty());
         let bytes = std::fs::read(&path).unwrap();
-        assert_eq!(recover(&bytes).unwrap().frames, 3);
+        assert_eq!(recover(&bytes).unwrap().events, 3);
         assert!(bytes.ends_with(&frames));
     }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
 use contracts::EventId;
+use contracts::frame_stream::FrameStreamWriter;
 use contracts::spool_file::SPOOL_HEADER_LEN;
 use shipping_support::*;
 use tailer::shipping::acked_ranges::AckedRecord;
@@ -845,23 +846,28 @@ async fn live_frames_are_cut_into_packets_of_at_most_packet_max_bytes() {
     run.live(&w, &bucket, &evs[..30]).await;
     run.live(&w, &bucket, &evs[30..]).await;
     run.seal(&bucket, &path).await;
-    // The rule: a frame that would take a non-empty packet past the limit starts the
-    // next one; a packet that reaches the limit is sent.
+    // The rule: an event that would take a non-empty packet past the limit starts the
+    // next one; a packet that reaches the limit is sent. Each packet is a stream of its
+    // own: it starts with a context frame.
     let mut packets = 0u64;
-    let mut len = 0;
+    let mut packet = Vec::new();
+    let mut writer = FrameStreamWriter::new();
     for e in &evs {
-        let frame = frames(std::slice::from_ref(e)).len();
-        if len > 0 && len + frame > 300 {
+        let before = packet.len();
+        assert!(writer.push(&mut packet, &e.view()));
+        if before > 0 && packet.len() > 300 {
             packets += 1;
-            len = 0;
+            packet.clear();
+            writer = FrameStreamWriter::new();
+            assert!(writer.push(&mut packet, &e.view()));
         }
-        len += frame;
-        if len >= 300 {
+        if packet.len() >= 300 {
             packets += 1;
-            len = 0;
+            packet.clear();
+            writer = FrameStreamWriter::new();
         }
     }
-    packets += u64::from(len > 0);
+    packets += u64::from(!packet.is_empty());
     for r in &w.receivers {
         wait_for(10, "every frame arrived", || {
             r.event_ids().len() == evs.len()

@@ -858,9 +858,18 @@ async fn serve(
 /// offset: the encoding's first fields), so the sink costs little beside the tailer.
 fn store(s: &SinkState, frames: &[u8]) -> Result<(), String> {
     let mut ids = Vec::new();
+    // A frame stream: context frames say what the compact events after them share.
+    let mut reader = contracts::frame_stream::FrameStreamReader::new();
     for item in FrameReader::new(frames) {
         let (_, payload) = item.map_err(|e| format!("torn frame: {e}"))?;
-        ids.push(event_id(payload).map_err(|e| format!("bad event: {e}"))?);
+        match reader.read(payload) {
+            contracts::frame_stream::FrameRead::Event(e) => ids.push(e.id),
+            contracts::frame_stream::FrameRead::Context => {}
+            contracts::frame_stream::FrameRead::BadContext(e)
+            | contracts::frame_stream::FrameRead::BadEvent { error: e, .. } => {
+                return Err(format!("bad event: {e}"));
+            }
+        }
     }
     let mut copies = s.copies.lock().unwrap_or_else(|e| e.into_inner());
     let mut new = 0;
@@ -874,20 +883,6 @@ fn store(s: &SinkState, frames: &[u8]) -> Result<(), String> {
     s.frames.fetch_add(ids.len() as u64, Ordering::SeqCst);
     s.unique.fetch_add(new, Ordering::SeqCst);
     Ok(())
-}
-
-fn event_id(payload: &[u8]) -> Result<EventId, String> {
-    let mut r = contracts::varint::Reader::new(payload, "event");
-    let err = |e: contracts::DecodeError| e.to_string();
-    let version = r.u8().map_err(err)?;
-    if version != contracts::event::EVENT_VERSION {
-        return Err(format!("event version {version} is not supported"));
-    }
-    Ok(EventId {
-        tailer: r.u64_be().map_err(err)?,
-        file_seq: r.varint().map_err(err)?,
-        offset: r.varint().map_err(err)?,
-    })
 }
 
 // ---------------------------------------------------------------------------------------

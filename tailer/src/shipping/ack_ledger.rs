@@ -8,7 +8,8 @@ use std::ops::Range;
 use super::acked_ranges::{AckedRanges, AckedRecord};
 use crate::pipeline::BucketKey;
 
-/// The frames of one bucket in a live packet: how many, and where they lie in its file.
+/// The events of one bucket in a live packet: how many, and where their frames (and the
+/// context frames before them) lie in its file.
 #[derive(Debug, Clone)]
 pub(crate) struct BucketShare {
     pub key: BucketKey,
@@ -26,9 +27,15 @@ impl BucketShare {
         }
     }
 
-    /// Counts one more frame, found at `place` in the bucket file when known.
+    /// Counts one more event, found at `place` in the bucket file when known.
     pub fn add(&mut self, place: Option<Range<u64>>) {
         self.frames += 1;
+        self.settle(place);
+    }
+
+    /// Adds `place` (when known) to the ranges without counting an event: a context
+    /// frame's place, settled with the events after it so acked ranges stay whole.
+    pub fn settle(&mut self, place: Option<Range<u64>>) {
         let Some(place) = place else { return };
         match self.ranges.last_mut() {
             Some(r) if r.end == place.start => r.end = place.end,

@@ -19,12 +19,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use contracts::keys::KeyPair;
 use contracts::transport::{
-    ChunkHead, ClientHello, HandshakeError, JoinError, Message, PackedFrames, Session,
-    TransportError, codec, join,
+    ChunkHead, ClientHello, FRAME_STREAM_VERSION, HandshakeError, JoinError, Message, PackedFrames,
+    Session, TransportError, codec, join,
 };
 use contracts::{BuckEntry, CrawlId};
 use crypto_box::PublicKey;
 use futures::{SinkExt, StreamExt};
+use parsers::stream_events::to_version1_frames;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -183,7 +184,7 @@ impl BuckConnection {
                 r = tokio::time::timeout(self.params.connect_timeout, self.connect()) => r,
             };
             match attempt {
-                Ok(Ok((wire, session))) => {
+                Ok(Ok((wire, session, version))) => {
                     backoff.reset();
                     failures = 0;
                     let generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
@@ -198,7 +199,7 @@ impl BuckConnection {
                     let ended = if self.to_shipper.send(up).await.is_err() {
                         None
                     } else {
-                        self.serve(wire, session, inbox).await
+                        self.serve(wire, session, version, inbox).await
                     };
                     self.events.disconnected(ended.is_some());
                     let _ = self
@@ -254,7 +255,7 @@ impl BuckConnection {
     }
 
     /// Connects and exchanges hellos.
-    async fn connect(&self) -> Result<(Wire, Session), LinkError> {
+    async fn connect(&self) -> Result<(Wire, Session, u8), LinkError> {
         let addr = &self.entry.ingest;
         let stream =
             TcpStream::connect(addr.as_str())
@@ -306,14 +307,17 @@ impl BuckConnection {
             joined
                 .session
                 .with_compression(self.params.compression_level),
+            joined.version,
         ))
     }
 
-    /// Runs an established connection. Returns `None` on shutdown, else why it ended.
+    /// Runs an established connection that speaks protocol `version`. Returns `None` on
+    /// shutdown, else why it ended.
     async fn serve(
         &self,
         mut wire: Wire,
         mut session: Session,
+        version: u8,
         mut inbox: mpsc::Receiver<Outgoing>,
     ) -> Option<LinkError> {
         let buck = &self.entry.id;
@@ -326,7 +330,7 @@ impl BuckConnection {
                 _ = self.cancel.cancelled() => return None,
                 out = inbox.recv() => {
                     let msg = out?;
-                    let sealed = match seal(session, msg).await {
+                    let sealed = match seal(session, msg, version < FRAME_STREAM_VERSION).await {
                         Ok((s, w)) => { session = s; w }
                         Err(e) => return Some(e),
                     };
@@ -424,14 +428,87 @@ pub(crate) enum Outgoing {
     },
 }
 
-/// Seals `out`, on the blocking pool when it is large. The session moves there and back
-/// because its counter must advance exactly once per message, in order.
-async fn seal(mut session: Session, out: Outgoing) -> Result<(Session, Vec<u8>), LinkError> {
+impl Outgoing {
+    /// The message with its frame stream rewritten as version-1 events, for a buck that
+    /// speaks a protocol version before frame streams. Frames compressed once for every
+    /// home are of no use then: the connection compresses the rewritten ones itself.
+    fn into_version1_events(self) -> Outgoing {
+        let v1 = |frames: &Bytes| {
+            let mut out = Vec::new();
+            match to_version1_frames(frames, &mut out) {
+                Ok(_) => Bytes::from(out),
+                // Never from this tailer's own writer; the buck refuses the framing
+                // error and says so.
+                Err(e) => {
+                    tracing::error!(
+                        "a message's frames cannot be rewritten for a buck of an older protocol version ({e}); sent as they are"
+                    );
+                    frames.clone()
+                }
+            }
+        };
+        let message = match self {
+            Outgoing::Live { seq, packed } => Message::Live {
+                seq,
+                frames: v1(packed.frames()),
+            },
+            Outgoing::Chunk {
+                seq,
+                crawl,
+                bucket_start,
+                chunk,
+                last,
+                packed,
+            } => Message::BucketChunk {
+                seq,
+                crawl,
+                bucket_start,
+                chunk,
+                last,
+                frames: v1(packed.frames()),
+            },
+            Outgoing::Message(Message::Live { seq, frames }) => Message::Live {
+                seq,
+                frames: v1(&frames),
+            },
+            Outgoing::Message(Message::BucketChunk {
+                seq,
+                crawl,
+                bucket_start,
+                chunk,
+                last,
+                frames,
+            }) => Message::BucketChunk {
+                seq,
+                crawl,
+                bucket_start,
+                chunk,
+                last,
+                frames: v1(&frames),
+            },
+            Outgoing::Message(m) => m,
+        };
+        Outgoing::Message(message)
+    }
+}
+
+/// Seals `out`, on the blocking pool when it is large, after rewriting its frames as
+/// version-1 events when `version1` (a buck before frame streams; the rewrite parses
+/// every line, so it goes to the blocking pool with the sealing). The session moves there
+/// and back because its counter must advance exactly once per message, in order.
+async fn seal(
+    mut session: Session,
+    out: Outgoing,
+    version1: bool,
+) -> Result<(Session, Vec<u8>), LinkError> {
     let large = match &out {
         Outgoing::Message(Message::Live { frames, .. } | Message::BucketChunk { frames, .. }) => {
-            frames.len() > SEAL_INLINE_MAX_BYTES
+            frames.len() > SEAL_INLINE_MAX_BYTES || (version1 && !frames.is_empty())
         }
-        Outgoing::Chunk { packed, .. } => packed.compressed_len() > SEAL_INLINE_MAX_BYTES,
+        Outgoing::Chunk { packed, .. } => {
+            packed.compressed_len() > SEAL_INLINE_MAX_BYTES || version1
+        }
+        Outgoing::Live { .. } => version1,
         _ => false,
     };
     let seal_one = |session: &mut Session, out: &Outgoing| match out {
@@ -460,6 +537,11 @@ async fn seal(mut session: Session, out: Outgoing) -> Result<(Session, Vec<u8>),
         return Ok((session, w));
     }
     let (session, r) = tokio::task::spawn_blocking(move || {
+        let out = if version1 {
+            out.into_version1_events()
+        } else {
+            out
+        };
         let r = seal_one(&mut session, &out);
         (session, r)
     })

@@ -1,10 +1,14 @@
 //! `DeliveryRecord`: which homes have acknowledged a sealed bucket whole, kept beside it
 //! as `<bucket>.b.delivered`; and the two walks of a bucket file the repair path needs:
-//! how many frames each home must receive ([`scan_bucket`]) and the next chunk of the
-//! frames routed to one home ([`read_chunk`]).
+//! how many events each home must receive ([`scan_bucket`]) and the next chunk of the
+//! events routed to one home ([`read_chunk`]).
 //!
-//! Both walks read the file in blocks through `contracts::frame::FrameReader`, so a
-//! bucket of any size costs at most one block plus one chunk of memory.
+//! Both walks read the file in blocks through `contracts::frame::FrameReader` and one
+//! `FrameStreamReader` (a compact event means nothing without the context frame before
+//! it), so a bucket of any size costs at most one block plus one chunk of memory. A chunk
+//! is a stream of its own, written through a `FrameStreamWriter`; the next chunk's walk
+//! starts at the last context before it, at most one reader batch back, rather than at
+//! the file's start (which would read a large bucket once per chunk).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
@@ -15,9 +19,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::NaiveDate;
 use contracts::frame::{FrameError, FrameReader};
+use contracts::frame_stream::{
+    FrameRead, FrameStreamReader, FrameStreamWriter, StreamEvent, TAG_CONTEXT, TAG_EVENT_V1,
+};
 use contracts::spool_file::{SPOOL_HEADER_LEN, check_spool_header};
 use contracts::transport::{MAX_CHUNK_BYTES, PackedFrames};
-use contracts::{ClusterFile, CrawlId, Event, EventId};
+use contracts::{ClusterFile, CrawlId, EventId};
 use serde::{Deserialize, Serialize};
 
 use super::sidecar::{Durability, read_versioned, sidecar_path, tmp_path, write_by_rename};
@@ -93,7 +100,7 @@ fn invalid(message: String) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, message)
 }
 
-/// Routes frames to homes by their event day, caching the answer per day.
+/// Routes events to homes by their event day, caching the answer per day.
 pub(crate) struct Router<'a> {
     cluster: &'a ClusterFile,
     crawl: &'a CrawlId,
@@ -109,42 +116,30 @@ impl<'a> Router<'a> {
         }
     }
 
-    /// The homes of a frame's payload, or `None` when its id and time do not decode (a
-    /// buck would reject it for good, so the repair path leaves it out).
-    fn homes(&mut self, payload: &[u8]) -> Option<&[String]> {
-        self.route(payload).map(|(_, homes)| homes)
-    }
-
-    /// The event id and the homes of a frame's payload.
-    fn route(&mut self, payload: &[u8]) -> Option<(EventId, &[String])> {
-        // Only the front of the event is read: a bucket scan walks every frame, and a
-        // whole decode (allocating the line) made it the tailer's largest cost at low
-        // rates. A frame damaged further in is sent and refused by the buck, for good.
-        let (id, time_us) = Event::peek_id_and_time(payload).ok()?;
-        let day = contracts::event::utc_day(time_us);
-        let homes = self
-            .by_day
+    /// The homes of an event.
+    fn homes(&mut self, event: &StreamEvent<'_>) -> &[String] {
+        let day = contracts::event::utc_day(event.time_us);
+        self.by_day
             .entry(day)
-            .or_insert_with(|| self.cluster.home_bucks(self.crawl, day).homes().to_vec());
-        Some((id, homes))
+            .or_insert_with(|| self.cluster.home_bucks(self.crawl, day).homes().to_vec())
     }
 }
 
 /// What a walk of a sealed bucket found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BucketScan {
-    /// Frames each home must receive.
+    /// Events each home must receive.
     pub expected: BTreeMap<String, u64>,
-    /// Frames whose day has no eligible buck yet: the bucket waits for a cluster change.
+    /// Events whose day has no eligible buck yet: the bucket waits for a cluster change.
     pub unrouted: u64,
-    /// Frames that do not decode (left out of the repair send).
+    /// Events that do not decode (left out of the repair send).
     pub undecodable: u64,
-    /// Of the frames each home must receive, those `acked` says it has.
+    /// Of the events each home must receive, those `acked` says it has.
     pub acked: BTreeMap<String, u64>,
 }
 
-/// Counts the frames of the bucket at `path` per home, and how many of them each home
-/// acked according to `acked`.
+/// Counts the events of the bucket at `path` per home, and how many of them each home
+/// acked according to `acked`. Context frames are not events: they are not counted.
 pub fn scan_bucket(
     path: &Path,
     cluster: &ClusterFile,
@@ -153,19 +148,22 @@ pub fn scan_bucket(
 ) -> std::io::Result<BucketScan> {
     let mut router = Router::new(cluster, crawl);
     let mut scan = BucketScan::default();
-    walk_frames(path, 0, |at, frame, payload| {
-        match router.homes(payload) {
-            None => scan.undecodable += 1,
-            Some([]) => scan.unrouted += 1,
-            Some(homes) => {
-                let end = at + frame.len() as u64;
-                for h in homes {
-                    *scan.expected.entry(h.clone()).or_default() += 1;
-                    if acked.covers(h, at, end) {
-                        *scan.acked.entry(h.clone()).or_default() += 1;
+    walk_stream(path, 0, |at, frame, read| {
+        match read {
+            FrameRead::Context | FrameRead::BadContext(_) => {}
+            FrameRead::BadEvent { .. } => scan.undecodable += 1,
+            FrameRead::Event(event) => match router.homes(&event) {
+                [] => scan.unrouted += 1,
+                homes => {
+                    let end = at + frame.len() as u64;
+                    for h in homes {
+                        *scan.expected.entry(h.clone()).or_default() += 1;
+                        if acked.covers(h, at, end) {
+                            *scan.acked.entry(h.clone()).or_default() += 1;
+                        }
                     }
                 }
-            }
+            },
         }
         ControlFlow::Continue(())
     })?;
@@ -175,16 +173,22 @@ pub fn scan_bucket(
 /// A piece of a bucket for one home.
 #[derive(Debug, Clone)]
 pub struct Chunk {
-    /// Concatenated frames, at most `MAX_CHUNK_BYTES`.
+    /// A frame stream of its own (it starts with a context frame), at most
+    /// `MAX_CHUNK_BYTES`.
     pub frames: Bytes,
-    /// Their number.
+    /// Number of events in it.
     pub count: u32,
     /// Where the next chunk starts in the file.
     pub next_offset: u64,
+    /// Where the walk for the next chunk starts: the last frame before `next_offset` that
+    /// says the context of the events after it (a context frame, or a version-1 event),
+    /// so the reader knows the context in force at `next_offset`.
+    pub next_resume: u64,
     /// The byte ranges, between the chunk's start and `next_offset`, whose every frame is
-    /// settled for the home once the chunk is acked: sent in it, acked before, or refused
-    /// for good. Frames routed elsewhere or to no buck yet split the ranges, so an acked
-    /// chunk never vouches for a frame the home did not get.
+    /// settled for the home once the chunk is acked: sent in it, acked before, refused
+    /// for good, or a context frame (it says nothing a home must have). Events routed
+    /// elsewhere or to no buck yet split the ranges, so an acked chunk never vouches for
+    /// an event the home did not get.
     pub settled: Vec<Range<u64>>,
     /// Whether this is the bucket's last chunk.
     pub last: bool,
@@ -193,13 +197,23 @@ pub struct Chunk {
     pub packed: Option<Arc<PackedFrames>>,
 }
 
-/// Reads, from byte `offset` of the bucket at `path` (0 for the start), the next chunk of
-/// frames routed to `home`: as many whole frames as fit in `MAX_CHUNK_BYTES`. Frames of
-/// the events in `skip` (refused for good by a buck) and frames inside `acked` (the home
-/// has them) are left out.
+/// Where a chunk read starts in a bucket file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkStart {
+    /// Where the chunk starts (0 for the bucket's start).
+    pub offset: u64,
+    /// Where the walk starts, at or before `offset`: [`Chunk::next_resume`] of the chunk
+    /// before (0 for the first). Frames between the two are read only for their context.
+    pub resume: u64,
+}
+
+/// Reads, from `start` in the bucket at `path`, the next chunk of events routed to
+/// `home`: as many as fit in `MAX_CHUNK_BYTES`, written through a stream writer of the
+/// chunk's own. Events in `skip` (refused for good by a buck) and frames inside `acked`
+/// (the home has them) are left out.
 pub fn read_chunk(
     path: &Path,
-    offset: u64,
+    start: ChunkStart,
     home: &str,
     cluster: &ClusterFile,
     crawl: &CrawlId,
@@ -208,43 +222,87 @@ pub fn read_chunk(
 ) -> std::io::Result<Chunk> {
     let mut router = Router::new(cluster, crawl);
     let mut frames = Vec::new();
+    let mut writer = FrameStreamWriter::new();
     let mut count = 0u32;
     let mut settled: Vec<Range<u64>> = Vec::new();
     let mut settle = |at: u64, end: u64| match settled.last_mut() {
         Some(last) if last.end == at => last.end = end,
         _ => settled.push(at..end),
     };
-    let (next_offset, last) = walk_frames(path, offset, |at, frame, payload| {
+    let mut resume = start.resume;
+    let walk_from = start.resume.min(start.offset);
+    let (next_offset, last) = walk_stream(path, walk_from, |at, frame, read| {
+        let says_context = matches!(frame.get(2), Some(&(TAG_CONTEXT | TAG_EVENT_V1)));
+        if at < start.offset {
+            if says_context {
+                resume = at;
+            }
+            return ControlFlow::Continue(());
+        }
         let end = at + frame.len() as u64;
+        let event = match read {
+            FrameRead::Context | FrameRead::BadContext(_) => {
+                resume = at;
+                settle(at, end);
+                return ControlFlow::Continue(());
+            }
+            // A buck would refuse it for good, so the repair path leaves it out.
+            FrameRead::BadEvent { .. } => {
+                if says_context {
+                    resume = at;
+                }
+                return ControlFlow::Continue(());
+            }
+            FrameRead::Event(event) => event,
+        };
         if acked.covers(at, end) {
             settle(at, end);
-            return ControlFlow::Continue(());
-        }
-        let Some((id, homes)) = router.route(payload) else {
-            return ControlFlow::Continue(());
-        };
-        if !homes.iter().any(|h| h == home) {
-            return ControlFlow::Continue(());
-        }
-        if skip.contains(&id) {
+        } else if !router.homes(&event).iter().any(|h| h == home) {
+        } else if skip.contains(&event.id) {
             settle(at, end);
-            return ControlFlow::Continue(());
+        } else {
+            let before = frames.len();
+            let fields = event.fields.unwrap_or(&[]);
+            if !writer.push(&mut frames, &event.with_fields(fields)) {
+                // Read back from a frame, it fits one: this cannot happen, and a buck
+                // could not take it either.
+                tracing::warn!(path = %path.display(), at, "an event of a spool bucket cannot be written again; it is left out");
+            } else if frames.len() > MAX_CHUNK_BYTES {
+                frames.truncate(before);
+                return ControlFlow::Break(());
+            } else {
+                count += 1;
+                settle(at, end);
+            }
         }
-        if frames.len() + frame.len() > MAX_CHUNK_BYTES {
-            return ControlFlow::Break(());
+        if says_context {
+            resume = at;
         }
-        frames.extend_from_slice(frame);
-        count += 1;
-        settle(at, end);
         ControlFlow::Continue(())
     })?;
     Ok(Chunk {
         frames: frames.into(),
         count,
         next_offset,
+        next_resume: resume,
         last,
         settled,
         packed: None,
+    })
+}
+
+/// Walks the frames of a bucket file from `offset` through one stream reader, calling
+/// `f(offset, frame, read)` for each until it breaks. `offset` must be where the file
+/// starts or a frame whose reading does not depend on those before it (a context frame or
+/// a version-1 event). Returns what [`walk_frames`] does.
+fn walk_stream(
+    path: &Path,
+    offset: u64,
+    mut f: impl FnMut(u64, &[u8], FrameRead<'_>) -> ControlFlow<()>,
+) -> std::io::Result<(u64, bool)> {
+    let mut reader = FrameStreamReader::new();
+    walk_frames(path, offset, |at, frame, payload| {
+        f(at, frame, reader.read(payload))
     })
 }
 
@@ -304,7 +362,8 @@ mod tests {
     use super::*;
     use contracts::frame::put_event_frame;
     use contracts::spool_file::spool_header;
-    use contracts::{EventFlags, EventId, Format};
+    use contracts::{Event, EventFlags, EventId, Format};
+    use parsers::stream_events::decode_stream;
 
     pub(crate) fn event(
         tailer: u64,
@@ -382,12 +441,15 @@ mod tests {
         }
         for (home, ids) in &want {
             let mut got = Vec::new();
-            let mut offset = 0;
+            let mut start = ChunkStart {
+                offset: 0,
+                resume: 0,
+            };
             let mut chunks = 0;
             loop {
                 let ch = read_chunk(
                     &path,
-                    offset,
+                    start,
                     home,
                     &c,
                     &crawl,
@@ -396,11 +458,14 @@ mod tests {
                 )
                 .unwrap();
                 assert!(ch.frames.len() <= MAX_CHUNK_BYTES);
-                let (events, torn) = contracts::frame::decode_frames(&ch.frames);
+                let (events, torn) = decode_stream(&ch.frames);
                 assert!(torn.is_none());
                 assert_eq!(events.len(), ch.count as usize);
                 got.extend(events.into_iter().map(|e| e.unwrap().id.offset));
-                offset = ch.next_offset;
+                start = ChunkStart {
+                    offset: ch.next_offset,
+                    resume: ch.next_resume,
+                };
                 chunks += 1;
                 if ch.last {
                     break;
@@ -442,7 +507,10 @@ mod tests {
         assert_eq!(scan.acked[&home], 4);
         let ch = read_chunk(
             &path,
-            0,
+            ChunkStart {
+                offset: 0,
+                resume: 0,
+            },
             &home,
             &c,
             &crawl,
@@ -450,7 +518,7 @@ mod tests {
             &acked.homes[&home],
         )
         .unwrap();
-        let (events, _) = contracts::frame::decode_frames(&ch.frames);
+        let (events, _) = decode_stream(&ch.frames);
         let got: Vec<u64> = events.into_iter().map(|e| e.unwrap().id.offset).collect();
         assert_eq!(got, vec![4, 5, 6, 7, 8, 9]);
         assert!(ch.last);
@@ -540,7 +608,10 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let ch = read_chunk(
             &path,
-            0,
+            ChunkStart {
+                offset: 0,
+                resume: 0,
+            },
             "x",
             &cluster,
             &crawl,

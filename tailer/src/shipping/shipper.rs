@@ -352,7 +352,7 @@ impl ShipperTask {
                         let result = request.read().map(|mut chunk| {
                             // Compressed here, on the blocking pool, and only once when
                             // another home's read gave the same frames.
-                            match packs.pack(&request.path, request.offset, &chunk.frames, level) {
+                            match packs.pack(&request.path, request.start.offset, &chunk.frames, level) {
                                 Ok(packed) => chunk.packed = Some(packed),
                                 Err(e) => {
                                     tracing::warn!(path = %request.path.display(), error = %e, "cannot compress a repair chunk once for all homes; its connection compresses it");

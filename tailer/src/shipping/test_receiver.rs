@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -19,10 +19,12 @@ use bytes::Bytes;
 use contracts::frame::decode_frames;
 use contracts::keys::KeyPair;
 use contracts::transport::{
-    self, ClientHello, Message, PROTOCOL_MAX, PROTOCOL_MIN, RejectedFrame, ServerHello, codec,
+    self, ClientHello, FRAME_STREAM_VERSION, Message, PROTOCOL_MAX, PROTOCOL_MIN, RejectedFrame,
+    ServerHello, codec,
 };
 use contracts::{Event, EventId};
 use futures::{SinkExt, StreamExt};
+use parsers::stream_events::decode_stream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::codec::Framed;
@@ -39,9 +41,9 @@ pub struct ReceiverStats {
     pub live_messages: u64,
     /// Bucket chunks received.
     pub chunk_messages: u64,
-    /// Frames received in live packets.
+    /// Events received in live packets.
     pub live_frames: u64,
-    /// Frames received in bucket chunks.
+    /// Events received in bucket chunks.
     pub chunk_frames: u64,
     /// Nacks sent.
     pub nacks: u64,
@@ -62,6 +64,9 @@ struct Inner {
     keys: KeyPair,
     allowed: Vec<[u8; 32]>,
     encrypted: bool,
+    /// Newest protocol version answered: below 3 it reads version-1 events only, as a
+    /// buck of that time did.
+    max_version: AtomicU8,
     store: Mutex<BTreeMap<EventId, (Event, u32)>>,
     stats: Mutex<ReceiverStats>,
     down: AtomicBool,
@@ -107,6 +112,7 @@ impl TestReceiver {
             keys,
             allowed,
             encrypted,
+            max_version: AtomicU8::new(PROTOCOL_MAX),
             store: Mutex::new(BTreeMap::new()),
             stats: Mutex::new(ReceiverStats::default()),
             down: AtomicBool::new(false),
@@ -150,6 +156,12 @@ impl TestReceiver {
     /// Closes every open connection (the tailer reconnects).
     pub fn drop_connections(&self) {
         self.inner.epoch.send_modify(|e| *e += 1);
+    }
+
+    /// Answers protocol versions up to `version` from the next connection on (below 3,
+    /// it reads version-1 events only, as a buck of that version did).
+    pub fn set_max_version(&self, version: u8) {
+        self.inner.max_version.store(version, Ordering::SeqCst);
     }
 
     /// Waits this long before each ack.
@@ -250,7 +262,8 @@ async fn serve(stream: TcpStream, inner: &Inner, cancel: CancellationToken) -> R
     } else {
         None
     };
-    let version = hello.negotiate(PROTOCOL_MIN, PROTOCOL_MAX);
+    let max_version = inner.max_version.load(Ordering::SeqCst);
+    let version = hello.negotiate(PROTOCOL_MIN, max_version);
     let (Some(version), None) = (version, &refusal) else {
         lock(&inner.stats).refused += 1;
         let reason = refusal.unwrap_or_else(|| "no common protocol version".into());
@@ -262,7 +275,8 @@ async fn serve(stream: TcpStream, inner: &Inner, cancel: CancellationToken) -> R
     let tailer_key = crypto_box::PublicKey::from(hello.public_key);
     let keys = hello.encrypted.then(|| (inner.keys.secret(), &tailer_key));
     // As the real buck: a tailer that asks for sealing gets it.
-    let accepted = transport::accept(&hello_bytes, version, PROTOCOL_MAX, &inner.id, keys);
+    let accepted = transport::accept(&hello_bytes, version, max_version, &inner.id, keys);
+    let streams = version >= FRAME_STREAM_VERSION;
     if wire.send(Bytes::from(accepted.answer)).await.is_err() {
         return Ok(());
     }
@@ -287,7 +301,7 @@ async fn serve(stream: TcpStream, inner: &Inner, cancel: CancellationToken) -> R
         let reply = match msg {
             Message::Ping { token } => Some(Message::Pong { token }),
             Message::Pong { .. } => None,
-            Message::Live { seq, frames } => receive(inner, seq, &frames, false),
+            Message::Live { seq, frames } => receive(inner, seq, &frames, false, streams),
             Message::BucketChunk {
                 seq,
                 crawl,
@@ -296,7 +310,7 @@ async fn serve(stream: TcpStream, inner: &Inner, cancel: CancellationToken) -> R
                 last,
                 frames,
             } => {
-                let reply = receive(inner, seq, &frames, true);
+                let reply = receive(inner, seq, &frames, true, streams);
                 if matches!(reply, Some(Message::Ack { .. })) {
                     check_chunk_order(inner, crawl.as_str(), bucket_start, chunk, last)?;
                 }
@@ -348,8 +362,9 @@ fn check_chunk_order(
     Ok(())
 }
 
-/// Stores a data message's frames and says what to answer.
-fn receive(inner: &Inner, seq: u64, frames: &[u8], chunk: bool) -> Option<Message> {
+/// Stores a data message's events and says what to answer. Without `streams` (a
+/// connection before protocol version 3) only version-1 events are read.
+fn receive(inner: &Inner, seq: u64, frames: &[u8], chunk: bool, streams: bool) -> Option<Message> {
     if inner.black_hole.load(Ordering::SeqCst) {
         lock(&inner.stats).swallowed += 1;
         return None;
@@ -366,7 +381,13 @@ fn receive(inner: &Inner, seq: u64, frames: &[u8], chunk: bool) -> Option<Messag
             reason: "test receiver nack".into(),
         });
     }
-    let (events, torn) = decode_frames(frames);
+    let (events, torn) = if streams {
+        decode_stream(frames)
+    } else {
+        decode_frames(frames)
+    };
+    let received = events.len() as u64;
+    let stray = events.iter().filter(|e| e.is_err()).count();
     let reject = lock(&inner.reject).clone();
     let mut rejected = Vec::new();
     let mut rejected_resent = 0;
@@ -397,22 +418,21 @@ fn receive(inner: &Inner, seq: u64, frames: &[u8], chunk: bool) -> Option<Messag
         s.protocol_errors
             .push(format!("message {seq}: torn frame {t}"));
     }
+    if !streams && stray > 0 {
+        s.protocol_errors.push(format!(
+            "message {seq}: {stray} frames are not version-1 events on a connection before frame streams"
+        ));
+    }
     if chunk {
         s.chunk_messages += 1;
-        s.chunk_frames += frames_in(frames);
+        s.chunk_frames += received;
     } else {
         s.live_messages += 1;
-        s.live_frames += frames_in(frames);
+        s.live_frames += received;
     }
     s.rejected_frames += rejected.len() as u64;
     s.rejected_resent += rejected_resent;
     Some(Message::Ack { seq, rejected })
-}
-
-fn frames_in(frames: &[u8]) -> u64 {
-    contracts::frame::FrameReader::new(frames)
-        .filter(|f| f.is_ok())
-        .count() as u64
 }
 
 #[cfg(test)]

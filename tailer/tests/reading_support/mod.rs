@@ -174,7 +174,7 @@ impl Harness {
             if bytes.len() < 8 {
                 continue;
             }
-            let (events, _torn) = contracts::frame::decode_frames(&bytes[8..]);
+            let (events, _torn) = parsers::stream_events::decode_stream(&bytes[8..]);
             out.extend(
                 events
                     .into_iter()

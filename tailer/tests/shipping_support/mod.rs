@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
-use contracts::frame::put_event_frame;
+use contracts::frame_stream::FrameStreamWriter;
 use contracts::keys::KeyPair;
 use contracts::spool_file::{spool_bucket_path, spool_header};
 use contracts::{ClusterFile, CrawlId, Event, EventFlags, EventId, Format};
@@ -290,11 +290,12 @@ crawl = "crawl-a"
     }
 }
 
-/// Frames of `events`, concatenated.
+/// `events` as a frame stream of its own, as the tailer appends one batch.
 pub fn frames(events: &[Event]) -> Vec<u8> {
     let mut out = Vec::new();
+    let mut writer = FrameStreamWriter::new();
     for e in events {
-        assert!(put_event_frame(&mut out, e));
+        assert!(writer.push(&mut out, &e.view()));
     }
     out
 }

@@ -4,10 +4,11 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chrono::NaiveDate;
 use contracts::CrawlId;
-use contracts::frame::{FrameError, FrameReader};
+use contracts::frame::FrameReader;
+use contracts::frame_stream::{FrameRead, FrameStreamReader, FrameStreamWriter};
 use contracts::transport::{Message, PackedFrames};
 use tokio::time::Instant;
 
@@ -15,9 +16,11 @@ use super::{BucketShare, InFlight, Sent, ShipperState, Status};
 use crate::pipeline::BucketKey;
 use crate::shipping::buck_connection::Outgoing;
 
-/// Frames gathered for one (crawl, day) route.
+/// Events gathered for one (crawl, day) route, as a frame stream of their own.
 pub(super) struct PacketBuilder {
-    frames: BytesMut,
+    frames: Vec<u8>,
+    writer: FrameStreamWriter,
+    /// Events (context frames are not counted).
     count: u32,
     buckets: Vec<BucketShare>,
     pub(super) deadline: Instant,
@@ -41,7 +44,12 @@ impl ShipperState {
     }
 
     /// Frames just appended to `bucket`, all of events on `day`, lying at `ranges` of its
-    /// file: added to the route's packet, which is sent when full.
+    /// file: their events are added to the route's packet, which is sent when full.
+    ///
+    /// The input is a frame stream (it starts with a context frame); each event is
+    /// written again through the packet's own stream writer, since a packet must be read
+    /// on its own. Context frames are not copied, but their places in the file are
+    /// settled with the events after them, so the ranges a home acks stay whole.
     pub fn on_live(
         &mut self,
         bucket: BucketKey,
@@ -53,58 +61,81 @@ impl ShipperState {
         let max = self.policy.packet_max_bytes;
         let route = (bucket.crawl.clone(), day);
         let mut places = FilePlaces::new(ranges);
-        let mut items = FrameReader::new(&frames).peekable();
-        // One pass of the outer loop per packet: the route is hashed and cloned once per
-        // packet, not once per frame.
-        loop {
-            let first_at = match items.peek() {
-                None => break,
-                Some(Ok((at, _))) => *at,
-                Some(Err(e @ (FrameError::Incomplete { .. } | FrameError::Empty { .. }))) => {
+        let mut reader = FrameStreamReader::new();
+        // The route's packet is taken out of the map for the whole input: the route is
+        // hashed and cloned once per packet, not once per frame.
+        let mut packet = self.packets.remove(&route);
+        // Places of context frames not yet given to a packet's share.
+        let mut contexts = BucketShare::new(bucket.clone());
+        for item in FrameReader::new(&frames) {
+            let (at, payload) = match item {
+                Ok(frame) => frame,
+                Err(e) => {
                     tracing::error!(bucket = ?bucket, "live frames from the reader are malformed ({e}); the rest are left to the repair send");
                     break;
                 }
             };
-            let delay = self.policy.packet_max_delay;
-            let p = self.packets.entry(route.clone()).or_insert_with(|| {
-                // Room for what this input can still add, up to a full packet (and its
-                // last frame unless a huge one): growing by doubling copied each packet
-                // once more.
-                let room = (frames.len() - first_at).min(max + 4096);
-                PacketBuilder {
-                    frames: BytesMut::with_capacity(room),
-                    count: 0,
-                    buckets: Vec::new(),
-                    deadline: now + delay,
+            let place = places.next(2 + payload.len() as u64);
+            let event = match reader.read(payload) {
+                FrameRead::Event(event) => event,
+                FrameRead::Context => {
+                    contexts.settle(place);
+                    continue;
                 }
-            });
-            let mut full = false;
-            while let Some(Ok((at, payload))) = items.peek() {
-                let frame = &frames[*at..*at + 2 + payload.len()];
-                if p.count > 0 && p.frames.len() + frame.len() > max {
-                    full = true;
-                    break;
+                FrameRead::BadContext(e) | FrameRead::BadEvent { error: e, .. } => {
+                    tracing::error!(bucket = ?bucket, at, "a live frame from the reader does not decode ({e}); the repair send leaves it out too");
+                    continue;
                 }
-                items.next();
-                p.frames.extend_from_slice(frame);
-                p.count += 1;
-                let place = places.next(frame.len() as u64);
-                match p.buckets.last_mut() {
-                    Some(share) if share.key == bucket => share.add(place),
-                    _ => {
-                        let mut share = BucketShare::new(bucket.clone());
-                        share.add(place);
-                        p.buckets.push(share);
-                    }
+            };
+            let fields = event.fields.unwrap_or(&[]);
+            let event = event.with_fields(fields);
+            let p = packet.get_or_insert_with(|| self.new_packet(frames.len() - at, now));
+            let before = p.frames.len();
+            if !p.writer.push(&mut p.frames, &event) {
+                tracing::error!(bucket = ?bucket, at, "a live event cannot be framed again; the repair send leaves it out too");
+                continue;
+            }
+            if p.count > 0 && p.frames.len() > max {
+                // Sent without it; it opens the next packet, after its own context.
+                p.frames.truncate(before);
+                if let Some(full) = packet.take() {
+                    self.send_packet(&route, full);
                 }
-                if p.frames.len() >= max {
-                    full = true;
-                    break;
+                let p = packet.get_or_insert_with(|| self.new_packet(frames.len() - at, now));
+                if !p.writer.push(&mut p.frames, &event) {
+                    continue;
                 }
             }
-            if full {
-                self.flush(&route);
+            if let Some(p) = packet.as_mut() {
+                add_to_share(p, &bucket, &mut contexts, place);
             }
+            if packet.as_ref().is_some_and(|p| p.frames.len() >= max)
+                && let Some(full) = packet.take()
+            {
+                self.send_packet(&route, full);
+            }
+        }
+        if let Some(mut p) = packet {
+            if !contexts.ranges.is_empty() {
+                add_context_places(&mut p, &bucket, &mut contexts);
+            }
+            if p.count > 0 {
+                self.packets.insert(route, p);
+            }
+        }
+    }
+
+    /// An empty packet for an input with `left` bytes still to go.
+    fn new_packet(&self, left: usize, now: Instant) -> PacketBuilder {
+        // Room for what this input can still add, up to a full packet (and its last frame
+        // unless a huge one): growing by doubling copied each packet once more.
+        let room = left.min(self.policy.packet_max_bytes + 4096);
+        PacketBuilder {
+            frames: Vec::with_capacity(room),
+            writer: FrameStreamWriter::new(),
+            count: 0,
+            buckets: Vec::new(),
+            deadline: now + self.policy.packet_max_delay,
         }
     }
 
@@ -135,15 +166,19 @@ impl ShipperState {
         }
     }
 
-    /// Sends the packet of `route` to the homes of (crawl, day), or to a stand-in.
+    /// Sends the packet of `route`, if any.
     fn flush(&mut self, route: &(CrawlId, NaiveDate)) {
-        let Some(p) = self.packets.remove(route) else {
-            return;
-        };
+        if let Some(p) = self.packets.remove(route) {
+            self.send_packet(route, p);
+        }
+    }
+
+    /// Sends packet `p` of `route` to the homes of (crawl, day), or to a stand-in.
+    fn send_packet(&mut self, route: &(CrawlId, NaiveDate), p: PacketBuilder) {
         if p.count == 0 {
             return;
         }
-        let frames = p.frames.freeze();
+        let frames = Bytes::from(p.frames);
         // Compressed once here for every home, rather than once per connection.
         let packed = match PackedFrames::new(frames.clone(), self.policy.compression_level) {
             Ok(packed) => Some(Arc::new(packed)),
@@ -255,6 +290,34 @@ impl ShipperState {
             if self.sealed.contains_key(key) {
                 self.evaluate(key);
             }
+        }
+    }
+}
+
+/// Counts one more event in `p`, at `place` in `bucket`'s file, after the places of the
+/// context frames read since the last event.
+fn add_to_share(
+    p: &mut PacketBuilder,
+    bucket: &BucketKey,
+    contexts: &mut BucketShare,
+    place: Option<Range<u64>>,
+) {
+    p.count += 1;
+    add_context_places(p, bucket, contexts);
+    if let Some(share) = p.buckets.last_mut() {
+        share.add(place);
+    }
+}
+
+/// Moves the places in `contexts` to `p`'s share of `bucket` (a new share if its last is
+/// another bucket's).
+fn add_context_places(p: &mut PacketBuilder, bucket: &BucketKey, contexts: &mut BucketShare) {
+    if p.buckets.last().is_none_or(|share| share.key != *bucket) {
+        p.buckets.push(BucketShare::new(bucket.clone()));
+    }
+    if let Some(share) = p.buckets.last_mut() {
+        for r in contexts.ranges.drain(..) {
+            share.settle(Some(r));
         }
     }
 }

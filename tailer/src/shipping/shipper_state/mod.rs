@@ -49,6 +49,7 @@ use self::repair::{RepairJob, SealedBucket};
 use super::ack_ledger::{AckLedger, BucketShare};
 use super::acked_ranges::AckedRecord;
 use super::buck_connection::Outgoing;
+use super::delivery::ChunkStart;
 use super::record_writer::SidecarWrite;
 use crate::config::TailerConfig;
 use crate::events::TailerEvents;
@@ -187,7 +188,7 @@ enum Sent {
     /// A chunk of a repair job.
     Chunk {
         job: u64,
-        next_offset: u64,
+        next: ChunkStart,
         settled: Vec<std::ops::Range<u64>>,
         last: bool,
     },
@@ -536,10 +537,10 @@ impl ShipperState {
             }
             Sent::Chunk {
                 job,
-                next_offset,
+                next,
                 settled,
                 last,
-            } => self.on_chunk_acked(buck, job, next_offset, settled, last),
+            } => self.on_chunk_acked(buck, job, next, settled, last),
         }
     }
 

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use contracts::frame::FrameReader;
+use contracts::frame_stream::{FrameRead, FrameStreamReader};
 use contracts::spool_file::spool_bucket_path;
 use contracts::transport::{Message, RejectedFrame};
-use contracts::{ClusterFile, CrawlId, Event, EventId};
+use contracts::{ClusterFile, CrawlId, EventId};
 use tokio::time::Instant;
 
 use super::{Command, InFlight, Sent, ShipperState, Status, Timer};
@@ -21,7 +22,7 @@ use crate::pipeline::BucketKey;
 use crate::shipping::acked_ranges::{AckedRanges, AckedRecord};
 use crate::shipping::buck_connection::Outgoing;
 use crate::shipping::delivery::{
-    BucketScan, Chunk, DELIVERY_RECORD_VERSION, DeliveryRecord, read_chunk,
+    BucketScan, Chunk, ChunkStart, DELIVERY_RECORD_VERSION, DeliveryRecord, read_chunk,
 };
 use crate::shipping::record_writer::SidecarWrite;
 
@@ -56,7 +57,7 @@ pub(super) struct RepairJob {
     bucket: BucketKey,
     path: PathBuf,
     home: String,
-    offset: u64,
+    start: ChunkStart,
     chunk: u32,
 }
 
@@ -67,8 +68,8 @@ pub(crate) struct ChunkRequest {
     pub job: u64,
     /// The bucket file.
     pub path: PathBuf,
-    /// Where the chunk starts.
-    pub offset: u64,
+    /// Where the chunk starts, and where its walk starts.
+    pub start: ChunkStart,
     /// The home it is for.
     pub home: String,
     /// The bucket's crawl.
@@ -86,7 +87,7 @@ impl ChunkRequest {
     pub fn read(&self) -> std::io::Result<Chunk> {
         read_chunk(
             &self.path,
-            self.offset,
+            self.start,
             &self.home,
             &self.cluster,
             &self.crawl,
@@ -242,7 +243,10 @@ impl ShipperState {
                     bucket: bucket.clone(),
                     path: s.path.clone(),
                     home: home.clone(),
-                    offset: 0,
+                    start: ChunkStart {
+                        offset: 0,
+                        resume: 0,
+                    },
                     chunk: 0,
                 },
             );
@@ -331,7 +335,7 @@ impl ShipperState {
         &mut self,
         buck: &str,
         job: u64,
-        next_offset: u64,
+        next: ChunkStart,
         settled: Vec<Range<u64>>,
         last: bool,
     ) {
@@ -352,7 +356,7 @@ impl ShipperState {
             }
             self.start_repair(buck);
         } else if let Some(j) = self.jobs.get_mut(&job) {
-            j.offset = next_offset;
+            j.start = next;
             j.chunk += 1;
             self.read_next_chunk(job);
         }
@@ -387,12 +391,17 @@ impl ShipperState {
             _ => return,
         };
         let wanted: HashSet<u32> = rejected.iter().map(|r| r.index).collect();
-        for (index, item) in FrameReader::new(frames).enumerate() {
+        // Indices name events, not frames: the stream's context frames are not counted.
+        let mut reader = FrameStreamReader::new();
+        for item in FrameReader::new(frames) {
             let Ok((_, payload)) = item else { break };
-            if !wanted.contains(&(index as u32)) {
+            let FrameRead::Event(event) = reader.read(payload) else {
+                continue;
+            };
+            if !wanted.contains(&event.index) {
                 continue;
             }
-            if let (Some(key), Ok(event)) = (owners.get(index), Event::decode(payload)) {
+            if let Some(key) = owners.get(event.index as usize) {
                 self.rejected
                     .entry((*key).clone())
                     .or_default()
@@ -406,7 +415,7 @@ impl ShipperState {
         self.commands.push(Command::ReadChunk(ChunkRequest {
             job,
             path: j.path.clone(),
-            offset: j.offset,
+            start: j.start,
             home: j.home.clone(),
             crawl: j.bucket.crawl.clone(),
             skip: self.rejected.get(&j.bucket).cloned().unwrap_or_default(),
@@ -464,7 +473,10 @@ impl ShipperState {
                 frames: chunk.count,
                 what: Sent::Chunk {
                     job,
-                    next_offset: chunk.next_offset,
+                    next: ChunkStart {
+                        offset: chunk.next_offset,
+                        resume: chunk.next_resume,
+                    },
                     settled: chunk.settled,
                     last: chunk.last,
                 },

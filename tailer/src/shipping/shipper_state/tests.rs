@@ -8,9 +8,10 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use contracts::frame::put_event_frame;
+use contracts::frame_stream::FrameStreamWriter;
 use contracts::transport::Message;
 use contracts::{BuckEntry, Event, EventFlags, Format};
+use parsers::stream_events::decode_stream;
 
 use super::*;
 use crate::shipping::delivery::{BucketScan, Chunk};
@@ -106,8 +107,9 @@ fn events_on(day: NaiveDate, first: u64, n: u64) -> (Vec<Event>, Bytes) {
         })
         .collect();
     let mut out = Vec::new();
+    let mut writer = FrameStreamWriter::new();
     for e in &events {
-        assert!(put_event_frame(&mut out, e));
+        assert!(writer.push(&mut out, &e.view()));
     }
     (events, out.into())
 }
@@ -235,6 +237,7 @@ fn whole_chunk(frames: Bytes, count: u32) -> Chunk {
         frames,
         count,
         next_offset: end,
+        next_resume: FIRST_FRAME_AT,
         settled: vec![FIRST_FRAME_AT..end],
         last: true,
         packed: None,
@@ -327,7 +330,10 @@ async fn a_home_down_at_the_seal_gets_the_bucket_by_repair_when_it_returns_after
     h.state.on_tick(now);
     let reads = chunk_reads(h.commands());
     assert_eq!(reads.len(), 1, "a repair for the home that is up only");
-    assert_eq!((reads[0].home.as_str(), reads[0].offset), (up.as_str(), 0));
+    assert_eq!(
+        (reads[0].home.as_str(), reads[0].start.offset),
+        (up.as_str(), 0)
+    );
     h.state
         .on_chunk_read(reads[0].job, Ok(whole_chunk(frames.clone(), 4)));
     let sent = h.sends(&up);
@@ -570,10 +576,13 @@ async fn a_cluster_change_moves_homes_for_later_days_only() {
     let mut got_tomorrow = Vec::new();
     for buck in ["b0", "b1", "b2"].iter().chain(&added) {
         for (_, f) in h.sends(buck) {
-            let event = Event::decode(&f[2..]).unwrap();
-            match event.day() == today {
-                true => got_today.push(buck.to_owned()),
-                false => got_tomorrow.push(buck.to_owned()),
+            let (events, torn) = decode_stream(&f);
+            assert!(torn.is_none());
+            for event in events {
+                match event.unwrap().day() == today {
+                    true => got_today.push(buck.to_owned()),
+                    false => got_tomorrow.push(buck.to_owned()),
+                }
             }
         }
     }
@@ -617,8 +626,16 @@ async fn a_buck_that_leaves_the_cluster_is_closed_and_a_changed_one_reconnected(
 #[tokio::test(start_paused = true)]
 async fn past_the_in_flight_limit_the_live_copy_is_dropped_and_input_paused() {
     let mut p = policy();
-    let (_, frames) = events_on(day(), 0, 20);
-    p.inflight_max_bytes = frames.len();
+    let (events, frames) = events_on(day(), 0, 20);
+    // Each packet is a stream of its own: a context frame and its one event.
+    p.inflight_max_bytes = events
+        .iter()
+        .map(|e| {
+            let mut one = Vec::new();
+            FrameStreamWriter::new().push(&mut one, &e.view());
+            one.len()
+        })
+        .sum();
     p.read_chunk_bytes = 0;
     p.packet_max_bytes = 1;
     let mut h = Harness::new(cluster_of(&["b0", "b1"]), p);
@@ -642,7 +659,7 @@ async fn past_the_in_flight_limit_the_live_copy_is_dropped_and_input_paused() {
 #[tokio::test(start_paused = true)]
 async fn packets_are_cut_at_their_size_limit_and_a_duplicate_ack_counts_once() {
     let mut p = policy();
-    let (_, frames) = events_on(day(), 0, 10);
+    let (events, frames) = events_on(day(), 0, 10);
     p.packet_max_bytes = frames.len() / 2;
     let mut h = Harness::new(cluster_of(&["b0", "b1"]), p);
     h.up(&["b0", "b1"]);
@@ -652,8 +669,13 @@ async fn packets_are_cut_at_their_size_limit_and_a_duplicate_ack_counts_once() {
     assert!(full.iter().all(|(_, f)| f.len() <= frames.len() / 2));
     h.state.on_sealed(bucket(0), path_of(&bucket(0)));
     let all: Vec<_> = full.into_iter().chain(h.sends("b0")).collect();
-    let joined: Vec<u8> = all.iter().flat_map(|(_, f)| f.to_vec()).collect();
-    assert_eq!(joined, frames.to_vec(), "every frame once, in order");
+    // Each packet is a stream of its own (it starts with a context frame).
+    let joined: Vec<Event> = all
+        .iter()
+        .flat_map(|(_, f)| decode_stream(f).0)
+        .map(|e| e.expect("decodes"))
+        .collect();
+    assert_eq!(joined, events, "every event once, in order");
 
     h.ack("b0", 0);
     h.ack("b0", 0);
