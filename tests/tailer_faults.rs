@@ -193,6 +193,19 @@ fn old_and_new_sides_of_a_protocol_upgrade_deliver_every_line_once() {
         "clean stop"
     );
 
+    // A buck of protocol version 2 (ChaChaBox, version-1 events only): the tailer's frame
+    // streams are rewritten as version-1 frames for it.
+    let dir = Dir::new("protocol-v2-buck");
+    let (buck, tcfg) = single_buck_setup_with(&dir, "max_protocol_version = 2", "");
+    write(&dir, 0, 500);
+    let mut tailer = Agent::spawn(&dir, "tailer", "tailer", &["--config", &tcfg]);
+    wait_stored(&buck.http, &mut tailer, 500);
+    assert!(metric(&buck.http, CHACHA).unwrap() >= 1.0);
+    assert!(
+        tailer.terminate(std::time::Duration::from_secs(20)),
+        "clean stop"
+    );
+
     // An old tailer, a new buck; then the tailer upgraded.
     let dir = Dir::new("protocol-old-tailer");
     let (buck, tcfg) = single_buck_setup_with(&dir, "", "max_protocol_version = 1");
@@ -217,4 +230,87 @@ fn old_and_new_sides_of_a_protocol_upgrade_deliver_every_line_once() {
         tailer.terminate(std::time::Duration::from_secs(20)),
         "clean stop"
     );
+}
+
+/// A spool left by the tailer before frame streams (`fixtures/spool/v1`: version-1 events,
+/// never sent) is delivered whole by today's tailer: every line once, with the ids the old
+/// tailer gave them.
+#[test]
+fn a_spool_left_by_the_previous_version_is_delivered_after_an_upgrade() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/spool/v1");
+    let dir = Dir::new("old-spool");
+    let (buck, tcfg) = single_buck_setup(&dir, "");
+    copy_tree(&fixture.join("spool"), &dir.join("spool"));
+    std::fs::create_dir_all(dir.join("state")).unwrap();
+    std::fs::copy(fixture.join("state/tailer.id"), dir.join("state/tailer.id")).unwrap();
+    let tailer_hex = std::fs::read_to_string(fixture.join("state/tailer.id")).unwrap();
+    let tailer_hex = tailer_hex.trim();
+
+    let mut tailer = Agent::spawn(&dir, "tailer", "tailer", &["--config", &tcfg]);
+    let rows = wait_for("the old spool's 101 lines", PATIENCE, || {
+        tailer.assert_running();
+        let rows = sql(
+            &buck.http,
+            "fixture-crawl",
+            "SELECT id, line, original_len FROM events",
+        )
+        .ok()?;
+        (rows.len() >= 101).then_some(rows)
+    });
+    assert!(
+        tailer.terminate(std::time::Duration::from_secs(20)),
+        "clean stop"
+    );
+
+    // Where each line of the source starts: the ids' offsets.
+    let source = std::fs::read(fixture.join("crawl.log")).unwrap();
+    let mut lines = std::collections::BTreeMap::new();
+    let mut at = 0usize;
+    for l in source.split_inclusive(|&b| b == b'\n') {
+        let text = &l[..l.len() - 1];
+        lines.insert(at as u64, text.to_vec());
+        at += l.len();
+    }
+    assert_eq!(lines.len(), 101);
+    assert_eq!(rows.len(), 101, "every line once");
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &rows {
+        let id = r["id"].as_str().unwrap();
+        let offset: u64 = id
+            .strip_prefix(&format!("{tailer_hex}-0-"))
+            .unwrap_or_else(|| panic!("{id} is not an id of the fixture's tailer and file"))
+            .parse()
+            .unwrap();
+        assert!(seen.insert(offset), "{id} stored twice");
+        let want = &lines[&offset];
+        let line = r["line"].as_str().unwrap();
+        if want.len() > 65_000 {
+            assert_eq!(
+                r["original_len"].as_i64(),
+                Some(want.len() as i64),
+                "{id}: cut, length kept"
+            );
+            assert!(
+                want.starts_with(line.as_bytes()),
+                "{id}: the cut line is the start of the line"
+            );
+        } else if let Ok(want) = std::str::from_utf8(want) {
+            assert_eq!(line, want, "{id}");
+        } else {
+            assert_eq!(line, String::from_utf8_lossy(want), "{id}");
+        }
+    }
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
 }
