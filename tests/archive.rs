@@ -8,7 +8,7 @@ use chrono::{Duration, Utc};
 use porter::ArchiveStore;
 use serde_json::Value;
 
-use crate::util::{Dir, PATIENCE, Up, appender, sql_count, wait_for};
+use crate::util::{ARCHIVE_AT_ONCE, Dir, FreshS3, PATIENCE, Up, appender, sql_count, wait_for};
 
 #[test]
 fn closed_segments_are_archived_on_schedule_pruned_after_retention_and_fetched_back() {
@@ -393,22 +393,9 @@ fn a_porter_below_its_headroom_defers_without_failing_and_archives_once_allowed(
 /// and the object is the segment's.
 #[test]
 fn sluice_up_archives_to_an_s3_compatible_server_named_in_the_environment() {
-    let endpoint = porter::test_support::s3_server::s3_endpoint();
-    let bucket = porter::test_support::s3_server::fresh_bucket();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     // The store as the porter in `sluice up` sees it: the bucket, under the prefix.
-    let store = porter::S3Store::new(
-        &bucket,
-        "sluice",
-        &porter::test_support::s3_server::s3_settings(),
-        64 << 20,
-        5 << 20,
-    )
-    .unwrap();
-    rt.block_on(store.ensure_bucket()).unwrap();
+    let s3 = FreshS3::new();
+    let (store, rt) = (&s3.store, &s3.rt);
 
     let dir = Dir::new("up-s3");
     let log = dir.join("crawl.log");
@@ -425,34 +412,19 @@ fn sluice_up_archives_to_an_s3_compatible_server_named_in_the_environment() {
         .unwrap();
     }
     drop(f);
-    let archive = format!("s3://{bucket}/sluice");
+    let archive = s3.archive_url();
     let log_s = log.display().to_string();
-    // By name, not by address: the SDK addresses buckets as `bucket.host` (virtual-host
-    // style) unless told otherwise, and `<bucket>.localhost` does not resolve, so the
-    // archive works only with path style.
-    let by_name = endpoint.endpoint.replace("127.0.0.1", "localhost");
+    let env = FreshS3::aws_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let up = Up::start_with_env(
         &dir,
         &[
-            "--crawl",
-            "s3crawl",
-            "--day-close-grace-secs",
-            "0",
-            "--archive",
-            &archive,
-            "--s3-path-style",
-            "--archive-age-secs",
-            "0",
-            "--archive-interval-secs",
-            "1",
-            &log_s,
-        ],
-        &[
-            ("AWS_ENDPOINT_URL", by_name.as_str()),
-            ("AWS_ACCESS_KEY_ID", endpoint.access_key.as_str()),
-            ("AWS_SECRET_ACCESS_KEY", endpoint.secret_key.as_str()),
-            ("AWS_REGION", "us-east-1"),
-        ],
+            &["--crawl", "s3crawl"][..],
+            &ARCHIVE_AT_ONCE,
+            &["--archive", &archive, "--s3-path-style", &log_s],
+        ]
+        .concat(),
+        &env,
     );
     let key = format!("s3crawl/{day}.sqlite.z");
     let manifest_key = format!("{key}.json");
