@@ -8,7 +8,10 @@ use chrono::{Duration, Utc};
 use porter::ArchiveStore;
 use serde_json::Value;
 
-use crate::util::{ARCHIVE_AT_ONCE, Dir, FreshS3, PATIENCE, Up, appender, sql_count, wait_for};
+use crate::util::{
+    ARCHIVE_AT_ONCE, Dir, FreshS3, PATIENCE, Up, appender, porter_toml, segments_field, sql_count,
+    wait_for,
+};
 
 #[test]
 fn closed_segments_are_archived_on_schedule_pruned_after_retention_and_fetched_back() {
@@ -94,21 +97,7 @@ fn closed_segments_are_archived_on_schedule_pruned_after_retention_and_fetched_b
         crate::util::metrics_line(&up.url, "sluice_buck_porter_refused_total 1"),
         "the refusal is not counted"
     );
-    let listed_days = || -> Option<Vec<String>> {
-        let segs: Value = reqwest::blocking::Client::new()
-            .get(format!("{}/segments", up.url))
-            .bearer_auth(porter_token)
-            .send()
-            .ok()?
-            .json()
-            .ok()?;
-        Some(
-            segs.as_array()?
-                .iter()
-                .filter_map(|s| s["day"].as_str().map(str::to_owned))
-                .collect(),
-        )
-    };
+    let listed_days = || segments_field(&up.url, porter_token, "day");
     wait_for("the archived day to be pruned", PATIENCE, || {
         listed_days().filter(|d| d.iter().all(|d| *d == young.to_string()))
     });
@@ -135,12 +124,11 @@ fn closed_segments_are_archived_on_schedule_pruned_after_retention_and_fetched_b
     let cfg = dir.join("porter.toml");
     std::fs::write(
         &cfg,
-        format!(
-            "archive = \"file://{}\"\ncluster_file = {:?}\nwork_dir = {:?}\nbuck_token = {:?}\n",
-            dir.join("up/archive").display(),
-            dir.join("up/cluster.toml").display().to_string(),
-            dir.join("porter-work").display().to_string(),
-            porter_token,
+        porter_toml(
+            &dir,
+            &dir.join("up/archive"),
+            &dir.join("porter-work"),
+            &format!("buck_token = {porter_token:?}\n"),
         ),
     )
     .unwrap();
@@ -267,19 +255,7 @@ impl ClosedDay {
 
     /// The states of the buck's segments (`open`, `closed`, `archived`).
     pub fn states(&self) -> Option<Vec<String>> {
-        let segs: Value = reqwest::blocking::Client::new()
-            .get(format!("{}/segments", self.up.url))
-            .bearer_auth(&self.porter_token)
-            .send()
-            .ok()?
-            .json()
-            .ok()?;
-        Some(
-            segs.as_array()?
-                .iter()
-                .filter_map(|s| s["state"].as_str().map(str::to_owned))
-                .collect(),
-        )
+        segments_field(&self.up.url, &self.porter_token, "state")
     }
 
     /// A porter config over this cluster, archiving to `archive` with `work_dir`.
@@ -290,12 +266,14 @@ impl ClosedDay {
         work: &std::path::Path,
         min_free_bytes: &str,
     ) -> String {
-        format!(
-            "archive = \"file://{}\"\ncluster_file = {:?}\nwork_dir = {:?}\nbuck_token = {:?}\narchive_age_secs = 86400\nmin_free_bytes = {min_free_bytes}\n",
-            archive.display(),
-            dir.join("up/cluster.toml").display().to_string(),
-            work.display().to_string(),
-            self.porter_token,
+        porter_toml(
+            dir,
+            archive,
+            work,
+            &format!(
+                "buck_token = {:?}\narchive_age_secs = 86400\nmin_free_bytes = {min_free_bytes}\n",
+                self.porter_token
+            ),
         )
     }
 }

@@ -114,12 +114,7 @@ fn a_reindex_of_an_archived_day_is_served_by_sluice_up_and_answers_like_grep() {
     let porter_toml = dir.join("porter2.toml");
     std::fs::write(
         &porter_toml,
-        format!(
-            "archive = \"file://{}\"\ncluster_file = {:?}\nwork_dir = {:?}\n",
-            dir.join("up/archive").display(),
-            dir.join("up/cluster.toml").display().to_string(),
-            dir.join("porter2").display().to_string(),
-        ),
+        crate::util::porter_toml(&dir, &dir.join("up/archive"), &dir.join("porter2"), ""),
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_archie"))

@@ -501,3 +501,32 @@ impl FreshS3 {
         ]
     }
 }
+
+/// A porter config over the cluster of the `sluice up` in `dir`, archiving to `archive`
+/// with `work` as its work dir, then the TOML lines `extra`.
+pub fn porter_toml(dir: &Dir, archive: &Path, work: &Path, extra: &str) -> String {
+    format!(
+        "archive = \"file://{}\"\ncluster_file = {:?}\nwork_dir = {:?}\n{extra}",
+        archive.display(),
+        dir.join("up/cluster.toml").display().to_string(),
+        work.display().to_string(),
+    )
+}
+
+/// `field` of every segment that `GET /segments` on `url` lists (asked with the porter's
+/// `token`), or None while the buck does not answer.
+pub fn segments_field(url: &str, token: &str, field: &str) -> Option<Vec<String>> {
+    let segs: Value = reqwest::blocking::Client::new()
+        .get(format!("{url}/segments"))
+        .bearer_auth(token)
+        .send()
+        .ok()?
+        .json()
+        .ok()?;
+    Some(
+        segs.as_array()?
+            .iter()
+            .filter_map(|s| s[field].as_str().map(str::to_owned))
+            .collect(),
+    )
+}
