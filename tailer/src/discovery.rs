@@ -318,15 +318,10 @@ mod tests {
         ] {
             put(root, p, "x\n");
         }
-        let source = SourceConfig {
-            path: format!("{}/jobs/{{crawl}}/**/logs/crawl.log", root.display()),
-            format: SourceFormat::Auto,
-            crawl: None,
-            app: None,
-            exclude: vec![],
-            multiline: true,
-            start_at: StartAt::Beginning,
-        };
+        let source = source(format!(
+            "{}/jobs/{{crawl}}/**/logs/crawl.log",
+            root.display()
+        ));
         let mut d = Discovery::new(&[source]).unwrap();
         let events = TailerEvents::default();
         let found = d.scan(&events, &NoWatch);
@@ -355,9 +350,10 @@ mod tests {
         );
     }
 
-    fn crawl_log_source(root: &Path) -> SourceConfig {
+    /// A source of the files that match `path`, crawl taken from the path.
+    fn source(path: String) -> SourceConfig {
         SourceConfig {
-            path: format!("{}/jobs/{{crawl}}/**/crawl.log", root.display()),
+            path,
             format: SourceFormat::Auto,
             crawl: None,
             app: None,
@@ -365,6 +361,11 @@ mod tests {
             multiline: true,
             start_at: StartAt::Beginning,
         }
+    }
+
+    /// Every `crawl.log` under `<root>/jobs/<crawl>/`.
+    fn crawl_log_source(root: &Path) -> SourceConfig {
+        source(format!("{}/jobs/{{crawl}}/**/crawl.log", root.display()))
     }
 
     /// Sets a directory's modification time to a minute ago, as if nothing had changed in
