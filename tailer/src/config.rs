@@ -127,7 +127,7 @@ pub struct TailerConfig {
     pub poll_interval_ms: u64,
     /// Shortest time between two reading cycles when the previous one found nothing more
     /// to read, in milliseconds: a writer appending one line at a time then costs one
-    /// cycle per pause, not one per line. Adds at most this much latency. Default 20.
+    /// cycle per pause, not one per line. Adds at most this much latency. Default 100.
     #[serde(default = "default_read_coalesce_ms")]
     pub read_coalesce_ms: u64,
     /// How often the globs are re-expanded to find new files, in milliseconds. Default 1000.
@@ -286,7 +286,7 @@ fn default_inflight_max_bytes() -> usize {
     4 << 20
 }
 fn default_read_coalesce_ms() -> u64 {
-    20
+    100
 }
 fn default_live_wait_ms() -> u64 {
     1_000

@@ -66,6 +66,7 @@ pub mod run;
 pub mod shipping;
 pub mod spool_writer;
 pub mod tailer_id;
+mod wake;
 
 pub use config::TailerConfig;
 pub use error::TailerError;

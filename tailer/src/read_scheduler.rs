@@ -16,8 +16,8 @@
 //!    offsets advance to what was spooled and the state file is saved.
 //!
 //! Between cycles the thread waits for a notify (inotify) event or `poll_interval_ms`,
-//! whichever comes first: notify makes following prompt, polling makes it certain
-//! (directories notify cannot watch, a watch limit, network file systems).
+//! whichever comes first: inotify makes following prompt, polling makes it certain
+//! (directories inotify cannot watch, a watch limit, network file systems).
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
@@ -25,7 +25,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::Utc;
@@ -43,6 +42,7 @@ use crate::frame_batch::FrameBatch;
 use crate::pipeline::{ShipperInput, SpoolUsage};
 use crate::rotated_copy::{Located, locate};
 use crate::spool_writer::SpoolWriter;
+use crate::wake::Wake;
 
 /// Size of the one read buffer shared by every file.
 const SCRATCH_BYTES: usize = 64 * 1024;
@@ -1153,197 +1153,4 @@ pub fn app_name(source: &SourceConfig, path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "log".into())
-}
-
-/// Capacity of the notify-to-reader channel, in wake-ups: one pending is enough, since a
-/// cycle looks at every file; a full channel drops the extra wake-up, never an event.
-const WAKE_QUEUE: usize = 1;
-
-/// Wakes the reader when a watched directory changes. If notify cannot start, or cannot
-/// watch a directory (the inotify watch limit), that is logged once and polling alone
-/// covers it.
-struct Wake {
-    rx: mpsc::Receiver<()>,
-    watcher: Option<notify::RecommendedWatcher>,
-    /// Directories a watch was asked for (whether or not it took).
-    watched: HashSet<OsString>,
-    /// Directories whose watch took, and since when: notify names what changes in them.
-    /// Both keyed by the path's bytes (a `Path`'s hash walks its components).
-    watching: HashMap<OsString, Instant>,
-    /// Paths named by events since the last `take_changed`.
-    changed: Arc<std::sync::Mutex<ChangedPaths>>,
-    warned: bool,
-}
-
-/// What notify reported since it was last asked.
-#[derive(Default)]
-struct ChangedPaths {
-    paths: HashSet<PathBuf>,
-    /// Of those, the paths named by a removal or a rename (or an event of unknown kind):
-    /// a watched directory among them may have lost its watch.
-    moved: HashSet<PathBuf>,
-    /// Events were lost (the kernel's queue overflowed, or too many paths to keep):
-    /// everything must be looked at.
-    overflow: bool,
-}
-
-/// Paths kept between two looks before notify's report counts as an overflow.
-const CHANGED_PATHS_MAX: usize = 100_000;
-
-impl Wake {
-    fn new(use_notify: bool) -> Wake {
-        let (tx, rx) = mpsc::sync_channel(WAKE_QUEUE);
-        let changed = Arc::new(std::sync::Mutex::new(ChangedPaths::default()));
-        if !use_notify {
-            tracing::info!(
-                "notify turned off (use_notify = false): following files by polling only"
-            );
-            return Wake {
-                rx,
-                watcher: None,
-                watched: HashSet::new(),
-                watching: HashMap::new(),
-                changed,
-                warned: true,
-            };
-        }
-        let report = changed.clone();
-        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            {
-                let mut c = report.lock().unwrap_or_else(|e| e.into_inner());
-                use notify::EventKind;
-                use notify::event::ModifyKind;
-                match res {
-                    // An open, a read or a close changes nothing, and the reader's own
-                    // opens and directory listings make them: counting them would have
-                    // every reopened file and listed directory looked at again.
-                    Ok(event) if matches!(event.kind, EventKind::Access(_)) => return,
-                    Ok(event) if !event.need_rescan() => {
-                        let moved = matches!(
-                            event.kind,
-                            EventKind::Remove(_)
-                                | EventKind::Modify(ModifyKind::Name(_))
-                                | EventKind::Any
-                                | EventKind::Other
-                        );
-                        for p in event.paths {
-                            if c.paths.len() >= CHANGED_PATHS_MAX {
-                                c.overflow = true;
-                                break;
-                            }
-                            if moved {
-                                c.moved.insert(p.clone());
-                            }
-                            c.paths.insert(p);
-                        }
-                    }
-                    _ => c.overflow = true,
-                }
-            }
-            // One pending wake-up is enough; the cycle looks at everything.
-            let _ = tx.try_send(());
-        });
-        let watcher = match watcher {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!(error = %e, "notify is unavailable: following files by polling only");
-                None
-            }
-        };
-        Wake {
-            rx,
-            watcher,
-            watched: HashSet::new(),
-            watching: HashMap::new(),
-            changed,
-            warned: false,
-        }
-    }
-
-    /// Whether notify reports changes to `path` (its directory is watched).
-    fn covers(&self, path: &Path) -> bool {
-        path.parent()
-            .is_some_and(|d| self.watching.contains_key(d.as_os_str()))
-    }
-
-    /// The paths events named since the last call, and whether some were lost.
-    fn take_changed(&self) -> (HashSet<PathBuf>, HashSet<PathBuf>, bool) {
-        let mut c = self.changed.lock().unwrap_or_else(|e| e.into_inner());
-        let overflow = std::mem::take(&mut c.overflow);
-        (
-            std::mem::take(&mut c.paths),
-            std::mem::take(&mut c.moved),
-            overflow,
-        )
-    }
-
-    /// A watched directory that a removal or rename names may have been deleted, renamed
-    /// or replaced: its watch may be dead, so it counts as unwatched (polled, `stat`ed)
-    /// until a file found in it watches it again.
-    /// Returns whether any was forgotten.
-    fn forget_named_dirs(&mut self, named: &HashSet<PathBuf>) -> bool {
-        let mut forgot = false;
-        if self.watching.is_empty() {
-            return forgot;
-        }
-        for p in named {
-            if self.watching.remove(p.as_os_str()).is_some() {
-                self.watched.remove(p.as_os_str());
-                forgot = true;
-                tracing::debug!(dir = %p.display(), "an event named a watched directory: watching it again when a file in it is found");
-            }
-        }
-        forgot
-    }
-
-    fn watch_parent(&mut self, path: &Path) {
-        if let Some(dir) = path.parent() {
-            self.watch(dir);
-        }
-    }
-
-    fn watch(&mut self, dir: &Path) {
-        use notify::Watcher;
-        let Some(w) = self.watcher.as_mut() else {
-            return;
-        };
-        if self.watched.contains(dir.as_os_str()) {
-            return;
-        }
-        self.watched.insert(dir.as_os_str().to_owned());
-        match w.watch(dir, notify::RecursiveMode::NonRecursive) {
-            Ok(()) => {
-                self.watching
-                    .insert(dir.as_os_str().to_owned(), Instant::now());
-            }
-            Err(e) => {
-                if !self.warned {
-                    self.warned = true;
-                    tracing::warn!(dir = %dir.display(), error = %e, "cannot watch a directory (inotify watch limit?): it and any others that fail are followed by polling");
-                }
-            }
-        }
-    }
-
-    /// Waits for a wake-up, `timeout`, or `shutdown`, whichever comes first. The wait is
-    /// cut in slices so a stop is seen within `STOP_CHECK` even under a long poll interval.
-    fn wait(&self, timeout: Duration, shutdown: &CancellationToken) {
-        const STOP_CHECK: Duration = Duration::from_millis(50);
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || shutdown.is_cancelled() {
-                return;
-            }
-            match self.rx.recv_timeout(left.min(STOP_CHECK)) {
-                Ok(()) => return,
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                // No watcher (notify off or unavailable) holds the sender: a closed
-                // channel answers at once, so waiting on it would spin. Sleep instead.
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    std::thread::sleep(left.min(STOP_CHECK));
-                }
-            }
-        }
-    }
 }

@@ -5,6 +5,7 @@
 //! ```text
 //! cargo build --release -p sluice-bench
 //! target/release/pipeline_latency [--rates 5000,50000] [--secs 20] [--dir D] [--no-socketio]
+//!     [--tailer-extra 'read_coalesce_ms = 100']   # TOML lines added to the tailer's config
 //! ```
 //!
 //! A real buck runs in this process (`buck::start`, default config, encryption on); a
@@ -56,13 +57,23 @@ fn main() -> anyhow::Result<()> {
     let dir_arg = arg_value(&args, "--dir");
     let (dir, _keep) = common::work_dir(dir_arg.as_deref())?;
     let socketio = !args.iter().any(|a| a == "--no-socketio");
+    let tailer_extra = arg_value(&args, "--tailer-extra").unwrap_or_default();
 
     println!("# pipeline_latency");
     println!("machine: {}", common::machine_notes());
     println!("work dir: {}", dir.display());
+    if !tailer_extra.is_empty() {
+        println!("tailer config added: {tailer_extra}");
+    }
     let mut rows = Vec::new();
     for rate in rates {
-        let r = run(&dir.join(format!("rate-{rate}")), rate, secs, socketio)?;
+        let r = run(
+            &dir.join(format!("rate-{rate}")),
+            rate,
+            secs,
+            socketio,
+            &tailer_extra,
+        )?;
         rows.push((rate, r));
     }
     println!();
@@ -126,7 +137,13 @@ fn write_time(line: &[u8]) -> Option<i64> {
         .ok()
 }
 
-fn run(dir: &Path, rate: u64, secs: u64, socketio: bool) -> anyhow::Result<RunResult> {
+fn run(
+    dir: &Path,
+    rate: u64,
+    secs: u64,
+    socketio: bool,
+    tailer_extra: &str,
+) -> anyhow::Result<RunResult> {
     std::fs::create_dir_all(dir)?;
     let log = dir.join("crawl.log");
     std::fs::write(&log, b"")?;
@@ -147,7 +164,7 @@ fn run(dir: &Path, rate: u64, secs: u64, socketio: bool) -> anyhow::Result<RunRe
         &[ingest.local_addr()?],
         &buck_keys.public_text(),
         &log,
-        "",
+        tailer_extra,
     )?;
     let mut config = buck::BuckConfig::new("b0", dir.join("buck"));
     config.key_file = Some(dir.join("buck.key"));

@@ -7,8 +7,11 @@
 //! cargo build --release -p sluice-bench
 //! target/release/tailer_vs_rsyslog [--size-mib 1024] [--dir D] [--no-rsyslog]
 //!     [--no-syslog-ng] [--syslog-ng-dir D] [--steady-secs 30] [--rate 5000] [--no-kill]
-//!     [--stage-costs-only]
+//!     [--steady-only] [--steady-extra 'read_coalesce_ms = 50'] [--stage-costs-only]
 //! ```
+//!
+//! `--steady-only` runs the steady rate alone; `--steady-extra` adds TOML lines to the
+//! steady tailer's config, to compare settings at the same rate.
 //!
 //! After the throughput table it prints the stage table: what encoding the events into
 //! packets, zlib and sealing alone cost per GiB of log (`common/stage_costs.rs`), on the
@@ -86,6 +89,8 @@ fn main() -> anyhow::Result<()> {
     let syslog_ng_dir =
         arg_value(&args, "--syslog-ng-dir").map_or_else(SyslogNg::default_dir, PathBuf::from);
     let with_kill = !args.iter().any(|a| a == "--no-kill");
+    let steady_only = args.iter().any(|a| a == "--steady-only");
+    let steady_extra = arg_value(&args, "--steady-extra").unwrap_or_default();
     let stage_costs_only = args.iter().any(|a| a == "--stage-costs-only");
     // A reused --dir holds earlier runs' spools and offsets: every run starts empty.
     for run in [
@@ -102,6 +107,14 @@ fn main() -> anyhow::Result<()> {
     println!("# tailer_vs_rsyslog");
     println!("machine: {}", common::machine_notes());
     println!("work dir: {}", dir.display());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let buck_keys = KeyPair::generate();
+    if steady_only {
+        return print_steady(&rt, &buck_keys, &dir, steady_secs, rate, &steady_extra);
+    }
 
     let log = dir.join("crawl.log");
     let t = Instant::now();
@@ -120,12 +133,6 @@ fn main() -> anyhow::Result<()> {
         print_stage_costs(&log, DEFAULT_PACKET_MAX_BYTES, DEFAULT_COMPRESSION_LEVEL);
         return Ok(());
     }
-
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    let buck_keys = KeyPair::generate();
 
     let mut rows = Vec::new();
     let ours = run_tailer_throughput(&rt, &buck_keys, &dir.join("tailer-run"), &log, lines, 1)?;
@@ -166,23 +173,7 @@ fn main() -> anyhow::Result<()> {
         Err(e) => println!("stage costs: not measured: {e}"),
     }
 
-    let steady = run_steady(&rt, &buck_keys, &dir, steady_secs, rate)?;
-    println!();
-    println!("## tailer at a steady {rate} lines/s for {steady_secs} s (sampled every second)");
-    println!(
-        "| CPU % mean | CPU % max (1 s) | RSS mean | RSS max | peak RSS (VmHWM) | delivered |"
-    );
-    println!("|---|---|---|---|---|---|");
-    println!(
-        "| {:.1} | {:.1} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {} of {} |",
-        steady.cpu_mean,
-        steady.cpu_max,
-        steady.rss_mean_kib / 1024.0,
-        steady.rss_max_kib as f64 / 1024.0,
-        steady.hwm_kib as f64 / 1024.0,
-        steady.delivered,
-        steady.written
-    );
+    print_steady(&rt, &buck_keys, &dir, steady_secs, rate, &steady_extra)?;
 
     if with_kill {
         let k = run_kill(&rt, &buck_keys, &dir.join("kill-run"), &log, lines)?;
@@ -949,19 +940,53 @@ struct Steady {
     delivered: u64,
 }
 
+/// Runs the tailer at a steady rate and prints its row.
+fn print_steady(
+    rt: &tokio::runtime::Runtime,
+    buck_keys: &KeyPair,
+    dir: &Path,
+    secs: u64,
+    rate: u64,
+    extra: &str,
+) -> anyhow::Result<()> {
+    let steady = run_steady(rt, buck_keys, dir, secs, rate, extra)?;
+    println!();
+    println!("## tailer at a steady {rate} lines/s for {secs} s (sampled every second)");
+    if !extra.is_empty() {
+        println!("config added: {extra}");
+    }
+    println!(
+        "| CPU % mean | CPU % max (1 s) | RSS mean | RSS max | peak RSS (VmHWM) | delivered |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {:.1} | {:.1} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {} of {} |",
+        steady.cpu_mean,
+        steady.cpu_max,
+        steady.rss_mean_kib / 1024.0,
+        steady.rss_max_kib as f64 / 1024.0,
+        steady.hwm_kib as f64 / 1024.0,
+        steady.delivered,
+        steady.written
+    );
+    Ok(())
+}
+
 fn run_steady(
     rt: &tokio::runtime::Runtime,
     buck_keys: &KeyPair,
     dir: &Path,
     secs: u64,
     rate: u64,
+    extra: &str,
 ) -> anyhow::Result<Steady> {
     let dir = dir.join("steady-run");
     std::fs::create_dir_all(&dir)?;
     let log = dir.join("steady.log");
     std::fs::write(&log, b"")?;
     let sink = rt.block_on(ProtocolSink::start(buck_keys.clone(), "b0"))?;
-    let setup = common::write_tailer_setup(&dir, &[sink.addr], &buck_keys.public_text(), &log, "")?;
+    let setup =
+        common::write_tailer_setup(&dir, &[sink.addr], &buck_keys.public_text(), &log, extra)?;
     sink.allow(*setup.tailer_keys.public().as_bytes());
     let tailer = TailerProcess::spawn(&setup.config)?;
     std::thread::sleep(Duration::from_secs(2));

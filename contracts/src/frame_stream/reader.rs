@@ -1,10 +1,12 @@
 //! `FrameStreamReader`: frame payloads back to events, keeping what contexts said.
 
+use super::writer::put_context;
 use super::{
     EXT_FORMAT_MASK, EXT_KNOWN, EXT_ORIGINAL_LEN, EXT_SPANS, FrameContext, TAG_COMPACT,
     TAG_CONTEXT, TAG_EVENT_V1, TAG_EXTENDED,
 };
 use crate::event::{EventParts, MAX_NAME_BYTES, check_spans, read_span};
+use crate::frame::put_frame;
 use crate::varint::Reader;
 use crate::{CrawlId, DecodeError, Event, EventFlags, EventId, EventRef, Field, FieldSpan, Format};
 
@@ -115,6 +117,23 @@ impl FrameStreamReader {
         self.events
     }
 
+    /// Appends a context frame (length prefix included) that puts a fresh reader where
+    /// this one is now: the frames after the last one read decode the same after it as
+    /// they do here. Whoever cuts a stream can so copy its frames instead of writing each
+    /// event again. Returns false, and appends nothing, when this reader has no context
+    /// or refuses compact events now (the next compact event is refused here too).
+    pub fn put_resume_context(&self, out: &mut Vec<u8>) -> bool {
+        if self.broken.is_some() {
+            return false;
+        }
+        let Some(context) = &self.context else {
+            return false;
+        };
+        put_frame(out, |out| {
+            put_context(out, context, self.next_offset, self.last_time_us)
+        })
+    }
+
     /// Reads the next frame's payload.
     pub fn read<'s>(&'s mut self, payload: &'s [u8]) -> FrameRead<'s> {
         match payload.first().copied() {
@@ -147,20 +166,8 @@ impl FrameStreamReader {
         }
     }
 
-    /// Moves past an event read whole: the next is coded against it. Returns its number.
-    fn advance(&mut self, offset: u64, original_len: u64, time_us: i64) -> u32 {
-        self.next_offset = offset.wrapping_add(original_len);
-        self.last_time_us = time_us;
-        let index = self.events;
-        self.events = self.events.wrapping_add(1);
-        index
-    }
-
     fn bad_event<'s>(&mut self, error: DecodeError) -> FrameRead<'s> {
-        let index = self.events;
-        self.events = self.events.wrapping_add(1);
-        self.broken = Some("follows an event that did not decode");
-        FrameRead::BadEvent { index, error }
+        bad_event(&mut self.events, &mut self.broken, error)
     }
 
     fn read_v1<'s>(&'s mut self, payload: &'s [u8]) -> FrameRead<'s> {
@@ -180,20 +187,21 @@ impl FrameStreamReader {
             ) && c.format == parts.format
         });
         if !same {
-            self.context = Some(FrameContext {
-                tailer: parts.id.tailer,
-                file_seq: parts.id.file_seq,
-                crawl: parts.crawl,
-                host: parts.host.to_owned(),
-                app: parts.app.to_owned(),
-                format: parts.format,
-            });
+            self.context = None;
         }
+        let context: &FrameContext = self.context.get_or_insert_with(|| FrameContext {
+            tailer: parts.id.tailer,
+            file_seq: parts.id.file_seq,
+            crawl: parts.crawl,
+            host: parts.host.to_owned(),
+            app: parts.app.to_owned(),
+            format: parts.format,
+        });
         self.broken = None;
-        let index = self.advance(parts.id.offset, parts.original_len, parts.time_us);
-        let Some(context) = self.context.as_ref() else {
-            return FrameRead::Context;
-        };
+        self.next_offset = parts.id.offset.wrapping_add(parts.original_len);
+        self.last_time_us = parts.time_us;
+        let index = self.events;
+        self.events = self.events.wrapping_add(1);
         FrameRead::Event(StreamEvent {
             index,
             id: parts.id,
@@ -215,28 +223,29 @@ impl FrameStreamReader {
                 format!("a compact event {why}"),
             ));
         }
-        let Some(context_format) = self.context.as_ref().map(|c| c.format) else {
-            return self.bad_event(DecodeError::invalid(
-                WHAT,
-                0,
-                "a compact event comes before any context frame",
-            ));
+        // Fields borrowed one by one: `context` borrows the reader for the event returned.
+        let Some(context) = &self.context else {
+            return bad_event(
+                &mut self.events,
+                &mut self.broken,
+                DecodeError::invalid(WHAT, 0, "a compact event comes before any context frame"),
+            );
         };
         let decoded = decode_compact(
             payload,
             self.next_offset,
             self.last_time_us,
-            context_format,
+            context.format,
             &mut self.spans,
         );
         let compact = match decoded {
             Ok(compact) => compact,
-            Err(error) => return self.bad_event(error),
+            Err(error) => return bad_event(&mut self.events, &mut self.broken, error),
         };
-        let index = self.advance(compact.offset, compact.original_len, compact.time_us);
-        let Some(context) = self.context.as_ref() else {
-            return FrameRead::Context;
-        };
+        self.next_offset = compact.offset.wrapping_add(compact.original_len);
+        self.last_time_us = compact.time_us;
+        let index = self.events;
+        self.events = self.events.wrapping_add(1);
         FrameRead::Event(StreamEvent {
             index,
             id: EventId {
@@ -253,6 +262,19 @@ impl FrameStreamReader {
             raw: compact.raw,
         })
     }
+}
+
+/// Counts an event that does not decode; compact events after it are refused until the
+/// next context.
+fn bad_event<'s>(
+    events: &mut u32,
+    broken: &mut Option<&'static str>,
+    error: DecodeError,
+) -> FrameRead<'s> {
+    let index = *events;
+    *events = events.wrapping_add(1);
+    *broken = Some("follows an event that did not decode");
+    FrameRead::BadEvent { index, error }
 }
 
 /// A compact event's own parts.

@@ -257,3 +257,65 @@ proptest! {
         prop_assert!(ids.len() <= events.len() + 1);
     }
 }
+
+/// Cuts `buf` after its `cut`th frame: the rest, behind the reader's resume context,
+/// must read as the same events.
+fn resumed_after(buf: &[u8], cut: usize) -> Vec<Result<Event, String>> {
+    let mut r = FrameStreamReader::new();
+    let mut rest = Vec::new();
+    for (i, item) in FrameReader::new(buf).enumerate() {
+        let (at, payload) = item.expect("whole frames");
+        if i < cut {
+            let _ = r.read(payload);
+            continue;
+        }
+        if i == cut {
+            // A reader with nothing to resume (no context yet) writes nothing.
+            r.put_resume_context(&mut rest);
+        }
+        rest.extend_from_slice(&buf[at..at + 2 + payload.len()]);
+    }
+    read_all(&rest)
+}
+
+proptest! {
+    #[test]
+    fn a_stream_cut_anywhere_resumes_behind_a_context_of_the_readers_state(
+        events in prop::collection::vec(arb_event(), 1..10),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let buf = write_all(&events);
+        let frames = FrameReader::new(&buf).count();
+        let cut = cut.index(frames + 1);
+        let whole = read_all(&buf);
+        // How many events the first `cut` frames hold.
+        let before = read_all(&buf[..FrameReader::new(&buf)
+            .take(cut)
+            .map(|f| f.map(|(at, p)| at + 2 + p.len()).unwrap_or(0))
+            .last()
+            .unwrap_or(0)])
+        .len();
+        prop_assert_eq!(resumed_after(&buf, cut), whole[before..].to_vec());
+    }
+}
+
+#[test]
+fn no_resume_context_after_an_event_that_did_not_decode() {
+    let a = line(0, 1_000, "first line");
+    let b = line(11, 2_000, "second line");
+    let mut buf = write_all(&[a, b]);
+    // Damage the first event's tag (the frame after the context).
+    let first_event = FrameReader::new(&buf)
+        .nth(1)
+        .expect("an event frame")
+        .expect("whole")
+        .0;
+    buf[first_event + 2] = 0x7f;
+    let mut r = FrameStreamReader::new();
+    for item in FrameReader::new(&buf).take(2) {
+        let _ = r.read(item.expect("whole").1);
+    }
+    let mut out = Vec::new();
+    assert!(!r.put_resume_context(&mut out));
+    assert!(out.is_empty());
+}

@@ -118,7 +118,7 @@ impl FrameStreamWriter {
 
 /// A context frame's payload: what the events after it share, and the offset and time the
 /// first of them is coded against.
-fn put_context(out: &mut Vec<u8>, c: &FrameContext, next_offset: u64, time_us: i64) {
+pub(super) fn put_context(out: &mut Vec<u8>, c: &FrameContext, next_offset: u64, time_us: i64) {
     out.push(TAG_CONTEXT);
     out.extend_from_slice(&c.tailer.to_be_bytes());
     varint::put_u64(out, c.file_seq);

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use chrono::NaiveDate;
 use contracts::CrawlId;
 use contracts::frame::FrameReader;
-use contracts::frame_stream::{FrameRead, FrameStreamReader, FrameStreamWriter};
+use contracts::frame_stream::{FrameRead, FrameStreamReader, TAG_CONTEXT};
 use contracts::transport::{Message, PackedFrames};
 use tokio::time::Instant;
 
@@ -19,7 +19,6 @@ use crate::shipping::buck_connection::Outgoing;
 /// Events gathered for one (crawl, day) route, as a frame stream of their own.
 pub(super) struct PacketBuilder {
     frames: Vec<u8>,
-    writer: FrameStreamWriter,
     /// Events (context frames are not counted).
     count: u32,
     buckets: Vec<BucketShare>,
@@ -46,10 +45,12 @@ impl ShipperState {
     /// Frames just appended to `bucket`, all of events on `day`, lying at `ranges` of its
     /// file: their events are added to the route's packet, which is sent when full.
     ///
-    /// The input is a frame stream (it starts with a context frame); each event is
-    /// written again through the packet's own stream writer, since a packet must be read
-    /// on its own. Context frames are not copied, but their places in the file are
-    /// settled with the events after them, so the ranges a home acks stay whole.
+    /// The input is a frame stream (it starts with a context frame). Its event frames are
+    /// copied into the packet as they are; where the packet's stream would not read them
+    /// as the input's does (a new packet, a context or a bad frame in the input), a
+    /// context frame of the reader's state goes first, so a packet reads on its own.
+    /// Context frames are not copied, but their places in the file are settled with the
+    /// events after them, so the ranges a home acks stay whole.
     pub fn on_live(
         &mut self,
         bucket: BucketKey,
@@ -65,6 +66,8 @@ impl ShipperState {
         // The route's packet is taken out of the map for the whole input: the route is
         // hashed and cloned once per packet, not once per frame.
         let mut packet = self.packets.remove(&route);
+        // Whether the packet's stream reads the input's next frame as the input does.
+        let mut in_step = false;
         // Places of context frames not yet given to a packet's share.
         let mut contexts = BucketShare::new(bucket.clone());
         for item in FrameReader::new(&frames) {
@@ -75,41 +78,52 @@ impl ShipperState {
                     break;
                 }
             };
-            let place = places.next(2 + payload.len() as u64);
-            let event = match reader.read(payload) {
-                FrameRead::Event(event) => event,
-                FrameRead::Context => {
-                    contexts.settle(place);
-                    continue;
+            let frame = &frames[at..at + 2 + payload.len()];
+            let place = places.next(frame.len() as u64);
+            if payload.first() == Some(&TAG_CONTEXT) {
+                match reader.read(payload) {
+                    FrameRead::BadContext(e) => {
+                        tracing::error!(bucket = ?bucket, at, "a live context frame from the reader does not decode ({e}); the repair send leaves its events out too");
+                    }
+                    _ => contexts.settle(place),
                 }
-                FrameRead::BadContext(e) | FrameRead::BadEvent { error: e, .. } => {
-                    tracing::error!(bucket = ?bucket, at, "a live frame from the reader does not decode ({e}); the repair send leaves it out too");
-                    continue;
-                }
-            };
-            let fields = event.fields.unwrap_or(&[]);
-            let event = event.with_fields(fields);
-            let p = packet.get_or_insert_with(|| self.new_packet(frames.len() - at, now));
-            let before = p.frames.len();
-            if !p.writer.push(&mut p.frames, &event) {
-                tracing::error!(bucket = ?bucket, at, "a live event cannot be framed again; the repair send leaves it out too");
+                in_step = false;
                 continue;
             }
-            if p.count > 0 && p.frames.len() > max {
-                // Sent without it; it opens the next packet, after its own context.
-                p.frames.truncate(before);
-                if let Some(full) = packet.take() {
-                    self.send_packet(&route, full);
+            // A full packet is sent without this event, which opens the next one.
+            if packet
+                .as_ref()
+                .is_some_and(|p| p.count > 0 && p.frames.len() + frame.len() > max)
+                && let Some(full) = packet.take()
+            {
+                self.send_packet(&route, full);
+            }
+            let p = packet.get_or_insert_with(|| {
+                in_step = false;
+                self.new_packet(frames.len() - at, now)
+            });
+            let before = p.frames.len();
+            if !in_step {
+                // Nothing to resume (no context yet, or a frame that did not decode):
+                // the read below refuses a compact event too.
+                reader.put_resume_context(&mut p.frames);
+            }
+            match reader.read(payload) {
+                FrameRead::Event(_) => {
+                    p.frames.extend_from_slice(frame);
+                    in_step = true;
                 }
-                let p = packet.get_or_insert_with(|| self.new_packet(frames.len() - at, now));
-                if !p.writer.push(&mut p.frames, &event) {
+                other => {
+                    if let FrameRead::BadContext(e) | FrameRead::BadEvent { error: e, .. } = other {
+                        tracing::error!(bucket = ?bucket, at, "a live frame from the reader does not decode ({e}); the repair send leaves it out too");
+                    }
+                    p.frames.truncate(before);
+                    in_step = false;
                     continue;
                 }
             }
-            if let Some(p) = packet.as_mut() {
-                add_to_share(p, &bucket, &mut contexts, place);
-            }
-            if packet.as_ref().is_some_and(|p| p.frames.len() >= max)
+            add_to_share(p, &bucket, &mut contexts, place);
+            if p.frames.len() >= max
                 && let Some(full) = packet.take()
             {
                 self.send_packet(&route, full);
@@ -132,7 +146,6 @@ impl ShipperState {
         let room = left.min(self.policy.packet_max_bytes + 4096);
         PacketBuilder {
             frames: Vec::with_capacity(room),
-            writer: FrameStreamWriter::new(),
             count: 0,
             buckets: Vec::new(),
             deadline: now + self.policy.packet_max_delay,

@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use contracts::frame_stream::FrameStreamWriter;
+use contracts::frame::FrameReader;
+use contracts::frame_stream::{FrameRead, FrameStreamReader, FrameStreamWriter};
 use contracts::transport::Message;
 use contracts::{BuckEntry, Event, EventFlags, Format};
 use parsers::stream_events::decode_stream;
@@ -627,15 +628,20 @@ async fn a_buck_that_leaves_the_cluster_is_closed_and_a_changed_one_reconnected(
 async fn past_the_in_flight_limit_the_live_copy_is_dropped_and_input_paused() {
     let mut p = policy();
     let (events, frames) = events_on(day(), 0, 20);
-    // Each packet is a stream of its own: a context frame and its one event.
-    p.inflight_max_bytes = events
-        .iter()
-        .map(|e| {
-            let mut one = Vec::new();
-            FrameStreamWriter::new().push(&mut one, &e.view());
-            one.len()
-        })
-        .sum();
+    assert_eq!(events.len(), 20);
+    // Each packet is a stream of its own: a context frame of the reader's state before
+    // its event, then the event's frame as the reader spooled it.
+    let mut reader = FrameStreamReader::new();
+    let mut limit = 0;
+    for item in FrameReader::new(&frames) {
+        let (_, payload) = item.expect("whole frames");
+        let mut context = Vec::new();
+        reader.put_resume_context(&mut context);
+        if let FrameRead::Event(_) = reader.read(payload) {
+            limit += context.len() + 2 + payload.len();
+        }
+    }
+    p.inflight_max_bytes = limit;
     p.read_chunk_bytes = 0;
     p.packet_max_bytes = 1;
     let mut h = Harness::new(cluster_of(&["b0", "b1"]), p);
