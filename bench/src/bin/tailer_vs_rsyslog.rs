@@ -256,7 +256,7 @@ fn print_stage_table(name: &str, log: &[u8], packet_max: usize, level: u32) {
         "| frames | frames / log | packets | zlib out / log | encode | zlib | seal XSalsa20 (v1) | seal XChaCha20 (v2+) | zlib + XChaCha20 | repair, two homes, compressed per connection | repair, two homes, compressed once |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for encoding in [Encoding::Version1, Encoding::Stream] {
+    for encoding in Encoding::ALL {
         let c = match stage_costs::measure(
             &events,
             log.len() as u64,

@@ -2,15 +2,21 @@
 //! the floor under the tailer's CPU-seconds per GiB that no change to the rest of its code
 //! can lower, measured with the very functions the shipper calls.
 //!
-//! Packets are cut as the shipper cuts live packets: each of at most `packet_max` bytes
-//! is a frame stream of its own (a [`FrameStreamWriter`] restarted at each packet, so it
-//! starts with a context frame), and an event that would take a packet past the limit
-//! opens the next one. Repair chunks are cut the same way at [`MAX_CHUNK_BYTES`]. The
-//! version-1 encoding (one whole event a frame, what the tailer sent before frame streams)
-//! is measured the same way, as the baseline.
+//! The events are first written as the tailer's reader spools them (one frame stream, or
+//! version-1 frames), then cut into live packets of at most `packet_max` bytes as the
+//! shipper cuts them: an event that would take a packet past the limit opens the next
+//! one, and each packet of a frame stream reads on its own. Two ways of cutting a frame
+//! stream are measured: the shipper's since 5a45df4 (the spooled event frames copied as
+//! they are, each packet behind a resume context of the reader's state) and the one before
+//! it (every event read and written again through a `FrameStreamWriter` of the packet's
+//! own, restarted at each packet). Repair chunks are cut the same way at
+//! [`MAX_CHUNK_BYTES`]. The version-1 encoding (one whole event a frame, what the tailer
+//! sent before frame streams) is the baseline. "Encode" is the spooling and the cutting
+//! together: the work per event between a parsed line and a packet to compress.
 
 use bytes::Bytes;
-use contracts::frame_stream::FrameStreamWriter;
+use contracts::frame::FrameReader;
+use contracts::frame_stream::{FrameRead, FrameStreamReader, FrameStreamWriter, TAG_CONTEXT};
 use contracts::keys::KeyPair;
 use contracts::transport::{
     ChunkHead, Cipher, Direction, MAX_CHUNK_BYTES, Message, PackedFrames, Session,
@@ -20,21 +26,32 @@ use contracts::{CrawlId, Event};
 // Included by `tailer_vs_rsyslog` beside `common`, whose clock it reads.
 use crate::common::thread_cpu_secs;
 
-/// How events become frames.
+/// How events become frames, and frames packets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Encoding {
-    /// One whole event a frame (`contracts::frame::put_event_frame`).
+    /// One whole event a frame (`contracts::frame::put_event_frame`), frames copied.
     Version1,
-    /// A frame stream per packet (`FrameStreamWriter`), what the tailer sends now.
-    Stream,
+    /// A frame stream, each event written again into the packet's own stream (the shipper
+    /// from e352568 to 5a45df4).
+    StreamRewritten,
+    /// A frame stream, event frames copied behind a resume context (the shipper now).
+    StreamCopied,
 }
 
 impl Encoding {
+    /// Every encoding, the baseline first.
+    pub const ALL: [Encoding; 3] = [
+        Encoding::Version1,
+        Encoding::StreamRewritten,
+        Encoding::StreamCopied,
+    ];
+
     /// The name a table gives it.
     pub fn name(self) -> &'static str {
         match self {
             Encoding::Version1 => "version-1 events",
-            Encoding::Stream => "frame stream",
+            Encoding::StreamRewritten => "frame stream, events written again per packet",
+            Encoding::StreamCopied => "frame stream, frames copied behind a resume context",
         }
     }
 }
@@ -154,51 +171,118 @@ fn one_round(
     })
 }
 
-/// `events` written into packets of at most `max` bytes (or one event, if larger), each
-/// readable on its own, as the shipper cuts live packets.
+/// `events` spooled and cut into packets of at most `max` bytes (or one event, if
+/// larger), each readable on its own, as the reader and the shipper do.
 pub fn cut(events: &[Event], encoding: Encoding, max: usize) -> anyhow::Result<Vec<Bytes>> {
-    let mut packets = Vec::new();
-    let mut frames = Vec::with_capacity(max + 4096);
+    let mut spooled = Vec::new();
     let mut writer = FrameStreamWriter::new();
-    let push = |writer: &mut FrameStreamWriter,
-                frames: &mut Vec<u8>,
-                event: &Event|
-     -> anyhow::Result<()> {
+    for event in events {
         let fits = match encoding {
-            Encoding::Version1 => contracts::frame::put_event_frame(frames, event),
-            Encoding::Stream => writer.push(frames, &event.view()),
+            Encoding::Version1 => contracts::frame::put_event_frame(&mut spooled, event),
+            _ => writer.push(&mut spooled, &event.view()),
         };
         anyhow::ensure!(
             fits,
             "an event built by the tailer's builder does not fit a frame"
         );
-        Ok(())
-    };
-    for event in events {
-        let before = frames.len();
-        push(&mut writer, &mut frames, event)?;
-        if before > 0 && frames.len() > max {
-            // Sent without it; it opens the next packet, after its own context.
-            frames.truncate(before);
-            packets.push(Bytes::from(std::mem::replace(
-                &mut frames,
-                Vec::with_capacity(max + 4096),
-            )));
-            writer.restart();
-            push(&mut writer, &mut frames, event)?;
+    }
+    let mut packets = Packets::new(max);
+    let mut reader = FrameStreamReader::new();
+    // Whether the packet's stream reads the next frame as the spool's stream does.
+    let mut in_step = false;
+    for item in FrameReader::new(&spooled) {
+        let (at, payload) = item?;
+        let frame = &spooled[at..at + 2 + payload.len()];
+        match encoding {
+            Encoding::Version1 => {
+                packets.make_room(frame.len());
+                packets.frames.extend_from_slice(frame);
+            }
+            Encoding::StreamRewritten => {
+                let FrameRead::Event(event) = reader.read(payload) else {
+                    continue;
+                };
+                let event = event.with_fields(event.fields.unwrap_or(&[]));
+                let before = packets.frames.len();
+                anyhow::ensure!(packets.writer.push(&mut packets.frames, &event));
+                if before > 0 && packets.frames.len() > max {
+                    // Sent without it; it opens the next packet, after its own context.
+                    packets.frames.truncate(before);
+                    packets.send();
+                    anyhow::ensure!(packets.writer.push(&mut packets.frames, &event));
+                }
+            }
+            Encoding::StreamCopied => {
+                if payload.first() == Some(&TAG_CONTEXT) {
+                    reader.read(payload);
+                    in_step = false;
+                    continue;
+                }
+                if packets.make_room(frame.len()) {
+                    in_step = false;
+                }
+                if !in_step {
+                    reader.put_resume_context(&mut packets.frames);
+                }
+                anyhow::ensure!(
+                    matches!(reader.read(payload), FrameRead::Event(_)),
+                    "a spooled frame does not decode"
+                );
+                packets.frames.extend_from_slice(frame);
+                in_step = true;
+            }
         }
-        if frames.len() >= max {
-            packets.push(Bytes::from(std::mem::replace(
-                &mut frames,
-                Vec::with_capacity(max + 4096),
-            )));
-            writer.restart();
+        if packets.frames.len() >= max {
+            packets.send();
+            in_step = false;
         }
     }
-    if !frames.is_empty() {
-        packets.push(Bytes::from(frames));
+    Ok(packets.finish())
+}
+
+/// The packets cut so far and the one being filled.
+struct Packets {
+    max: usize,
+    frames: Vec<u8>,
+    /// The stream writer of the packet being filled (for [`Encoding::StreamRewritten`]).
+    writer: FrameStreamWriter,
+    sent: Vec<Bytes>,
+}
+
+impl Packets {
+    fn new(max: usize) -> Packets {
+        Packets {
+            max,
+            frames: Vec::with_capacity(max + 4096),
+            writer: FrameStreamWriter::new(),
+            sent: Vec::new(),
+        }
     }
-    Ok(packets)
+
+    /// Sends the packet being filled if `len` more bytes would take it past the limit;
+    /// says whether it did.
+    fn make_room(&mut self, len: usize) -> bool {
+        let full = !self.frames.is_empty() && self.frames.len() + len > self.max;
+        if full {
+            self.send();
+        }
+        full
+    }
+
+    /// Sends the packet being filled and starts the next, with a fresh stream.
+    fn send(&mut self) {
+        let next = Vec::with_capacity(self.max + 4096);
+        self.sent
+            .push(Bytes::from(std::mem::replace(&mut self.frames, next)));
+        self.writer.restart();
+    }
+
+    fn finish(mut self) -> Vec<Bytes> {
+        if !self.frames.is_empty() {
+            self.send();
+        }
+        self.sent
+    }
 }
 
 /// CPU seconds to seal every packet of `packed` for one home with `cipher`.
@@ -292,19 +376,21 @@ mod tests {
     fn stream_packets_read_alone_and_hold_every_event() {
         let log = crate::common::generated_crawl_log(1, 3);
         let events = crate::common::log_inputs::crawl_log_events(&log);
-        let packets = cut(&events, Encoding::Stream, 64 * 1024).unwrap();
-        assert!(packets.len() > 1, "1 MiB of log makes several packets");
-        let mut decoded = Vec::new();
-        for p in &packets {
-            assert!(p.len() <= 64 * 1024, "a packet of {} bytes", p.len());
-            let (got, framing) = parsers::stream_events::decode_stream(p);
-            assert!(framing.is_none());
-            decoded.extend(got.into_iter().map(|e| e.unwrap()));
-        }
-        assert_eq!(decoded.len(), events.len());
-        for (got, want) in decoded.iter().zip(&events) {
-            assert_eq!(got.id, want.id);
-            assert_eq!(got.raw, want.raw);
+        for encoding in [Encoding::StreamRewritten, Encoding::StreamCopied] {
+            let packets = cut(&events, encoding, 64 * 1024).unwrap();
+            assert!(packets.len() > 1, "1 MiB of log makes several packets");
+            let mut decoded = Vec::new();
+            for p in &packets {
+                assert!(p.len() <= 64 * 1024, "a packet of {} bytes", p.len());
+                let (got, framing) = parsers::stream_events::decode_stream(p);
+                assert!(framing.is_none());
+                decoded.extend(got.into_iter().map(|e| e.unwrap()));
+            }
+            assert_eq!(decoded.len(), events.len());
+            for (got, want) in decoded.iter().zip(&events) {
+                assert_eq!(got.id, want.id);
+                assert_eq!(got.raw, want.raw);
+            }
         }
     }
 }
