@@ -8,7 +8,10 @@ use chrono::{Duration, Utc};
 use porter::ArchiveStore;
 use serde_json::Value;
 
-use crate::util::{Dir, PATIENCE, Up, appender, sql_count, wait_for};
+use crate::util::{
+    ARCHIVE_AT_ONCE, Dir, FreshS3, PATIENCE, Up, appender, porter_toml, segments_field, sql_count,
+    wait_for,
+};
 
 #[test]
 fn closed_segments_are_archived_on_schedule_pruned_after_retention_and_fetched_back() {
@@ -94,21 +97,7 @@ fn closed_segments_are_archived_on_schedule_pruned_after_retention_and_fetched_b
         crate::util::metrics_line(&up.url, "sluice_buck_porter_refused_total 1"),
         "the refusal is not counted"
     );
-    let listed_days = || -> Option<Vec<String>> {
-        let segs: Value = reqwest::blocking::Client::new()
-            .get(format!("{}/segments", up.url))
-            .bearer_auth(porter_token)
-            .send()
-            .ok()?
-            .json()
-            .ok()?;
-        Some(
-            segs.as_array()?
-                .iter()
-                .filter_map(|s| s["day"].as_str().map(str::to_owned))
-                .collect(),
-        )
-    };
+    let listed_days = || segments_field(&up.url, porter_token, "day");
     wait_for("the archived day to be pruned", PATIENCE, || {
         listed_days().filter(|d| d.iter().all(|d| *d == young.to_string()))
     });
@@ -135,12 +124,11 @@ fn closed_segments_are_archived_on_schedule_pruned_after_retention_and_fetched_b
     let cfg = dir.join("porter.toml");
     std::fs::write(
         &cfg,
-        format!(
-            "archive = \"file://{}\"\ncluster_file = {:?}\nwork_dir = {:?}\nbuck_token = {:?}\n",
-            dir.join("up/archive").display(),
-            dir.join("up/cluster.toml").display().to_string(),
-            dir.join("porter-work").display().to_string(),
-            porter_token,
+        porter_toml(
+            &dir,
+            &dir.join("up/archive"),
+            &dir.join("porter-work"),
+            &format!("buck_token = {porter_token:?}\n"),
         ),
     )
     .unwrap();
@@ -267,19 +255,7 @@ impl ClosedDay {
 
     /// The states of the buck's segments (`open`, `closed`, `archived`).
     pub fn states(&self) -> Option<Vec<String>> {
-        let segs: Value = reqwest::blocking::Client::new()
-            .get(format!("{}/segments", self.up.url))
-            .bearer_auth(&self.porter_token)
-            .send()
-            .ok()?
-            .json()
-            .ok()?;
-        Some(
-            segs.as_array()?
-                .iter()
-                .filter_map(|s| s["state"].as_str().map(str::to_owned))
-                .collect(),
-        )
+        segments_field(&self.up.url, &self.porter_token, "state")
     }
 
     /// A porter config over this cluster, archiving to `archive` with `work_dir`.
@@ -290,12 +266,14 @@ impl ClosedDay {
         work: &std::path::Path,
         min_free_bytes: &str,
     ) -> String {
-        format!(
-            "archive = \"file://{}\"\ncluster_file = {:?}\nwork_dir = {:?}\nbuck_token = {:?}\narchive_age_secs = 86400\nmin_free_bytes = {min_free_bytes}\n",
-            archive.display(),
-            dir.join("up/cluster.toml").display().to_string(),
-            work.display().to_string(),
-            self.porter_token,
+        porter_toml(
+            dir,
+            archive,
+            work,
+            &format!(
+                "buck_token = {:?}\narchive_age_secs = 86400\nmin_free_bytes = {min_free_bytes}\n",
+                self.porter_token
+            ),
         )
     }
 }
@@ -393,22 +371,9 @@ fn a_porter_below_its_headroom_defers_without_failing_and_archives_once_allowed(
 /// and the object is the segment's.
 #[test]
 fn sluice_up_archives_to_an_s3_compatible_server_named_in_the_environment() {
-    let endpoint = porter::test_support::s3_server::s3_endpoint();
-    let bucket = porter::test_support::s3_server::fresh_bucket();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     // The store as the porter in `sluice up` sees it: the bucket, under the prefix.
-    let store = porter::S3Store::new(
-        &bucket,
-        "sluice",
-        &porter::test_support::s3_server::s3_settings(),
-        64 << 20,
-        5 << 20,
-    )
-    .unwrap();
-    rt.block_on(store.ensure_bucket()).unwrap();
+    let s3 = FreshS3::new();
+    let (store, rt) = (&s3.store, &s3.rt);
 
     let dir = Dir::new("up-s3");
     let log = dir.join("crawl.log");
@@ -425,34 +390,19 @@ fn sluice_up_archives_to_an_s3_compatible_server_named_in_the_environment() {
         .unwrap();
     }
     drop(f);
-    let archive = format!("s3://{bucket}/sluice");
+    let archive = s3.archive_url();
     let log_s = log.display().to_string();
-    // By name, not by address: the SDK addresses buckets as `bucket.host` (virtual-host
-    // style) unless told otherwise, and `<bucket>.localhost` does not resolve, so the
-    // archive works only with path style.
-    let by_name = endpoint.endpoint.replace("127.0.0.1", "localhost");
+    let env = FreshS3::aws_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let up = Up::start_with_env(
         &dir,
         &[
-            "--crawl",
-            "s3crawl",
-            "--day-close-grace-secs",
-            "0",
-            "--archive",
-            &archive,
-            "--s3-path-style",
-            "--archive-age-secs",
-            "0",
-            "--archive-interval-secs",
-            "1",
-            &log_s,
-        ],
-        &[
-            ("AWS_ENDPOINT_URL", by_name.as_str()),
-            ("AWS_ACCESS_KEY_ID", endpoint.access_key.as_str()),
-            ("AWS_SECRET_ACCESS_KEY", endpoint.secret_key.as_str()),
-            ("AWS_REGION", "us-east-1"),
-        ],
+            &["--crawl", "s3crawl"][..],
+            &ARCHIVE_AT_ONCE,
+            &["--archive", &archive, "--s3-path-style", &log_s],
+        ]
+        .concat(),
+        &env,
     );
     let key = format!("s3crawl/{day}.sqlite.z");
     let manifest_key = format!("{key}.json");

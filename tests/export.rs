@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use crate::util::{Dir, PATIENCE, Up, appender, real_logs, wait_for};
+use crate::util::{ARCHIVE_AT_ONCE, Dir, FreshS3, PATIENCE, Up, appender, real_logs, wait_for};
 
 fn export(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -257,17 +257,7 @@ impl ArchivedDay {
         let pattern = logs.join("{crawl}/input.log").display().to_string();
         let up = Up::start(
             &dir,
-            &[
-                "--day-close-grace-secs",
-                "0",
-                "--archive-age-secs",
-                "0",
-                "--archive-interval-secs",
-                "1",
-                "--retention-secs",
-                "300",
-                &pattern,
-            ],
+            &[&ARCHIVE_AT_ONCE[..], &["--retention-secs", "300", &pattern]].concat(),
         );
         for (crawl, _) in &inputs {
             wait_for(
@@ -373,21 +363,9 @@ fn export_reads_pruned_days_from_an_s3_compatible_archive() {
         to,
         ..
     } = ArchivedDay::start("export-s3");
-    let endpoint = porter::test_support::s3_server::s3_endpoint();
-    let bucket = porter::test_support::s3_server::fresh_bucket();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let store = porter::S3Store::new(
-        &bucket,
-        "sluice",
-        &porter::test_support::s3_server::s3_settings(),
-        64 << 20,
-        5 << 20,
-    )
-    .unwrap();
-    rt.block_on(store.ensure_bucket()).unwrap();
+    let s3 = FreshS3::new();
+    let archive = s3.archive_url();
+    let FreshS3 { store, rt, .. } = s3;
     // Retried as the porter retries its store.
     let store = porter::RetryStore::new(
         std::sync::Arc::new(store),
@@ -403,21 +381,13 @@ fn export_reads_pruned_days_from_an_s3_compatible_archive() {
                 .unwrap();
         }
     }
-    let by_name = endpoint.endpoint.replace("127.0.0.1", "localhost");
     for (crawl, bytes) in &inputs {
         let out = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["export", "--api", &up.url, "--from", &from, "--to", &to])
-            .args([
-                "--archive",
-                &format!("s3://{bucket}/sluice"),
-                "--s3-path-style",
-            ])
+            .args(["--archive", &archive, "--s3-path-style"])
             .arg(crawl)
             .env("RUST_LOG", "warn")
-            .env("AWS_ENDPOINT_URL", &by_name)
-            .env("AWS_ACCESS_KEY_ID", &endpoint.access_key)
-            .env("AWS_SECRET_ACCESS_KEY", &endpoint.secret_key)
-            .env("AWS_REGION", "us-east-1")
+            .envs(FreshS3::aws_env())
             .output()
             .unwrap();
         assert!(

@@ -3,12 +3,14 @@
 //! of the source file finds. The history page is checked in headless Chromium.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 
 use chrono::{Duration, Utc};
 use serde_json::{Value, json};
 
-use crate::util::{Dir, PATIENCE, Up, appender, run_browser_script, sql_count, wait_for};
+use crate::util::{
+    ARCHIVE_AT_ONCE, Dir, PATIENCE, Up, append_lines, mixed_crawl_lines, run_browser_script,
+    sql_count, wait_for,
+};
 
 fn get(url: &str) -> Value {
     reqwest::blocking::get(url)
@@ -51,43 +53,12 @@ fn a_history_request_over_the_archive_answers_like_grep() {
     let dir = Dir::new("history");
     let log = dir.join("crawl.log");
     let day = (Utc::now() - Duration::days(3)).date_naive();
-    let hosts = [
-        "www.example.com",
-        "acid.matkelly.com",
-        "crawl-test-site.webarchive.org.uk",
-    ];
-    let mut lines = Vec::new();
-    for i in 0..600i64 {
-        let t = day.and_hms_opt(9, 0, 0).unwrap().and_utc() + Duration::seconds(i * 7);
-        let status = [200, 404, 301, -5003][i as usize % 4];
-        let host = hosts[i as usize % 3];
-        let mime = ["text/html", "image/png", "application/pdf"][i as usize % 3];
-        lines.push(format!(
-            "{} {status:>5} {:>10} http://{host}/path/{i}/page.html L http://{host}/ {mime} #0{:02} - sha1:ABC{i} - -",
-            t.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
-            1000 + i,
-            i % 50
-        ));
-    }
-    let mut f = appender(&log);
-    for l in &lines {
-        writeln!(f, "{l}").unwrap();
-    }
-    drop(f);
+    let lines = mixed_crawl_lines(day, 600);
+    append_lines(&log, &lines);
     let log_s = log.display().to_string();
     let up = Up::start(
         &dir,
-        &[
-            "--crawl",
-            "hi",
-            "--day-close-grace-secs",
-            "0",
-            "--archive-age-secs",
-            "0",
-            "--archive-interval-secs",
-            "1",
-            &log_s,
-        ],
+        &[&["--crawl", "hi"][..], &ARCHIVE_AT_ONCE, &[&log_s]].concat(),
     );
     wait_for("the events", PATIENCE, || {
         sql_count(&up.url, "hi", "SELECT count(*) FROM events").filter(|&c| c == 600)

@@ -3,14 +3,13 @@
 //! exactly as a scan of the source file does.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::process::{Command, Output};
 
 use chrono::{Duration, Utc};
 use serde_json::Value;
 
 use crate::history::search_all;
-use crate::util::{Dir, PATIENCE, Up, appender, wait_for};
+use crate::util::{ARCHIVE_AT_ONCE, Dir, PATIENCE, Up, append_lines, mixed_crawl_lines, wait_for};
 
 fn reindex(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -42,36 +41,10 @@ fn a_reindex_of_an_archived_day_is_served_by_sluice_up_and_answers_like_grep() {
     let dir = Dir::new("reindex");
     let log = dir.join("crawl.log");
     let day = (Utc::now() - Duration::days(3)).date_naive();
-    let hosts = ["www.example.com", "acid.matkelly.com", "old.example.org"];
-    let mut lines = Vec::new();
-    for i in 0..600i64 {
-        let t = day.and_hms_opt(9, 0, 0).unwrap().and_utc() + Duration::seconds(i * 7);
-        let status = [200, 404, 301, -5003][i as usize % 4];
-        let host = hosts[i as usize % 3];
-        lines.push(format!(
-            "{} {status:>5} {:>10} http://{host}/path/{i}/page.html L http://{host}/ text/html #0{:02} - sha1:ABC{i} - -",
-            t.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
-            1000 + i,
-            i % 50
-        ));
-    }
-    let mut f = appender(&log);
-    for l in &lines {
-        writeln!(f, "{l}").unwrap();
-    }
-    drop(f);
+    let lines = mixed_crawl_lines(day, 600);
+    append_lines(&log, &lines);
     let log_s = log.display().to_string();
-    let up_args = [
-        "--crawl",
-        "ri",
-        "--day-close-grace-secs",
-        "0",
-        "--archive-age-secs",
-        "0",
-        "--archive-interval-secs",
-        "1",
-        &log_s,
-    ];
+    let up_args = [&["--crawl", "ri"][..], &ARCHIVE_AT_ONCE, &[&log_s]].concat();
     let mut up = Up::start(&dir, &up_args);
     // Every event of the day in archived manifests (a late part file included).
     let archived = || -> Option<i64> {
@@ -141,12 +114,7 @@ fn a_reindex_of_an_archived_day_is_served_by_sluice_up_and_answers_like_grep() {
     let porter_toml = dir.join("porter2.toml");
     std::fs::write(
         &porter_toml,
-        format!(
-            "archive = \"file://{}\"\ncluster_file = {:?}\nwork_dir = {:?}\n",
-            dir.join("up/archive").display(),
-            dir.join("up/cluster.toml").display().to_string(),
-            dir.join("porter2").display().to_string(),
-        ),
+        crate::util::porter_toml(&dir, &dir.join("up/archive"), &dir.join("porter2"), ""),
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_archie"))

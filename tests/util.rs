@@ -408,3 +408,125 @@ pub fn write_log(path: &Path, lines: usize) {
     }
     out.flush().expect("flushing the crawl log");
 }
+
+/// `sluice up` flags under which a past day is archived at once: it closes with no grace,
+/// is old enough to archive as soon as it closes, and the porter looks every second.
+pub const ARCHIVE_AT_ONCE: [&str; 6] = [
+    "--day-close-grace-secs",
+    "0",
+    "--archive-age-secs",
+    "0",
+    "--archive-interval-secs",
+    "1",
+];
+
+/// `n` crawl.log lines of the past `day`, one every 7 s from 09:00, with three hosts,
+/// four statuses and three MIME types mixed: what the history searches are checked on.
+pub fn mixed_crawl_lines(day: chrono::NaiveDate, n: i64) -> Vec<String> {
+    let hosts = [
+        "www.example.com",
+        "acid.matkelly.com",
+        "crawl-test-site.webarchive.org.uk",
+    ];
+    (0..n)
+        .map(|i| {
+            let t = day.and_hms_opt(9, 0, 0).unwrap().and_utc() + chrono::Duration::seconds(i * 7);
+            let status = [200, 404, 301, -5003][i as usize % 4];
+            let host = hosts[i as usize % 3];
+            let mime = ["text/html", "image/png", "application/pdf"][i as usize % 3];
+            format!(
+                "{} {status:>5} {:>10} http://{host}/path/{i}/page.html L http://{host}/ {mime} #0{:02} - sha1:ABC{i} - -",
+                t.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                1000 + i,
+                i % 50
+            )
+        })
+        .collect()
+}
+
+/// Appends `lines` to the file at `path`, each with its newline.
+pub fn append_lines(path: &Path, lines: &[String]) {
+    let mut f = appender(path);
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
+}
+
+/// A bucket of its own on the test S3 server (created), a store on it under the prefix
+/// `sluice`, and a runtime to drive the store from a test.
+pub struct FreshS3 {
+    pub bucket: String,
+    pub store: porter::S3Store,
+    pub rt: tokio::runtime::Runtime,
+}
+
+impl FreshS3 {
+    pub fn new() -> FreshS3 {
+        let bucket = porter::test_support::s3_server::fresh_bucket();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let store = porter::S3Store::new(
+            &bucket,
+            "sluice",
+            &porter::test_support::s3_server::s3_settings(),
+            64 << 20,
+            5 << 20,
+        )
+        .unwrap();
+        rt.block_on(store.ensure_bucket()).unwrap();
+        FreshS3 { bucket, store, rt }
+    }
+
+    /// The archive URL of the store: `s3://<bucket>/sluice`.
+    pub fn archive_url(&self) -> String {
+        format!("s3://{}/sluice", self.bucket)
+    }
+
+    /// The AWS environment that points a `sluice` process at the test server, by name:
+    /// the SDK addresses buckets as `bucket.host` (virtual-host style) unless told
+    /// otherwise, and `<bucket>.localhost` does not resolve, so it works only with path
+    /// style (`--s3-path-style`).
+    pub fn aws_env() -> [(&'static str, String); 4] {
+        let endpoint = porter::test_support::s3_server::s3_endpoint();
+        [
+            (
+                "AWS_ENDPOINT_URL",
+                endpoint.endpoint.replace("127.0.0.1", "localhost"),
+            ),
+            ("AWS_ACCESS_KEY_ID", endpoint.access_key.clone()),
+            ("AWS_SECRET_ACCESS_KEY", endpoint.secret_key.clone()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+        ]
+    }
+}
+
+/// A porter config over the cluster of the `sluice up` in `dir`, archiving to `archive`
+/// with `work` as its work dir, then the TOML lines `extra`.
+pub fn porter_toml(dir: &Dir, archive: &Path, work: &Path, extra: &str) -> String {
+    format!(
+        "archive = \"file://{}\"\ncluster_file = {:?}\nwork_dir = {:?}\n{extra}",
+        archive.display(),
+        dir.join("up/cluster.toml").display().to_string(),
+        work.display().to_string(),
+    )
+}
+
+/// `field` of every segment that `GET /segments` on `url` lists (asked with the porter's
+/// `token`), or None while the buck does not answer.
+pub fn segments_field(url: &str, token: &str, field: &str) -> Option<Vec<String>> {
+    let segs: Value = reqwest::blocking::Client::new()
+        .get(format!("{url}/segments"))
+        .bearer_auth(token)
+        .send()
+        .ok()?
+        .json()
+        .ok()?;
+    Some(
+        segs.as_array()?
+            .iter()
+            .filter_map(|s| s[field].as_str().map(str::to_owned))
+            .collect(),
+    )
+}

@@ -1,14 +1,17 @@
 //! `ApiState`: what the HTTP handlers share.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use contracts::CrawlId;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::cluster_view::ClusterView;
 use crate::config::BuckConfig;
 use crate::events::BuckEvents;
+use crate::segment_files::{SegmentFile, list_crawl};
 use crate::sql_api::error;
 use crate::summary_cache::SummaryCache;
 
@@ -45,6 +48,38 @@ impl ApiState {
                 self.config.id, self.config.sql_max_concurrent
             ))
         })
+    }
+
+    /// Lists the segment files of `crawl` on a blocking thread, with what `beside` reads
+    /// in the segments directory on the same trip (`|_, _| ()` for nothing more). A
+    /// listing that fails is answered as a 500 that names the crawl and the directory.
+    pub(crate) async fn crawl_segments<T: Send + 'static>(
+        &self,
+        crawl: &CrawlId,
+        beside: fn(&Path, &CrawlId) -> T,
+    ) -> Result<(Vec<SegmentFile>, T), Response> {
+        let dir = self.config.segments_dir();
+        let listed = {
+            let (dir, crawl) = (dir.clone(), crawl.clone());
+            tokio::task::spawn_blocking(move || {
+                list_crawl(&dir, &crawl).map(|files| (files, beside(&dir, &crawl)))
+            })
+            .await
+        };
+        match listed {
+            Ok(Ok(listing)) => Ok(listing),
+            Ok(Err(e)) => Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "cannot list the segments of crawl {crawl} in {}: {e}; check that the buck's user can read its data_dir",
+                    dir.display()
+                ),
+            )),
+            Err(e) => Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("listing the segments of crawl {crawl} failed: {e}"),
+            )),
+        }
     }
 }
 

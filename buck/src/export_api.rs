@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::api_state::ApiState;
-use crate::segment_files::{SegmentFile, list_crawl};
+use crate::segment_files::SegmentFile;
 use crate::segment_schema::TOMBSTONE_SUFFIX;
 use crate::sql_api::{CHUNK_BYTES, error, parse_time};
 
@@ -122,28 +122,9 @@ pub(crate) async fn export(
         Ok(p) => p,
         Err(busy) => return busy.into_response(),
     };
-    let dir = state.config.segments_dir();
-    let listed = {
-        let (dir, crawl) = (dir.clone(), crawl.clone());
-        tokio::task::spawn_blocking(move || {
-            list_crawl(&dir, &crawl).map(|files| (files, pruned_days(&dir, &crawl)))
-        })
-        .await
-    };
-    let (mut files, pruned) = match listed {
-        Ok(Ok(f)) => f,
-        Ok(Err(e)) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot list the segments of crawl {crawl}: {e}"),
-            );
-        }
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("listing task failed: {e}"),
-            );
-        }
+    let (mut files, pruned) = match state.crawl_segments(&crawl, pruned_days).await {
+        Ok(listing) => listing,
+        Err(failed) => return failed,
     };
     let first = from.date_naive();
     let last = (to - chrono::Duration::microseconds(1)).date_naive();

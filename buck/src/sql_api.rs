@@ -40,7 +40,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::api_state::ApiState;
-use crate::segment_files::{SegmentFile, list_crawl};
+use crate::segment_files::SegmentFile;
 
 /// Size of the reply chunks, and how much is held back before the status is sent.
 pub const CHUNK_BYTES: usize = 64 * 1024;
@@ -212,25 +212,9 @@ async fn query_inner(
         Ok(c) => c,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid crawl id: {e}")),
     };
-    let dir = state.config.segments_dir();
-    let listed = {
-        let crawl = crawl.clone();
-        tokio::task::spawn_blocking(move || list_crawl(&dir, &crawl)).await
-    };
-    let mut files = match listed {
-        Ok(Ok(f)) => f,
-        Ok(Err(e)) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot list the segments of crawl {crawl}: {e}"),
-            );
-        }
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("listing task failed: {e}"),
-            );
-        }
+    let (mut files, ()) = match state.crawl_segments(&crawl, |_, _| ()).await {
+        Ok(listing) => listing,
+        Err(failed) => return failed,
     };
     let had_any = !files.is_empty();
     if let Some((from, to)) = range {

@@ -316,19 +316,12 @@ mod tests {
             "jobs/.x/logs/crawl.log",
             "jobs/c2/logs/crawl.log",
         ] {
-            let p = root.join(p);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, "x\n").unwrap();
+            put(root, p, "x\n");
         }
-        let source = SourceConfig {
-            path: format!("{}/jobs/{{crawl}}/**/logs/crawl.log", root.display()),
-            format: SourceFormat::Auto,
-            crawl: None,
-            app: None,
-            exclude: vec![],
-            multiline: true,
-            start_at: StartAt::Beginning,
-        };
+        let source = source(format!(
+            "{}/jobs/{{crawl}}/**/logs/crawl.log",
+            root.display()
+        ));
         let mut d = Discovery::new(&[source]).unwrap();
         let events = TailerEvents::default();
         let found = d.scan(&events, &NoWatch);
@@ -357,9 +350,10 @@ mod tests {
         );
     }
 
-    fn crawl_log_source(root: &Path) -> SourceConfig {
+    /// A source of the files that match `path`, crawl taken from the path.
+    fn source(path: String) -> SourceConfig {
         SourceConfig {
-            path: format!("{}/jobs/{{crawl}}/**/crawl.log", root.display()),
+            path,
             format: SourceFormat::Auto,
             crawl: None,
             app: None,
@@ -367,6 +361,11 @@ mod tests {
             multiline: true,
             start_at: StartAt::Beginning,
         }
+    }
+
+    /// Every `crawl.log` under `<root>/jobs/<crawl>/`.
+    fn crawl_log_source(root: &Path) -> SourceConfig {
+        source(format!("{}/jobs/{{crawl}}/**/crawl.log", root.display()))
     }
 
     /// Sets a directory's modification time to a minute ago, as if nothing had changed in
@@ -377,6 +376,22 @@ mod tests {
             .unwrap()
             .set_modified(past)
             .unwrap();
+    }
+
+    /// Writes `text` to the file `rel` under `root`, making its directories.
+    fn put(root: &Path, rel: &str, text: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// `jobs/c1/crawl.log` under `root` in directories unchanged for a minute, and a
+    /// discovery of `crawl_log_source(root)` that has not scanned yet.
+    fn quiet_job(root: &Path) -> Discovery {
+        put(root, "jobs/c1/crawl.log", "x\n");
+        age(&root.join("jobs"));
+        age(&root.join("jobs/c1"));
+        Discovery::new(&[crawl_log_source(root)]).unwrap()
     }
 
     fn names(found: &[Found], root: &Path) -> Vec<String> {
@@ -391,9 +406,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         for c in ["c1", "c2"] {
-            let p = root.join(format!("jobs/{c}/logs/crawl.log"));
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(&p, "x\n").unwrap();
+            put(root, &format!("jobs/{c}/logs/crawl.log"), "x\n");
         }
         for d in ["jobs", "jobs/c1", "jobs/c1/logs", "jobs/c2", "jobs/c2/logs"] {
             age(&root.join(d));
@@ -407,9 +420,7 @@ mod tests {
         assert!(d.scan(&events, &NoWatch).is_empty(), "nothing changed");
 
         // A new file deep down: its directory changed, the others did not.
-        let new = root.join("jobs/c2/logs/more/crawl.log");
-        std::fs::create_dir_all(new.parent().unwrap()).unwrap();
-        std::fs::write(&new, "y\n").unwrap();
+        put(root, "jobs/c2/logs/more/crawl.log", "y\n");
         assert_eq!(
             names(&d.scan(&events, &NoWatch), root),
             ["jobs/c2/logs/crawl.log", "jobs/c2/logs/more/crawl.log"],
@@ -460,21 +471,14 @@ mod tests {
     fn a_watched_quiet_directory_is_not_looked_at_until_an_event_names_it() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        let p = root.join("jobs/c1/crawl.log");
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, "x\n").unwrap();
-        age(&root.join("jobs"));
-        age(&root.join("jobs/c1"));
-        let mut d = Discovery::new(&[crawl_log_source(root)]).unwrap();
+        let mut d = quiet_job(root);
         let events = TailerEvents::default();
         assert_eq!(
             names(&d.scan(&events, &Told { quiet: true }), root),
             ["jobs/c1/crawl.log"]
         );
 
-        let new = root.join("jobs/c1/more/crawl.log");
-        std::fs::create_dir_all(new.parent().unwrap()).unwrap();
-        std::fs::write(&new, "y\n").unwrap();
+        put(root, "jobs/c1/more/crawl.log", "y\n");
         assert!(
             d.scan(&events, &Told { quiet: true }).is_empty(),
             "a quiet watched directory costs no stat and no listing"
@@ -490,12 +494,7 @@ mod tests {
     fn a_full_rescan_lists_every_directory_again() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        let p = root.join("jobs/c1/crawl.log");
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, "x\n").unwrap();
-        age(&root.join("jobs"));
-        age(&root.join("jobs/c1"));
-        let mut d = Discovery::new(&[crawl_log_source(root)]).unwrap();
+        let mut d = quiet_job(root);
         let events = TailerEvents::default();
         assert_eq!(d.scan(&events, &NoWatch).len(), 1);
         assert!(d.scan(&events, &NoWatch).is_empty());

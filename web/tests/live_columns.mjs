@@ -15,14 +15,10 @@
 //        SHOT_DIR BUCK_EXE OTHER_CONFIG OTHER_INGEST OTHER_HTTP OTHER_PID_FILE OTHER_LOG
 import { spawn } from "node:child_process";
 import { appendFileSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { bothBucksGreen, check, done, failed, launchChromium, newPage, openLiveView, out } from "./live_page.mjs";
 
 const [upUrl, logFile, crawl, realA, realB, pidOther, shots, buckExe, otherConfig, otherIngest,
   otherHttp, otherPidFile, otherLog] = process.argv.slice(2);
-const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
-const check = (cond, what) => {
-  if (!cond) throw new Error(what);
-};
 
 // Real lines, their recorded timestamp replaced by now (+1 ms a line, so order holds).
 const realLines = (file) => readFileSync(file, "utf8").split("\n").filter((l) => /^\d{4}-\d\d-\d\dT/.test(l));
@@ -45,24 +41,14 @@ const siteOf = (url) => {
   return new URL(url).hostname.toLowerCase();
 };
 const rest = (l) => l.slice(l.indexOf(" ")); // a line without its time, as written
-const greenBoth = () => sluiceLive.stats().bucks.filter((b) => b.state === "green").length === 2;
 
 let browser;
 let page;
 const figures = {};
 try {
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  const context = await browser.newContext({ viewport: { width: 1600, height: 900 } });
-  page = await context.newPage();
-  page.on("pageerror", (e) => out({ page_error: e.message }));
-  await page.goto(`${upUrl}/ui/live?crawl=${crawl}`);
-  await page.waitForFunction(greenBoth, null, { timeout: 20000 });
-  out({ step: "both bucks green" });
+  browser = await launchChromium();
+  page = await newPage(browser, { width: 1600, height: 900 });
+  await openLiveView(page, upUrl, crawl);
 
   // 1. Real lines in; every one shown once.
   const batchA = append(realLines(realA));
@@ -78,7 +64,7 @@ try {
   await page.fill("#f-site", site);
   await page.press("#f-site", "Enter");
   await page.waitForFunction(() => location.search.includes("site=www.raeder.dk"), null, { timeout: 2000 });
-  await page.waitForFunction(greenBoth, null, { timeout: 10000 });
+  await page.waitForFunction(bothBucksGreen, null, { timeout: 10000 });
   await page.waitForFunction((n) => sluiceLive.stats().lines >= n, wantSite.length, { timeout: 5000 });
   const shownSite = (await page.evaluate(() => sluiceLive.lines())).map(rest).sort();
   check(JSON.stringify(shownSite) === JSON.stringify([...wantSite].sort()),
@@ -105,7 +91,7 @@ try {
   // 3. Click a value to filter on it: the mime of the robots.txt row.
   await page.fill("#f-site", "");
   await page.press("#f-site", "Enter");
-  await page.waitForFunction(greenBoth, null, { timeout: 10000 });
+  await page.waitForFunction(bothBucksGreen, null, { timeout: 10000 });
   await page.waitForFunction((n) => sluiceLive.stats().lines >= n, batchA.length, { timeout: 5000 });
   // The last row on screen, whatever its MIME type.
   const mime = await page.$$eval("#rows .row.cl", (rs) => {
@@ -118,7 +104,7 @@ try {
   await page.waitForFunction((m) => new URLSearchParams(location.search).get("mime") === m, mime, { timeout: 2000 });
   check((await page.inputValue("#f-mime")) === mime, "the mime input shows the clicked value");
   const wantMime = batchA.filter((l) => cols(l).mime === mime).length;
-  await page.waitForFunction(greenBoth, null, { timeout: 10000 });
+  await page.waitForFunction(bothBucksGreen, null, { timeout: 10000 });
   await page.waitForFunction((n) => sluiceLive.stats().lines >= n, wantMime, { timeout: 5000 });
   const shownMime = await page.evaluate(() => sluiceLive.lines());
   check(shownMime.length === wantMime && shownMime.every((l) => cols(l).mime === mime),
@@ -128,7 +114,7 @@ try {
   // 4. Expand a row: the whole line, the text match past the cut-off highlighted.
   const tail = known.split(/\s+/).pop(); // the annotations, at the far end of the line
   await page.goto(`${upUrl}/ui/live?crawl=${crawl}&site=${site}&text=${encodeURIComponent(tail)}`);
-  await page.waitForFunction(greenBoth, null, { timeout: 20000 });
+  await page.waitForFunction(bothBucksGreen, null, { timeout: 20000 });
   await page.waitForFunction(() => sluiceLive.stats().lines >= 1, null, { timeout: 5000 });
   await page.focus("#rows .row.cl");
   await page.keyboard.press("Enter");
@@ -141,7 +127,7 @@ try {
 
   // 5. Buck "other" killed: a banner naming it, a gap marker.
   await page.goto(`${upUrl}/ui/live?crawl=${crawl}`);
-  await page.waitForFunction(greenBoth, null, { timeout: 20000 });
+  await page.waitForFunction(bothBucksGreen, null, { timeout: 20000 });
   await page.waitForFunction((n) => sluiceLive.stats().lines >= n, batchA.length, { timeout: 5000 });
   process.kill(Number(pidOther), "SIGKILL");
   await page.waitForSelector("#banner:not([hidden])", { timeout: 15000 });
@@ -171,7 +157,7 @@ try {
   writeFileSync(otherPidFile, String(child.pid));
   child.unref();
   const t0 = Date.now();
-  await page.waitForFunction(greenBoth, null, { timeout: 30000 });
+  await page.waitForFunction(bothBucksGreen, null, { timeout: 30000 });
   await page.waitForFunction(
     (ids) => { const got = new Set(sluiceLive.fromBuck("other")); return ids.every((id) => got.has(id)); },
     outageIds, { timeout: 20000 }).catch(() => {});
@@ -189,10 +175,9 @@ try {
   check(ids.length === batchA.length + outage.length, `${ids.length} lines in the view, ${batchA.length + outage.length} written`);
   await page.screenshot({ path: `${shots}/live-buck-back.png` });
   out({ step: "restarted buck sent every outage line", arrived, gap: after[0].text });
-  process.stdout.write(JSON.stringify({ done: true, ...figures }) + "\n", () => process.exit(0));
+  done(figures);
 } catch (e) {
-  if (page) await page.screenshot({ path: `${shots}/live-columns-failed.png` }).catch(() => {});
-  process.stdout.write(JSON.stringify({ fail: String((e && e.stack) || e) }) + "\n", () => process.exit(1));
+  await failed(e, page, `${shots}/live-columns-failed.png`);
 } finally {
   if (browser) await browser.close().catch(() => {});
 }

@@ -7,13 +7,9 @@
 //
 // usage: node pipeline_live_view.mjs UP_URL LOG_FILE CRAWL PID_OTHER_BUCK SCREENSHOT_PATH
 import { appendFileSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { check, done, failed, launchChromium, newPage, openLiveView, out } from "./live_page.mjs";
 
 const [upUrl, logFile, crawl, pidOther, screenshot] = process.argv.slice(2);
-const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
-const check = (cond, what) => {
-  if (!cond) throw new Error(what);
-};
 
 let seq = 0;
 // Appends n lines with unique URLs; statuses cycle 200, 404, 301. Returns their URLs.
@@ -38,21 +34,9 @@ let browser;
 let page;
 const figures = {};
 try {
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  page = await context.newPage();
-  page.on("pageerror", (e) => out({ page_error: e.message }));
-
-  await page.goto(`${upUrl}/ui/live?crawl=${crawl}`);
-  await page.waitForFunction(
-    () => window.sluiceLive && sluiceLive.stats().bucks.filter((b) => b.state === "green").length === 2,
-    null, { timeout: 20000 });
-  out({ step: "both bucks green" });
+  browser = await launchChromium();
+  page = await newPage(browser, { width: 1280, height: 800 });
+  await openLiveView(page, upUrl, crawl);
 
   // 1. Lines appended to the file appear once each within 1 s.
   const t0 = Date.now();
@@ -109,10 +93,9 @@ try {
   const badges = await page.$$eval(".badge", (bs) => bs.map((b) => [b.textContent, b.dataset.state]));
   out({ step: "killed buck red, lines keep coming", badges });
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-buck-down.png") });
-  process.stdout.write(JSON.stringify({ done: true, ...figures }) + "\n", () => process.exit(0));
+  done(figures);
 } catch (e) {
-  if (page) await page.screenshot({ path: screenshot.replace(/\.png$/, "-failed.png") }).catch(() => {});
-  process.stdout.write(JSON.stringify({ fail: String(e && e.stack || e) }) + "\n", () => process.exit(1));
+  await failed(e, page, screenshot.replace(/\.png$/, "-failed.png"));
 } finally {
   if (browser) await browser.close().catch(() => {});
 }

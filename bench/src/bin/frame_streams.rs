@@ -12,39 +12,14 @@
 //!     cargo run --release -p sluice-bench --bin frame_streams [MiB of generated lines, default 64]
 
 use anyhow::Context;
-use chrono::Utc;
+use contracts::Event;
 use contracts::frame_stream::FrameStreamWriter;
-use contracts::{CrawlId, Event};
 use flate2::{Compress, Compression, FlushCompress};
-use parsers::{EventBuilder, RawRecord, SourceFormat};
 
 #[path = "../common/mod.rs"]
 mod common;
 
 const PACKET: usize = 64 * 1024;
-
-/// The events the tailer builds from `log` (one crawl.log line per line).
-fn events(log: &[u8]) -> Vec<Event> {
-    let mut b = EventBuilder::new(
-        SourceFormat::CrawlLog,
-        0x5eed,
-        1,
-        CrawlId::parse("bench").expect("a valid crawl id"),
-        "crawler-01.example.org".into(),
-        "heritrix".into(),
-        60_000,
-    );
-    let now = Utc::now().timestamp_micros();
-    let mut out = Vec::new();
-    let mut offset = 0u64;
-    for line in log.split(|&c| c == b'\n') {
-        if !line.is_empty() {
-            out.push(b.build(RawRecord::line(offset, line.to_vec()), now));
-        }
-        offset += line.len() as u64 + 1;
-    }
-    out
-}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Encoding {
@@ -114,11 +89,10 @@ fn decode(packets: &[Vec<u8>], how: Encoding) -> usize {
 }
 
 fn table(name: &str, log: &[u8]) -> anyhow::Result<()> {
-    let events = events(log);
+    let events = common::log_inputs::crawl_log_events(log);
     let gib = log.len() as f64 / (1u64 << 30) as f64;
     let raw: usize = events.iter().map(|e| e.raw.len()).sum();
-    // Small inputs are run several times over, so the CPU figures are not all noise.
-    let rounds = ((256 << 20) / log.len().max(1)).clamp(1, 200);
+    let rounds = common::log_inputs::rounds_for(log);
     println!(
         "\n{name}: {:.1} MiB of log, {} lines ({:.0} bytes of line on average), {rounds} round(s)\n",
         log.len() as f64 / 1048576.0,
@@ -159,19 +133,5 @@ fn table(name: &str, log: &[u8]) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let mib: usize = std::env::args()
-        .nth(1)
-        .map(|a| a.parse())
-        .transpose()
-        .context("the size must be a number of MiB")?
-        .unwrap_or(64);
-    println!("{}", common::machine_notes());
-    let (files, real) = common::real_crawl_logs()?;
-    table(&format!("real Heritrix logs ({files} files)"), &real)?;
-
-    let generated = common::generated_crawl_log(mib, 11);
-    table(
-        "generated crawl.log lines (random hosts, paths, sha1)",
-        &generated,
-    )
+    common::log_inputs::run_on_real_and_generated(table)
 }

@@ -7,11 +7,17 @@
 //! cargo build --release -p sluice-bench
 //! target/release/tailer_vs_rsyslog [--size-mib 1024] [--dir D] [--no-rsyslog]
 //!     [--no-syslog-ng] [--syslog-ng-dir D] [--steady-secs 30] [--rate 5000] [--no-kill]
-//!     [--steady-only] [--steady-extra 'read_coalesce_ms = 50']
+//!     [--steady-only] [--steady-extra 'read_coalesce_ms = 50'] [--stage-costs-only]
 //! ```
 //!
 //! `--steady-only` runs the steady rate alone; `--steady-extra` adds TOML lines to the
 //! steady tailer's config, to compare settings at the same rate.
+//!
+//! After the throughput table it prints the stage table: what encoding the events into
+//! packets, zlib and sealing alone cost per GiB of log (`common/stage_costs.rs`), on the
+//! real Heritrix logs and the start of the generated log, version-1 frames beside frame
+//! streams. `--stage-costs-only` prints just that table (with the tailer's defaults),
+//! without running any shipper.
 //!
 //! The tailer runs as a child process (this binary re-run with `--tailer-child`), so its
 //! CPU time (`/proc/<pid>/stat` utime + stime) and peak RSS (`VmHWM`) are its own: read,
@@ -56,11 +62,17 @@ use contracts::transport::{
     self, ClientHello, Message, PROTOCOL_MAX, PROTOCOL_MIN, ServerHello, codec,
 };
 use futures::{SinkExt as _, StreamExt as _};
+use stage_costs::Encoding;
 use tokio::io::AsyncReadExt as _;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::codec::Framed;
 
 const MIB: f64 = 1024.0 * 1024.0;
+
+/// The tailer's `packet_max_bytes` and `compression_level` when its config names none
+/// (docs/config.md): what `--stage-costs-only` measures with, having no tailer run.
+const DEFAULT_PACKET_MAX_BYTES: usize = 64 * 1024;
+const DEFAULT_COMPRESSION_LEVEL: u32 = 1;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -79,6 +91,7 @@ fn main() -> anyhow::Result<()> {
     let with_kill = !args.iter().any(|a| a == "--no-kill");
     let steady_only = args.iter().any(|a| a == "--steady-only");
     let steady_extra = arg_value(&args, "--steady-extra").unwrap_or_default();
+    let stage_costs_only = args.iter().any(|a| a == "--stage-costs-only");
     // A reused --dir holds earlier runs' spools and offsets: every run starts empty.
     for run in [
         "tailer-run",
@@ -116,6 +129,11 @@ fn main() -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
 
+    if stage_costs_only {
+        print_stage_costs(&log, DEFAULT_PACKET_MAX_BYTES, DEFAULT_COMPRESSION_LEVEL);
+        return Ok(());
+    }
+
     let mut rows = Vec::new();
     let ours = run_tailer_throughput(&rt, &buck_keys, &dir.join("tailer-run"), &log, lines, 1)?;
     rows.push(("sluice tailer, one home (this run)".to_owned(), ours));
@@ -149,7 +167,11 @@ fn main() -> anyhow::Result<()> {
         }
     }
     print_throughput(&rows, bytes, lines);
-    print_stage_costs(&dir.join("tailer-run"), bytes);
+    // The stage table cuts and compresses as the one-home run's tailer did.
+    match tailer::config::TailerConfig::load(&dir.join("tailer-run").join("tailer.toml")) {
+        Ok(c) => print_stage_costs(&log, c.packet_max_bytes, c.compression_level),
+        Err(e) => println!("stage costs: not measured: {e}"),
+    }
 
     print_steady(&rt, &buck_keys, &dir, steady_secs, rate, &steady_extra)?;
 
@@ -173,70 +195,98 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints what zlib and crypto_box alone cost on the frames of the one-home run, per GiB
-/// of log file: the part of the tailer's CPU-seconds per GiB that is theirs.
-fn print_stage_costs(run: &Path, log_bytes: u64) {
-    let config = match tailer::config::TailerConfig::load(&run.join("tailer.toml")) {
-        Ok(c) => c,
-        Err(e) => {
-            println!("stage costs: not measured: {e}");
-            return;
-        }
-    };
-    let costs = match stage_costs::measure(
-        &config.spool_dir,
-        config.packet_max_bytes,
-        config.compression_level,
-    ) {
-        Ok(c) => c,
-        Err(e) => {
-            println!("stage costs: not measured: {e:#}");
-            return;
-        }
-    };
-    let per_gib = |secs: f64| secs / (log_bytes as f64 / (1024.0 * MIB));
+/// At most this much of the generated log goes through the stage table: its figures are
+/// per GiB, and the events of a 1 GiB log would hold about 2 GiB of memory.
+const STAGE_LOG_MAX: u64 = 256 << 20;
+
+/// Prints what encoding, zlib and crypto_box alone cost per GiB of log, on the real
+/// Heritrix logs and on (the start of) the generated `log`, cut into packets as the
+/// shipper of a tailer with these settings cuts them: the part of the tailer's CPU-seconds per
+/// GiB that is theirs.
+fn print_stage_costs(log: &Path, packet_max: usize, level: u32) {
     println!();
     println!(
-        "## zlib and crypto_box alone on the spooled frames (one thread, the shipper's own calls)"
+        "## encoding, zlib and crypto_box alone on the tailer's packets (one thread, the shipper's own calls)"
+    );
+    match common::real_crawl_logs() {
+        Ok((files, real)) => print_stage_table(
+            &format!("real Heritrix logs ({files} files)"),
+            &real,
+            packet_max,
+            level,
+        ),
+        Err(e) => println!("real Heritrix logs: not measured: {e:#}"),
+    }
+    let generated = std::fs::File::open(log).and_then(|f| {
+        let mut head = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, STAGE_LOG_MAX), &mut head)?;
+        Ok(head)
+    });
+    match generated {
+        Ok(mut head) => {
+            // Whole lines only.
+            let end = head
+                .iter()
+                .rposition(|&c| c == b'\n')
+                .map_or(0, |at| at + 1);
+            head.truncate(end);
+            print_stage_table(
+                "generated crawl.log lines (random hosts, paths, sha1)",
+                &head,
+                packet_max,
+                level,
+            );
+        }
+        Err(e) => println!("{}: not measured: {e}", log.display()),
+    }
+}
+
+/// One stage table over `log`, version-1 frames beside frame streams.
+fn print_stage_table(name: &str, log: &[u8], packet_max: usize, level: u32) {
+    let events = common::log_inputs::crawl_log_events(log);
+    let rounds = common::log_inputs::rounds_for(log);
+    println!();
+    println!(
+        "{name}: {:.1} MiB of log, {} lines, {rounds} round(s); packets of at most {} KiB, zlib level {level}",
+        log.len() as f64 / MIB,
+        events.len(),
+        packet_max / 1024,
     );
     println!(
-        "{:.0} MiB of frames for {:.0} MiB of log ({:.2}x), {} packets of at most {} KiB, zlib level {} to {:.0} MiB ({:.2}x)",
-        costs.frame_bytes as f64 / MIB,
-        log_bytes as f64 / MIB,
-        costs.frame_bytes as f64 / log_bytes as f64,
-        costs.packets,
-        config.packet_max_bytes / 1024,
-        config.compression_level,
-        costs.deflated_bytes as f64 / MIB,
-        costs.frame_bytes as f64 / costs.deflated_bytes.max(1) as f64
+        "| frames | frames / log | packets | zlib out / log | encode | zlib | seal XSalsa20 (v1) | seal XChaCha20 (v2+) | zlib + XChaCha20 | repair, two homes, compressed per connection | repair, two homes, compressed once |"
     );
-    println!("| stage | CPU-s per GiB of log | MiB of frames per CPU-s |");
-    println!("|---|---|---|");
-    for (name, secs) in [
-        ("zlib (`PackedFrames::new`)", costs.deflate_secs),
-        (
-            "wrap + crypto_box XSalsa20-Poly1305 (`seal_live`, version 1)",
-            costs.seal_secs,
-        ),
-        (
-            "wrap + crypto_box XChaCha20-Poly1305 (`seal_live`, version 2)",
-            costs.seal_chacha_secs,
-        ),
-        (
-            "repair chunks to two homes, compressed per connection (`seal`, version 2)",
-            costs.repair_two_homes_per_connection_secs,
-        ),
-        (
-            "repair chunks to two homes, compressed once (`seal_chunk`, version 2)",
-            costs.repair_two_homes_once_secs,
-        ),
-    ] {
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for encoding in Encoding::ALL {
+        let c = match stage_costs::measure(
+            &events,
+            log.len() as u64,
+            encoding,
+            packet_max,
+            level,
+            rounds,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                println!("| {} | not measured: {e:#} |", encoding.name());
+                continue;
+            }
+        };
         println!(
-            "| {name} | {:.2} | {:.0} |",
-            per_gib(secs),
-            costs.frame_bytes as f64 / MIB / secs.max(1e-9)
+            "| {} | {:.3} | {} | {:.3} | {:.2} | {:.2} | {:.2} | {:.2} | **{:.2}** | {:.2} | {:.2} |",
+            encoding.name(),
+            c.frame_bytes as f64 / log.len() as f64,
+            c.packets,
+            c.deflated_bytes as f64 / log.len() as f64,
+            c.per_gib(c.encode_secs),
+            c.per_gib(c.deflate_secs),
+            c.per_gib(c.seal_secs),
+            c.per_gib(c.seal_chacha_secs),
+            c.per_gib(c.deflate_secs + c.seal_chacha_secs),
+            c.per_gib(c.repair_two_homes_per_connection_secs),
+            c.per_gib(c.repair_two_homes_once_secs),
         );
     }
+    println!("(CPU-s per GiB of log, this thread's user + system time)");
 }
 
 /// What one shipper cost to move the whole file.

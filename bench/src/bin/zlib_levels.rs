@@ -13,10 +13,7 @@
 //!     cargo run --release -p sluice-bench --bin zlib_levels [MiB of generated lines, default 64]
 
 use anyhow::Context;
-use chrono::Utc;
-use contracts::CrawlId;
 use flate2::{Compress, Compression, FlushCompress};
-use parsers::{EventBuilder, RawRecord, SourceFormat};
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -25,24 +22,8 @@ const PACKET: usize = 64 * 1024;
 
 /// The frames of `log` (one crawl.log per line), as the tailer encodes them, in packets.
 fn packets(log: &[u8]) -> Vec<Vec<u8>> {
-    let mut b = EventBuilder::new(
-        SourceFormat::CrawlLog,
-        0x5eed,
-        1,
-        CrawlId::parse("bench").expect("a valid crawl id"),
-        "crawler-01".into(),
-        "heritrix".into(),
-        60_000,
-    );
-    let now = Utc::now().timestamp_micros();
-    let (mut out, mut cur, mut offset) = (Vec::new(), Vec::with_capacity(PACKET), 0u64);
-    for line in log.split(|&c| c == b'\n') {
-        if line.is_empty() {
-            offset += 1;
-            continue;
-        }
-        let ev = b.build(RawRecord::line(offset, line.to_vec()), now);
-        offset += line.len() as u64 + 1;
+    let (mut out, mut cur) = (Vec::new(), Vec::with_capacity(PACKET));
+    for ev in common::log_inputs::crawl_log_events(log) {
         let before = cur.len();
         contracts::frame::put_event_frame(&mut cur, &ev);
         if cur.len() > PACKET {
@@ -100,8 +81,7 @@ fn table(name: &str, log: &[u8]) -> anyhow::Result<()> {
     let packets = packets(log);
     let frame_bytes: usize = packets.iter().map(Vec::len).sum();
     let gib = log.len() as f64 / (1u64 << 30) as f64;
-    // Small inputs are compressed several times over, so the CPU figure is not all noise.
-    let rounds = ((256 << 20) / log.len().max(1)).clamp(1, 200);
+    let rounds = common::log_inputs::rounds_for(log);
     println!(
         "\n{name}: {:.1} MiB of log, frames {:.2}x the log, {} packets of up to 64 KiB, {rounds} round(s)\n",
         log.len() as f64 / 1048576.0,
@@ -136,18 +116,5 @@ fn table(name: &str, log: &[u8]) -> anyhow::Result<()> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let mib: usize = std::env::args()
-        .nth(1)
-        .map(|a| a.parse())
-        .transpose()
-        .context("the size must be a number of MiB")?
-        .unwrap_or(64);
-    let (files, real) = common::real_crawl_logs()?;
-    table(&format!("real Heritrix logs ({files} files)"), &real)?;
-
-    let generated = common::generated_crawl_log(mib, 11);
-    table(
-        "generated crawl.log lines (random hosts, paths, sha1)",
-        &generated,
-    )
+    common::log_inputs::run_on_real_and_generated(table)
 }

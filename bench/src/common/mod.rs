@@ -6,6 +6,8 @@
 //! Included by each binary with `#[path]`; not every binary uses every item.
 #![allow(dead_code)]
 
+pub mod log_inputs;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

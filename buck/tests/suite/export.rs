@@ -106,3 +106,25 @@ async fn export_is_guarded_bounded_and_answers_the_lines() {
     }
     b.stop().await;
 }
+
+/// A crawl whose segments cannot be listed (here its directory is a file) is answered
+/// 500 naming the crawl, by `GET /export` and `POST /sql` alike, with no partial answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_and_sql_say_which_crawl_they_cannot_list() {
+    let b = TestBuck::start(|_| {}).await;
+    let segments = b.config.segments_dir();
+    std::fs::create_dir_all(&segments).unwrap();
+    std::fs::write(segments.join("unlistable"), "not a directory").unwrap();
+    let want = "cannot list the segments of crawl unlistable";
+
+    let r = get(&b, &format!("/export?crawl=unlistable&{RANGE}"), None).await;
+    assert_eq!(r.status(), 500);
+    let body = r.text().await.unwrap();
+    assert!(body.contains(want), "export: {body}");
+
+    let (status, _, body) = b
+        .post(&format!("/sql?crawl=unlistable&{RANGE}"), "SELECT 1")
+        .await;
+    assert_eq!(status, 500);
+    assert!(body.contains(want), "sql: {body}");
+}
