@@ -163,8 +163,15 @@ fn bare_rusqlite(dir: &std::path::Path, crawl: &CrawlId, events: &[Event]) {
     let cpu = cpu_secs();
     let started = Instant::now();
     conn.execute_batch("BEGIN").expect("begin");
-    for row in &rows {
-        contracts::segment_sql::insert_row(&conn, &mut labels, row).expect("insert");
+    {
+        // One statement held for every row, as the writer holds it for a batch.
+        let mut stmt = conn
+            .prepare_cached(contracts::segment_sql::INSERT_ROW_SQL)
+            .expect("prepare");
+        for row in &rows {
+            contracts::segment_sql::insert_row_with(&mut stmt, &conn, &mut labels, row)
+                .expect("insert");
+        }
     }
     conn.execute_batch("COMMIT").expect("commit");
     println!(
