@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, Utc};
-use contracts::prepared_row::PreparedRow;
+pub use contracts::prepared_row::PreparedEvent;
 use contracts::segment_path::{parse_segment_file_name, segment_path};
 use contracts::segment_sql::{self, Labels};
-use contracts::{CrawlId, Event};
+use contracts::{CrawlId, Event, EventId};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
@@ -101,24 +101,6 @@ pub struct WriteOutcome {
     pub inserted: usize,
     /// Events already stored (ignored).
     pub duplicates: usize,
-}
-
-/// An event with its segment row already worked out ([`PreparedRow`]), so that the one
-/// writer thread only binds and inserts it.
-pub struct PreparedEvent {
-    event: Event,
-    row: PreparedRow,
-}
-
-impl PreparedEvent {
-    /// Works out `event`'s row: run it on the connection's task (or the blocking pool for a
-    /// large message), not on the writer.
-    pub fn new(event: Event) -> PreparedEvent {
-        PreparedEvent {
-            row: PreparedRow::of(&event),
-            event,
-        }
-    }
 }
 
 struct WriteRequest {
@@ -325,7 +307,7 @@ fn remove_segment_files(path: &std::path::Path) -> Result<(), SegmentError> {
 /// were not there yet and counting the rest as duplicates.
 fn insert_into(
     seg: &mut OpenSegment,
-    batch: &[WriteRequest],
+    batch: &mut [WriteRequest],
     members: &[(usize, usize)],
     new: &mut [Vec<bool>],
     outcomes: &mut [WriteOutcome],
@@ -340,29 +322,27 @@ fn insert_into(
     };
     let mut lookup: Option<rusqlite::CachedStatement<'_>> = None;
     for &(i, j) in members {
-        let req = &batch[i];
-        let p = &req.events[j];
+        let repair = batch[i].origin == Origin::Repair;
+        let p = &mut batch[i].events[j];
         // A re-sent bucket is mostly events already stored: looking the id up first skips
         // an insert the id would make it ignore.
-        let stored = req.origin == Origin::Repair
+        let stored = repair
             && match (seg.version, &mut lookup) {
-                (1, _) => segment_sql::contains_id(conn, 1, &p.event.id)?,
-                (_, Some(stmt)) => segment_sql::contains_id_with(stmt, &p.event.id)?,
+                (1, _) => segment_sql::contains_id(conn, 1, p.id())?,
+                (_, Some(stmt)) => segment_sql::contains_id_with(stmt, p.id())?,
                 (_, slot @ None) => segment_sql::contains_id_with(
                     slot.insert(conn.prepare_cached(segment_sql::CONTAINS_ID_SQL)?),
-                    &p.event.id,
+                    p.id(),
                 )?,
             };
         let inserted = !stored
             && match &mut insert {
-                Some(stmt) => {
-                    segment_sql::insert_row_with(stmt, conn, &mut seg.labels, &p.row.row(&p.event))?
-                }
-                None => segment_sql::insert_event_v1(conn, &p.event)?,
+                Some(stmt) => segment_sql::insert_row_with(stmt, conn, &mut seg.labels, &p.row())?,
+                None => segment_sql::insert_event_v1(conn, p.event())?,
             };
         if inserted {
             new[i][j] = true;
-            *bytes += p.event.raw.len() as u64;
+            *bytes += p.raw_len() as u64;
         } else {
             outcomes[i].duplicates += 1;
         }
@@ -612,20 +592,19 @@ impl WriterState {
         let mut new: Vec<Vec<bool>> = batch.iter().map(|r| vec![false; r.events.len()]).collect();
         for (i, req) in batch.iter().enumerate() {
             for (j, p) in req.events.iter().enumerate() {
-                let ev = &p.event;
-                let day = ev.day();
-                let part = self.target_part(&ev.crawl, day);
-                if part > 0 && self.in_closed_parts(ev, day)? {
+                let day = p.day();
+                let part = self.target_part(p.crawl(), day);
+                if part > 0 && self.in_closed_parts(p.crawl(), p.id(), day)? {
                     outcomes[i].duplicates += 1;
                     continue;
                 }
                 let g = match groups
                     .iter()
-                    .rposition(|(k, _)| k.1 == day && k.2 == part && k.0 == ev.crawl)
+                    .rposition(|(k, _)| k.1 == day && k.2 == part && k.0 == *p.crawl())
                 {
                     Some(g) => g,
                     None => {
-                        groups.push(((ev.crawl.clone(), day, part), Vec::new()));
+                        groups.push(((p.crawl().clone(), day, part), Vec::new()));
                         groups.len() - 1
                     }
                 };
@@ -651,7 +630,7 @@ impl WriterState {
                 }
                 outcome.inserted += 1;
                 let p = Arc::new(Published {
-                    event: Arc::new(p.event),
+                    event: Arc::new(p.into_event()),
                     late: late_flag,
                 });
                 if late_flag {
@@ -687,8 +666,13 @@ impl WriterState {
 
     /// Whether the event is already in one of its day's closed files: a late re-send of
     /// an event stored before the close must stay a duplicate, not become a new row.
-    fn in_closed_parts(&mut self, ev: &Event, day: NaiveDate) -> Result<bool, SegmentError> {
-        let closed: Vec<u32> = match self.days.get(&(ev.crawl.clone(), day)) {
+    fn in_closed_parts(
+        &mut self,
+        crawl: &CrawlId,
+        id: &EventId,
+        day: NaiveDate,
+    ) -> Result<bool, SegmentError> {
+        let closed: Vec<u32> = match self.days.get(&(crawl.clone(), day)) {
             Some(parts) => parts
                 .iter()
                 .filter(|(_, p)| p.state == SegmentState::Closed)
@@ -698,8 +682,8 @@ impl WriterState {
         };
         let now = now_us();
         for part in closed {
-            let seg = self.segment(&(ev.crawl.clone(), day, part), now)?;
-            if segment_sql::contains_id(&seg.conn, seg.version, &ev.id)
+            let seg = self.segment(&(crawl.clone(), day, part), now)?;
+            if segment_sql::contains_id(&seg.conn, seg.version, id)
                 .map_err(SegmentError::sqlite(&seg.path))?
             {
                 return Ok(true);
