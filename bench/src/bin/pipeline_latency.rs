@@ -5,6 +5,7 @@
 //! ```text
 //! cargo build --release -p sluice-bench
 //! target/release/pipeline_latency [--rates 5000,50000] [--secs 20] [--dir D] [--no-socketio]
+//!     [--writer-max-delay-ms N]
 //! ```
 //!
 //! A real buck runs in this process (`buck::start`, default config, encryption on); a
@@ -56,13 +57,23 @@ fn main() -> anyhow::Result<()> {
     let dir_arg = arg_value(&args, "--dir");
     let (dir, _keep) = common::work_dir(dir_arg.as_deref())?;
     let socketio = !args.iter().any(|a| a == "--no-socketio");
+    // The buck's `writer_max_delay_ms`, to try another than the default.
+    let writer_delay: Option<u64> = arg_value(&args, "--writer-max-delay-ms")
+        .map(|v| v.parse())
+        .transpose()?;
 
     println!("# pipeline_latency");
     println!("machine: {}", common::machine_notes());
     println!("work dir: {}", dir.display());
     let mut rows = Vec::new();
     for rate in rates {
-        let r = run(&dir.join(format!("rate-{rate}")), rate, secs, socketio)?;
+        let r = run(
+            &dir.join(format!("rate-{rate}")),
+            rate,
+            secs,
+            socketio,
+            writer_delay,
+        )?;
         rows.push((rate, r));
     }
     println!();
@@ -126,7 +137,13 @@ fn write_time(line: &[u8]) -> Option<i64> {
         .ok()
 }
 
-fn run(dir: &Path, rate: u64, secs: u64, socketio: bool) -> anyhow::Result<RunResult> {
+fn run(
+    dir: &Path,
+    rate: u64,
+    secs: u64,
+    socketio: bool,
+    writer_delay: Option<u64>,
+) -> anyhow::Result<RunResult> {
     std::fs::create_dir_all(dir)?;
     let log = dir.join("crawl.log");
     std::fs::write(&log, b"")?;
@@ -152,6 +169,9 @@ fn run(dir: &Path, rate: u64, secs: u64, socketio: bool) -> anyhow::Result<RunRe
     let mut config = buck::BuckConfig::new("b0", dir.join("buck"));
     config.key_file = Some(dir.join("buck.key"));
     config.allowed_tailers = vec![setup.tailer_keys.public_text()];
+    if let Some(ms) = writer_delay {
+        config.writer_max_delay_ms = ms;
+    }
     let handle = rt.block_on(buck::start(config, ingest, shutdown.clone()))?;
     let router = handle.serve_live(handle.router());
     let stop_http = shutdown.clone();
@@ -279,9 +299,12 @@ fn poll_sql(segment: &Path, writing: &AtomicBool) -> Vec<f64> {
             .ok();
         }
         let Some(c) = &conn else { continue };
+        // The `events` view of a version-2 segment has no rowid: the table's newest rowid
+        // says whether a row came, and the view gives back a line of its time (indexed).
         let row: Option<(i64, String)> = c
             .query_row(
-                "SELECT rowid, line FROM events ORDER BY rowid DESC LIMIT 1",
+                "SELECT e.rowid, (SELECT line FROM events WHERE time_us = e.time_us LIMIT 1) \
+                 FROM event e ORDER BY e.rowid DESC LIMIT 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
