@@ -1,8 +1,8 @@
 //! Ingest and query figures for the buck, printed (not asserted):
 //!
 //! 1. the segment writer (group commit, dedup, crawled_url rows), fed directly;
-//! 2. the whole path: sealed, compressed live packets over TCP on 127.0.0.1, acked after
-//!    commit, pipelined;
+//! 2. the whole path: sealed, compressed live packets of frame streams (the buck parses
+//!    each line's fields) over TCP on 127.0.0.1, acked after commit, pipelined;
 //! 3. the ceiling: a bare rusqlite loop inserting the same rows into the same schema in
 //!    one transaction;
 //! 4. the trough query on a 1M-row segment, through the HTTP API (skipped when
@@ -163,8 +163,15 @@ fn bare_rusqlite(dir: &std::path::Path, crawl: &CrawlId, events: &[Event]) {
     let cpu = cpu_secs();
     let started = Instant::now();
     conn.execute_batch("BEGIN").expect("begin");
-    for row in &rows {
-        contracts::segment_sql::insert_row(&conn, &mut labels, row).expect("insert");
+    {
+        // One statement held for every row, as the writer holds it for a batch.
+        let mut stmt = conn
+            .prepare_cached(contracts::segment_sql::INSERT_ROW_SQL)
+            .expect("prepare");
+        for row in &rows {
+            contracts::segment_sql::insert_row_with(&mut stmt, &conn, &mut labels, row)
+                .expect("insert");
+        }
     }
     conn.execute_batch("COMMIT").expect("commit");
     println!(
@@ -238,9 +245,11 @@ async fn over_tcp(
     let packets: Vec<Bytes> = events
         .chunks(1000)
         .map(|c| {
+            // Frame streams, as today's tailer sends: the buck parses each line's fields.
             let mut buf = Vec::new();
+            let mut writer = contracts::frame_stream::FrameStreamWriter::new();
             for e in c {
-                contracts::frame::put_event_frame(&mut buf, e);
+                assert!(writer.push(&mut buf, &e.view()), "event fits a frame");
             }
             Bytes::from(buf)
         })

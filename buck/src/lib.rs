@@ -86,7 +86,7 @@ pub use config::{BuckConfig, check_base_path};
 pub use error::{BuckError, ConfigError, SegmentError};
 pub use events::{BuckCounters, BuckEvents, ConnectionRejection};
 pub use pub_sub::{Bus, BusItem, Published, Subscriber};
-pub use segment_writer::{Origin, SegmentWriter, WriteOutcome, WriterOptions};
+pub use segment_writer::{Origin, PreparedEvent, SegmentWriter, WriteOutcome, WriterOptions};
 
 use crate::allow_list::AllowList;
 use crate::api_state::ApiState;

@@ -38,7 +38,7 @@ use tokio_util::task::TaskTracker;
 use crate::allow_list::AllowList;
 use crate::config::BuckConfig;
 use crate::events::{BuckEvents, ConnectionRejection};
-use crate::segment_writer::{Origin, SegmentWriter};
+use crate::segment_writer::{Origin, PreparedEvent, SegmentWriter};
 
 /// How often an open connection's key is checked against the allow-list again.
 const ALLOW_LIST_RECHECK: Duration = Duration::from_secs(1);
@@ -450,13 +450,14 @@ fn handle(
     Ok(Some(
         async move {
             // Decoding a large message's events allocates every line: off the runtime.
+            // Their segment rows are worked out here too, so the one writer only inserts.
             let decoded = if frames.len() > OPEN_INLINE_MAX_BYTES {
                 tokio::task::spawn_blocking(move || {
-                    decode_events(&frames, crawl.as_ref(), tailer_id)
+                    prepare(decode_events(&frames, crawl.as_ref(), tailer_id))
                 })
                 .await
             } else {
-                Ok(decode_events(&frames, crawl.as_ref(), tailer_id))
+                Ok(prepare(decode_events(&frames, crawl.as_ref(), tailer_id)))
             };
             let (events, rejected, foreign) = match decoded {
                 Ok(d) => d,
@@ -481,7 +482,7 @@ fn handle(
             if events.is_empty() {
                 return Message::Ack { seq, rejected };
             }
-            match writer.write(events, origin).await {
+            match writer.write_prepared(events, origin).await {
                 Ok(_) => Message::Ack { seq, rejected },
                 Err(e) => {
                     stats.nacked();
@@ -497,6 +498,14 @@ fn handle(
     ))
 }
 
+type Decoded<E> = (Vec<E>, Vec<RejectedFrame>, usize);
+
+/// The decoded events with their segment rows worked out ([`PreparedEvent`]).
+fn prepare((events, rejected, foreign): Decoded<Event>) -> Decoded<PreparedEvent> {
+    let events = events.into_iter().map(PreparedEvent::new).collect();
+    (events, rejected, foreign)
+}
+
 /// Decodes a message's frames (version-1 events or a frame stream; the fields a compact
 /// event leaves out are parsed from its line here). An undecodable event (including an invalid crawl id), an
 /// event whose id names another tailer than the connection's `tailer_id` (so that one
@@ -504,11 +513,7 @@ fn handle(
 /// bucket chunk, an event of another crawl is rejected for good; a framing error rejects
 /// the unreadable rest as one entry at the index where it starts. Also returns how many
 /// were refused for naming another tailer.
-fn decode_events(
-    frames: &[u8],
-    bucket_crawl: Option<&CrawlId>,
-    tailer_id: u64,
-) -> (Vec<Event>, Vec<RejectedFrame>, usize) {
+fn decode_events(frames: &[u8], bucket_crawl: Option<&CrawlId>, tailer_id: u64) -> Decoded<Event> {
     let (items, framing) = decode_stream(frames);
     let mut events = Vec::with_capacity(items.len());
     let mut rejected = Vec::new();

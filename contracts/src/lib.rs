@@ -19,6 +19,7 @@
 //! - [`segment_path`]: where a (crawl, day) segment lives.
 //! - [`segment_schema`]: the segment's tables and views, as SQL, every version.
 //! - [`segment_row`]: an event as a version-2 segment row; the crawl.log line rebuilt.
+//! - [`prepared_row`]: that row worked out ahead of the segment writer.
 //! - `segment_sql` (feature `sqlite`): writing rows, and reading any version's ids,
 //!   counts and indexes.
 //! - `original_lines` (feature `sqlite`): a day's original lines, byte for byte, in the
@@ -64,6 +65,7 @@ pub mod ids_digest;
 pub mod keys;
 #[cfg(feature = "sqlite")]
 pub mod original_lines;
+pub mod prepared_row;
 pub mod segment_path;
 pub mod segment_row;
 pub mod segment_schema;

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Statement, params};
 
 use crate::crawled_url::CrawledUrl;
 use crate::ids_digest::IdsDigest;
@@ -58,7 +58,13 @@ pub fn schema_version(conn: &Connection, schema: &str) -> rusqlite::Result<i64> 
 #[derive(Debug, Default)]
 pub struct Labels {
     known: HashMap<String, i64>,
+    /// The labels found last, compared before hashing: a row's host, app and format are
+    /// nearly always those of the row before, and hashing them was 2% of the writer.
+    recent: Vec<(String, i64)>,
 }
+
+/// How many labels [`Labels`] compares before hashing.
+const RECENT_LABELS: usize = 4;
 
 impl Labels {
     /// An empty cache.
@@ -68,8 +74,12 @@ impl Labels {
 
     /// The number of `text` in the `label` table of `conn`'s main database, added if new.
     pub fn number(&mut self, conn: &Connection, text: &str) -> rusqlite::Result<i64> {
-        if let Some(n) = self.known.get(text) {
+        if let Some((_, n)) = self.recent.iter().find(|(t, _)| t == text) {
             return Ok(*n);
+        }
+        if let Some(&n) = self.known.get(text) {
+            self.remember(text, n);
+            return Ok(n);
         }
         conn.prepare_cached("INSERT OR IGNORE INTO label(text) VALUES (?1)")?
             .execute([text])?;
@@ -77,9 +87,25 @@ impl Labels {
             .prepare_cached("SELECT n FROM label WHERE text = ?1")?
             .query_row([text], |r| r.get(0))?;
         self.known.insert(text.to_owned(), n);
+        self.remember(text, n);
         Ok(n)
     }
+
+    fn remember(&mut self, text: &str, n: i64) {
+        if self.recent.len() == RECENT_LABELS {
+            self.recent.remove(0);
+        }
+        self.recent.push((text.to_owned(), n));
+    }
 }
+
+/// The statement that inserts a row into a version-2 segment, for
+/// [`insert_row_with`]; a row whose id is already there is ignored.
+pub const INSERT_ROW_SQL: &str = "INSERT OR IGNORE INTO event(tailer, file_seq, file_offset, time_us, host, app, format, flags, original_len,
+    line, raw, fields, log_time, status, size, url, hop_path, via, mimetype, thread, fetch_time,
+    fetch_start_ago_ms, fetch_duration_ms, digest, source_tag, annotations, extra, url_host)
+ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
+    ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)";
 
 /// Inserts `row` into a version-2 segment; `false` when its id is already there.
 pub fn insert_row(
@@ -87,51 +113,74 @@ pub fn insert_row(
     labels: &mut Labels,
     row: &SegmentRow<'_>,
 ) -> rusqlite::Result<bool> {
+    insert_row_with(
+        &mut *conn.prepare_cached(INSERT_ROW_SQL)?,
+        conn,
+        labels,
+        row,
+    )
+}
+
+/// Binds `value` to parameter `i` when there is one; the parameter stays NULL otherwise.
+fn bind_set<T: rusqlite::ToSql>(
+    stmt: &mut Statement<'_>,
+    i: usize,
+    value: Option<T>,
+) -> rusqlite::Result<()> {
+    match value {
+        Some(v) => stmt.raw_bind_parameter(i, v),
+        None => Ok(()),
+    }
+}
+
+/// [`insert_row`] with `stmt`, [`INSERT_ROW_SQL`] prepared on `conn`: a writer inserting
+/// many rows holds one statement for all of them instead of finding it again by its text
+/// for each, and binds only the columns the row sets (the rest are cleared to NULL).
+pub fn insert_row_with(
+    stmt: &mut Statement<'_>,
+    conn: &Connection,
+    labels: &mut Labels,
+    row: &SegmentRow<'_>,
+) -> rusqlite::Result<bool> {
     let host = labels.number(conn, row.host)?;
     let app = labels.number(conn, row.app)?;
     let format = labels.number(conn, row.format)?;
-    let c = row.crawl.as_ref();
-    let mut stmt = conn.prepare_cached(
-        "INSERT OR IGNORE INTO event(tailer, file_seq, file_offset, time_us, host, app, format, flags, original_len,
-            line, raw, fields, log_time, status, size, url, hop_path, via, mimetype, thread, fetch_time,
-            fetch_start_ago_ms, fetch_duration_ms, digest, source_tag, annotations, extra, url_host)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-            ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
-    )?;
-    let n = stmt.execute(params![
-        row.tailer,
-        row.file_seq,
-        row.file_offset,
-        row.time_us,
-        host,
-        app,
-        format,
-        row.flags,
-        row.original_len,
-        row.line.as_deref(),
-        row.raw,
-        row.fields.as_deref(),
-        c.and_then(|c| c.log_time.as_deref()),
-        c.map(|c| c.status),
-        c.and_then(|c| c.size),
-        c.map(|c| c.url.as_ref()),
-        c.and_then(|c| c.hop_path.as_deref()),
-        c.and_then(|c| c.via.as_deref()),
-        c.and_then(|c| c.mimetype.as_deref()),
-        c.and_then(|c| c.thread.as_deref()),
-        c.and_then(|c| match c.fetch_parts {
-            Some(_) => None,
-            None => c.fetch_time.as_deref(),
-        }),
-        c.and_then(|c| c.fetch_parts.map(|p| p.0)),
-        c.and_then(|c| c.fetch_parts.map(|p| p.1)),
-        c.and_then(|c| c.digest.as_deref()),
-        c.and_then(|c| c.source_tag.as_deref()),
-        c.and_then(|c| c.annotations.as_deref()),
-        c.and_then(|c| c.extra.as_deref()),
-        c.and_then(|c| c.url_host.as_deref()),
-    ])?;
-    Ok(n > 0)
+    stmt.clear_bindings();
+    stmt.raw_bind_parameter(1, row.tailer)?;
+    stmt.raw_bind_parameter(2, row.file_seq)?;
+    stmt.raw_bind_parameter(3, row.file_offset)?;
+    stmt.raw_bind_parameter(4, row.time_us)?;
+    stmt.raw_bind_parameter(5, host)?;
+    stmt.raw_bind_parameter(6, app)?;
+    stmt.raw_bind_parameter(7, format)?;
+    stmt.raw_bind_parameter(8, row.flags)?;
+    bind_set(stmt, 9, row.original_len)?;
+    bind_set(stmt, 10, row.line.as_deref())?;
+    bind_set(stmt, 11, row.raw)?;
+    bind_set(stmt, 12, row.fields.as_deref())?;
+    if let Some(c) = &row.crawl {
+        bind_set(stmt, 13, c.log_time.as_deref())?;
+        stmt.raw_bind_parameter(14, c.status)?;
+        bind_set(stmt, 15, c.size)?;
+        stmt.raw_bind_parameter(16, c.url.as_ref())?;
+        bind_set(stmt, 17, c.hop_path.as_deref())?;
+        bind_set(stmt, 18, c.via.as_deref())?;
+        bind_set(stmt, 19, c.mimetype.as_deref())?;
+        bind_set(stmt, 20, c.thread.as_deref())?;
+        match c.fetch_parts {
+            Some((ago, duration)) => {
+                stmt.raw_bind_parameter(22, ago)?;
+                stmt.raw_bind_parameter(23, duration)?;
+            }
+            None => bind_set(stmt, 21, c.fetch_time.as_deref())?,
+        }
+        bind_set(stmt, 24, c.digest.as_deref())?;
+        bind_set(stmt, 25, c.source_tag.as_deref())?;
+        bind_set(stmt, 26, c.annotations.as_deref())?;
+        bind_set(stmt, 27, c.extra.as_deref())?;
+        bind_set(stmt, 28, c.url_host.as_deref())?;
+    }
+    Ok(stmt.raw_execute()? > 0)
 }
 
 /// Inserts `ev` into a version-2 segment; `false` when its id is already there.
@@ -218,21 +267,30 @@ pub fn insert_any(
 
 /// Whether the segment (of `version`) holds the event `id`.
 pub fn contains_id(conn: &Connection, version: i64, id: &EventId) -> rusqlite::Result<bool> {
-    let found = if version == 1 {
-        conn.prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
-            .query_row([id.to_string()], |_| Ok(()))
-            .optional()?
-    } else {
-        conn.prepare_cached(
-            "SELECT 1 FROM event WHERE tailer = ?1 AND file_seq = ?2 AND file_offset = ?3",
-        )?
+    if version != 1 {
+        return contains_id_with(&mut *conn.prepare_cached(CONTAINS_ID_SQL)?, id);
+    }
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
+        .query_row([id.to_string()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The statement that looks an id up in a version-2 segment, for [`contains_id_with`].
+pub const CONTAINS_ID_SQL: &str =
+    "SELECT 1 FROM event WHERE tailer = ?1 AND file_seq = ?2 AND file_offset = ?3";
+
+/// Whether a version-2 segment holds the event `id`, with `stmt`, [`CONTAINS_ID_SQL`]
+/// prepared on its connection and held for many lookups.
+pub fn contains_id_with(stmt: &mut Statement<'_>, id: &EventId) -> rusqlite::Result<bool> {
+    Ok(stmt
         .query_row(
             params![id.tailer as i64, id.file_seq as i64, id.offset as i64],
             |_| Ok(()),
         )
         .optional()?
-    };
-    Ok(found.is_some())
+        .is_some())
 }
 
 /// The ids digest ([`crate::ids_digest`]) of the segment attached as `schema`, and its

@@ -6,6 +6,7 @@
 //! cargo build --release -p sluice-bench
 //! target/release/pipeline_latency [--rates 5000,50000] [--secs 20] [--dir D] [--no-socketio]
 //!     [--tailer-extra 'read_coalesce_ms = 100']   # TOML lines added to the tailer's config
+//!     [--writer-max-delay-ms N]
 //! ```
 //!
 //! A real buck runs in this process (`buck::start`, default config, encryption on); a
@@ -58,6 +59,10 @@ fn main() -> anyhow::Result<()> {
     let (dir, _keep) = common::work_dir(dir_arg.as_deref())?;
     let socketio = !args.iter().any(|a| a == "--no-socketio");
     let tailer_extra = arg_value(&args, "--tailer-extra").unwrap_or_default();
+    // The buck's `writer_max_delay_ms`, to try another than the default.
+    let writer_delay: Option<u64> = arg_value(&args, "--writer-max-delay-ms")
+        .map(|v| v.parse())
+        .transpose()?;
 
     println!("# pipeline_latency");
     println!("machine: {}", common::machine_notes());
@@ -73,6 +78,7 @@ fn main() -> anyhow::Result<()> {
             secs,
             socketio,
             &tailer_extra,
+            writer_delay,
         )?;
         rows.push((rate, r));
     }
@@ -143,6 +149,7 @@ fn run(
     secs: u64,
     socketio: bool,
     tailer_extra: &str,
+    writer_delay: Option<u64>,
 ) -> anyhow::Result<RunResult> {
     std::fs::create_dir_all(dir)?;
     let log = dir.join("crawl.log");
@@ -169,6 +176,9 @@ fn run(
     let mut config = buck::BuckConfig::new("b0", dir.join("buck"));
     config.key_file = Some(dir.join("buck.key"));
     config.allowed_tailers = vec![setup.tailer_keys.public_text()];
+    if let Some(ms) = writer_delay {
+        config.writer_max_delay_ms = ms;
+    }
     let handle = rt.block_on(buck::start(config, ingest, shutdown.clone()))?;
     let router = handle.serve_live(handle.router());
     let stop_http = shutdown.clone();
@@ -296,9 +306,12 @@ fn poll_sql(segment: &Path, writing: &AtomicBool) -> Vec<f64> {
             .ok();
         }
         let Some(c) = &conn else { continue };
+        // The `events` view of a version-2 segment has no rowid: the table's newest rowid
+        // says whether a row came, and the view gives back a line of its time (indexed).
         let row: Option<(i64, String)> = c
             .query_row(
-                "SELECT rowid, line FROM events ORDER BY rowid DESC LIMIT 1",
+                "SELECT e.rowid, (SELECT line FROM events WHERE time_us = e.time_us LIMIT 1) \
+                 FROM event e ORDER BY e.rowid DESC LIMIT 1",
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
