@@ -28,9 +28,11 @@ try {
   await page.waitForSelector("#steps tbody tr", { timeout: 15000 });
   await page.fill("#day", day);
   await page.dispatchEvent("#day", "change");
+  // The day's table starts at its midnight; the last 24 hours shown before it (after the
+  // click) start on the same date at a later hour, so the date alone is not enough.
   await page.waitForFunction((d) => {
     const first = document.querySelector("#steps tbody tr td");
-    return first && first.textContent.startsWith(d) && document.querySelectorAll("#steps tbody tr").length === 24;
+    return first && first.textContent.startsWith(d + " 00:00") && document.querySelectorAll("#steps tbody tr").length === 24;
   }, day, { timeout: 15000 });
   const table = await page.$$eval("#steps tbody tr", (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
   const num = (s) => Number(s.replace(/,/g, ""));

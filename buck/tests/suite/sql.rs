@@ -468,7 +468,9 @@ async fn get_reply(url: String) -> (reqwest::StatusCode, reqwest::header::Header
 async fn a_busy_sql_slot_refuses_queries_exports_and_summaries_alike() {
     let b = TestBuck::start(|c| {
         c.sql_max_concurrent = 1;
-        c.sql_timeout_ms = 2_000;
+        // Longer than the wait for the slot below: a loaded machine cannot miss the
+        // window in which the slow query holds it.
+        c.sql_timeout_ms = 6_000;
     })
     .await;
     let mut c = b.client().await;
