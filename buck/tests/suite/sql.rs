@@ -480,19 +480,34 @@ async fn a_busy_sql_slot_refuses_queries_exports_and_summaries_alike() {
     // Counts until sql_timeout_ms stops it.
     let endless =
         "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) SELECT max(x) FROM n";
-    let slow = tokio::spawn(
-        reqwest::Client::new()
-            .post(format!("{}/?segment=busy", b.http))
-            .body(endless)
-            .send(),
-    );
+    let send_slow = || {
+        tokio::spawn(
+            reqwest::Client::new()
+                .post(format!("{}/?segment=busy", b.http))
+                .body(endless)
+                .send(),
+        )
+    };
     let crawls = format!("{}/crawls", b.http);
-    eventually(
-        Duration::from_secs(5),
-        "the slow query to hold the slot",
-        || async { get_reply(crawls.clone()).await.0 == 503 },
-    )
-    .await;
+    let mut slow = send_slow();
+    let end = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if get_reply(crawls.clone()).await.0 == 503 {
+            break;
+        }
+        if slow.is_finished() {
+            // The probe held the slot when the query came, so the query was the one
+            // refused (a loaded machine orders them either way): send it again.
+            let refused = slow.await.unwrap().unwrap();
+            assert_eq!(refused.status(), 503, "{refused:?}");
+            slow = send_slow();
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "timed out waiting for the slow query to hold the slot"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let range = "from=2026-11-21T00:00:00Z&to=2026-11-22T00:00:00Z";
     let refused = [
