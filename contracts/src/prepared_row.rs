@@ -130,37 +130,31 @@ impl PreparedRow {
     /// The row, slices of `ev` (the event this plan was made of), of `line` (its line,
     /// when UTF-8) and of the plan.
     pub fn row<'a>(&'a self, ev: &'a Event, line: Option<&'a str>) -> SegmentRow<'a> {
-        SegmentRow {
-            tailer: ev.id.tailer as i64,
-            file_seq: ev.id.file_seq as i64,
-            file_offset: ev.id.offset as i64,
-            time_us: ev.time_us,
-            host: &ev.host,
-            app: &ev.app,
-            format: ev.format.name(),
-            flags: i64::from(ev.flags.0),
-            original_len: self.original_len,
-            line: opt_get(&self.line, line),
-            raw: self.raw.then_some(ev.raw.as_slice()),
-            fields: self.fields.as_deref().map(Cow::Borrowed),
-            crawl: self.crawl.as_ref().map(|c| CrawlColumns {
-                log_time: opt_get(&c.log_time, line),
-                status: c.status,
-                size: c.size,
-                url: c.url.get(line),
-                hop_path: opt_get(&c.hop_path, line),
-                via: opt_get(&c.via, line),
-                mimetype: opt_get(&c.mimetype, line),
-                thread: opt_get(&c.thread, line),
-                fetch_time: opt_get(&c.fetch_time, line),
-                fetch_parts: c.fetch_parts,
-                digest: opt_get(&c.digest, line),
-                source_tag: opt_get(&c.source_tag, line),
-                annotations: opt_get(&c.annotations, line),
-                extra: opt_get(&c.extra, line),
-                url_host: c.url_host.clone(),
-            }),
-        }
+        let crawl = self.crawl.as_ref().map(|c| CrawlColumns {
+            log_time: opt_get(&c.log_time, line),
+            status: c.status,
+            size: c.size,
+            url: c.url.get(line),
+            hop_path: opt_get(&c.hop_path, line),
+            via: opt_get(&c.via, line),
+            mimetype: opt_get(&c.mimetype, line),
+            thread: opt_get(&c.thread, line),
+            fetch_time: opt_get(&c.fetch_time, line),
+            fetch_parts: c.fetch_parts,
+            digest: opt_get(&c.digest, line),
+            source_tag: opt_get(&c.source_tag, line),
+            annotations: opt_get(&c.annotations, line),
+            extra: opt_get(&c.extra, line),
+            url_host: c.url_host.clone(),
+        });
+        SegmentRow::with_parts(
+            ev,
+            self.original_len,
+            opt_get(&self.line, line),
+            self.raw.then_some(ev.raw.as_slice()),
+            self.fields.as_deref().map(Cow::Borrowed),
+            crawl,
+        )
     }
 }
 

@@ -437,6 +437,21 @@ impl<'a> SegmentRow<'a> {
             };
             (Some(line), Some(fields))
         };
+        let original_len =
+            (ev.original_len != ev.raw.len() as u64).then_some(ev.original_len as i64);
+        SegmentRow::with_parts(ev, original_len, line, raw, fields, crawl)
+    }
+
+    /// The row of `ev` with what `of` (or a plan made ahead, `PreparedRow`) worked out:
+    /// the identity columns come from the event itself.
+    pub(crate) fn with_parts(
+        ev: &'a Event,
+        original_len: Option<i64>,
+        line: Option<Cow<'a, str>>,
+        raw: Option<&'a [u8]>,
+        fields: Option<Cow<'a, str>>,
+        crawl: Option<CrawlColumns<'a>>,
+    ) -> SegmentRow<'a> {
         SegmentRow {
             tailer: ev.id.tailer as i64,
             file_seq: ev.id.file_seq as i64,
@@ -446,8 +461,7 @@ impl<'a> SegmentRow<'a> {
             app: &ev.app,
             format: ev.format.name(),
             flags: i64::from(ev.flags.0),
-            original_len: (ev.original_len != ev.raw.len() as u64)
-                .then_some(ev.original_len as i64),
+            original_len,
             line,
             raw,
             fields,
