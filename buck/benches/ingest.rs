@@ -1,6 +1,7 @@
 //! Ingest and query figures for the buck, printed (not asserted):
 //!
-//! 1. the segment writer (group commit, dedup, crawled_url rows), fed directly;
+//! 1. the segment writer (group commit, dedup, crawled_url rows), fed directly by eight
+//!    producers, first each waiting for its ack, then each with four requests in flight;
 //! 2. the whole path: sealed, compressed live packets of frame streams (the buck parses
 //!    each line's fields) over TCP on 127.0.0.1, acked after commit, pipelined;
 //! 3. the ceiling: a bare rusqlite loop inserting the same rows into the same schema in
@@ -106,9 +107,11 @@ fn rate(n: usize, secs: f64) -> String {
     format!("{:>9.0} events/s ({n} in {secs:.2} s)", n as f64 / secs)
 }
 
-async fn writer_direct(dir: &std::path::Path, events: &[Event]) {
-    let mut cfg = BuckConfig::new("bench", dir);
-    cfg.writer_max_delay_ms = 2;
+/// `in_flight`: requests each producer keeps outstanding. 1 waits for every ack before the
+/// next request, so preparing rows and committing take turns; a connection of the buck
+/// reads ahead (`max_in_flight`), so its next rows are prepared while a batch commits.
+async fn writer_direct(dir: &std::path::Path, events: &[Event], in_flight: usize) {
+    let cfg = BuckConfig::new("bench", dir);
     let stats = Arc::new(BuckEvents::default());
     let bus = Bus::new(4096, stats.clone());
     let (writer, thread) =
@@ -122,8 +125,14 @@ async fn writer_direct(dir: &std::path::Path, events: &[Event]) {
             let w = writer.clone();
             let part = part.to_vec();
             tasks.push(tokio::spawn(async move {
-                for chunk in part.chunks(1000) {
-                    w.write(chunk.to_vec(), Origin::Live).await.expect("write");
+                let chunks: Vec<Vec<Event>> = part.chunks(1000).map(<[Event]>::to_vec).collect();
+                let writes = chunks.into_iter().map(|chunk| {
+                    let w = w.clone();
+                    async move { w.write(chunk, Origin::Live).await }
+                });
+                let mut acks = futures::stream::iter(writes).buffered(in_flight);
+                while let Some(outcome) = acks.next().await {
+                    outcome.expect("write");
                 }
             }));
         }
@@ -132,7 +141,7 @@ async fn writer_direct(dir: &std::path::Path, events: &[Event]) {
         }
         let secs = started.elapsed().as_secs_f64();
         println!(
-            "segment writer, {label:<15} {}{}",
+            "segment writer, {label:<15} {in_flight} in flight {}{}",
             rate(events.len(), secs),
             cpu_since(cpu, events.len())
         );
@@ -300,8 +309,10 @@ fn main() {
         let events = make_events(&crawl, n, 1, now);
         let avg = events.iter().map(|e| e.raw.len()).sum::<usize>() / n.max(1);
         println!("{n} crawl.log events of {avg} bytes on average");
-        let d1 = tempfile::tempdir().expect("dir");
-        writer_direct(d1.path(), &events).await;
+        for in_flight in [1, 4] {
+            let d1 = tempfile::tempdir().expect("dir");
+            writer_direct(d1.path(), &events, in_flight).await;
+        }
         let d2 = tempfile::tempdir().expect("dir");
         bare_rusqlite(d2.path(), &crawl, &events);
         let d3 = tempfile::tempdir().expect("dir");

@@ -8,6 +8,11 @@
 //! `max_events` and at `max_wait` after its first request, so a steady stream cannot
 //! hold its first acks (and the live view) back for longer than that; and it stops at
 //! the first quiet `gap`, so a lone packet waits at most `gap`.
+//!
+//! The writer stores each request as it takes it ([`Gathering::next`] after each), so
+//! its inserting overlaps the batch's gathering: when gathering came first, the writer
+//! sat idle for most of `max_wait` while connections prepared their next rows, and the
+//! rows were inserted only after.
 
 use std::time::Duration;
 
@@ -27,66 +32,105 @@ pub struct BatchLimits {
     pub max_wait: Duration,
 }
 
-/// One gathered batch, and whether the queue is still open.
+/// One batch being gathered: the writer asks for the next request whenever it has stored
+/// the one before, so a batch's rows are inserted while its later requests arrive, and the
+/// commit follows the last one at once.
 #[derive(Debug)]
-pub struct Gathered<T> {
-    /// The requests, in arrival order.
-    pub requests: Vec<T>,
-    /// `false` once every sender is gone: commit this batch and stop.
-    pub open: bool,
+pub struct Gathering {
+    limits: BatchLimits,
+    /// When the batch stops growing, whatever still comes.
+    cap: Instant,
+    events: usize,
+    open: bool,
 }
 
-/// Gathers requests after `first` from `rx` until one of `limits` is reached; `events`
-/// tells how many events a request carries.
-pub async fn gather<T>(
-    first: T,
-    rx: &mut mpsc::Receiver<T>,
-    limits: BatchLimits,
-    events: impl Fn(&T) -> usize,
-) -> Gathered<T> {
-    let cap = Instant::now() + limits.max_wait;
-    let mut n = events(&first);
-    let mut requests = vec![first];
-    while n < limits.max_events {
+impl Gathering {
+    /// A batch whose first request (just received) carries `first_events` events.
+    pub fn start(limits: BatchLimits, first_events: usize) -> Gathering {
+        Gathering {
+            limits,
+            cap: Instant::now() + limits.max_wait,
+            events: first_events,
+            open: true,
+        }
+    }
+
+    /// The batch's next request, or `None` once one of the limits is reached (or every
+    /// sender is gone, see [`open`](Gathering::open)); `events` tells how many events a
+    /// request carries.
+    pub async fn next<T>(
+        &mut self,
+        rx: &mut mpsc::Receiver<T>,
+        events: impl Fn(&T) -> usize,
+    ) -> Option<T> {
+        if !self.open || self.events >= self.limits.max_events {
+            return None;
+        }
+        let now = Instant::now();
+        // Checked before a queued request too: under a backlog the queue never runs dry,
+        // and the time between requests is the writer's own inserting.
+        if now >= self.cap {
+            return None;
+        }
         let next = match rx.try_recv() {
             Ok(r) => Some(r),
-            Err(mpsc::error::TryRecvError::Disconnected) => {
-                return Gathered {
-                    requests,
-                    open: false,
-                };
-            }
+            Err(mpsc::error::TryRecvError::Disconnected) => None,
             Err(mpsc::error::TryRecvError::Empty) => {
-                let now = Instant::now();
-                if now >= cap || limits.gap.is_zero() {
-                    break;
+                if self.limits.gap.is_zero() {
+                    return None;
                 }
-                let until = (now + limits.gap).min(cap);
+                let until = (now + self.limits.gap).min(self.cap);
                 match tokio::time::timeout_at(until, rx.recv()).await {
-                    Ok(Some(r)) => Some(r),
-                    Ok(None) => {
-                        return Gathered {
-                            requests,
-                            open: false,
-                        };
-                    }
-                    Err(_) => None,
+                    Ok(r) => r,
+                    Err(_) => return None,
                 }
             }
         };
-        let Some(r) = next else { break };
-        n += events(&r);
-        requests.push(r);
+        match next {
+            Some(r) => {
+                self.events += events(&r);
+                Some(r)
+            }
+            None => {
+                self.open = false;
+                None
+            }
+        }
     }
-    Gathered {
-        requests,
-        open: true,
+
+    /// `false` once every sender is gone: commit this batch and stop.
+    pub fn open(&self) -> bool {
+        self.open
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One gathered batch, and whether the queue is still open.
+    struct Gathered<T> {
+        requests: Vec<T>,
+        open: bool,
+    }
+
+    /// Every request of the batch that starts with `first`, as the writer takes them.
+    async fn gather(
+        first: usize,
+        rx: &mut mpsc::Receiver<usize>,
+        limits: BatchLimits,
+        events: impl Fn(&usize) -> usize,
+    ) -> Gathered<usize> {
+        let mut g = Gathering::start(limits, events(&first));
+        let mut requests = vec![first];
+        while let Some(r) = g.next(rx, &events).await {
+            requests.push(r);
+        }
+        Gathered {
+            requests,
+            open: g.open(),
+        }
+    }
 
     const LIMITS: BatchLimits = BatchLimits {
         max_events: 1000,
@@ -154,6 +198,29 @@ mod tests {
         let next = rx.recv().await.unwrap();
         let g = gather(next, &mut rx, LIMITS, |n| *n).await;
         assert_eq!(g.requests.len(), 10, "the rest waits for the next batch");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queue_that_never_runs_dry_is_cut_at_the_time_cap() {
+        let (tx, mut rx) = mpsc::channel(1024);
+        for _ in 0..200 {
+            tx.send(1).await.unwrap();
+        }
+        let limits = BatchLimits {
+            max_events: 1_000_000,
+            ..LIMITS
+        };
+        let first = rx.recv().await.unwrap();
+        let mut g = Gathering::start(limits, first);
+        let mut taken = 1;
+        // The writer takes 1 ms to store each request.
+        tokio::time::advance(Duration::from_millis(1)).await;
+        while g.next(&mut rx, |n| *n).await.is_some() {
+            taken += 1;
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        assert_eq!(taken, 50, "50 ms of inserting, then the commit");
+        assert!(g.open());
     }
 
     #[tokio::test(start_paused = true)]

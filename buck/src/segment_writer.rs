@@ -26,7 +26,7 @@ use contracts::{CrawlId, Event, EventId};
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::batch_gathering::{BatchLimits, gather};
+use crate::batch_gathering::{BatchLimits, Gathering};
 use crate::config::BuckConfig;
 use crate::error::{BuckError, SegmentError};
 use crate::events::BuckEvents;
@@ -458,17 +458,21 @@ impl WriterState {
                 gap: self.opts.max_delay,
                 max_wait: self.opts.max_batch_wait,
             };
-            let gathered = rt.block_on(gather(first, &mut rx, limits, |r: &WriteRequest| {
-                r.events.len()
-            }));
-            open = gathered.open;
-            let batch = gathered.requests;
-            self.commit_batch(batch);
+            open = self.write_batch(first, &mut rx, limits, &rt);
         }
         tracing::info!("segment writer stopped");
     }
 
-    fn commit_batch(&mut self, mut batch: Vec<WriteRequest>) {
+    /// Gathers a batch after `first` and stores it, each request as it is taken, in one
+    /// transaction per touched segment; answers every request after the commit. Returns
+    /// whether the queue is still open.
+    fn write_batch(
+        &mut self,
+        first: WriteRequest,
+        rx: &mut mpsc::Receiver<WriteRequest>,
+        limits: BatchLimits,
+        rt: &tokio::runtime::Handle,
+    ) -> bool {
         self.batch_no += 1;
         // Below the headroom nothing is begun: a transaction that fills the disk could
         // leave SQLite no room to checkpoint, and tailers keep the events meanwhile.
@@ -476,55 +480,87 @@ impl WriterState {
             self.events.disk.paused("buck", dir, &low.to_string());
             let reason = format!("segments disk {}: {low}", dir.display());
             self.events.commit_failed();
-            for req in batch {
-                let _ = req.reply.send(Err(SegmentError::BatchFailed {
-                    reason: reason.clone(),
-                    transient: true,
-                }));
-            }
-            return;
+            let _ = first.reply.send(Err(SegmentError::BatchFailed {
+                reason,
+                transient: true,
+            }));
+            return true;
         }
-        let started = Instant::now();
+        // Time spent storing, without the waits for the next request: the commit metric.
+        let mut busy = Duration::ZERO;
+        let mut gathering = Gathering::start(limits, first.events.len());
+        let mut batch = Vec::new();
         let mut in_tx: Vec<SegKey> = Vec::new();
-        let mut outcomes = vec![WriteOutcome::default(); batch.len()];
+        let mut outcomes = Vec::new();
         let mut live = Vec::new();
         let mut late = Vec::new();
         let mut bytes = 0u64;
-        let result = self
-            .apply(
-                &mut batch,
+        let mut next = Some(first);
+        let mut stored = Ok(());
+        while let Some(req) = next {
+            batch.push(req);
+            outcomes.push(WriteOutcome::default());
+            let k = batch.len() - 1;
+            let started = Instant::now();
+            stored = self.apply(
+                &mut batch[k..],
                 &mut in_tx,
-                &mut outcomes,
+                &mut outcomes[k..],
                 &mut live,
                 &mut late,
                 &mut bytes,
-            )
-            .and_then(|()| {
-                for key in &in_tx {
-                    if let Some(s) = self.conns.get(key) {
-                        s.conn
-                            .execute_batch("COMMIT")
-                            .map_err(SegmentError::sqlite(&s.path))?;
-                    }
+            );
+            busy += started.elapsed();
+            if stored.is_err() {
+                break;
+            }
+            next = rt.block_on(gathering.next(rx, |r: &WriteRequest| r.events.len()));
+        }
+        self.commit_batch(batch, stored, in_tx, outcomes, live, late, bytes, busy);
+        gathering.open()
+    }
+
+    /// Commits what [`apply`](WriterState::apply) stored of `batch` (`stored`: whether
+    /// every request was), or rolls it back, and answers every request.
+    #[allow(clippy::too_many_arguments)]
+    fn commit_batch(
+        &mut self,
+        batch: Vec<WriteRequest>,
+        stored: Result<(), SegmentError>,
+        in_tx: Vec<SegKey>,
+        outcomes: Vec<WriteOutcome>,
+        live: Vec<Arc<Published>>,
+        late: Vec<Arc<Published>>,
+        bytes: u64,
+        busy: Duration,
+    ) {
+        let started = Instant::now();
+        let result = stored.and_then(|()| {
+            for key in &in_tx {
+                if let Some(s) = self.conns.get(key) {
+                    s.conn
+                        .execute_batch("COMMIT")
+                        .map_err(SegmentError::sqlite(&s.path))?;
                 }
-                for key in &in_tx {
-                    if let Some(s) = self.conns.get(key)
-                        && let Some(c) = &s.checkpoint
-                        && let Err(e) = self.checkpointer.after_commit(c, &s.conn)
-                    {
-                        // Committed all the same; the next commit tries again.
-                        tracing::warn!(path = %s.path.display(), error = %e, "WAL checkpoint failed");
-                    }
+            }
+            for key in &in_tx {
+                if let Some(s) = self.conns.get(key)
+                    && let Some(c) = &s.checkpoint
+                    && let Err(e) = self.checkpointer.after_commit(c, &s.conn)
+                {
+                    // Committed all the same; the next commit tries again.
+                    tracing::warn!(path = %s.path.display(), error = %e, "WAL checkpoint failed");
                 }
-                Ok(())
-            });
+            }
+            Ok(())
+        });
         match result {
             Ok(()) => {
                 self.events.disk.resumed("buck");
                 let inserted: usize = outcomes.iter().map(|o| o.inserted).sum();
                 let dups: usize = outcomes.iter().map(|o| o.duplicates).sum();
                 self.events
-                    .committed(inserted, dups, bytes, started.elapsed());
+                    .committed(inserted, dups, bytes, busy + started.elapsed());
                 for (req, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = req.reply.send(Ok(outcome));
                 }
@@ -572,7 +608,8 @@ impl WriterState {
         self.evict();
     }
 
-    /// Inserts the batch's events, in two passes: first the segment each event goes to
+    /// Inserts the events of `batch` (one request as the writer takes it, or more), in two
+    /// passes: first the segment each event goes to
     /// (which may open files and look into closed parts), then, segment by segment, the
     /// inserts, with the insert statement held for all of that segment's rows.
     #[allow(clippy::too_many_arguments)]
