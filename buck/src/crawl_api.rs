@@ -27,7 +27,7 @@ use crate::crawl_summary::{HourSummary, StepSummary, merge_step, summarize_hours
 use crate::error::SegmentError;
 use crate::segment_files::{SegmentFile, list_all, list_crawl};
 use crate::segment_schema::{self, SegmentState};
-use crate::sql_api::ApiError;
+use crate::sql_api::{ApiError, query_params};
 use crate::summary_cache::SegmentFigures;
 
 /// Most top hosts a step may list.
@@ -88,11 +88,7 @@ async fn summary_reply(
     uri: axum::http::Uri,
     params: Result<Query<SummaryParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(p) = params.map_err(|e| {
-        bad(format!(
-            "bad query string ({e}): expected from, to (RFC 3339), step (seconds), top"
-        ))
-    })?;
+    let p = query_params(params, "from, to (RFC 3339), step (seconds), top")?;
     let crawl = CrawlId::parse(&crawl).map_err(|e| bad(format!("bad crawl id: {e}")))?;
     let step = p.step.unwrap_or(3600);
     if step <= 0 || step % 3600 != 0 {

@@ -36,7 +36,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::api_state::ApiState;
 use crate::segment_files::SegmentFile;
 use crate::segment_schema::TOMBSTONE_SUFFIX;
-use crate::sql_api::{CHUNK_BYTES, error, parse_time};
+use crate::sql_api::{CHUNK_BYTES, error, parse_time, query_params};
 
 /// The query string of `GET /export`.
 #[derive(Debug, Deserialize)]
@@ -77,16 +77,9 @@ pub(crate) async fn export(
     OriginalUri(uri): OriginalUri,
     params: Result<Query<ExportParams>, QueryRejection>,
 ) -> Response {
-    let p = match params {
-        Ok(Query(p)) => p,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "bad query string ({e}): expected crawl, from, to and optionally host and status"
-                ),
-            );
-        }
+    let p = match query_params(params, "crawl, from, to and optionally host and status") {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
     let Some(crawl) = p.crawl else {
         return error(

@@ -71,6 +71,19 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response 
     ApiError(status, message.into()).into_response()
 }
 
+/// A route's query string, or a 400 that says what was wrong and what it `expected`.
+pub(crate) fn query_params<T>(
+    params: Result<Query<T>, QueryRejection>,
+    expected: &str,
+) -> Result<T, ApiError> {
+    params.map(|Query(p)| p).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("bad query string ({e}): expected {expected}"),
+        )
+    })
+}
+
 /// An error reply: a status and a message, sent as `{"error": message}`.
 #[derive(Debug)]
 pub(crate) struct ApiError(pub StatusCode, pub String);
@@ -112,11 +125,12 @@ pub(crate) async fn trough_query(
     params: Result<Query<TroughParams>, QueryRejection>,
     body: String,
 ) -> Response {
-    let Some(Query(p)) = params.ok() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad query string: expected ?segment=<crawl> and optionally format=json|ndjson|csv",
-        );
+    let p = match query_params(
+        params,
+        "?segment=<crawl> and optionally format=json|ndjson|csv",
+    ) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
     let Some(crawl) = p.segment else {
         return error(
@@ -137,14 +151,9 @@ pub(crate) async fn range_query(
     params: Result<Query<RangeParams>, QueryRejection>,
     body: String,
 ) -> Response {
-    let p = match params {
-        Ok(Query(p)) => p,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("bad query string ({e}): expected crawl, from and to"),
-            );
-        }
+    let p = match query_params(params, "crawl, from and to") {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
     };
     let Some(crawl) = p.crawl else {
         return error(
