@@ -26,7 +26,9 @@
 //! What an offset means is the reader's business (see `read_scheduler.rs`): it is saved only once
 //! every event before it is fsynced in the spool, and a seq is saved before its first use.
 
-use std::collections::HashMap;
+// Keyed by seq, looked up for every file each checkpoint interval (20,000 a second):
+// SipHash was a tenth of a 20,000-file tailer's CPU.
+use foldhash::{HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -310,7 +312,7 @@ impl Checkpointer {
             }
         }
         if still_there < last.files.len() {
-            let kept: std::collections::HashSet<u64> = files.map(|(f, _)| f.seq).collect();
+            let kept: HashSet<u64> = files.map(|(f, _)| f.seq).collect();
             record.gone = last
                 .files
                 .keys()

@@ -19,7 +19,11 @@
 //! whichever comes first: inotify makes following prompt, polling makes it certain
 //! (directories inotify cannot watch, a watch limit, network file systems).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+// Sets of file keys, seqs and paths rebuilt or probed each cycle over every followed file
+// (20,000): SipHash was a tenth of the tailer's CPU at 1% of them written each second.
+use foldhash::HashSet;
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -191,8 +195,8 @@ impl ReadScheduler {
             last_discovery: None,
             last_dormant_check: None,
             last_dormant_sweep: None,
-            changed: HashSet::new(),
-            changed_dirs: HashSet::new(),
+            changed: HashSet::default(),
+            changed_dirs: HashSet::default(),
             changed_dirs_lost: false,
             look_at_all: false,
             last_save_check: None,
@@ -311,15 +315,20 @@ impl ReadScheduler {
         if !full && self.retry_append() {
             self.events.disk.resumed("tailer");
             self.wake_roots();
-            let (changed, moved, overflow) = self.wake.take_changed();
-            for p in &changed {
+            let news = self.wake.take_changed();
+            for p in &news.paths {
                 self.changed.insert(path_key(p));
+            }
+            // A directory is listed again only when an event can mean it holds a new
+            // entry: one named in it, or the directory itself.
+            for p in &news.entries {
                 self.changed_dirs.insert(path_key(p));
                 if let Some(dir) = p.parent() {
                     self.changed_dirs.insert(path_key(dir));
                 }
             }
-            if self.wake.forget_named_dirs(&moved) {
+            let overflow = news.overflow;
+            if self.wake.forget_named_dirs(&news.moved) {
                 for f in &mut self.followers {
                     f.watched = None;
                 }
@@ -633,11 +642,17 @@ impl ReadScheduler {
     /// looking each found path up in the lists instead made a scan quadratic in the
     /// number of files (20,000 files: 4e8 comparisons every discovery interval).
     fn known(&self) -> HashSet<(u64, u64)> {
-        self.followers
-            .iter()
-            .map(|f| (f.dev, f.inode))
-            .chain(self.dormant.iter().map(|d| (d.cp.dev, d.cp.inode)))
-            .collect()
+        let mut known = HashSet::with_capacity_and_hasher(
+            self.followers.len() + self.dormant.len(),
+            Default::default(),
+        );
+        known.extend(
+            self.followers
+                .iter()
+                .map(|f| (f.dev, f.inode))
+                .chain(self.dormant.iter().map(|d| (d.cp.dev, d.cp.inode))),
+        );
+        known
     }
 
     fn discover(&mut self) -> Result<(), TailerError> {
