@@ -269,3 +269,51 @@ fn readable_within(fd: std::os::fd::RawFd, timeout: Duration) -> bool {
     let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
     rc > 0 && pfd.revents & libc::POLLIN != 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Waits (bounded) until the watch has reported `path`.
+    fn take_once_named(wake: &mut Wake, path: &Path) -> ChangedPaths {
+        let shutdown = CancellationToken::new();
+        let mut all = ChangedPaths::default();
+        for _ in 0..100 {
+            wake.wait(Duration::from_millis(100), &shutdown);
+            let c = wake.take_changed();
+            all.paths.extend(c.paths);
+            all.moved.extend(c.moved);
+            all.entries.extend(c.entries);
+            all.overflow |= c.overflow;
+            if all.paths.contains(path) {
+                break;
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn a_write_names_the_file_but_not_a_new_entry_and_a_creation_names_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.log");
+        std::fs::write(&old, b"first\n").unwrap();
+        let mut wake = Wake::new(true);
+        wake.watch(dir.path());
+        assert!(wake.covers(&old), "inotify is available in tests");
+
+        let mut f = std::fs::OpenOptions::new().append(true).open(&old).unwrap();
+        std::io::Write::write_all(&mut f, b"second\n").unwrap();
+        let c = take_once_named(&mut wake, &old);
+        assert!(c.paths.contains(&old), "the written file is named");
+        assert!(
+            !c.entries.contains(&old),
+            "a write is no reason to list the directory again"
+        );
+
+        let new = dir.path().join("new.log");
+        std::fs::write(&new, b"line\n").unwrap();
+        let c = take_once_named(&mut wake, &new);
+        assert!(c.paths.contains(&new));
+        assert!(c.entries.contains(&new), "a new entry lists its directory");
+    }
+}
