@@ -95,7 +95,8 @@ pub struct BuckConfig {
     #[serde(default = "default_export_max_bytes")]
     pub export_max_bytes: u64,
     /// Events the live bus holds for its slowest subscriber before that subscriber is told
-    /// it missed some. Default 4096.
+    /// it missed some. Keep it above `writer_max_batch_events`: one commit's events are
+    /// published at once. Default 32768.
     #[serde(default = "default_bus_capacity")]
     pub bus_capacity: usize,
     /// Write requests (one per received message) queued for the segment writer; a full
@@ -275,7 +276,12 @@ fn default_export_max_bytes() -> u64 {
     4 << 30
 }
 fn default_bus_capacity() -> usize {
-    4096
+    // Above `writer_max_batch_events` (20,000): the writer publishes a commit's events
+    // at once, so a bus smaller than a batch loses events for every subscriber however
+    // fast it reads. At 4096, a live view missed about 20% of a steady 50,000 lines/s
+    // (docs/benchmarks.md, "The live bus"). A subscriber that lags pins at most this many
+    // events (about 20 MB of crawl.log lines).
+    32_768
 }
 fn default_writer_queue() -> usize {
     64

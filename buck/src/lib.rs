@@ -132,6 +132,13 @@ pub async fn start(
         .graphite
         .as_ref()
         .map(|_| Arc::new(graphite::Tally::default()));
+    if config.bus_capacity < config.writer_max_batch_events {
+        tracing::warn!(
+            bus_capacity = config.bus_capacity,
+            writer_max_batch_events = config.writer_max_batch_events,
+            "bus_capacity is below writer_max_batch_events: one large commit can overflow the live bus, and every live view then reports missed events; raise bus_capacity"
+        );
+    }
     let bus = Bus::new(config.bus_capacity, events.clone()).counting(tally.clone());
     let allow = AllowList::new(&config)?;
     let cluster = Arc::new(ClusterView::new(config.cluster_file.clone())?);

@@ -6,7 +6,7 @@
 //! cargo build --release -p sluice-bench
 //! target/release/pipeline_latency [--rates 5000,50000] [--secs 20] [--dir D] [--no-socketio]
 //!     [--tailer-extra 'read_coalesce_ms = 100']   # TOML lines added to the tailer's config
-//!     [--writer-max-delay-ms N]
+//!     [--writer-max-delay-ms N] [--bus-capacity N]
 //! ```
 //!
 //! A real buck runs in this process (`buck::start`, default config, encryption on); a
@@ -63,6 +63,10 @@ fn main() -> anyhow::Result<()> {
     let writer_delay: Option<u64> = arg_value(&args, "--writer-max-delay-ms")
         .map(|v| v.parse())
         .transpose()?;
+    // The buck's `bus_capacity` (events a subscriber may fall behind).
+    let bus_capacity: Option<usize> = arg_value(&args, "--bus-capacity")
+        .map(|v| v.parse())
+        .transpose()?;
 
     println!("# pipeline_latency");
     println!("machine: {}", common::machine_notes());
@@ -79,6 +83,7 @@ fn main() -> anyhow::Result<()> {
             socketio,
             &tailer_extra,
             writer_delay,
+            bus_capacity,
         )?;
         rows.push((rate, r));
     }
@@ -150,6 +155,7 @@ fn run(
     socketio: bool,
     tailer_extra: &str,
     writer_delay: Option<u64>,
+    bus_capacity: Option<usize>,
 ) -> anyhow::Result<RunResult> {
     std::fs::create_dir_all(dir)?;
     let log = dir.join("crawl.log");
@@ -178,6 +184,9 @@ fn run(
     config.allowed_tailers = vec![setup.tailer_keys.public_text()];
     if let Some(ms) = writer_delay {
         config.writer_max_delay_ms = ms;
+    }
+    if let Some(n) = bus_capacity {
+        config.bus_capacity = n;
     }
     let handle = rt.block_on(buck::start(config, ingest, shutdown.clone()))?;
     let router = handle.serve_live(handle.router());

@@ -106,3 +106,25 @@ async fn repairs_publish_only_new_rows_marked_late() {
     assert_eq!(b.counters().published_late, 2);
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_commit_reaches_a_subscriber_that_reads_only_after_it() {
+    // One packet of 10,000 events is one commit, published at once: with the default
+    // capacity a subscriber that was busy meanwhile still gets every event.
+    let b = TestBuck::start(|_| {}).await;
+    let mut sub = b.handle().bus().subscribe();
+    let mut c = b.client().await;
+    let t = now_us();
+    let total = 10_000u64;
+    let events: Vec<_> = (0..total).map(|i| plain_event("bus", i, t, "e")).collect();
+    assert!(matches!(c.live(&events).await, Message::Ack { .. }));
+    let mut got = Vec::new();
+    while (got.len() as u64) < total {
+        match tokio::time::timeout(Duration::from_secs(10), sub.recv()).await {
+            Ok(Some(BusItem::Event(p))) => got.push(p.event.id.offset),
+            Ok(Some(BusItem::Missed(n))) => panic!("missed {n} of one commit"),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    assert_eq!(got, (0..total).collect::<Vec<_>>());
+}
