@@ -209,6 +209,22 @@ impl SegmentWriter {
     }
 }
 
+/// A batch the writer is storing: its requests so far, in one open transaction per
+/// touched segment, and what their commit will answer and publish.
+#[derive(Default)]
+struct OpenBatch {
+    requests: Vec<WriteRequest>,
+    /// One per request.
+    outcomes: Vec<WriteOutcome>,
+    /// Segments with a transaction begun for this batch.
+    in_tx: Vec<SegKey>,
+    live: Vec<Arc<Published>>,
+    late: Vec<Arc<Published>>,
+    bytes: u64,
+    /// Time spent storing, without the waits for the next request: the commit metric.
+    busy: Duration,
+}
+
 type DayKey = (CrawlId, NaiveDate);
 type SegKey = (CrawlId, NaiveDate, u32);
 
@@ -486,54 +502,35 @@ impl WriterState {
             }));
             return true;
         }
-        // Time spent storing, without the waits for the next request: the commit metric.
-        let mut busy = Duration::ZERO;
         let mut gathering = Gathering::start(limits, first.events.len());
-        let mut batch = Vec::new();
-        let mut in_tx: Vec<SegKey> = Vec::new();
-        let mut outcomes = Vec::new();
-        let mut live = Vec::new();
-        let mut late = Vec::new();
-        let mut bytes = 0u64;
+        let mut batch = OpenBatch::default();
         let mut next = Some(first);
         let mut stored = Ok(());
         while let Some(req) = next {
-            batch.push(req);
-            outcomes.push(WriteOutcome::default());
-            let k = batch.len() - 1;
             let started = Instant::now();
-            stored = self.apply(
-                &mut batch[k..],
-                &mut in_tx,
-                &mut outcomes[k..],
-                &mut live,
-                &mut late,
-                &mut bytes,
-            );
-            busy += started.elapsed();
+            stored = self.apply(&mut batch, req);
+            batch.busy += started.elapsed();
             if stored.is_err() {
                 break;
             }
             next = rt.block_on(gathering.next(rx, |r: &WriteRequest| r.events.len()));
         }
-        self.commit_batch(batch, stored, in_tx, outcomes, live, late, bytes, busy);
+        self.commit_batch(batch, stored);
         gathering.open()
     }
 
     /// Commits what [`apply`](WriterState::apply) stored of `batch` (`stored`: whether
     /// every request was), or rolls it back, and answers every request.
-    #[allow(clippy::too_many_arguments)]
-    fn commit_batch(
-        &mut self,
-        batch: Vec<WriteRequest>,
-        stored: Result<(), SegmentError>,
-        in_tx: Vec<SegKey>,
-        outcomes: Vec<WriteOutcome>,
-        live: Vec<Arc<Published>>,
-        late: Vec<Arc<Published>>,
-        bytes: u64,
-        busy: Duration,
-    ) {
+    fn commit_batch(&mut self, batch: OpenBatch, stored: Result<(), SegmentError>) {
+        let OpenBatch {
+            requests,
+            outcomes,
+            in_tx,
+            live,
+            late,
+            bytes,
+            busy,
+        } = batch;
         let started = Instant::now();
         let result = stored.and_then(|()| {
             for key in &in_tx {
@@ -561,7 +558,7 @@ impl WriterState {
                 let dups: usize = outcomes.iter().map(|o| o.duplicates).sum();
                 self.events
                     .committed(inserted, dups, bytes, busy + started.elapsed());
-                for (req, outcome) in batch.into_iter().zip(outcomes) {
+                for (req, outcome) in requests.into_iter().zip(outcomes) {
                     let _ = req.reply.send(Ok(outcome));
                 }
                 // Publish after the acks are on their way: the live view never shows an
@@ -597,7 +594,7 @@ impl WriterState {
                 }
                 let transient = e.is_transient();
                 let reason = e.to_string();
-                for req in batch {
+                for req in requests {
                     let _ = req.reply.send(Err(SegmentError::BatchFailed {
                         reason: reason.clone(),
                         transient,
@@ -608,20 +605,18 @@ impl WriterState {
         self.evict();
     }
 
-    /// Inserts the events of `batch` (one request as the writer takes it, or more), in two
-    /// passes: first the segment each event goes to
-    /// (which may open files and look into closed parts), then, segment by segment, the
-    /// inserts, with the insert statement held for all of that segment's rows.
-    #[allow(clippy::too_many_arguments)]
-    fn apply(
-        &mut self,
-        batch: &mut [WriteRequest],
-        in_tx: &mut Vec<SegKey>,
-        outcomes: &mut [WriteOutcome],
-        live: &mut Vec<Arc<Published>>,
-        late: &mut Vec<Arc<Published>>,
-        bytes: &mut u64,
-    ) -> Result<(), SegmentError> {
+    /// Adds `req` to `open` and inserts its events, in two passes: first the segment each
+    /// event goes to (which may open files and look into closed parts, and begins the
+    /// segment's transaction), then, segment by segment, the inserts, with the insert
+    /// statement held for all of that segment's rows.
+    fn apply(&mut self, open: &mut OpenBatch, req: WriteRequest) -> Result<(), SegmentError> {
+        let k = open.requests.len();
+        open.requests.push(req);
+        open.outcomes.push(WriteOutcome::default());
+        let batch = &mut open.requests[k..];
+        let outcomes = &mut open.outcomes[k..];
+        let in_tx = &mut open.in_tx;
+        let bytes = &mut open.bytes;
         let now = now_us();
         // Per segment, the (request, event) numbers it takes, in batch order.
         let mut groups: Vec<(SegKey, Vec<(usize, usize)>)> = Vec::new();
@@ -671,9 +666,9 @@ impl WriterState {
                     late: late_flag,
                 });
                 if late_flag {
-                    late.push(p)
+                    open.late.push(p)
                 } else {
-                    live.push(p)
+                    open.live.push(p)
                 }
             }
         }

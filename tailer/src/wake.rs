@@ -110,8 +110,8 @@ impl Wake {
             .is_some_and(|d| self.watching.contains_key(d.as_os_str()))
     }
 
-    /// The paths events named since the last call, the moved ones among them, and whether
-    /// some were lost.
+    /// What the watches reported since the last call: the paths named, the moved ones and
+    /// those with new or changed entries among them, and whether some were lost.
     pub(crate) fn take_changed(&mut self) -> ChangedPaths {
         self.drain();
         std::mem::take(&mut self.changed)

@@ -127,4 +127,5 @@ async fn a_whole_commit_reaches_a_subscriber_that_reads_only_after_it() {
         }
     }
     assert_eq!(got, (0..total).collect::<Vec<_>>());
+    b.stop().await;
 }
