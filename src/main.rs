@@ -140,7 +140,12 @@ enum Command {
         #[arg(long, default_value = "sluice-data")]
         dir: PathBuf,
         /// The SQL API's token, if the buck needs one.
-        #[arg(long, env = "SLUICE_TOKEN", hide_env_values = true)]
+        #[arg(
+            long,
+            env = "SLUICE_TOKEN",
+            hide_env_values = true,
+            allow_hyphen_values = true
+        )]
         token: Option<String>,
         /// Print JSON lines instead of a table.
         #[arg(long)]
@@ -168,7 +173,12 @@ enum Command {
         #[arg(long, default_value = "sluice-data")]
         dir: PathBuf,
         /// The buck's api_token, when it needs one (any buck off loopback).
-        #[arg(long, env = "SLUICE_API_TOKEN", hide_env_values = true)]
+        #[arg(
+            long,
+            env = "SLUICE_API_TOKEN",
+            hide_env_values = true,
+            allow_hyphen_values = true
+        )]
         token: Option<String>,
         /// Range start, RFC 3339, inclusive (e.g. 2026-11-20T00:00:00Z).
         #[arg(long)]
@@ -231,7 +241,12 @@ enum Command {
         #[arg(long)]
         cluster_file: Option<PathBuf>,
         /// The bucks' porter_token (their segment API needs it). Default: DIR/keys/porter.token.
-        #[arg(long, env = "SLUICE_PORTER_TOKEN", hide_env_values = true)]
+        #[arg(
+            long,
+            env = "SLUICE_PORTER_TOKEN",
+            hide_env_values = true,
+            allow_hyphen_values = true
+        )]
         buck_token: Option<String>,
         /// Seconds the index lives once ready.
         #[arg(long, default_value_t = 86_400)]
@@ -480,6 +495,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .await
                     .map(|_| ())
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tokens made before they were redrawn, or by an operator, may start with `-`: every
+    /// `--token` flag takes such a value as the token, not as an option.
+    #[test]
+    fn a_token_that_starts_with_a_hyphen_is_a_token() {
+        let cli = Cli::try_parse_from([
+            "sluice", "check", "--api", "http://x", "--token", "-ab", "buck",
+        ])
+        .expect("check parses");
+        let Command::Check(args) = cli.command else {
+            panic!("not check")
+        };
+        assert_eq!(args.token.as_deref(), Some("-ab"));
+        for sub in [
+            &["sql", "--token", "-ab", "c", "SELECT 1"][..],
+            &["export", "--token", "-ab", "--from", "a", "--to", "b", "c"][..],
+        ] {
+            let argv = std::iter::once("sluice").chain(sub.iter().copied());
+            assert!(Cli::try_parse_from(argv).is_ok(), "{sub:?}");
         }
     }
 }

@@ -237,7 +237,13 @@ pub struct CheckArgs {
     pub api: String,
     /// Bearer token: the buck's API token (`silence`, and `archive` when the buck has
     /// one), or the porter token (`archive`).
-    #[arg(long, global = true, env = "SLUICE_API_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_API_TOKEN",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     pub token: Option<String>,
     /// Time limit of each request, in seconds.
     #[arg(long, global = true, default_value_t = 10)]
