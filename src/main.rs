@@ -88,32 +88,15 @@ enum Command {
     Tail {
         /// The tailer's TOML config.
         config: PathBuf,
-        /// Print parsed events as JSON lines instead of shipping (no buck needed).
-        #[arg(long)]
-        print: bool,
-        /// With --print, keep following the files.
-        #[arg(long, requires = "print")]
-        follow: bool,
-        /// Serve /metrics and /healthz on this address (e.g. 127.0.0.1:9464).
-        #[arg(long)]
-        metrics: Option<String>,
-        /// With --metrics, write the bound address as JSON here once listening.
-        #[arg(long, requires = "metrics")]
-        ready_file: Option<PathBuf>,
+        #[command(flatten)]
+        run: sluice_cli::agents::TailOptions,
     },
     /// Run a buck from a config file.
     Buck {
         /// The buck's TOML config.
         config: PathBuf,
-        /// Ingest address for tailers.
-        #[arg(long, default_value = "127.0.0.1:7400")]
-        ingest: String,
-        /// HTTP address for the APIs.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        http: String,
-        /// Write the bound addresses as JSON here once listening.
-        #[arg(long)]
-        ready_file: Option<PathBuf>,
+        #[command(flatten)]
+        run: sluice_cli::agents::BuckOptions,
     },
     /// Write a new key pair: NAME.key (secret, mode 0600) and NAME.pub.
     Keygen {
@@ -439,25 +422,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }),
-        Command::Tail {
-            config,
-            print,
-            follow,
-            metrics,
-            ready_file,
-        } => sluice_cli::agents::tail(
-            &config,
-            print,
-            follow,
-            metrics.as_deref(),
-            ready_file.as_deref(),
-        ),
-        Command::Buck {
-            config,
-            ingest,
-            http,
-            ready_file,
-        } => sluice_cli::agents::buck(&config, &ingest, &http, ready_file.as_deref()),
+        Command::Tail { config, run } => sluice_cli::agents::tail(&config, &run),
+        Command::Buck { config, run } => sluice_cli::agents::buck(&config, &run),
         Command::Keygen { token: true, .. } => {
             println!("{}", edge::secret::generate());
             Ok(())

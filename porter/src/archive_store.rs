@@ -150,3 +150,62 @@ pub fn temp_sibling(dest: &Path) -> std::path::PathBuf {
     let tag: u64 = rand::random();
     dest.with_file_name(format!(".{name}.tmp-{tag:016x}"))
 }
+
+/// A download on its way to `dest`: chunks go to a temporary sibling that is renamed into
+/// place only when the whole object has arrived, so `dest` is whole or absent. A download
+/// that fails half way (the network, a full disk) leaves no partial file behind.
+pub(crate) struct PartialDownload {
+    tmp: std::path::PathBuf,
+    file: tokio::fs::File,
+    bytes: u64,
+}
+
+impl PartialDownload {
+    /// Starts a download to `dest`.
+    pub(crate) async fn create(dest: &Path) -> Result<PartialDownload, StoreError> {
+        let tmp = temp_sibling(dest);
+        let file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| StoreError::io(tmp.display(), e))?;
+        Ok(PartialDownload {
+            tmp,
+            file,
+            bytes: 0,
+        })
+    }
+
+    /// Appends one chunk.
+    pub(crate) async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
+        use tokio::io::AsyncWriteExt;
+        self.file
+            .write_all(chunk)
+            .await
+            .map_err(|e| StoreError::io(self.tmp.display(), e))?;
+        self.bytes += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Ends the download with how the transfer went: on success the file takes its place
+    /// at `dest` and the bytes written are returned; on failure (the transfer's or the
+    /// rename's) the temporary file is removed and the error returned.
+    pub(crate) async fn finish(
+        mut self,
+        dest: &Path,
+        transfer: Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        use tokio::io::AsyncWriteExt;
+        let done = match transfer {
+            Ok(()) => match self.file.flush().await {
+                Ok(()) => tokio::fs::rename(&self.tmp, dest)
+                    .await
+                    .map_err(|e| StoreError::io(dest.display(), e)),
+                Err(e) => Err(StoreError::io(self.tmp.display(), e)),
+            },
+            Err(e) => Err(e),
+        };
+        if done.is_err() {
+            let _ = tokio::fs::remove_file(&self.tmp).await;
+        }
+        done.map(|()| self.bytes)
+    }
+}

@@ -14,9 +14,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_smithy_http_client::tls;
 use bytes::Bytes;
-use tokio::io::AsyncWriteExt;
 
-use crate::archive_store::{ArchiveStore, ObjectMeta, join_key, temp_sibling};
+use crate::archive_store::{ArchiveStore, ObjectMeta, PartialDownload, join_key};
 use crate::config::S3Settings;
 use crate::error::{StoreError, StoreErrorKind};
 
@@ -335,34 +334,18 @@ impl ArchiveStore for S3Store {
             .send()
             .await
             .map_err(|e| map_err("get", key, e))?;
-        let tmp = temp_sibling(dest);
-        let result = async {
-            let mut file = tokio::fs::File::create(&tmp)
-                .await
-                .map_err(|e| StoreError::io(tmp.display(), e))?;
-            let mut body = out.body;
-            let mut n = 0u64;
+        let mut download = PartialDownload::create(dest).await?;
+        let mut body = out.body;
+        let transfer = async {
             while let Some(chunk) = body.try_next().await.map_err(|e| {
                 StoreError::new(StoreErrorKind::Service, format!("s3 get {key}: body: {e}"))
             })? {
-                file.write_all(&chunk)
-                    .await
-                    .map_err(|e| StoreError::io(tmp.display(), e))?;
-                n += chunk.len() as u64;
+                download.write(&chunk).await?;
             }
-            file.flush()
-                .await
-                .map_err(|e| StoreError::io(tmp.display(), e))?;
-            tokio::fs::rename(&tmp, dest)
-                .await
-                .map_err(|e| StoreError::io(dest.display(), e))?;
-            Ok(n)
+            Ok(())
         }
         .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
-        result
+        download.finish(dest, transfer).await
     }
 
     async fn size(&self, key: &str) -> Result<u64, StoreError> {

@@ -17,9 +17,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
 
-use crate::archive_store::{ArchiveStore, ObjectMeta, temp_sibling};
+use crate::archive_store::{ArchiveStore, ObjectMeta, PartialDownload, temp_sibling};
 use crate::error::{StoreError, StoreErrorKind};
 
 /// How long to wait for a TCP connection to a namenode or datanode.
@@ -383,35 +382,19 @@ impl ArchiveStore for WebHdfsStore {
 
     async fn get_to_file(&self, key: &str, dest: &Path) -> Result<u64, StoreError> {
         let mut resp = self.open(key).await?;
-        let tmp = temp_sibling(dest);
-        let result = async {
-            let mut file = tokio::fs::File::create(&tmp)
-                .await
-                .map_err(|e| StoreError::io(tmp.display(), e))?;
-            let mut n = 0u64;
+        let mut download = PartialDownload::create(dest).await?;
+        let transfer = async {
             while let Some(chunk) = resp
                 .chunk()
                 .await
                 .map_err(|e| transport_err(&format!("get {key}"), e))?
             {
-                file.write_all(&chunk)
-                    .await
-                    .map_err(|e| StoreError::io(tmp.display(), e))?;
-                n += chunk.len() as u64;
+                download.write(&chunk).await?;
             }
-            file.flush()
-                .await
-                .map_err(|e| StoreError::io(tmp.display(), e))?;
-            tokio::fs::rename(&tmp, dest)
-                .await
-                .map_err(|e| StoreError::io(dest.display(), e))?;
-            Ok(n)
+            Ok(())
         }
         .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
-        result
+        download.finish(dest, transfer).await
     }
 
     async fn size(&self, key: &str) -> Result<u64, StoreError> {

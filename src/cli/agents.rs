@@ -1,7 +1,7 @@
 //! Running one agent from its config file: what `sluice tail`, `sluice buck` and the
 //! `tailer` and `buck` binaries do.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -12,20 +12,52 @@ use crate::runtime;
 use crate::serve::{self, HealthSource, MetricsSource};
 use crate::space_wait::start_when_space;
 
-/// Runs a tailer from `config`, or prints its events as JSON lines with `print`. With
-/// `metrics`, it also serves `/metrics` and `/healthz` there, and writes
-/// `{"metrics": ADDR}` to `ready_file` once bound.
-pub fn tail(
-    config: &Path,
-    print: bool,
-    follow: bool,
-    metrics: Option<&str>,
-    ready_file: Option<&Path>,
-) -> anyhow::Result<()> {
+/// How to run a tailer besides its config: the flags `sluice tail` and the `tailer`
+/// binary share.
+#[derive(clap::Args, Debug)]
+pub struct TailOptions {
+    /// Print parsed events as JSON lines instead of shipping them (no buck needed).
+    #[arg(long)]
+    pub print: bool,
+    /// With --print, keep following the files.
+    #[arg(long, requires = "print")]
+    pub follow: bool,
+    /// Serve /metrics and /healthz on this address (e.g. 127.0.0.1:9464). Default: none.
+    #[arg(long)]
+    pub metrics: Option<String>,
+    /// With --metrics, write the bound address as JSON here once listening.
+    #[arg(long, requires = "metrics")]
+    pub ready_file: Option<PathBuf>,
+}
+
+/// Where a buck listens: the flags `sluice buck` and the `buck` binary share.
+#[derive(clap::Args, Debug)]
+pub struct BuckOptions {
+    /// Ingest address for tailers.
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    pub ingest: String,
+    /// HTTP address for the APIs.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub http: String,
+    /// Write the bound addresses as JSON here once listening (for scripts and tests).
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+}
+
+/// Runs a tailer from `config`, or prints its events as JSON lines with `--print`. With
+/// `--metrics`, it also serves `/metrics` and `/healthz` there, and writes
+/// `{"metrics": ADDR}` to `--ready-file` once bound.
+pub fn tail(config: &Path, options: &TailOptions) -> anyhow::Result<()> {
+    let TailOptions {
+        print,
+        follow,
+        metrics,
+        ready_file,
+    } = options;
     let cfg = TailerConfig::load(config)?;
-    if print {
+    if *print {
         let mut out = std::io::stdout().lock();
-        let n = tailer::print::print_events(&cfg, follow, &mut out)?;
+        let n = tailer::print::print_events(&cfg, *follow, &mut out)?;
         eprintln!("sluice tail --print: {n} events");
         return Ok(());
     }
@@ -33,7 +65,7 @@ pub fn tail(
         let shutdown = CancellationToken::new();
         serve::cancel_on_signal(shutdown.clone());
         let events = Arc::new(TailerEvents::default());
-        let listener = match metrics {
+        let listener = match metrics.as_deref() {
             Some(addr) => {
                 let (rendered, degraded) = (events.clone(), events.clone());
                 let (bound, task) = serve::spawn_metrics_listener(
@@ -73,12 +105,12 @@ pub fn tail(
 /// Runs a buck from `config`, taking tailers on `ingest` and serving its APIs on `http`.
 /// Once both are bound, writes `{"ingest": ADDR, "http": ADDR}` to `ready_file` if given
 /// (how scripts and tests learn ports chosen with port 0).
-pub fn buck(
-    config: &Path,
-    ingest: &str,
-    http: &str,
-    ready_file: Option<&Path>,
-) -> anyhow::Result<()> {
+pub fn buck(config: &Path, options: &BuckOptions) -> anyhow::Result<()> {
+    let BuckOptions {
+        ingest,
+        http,
+        ready_file,
+    } = options;
     let cfg = buck::BuckConfig::load(config)?;
     let base_path = cfg.base_path.clone();
     let http_limits = cfg.http.clone();
