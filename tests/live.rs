@@ -205,8 +205,9 @@ fn a_stalled_client_is_told_what_it_missed_while_a_fast_one_misses_nothing() {
 }
 
 /// A second buck, "other", beside the one `sluice up` will start in `dir/up`, and the
-/// `--cluster-extra` file that makes it a second home of the crawl.
-fn second_home(dir: &Dir) -> (crate::util::BuckProc, PathBuf) {
+/// `--cluster-extra` file that makes it a second home of the crawl. `more_config` is
+/// appended to its config.
+fn second_home(dir: &Dir, more_config: &str) -> (crate::util::BuckProc, PathBuf) {
     let up_dir = dir.join("up");
     let tailer_key = KeyPair::generate();
     tailer_key.save(&up_dir.join("keys"), "tailer").unwrap();
@@ -216,7 +217,7 @@ fn second_home(dir: &Dir) -> (crate::util::BuckProc, PathBuf) {
     // Valid until `sluice up` writes the real one (the buck reads it at start).
     std::fs::write(&cluster, "[[buck]]\nid = \"local\"\ningest = \"127.0.0.1:1\"\nhttp_url = \"http://127.0.0.1:1\"\nsince = \"1970-01-01\"\n").unwrap();
     let cfg = format!(
-        "id = \"other\"\ndata_dir = {:?}\ncluster_file = {:?}\nkey_file = {:?}\nallowed_tailers = [{:?}]\n",
+        "id = \"other\"\ndata_dir = {:?}\ncluster_file = {:?}\nkey_file = {:?}\nallowed_tailers = [{:?}]\n{more_config}",
         dir.join("other").display().to_string(),
         cluster.display().to_string(),
         dir.join("keys/other.key").display().to_string(),
@@ -239,9 +240,13 @@ fn second_home(dir: &Dir) -> (crate::util::BuckProc, PathBuf) {
 }
 
 /// `sluice up` following `dir/crawl.log` (made empty) as `crawl`, whose second home is
-/// the buck "other" ([`second_home`]); returns both and the log's path.
-fn up_with_two_homes(dir: &Dir, crawl: &str) -> (Up, crate::util::BuckProc, String) {
-    let (other, extra) = second_home(dir);
+/// the buck "other" ([`second_home`], with `more_config`); returns both and the log's path.
+fn up_with_two_homes(
+    dir: &Dir,
+    crawl: &str,
+    more_config: &str,
+) -> (Up, crate::util::BuckProc, String) {
+    let (other, extra) = second_home(dir, more_config);
     let log = dir.join("crawl.log");
     appender(&log);
     let (log_s, extra_s) = (log.display().to_string(), extra.display().to_string());
@@ -263,7 +268,7 @@ fn artifacts_dir() -> PathBuf {
 fn the_live_view_shows_appended_lines_from_two_bucks_and_survives_one_dying() {
     require_web_deps(true);
     let dir = Dir::new("live-browser");
-    let (up, other, log_s) = up_with_two_homes(&dir, "lv");
+    let (up, other, log_s) = up_with_two_homes(&dir, "lv", "");
     let shot = artifacts_dir().join("live-pipeline.png");
     let last = run_browser_script(
         "pipeline_live_view.mjs",
@@ -324,7 +329,7 @@ impl Drop for ShowLogOnFailure {
 fn the_live_view_shows_crawl_log_columns_and_catches_up_after_a_buck_restart() {
     require_web_deps(true);
     let dir = Dir::new("live-columns");
-    let (up, other, log_s) = up_with_two_homes(&dir, "lc");
+    let (up, other, log_s) = up_with_two_homes(&dir, "lc", "");
     let artifacts = artifacts_dir();
     // Real Heritrix output shipped in the repository (samples/heritrix/SOURCES.md).
     let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/heritrix");
@@ -354,4 +359,37 @@ fn the_live_view_shows_crawl_log_columns_and_catches_up_after_a_buck_restart() {
     .last;
     assert_eq!(last["outage_lines_from_restarted_buck"], 47);
     assert!(artifacts.join("live-columns-site.png").exists());
+}
+
+/// A buck with an API token refuses the live view without it, and the page says so and
+/// takes it: the live view served by that buck (beside `sluice up`'s open one, both homes
+/// of the crawl) shows the open buck's lines, the refusing buck red with a banner that
+/// points at the token box; a wrong token is refused again; the right one brings that
+/// buck's copy of every line, the crawl list (its `/crawls` needs the token), and is kept
+/// in the browser, never in the URL (see `web/tests/live_token.mjs`).
+#[test]
+fn the_live_view_asks_for_the_token_of_a_buck_that_refuses_it() {
+    require_web_deps(true);
+    const TOKEN: &str = "live-view-token-7f3a9c2e41b6d805";
+    let dir = Dir::new("live-token");
+    let (up, other, log_s) = up_with_two_homes(&dir, "lt", &format!("api_token = {TOKEN:?}\n"));
+    let lines = 40;
+    crate::util::write_log(Path::new(&log_s), lines);
+    wait_for("the lines stored by sluice up's buck", PATIENCE, || {
+        (sql_count(&up.url, "lt", "SELECT count(*) FROM events")? == lines as i64).then_some(())
+    });
+    let shot = artifacts_dir().join("live-token.png");
+    let last = run_browser_script(
+        "live_token.mjs",
+        &[
+            &other.http,
+            "lt",
+            TOKEN,
+            &lines.to_string(),
+            &shot.display().to_string(),
+        ],
+    )
+    .last;
+    assert_eq!(last["lines_from_token_buck"], lines);
+    assert_eq!(last["lines_before_token"], lines);
 }

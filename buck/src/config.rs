@@ -173,9 +173,10 @@ pub struct BuckConfig {
     /// 604,800 (7 days).
     #[serde(default = "default_retention_secs")]
     pub retention_secs: u64,
-    /// When set, the SQL API (`POST /`, `POST /sql`) answers only requests that carry it,
-    /// as `Authorization: Bearer <token>` or `?token=<token>`. The live stream has its own,
-    /// `[live] token`. Default: none (open; restrict access at the network instead).
+    /// When set, the read API (SQL, exports, summaries, `/subscribe`) answers only
+    /// requests that carry it as `Authorization: Bearer <token>` (never in a URL), and the
+    /// live stream takes it too unless `[live] token` sets its own. Required off loopback
+    /// (the buck refuses to start without it). Default: none.
     #[serde(default)]
     pub api_token: Option<String>,
     /// The porter's credential for the segment API (`GET /segments`, segment copies,

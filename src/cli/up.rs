@@ -225,7 +225,7 @@ fn prepare(
         let path = keys.join("api.token");
         let token = edge::secret::load_or_create(&path).context("API token")?;
         eprintln!(
-            "sluice up: listening on {http_addr}, off loopback: the SQL API, live view and history need the token in {} (enter it in the SQL console's token field, or send `Authorization: Bearer <token>`)",
+            "sluice up: listening on {http_addr}, off loopback: the SQL API, live view and history need the token in {} (enter it in the token field of the SQL console or the live view, or send `Authorization: Bearer <token>`)",
             path.display()
         );
         Some(token)

@@ -32,6 +32,15 @@ export class Bucks {
     for (const b of list) if (!this.conns.has(b.id)) this.conns.set(b.id, new Conn(this, b));
   }
 
+  /**
+   * Connects every buck again with `token` (the API token entered in the page): a buck
+   * that refused the old one (or none) is asked again at once, not at its next retry.
+   */
+  setToken(token) {
+    this.token = token || undefined;
+    for (const c of this.conns.values()) c.reconnect();
+  }
+
   /** Sends the filter to every buck (and to any that connects later). */
   subscribe(filter) {
     this.filter = filter;
@@ -74,7 +83,8 @@ class Conn {
       transports: ["websocket", "polling"],
       reconnectionDelay: RETRY_MIN_MS,
       reconnectionDelayMax: RETRY_MAX_MS,
-      auth: owner.token ? { token: owner.token } : {},
+      // Read at every (re)connect, so a token entered later is the one sent.
+      auth: (cb) => cb(owner.token ? { token: owner.token } : {}),
     });
     this.setState("amber", "connecting");
     const s = this.socket;
@@ -115,6 +125,13 @@ class Conn {
       this.setState("red", `down: ${reason}`);
       if (!s.active) this.retryLater();
     });
+  }
+
+  reconnect() {
+    clearTimeout(this.timer);
+    this.retries = 0;
+    this.socket.disconnect();
+    this.socket.connect();
   }
 
   retryLater() {

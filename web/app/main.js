@@ -194,15 +194,24 @@ function onCatchUp(buck, lines) {
   }
 }
 
+// The buck's answer to a socket.io CONNECT without the right token (live::broker).
+const refusedToken = (detail) => /token missing or wrong/.test(detail);
+
 function showBanner() {
   const b = $("banner");
+  const needsToken = [...down.values()].some((d) => refusedToken(d.detail));
+  $("token").setAttribute("aria-invalid", String(needsToken));
+  // The box shows only where a token is in play: a buck asked for one, or one is kept.
+  $("token-box").hidden = !(needsToken || savedToken());
   if (!down.size) {
     b.hidden = true;
     b.textContent = "";
     return;
   }
   b.textContent = [...down]
-    .map(([buck, d]) => `Buck ${buck} is down since ${clock(d.since)} UTC (${d.detail.replace(/^down: /, "")}); lines it alone holds may be missing until it is back.`)
+    .map(([buck, d]) => refusedToken(d.detail)
+      ? `Buck ${buck} needs the API token for the live view: ${savedToken() ? "the one entered was refused; " : ""}enter it in the token box above (kept in this browser, shared with the SQL console).`
+      : `Buck ${buck} is down since ${clock(d.since)} UTC (${d.detail.replace(/^down: /, "")}); lines it alone holds may be missing until it is back.`)
     .join(" ");
   b.hidden = false;
 }
@@ -229,9 +238,12 @@ function showDetail(ev) {
   $("detail").hidden = false;
 }
 
-// The token is the one the SQL console keeps in this browser: never in a URL, where
-// proxies, history and Referer headers would keep it.
-const bucks = new Bucks({ onEvents, onNotice, onState, onCatchUp }, { token: localStorage.getItem("sluice-api-token") || undefined });
+// The API token: entered in the token box here or in the SQL console, kept in this
+// browser and sent in the socket.io auth payload and `Authorization` headers, never in a
+// URL, where proxies, history and Referer headers would keep it.
+const savedToken = () => localStorage.getItem("sluice-api-token") || "";
+const authHeaders = () => (savedToken() ? { authorization: "Bearer " + savedToken() } : {});
+const bucks = new Bucks({ onEvents, onNotice, onState, onCatchUp }, { token: savedToken() || undefined });
 
 function applyFilter(f) {
   filter = f;
@@ -289,18 +301,25 @@ document.addEventListener("keydown", (ev) => {
   }
 });
 // Crawl names for the crawl box, from this buck's crawls API.
-fetch(new URL("../crawls", location.href), {
-  headers: localStorage.getItem("sluice-api-token") ? { authorization: "Bearer " + localStorage.getItem("sluice-api-token") } : {},
-})
-  .then((r) => (r.ok ? r.json() : []))
-  .then((crawls) => {
-    for (const c of crawls) {
-      const o = document.createElement("option");
-      o.value = c.crawl;
-      $("crawl-list").appendChild(o);
-    }
-  })
-  .catch(() => { /* the picker is a convenience */ });
+function loadCrawls() {
+  fetch(new URL("../crawls", location.href), { headers: authHeaders() })
+    .then((r) => (r.ok ? r.json() : []))
+    .then((crawls) => {
+      $("crawl-list").replaceChildren(...crawls.map((c) => {
+        const o = document.createElement("option");
+        o.value = c.crawl;
+        return o;
+      }));
+    })
+    .catch(() => { /* the picker is a convenience */ });
+}
+loadCrawls();
+$("token").value = savedToken();
+$("token").addEventListener("change", () => {
+  localStorage.setItem("sluice-api-token", $("token").value.trim());
+  bucks.setToken(savedToken());
+  loadCrawls();
+});
 // Click a value (status, site, mime, crawler) to filter on it; anywhere else on a row to
 // see the whole line.
 $("rows").addEventListener("click", (ev) => {
