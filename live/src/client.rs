@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use socketioxide::extract::SocketRef;
 use socketioxide::{SendError, SocketError};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::LiveConfig;
 use crate::events::LiveEvents;
@@ -24,9 +25,14 @@ use crate::item::Item;
 
 /// Most events in one `events` emit.
 pub(crate) const BATCH_MAX: usize = 256;
-/// How long the first event of a batch may wait for company. 50 ms keeps the view
-/// live to the eye while 2,000 events/s cost 20 emits/s, not 2,000.
+/// At most one emit per window (unless a batch is full): 2,000 events/s cost 20 emits/s,
+/// not 2,000.
 pub(crate) const BATCH_WINDOW: Duration = Duration::from_millis(50);
+/// How long the first event after a quiet spell waits for company: a commit's events
+/// reach the broker one by one, within a millisecond or two of each other, and should
+/// leave in one emit. (Waiting the whole window instead added 50 ms to every event the
+/// live view shows: a third of its p99 at 50,000 lines/s.)
+pub(crate) const GATHER: Duration = Duration::from_millis(5);
 /// How often a client task retries an emit when the socket's buffer is full.
 const TRANSPORT_RETRY: Duration = Duration::from_millis(20);
 
@@ -192,6 +198,16 @@ async fn send_batches(
     Ok(())
 }
 
+/// When a batch that is not full goes out, woken at `now`: `GATHER` after its first
+/// event, and not before a window has passed since the last emit.
+fn send_at(now: Instant, last_emit: Option<Instant>) -> Instant {
+    let gathered = now + GATHER;
+    match last_emit {
+        Some(t) => gathered.max(t + BATCH_WINDOW),
+        None => gathered,
+    }
+}
+
 /// The client's task: until the socket closes or the session ends, sends the
 /// `subscribed` reply with its backfill, then the queue in batches, then any drops.
 pub(crate) async fn run(
@@ -200,7 +216,8 @@ pub(crate) async fn run(
     cfg: Arc<LiveConfig>,
     events: Arc<LiveEvents>,
 ) {
-    let session_end = tokio::time::Instant::now() + Duration::from_secs(cfg.max_session_secs);
+    let session_end = Instant::now() + Duration::from_secs(cfg.max_session_secs);
+    let mut last_emit: Option<Instant> = None;
     let result: Result<(), Gone> = async {
         loop {
             tokio::select! {
@@ -214,7 +231,7 @@ pub(crate) async fn run(
                     return Err(Gone);
                 }
             }
-            // Give the batch its window, unless it is already full or a reply is waiting.
+            // Let the batch gather, unless it is already full or a reply is waiting.
             let (ready, closed) = {
                 let st = client.lock();
                 (st.queue.len() >= BATCH_MAX || st.subscribed.is_some(), st.closed)
@@ -223,7 +240,7 @@ pub(crate) async fn run(
                 return Err(Gone);
             }
             if !ready {
-                tokio::time::sleep(BATCH_WINDOW).await;
+                tokio::time::sleep_until(send_at(Instant::now(), last_emit)).await;
             }
             loop {
                 let (subscribed, batch, drops) = {
@@ -247,6 +264,7 @@ pub(crate) async fn run(
                 if subscribed.is_none() && batch.is_empty() && queue + rate + bus == 0 {
                     break;
                 }
+                last_emit = Some(Instant::now());
                 if let Some((filter, backfill)) = subscribed {
                     send(&socket, "subscribed", &json!({ "filter": filter, "backfill": backfill.len() })).await?;
                     send_batches(&socket, &backfill, true, &events).await?;
@@ -269,5 +287,27 @@ pub(crate) async fn run(
     .await;
     if result.is_err() && socket.connected() {
         let _ = socket.clone().disconnect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quiet_client_sends_after_gathering_and_a_busy_one_once_a_window() {
+        let t0 = Instant::now();
+        // Nothing sent yet, or long ago: the batch goes once its commit has gathered.
+        assert_eq!(send_at(t0, None), t0 + GATHER);
+        assert_eq!(
+            send_at(t0 + BATCH_WINDOW * 3, Some(t0)),
+            t0 + BATCH_WINDOW * 3 + GATHER
+        );
+        // Sent 10 ms ago: this batch waits for the window to close.
+        let now = t0 + Duration::from_millis(10);
+        assert_eq!(send_at(now, Some(t0)), t0 + BATCH_WINDOW);
+        // Sent just under a window ago: the gather time still applies.
+        let now = t0 + BATCH_WINDOW - Duration::from_millis(1);
+        assert_eq!(send_at(now, Some(t0)), now + GATHER);
     }
 }
