@@ -15,7 +15,7 @@
 //        SHOT_DIR BUCK_EXE OTHER_CONFIG OTHER_INGEST OTHER_HTTP OTHER_PID_FILE OTHER_LOG
 import { spawn } from "node:child_process";
 import { appendFileSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import { bothBucksGreen, check, done, failed, launchChromium, newPage, openLiveView, out } from "./live_page.mjs";
+import { bothBucksGreen, check, openLiveView, out, runInPage } from "./live_page.mjs";
 
 const [upUrl, logFile, crawl, realA, realB, pidOther, shots, buckExe, otherConfig, otherIngest,
   otherHttp, otherPidFile, otherLog] = process.argv.slice(2);
@@ -42,12 +42,7 @@ const siteOf = (url) => {
 };
 const rest = (l) => l.slice(l.indexOf(" ")); // a line without its time, as written
 
-let browser;
-let page;
-const figures = {};
-try {
-  browser = await launchChromium();
-  page = await newPage(browser, { width: 1600, height: 900 });
+await runInPage({ width: 1600, height: 900 }, `${shots}/live-columns-failed.png`, async (page, figures) => {
   await openLiveView(page, upUrl, crawl);
 
   // 1. Real lines in; every one shown once.
@@ -133,6 +128,8 @@ try {
   await page.waitForSelector("#banner:not([hidden])", { timeout: 15000 });
   const banner = await page.textContent("#banner");
   check(/Buck other is down since \d\d:\d\d:\d\d UTC/.test(banner), `banner: ${banner}`);
+  // The marker joins the stream at the page's next animation frame, just after the banner.
+  await page.waitForFunction(() => sluiceLive.gaps().length > 0, null, { timeout: 2000 });
   const gaps = await page.evaluate(() => sluiceLive.gaps());
   check(gaps.length === 1 && gaps[0].buck === "other" && !gaps[0].back, `gap markers ${JSON.stringify(gaps)}`);
   const gapShown = await page.$$eval("#rows .row.gap", (rs) => rs.map((r) => r.textContent));
@@ -170,14 +167,11 @@ try {
   check(!(await page.isVisible("#banner")), "the banner is gone once the buck is back");
   const after = await page.evaluate(() => sluiceLive.gaps());
   check(after.length === 1 && after[0].back && /was down .* caught up \d+ lines/.test(after[0].text), `gap after: ${JSON.stringify(after)}`);
+  // Lines received join the view at the next animation frame.
+  await page.waitForFunction((n) => sluiceLive.ids().length >= n, batchA.length + outage.length, { timeout: 2000 }).catch(() => {});
   const ids = await page.evaluate(() => sluiceLive.ids());
   check(ids.length === new Set(ids).size, "an id shows twice");
   check(ids.length === batchA.length + outage.length, `${ids.length} lines in the view, ${batchA.length + outage.length} written`);
   await page.screenshot({ path: `${shots}/live-buck-back.png` });
   out({ step: "restarted buck sent every outage line", arrived, gap: after[0].text });
-  done(figures);
-} catch (e) {
-  await failed(e, page, `${shots}/live-columns-failed.png`);
-} finally {
-  if (browser) await browser.close().catch(() => {});
-}
+});

@@ -1,6 +1,7 @@
-// What the live view's browser scripts (live_columns.mjs, pipeline_live_view.mjs) share:
-// how they report, Chromium launched as the other browser tests launch it, the live view
-// opened until both homes' badges are green, and how a script ends.
+// What the live view's browser scripts (live_columns.mjs, pipeline_live_view.mjs,
+// live_token.mjs) share: how they report, Chromium launched as the other browser tests
+// launch it, the live view opened until both homes' badges are green, and how a script
+// runs its steps and ends.
 import { chromium } from "playwright-core";
 
 // One JSON object a line on stdout: the Rust test reads them (tests/util.rs,
@@ -49,4 +50,22 @@ export const done = (figures) =>
 export async function failed(e, page, shot) {
   if (page) await page.screenshot({ path: shot }).catch(() => {});
   process.stdout.write(JSON.stringify({ fail: String((e && e.stack) || e) }) + "\n", () => process.exit(1));
+}
+
+// Runs a script's `steps(page, figures)` in a fresh Chromium page of `viewport`, then ends
+// the script: `done(figures)`, or after an error `failed` with a screenshot at `failedShot`.
+export async function runInPage(viewport, failedShot, steps) {
+  let browser;
+  let page;
+  const figures = {};
+  try {
+    browser = await launchChromium();
+    page = await newPage(browser, viewport);
+    await steps(page, figures);
+    done(figures);
+  } catch (e) {
+    await failed(e, page, failedShot);
+  } finally {
+    if (browser) await browser.close().catch(() => {});
+  }
 }

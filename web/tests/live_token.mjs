@@ -7,7 +7,7 @@
 // {"fail": "..."} (and exits 1).
 //
 // usage: node live_token.mjs OTHER_URL CRAWL TOKEN LINES SCREENSHOT_PATH
-import { check, done, failed, launchChromium, newPage, out } from "./live_page.mjs";
+import { check, out, runInPage } from "./live_page.mjs";
 
 const [otherUrl, crawl, token, linesArg, screenshot] = process.argv.slice(2);
 const lines = Number(linesArg);
@@ -22,12 +22,7 @@ async function enterToken(page, value) {
   await page.press("#token", "Tab");
 }
 
-let browser;
-let page;
-const figures = {};
-try {
-  browser = await launchChromium();
-  page = await newPage(browser, { width: 1280, height: 800 });
+await runInPage({ width: 1280, height: 800 }, screenshot, async (page, figures) => {
   await page.goto(`${otherUrl}/ui/live?crawl=${crawl}`);
 
   // 1. No token: the open buck's lines, the refusing buck red, the banner and the box.
@@ -79,8 +74,4 @@ try {
   out({ step: "kept across a reload" });
 
   await page.screenshot({ path: screenshot });
-  await browser.close();
-  done(figures);
-} catch (e) {
-  await failed(e, page, screenshot);
-}
+});

@@ -7,7 +7,7 @@
 //
 // usage: node pipeline_live_view.mjs UP_URL LOG_FILE CRAWL PID_OTHER_BUCK SCREENSHOT_PATH
 import { appendFileSync } from "node:fs";
-import { check, done, failed, launchChromium, newPage, openLiveView, out } from "./live_page.mjs";
+import { check, openLiveView, out, runInPage } from "./live_page.mjs";
 
 const [upUrl, logFile, crawl, pidOther, screenshot] = process.argv.slice(2);
 
@@ -28,14 +28,9 @@ function writeLines(n, status) {
 }
 
 // The page's buffer (not the DOM: the list is virtualised, only visible rows exist).
-const shownUrls = () => page.evaluate(() => sluiceLive.lines());
+const shownUrls = (page) => page.evaluate(() => sluiceLive.lines());
 
-let browser;
-let page;
-const figures = {};
-try {
-  browser = await launchChromium();
-  page = await newPage(browser, { width: 1280, height: 800 });
+await runInPage({ width: 1280, height: 800 }, screenshot.replace(/\.png$/, "-failed.png"), async (page, figures) => {
   await openLiveView(page, upUrl, crawl);
 
   // 1. Lines appended to the file appear once each within 1 s.
@@ -47,7 +42,7 @@ try {
   await page.waitForFunction((n) => sluiceLive.stats().duplicates >= n, batch1.length, { timeout: 5000 });
   const ids1 = await page.evaluate(() => sluiceLive.ids());
   check(ids1.length === new Set(ids1).size, `an id shows twice: ${ids1.length} rows, ${new Set(ids1).size} ids`);
-  const rows1 = await shownUrls();
+  const rows1 = await shownUrls(page);
   for (const { url } of batch1) {
     const n = rows1.filter((r) => r.includes(url + " ")).length;
     check(n === 1, `${url} shown ${n} times, expected once`);
@@ -66,7 +61,7 @@ try {
   await page.waitForFunction(
     (want) => { const t = sluiceLive.lines().join("\n"); return want.every((u) => t.includes(u + " ")); },
     want404, { timeout: 3000 });
-  const rows2 = await shownUrls();
+  const rows2 = await shownUrls(page);
   for (const { url, status } of batch2) {
     const shown = rows2.some((r) => r.includes(url + " "));
     check(shown === (status === 404), `${url} (status ${status}) shown=${shown} under filter status=404`);
@@ -93,9 +88,4 @@ try {
   const badges = await page.$$eval(".badge", (bs) => bs.map((b) => [b.textContent, b.dataset.state]));
   out({ step: "killed buck red, lines keep coming", badges });
   await page.screenshot({ path: screenshot.replace(/\.png$/, "-buck-down.png") });
-  done(figures);
-} catch (e) {
-  await failed(e, page, screenshot.replace(/\.png$/, "-failed.png"));
-} finally {
-  if (browser) await browser.close().catch(() => {});
-}
+});
